@@ -1,0 +1,112 @@
+# mamba-mia build.
+#
+#   make setup   install what is missing (Debian packages, MNIST) - idempotent
+#   make all     optimised engines (single-threaded), bin/train, bin/export
+#   make omp     engines with OpenMP (the seed's `make omp && ./mamba ...`)
+#   make fast    fastest engine build, used by `make bench`
+#   make debug   engines and tests with symbols, ASan and UBSan
+#   make test    build and run every test binary
+#   make bench   speed benchmarks; results go to bench/results.txt
+#   make demo    the main job: setup, train, export, infer (attack run later)
+#   make clean
+#
+# The engines (mamba.cpp, cnn.cpp) need only libc, libm and OpenMP. The
+# training side (train/, export/, common/) links LibTorch, zlib, nlohmann-json.
+# Its programs go to bin/: a file cannot share its name with the source
+# folders train/, export/ and attack/ at the top level.
+
+CXX      ?= g++
+BUILD    := build
+ARCH     ?= -march=native
+# No -ffast-math / -Ofast: it lets the compiler assume no NaNs, which would
+# silently delete the engines' NaN-input checks. Reassociation alone is enough
+# for the compiler to vectorise dot products.
+OPT      := -O3 $(ARCH) -fno-math-errno -fno-trapping-math -fassociative-math -fno-signed-zeros -fopenmp-simd
+WARN     := -Wall -Wextra -Wno-unused-parameter
+CXXSTD   := -std=c++17
+ENGINE_CXXFLAGS ?= $(CXXSTD) $(OPT) $(WARN)
+OMPFLAG  := -fopenmp
+
+TORCH_INC  := -isystem /usr/include/torch/csrc/api/include
+TORCH_LIBS := -ltorch -ltorch_cpu -lc10
+HOST_CXXFLAGS ?= $(CXXSTD) -O2 $(ARCH) $(WARN) $(OMPFLAG) $(TORCH_INC) -Iengine -I.
+HOST_LDLIBS   := $(TORCH_LIBS) -lz -lpthread
+
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+# --- sources ---------------------------------------------------------------
+ENGINE_HDRS := $(wildcard engine/*.h)
+COMMON_SRCS := $(wildcard common/*.cpp)
+TRAIN_SRCS  := $(filter-out train/main.cpp,$(wildcard train/*.cpp))
+EXPORT_SRCS := $(filter-out export/main.cpp,$(wildcard export/*.cpp))
+COMMON_OBJS := $(COMMON_SRCS:%.cpp=$(BUILD)/%.o)
+TRAIN_OBJS  := $(TRAIN_SRCS:%.cpp=$(BUILD)/%.o)
+EXPORT_OBJS := $(EXPORT_SRCS:%.cpp=$(BUILD)/%.o)
+# The engine compiled as a library (no main) for ./attack, ./export and tests.
+ENGINE_LIB_OBJS := $(BUILD)/mamba_lib.o
+
+.PHONY: all omp fast debug engines train-bins test bench demo setup clean fuzz
+.DEFAULT_GOAL := all
+
+all: engines train-bins
+
+engines: mamba
+
+omp:
+	$(CXX) $(ENGINE_CXXFLAGS) $(OMPFLAG) mamba.cpp -o mamba -lm
+
+fast:
+	$(CXX) $(ENGINE_CXXFLAGS) -funroll-loops $(OMPFLAG) mamba.cpp -o mamba -lm
+
+debug:
+	$(CXX) $(CXXSTD) -O1 -g $(WARN) $(SAN) $(OMPFLAG) mamba.cpp -o mamba -lm
+
+mamba: mamba.cpp $(ENGINE_HDRS)
+	$(CXX) $(ENGINE_CXXFLAGS) mamba.cpp -o $@ -lm
+
+$(BUILD)/mamba_lib.o: mamba.cpp $(ENGINE_HDRS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(ENGINE_CXXFLAGS) $(OMPFLAG) -DMAMBA_NO_MAIN -c mamba.cpp -o $@
+
+train-bins: bin/train bin/export
+
+$(BUILD)/%.o: %.cpp $(ENGINE_HDRS) $(wildcard common/*.h train/*.h export/*.h)
+	@mkdir -p $(dir $@)
+	$(CXX) $(HOST_CXXFLAGS) -c $< -o $@
+
+bin/train: $(BUILD)/train/main.o $(TRAIN_OBJS) $(COMMON_OBJS)
+	@mkdir -p bin
+	$(CXX) $(HOST_CXXFLAGS) $^ -o $@ $(HOST_LDLIBS)
+
+bin/export: $(BUILD)/export/main.o $(EXPORT_OBJS) $(TRAIN_OBJS) $(COMMON_OBJS)
+	@mkdir -p bin
+	$(CXX) $(HOST_CXXFLAGS) $^ -o $@ $(HOST_LDLIBS)
+
+# --- tests -----------------------------------------------------------------
+# Each tests/test_*.cpp is its own doctest binary (so LibTorch-free tests
+# build in seconds); tests/doctest_main.cpp supplies main().
+TEST_SRCS := $(wildcard tests/test_*.cpp)
+TEST_BINS := $(TEST_SRCS:tests/%.cpp=$(BUILD)/tests/%)
+
+$(BUILD)/tests/doctest_main.o: tests/doctest_main.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXSTD) -O1 -c $< -o $@
+
+$(BUILD)/tests/test_%: tests/test_%.cpp $(BUILD)/tests/doctest_main.o $(ENGINE_LIB_OBJS) $(TRAIN_OBJS) $(EXPORT_OBJS) $(COMMON_OBJS)
+	$(CXX) $(HOST_CXXFLAGS) $(filter %.cpp %.o,$^) -o $@ $(HOST_LDLIBS)
+
+test: mamba bin/train bin/export $(TEST_BINS)
+	@bash tests/run_all.sh $(TEST_BINS)
+
+# --- setup, demo, bench ----------------------------------------------------
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	@bash scripts/demo.sh
+
+bench: setup
+	@bash scripts/bench.sh
+
+clean:
+	rm -rf $(BUILD) bin mamba

@@ -1,0 +1,108 @@
+// format.h: the packed model format, shared by the writer (export/) and the
+// readers (mamba.cpp, cnn.cpp). docs/FORMAT.md describes it byte by byte;
+// change both together and bump MMIA_FORMAT_VERSION when the layout changes.
+//
+// Layout (all little-endian):
+//   [0, 256)                      MmiaHeader
+//   [256, 256 + 96*n_tensors)     MmiaTensorEntry table
+//   padding to 64 bytes, then each tensor's data, each 64-byte aligned
+//
+// Plain C-style: no STL, nothing but <stdint.h> and <string.h>, so the
+// dependency-free engines can include it.
+#pragma once
+#include <stdint.h>
+#include <string.h>
+
+#define MMIA_MAGIC "MAMBAMIA"           // 8 bytes, no terminator in the file
+#define MMIA_FORMAT_VERSION 1u
+#define MMIA_HEADER_BYTES 256u
+#define MMIA_TENSOR_ENTRY_BYTES 96u
+#define MMIA_ALIGN 64u
+#define MMIA_NAME_BYTES 56u             // tensor name, NUL-padded
+
+// Model kinds: a file for one engine is refused by the other.
+enum MmiaKind : uint32_t {
+    MMIA_KIND_MAMBA = 1,  // Mamba classifier (mamba.cpp)
+    MMIA_KIND_CNN = 2,    // CNN classifier (cnn.cpp)
+};
+
+enum MmiaDtype : uint32_t {
+    MMIA_DTYPE_F32 = 0,
+};
+
+// Slots of MmiaHeader.hp for MMIA_KIND_MAMBA. Each is an int32.
+enum MmiaMambaHp {
+    MMIA_HP_D_MODEL = 0,     // residual stream width D
+    MMIA_HP_N_LAYERS = 1,    // number of Mamba blocks
+    MMIA_HP_D_STATE = 2,     // SSM state size N
+    MMIA_HP_D_CONV = 3,      // depthwise conv kernel K
+    MMIA_HP_D_INNER = 4,     // expand * d_model = E
+    MMIA_HP_DT_RANK = 5,     // R
+    MMIA_HP_PATCH_H = 6,     // image -> tokens: non-overlapping patch_h x patch_w
+    MMIA_HP_PATCH_W = 7,     //   patches in row-major order, each flattened (c, y, x)
+    MMIA_HP_SEQ_LEN = 8,     // L = (H / patch_h) * (W / patch_w)
+    MMIA_HP_POOL = 9,        // MmiaPool
+    MMIA_HP_CONV_MODE = 10,  // MmiaConvMode
+};
+
+enum MmiaPool : int32_t {
+    MMIA_POOL_MEAN = 0,  // mean of the final-normed tokens
+    MMIA_POOL_LAST = 1,  // last token
+};
+
+enum MmiaConvMode : int32_t {
+    MMIA_CONV_CAUSAL = 0,  // paper: left padding K-1, output t sees inputs <= t
+    MMIA_CONV_SAME = 1,    // seed 000: symmetric padding, output t sees t-K/2..
+};
+
+// Slots of MmiaHeader.fp (float hyperparameters).
+enum MmiaFloatHp {
+    MMIA_FP_NORM_EPS = 0,  // RMSNorm epsilon
+};
+
+// Exactly 256 bytes; field offsets are in docs/FORMAT.md.
+struct MmiaHeader {
+    char magic[8];          // MMIA_MAGIC
+    uint32_t version;       // MMIA_FORMAT_VERSION
+    uint32_t kind;          // MmiaKind
+    uint64_t file_bytes;    // total size of the file; a truncated file fails this
+    uint64_t checksum;      // mmia_checksum of bytes [256, file_bytes)
+    uint32_t n_tensors;     // entries in the tensor table
+    uint32_t in_channels;   // input image C
+    uint32_t in_height;     // input image H
+    uint32_t in_width;      // input image W
+    uint32_t n_classes;     // logits per image
+    uint32_t reserved0;
+    float in_mean[4];       // per-channel normalisation: x = (pixel - mean) / std,
+    float in_std[4];        //   pixel in [0,1] as stored in input.bin
+    int32_t hp[32];         // integer hyperparameters, meaning per kind
+    float fp[8];            // float hyperparameters, meaning per kind
+    uint8_t pad[256 - 56 - 32 - 128 - 32];
+};
+
+struct MmiaTensorEntry {
+    char name[MMIA_NAME_BYTES];  // NUL-padded, e.g. "layers.0.in_proj.weight"
+    uint32_t dtype;              // MmiaDtype
+    uint32_t ndim;               // 1..4
+    uint32_t shape[4];           // unused dims are 1
+    uint64_t offset;             // from the start of the file, 64-byte aligned
+    uint64_t nbytes;             // = 4 * prod(shape) for f32
+};
+
+static_assert(sizeof(MmiaHeader) == MMIA_HEADER_BYTES, "header must be 256 bytes");
+static_assert(sizeof(MmiaTensorEntry) == MMIA_TENSOR_ENTRY_BYTES, "entry must be 96 bytes");
+
+// 64-bit FNV-1a over 8-byte little-endian words (the tail byte by byte).
+// Word-wise so it runs at memory speed: a 10 MB model costs a few ms.
+static inline uint64_t mmia_checksum(const uint8_t* p, uint64_t n) {
+    const uint64_t prime = 1099511628211ull;
+    uint64_t h = 14695981039346656037ull;
+    uint64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * prime;
+    }
+    for (; i < n; i++) h = (h ^ p[i]) * prime;
+    return h;
+}

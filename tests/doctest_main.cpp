@@ -1,0 +1,3 @@
+// main() for every doctest binary in tests/.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
