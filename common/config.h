@@ -1,0 +1,68 @@
+// config.h: config.json (named model presets + training defaults), resolved
+// into typed structs. Shared by train/, export/ and attack/.
+//
+// Resolution order, later wins: config.json "training" defaults -> the preset
+// (its model fields, and any training fields it overrides) -> CLI flags.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace mmia {
+
+using json = nlohmann::json;
+
+// Hyperparameters of the Mamba classifier (train/mamba_model.h, mamba.cpp).
+struct MambaConfig {
+    int d_model = 64;       // D: residual stream width
+    int n_layers = 2;
+    int d_state = 16;       // N
+    int d_conv = 4;         // K: depthwise conv kernel
+    int expand = 2;         // E = expand * D
+    int dt_rank = 0;        // R; 0 in JSON as "auto" = ceil(D / 16)
+    double dt_min = 1e-3;   // dt bias init: softplus^-1 of log-uniform [dt_min, dt_max]
+    double dt_max = 1e-1;
+    double dt_init_floor = 1e-4;
+    int patch_h = 4;        // image -> tokens: non-overlapping patches
+    int patch_w = 4;
+    std::string pool = "mean";    // "mean" | "last"
+    std::string conv = "causal";  // "causal" (paper) | "same" (seed 000)
+    double norm_eps = 1e-5;
+
+    int d_inner() const { return expand * d_model; }
+};
+
+struct TrainConfig {
+    int batch_size = 128;
+    int epochs = 10;
+    double learning_rate = 1e-3;
+    double weight_decay = 0.01;
+    std::string lr_schedule = "cosine";  // "cosine" | "constant"
+    std::string save_dir = "checkpoints";
+    uint64_t seed = 42;
+};
+
+// A preset resolved against a dataset's image shape.
+struct ModelSpec {
+    std::string preset;
+    std::string model;  // "mamba"
+    MambaConfig mamba;
+};
+
+// Reads and parses config.json; throws std::runtime_error("<path>: <why>").
+json load_config_file(const std::string& path);
+
+// The preset named `name` ("" = the default for `model`); throws listing the
+// known presets when there is no such preset.
+ModelSpec resolve_preset(const json& config, const std::string& model, const std::string& name);
+TrainConfig resolve_training(const json& config, const std::string& preset_name);
+
+// Checks dimensions against the image (patches tile it, sizes in range).
+void validate_mamba(const MambaConfig& c, int channels, int height, int width);
+
+json to_json(const MambaConfig& c);
+MambaConfig mamba_from_json(const json& j);  // strict: unknown or bad fields throw
+json to_json(const TrainConfig& c);
+
+}  // namespace mmia

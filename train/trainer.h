@@ -1,0 +1,44 @@
+// trainer.h: the training loop shared by ./train and ./attack (which trains
+// target and shadow models on index subsets).
+#pragma once
+#include <torch/torch.h>
+
+#include <string>
+
+#include "common/config.h"
+#include "common/data.h"
+#include "train/checkpoint.h"
+
+namespace mmia {
+
+// Pixels as float in [0,1], shape (n, C, H, W); the model normalises.
+torch::Tensor images_to_tensor(const ImageSet& set);
+torch::Tensor labels_to_tensor(const ImageSet& set);  // (n) int64
+
+struct TrainJob {
+    ModelSpec spec;
+    TrainConfig train;
+    InputSpec input;
+    std::string dataset;     // recorded in the checkpoint meta
+    std::string checkpoint;  // where to write (and resume from)
+    bool force = false;      // overwrite a checkpoint made with another config
+    bool verbose = true;     // per-epoch lines on stdout
+    json extra_meta = json::object();  // e.g. the attack's split description
+};
+
+// Trains (or resumes, or finds already trained) the model described by `job`
+// on (train_x, train_y), evaluating on (test_x, test_y) after each epoch.
+// Deterministic for a given seed and thread count: weights are initialised
+// from the seed, and each epoch's shuffle depends only on (seed, epoch), so a
+// resumed run continues exactly as an uninterrupted one. Returns the meta
+// record of the final checkpoint (history, final train/test accuracy).
+json train_mamba(const TrainJob& job, const torch::Tensor& train_x, const torch::Tensor& train_y,
+                 const torch::Tensor& test_x, const torch::Tensor& test_y);
+
+// Logits of `model` in eval mode, no grad, in batches: (n, n_classes).
+torch::Tensor predict_logits(torch::nn::Module& model,
+                             const std::function<torch::Tensor(const torch::Tensor&)>& forward,
+                             const torch::Tensor& images, int64_t batch = 1000);
+double accuracy(const torch::Tensor& logits, const torch::Tensor& labels);
+
+}  // namespace mmia
