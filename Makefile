@@ -95,7 +95,8 @@ $(BUILD)/tests/doctest_main.o: tests/doctest_main.cpp
 $(BUILD)/tests/test_%: tests/test_%.cpp $(BUILD)/tests/doctest_main.o $(ENGINE_LIB_OBJS) $(TRAIN_OBJS) $(EXPORT_OBJS) $(COMMON_OBJS)
 	$(CXX) $(HOST_CXXFLAGS) $(filter %.cpp %.o,$^) -o $@ $(HOST_LDLIBS)
 
-test: mamba bin/train bin/export $(TEST_BINS)
+test: setup
+	@$(MAKE) --no-print-directory -j2 mamba bin/train bin/export $(TEST_BINS)
 	@bash tests/run_all.sh $(TEST_BINS)
 
 # --- setup, demo, bench ----------------------------------------------------

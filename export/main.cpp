@@ -20,7 +20,7 @@ int main(int argc, char** argv) {
     model_cmd->add_option("--checkpoint", checkpoint, "checkpoint written by bin/train")->required();
     model_cmd->add_option("--output", model_out, "packed model file")->required();
 
-    std::string dataset = "mnist", data_dir, split = "test", image_out;
+    std::string dataset = "mnist", data_dir, split = "test", image_out, labels_out;
     int64_t index = 0, count = 1;
     auto* image_cmd = app.add_subcommand("image", "dataset images -> raw float32 input.bin");
     image_cmd->add_option("--dataset", dataset, "mnist | fashion | cifar10")->capture_default_str();
@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
     image_cmd->add_option("--count", count, "number of images (0 = to the end of the split)")
         ->check(CLI::NonNegativeNumber)->capture_default_str();
     image_cmd->add_option("--output", image_out, "input.bin to write")->required();
+    image_cmd->add_option("--labels", labels_out, "also write the images' labels, one per line");
 
     try {
         app.parse(argc, argv);
@@ -49,6 +50,7 @@ int main(int argc, char** argv) {
             const ImageSet& set = split == "test" ? data.test : data.train;
             if (count == 0) count = set.n - index;
             write_input_bin(image_out, set, index, count);
+            if (!labels_out.empty()) write_labels_txt(labels_out, set, index, count);
             std::printf("wrote %s: %lld image(s) %dx%dx%d from %s %s, first label %d\n",
                         image_out.c_str(), (long long)count, set.channels, set.height, set.width,
                         dataset.c_str(), split.c_str(), index < set.n ? set.labels[size_t(index)] : -1);

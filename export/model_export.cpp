@@ -82,25 +82,42 @@ void export_mamba_checkpoint(const std::string& checkpoint, const std::string& o
     write_packed_model(output, packed.header, packed.tensors);
 }
 
-void write_input_bin(const std::string& path, const ImageSet& set, int64_t first, int64_t count) {
+static void check_range(const ImageSet& set, int64_t first, int64_t count) {
     if (first < 0 || count < 1 || first + count > set.n)
         throw std::runtime_error("images [" + std::to_string(first) + ", " +
                                  std::to_string(first + count) + ") are outside the " +
                                  std::to_string(set.n) + " images of this split");
-    const int64_t per = int64_t(set.channels) * set.height * set.width;
-    std::vector<float> floats(size_t(count * per));
-    for (int64_t i = 0; i < count * per; i++)
-        floats[size_t(i)] = float(set.pixels[size_t(first * per + i)]) / 255.0f;
+}
+
+// Writes `bytes` to path + ".tmp" and renames it into place: a failed write
+// (a full disk) leaves whatever was at `path` before untouched.
+static void write_file_atomically(const std::string& path, const void* bytes, size_t n) {
     const std::string tmp = path + ".tmp";
     FILE* f = std::fopen(tmp.c_str(), "wb");
     if (!f) throw std::runtime_error(path + ": cannot create");
-    bool ok = std::fwrite(floats.data(), sizeof(float), floats.size(), f) == floats.size();
+    bool ok = std::fwrite(bytes, 1, n, f) == n;
     ok = (std::fflush(f) == 0) && ok;
     ok = (std::fclose(f) == 0) && ok;
     if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
         std::remove(tmp.c_str());
         throw std::runtime_error(path + ": write failed (disk full?)");
     }
+}
+
+void write_input_bin(const std::string& path, const ImageSet& set, int64_t first, int64_t count) {
+    check_range(set, first, count);
+    const int64_t per = int64_t(set.channels) * set.height * set.width;
+    std::vector<float> floats(size_t(count * per));
+    for (int64_t i = 0; i < count * per; i++)
+        floats[size_t(i)] = float(set.pixels[size_t(first * per + i)]) / 255.0f;
+    write_file_atomically(path, floats.data(), floats.size() * sizeof(float));
+}
+
+void write_labels_txt(const std::string& path, const ImageSet& set, int64_t first, int64_t count) {
+    check_range(set, first, count);
+    std::string text;
+    for (int64_t i = first; i < first + count; i++) text += std::to_string(set.labels[size_t(i)]) + "\n";
+    write_file_atomically(path, text.data(), text.size());
 }
 
 }  // namespace mmia

@@ -26,5 +26,7 @@ void export_mamba_checkpoint(const std::string& checkpoint, const std::string& o
 // Writes images [first, first+count) of `set` as raw float32 pixels in [0,1]
 // (C*H*W floats per image), atomically.
 void write_input_bin(const std::string& path, const ImageSet& set, int64_t first, int64_t count);
+// The labels of the same images, one decimal per line, atomically.
+void write_labels_txt(const std::string& path, const ImageSet& set, int64_t first, int64_t count);
 
 }  // namespace mmia

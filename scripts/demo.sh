@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# demo.sh: the main job on MNIST (run by `make demo`, after `make setup`):
+# train the default Mamba, export it and a test image, run the mmap'd engine,
+# and check the engine's accuracy on all 10,000 test images.
+# Re-running resumes or reuses the trained checkpoint.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+THREADS=${THREADS:-$(nproc)}
+PRESET=${PRESET:-mamba-mnist}
+CKPT=checkpoints/mnist_${PRESET}.pt
+
+make -s bin/train bin/export
+make -s omp
+
+echo "== train ($PRESET, $THREADS threads)"
+bin/train --model mamba --dataset mnist --preset "$PRESET" --threads "$THREADS" --output "$CKPT"
+
+echo "== export"
+bin/export model --checkpoint "$CKPT" --output mnist_mamba.bin
+bin/export image --dataset mnist --index 0 --output input.bin
+
+echo "== ./mamba mnist_mamba.bin input.bin"
+./mamba mnist_mamba.bin input.bin
+
+echo "== engine accuracy on the 10,000 MNIST test images"
+mkdir -p runs
+bin/export image --dataset mnist --index 0 --count 0 --output runs/mnist_test.bin --labels runs/mnist_test_labels.txt
+OMP_NUM_THREADS=$THREADS ./mamba mnist_mamba.bin runs/mnist_test.bin --quiet > runs/mnist_test_pred.txt
+paste -d' ' runs/mnist_test_pred.txt runs/mnist_test_labels.txt |
+  awk '{n++; if ($1 == $2) c++} END {printf "engine test accuracy: %.4f (%d/%d)\n", c/n, c, n}'

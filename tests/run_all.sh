@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# run_all.sh BIN...: runs each doctest binary from the project root and adds
+# up their test cases; ends with the line "N passed, N failed".
+set -u
+cd "$(dirname "$0")/.."
+passed=0 failed=0 broken=()
+for bin in "$@"; do
+  echo "== $bin"
+  out=$("$bin" 2>&1); rc=$?
+  echo "$out" | grep -v '^\[doctest\] doctest version' | tail -n 25
+  line=$(echo "$out" | grep -E '^\[doctest\] test cases:' | tail -n 1)
+  p=$(echo "$line" | sed -nE 's/.*\| *([0-9]+) passed.*/\1/p')
+  f=$(echo "$line" | sed -nE 's/.*\| *([0-9]+) failed.*/\1/p')
+  passed=$((passed + ${p:-0}))
+  failed=$((failed + ${f:-0}))
+  if [ $rc -ne 0 ] || [ -z "$line" ]; then
+    broken+=("$bin")
+    [ -z "$line" ] && failed=$((failed + 1))  # crashed before its summary
+  fi
+done
+[ ${#broken[@]} -gt 0 ] && echo "failing binaries: ${broken[*]}"
+echo "$passed passed, $failed failed"
+[ ${#broken[@]} -eq 0 ]
