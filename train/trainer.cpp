@@ -151,6 +151,7 @@ json train_mamba(const TrainJob& job, const torch::Tensor& train_x, const torch:
                         h["train_acc_running"].get<double>(), test_acc, bar.seconds());
         std::fflush(stdout);
         if (epoch + 1 < tc.epochs) save_checkpoint(job.checkpoint, *model, &optimizer, meta);
+        if (epoch + 1 == job.stop_after_epochs) return meta;
     }
 
     // Final accuracies in eval mode over the whole sets: what the engine's

@@ -24,6 +24,7 @@ struct TrainJob {
     bool force = false;      // overwrite a checkpoint made with another config
     bool verbose = true;     // per-epoch lines on stdout
     json extra_meta = json::object();  // e.g. the attack's split description
+    int stop_after_epochs = 0;  // tests: return after this many epochs, as a killed run would
 };
 
 // Trains (or resumes, or finds already trained) the model described by `job`
