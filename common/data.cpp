@@ -152,6 +152,7 @@ struct DatasetSpec {
     std::vector<float> mean, std;
     std::vector<std::string> class_names;
     bool is_idx;  // else CIFAR-10 batches
+    const char* how_to_get;  // the end of the "files not found" message
 };
 
 const std::vector<DatasetSpec>& dataset_specs() {
@@ -163,7 +164,8 @@ const std::vector<DatasetSpec>& dataset_specs() {
          {0.1307f},
          {0.3081f},
          {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"},
-         true},
+         true,
+         "run `make setup` (it fetches MNIST into data/mnist)"},
         {"fashion",
          {"data/fashion", "/usr/share/datasets/fashion-mnist"},
          {"train-images-idx3-ubyte", "train-labels-idx1-ubyte"},
@@ -172,7 +174,8 @@ const std::vector<DatasetSpec>& dataset_specs() {
          {0.3530f},
          {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
           "Bag", "Ankle boot"},
-         true},
+         true,
+         "run `make setup` (it installs the Debian package dataset-fashion-mnist)"},
         {"cifar10",
          {"data/cifar10", "../shared/data/cifar-10", "data/cifar-10-batches-bin"},
          {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin",
@@ -182,7 +185,10 @@ const std::vector<DatasetSpec>& dataset_specs() {
          {0.2470f, 0.2435f, 0.2616f},
          {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
           "truck"},
-         false},
+         false,
+         "run `make setup`, or put the CIFAR-10 binary batches (data_batch_1..5.bin and "
+         "test_batch.bin, each raw or .gz, from cifar-10-binary.tar.gz) in one of these "
+         "directories"},
     };
     return specs;
 }
@@ -245,9 +251,9 @@ ResolvedFiles resolve_files(const DatasetSpec& spec, const std::string& data_dir
         }
     }
     throw std::runtime_error("dataset " + std::string(spec.name) +
-                             ": files not found; looked in:" + tried +
-                             "\n  run `make setup` to fetch the datasets (or pass the directory "
-                             "holding the files with --data-dir)");
+                             ": files not found; looked in:" + tried + "\n  " +
+                             spec.how_to_get + ", or pass the directory holding the files "
+                             "with --data-dir");
 }
 
 // Class names from CIFAR-10's batches.meta.txt (one per line, in label
