@@ -1,0 +1,351 @@
+// packed.h: open a packed model file (engine/format.h, docs/FORMAT.md) and
+// find its tensors by name. Shared by every engine (mamba.cpp, cnn.cpp), so
+// nothing here knows about any one architecture: it checks what every model
+// file must satisfy, and each engine then checks its own kind, dimensions
+// and tensor names/shapes through packed_tensor().
+//
+// Header-only, static inline, C-style: libc + POSIX mmap, no STL.
+//
+//   PackedFile pf;
+//   char err[256];
+//   if (packed_open(&pf, "model.bin", err, sizeof err) != 0) { report err }
+//   uint32_t shape[2] = {64, 16};
+//   const float* w = packed_tensor(&pf, "embed.weight", 2, shape, err, sizeof err);
+//   ...
+//   packed_close(&pf);
+//
+// Error strings are "<why>" without the file name; callers prefix the path.
+#pragma once
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "format.h"
+
+// Caps every reader enforces before trusting the table (docs/FORMAT.md).
+#define PACKED_MAX_TENSORS 4096u
+#define PACKED_MAX_DIM 0x7fffffffu  // one dimension, so it fits an int
+
+// A validated model file. header/table point into the bytes (mmap'd or the
+// caller's buffer); they are only non-NULL after packed_validate succeeded.
+typedef struct {
+    const uint8_t* bytes;          // the whole file
+    uint64_t size;                 // its length in bytes
+    const MmiaHeader* header;      // = bytes
+    const MmiaTensorEntry* table;  // [n_tensors], right after the header
+    uint32_t n_tensors;
+    void* map;                     // mmap base to munmap, or NULL (memory)
+    size_t map_len;
+} PackedFile;
+
+// snprintf into err if there is room; every error path uses it.
+static inline void packed_err(char* err, size_t errlen, const char* fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static inline void packed_err(char* err, size_t errlen, const char* fmt, ...) {
+    if (!err || errlen == 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static inline uint64_t packed_align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
+
+// qsort comparators over arrays of entry pointers (no context needed).
+static inline int packed_cmp_name(const void* a, const void* b) {
+    const MmiaTensorEntry* x = *(const MmiaTensorEntry* const*)a;
+    const MmiaTensorEntry* y = *(const MmiaTensorEntry* const*)b;
+    return strncmp(x->name, y->name, MMIA_NAME_BYTES);
+}
+static inline int packed_cmp_offset(const void* a, const void* b) {
+    const MmiaTensorEntry* x = *(const MmiaTensorEntry* const*)a;
+    const MmiaTensorEntry* y = *(const MmiaTensorEntry* const*)b;
+    return (x->offset > y->offset) - (x->offset < y->offset);
+}
+
+// Validate a whole model file held in memory: header, every table entry,
+// and the checksum. Nothing in the file is trusted before this returns 0.
+// bytes must be 8-byte aligned (mmap gives a page; malloc gives 16) so the
+// header, the table and the 64-byte-aligned tensor data can be used in place.
+// On success fills pf (map = NULL: the caller owns the bytes); on failure
+// writes the reason to err and returns -1.
+static inline int packed_validate(PackedFile* pf, const void* data, uint64_t size, char* err,
+                                  size_t errlen) {
+    memset(pf, 0, sizeof *pf);
+    const uint8_t* p = (const uint8_t*)data;
+    if (size == 0) {
+        packed_err(err, errlen, "file is empty");
+        return -1;
+    }
+    if (!p || ((uintptr_t)p & 7u)) {
+        packed_err(err, errlen, "model bytes are not 8-byte aligned in memory");
+        return -1;
+    }
+    if (size < MMIA_HEADER_BYTES) {
+        packed_err(err, errlen, "file is %llu bytes, too small for the %u-byte header (truncated?)",
+                   (unsigned long long)size, MMIA_HEADER_BYTES);
+        return -1;
+    }
+    const MmiaHeader* h = (const MmiaHeader*)p;
+    if (memcmp(h->magic, MMIA_MAGIC, 8) != 0) {
+        packed_err(err, errlen, "not a packed model file (bad magic; expected \"%s\")", MMIA_MAGIC);
+        return -1;
+    }
+    if (h->version != MMIA_FORMAT_VERSION) {
+        packed_err(err, errlen, "unsupported format version %u (this reader knows version %u)",
+                   h->version, MMIA_FORMAT_VERSION);
+        return -1;
+    }
+    if (h->file_bytes != size) {
+        packed_err(err, errlen, "header says %llu bytes but the file has %llu (%s)",
+                   (unsigned long long)h->file_bytes, (unsigned long long)size,
+                   h->file_bytes > size ? "truncated" : "trailing bytes");
+        return -1;
+    }
+    uint32_t n = h->n_tensors;
+    if (n == 0 || n > PACKED_MAX_TENSORS) {
+        packed_err(err, errlen, "tensor count %u outside 1..%u", n, PACKED_MAX_TENSORS);
+        return -1;
+    }
+    // n <= 4096 so none of this overflows.
+    uint64_t table_end = (uint64_t)MMIA_HEADER_BYTES + (uint64_t)MMIA_TENSOR_ENTRY_BYTES * n;
+    uint64_t data_start = packed_align_up(table_end, MMIA_ALIGN);
+    if (table_end > size) {
+        packed_err(err, errlen, "tensor table (%u entries, ends at byte %llu) runs past the end of the file",
+                   n, (unsigned long long)table_end);
+        return -1;
+    }
+    const MmiaTensorEntry* table = (const MmiaTensorEntry*)(p + MMIA_HEADER_BYTES);
+
+    for (uint32_t i = 0; i < n; i++) {
+        const MmiaTensorEntry* e = &table[i];
+        if (!memchr(e->name, 0, MMIA_NAME_BYTES)) {
+            packed_err(err, errlen, "tensor %u: name is not NUL-terminated within %u bytes", i,
+                       MMIA_NAME_BYTES);
+            return -1;
+        }
+        if (e->name[0] == 0) {
+            packed_err(err, errlen, "tensor %u: empty name", i);
+            return -1;
+        }
+        for (const char* c = e->name; *c; c++) {
+            if (*c < 0x21 || *c > 0x7e) {  // names go into error messages: printable only
+                packed_err(err, errlen, "tensor %u: name has a non-printable byte 0x%02x", i,
+                           (unsigned)(unsigned char)*c);
+                return -1;
+            }
+        }
+        if (e->dtype != MMIA_DTYPE_F32) {
+            packed_err(err, errlen, "tensor '%s': unknown dtype %u (only 0 = f32)", e->name, e->dtype);
+            return -1;
+        }
+        if (e->ndim < 1 || e->ndim > 4) {
+            packed_err(err, errlen, "tensor '%s': ndim %u outside 1..4", e->name, e->ndim);
+            return -1;
+        }
+        // Element count, overflow-safe: stop as soon as it exceeds what the
+        // file could hold (a product of four 32-bit dims can overflow 64 bits).
+        uint64_t nel = 1;
+        for (uint32_t d = 0; d < 4; d++) {
+            uint32_t s = e->shape[d];
+            if (d < e->ndim) {
+                if (s == 0 || s > PACKED_MAX_DIM) {
+                    packed_err(err, errlen, "tensor '%s': dimension %u is %u (must be 1..%u)", e->name,
+                               d, s, PACKED_MAX_DIM);
+                    return -1;
+                }
+                if (nel > size / 4 / s) {
+                    packed_err(err, errlen, "tensor '%s': shape has more elements than the file holds",
+                               e->name);
+                    return -1;
+                }
+                nel *= s;
+            } else if (s != 1) {
+                packed_err(err, errlen, "tensor '%s': unused dimension %u is %u (must be 1)", e->name,
+                           d, s);
+                return -1;
+            }
+        }
+        if (e->nbytes != nel * 4) {
+            packed_err(err, errlen, "tensor '%s': nbytes %llu but shape implies %llu", e->name,
+                       (unsigned long long)e->nbytes, (unsigned long long)(nel * 4));
+            return -1;
+        }
+        if (e->offset % MMIA_ALIGN) {
+            packed_err(err, errlen, "tensor '%s': offset %llu is not %u-byte aligned", e->name,
+                       (unsigned long long)e->offset, MMIA_ALIGN);
+            return -1;
+        }
+        if (e->offset < data_start) {
+            packed_err(err, errlen, "tensor '%s': offset %llu overlaps the header or tensor table (data starts at %llu)",
+                       e->name, (unsigned long long)e->offset, (unsigned long long)data_start);
+            return -1;
+        }
+        // nbytes <= size was implied by nel <= size/4; compare without adding.
+        if (e->offset > size || e->nbytes > size - e->offset) {
+            packed_err(err, errlen, "tensor '%s': bytes [%llu, +%llu) lie outside the %llu-byte file",
+                       e->name, (unsigned long long)e->offset, (unsigned long long)e->nbytes,
+                       (unsigned long long)size);
+            return -1;
+        }
+    }
+
+    // Duplicate names and overlapping data: sort pointers, compare neighbours.
+    const MmiaTensorEntry** sorted = (const MmiaTensorEntry**)malloc(sizeof(*sorted) * n);
+    if (!sorted) {
+        packed_err(err, errlen, "out of memory validating the tensor table");
+        return -1;
+    }
+    for (uint32_t i = 0; i < n; i++) sorted[i] = &table[i];
+    qsort(sorted, n, sizeof(*sorted), packed_cmp_name);
+    for (uint32_t i = 1; i < n; i++) {
+        if (strncmp(sorted[i - 1]->name, sorted[i]->name, MMIA_NAME_BYTES) == 0) {
+            packed_err(err, errlen, "tensor '%s' appears twice in the table", sorted[i]->name);
+            free(sorted);
+            return -1;
+        }
+    }
+    qsort(sorted, n, sizeof(*sorted), packed_cmp_offset);
+    for (uint32_t i = 1; i < n; i++) {
+        const MmiaTensorEntry* a = sorted[i - 1];
+        const MmiaTensorEntry* b = sorted[i];
+        if (a->offset + a->nbytes > b->offset) {  // both in range: no overflow
+            packed_err(err, errlen, "tensors '%s' and '%s' overlap", a->name, b->name);
+            free(sorted);
+            return -1;
+        }
+    }
+    free(sorted);
+
+    // Last, so a corrupt table is reported as what it is; the checksum then
+    // catches flipped bits inside tensor data, which no other check can.
+    uint64_t sum = mmia_checksum(p + MMIA_HEADER_BYTES, size - MMIA_HEADER_BYTES);
+    if (sum != h->checksum) {
+        packed_err(err, errlen, "checksum mismatch (file is corrupted: stored %016llx, computed %016llx)",
+                   (unsigned long long)h->checksum, (unsigned long long)sum);
+        return -1;
+    }
+
+    pf->bytes = p;
+    pf->size = size;
+    pf->header = h;
+    pf->table = table;
+    pf->n_tensors = n;
+    return 0;
+}
+
+// mmap a file read-only (whole length, no copy). Shared by model and input
+// readers. Empty files are fine here (callers give the error): *out = NULL.
+static inline int packed_map_file(const char* path, const uint8_t** out, uint64_t* size, void** map,
+                                  size_t* map_len, char* err, size_t errlen) {
+    *out = NULL;
+    *size = 0;
+    *map = NULL;
+    *map_len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        packed_err(err, errlen, "cannot open: %s", strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        packed_err(err, errlen, "cannot stat: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        packed_err(err, errlen, "not a regular file");
+        close(fd);
+        return -1;
+    }
+    if (st.st_size > 0) {
+        if ((uint64_t)st.st_size > (uint64_t)SIZE_MAX) {
+            packed_err(err, errlen, "file too large to map");
+            close(fd);
+            return -1;
+        }
+        void* m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m == MAP_FAILED) {
+            packed_err(err, errlen, "cannot mmap: %s", strerror(errno));
+            close(fd);
+            return -1;
+        }
+        *map = m;
+        *map_len = (size_t)st.st_size;
+        *out = (const uint8_t*)m;
+        *size = (uint64_t)st.st_size;
+    }
+    close(fd);  // the mapping stays valid without the descriptor
+    return 0;
+}
+
+// Open and validate a model file. On failure nothing stays mapped.
+static inline int packed_open(PackedFile* pf, const char* path, char* err, size_t errlen) {
+    memset(pf, 0, sizeof *pf);
+    const uint8_t* bytes;
+    uint64_t size;
+    void* map;
+    size_t map_len;
+    if (packed_map_file(path, &bytes, &size, &map, &map_len, err, errlen) != 0) return -1;
+    if (packed_validate(pf, bytes, size, err, errlen) != 0) {
+        if (map) munmap(map, map_len);
+        return -1;
+    }
+    pf->map = map;
+    pf->map_len = map_len;
+    return 0;
+}
+
+// Unmap (if packed_open mapped it) and forget. Safe on a zeroed PackedFile.
+static inline void packed_close(PackedFile* pf) {
+    if (pf->map) munmap(pf->map, pf->map_len);
+    memset(pf, 0, sizeof *pf);
+}
+
+// Index of the entry called name, or -1.
+static inline int packed_find(const PackedFile* pf, const char* name) {
+    for (uint32_t i = 0; i < pf->n_tensors; i++)
+        if (strncmp(pf->table[i].name, name, MMIA_NAME_BYTES) == 0) return (int)i;
+    return -1;
+}
+
+// Format a shape as "[a, b, c]" for error messages.
+static inline void packed_shape_str(char* buf, size_t len, uint32_t ndim, const uint32_t* shape) {
+    size_t at = 0;
+    buf[0] = 0;
+    for (uint32_t d = 0; d < ndim && at < len; d++) {
+        int w = snprintf(buf + at, len - at, "%s%u", d ? ", " : "[", shape[d]);
+        if (w < 0) return;
+        at += (size_t)w;
+    }
+    if (at < len) snprintf(buf + at, len - at, "]");
+}
+
+// The f32 data of tensor `name`, which must have exactly this shape.
+// NULL (and err) if it is missing or shaped differently.
+static inline const float* packed_tensor(const PackedFile* pf, const char* name, uint32_t ndim,
+                                         const uint32_t* shape, char* err, size_t errlen) {
+    int i = packed_find(pf, name);
+    if (i < 0) {
+        packed_err(err, errlen, "missing tensor '%s'", name);
+        return NULL;
+    }
+    const MmiaTensorEntry* e = &pf->table[i];
+    int same = e->ndim == ndim;
+    for (uint32_t d = 0; same && d < ndim; d++) same = e->shape[d] == shape[d];
+    if (!same) {
+        char got[96], want[96];
+        packed_shape_str(got, sizeof got, e->ndim, e->shape);
+        packed_shape_str(want, sizeof want, ndim, shape);
+        packed_err(err, errlen, "tensor '%s' has shape %s, expected %s", name, got, want);
+        return NULL;
+    }
+    return (const float*)(pf->bytes + e->offset);
+}

@@ -1,0 +1,125 @@
+// packed_writer.cpp: see packed_writer.h. The file is built in memory (the
+// checksum covers everything after the header), then written in one go.
+#include "export/packed_writer.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <set>
+#include <stdexcept>
+
+namespace {
+
+uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
+
+std::string shape_str(const std::vector<uint32_t>& s) {
+    std::string r = "[";
+    for (size_t i = 0; i < s.size(); i++) r += (i ? ", " : "") + std::to_string(s[i]);
+    return r + "]";
+}
+
+void check_tensor(const PackedTensor& t) {
+    if (t.name.empty()) throw std::runtime_error("tensor with an empty name");
+    if (t.name.size() > MMIA_NAME_BYTES - 1)
+        throw std::runtime_error("tensor name '" + t.name + "' is longer than " +
+                                 std::to_string(MMIA_NAME_BYTES - 1) + " bytes");
+    for (char c : t.name)
+        if (c < 0x21 || c > 0x7e)
+            throw std::runtime_error("tensor name '" + t.name + "' has a non-printable or space character");
+    if (t.shape.empty() || t.shape.size() > 4)
+        throw std::runtime_error("tensor '" + t.name + "' has " + std::to_string(t.shape.size()) +
+                                 " dims (must be 1..4)");
+    uint64_t n = 1;
+    for (uint32_t d : t.shape) {
+        if (d == 0 || d > 0x7fffffffu)
+            throw std::runtime_error("tensor '" + t.name + "' has a bad dimension in shape " + shape_str(t.shape));
+        if (n > (uint64_t(1) << 61) / d) throw std::runtime_error("tensor '" + t.name + "' is too large");
+        n *= d;
+    }
+    if (n != t.data.size())
+        throw std::runtime_error("tensor '" + t.name + "' has " + std::to_string(t.data.size()) +
+                                 " values but shape " + shape_str(t.shape) + " needs " + std::to_string(n));
+}
+
+}  // namespace
+
+std::vector<uint8_t> pack_model_bytes(const MmiaHeader& header_template, const std::vector<PackedTensor>& tensors) {
+    if (tensors.empty() || tensors.size() > 4096)
+        throw std::runtime_error("need 1..4096 tensors, got " + std::to_string(tensors.size()));
+    std::set<std::string> names;
+    for (const auto& t : tensors) {
+        check_tensor(t);
+        if (!names.insert(t.name).second) throw std::runtime_error("tensor '" + t.name + "' given twice");
+    }
+    const uint64_t n = tensors.size();
+    uint64_t at = align_up(MMIA_HEADER_BYTES + MMIA_TENSOR_ENTRY_BYTES * n, MMIA_ALIGN);
+    std::vector<MmiaTensorEntry> table(n);
+    for (uint64_t i = 0; i < n; i++) {
+        const PackedTensor& t = tensors[i];
+        MmiaTensorEntry& e = table[i];
+        std::memset(&e, 0, sizeof e);
+        std::memcpy(e.name, t.name.data(), t.name.size());
+        e.dtype = MMIA_DTYPE_F32;
+        e.ndim = uint32_t(t.shape.size());
+        for (int d = 0; d < 4; d++) e.shape[d] = d < int(t.shape.size()) ? t.shape[d] : 1;
+        e.offset = align_up(at, MMIA_ALIGN);
+        e.nbytes = uint64_t(t.data.size()) * 4;
+        at = e.offset + e.nbytes;
+    }
+    const uint64_t file_bytes = at;
+    std::vector<uint8_t> buf(file_bytes, 0);  // zero padding between tensors
+    std::memcpy(buf.data() + MMIA_HEADER_BYTES, table.data(), MMIA_TENSOR_ENTRY_BYTES * n);
+    for (uint64_t i = 0; i < n; i++)
+        std::memcpy(buf.data() + table[i].offset, tensors[i].data.data(), table[i].nbytes);  // LE host
+
+    MmiaHeader h = header_template;
+    std::memcpy(h.magic, MMIA_MAGIC, 8);
+    h.version = MMIA_FORMAT_VERSION;
+    h.n_tensors = uint32_t(n);
+    h.file_bytes = file_bytes;
+    h.checksum = mmia_checksum(buf.data() + MMIA_HEADER_BYTES, file_bytes - MMIA_HEADER_BYTES);
+    std::memcpy(buf.data(), &h, sizeof h);
+    return buf;
+}
+
+void write_packed_model(const std::string& path, const MmiaHeader& header_template,
+                        const std::vector<PackedTensor>& tensors) {
+    std::vector<uint8_t> buf;
+    try {
+        buf = pack_model_bytes(header_template, tensors);
+    } catch (const std::exception& e) {
+        throw std::runtime_error(path + ": " + e.what());
+    }
+    const std::string tmp = path + ".tmp";
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) throw std::runtime_error(path + ": cannot create " + tmp + ": " + std::strerror(errno));
+    auto fail = [&](const char* what, int err) {
+        if (fd >= 0) ::close(fd);
+        ::unlink(tmp.c_str());
+        throw std::runtime_error(path + ": " + what + " failed: " + std::strerror(err));
+    };
+    const uint8_t* p = buf.data();
+    size_t left = buf.size();
+    while (left > 0) {  // short writes and EINTR; ENOSPC/EIO surface here
+        ssize_t w = ::write(fd, p, left);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) fail("write", w < 0 ? errno : EIO);
+        p += w;
+        left -= size_t(w);
+    }
+    if (::fsync(fd) != 0) fail("fsync", errno);  // delayed allocation errors show here
+    int rc = ::close(fd);
+    fd = -1;
+    if (rc != 0) fail("close", errno);
+    if (::rename(tmp.c_str(), path.c_str()) != 0) fail("rename", errno);
+    // Make the rename itself durable; failure here does not undo the write.
+    std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/') + 1);
+    int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        ::fsync(dfd);
+        ::close(dfd);
+    }
+}

@@ -1,0 +1,28 @@
+// packed_writer.h: write a packed model file (engine/format.h,
+// docs/FORMAT.md). The one writer of the format; the engines only read it.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/format.h"
+
+struct PackedTensor {
+    std::string name;              // <= 55 bytes, printable ASCII, unique
+    std::vector<uint32_t> shape;   // 1..4 dims, each >= 1
+    std::vector<float> data;       // row-major, prod(shape) values
+};
+
+// Write `tensors` with the header fields of header_template (kind, input
+// shape, normalisation, hyperparameters). Fills in magic, version,
+// n_tensors, file_bytes and checksum itself. Tensor data is 64-byte aligned,
+// in the order given. Written to path + ".tmp", fsync'd, renamed over path.
+// Throws std::runtime_error("<path>: <why>") on bad tensors or any I/O
+// failure (disk full included) and leaves no file behind.
+void write_packed_model(const std::string& path, const MmiaHeader& header_template,
+                        const std::vector<PackedTensor>& tensors);
+
+// The same file as bytes in memory (tests and fuzz seeds use it). Throws
+// std::runtime_error("<why>") on bad tensors.
+std::vector<uint8_t> pack_model_bytes(const MmiaHeader& header_template,
+                                      const std::vector<PackedTensor>& tensors);

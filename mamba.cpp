@@ -1,0 +1,517 @@
+// mamba.cpp: inference for the Mamba image classifier, in one readable file.
+//
+//   ./mamba model.bin input.bin [--quiet | --probs] [--out FILE] [--threads N]
+//
+// The model file (docs/FORMAT.md) is mmap'd and validated completely, then
+// the weights are used in place. Images are cut into patches -> tokens, run
+// through n_layers pre-norm Mamba blocks, final RMSNorm, pooled, and a linear
+// head gives logits. Built with -fopenmp, batches run in parallel over images.
+//
+// Only libc, libm and OpenMP. Compiled with -DMAMBA_NO_MAIN it is a library
+// (engine/mamba.h) for ./attack, the tests and the fuzzers.
+//
+// Shape legend: L tokens, D d_model, E d_inner, N d_state, K d_conv,
+// R dt_rank, P = C*ph*pw patch size. Activations inside the engine are
+// feature-major ([D][L]: feature d of token t at d*L + t), see kernels.h.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+// Thread-level pragmas only with -fopenmp; without it the engine is serial
+// (the simd pragmas need only -fopenmp-simd, which the Makefile always sets).
+#define OMP(directive) _Pragma(#directive)
+#else
+#define OMP(directive)
+#endif
+
+#include "engine/io.h"
+#include "engine/kernels.h"
+#include "engine/mamba.h"
+#include "engine/packed.h"
+
+// ----------------------------------------------------------------------------
+// The selective scan (public, token-major; the engine calls the same kernel
+// on its feature-major activations).
+
+void mamba_scan(int L, int E, int N, const float* u, const float* delta, const float* A, const float* B,
+                const float* C, const float* D, const float* z, float* y, float* h) {
+    for (int e = 0; e < E; e++)
+        k_scan_channel(L, N, u + e, delta + e, z ? z + e : NULL, y + e, E, A + (int64_t)e * N, B, C, D[e],
+                       h + (int64_t)e * N);
+}
+
+// ----------------------------------------------------------------------------
+// The Mamba block (no classifier knowledge: a language model can reuse it)
+
+// Scratch layout for one sequence of L tokens, all feature-major except bt/ct.
+typedef struct {
+    float* hn;     // [D][L]     RMSNorm(x)
+    float* xs;     // [E][L]     x branch of in_proj, later reused for y
+    float* z;      // [E][L]     gate branch of in_proj
+    float* u;      // [E][L]     silu(conv(xs))
+    float* dbl;    // [R+2N][L]  x_proj(u): dt_in rows, B rows, C rows
+    float* bt;     // [L][N]     B token-major, as the scan reads it
+    float* ct;     // [L][N]     C token-major
+    float* delta;  // [E][L]     softplus(dt_proj(dt_in))
+    float* h;      // [N]        scan state of the channel being scanned
+    float* ss;     // [L]        RMSNorm sums of squares
+} BlockScratch;
+
+int64_t mamba_block_scratch_floats(const MambaBlockConfig* c, int L) {
+    int64_t D = c->d_model, E = c->d_inner, N = c->d_state, R = c->dt_rank;
+    return D * L + 4 * E * L + (R + 2 * N) * L + 2 * N * L + N + L;
+}
+
+static BlockScratch block_scratch_carve(const MambaBlockConfig* c, int L, float* s) {
+    int64_t D = c->d_model, E = c->d_inner, N = c->d_state, R = c->dt_rank;
+    BlockScratch b;
+    b.hn = s;         s += D * L;
+    b.xs = s;         s += E * L;
+    b.z = s;          s += E * L;
+    b.u = s;          s += E * L;
+    b.dbl = s;        s += (R + 2 * N) * L;
+    b.bt = s;         s += N * L;
+    b.ct = s;         s += N * L;
+    b.delta = s;      s += E * L;
+    b.h = s;          s += N;
+    b.ss = s;
+    return b;
+}
+
+void mamba_block_forward(const MambaBlockConfig* c, const MambaLayerWeights* w, int L, float* x,
+                         float* scratch) {
+    const int D = c->d_model, E = c->d_inner, N = c->d_state, K = c->d_conv, R = c->dt_rank;
+    BlockScratch s = block_scratch_carve(c, L, scratch);
+
+    // hn = RMSNorm(x) * norm_w
+    k_rmsnorm_fm(s.hn, x, w->norm_w, D, L, c->eps, s.ss);
+    // xs = in_proj[0:E] @ hn, z = in_proj[E:2E] @ hn          [E][L] each
+    k_matmul_fm(s.xs, w->in_proj, s.hn, NULL, E, D, L, 0);
+    k_matmul_fm(s.z, w->in_proj + (int64_t)E * D, s.hn, NULL, E, D, L, 0);
+    // u = silu(depthwise_conv(xs) + conv_b)                    [E][L]
+    int left = c->conv_mode == MMIA_CONV_CAUSAL ? K - 1 : (K - 1) / 2;
+    k_conv1d_dw_fm(s.u, s.xs, w->conv_w, w->conv_b, E, L, K, left);
+    k_silu_inplace(s.u, (int64_t)E * L);
+    // dbl = x_proj @ u: rows [0,R) dt_in, [R,R+N) B, [R+N,R+2N) C
+    k_matmul_fm(s.dbl, w->x_proj, s.u, NULL, R + 2 * N, E, L, 0);
+    const float* Bf = s.dbl + (int64_t)R * L;
+    const float* Cf = s.dbl + (int64_t)(R + N) * L;
+    for (int n = 0; n < N; n++)
+        for (int t = 0; t < L; t++) {
+            s.bt[(int64_t)t * N + n] = Bf[(int64_t)n * L + t];
+            s.ct[(int64_t)t * N + n] = Cf[(int64_t)n * L + t];
+        }
+    // delta = softplus(dt_proj_w @ dt_in + dt_proj_b)          [E][L]
+    k_matmul_fm(s.delta, w->dt_proj_w, s.dbl, w->dt_proj_b, E, R, L, 0);
+    k_softplus_inplace(s.delta, (int64_t)E * L);
+    // y = scan(u, delta, A, B, C, D) * silu(z), channel by channel; y -> xs
+    float* y = s.xs;
+    for (int e = 0; e < E; e++) {
+        for (int n = 0; n < N; n++) s.h[n] = 0.0f;
+        int64_t o = (int64_t)e * L;
+        k_scan_channel(L, N, s.u + o, s.delta + o, s.z + o, y + o, 1, w->A + (int64_t)e * N, s.bt, s.ct,
+                       w->D[e], s.h);
+    }
+    // x += out_proj @ y                                        [D][L]
+    k_matmul_fm(x, w->out_proj, y, NULL, D, E, L, 1);
+}
+
+// ----------------------------------------------------------------------------
+// The classifier: patches -> embed -> blocks -> norm -> pool -> head
+
+// Per-image scratch: x [D][L], patches [P][L], pooled [D], then the block's.
+static int64_t model_scratch_floats(const MambaModel* m) {
+    int64_t L = m->seq_len, D = m->block.d_model;
+    return D * L + (int64_t)m->patch_dim * L + D + mamba_block_scratch_floats(&m->block, m->seq_len);
+}
+
+// logits[n_classes] for one image [C][H][W]
+static void forward_one(const MambaModel* m, const float* img, float* logits, float* scratch) {
+    const int L = m->seq_len, D = m->block.d_model, P = m->patch_dim;
+    const int C = m->in_channels, H = m->in_height, W = m->in_width;
+    const int ph = m->patch_h, pw = m->patch_w, gw = W / pw;
+    float* x = scratch;                        // [D][L] residual stream
+    float* patches = x + (int64_t)D * L;       // [P][L]
+    float* pooled = patches + (int64_t)P * L;  // [D]
+    float* bs = pooled + D;                    // block scratch
+
+    // 1-2. normalise per channel and cut into patches: token t = (py, px) in
+    // row-major patch-grid order, feature p = c*ph*pw + y*pw + x.
+    for (int c = 0; c < C; c++) {
+        float mean = m->in_mean[c], sd = m->in_std[c];
+        for (int row = 0; row < H; row++) {
+            const float* src = img + ((int64_t)c * H + row) * W;
+            int py = row / ph, y = row % ph;
+            for (int col = 0; col < W; col++) {
+                int px = col / pw, xx = col % pw;
+                int t = py * gw + px;
+                int p = (c * ph + y) * pw + xx;
+                patches[(int64_t)p * L + t] = (src[col] - mean) / sd;
+            }
+        }
+    }
+    // x = embed_w @ patches + embed_b                           [D][L]
+    k_matmul_fm(x, m->embed_w, patches, m->embed_b, D, P, L, 0);
+
+    // 3. the blocks
+    for (int l = 0; l < m->n_layers; l++) mamba_block_forward(&m->block, &m->layers[l], L, x, bs);
+
+    // 4. final norm (in place), pool, head
+    float* ss = patches;  // patches are done with; reuse for the norm sums
+    k_rmsnorm_fm(x, x, m->norm_f, D, L, m->block.eps, ss);
+    for (int d = 0; d < D; d++) {
+        const float* xd = x + (int64_t)d * L;
+        if (m->pool == MMIA_POOL_LAST) {
+            pooled[d] = xd[L - 1];
+        } else {
+            float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+            for (int t = 0; t < L; t++) sum += xd[t];
+            pooled[d] = sum / (float)L;
+        }
+    }
+    k_matvec(logits, m->head_w, pooled, m->head_b, m->n_classes, D);
+}
+
+int mamba_forward_logits(const MambaModel* m, const float* images, int64_t n, float* logits) {
+    const int64_t fpi = mamba_image_floats(m), nc = m->n_classes;
+    int failed = 0;
+OMP(omp parallel)
+    {
+        // One scratch buffer per thread per call; images are independent.
+        float* scratch = (float*)calloc((size_t)m->scratch_floats, sizeof(float));
+        if (!scratch) {
+OMP(omp atomic write)
+            failed = 1;
+        }
+OMP(omp for schedule(dynamic, 4))
+        for (int64_t i = 0; i < n; i++)
+            if (scratch) forward_one(m, images + i * fpi, logits + i * nc, scratch);
+        free(scratch);
+    }
+    return failed ? -1 : 0;
+}
+
+int mamba_forward_probs(const MambaModel* m, const float* images, int64_t n, float* probs) {
+    if (mamba_forward_logits(m, images, n, probs) != 0) return -1;
+    const int nc = m->n_classes;
+    for (int64_t i = 0; i < n; i++) k_softmax(probs + i * nc, probs + i * nc, nc);  // in place: fine
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// Loading: every header field and tensor checked before use
+
+int64_t mamba_image_floats(const MambaModel* m) {
+    return (int64_t)m->in_channels * m->in_height * m->in_width;
+}
+int mamba_n_classes(const MambaModel* m) { return m->n_classes; }
+
+int mamba_check_images(const MambaModel* m, const float* images, int64_t n, char* err, size_t errlen) {
+    int64_t got;
+    if (n == 0) return 0;
+    return input_validate(images, (uint64_t)n * (uint64_t)mamba_image_floats(m) * 4u, mamba_image_floats(m),
+                          &got, err, errlen);
+}
+
+// Lookup helper: tensor `name` with shape (d0[, d1]), marking it as used.
+typedef struct {
+    const PackedFile* pf;
+    unsigned char* used;  // [n_tensors]
+    char* err;
+    size_t errlen;
+} Loader;
+
+static const float* get_tensor(Loader* ld, const char* name, uint32_t d0, uint32_t d1) {
+    uint32_t shape[2] = {d0, d1};
+    const float* p = packed_tensor(ld->pf, name, d1 ? 2 : 1, shape, ld->err, ld->errlen);
+    if (p) ld->used[packed_find(ld->pf, name)] = 1;
+    return p;
+}
+
+static int check_range(const char* what, int64_t v, int64_t lo, int64_t hi, char* err, size_t errlen) {
+    if (v >= lo && v <= hi) return 0;
+    packed_err(err, errlen, "%s is %lld, outside %lld..%lld", what, (long long)v, (long long)lo, (long long)hi);
+    return -1;
+}
+
+// Fill m from a validated file. err = "<why>".
+static int mamba_load(MambaModel* m, char* err, size_t errlen) {
+    const MmiaHeader* h = m->file.header;
+    if (h->kind != MMIA_KIND_MAMBA) {
+        if (h->kind == MMIA_KIND_CNN)
+            packed_err(err, errlen, "model kind 2 is a CNN (run it with ./cnn); this engine runs kind 1 = Mamba");
+        else
+            packed_err(err, errlen, "unknown model kind %u; this engine runs kind 1 = Mamba", h->kind);
+        return -1;
+    }
+    const int32_t* hp = h->hp;
+    // Each value is range-checked before any product is formed; the caps keep
+    // every product below used in int64 far from overflow.
+    if (check_range("in_channels", h->in_channels, 1, MAMBA_MAX_CHANNELS, err, errlen) ||
+        check_range("in_height", h->in_height, 1, MAMBA_MAX_SIDE, err, errlen) ||
+        check_range("in_width", h->in_width, 1, MAMBA_MAX_SIDE, err, errlen) ||
+        check_range("n_classes", h->n_classes, 1, MAMBA_MAX_CLASSES, err, errlen) ||
+        check_range("d_model", hp[MMIA_HP_D_MODEL], 1, MAMBA_MAX_WIDTH, err, errlen) ||
+        check_range("n_layers", hp[MMIA_HP_N_LAYERS], 1, MAMBA_MAX_LAYERS, err, errlen) ||
+        check_range("d_state", hp[MMIA_HP_D_STATE], 1, MAMBA_MAX_STATE, err, errlen) ||
+        check_range("d_conv", hp[MMIA_HP_D_CONV], 1, MAMBA_MAX_CONV, err, errlen) ||
+        check_range("d_inner", hp[MMIA_HP_D_INNER], 1, MAMBA_MAX_WIDTH, err, errlen) ||
+        check_range("dt_rank", hp[MMIA_HP_DT_RANK], 1, MAMBA_MAX_WIDTH, err, errlen) ||
+        check_range("patch_h", hp[MMIA_HP_PATCH_H], 1, h->in_height, err, errlen) ||
+        check_range("patch_w", hp[MMIA_HP_PATCH_W], 1, h->in_width, err, errlen) ||
+        check_range("seq_len", hp[MMIA_HP_SEQ_LEN], 1, MAMBA_MAX_SEQ, err, errlen) ||
+        check_range("pool", hp[MMIA_HP_POOL], 0, 1, err, errlen) ||
+        check_range("conv_mode", hp[MMIA_HP_CONV_MODE], 0, 1, err, errlen))
+        return -1;
+    m->in_channels = (int)h->in_channels;
+    m->in_height = (int)h->in_height;
+    m->in_width = (int)h->in_width;
+    m->n_classes = (int)h->n_classes;
+    m->patch_h = hp[MMIA_HP_PATCH_H];
+    m->patch_w = hp[MMIA_HP_PATCH_W];
+    m->seq_len = hp[MMIA_HP_SEQ_LEN];
+    m->n_layers = hp[MMIA_HP_N_LAYERS];
+    m->pool = hp[MMIA_HP_POOL];
+    MambaBlockConfig* c = &m->block;
+    c->d_model = hp[MMIA_HP_D_MODEL];
+    c->d_inner = hp[MMIA_HP_D_INNER];
+    c->d_state = hp[MMIA_HP_D_STATE];
+    c->d_conv = hp[MMIA_HP_D_CONV];
+    c->dt_rank = hp[MMIA_HP_DT_RANK];
+    c->conv_mode = hp[MMIA_HP_CONV_MODE];
+    c->eps = h->fp[MMIA_FP_NORM_EPS];
+
+    if (m->in_height % m->patch_h || m->in_width % m->patch_w) {
+        packed_err(err, errlen, "patch %dx%d does not tile the %dx%d image", m->patch_h, m->patch_w, m->in_height,
+                   m->in_width);
+        return -1;
+    }
+    int64_t L = (int64_t)(m->in_height / m->patch_h) * (m->in_width / m->patch_w);
+    if (L != m->seq_len) {
+        packed_err(err, errlen, "seq_len is %d but %dx%d patches of a %dx%d image make %lld tokens", m->seq_len,
+                   m->patch_h, m->patch_w, m->in_height, m->in_width, (long long)L);
+        return -1;
+    }
+    m->patch_dim = m->in_channels * m->patch_h * m->patch_w;  // <= 4*4096*4096
+    if (!(c->eps > 0.0f && c->eps <= 1.0f)) {  // also false for NaN
+        packed_err(err, errlen, "norm eps is %g, outside (0, 1]", (double)c->eps);
+        return -1;
+    }
+    for (int ch = 0; ch < m->in_channels; ch++) {
+        m->in_mean[ch] = h->in_mean[ch];
+        m->in_std[ch] = h->in_std[ch];
+        if (!isfinite(h->in_mean[ch]) || !(h->in_std[ch] > 0.0f) || !isfinite(h->in_std[ch])) {
+            packed_err(err, errlen, "channel %d normalisation mean %g / std %g is not finite with std > 0", ch,
+                       (double)h->in_mean[ch], (double)h->in_std[ch]);
+            return -1;
+        }
+    }
+    m->scratch_floats = model_scratch_floats(m);
+    if (m->scratch_floats * 4 > MAMBA_MAX_SCRATCH_BYTES) {
+        packed_err(err, errlen, "model needs %lld MiB of working memory per image (cap %lld MiB)",
+                   (long long)(m->scratch_floats * 4 >> 20), (long long)(MAMBA_MAX_SCRATCH_BYTES >> 20));
+        return -1;
+    }
+    int64_t expected = 5 + 10 * (int64_t)m->n_layers;
+
+    // Tensors: each must exist with exactly its shape; any extra is an error.
+    const uint32_t D = (uint32_t)c->d_model, E = (uint32_t)c->d_inner, N = (uint32_t)c->d_state;
+    const uint32_t K = (uint32_t)c->d_conv, R = (uint32_t)c->dt_rank, P = (uint32_t)m->patch_dim;
+    const uint32_t NC = (uint32_t)m->n_classes;
+    Loader ld = {&m->file, (unsigned char*)calloc(m->file.n_tensors, 1), err, errlen};
+    m->layers = (MambaLayerWeights*)calloc((size_t)m->n_layers, sizeof(MambaLayerWeights));
+    if (!ld.used || !m->layers) {
+        free(ld.used);
+        packed_err(err, errlen, "out of memory");
+        return -1;
+    }
+    int ok = 1;
+    ok = ok && (m->embed_w = get_tensor(&ld, "embed.weight", D, P));
+    ok = ok && (m->embed_b = get_tensor(&ld, "embed.bias", D, 0));
+    for (int l = 0; ok && l < m->n_layers; l++) {
+        MambaLayerWeights* w = &m->layers[l];
+        char name[MMIA_NAME_BYTES + 16];
+#define LAYER_TENSOR(field, suffix, d0, d1)                              \
+    snprintf(name, sizeof name, "layers.%d." suffix, l);                 \
+    ok = ok && (w->field = get_tensor(&ld, name, d0, d1));
+        LAYER_TENSOR(norm_w, "norm.weight", D, 0)
+        LAYER_TENSOR(in_proj, "in_proj.weight", 2 * E, D)
+        LAYER_TENSOR(conv_w, "conv1d.weight", E, K)
+        LAYER_TENSOR(conv_b, "conv1d.bias", E, 0)
+        LAYER_TENSOR(x_proj, "x_proj.weight", R + 2 * N, E)
+        LAYER_TENSOR(dt_proj_w, "dt_proj.weight", E, R)
+        LAYER_TENSOR(dt_proj_b, "dt_proj.bias", E, 0)
+        LAYER_TENSOR(A, "A", E, N)
+        LAYER_TENSOR(D, "D", E, 0)
+        LAYER_TENSOR(out_proj, "out_proj.weight", D, E)
+#undef LAYER_TENSOR
+    }
+    ok = ok && (m->norm_f = get_tensor(&ld, "norm_f.weight", D, 0));
+    ok = ok && (m->head_w = get_tensor(&ld, "head.weight", NC, D));
+    ok = ok && (m->head_b = get_tensor(&ld, "head.bias", NC, 0));
+    for (uint32_t i = 0; ok && i < m->file.n_tensors; i++) {
+        if (!ld.used[i]) {
+            packed_err(err, errlen, "unknown tensor '%s' (a %d-layer Mamba model has exactly %lld tensors)",
+                       m->file.table[i].name, m->n_layers, (long long)expected);
+            ok = 0;
+        }
+    }
+    free(ld.used);
+    return ok ? 0 : -1;
+}
+
+int mamba_open_memory(MambaModel* m, const void* bytes, uint64_t size, char* err, size_t errlen) {
+    memset(m, 0, sizeof *m);
+    if (packed_validate(&m->file, bytes, size, err, errlen) != 0) return -1;
+    if (mamba_load(m, err, errlen) != 0) {
+        mamba_close(m);
+        return -1;
+    }
+    return 0;
+}
+
+int mamba_open(MambaModel* m, const char* path, char* err, size_t errlen) {
+    memset(m, 0, sizeof *m);
+    char why[400];
+    int rc = packed_open(&m->file, path, why, sizeof why);
+    if (rc == 0) rc = mamba_load(m, why, sizeof why);
+    if (rc != 0) {
+        packed_err(err, errlen, "%s: %s", path, why);
+        mamba_close(m);
+        return -1;
+    }
+    return 0;
+}
+
+void mamba_close(MambaModel* m) {
+    free(m->layers);
+    packed_close(&m->file);
+    memset(m, 0, sizeof *m);
+}
+
+// ----------------------------------------------------------------------------
+// CLI
+
+#ifndef MAMBA_NO_MAIN
+
+static const char* USAGE =
+    "usage: ./mamba model.bin input.bin [flags]\n"
+    "\n"
+    "Classify the images in input.bin (raw float32 pixels in [0,1], C*H*W per\n"
+    "image, any number of images) with the Mamba model in model.bin.\n"
+    "\n"
+    "flags:\n"
+    "  --quiet        print only the predicted class, one per line\n"
+    "  --probs        print each image's probability vector (space-separated)\n"
+    "  --out FILE     also write all probability vectors, float32 [n, n_classes],\n"
+    "                 as .npy (or CSV if FILE ends in .csv), atomically\n"
+    "  --threads N    OpenMP threads (default: all cores)\n"
+    "  --help         this text\n"
+    "\n"
+    "Default output: one line per image, 'Predicted class: K with probability: P'.\n"
+    "Errors: 'error: <what>: <why>' on stderr, exit 1 (2 for usage errors).\n";
+
+static int usage_error(const char* fmt, const char* arg) {
+    fprintf(stderr, "error: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (see ./mamba --help)\n");
+    return 2;
+}
+
+int main(int argc, char** argv) {
+    const char* model_path = NULL;
+    const char* input_path = NULL;
+    const char* out_path = NULL;
+    int quiet = 0, probs_mode = 0, threads = 0;
+    for (int i = 1; i < argc; i++) {
+        const char* a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(USAGE, stdout);
+            return 0;
+        } else if (strcmp(a, "--quiet") == 0) {
+            quiet = 1;
+        } else if (strcmp(a, "--probs") == 0) {
+            probs_mode = 1;
+        } else if (strcmp(a, "--out") == 0) {
+            if (i + 1 >= argc) return usage_error("%s: missing FILE", a);
+            out_path = argv[++i];
+        } else if (strcmp(a, "--threads") == 0) {
+            if (i + 1 >= argc) return usage_error("%s: missing N", a);
+            char* end;
+            const char* v = argv[++i];
+            long t = strtol(v, &end, 10);
+            if (*v == 0 || *end != 0 || t < 1 || t > 1024)
+                return usage_error("--threads: '%s' is not a thread count in 1..1024", v);
+            threads = (int)t;
+        } else if (a[0] == '-' && a[1] != 0) {
+            return usage_error("unknown flag '%s'", a);
+        } else if (!model_path) {
+            model_path = a;
+        } else if (!input_path) {
+            input_path = a;
+        } else {
+            return usage_error("unexpected extra argument '%s'", a);
+        }
+    }
+    if (!model_path || !input_path) return usage_error("%s", "missing arguments: need model.bin and input.bin");
+    if (quiet && probs_mode) return usage_error("%s", "--quiet and --probs cannot be combined");
+#ifdef _OPENMP
+    if (threads > 0) omp_set_num_threads(threads);
+#else
+    (void)threads;  // serial build: one thread whatever is asked
+#endif
+
+    char err[512];
+    MambaModel model;
+    if (mamba_open(&model, model_path, err, sizeof err) != 0) {
+        fprintf(stderr, "error: %s\n", err);
+        return 1;
+    }
+    InputFile in;
+    if (input_open(&in, input_path, mamba_image_floats(&model), err, sizeof err) != 0) {
+        fprintf(stderr, "error: %s: %s\n", input_path, err);
+        mamba_close(&model);
+        return 1;
+    }
+    const int nc = model.n_classes;
+    const int64_t n = in.n_images;
+    float* probs = (float*)malloc((size_t)n * (size_t)nc * sizeof(float));
+    int rc = 0;
+    if (!probs || mamba_forward_probs(&model, in.data, n, probs) != 0) {
+        fprintf(stderr, "error: %s: out of memory for %lld images\n", input_path, (long long)n);
+        rc = 1;
+    }
+    // The output file first: if it fails, the run failed and stdout stays empty.
+    if (rc == 0 && out_path && io_write_matrix(out_path, probs, n, nc, err, sizeof err) != 0) {
+        fprintf(stderr, "error: %s: %s\n", out_path, err);
+        rc = 1;
+    }
+    for (int64_t i = 0; rc == 0 && i < n; i++) {
+        const float* p = probs + i * nc;
+        if (probs_mode) {
+            for (int k = 0; k < nc; k++) printf(k ? " %.6f" : "%.6f", (double)p[k]);
+            putchar('\n');
+            continue;
+        }
+        int best = 0;
+        for (int k = 1; k < nc; k++)
+            if (p[k] > p[best]) best = k;
+        if (quiet)
+            printf("%d\n", best);
+        else
+            printf("Predicted class: %d with probability: %f\n", best, (double)p[best]);
+    }
+    if (rc == 0 && (fflush(stdout) != 0 || ferror(stdout))) {
+        fprintf(stderr, "error: stdout: write failed\n");
+        rc = 1;
+    }
+    free(probs);
+    input_close(&in);
+    mamba_close(&model);
+    return rc;
+}
+
+#endif  // MAMBA_NO_MAIN

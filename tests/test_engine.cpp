@@ -1,0 +1,1116 @@
+// test_engine.cpp: the Mamba engine (mamba.cpp, engine/*.h) and the packed
+// writer (export/packed_writer.cpp).
+//   - each kernel against hand-computed or double-precision values
+//   - whole models (random weights, written with the writer) against a naive
+//     double-precision forward written here straight from the spec
+//   - every bad model / input / command line, through the library API and
+//     through the ./mamba binary (run from the repo root; MAMBA_BIN overrides)
+//
+// Build by hand:
+//   g++ -std=c++17 -O1 -Iengine -I. tests/test_engine.cpp tests/doctest_main.cpp
+//       export/packed_writer.cpp build/mamba_lib.o -fopenmp -o build/tests/test_engine
+#include <doctest/doctest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "engine/format.h"
+#include "engine/io.h"
+#include "engine/kernels.h"
+#include "engine/mamba.h"
+#include "engine/packed.h"
+#include "export/packed_writer.h"
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// Helpers: temp dir, files, random models
+
+// One temp dir per run, removed at exit (set KEEP_TEST_FILES=1 to keep it).
+struct TmpDir {
+    std::string path;
+    ~TmpDir() {
+        if (!path.empty() && !getenv("KEEP_TEST_FILES")) {
+            std::string cmd = "rm -rf '" + path + "'";
+            if (system(cmd.c_str()) != 0) fprintf(stderr, "could not remove %s\n", path.c_str());
+        }
+    }
+};
+
+std::string tmp_dir() {
+    static TmpDir dir;
+    if (dir.path.empty()) {
+        char tmpl[] = "/tmp/test_engine_XXXXXX";
+        REQUIRE(mkdtemp(tmpl) != nullptr);
+        dir.path = tmpl;
+    }
+    return dir.path;
+}
+
+std::string tmp_path(const std::string& name) { return tmp_dir() + "/" + name; }
+
+bool file_exists(const std::string& p) {
+    struct stat st;
+    return stat(p.c_str(), &st) == 0;
+}
+
+std::vector<uint8_t> read_bytes(const std::string& p) {
+    std::ifstream f(p, std::ios::binary);
+    return std::vector<uint8_t>((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+void write_bytes(const std::string& p, const void* data, size_t n) {
+    FILE* f = fopen(p.c_str(), "wb");
+    REQUIRE(f != nullptr);
+    if (n) REQUIRE(fwrite(data, 1, n, f) == n);
+    REQUIRE(fclose(f) == 0);
+}
+
+std::string read_text(const std::string& p) {
+    std::ifstream f(p);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+}
+
+struct Cfg {
+    int C = 1, H = 8, W = 8, nc = 10;
+    int D = 16, layers = 2, N = 4, K = 4, E = 32, R = 2, ph = 2, pw = 2;
+    int pool = MMIA_POOL_MEAN, conv_mode = MMIA_CONV_CAUSAL;
+    float eps = 1e-5f;
+    float mean[4] = {0.1307f, 0.2f, 0.3f, 0.4f};
+    float sd[4] = {0.3081f, 0.5f, 0.6f, 0.7f};
+    int L() const { return (H / ph) * (W / pw); }
+    int P() const { return C * ph * pw; }
+};
+
+MmiaHeader make_header(const Cfg& c) {
+    MmiaHeader h;
+    std::memset(&h, 0, sizeof h);
+    h.kind = MMIA_KIND_MAMBA;
+    h.in_channels = c.C;
+    h.in_height = c.H;
+    h.in_width = c.W;
+    h.n_classes = c.nc;
+    for (int i = 0; i < 4; i++) {
+        h.in_mean[i] = c.mean[i];
+        h.in_std[i] = c.sd[i];
+    }
+    h.hp[MMIA_HP_D_MODEL] = c.D;
+    h.hp[MMIA_HP_N_LAYERS] = c.layers;
+    h.hp[MMIA_HP_D_STATE] = c.N;
+    h.hp[MMIA_HP_D_CONV] = c.K;
+    h.hp[MMIA_HP_D_INNER] = c.E;
+    h.hp[MMIA_HP_DT_RANK] = c.R;
+    h.hp[MMIA_HP_PATCH_H] = c.ph;
+    h.hp[MMIA_HP_PATCH_W] = c.pw;
+    h.hp[MMIA_HP_SEQ_LEN] = c.L();
+    h.hp[MMIA_HP_POOL] = c.pool;
+    h.hp[MMIA_HP_CONV_MODE] = c.conv_mode;
+    h.fp[MMIA_FP_NORM_EPS] = c.eps;
+    return h;
+}
+
+struct Model {
+    Cfg c;
+    std::vector<PackedTensor> tensors;
+    const std::vector<float>& t(const std::string& name) const {
+        for (const auto& x : tensors)
+            if (x.name == name) return x.data;
+        FAIL("no tensor " << name);
+        static std::vector<float> none;
+        return none;
+    }
+};
+
+std::vector<float> uniform(std::mt19937& g, size_t n, float lo, float hi) {
+    std::uniform_real_distribution<float> d(lo, hi);
+    std::vector<float> v(n);
+    for (auto& x : v) x = d(g);
+    return v;
+}
+
+// Random weights of realistic scale (Mamba's init ranges, widened a little
+// so every nonlinearity sees both sides of zero).
+Model random_model(const Cfg& c, unsigned seed) {
+    std::mt19937 g(seed);
+    Model m;
+    m.c = c;
+    auto add = [&](const std::string& name, std::vector<uint32_t> shape, std::vector<float> data) {
+        m.tensors.push_back({name, shape, data});
+    };
+    const uint32_t D = c.D, E = c.E, N = c.N, K = c.K, R = c.R, P = c.P(), NC = c.nc;
+    float sP = 1.0f / std::sqrt(float(P)), sD = 1.0f / std::sqrt(float(D)), sE = 1.0f / std::sqrt(float(E));
+    add("embed.weight", {D, P}, uniform(g, D * P, -sP, sP));
+    add("embed.bias", {D}, uniform(g, D, -0.1f, 0.1f));
+    for (int l = 0; l < c.layers; l++) {
+        std::string p = "layers." + std::to_string(l) + ".";
+        add(p + "norm.weight", {D}, uniform(g, D, 0.5f, 1.5f));
+        add(p + "in_proj.weight", {2 * E, D}, uniform(g, 2 * E * D, -sD, sD));
+        add(p + "conv1d.weight", {E, K}, uniform(g, E * K, -0.5f, 0.5f));
+        add(p + "conv1d.bias", {E}, uniform(g, E, -0.2f, 0.2f));
+        add(p + "x_proj.weight", {R + 2 * N, E}, uniform(g, (R + 2 * N) * E, -sE, sE));
+        add(p + "dt_proj.weight", {E, R}, uniform(g, E * R, -1.0f / std::sqrt(float(R)), 1.0f / std::sqrt(float(R))));
+        add(p + "dt_proj.bias", {E}, uniform(g, E, -4.0f, 0.5f));
+        std::vector<float> A(E * N);
+        for (uint32_t e = 0; e < E; e++)
+            for (uint32_t n = 0; n < N; n++) A[e * N + n] = -float(n + 1) * uniform(g, 1, 0.5f, 1.5f)[0];
+        add(p + "A", {E, N}, A);
+        add(p + "D", {E}, uniform(g, E, 0.5f, 1.5f));
+        add(p + "out_proj.weight", {D, E}, uniform(g, D * E, -sE, sE));
+    }
+    add("norm_f.weight", {D}, uniform(g, D, 0.5f, 1.5f));
+    add("head.weight", {NC, D}, uniform(g, NC * D, -sD, sD));
+    add("head.bias", {NC}, uniform(g, NC, -0.1f, 0.1f));
+    return m;
+}
+
+std::string write_model(const Model& m, const std::string& name) {
+    std::string p = tmp_path(name);
+    write_packed_model(p, make_header(m.c), m.tensors);
+    return p;
+}
+
+std::vector<float> random_images(const Cfg& c, int n, unsigned seed) {
+    std::mt19937 g(seed);
+    return uniform(g, size_t(n) * c.C * c.H * c.W, 0.0f, 1.0f);
+}
+
+// ---------------------------------------------------------------------------
+// The reference: the spec's forward, token-major, in double, no cleverness.
+
+double silu_d(double x) { return x / (1.0 + std::exp(-x)); }
+double softplus_d(double x) { return x > 20 ? x : std::log1p(std::exp(x)); }
+
+using Mat = std::vector<std::vector<double>>;  // [rows][cols]
+
+Mat rmsnorm_d(const Mat& x, const std::vector<float>& w, double eps) {
+    Mat out = x;
+    for (size_t t = 0; t < x.size(); t++) {
+        double ss = 0;
+        for (double v : x[t]) ss += v * v;
+        double r = 1.0 / std::sqrt(ss / x[t].size() + eps);
+        for (size_t d = 0; d < x[t].size(); d++) out[t][d] = x[t][d] * r * w[d];
+    }
+    return out;
+}
+
+// x [L][in] @ w[rows r0..r0+out)[in]^T
+Mat linear_d(const Mat& x, const std::vector<float>& w, int in, int r0, int out, const std::vector<float>* b) {
+    Mat y(x.size(), std::vector<double>(out));
+    for (size_t t = 0; t < x.size(); t++)
+        for (int o = 0; o < out; o++) {
+            double s = b ? (*b)[o] : 0.0;
+            for (int i = 0; i < in; i++) s += double(w[size_t(r0 + o) * in + i]) * x[t][i];
+            y[t][o] = s;
+        }
+    return y;
+}
+
+std::vector<double> ref_logits(const Model& m, const float* img) {
+    const Cfg& c = m.c;
+    const int L = c.L(), D = c.D, E = c.E, N = c.N, K = c.K, R = c.R, P = c.P(), gw = c.W / c.pw;
+    Mat patches(L, std::vector<double>(P));
+    for (int t = 0; t < L; t++) {
+        int py = t / gw, px = t % gw;
+        for (int ch = 0; ch < c.C; ch++)
+            for (int y = 0; y < c.ph; y++)
+                for (int x = 0; x < c.pw; x++) {
+                    double v = img[(size_t(ch) * c.H + py * c.ph + y) * c.W + px * c.pw + x];
+                    patches[t][ch * c.ph * c.pw + y * c.pw + x] = (v - c.mean[ch]) / c.sd[ch];
+                }
+    }
+    Mat x = linear_d(patches, m.t("embed.weight"), P, 0, D, &m.t("embed.bias"));
+    for (int l = 0; l < c.layers; l++) {
+        std::string p = "layers." + std::to_string(l) + ".";
+        Mat h = rmsnorm_d(x, m.t(p + "norm.weight"), c.eps);
+        Mat xs = linear_d(h, m.t(p + "in_proj.weight"), D, 0, E, nullptr);
+        Mat z = linear_d(h, m.t(p + "in_proj.weight"), D, E, E, nullptr);
+        const auto& cw = m.t(p + "conv1d.weight");
+        const auto& cb = m.t(p + "conv1d.bias");
+        int shift = c.conv_mode == MMIA_CONV_CAUSAL ? K - 1 : (K - 1) / 2;
+        Mat u(L, std::vector<double>(E));
+        for (int t = 0; t < L; t++)
+            for (int e = 0; e < E; e++) {
+                double s = cb[e];
+                for (int k = 0; k < K; k++) {
+                    int tt = t - shift + k;
+                    if (tt >= 0 && tt < L) s += double(cw[e * K + k]) * xs[tt][e];
+                }
+                u[t][e] = silu_d(s);
+            }
+        Mat xdbl = linear_d(u, m.t(p + "x_proj.weight"), E, 0, R + 2 * N, nullptr);
+        Mat dt_in(L, std::vector<double>(R));
+        for (int t = 0; t < L; t++)
+            for (int r = 0; r < R; r++) dt_in[t][r] = xdbl[t][r];
+        Mat delta = linear_d(dt_in, m.t(p + "dt_proj.weight"), R, 0, E, &m.t(p + "dt_proj.bias"));
+        for (auto& row : delta)
+            for (auto& v : row) v = softplus_d(v);
+        const auto& A = m.t(p + "A");
+        const auto& Dv = m.t(p + "D");
+        Mat y(L, std::vector<double>(E));
+        std::vector<double> hs(size_t(E) * N, 0.0);
+        for (int t = 0; t < L; t++)
+            for (int e = 0; e < E; e++) {
+                double s = 0;
+                for (int n = 0; n < N; n++) {
+                    double& hv = hs[size_t(e) * N + n];
+                    hv = std::exp(delta[t][e] * A[e * N + n]) * hv + delta[t][e] * xdbl[t][R + n] * u[t][e];
+                    s += xdbl[t][R + N + n] * hv;
+                }
+                y[t][e] = (s + Dv[e] * u[t][e]) * silu_d(z[t][e]);
+            }
+        Mat o = linear_d(y, m.t(p + "out_proj.weight"), E, 0, D, nullptr);
+        for (int t = 0; t < L; t++)
+            for (int d = 0; d < D; d++) x[t][d] += o[t][d];
+    }
+    Mat hf = rmsnorm_d(x, m.t("norm_f.weight"), c.eps);
+    Mat pooled(1, std::vector<double>(D, 0.0));
+    for (int d = 0; d < D; d++) {
+        if (c.pool == MMIA_POOL_LAST) {
+            pooled[0][d] = hf[L - 1][d];
+        } else {
+            for (int t = 0; t < L; t++) pooled[0][d] += hf[t][d];
+            pooled[0][d] /= L;
+        }
+    }
+    return linear_d(pooled, m.t("head.weight"), D, 0, c.nc, &m.t("head.bias"))[0];
+}
+
+// Open a model file through the library; returns "" or the error string.
+std::string open_error(const std::string& path) {
+    MambaModel m;
+    char err[512];
+    int rc = mamba_open(&m, path.c_str(), err, sizeof err);
+    if (rc == 0) {
+        mamba_close(&m);
+        return "";
+    }
+    return err;
+}
+
+// ---------------------------------------------------------------------------
+// Running the CLI
+
+std::string mamba_bin() {
+    const char* b = getenv("MAMBA_BIN");
+    return b ? b : "./mamba";
+}
+
+struct Run {
+    int code;
+    std::string out, err;
+};
+
+std::string shell_quote(const std::string& s) {
+    std::string r = "'";
+    for (char c : s) r += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return r + "'";
+}
+
+Run run_cli(const std::string& args) {
+    static int counter = 0;
+    std::string o = tmp_path("cli_out_" + std::to_string(counter)), e = tmp_path("cli_err_" + std::to_string(counter));
+    counter++;
+    std::string cmd = shell_quote(mamba_bin()) + " " + args + " >" + o + " 2>" + e;
+    int st = system(cmd.c_str());
+    Run r;
+    r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    r.out = read_text(o);
+    r.err = read_text(e);
+    return r;
+}
+
+bool have_cli() {
+    return access(mamba_bin().c_str(), X_OK) == 0;
+}
+
+// No file at `out` and no temp file beside it.
+void check_no_output_left(const std::string& out) {
+    CHECK_MESSAGE(!file_exists(out), out);
+    std::string cmd = "ls " + shell_quote(out) + ".tmp* >/dev/null 2>&1";
+    CHECK_MESSAGE(system(cmd.c_str()) != 0, "temp file left beside " << out);
+}
+
+// A failed CLI run: exit code, "error: " on stderr mentioning `needle`,
+// nothing on stdout, no --out file.
+void check_cli_fails(const std::string& args, const std::string& needle, int code = 1) {
+    if (!have_cli()) {
+        FAIL("no executable " << mamba_bin() << " (run from the repo root after make)");
+        return;
+    }
+    std::string out = tmp_path("should_not_exist.npy");
+    Run r = run_cli(args + " --out " + shell_quote(out));
+    INFO("args: " << args << "\nstderr: " << r.err);
+    CHECK(r.code == code);
+    CHECK(r.out.empty());
+    CHECK(r.err.rfind("error: ", 0) == 0);
+    CHECK(r.err.find(needle) != std::string::npos);
+    check_no_output_left(out);
+}
+
+// Library and CLI must both refuse model file `path` with `needle`.
+void check_bad_model(const std::string& path, const std::string& needle) {
+    std::string err = open_error(path);
+    INFO("library error: " << err);
+    CHECK(!err.empty());
+    CHECK(err.find(needle) != std::string::npos);
+    CHECK(err.rfind(path + ": ", 0) == 0);
+    static std::string good_input;
+    if (good_input.empty()) {
+        Cfg c;
+        auto img = random_images(c, 2, 7);
+        good_input = tmp_path("good_input.bin");
+        write_bytes(good_input, img.data(), img.size() * 4);
+    }
+    check_cli_fails(shell_quote(path) + " " + shell_quote(good_input), needle);
+}
+
+uint64_t rd64(const std::vector<uint8_t>& b, size_t at) {
+    uint64_t v;
+    std::memcpy(&v, b.data() + at, 8);
+    return v;
+}
+void wr32(std::vector<uint8_t>& b, size_t at, uint32_t v) { std::memcpy(b.data() + at, &v, 4); }
+void wr64(std::vector<uint8_t>& b, size_t at, uint64_t v) { std::memcpy(b.data() + at, &v, 8); }
+void fix_checksum(std::vector<uint8_t>& b) {
+    wr64(b, offsetof(MmiaHeader, checksum), mmia_checksum(b.data() + 256, b.size() - 256));
+}
+size_t entry_at(int i) { return 256 + 96 * size_t(i); }
+
+}  // namespace
+
+// ===========================================================================
+// Kernels
+
+TEST_CASE("k_expf matches exp to ~1 ulp over the useful range, saturates, keeps NaN") {
+    double worst = 0;
+    for (double x = -87.0; x <= 88.0; x += 0.0137) {
+        double ref = std::exp(double(float(x)));
+        double got = k_expf(float(x));
+        worst = std::max(worst, std::fabs(got - ref) / ref);
+    }
+    CHECK(worst < 5e-7);
+    CHECK(k_expf(0.0f) == doctest::Approx(1.0).epsilon(1e-7));
+    CHECK(k_expf(-1000.0f) == 0.0f);
+    CHECK(std::isfinite(k_expf(1000.0f)));
+    CHECK(k_expf(1000.0f) > 1e38f);
+    CHECK(std::isnan(k_expf(NAN)));
+}
+
+TEST_CASE("softplus: log1p(exp(x)), = x above 20, tiny and accurate far below 0") {
+    const float xs[] = {-100.f, -30.f, -20.f, -5.f, -1.f, -1e-3f, 0.f, 1e-3f, 0.5f, 1.f, 5.f, 19.9f, 20.f, 20.5f, 30.f};
+    for (float x : xs) {
+        double ref = softplus_d(x);
+        INFO("x = " << x);
+        // below about -87 exp underflows (k_expf flushes to 0): absolute error
+        // under 1e-37 there, which no later op can see
+        CHECK(std::fabs(k_softplus(x) - ref) <= 3e-7 * ref + 1e-37);
+    }
+    CHECK(k_softplus(25.0f) == 25.0f);
+    float v[5] = {-3, -1, 0, 2, 40};
+    k_softplus_inplace(v, 5);
+    CHECK(v[2] == doctest::Approx(std::log(2.0)).epsilon(1e-6));
+    CHECK(v[4] == 40.0f);
+}
+
+TEST_CASE("silu") {
+    const float xs[] = {-90.f, -10.f, -1.f, 0.f, 0.3f, 1.f, 10.f, 90.f};
+    for (float x : xs) CHECK(k_silu(x) == doctest::Approx(silu_d(x)).epsilon(1e-6));
+    CHECK(k_silu(0.0f) == 0.0f);
+    float v[3] = {-2, 0, 2};
+    k_silu_inplace(v, 3);
+    CHECK(v[0] == doctest::Approx(-2.0 / (1.0 + std::exp(2.0))));
+    CHECK(v[2] == doctest::Approx(2.0 / (1.0 + std::exp(-2.0))));
+}
+
+TEST_CASE("softmax: sums to 1, stable for large logits") {
+    float logits[3] = {1000.0f, 1001.0f, 999.0f}, p[3];
+    k_softmax(p, logits, 3);
+    double e0 = std::exp(-1.0), e2 = std::exp(-2.0), s = 1 + e0 + e2;
+    CHECK(p[1] == doctest::Approx(1 / s));
+    CHECK(p[0] == doctest::Approx(e0 / s));
+    CHECK(p[2] == doctest::Approx(e2 / s));
+    float one[1] = {-5.0f};
+    k_softmax(one, one, 1);
+    CHECK(one[0] == 1.0f);
+}
+
+TEST_CASE("rmsnorm over features, feature-major") {
+    // two tokens, three features: token 0 = (1, 2, 2), token 1 = (3, 0, 4)
+    float x[6] = {1, 3, 2, 0, 2, 4}, w[3] = {1, 2, 0.5f}, out[6], ss[2];
+    k_rmsnorm_fm(out, x, w, 3, 2, 0.0f, ss);
+    double r0 = 1 / std::sqrt(9.0 / 3), r1 = 1 / std::sqrt(25.0 / 3);
+    CHECK(out[0] == doctest::Approx(1 * r0));
+    CHECK(out[2] == doctest::Approx(2 * r0 * 2));
+    CHECK(out[4] == doctest::Approx(2 * r0 * 0.5));
+    CHECK(out[1] == doctest::Approx(3 * r1));
+    CHECK(out[3] == doctest::Approx(0.0));
+    CHECK(out[5] == doctest::Approx(4 * r1 * 0.5));
+    float z[2] = {0, 0}, w1[1] = {1}, o2[2];
+    k_rmsnorm_fm(o2, z, w1, 1, 2, 1e-5f, ss);  // zero vector + eps: no NaN
+    CHECK(o2[0] == 0.0f);
+}
+
+TEST_CASE("matmul feature-major: odd sizes, bias, accumulate; matvec") {
+    for (int O : {1, 7, 8, 9, 24, 37})
+        for (int I : {1, 5, 16, 33})
+            for (int T : {1, 15, 16, 17, 49}) {
+                std::mt19937 g(O * 1000 + I * 10 + T);
+                auto w = uniform(g, size_t(O) * I, -1, 1), x = uniform(g, size_t(I) * T, -1, 1),
+                     b = uniform(g, O, -1, 1), prev = uniform(g, size_t(O) * T, -1, 1);
+                for (int acc = 0; acc < 2; acc++) {
+                    std::vector<float> out = prev;
+                    k_matmul_fm(out.data(), w.data(), x.data(), acc ? nullptr : b.data(), O, I, T, acc);
+                    for (int o = 0; o < O; o++)
+                        for (int t = 0; t < T; t++) {
+                            double s = acc ? prev[o * T + t] : b[o];
+                            for (int i = 0; i < I; i++) s += double(w[o * I + i]) * x[i * T + t];
+                            INFO("O=" << O << " I=" << I << " T=" << T << " acc=" << acc);
+                            REQUIRE(std::fabs(out[o * T + t] - s) < 1e-5 * (1 + I));
+                        }
+                }
+            }
+    float w[6] = {1, 2, 3, 4, 5, 6}, x[3] = {1, 0, -1}, b[2] = {10, 20}, out[2];
+    k_matvec(out, w, x, b, 2, 3);
+    CHECK(out[0] == 8.0f);
+    CHECK(out[1] == 18.0f);
+}
+
+TEST_CASE("depthwise conv1d: causal and same, hand-computed") {
+    // one channel, T = 5, K = 3, x = 1..5, w = (1, 10, 100), b = 0.5
+    float x[5] = {1, 2, 3, 4, 5}, w[3] = {1, 10, 100}, b[1] = {0.5f}, out[5];
+    // causal: out[t] = b + w0 x[t-2] + w1 x[t-1] + w2 x[t]
+    k_conv1d_dw_fm(out, x, w, b, 1, 5, 3, 2);
+    const float causal[5] = {100.5f, 210.5f, 321.5f, 432.5f, 543.5f};
+    for (int t = 0; t < 5; t++) CHECK(out[t] == causal[t]);
+    // same (left = (K-1)/2 = 1): out[t] = b + w0 x[t-1] + w1 x[t] + w2 x[t+1]
+    k_conv1d_dw_fm(out, x, w, b, 1, 5, 3, 1);
+    const float same[5] = {210.5f, 321.5f, 432.5f, 543.5f, 54.5f};
+    for (int t = 0; t < 5; t++) CHECK(out[t] == same[t]);
+    // K = 4 same: left = 1, taps t-1..t+2; two channels, second all zero weights
+    float x2[10] = {1, 2, 3, 4, 5, 9, 9, 9, 9, 9}, w2[8] = {1, 1, 1, 1, 0, 0, 0, 0}, b2[2] = {0, 7}, o2[10];
+    k_conv1d_dw_fm(o2, x2, w2, b2, 2, 5, 4, 1);
+    const float s4[5] = {1 + 2 + 3, 1 + 2 + 3 + 4, 2 + 3 + 4 + 5, 3 + 4 + 5, 4 + 5};
+    for (int t = 0; t < 5; t++) CHECK(o2[t] == s4[t]);
+    for (int t = 5; t < 10; t++) CHECK(o2[t] == 7.0f);
+}
+
+TEST_CASE("selective scan: hand-computed case, carried state, z gate") {
+    // L = 3, E = 2, N = 2; delta = 1 everywhere, A = [[-ln2, 0], [0, 0]] so
+    // exp(delta*A) = [[0.5, 1], [1, 1]].
+    const int L = 3, E = 2, N = 2;
+    float u[L * E] = {1, 2, 3, 4, 5, 6};  // [t][e]
+    float delta[L * E] = {1, 1, 1, 1, 1, 1};
+    float A[E * N] = {-(float)std::log(2.0), 0, 0, 0};
+    float B[L * N] = {1, 0, 1, 1, 0, 2};  // [t][n]
+    float C[L * N] = {1, 1, 2, 0, 1, 3};
+    float Dv[E] = {0.5f, 0};
+    float y[L * E], h[E * N] = {0, 0, 0, 0};
+    mamba_scan(L, E, N, u, delta, A, B, C, Dv, nullptr, y, h);
+    // channel 0 (u = 1, 3, 5):
+    //  t0: h = (0.5*0 + 1*1, 0 + 0) = (1, 0);      y = 1*1 + 1*0 + 0.5*1 = 1.5
+    //  t1: h = (0.5*1 + 3, 0 + 3) = (3.5, 3);      y = 2*3.5 + 0 + 1.5 = 8.5
+    //  t2: h = (1.75 + 0, 3 + 10) = (1.75, 13);    y = 1.75 + 39 + 2.5 = 43.25
+    // channel 1 (u = 2, 4, 6), no decay, D = 0:
+    //  t0: h = (2, 0) y = 2;  t1: h = (6, 4) y = 12;  t2: h = (6, 16) y = 6 + 48 = 54
+    const float want[L * E] = {1.5f, 2, 8.5f, 12, 43.25f, 54};
+    for (int i = 0; i < L * E; i++) CHECK(y[i] == doctest::Approx(want[i]).epsilon(1e-6));
+    CHECK(h[0] == doctest::Approx(1.75));
+    CHECK(h[1] == doctest::Approx(13));
+    CHECK(h[2] == doctest::Approx(6));
+    CHECK(h[3] == doctest::Approx(16));
+
+    // The same sequence one token at a time with carried state: same y.
+    float h2[E * N] = {0, 0, 0, 0}, y2[L * E];
+    for (int t = 0; t < L; t++)
+        mamba_scan(1, E, N, u + t * E, delta + t * E, A, B + t * N, C + t * N, Dv, nullptr, y2 + t * E, h2);
+    for (int i = 0; i < L * E; i++) CHECK(y2[i] == doctest::Approx(want[i]).epsilon(1e-6));
+
+    // z gate multiplies by silu(z)
+    float z[L * E] = {1, -1, 2, 0, 0.5f, 3}, yz[L * E], h3[E * N] = {0, 0, 0, 0};
+    mamba_scan(L, E, N, u, delta, A, B, C, Dv, z, yz, h3);
+    for (int i = 0; i < L * E; i++) CHECK(yz[i] == doctest::Approx(want[i] * silu_d(z[i])).epsilon(1e-6));
+}
+
+TEST_CASE("selective scan vs double reference, random, N = 16 and odd N") {
+    for (int N : {16, 5}) {
+        const int L = 13, E = 7;
+        std::mt19937 g(N);
+        auto u = uniform(g, L * E, -2, 2), dl = uniform(g, L * E, 0.001f, 2), B = uniform(g, L * N, -1, 1),
+             C = uniform(g, L * N, -1, 1), Dv = uniform(g, E, -1, 1), z = uniform(g, L * E, -3, 3),
+             A = uniform(g, E * N, -8, -0.1f);
+        std::vector<float> y(L * E), h(E * N, 0.0f);
+        mamba_scan(L, E, N, u.data(), dl.data(), A.data(), B.data(), C.data(), Dv.data(), z.data(), y.data(),
+                   h.data());
+        std::vector<double> hs(E * N, 0.0);
+        for (int t = 0; t < L; t++)
+            for (int e = 0; e < E; e++) {
+                double s = 0;
+                for (int n = 0; n < N; n++) {
+                    double& hv = hs[e * N + n];
+                    hv = std::exp(double(dl[t * E + e]) * A[e * N + n]) * hv + double(dl[t * E + e]) * B[t * N + n] * u[t * E + e];
+                    s += C[t * N + n] * hv;
+                }
+                double want = (s + Dv[e] * u[t * E + e]) * silu_d(z[t * E + e]);
+                CHECK(std::fabs(y[t * E + e] - want) < 1e-5 * (1 + std::fabs(want)));
+            }
+    }
+}
+
+// ===========================================================================
+// Whole models against the double-precision reference
+
+TEST_CASE("whole model matches the naive double forward") {
+    struct Case {
+        std::string what;
+        Cfg c;
+    };
+    std::vector<Case> cases;
+    {
+        Cfg c;  // small, causal, mean pool
+        cases.push_back({"small causal mean", c});
+    }
+    {
+        Cfg c;  // the typical MNIST shape: L = 49 (three token tiles + 1)
+        c.H = c.W = 28;
+        c.ph = c.pw = 4;
+        c.D = 64;
+        c.E = 128;
+        c.N = 16;
+        c.R = 4;
+        cases.push_back({"mnist-size", c});
+    }
+    {
+        Cfg c;  // RGB, same conv, last pool, odd widths everywhere
+        c.C = 3;
+        c.H = 12;
+        c.W = 9;
+        c.ph = 3;
+        c.pw = 3;
+        c.D = 19;
+        c.E = 37;
+        c.N = 5;
+        c.K = 5;
+        c.R = 3;
+        c.nc = 7;
+        c.layers = 3;
+        c.pool = MMIA_POOL_LAST;
+        c.conv_mode = MMIA_CONV_SAME;
+        cases.push_back({"rgb same last odd", c});
+    }
+    {
+        Cfg c;  // one token (seed 002's shape): the recurrence never runs
+        c.H = c.W = 8;
+        c.ph = c.pw = 8;
+        c.D = 16;
+        c.E = 32;
+        c.N = 8;
+        c.K = 5;
+        c.layers = 1;
+        c.conv_mode = MMIA_CONV_SAME;
+        cases.push_back({"one token", c});
+    }
+    {
+        Cfg c;  // K = 4 "same" conv (asymmetric), K = 1, 4 channels
+        c.C = 4;
+        c.K = 4;
+        c.conv_mode = MMIA_CONV_SAME;
+        c.H = 16;
+        c.W = 16;
+        cases.push_back({"same K=4", c});
+        c.K = 1;
+        cases.push_back({"K=1", c});
+    }
+    int idx = 0;
+    for (const Case& tc : cases) {
+        INFO("case: " << tc.what);
+        Model m = random_model(tc.c, 100 + idx);
+        std::string path = write_model(m, "whole_" + std::to_string(idx++) + ".bin");
+        MambaModel mm;
+        char err[512];
+        REQUIRE_MESSAGE(mamba_open(&mm, path.c_str(), err, sizeof err) == 0, err);
+        REQUIRE(mamba_n_classes(&mm) == tc.c.nc);
+        REQUIRE(mamba_image_floats(&mm) == int64_t(tc.c.C) * tc.c.H * tc.c.W);
+        const int n = 5;
+        auto imgs = random_images(tc.c, n, 9);
+        std::fill(imgs.begin(), imgs.begin() + mamba_image_floats(&mm), 0.0f);  // an all-black image
+        REQUIRE(mamba_check_images(&mm, imgs.data(), n, err, sizeof err) == 0);
+        std::vector<float> logits(size_t(n) * tc.c.nc), probs(logits.size());
+        REQUIRE(mamba_forward_logits(&mm, imgs.data(), n, logits.data()) == 0);
+        REQUIRE(mamba_forward_probs(&mm, imgs.data(), n, probs.data()) == 0);
+        double worst = 0;
+        for (int i = 0; i < n; i++) {
+            auto ref = ref_logits(m, imgs.data() + size_t(i) * mamba_image_floats(&mm));
+            double mx = *std::max_element(ref.begin(), ref.end()), s = 0;
+            for (double v : ref) s += std::exp(v - mx);
+            for (int k = 0; k < tc.c.nc; k++) {
+                double got = logits[size_t(i) * tc.c.nc + k];
+                worst = std::max(worst, std::fabs(got - ref[k]) / (1 + std::fabs(ref[k])));
+                CHECK(std::fabs(probs[size_t(i) * tc.c.nc + k] - std::exp(ref[k] - mx) / s) < 1e-5);
+            }
+        }
+        MESSAGE(tc.what << ": worst logit error " << worst);
+        CHECK(worst < 2e-5);
+        mamba_close(&mm);
+    }
+}
+
+TEST_CASE("open from memory gives the same model; batch order and threads do not matter") {
+    Cfg c;
+    Model m = random_model(c, 5);
+    auto bytes = pack_model_bytes(make_header(c), m.tensors);
+    std::vector<uint64_t> aligned((bytes.size() + 7) / 8);
+    std::memcpy(aligned.data(), bytes.data(), bytes.size());
+    MambaModel mm;
+    char err[512];
+    REQUIRE_MESSAGE(mamba_open_memory(&mm, aligned.data(), bytes.size(), err, sizeof err) == 0, err);
+    auto imgs = random_images(c, 9, 3);
+    std::vector<float> all(9 * c.nc), one(c.nc);
+    REQUIRE(mamba_forward_logits(&mm, imgs.data(), 9, all.data()) == 0);
+    for (int i = 0; i < 9; i++) {
+        REQUIRE(mamba_forward_logits(&mm, imgs.data() + i * 64, 1, one.data()) == 0);
+        for (int k = 0; k < c.nc; k++) CHECK(one[k] == all[i * c.nc + k]);
+    }
+    mamba_close(&mm);
+    // unaligned memory is refused, not crashed on
+    CHECK(mamba_open_memory(&mm, (const char*)aligned.data() + 4, bytes.size(), err, sizeof err) != 0);
+}
+
+// ===========================================================================
+// The writer
+
+TEST_CASE("writer: layout, alignment, checksum; refuses bad tensors and leaves no file") {
+    Cfg c;
+    Model m = random_model(c, 1);
+    std::string p = write_model(m, "layout.bin");
+    auto b = read_bytes(p);
+    REQUIRE(b.size() > 256);
+    CHECK(std::memcmp(b.data(), "MAMBAMIA", 8) == 0);
+    CHECK(rd64(b, 16) == b.size());
+    CHECK(rd64(b, 24) == mmia_checksum(b.data() + 256, b.size() - 256));
+    MmiaHeader h;
+    std::memcpy(&h, b.data(), 256);
+    CHECK(h.n_tensors == m.tensors.size());
+    CHECK(h.version == MMIA_FORMAT_VERSION);
+    for (size_t i = 0; i < m.tensors.size(); i++) {
+        MmiaTensorEntry e;
+        std::memcpy(&e, b.data() + entry_at(int(i)), 96);
+        CHECK(e.offset % 64 == 0);
+        CHECK(e.nbytes == m.tensors[i].data.size() * 4);
+        CHECK(std::memcmp(b.data() + e.offset, m.tensors[i].data.data(), e.nbytes) == 0);
+    }
+    CHECK(!file_exists(p + ".tmp"));
+
+    auto expect_throw = [&](std::vector<PackedTensor> ts, const std::string& needle) {
+        std::string q = tmp_path("bad_writer.bin");
+        try {
+            write_packed_model(q, make_header(c), ts);
+            FAIL("no exception for " << needle);
+        } catch (const std::runtime_error& e) {
+            std::string w = e.what();
+            INFO(w);
+            CHECK(w.rfind(q + ": ", 0) == 0);
+            CHECK(w.find(needle) != std::string::npos);
+        }
+        CHECK(!file_exists(q));
+        CHECK(!file_exists(q + ".tmp"));
+    };
+    expect_throw({{std::string(56, 'a'), {1}, {1.0f}}}, "longer than 55");
+    expect_throw({{"x", {1, 1, 1, 1, 1}, {1.0f}}}, "dims");
+    expect_throw({{"x", {2, 0}, {}}}, "bad dimension");
+    expect_throw({{"x", {}, {}}}, "dims");
+    expect_throw({{"x", {2, 2}, {1, 2, 3}}}, "needs 4");
+    expect_throw({{"x", {1}, {1}}, {"x", {1}, {2}}}, "twice");
+    expect_throw({}, "1..4096");
+    expect_throw({{"a b", {1}, {1}}}, "non-printable");
+    // 55 bytes is fine
+    write_packed_model(tmp_path("long_ok.bin"), make_header(c), {{std::string(55, 'a'), {1}, {1.0f}}});
+    // unwritable destination: error with the path, nothing left
+    std::string q = tmp_dir() + "/no/such/dir/m.bin";
+    CHECK_THROWS_WITH_AS(write_packed_model(q, make_header(c), m.tensors), doctest::Contains((q + ": cannot create").c_str()),
+                         std::runtime_error);
+    if (file_exists("/dev/full")) {
+        // A full disk: write() fails with ENOSPC. /dev/full is a device, so the
+        // temp file is what we point at it (a symlink named path.tmp).
+        std::string fp = tmp_path("full.bin");
+        REQUIRE(symlink("/dev/full", (fp + ".tmp").c_str()) == 0);
+        CHECK_THROWS_WITH_AS(write_packed_model(fp, make_header(c), m.tensors), doctest::Contains("No space left"),
+                             std::runtime_error);
+        CHECK(!file_exists(fp));
+        CHECK(!file_exists(fp + ".tmp"));
+    }
+}
+
+// ===========================================================================
+// Bad model files: library and CLI
+
+TEST_CASE("bad model files are refused with a clear error (library and CLI)") {
+    Cfg c;
+    Model m = random_model(c, 2);
+    std::string good = write_model(m, "good.bin");
+    const auto gb = read_bytes(good);
+    REQUIRE(open_error(good).empty());
+    int n_file = 0;
+    auto variant = [&](const std::vector<uint8_t>& b) {
+        std::string p = tmp_path("bad_" + std::to_string(n_file++) + ".bin");
+        write_bytes(p, b.data(), b.size());
+        return p;
+    };
+
+    SUBCASE("missing file") { check_bad_model(tmp_path("nope.bin"), "cannot open"); }
+    SUBCASE("empty file") { check_bad_model(variant({}), "empty"); }
+    SUBCASE("shorter than the header") {
+        check_bad_model(variant(std::vector<uint8_t>(gb.begin(), gb.begin() + 100)), "too small");
+    }
+    SUBCASE("truncated") {
+        check_bad_model(variant(std::vector<uint8_t>(gb.begin(), gb.end() - 100)), "truncated");
+    }
+    SUBCASE("trailing bytes") {
+        auto b = gb;
+        b.resize(b.size() + 8, 0);
+        check_bad_model(variant(b), "trailing");
+    }
+    SUBCASE("wrong magic") {
+        auto b = gb;
+        b[0] = 'X';
+        check_bad_model(variant(b), "bad magic");
+    }
+    SUBCASE("unknown version") {
+        auto b = gb;
+        wr32(b, 8, 7);
+        check_bad_model(variant(b), "unsupported format version 7 (this reader knows version 1)");
+    }
+    SUBCASE("CNN model") {
+        auto b = gb;
+        wr32(b, 12, MMIA_KIND_CNN);
+        check_bad_model(variant(b), "CNN");
+    }
+    SUBCASE("unknown kind") {
+        auto b = gb;
+        wr32(b, 12, 99);
+        check_bad_model(variant(b), "unknown model kind 99");
+    }
+    SUBCASE("absurd dimensions") {
+        struct {
+            size_t at;
+            int32_t v;
+            const char* needle;
+        } cases[] = {
+            {offsetof(MmiaHeader, hp) + 4 * MMIA_HP_D_MODEL, 1000000000, "d_model is 1000000000"},
+            {offsetof(MmiaHeader, hp) + 4 * MMIA_HP_N_LAYERS, -1, "n_layers is -1"},
+            {offsetof(MmiaHeader, hp) + 4 * MMIA_HP_D_STATE, 0, "d_state is 0"},
+            {offsetof(MmiaHeader, hp) + 4 * MMIA_HP_D_INNER, 1 << 30, "d_inner"},
+            {offsetof(MmiaHeader, hp) + 4 * MMIA_HP_SEQ_LEN, 17, "seq_len is 17"},
+            {offsetof(MmiaHeader, hp) + 4 * MMIA_HP_PATCH_H, 3, "does not tile"},
+            {offsetof(MmiaHeader, hp) + 4 * MMIA_HP_POOL, 5, "pool is 5"},
+            {offsetof(MmiaHeader, hp) + 4 * MMIA_HP_CONV_MODE, -3, "conv_mode"},
+            {offsetof(MmiaHeader, in_channels), 0, "in_channels is 0"},
+            {offsetof(MmiaHeader, in_height), 0x7fffffff, "in_height"},
+            {offsetof(MmiaHeader, n_classes), 0, "n_classes is 0"},
+        };
+        for (auto& k : cases) {
+            auto b = gb;
+            wr32(b, k.at, uint32_t(k.v));
+            check_bad_model(variant(b), k.needle);
+        }
+        auto b = gb;
+        float nan = NAN;
+        std::memcpy(b.data() + offsetof(MmiaHeader, fp), &nan, 4);
+        check_bad_model(variant(b), "eps");
+        b = gb;
+        float zero = 0;
+        std::memcpy(b.data() + offsetof(MmiaHeader, in_std), &zero, 4);
+        check_bad_model(variant(b), "std");
+        // a huge but self-consistent model (wider than its tensors): refused by shape
+        b = gb;
+        wr32(b, offsetof(MmiaHeader, hp) + 4 * MMIA_HP_D_INNER, 16384);
+        check_bad_model(variant(b), "expected");
+        // within caps but needing > 1 GiB per image
+        b = gb;
+        wr32(b, offsetof(MmiaHeader, in_height), 4096);
+        wr32(b, offsetof(MmiaHeader, in_width), 4096);
+        wr32(b, offsetof(MmiaHeader, hp) + 4 * MMIA_HP_PATCH_H, 16);
+        wr32(b, offsetof(MmiaHeader, hp) + 4 * MMIA_HP_PATCH_W, 16);
+        wr32(b, offsetof(MmiaHeader, hp) + 4 * MMIA_HP_SEQ_LEN, 65536);
+        wr32(b, offsetof(MmiaHeader, hp) + 4 * MMIA_HP_D_INNER, 16384);
+        check_bad_model(variant(b), "working memory");
+    }
+    SUBCASE("tensor count beyond the cap or the file") {
+        auto b = gb;
+        wr32(b, offsetof(MmiaHeader, n_tensors), 5000);
+        check_bad_model(variant(b), "tensor count 5000");
+        b = gb;
+        wr32(b, offsetof(MmiaHeader, n_tensors), 4000);
+        check_bad_model(variant(b), "runs past the end");
+    }
+    SUBCASE("tensor data outside the file") {
+        auto b = gb;
+        wr64(b, entry_at(3) + 80, (gb.size() + 63) / 64 * 64);  // aligned, at/after the end
+        fix_checksum(b);
+        check_bad_model(variant(b), "outside");
+        b = gb;
+        wr64(b, entry_at(3) + 80, 0xffffffffffffffc0ull);  // offset + nbytes overflows
+        fix_checksum(b);
+        check_bad_model(variant(b), "outside");
+    }
+    SUBCASE("tensor data overlapping the header / table / each other") {
+        auto b = gb;
+        wr64(b, entry_at(0) + 80, 0);
+        fix_checksum(b);
+        check_bad_model(variant(b), "overlaps the header");
+        b = gb;
+        uint64_t off0 = rd64(gb, entry_at(0) + 80);
+        wr64(b, entry_at(1) + 80, off0);
+        fix_checksum(b);
+        check_bad_model(variant(b), "overlap");
+        b = gb;
+        wr64(b, entry_at(1) + 80, off0 + 4);
+        fix_checksum(b);
+        check_bad_model(variant(b), "aligned");
+    }
+    SUBCASE("table entry inconsistencies") {
+        auto b = gb;
+        wr64(b, entry_at(2) + 88, 12345);  // nbytes
+        fix_checksum(b);
+        check_bad_model(variant(b), "nbytes");
+        b = gb;
+        wr32(b, entry_at(2) + 56, 3);  // dtype
+        fix_checksum(b);
+        check_bad_model(variant(b), "dtype 3");
+        b = gb;
+        wr32(b, entry_at(2) + 60, 5);  // ndim
+        fix_checksum(b);
+        check_bad_model(variant(b), "ndim 5");
+        b = gb;
+        wr32(b, entry_at(2) + 64, 0);  // a zero dimension
+        fix_checksum(b);
+        check_bad_model(variant(b), "dimension 0 is 0");
+        b = gb;
+        wr32(b, entry_at(2) + 64, 0xffffffffu);  // shape too big for the file
+        fix_checksum(b);
+        check_bad_model(variant(b), "dimension 0");
+        b = gb;
+        std::memset(b.data() + entry_at(2), 'a', 56);  // no NUL
+        fix_checksum(b);
+        check_bad_model(variant(b), "NUL-terminated");
+        b = gb;
+        std::memcpy(b.data() + entry_at(2), b.data() + entry_at(1), 56);  // duplicate name
+        fix_checksum(b);
+        check_bad_model(variant(b), "appears twice");
+    }
+    SUBCASE("checksum mismatch") {
+        auto b = gb;
+        b[b.size() - 3] ^= 0x40;  // one bit of the last tensor
+        check_bad_model(variant(b), "checksum mismatch");
+    }
+    SUBCASE("missing tensor") {
+        Model m2 = m;
+        m2.tensors.erase(std::remove_if(m2.tensors.begin(), m2.tensors.end(),
+                                        [](const PackedTensor& t) { return t.name == "layers.1.D"; }),
+                         m2.tensors.end());
+        check_bad_model(write_model(m2, "missing_t.bin"), "missing tensor 'layers.1.D'");
+    }
+    SUBCASE("misshapen tensor") {
+        Model m2 = m;
+        for (auto& t : m2.tensors)
+            if (t.name == "layers.0.A") {
+                t.shape = {uint32_t(c.N), uint32_t(c.E)};  // transposed
+            }
+        check_bad_model(write_model(m2, "shape_t.bin"), "tensor 'layers.0.A' has shape [4, 32], expected [32, 4]");
+        Model m3 = m;
+        for (auto& t : m3.tensors)
+            if (t.name == "head.bias") {
+                t.shape = {1, uint32_t(c.nc)};
+            }
+        check_bad_model(write_model(m3, "shape_t2.bin"), "'head.bias' has shape [1, 10], expected [10]");
+    }
+    SUBCASE("extra unknown tensor") {
+        Model m2 = m;
+        m2.tensors.push_back({"layers.2.norm.weight", {uint32_t(c.D)}, std::vector<float>(c.D, 1.0f)});
+        check_bad_model(write_model(m2, "extra_t.bin"), "unknown tensor 'layers.2.norm.weight'");
+    }
+    SUBCASE("not a regular file") { check_bad_model(tmp_dir(), "not a regular file"); }
+}
+
+// ===========================================================================
+// Bad inputs: library and CLI
+
+TEST_CASE("bad input.bin is refused (library and CLI)") {
+    Cfg c;
+    Model m = random_model(c, 3);
+    std::string model = write_model(m, "input_model.bin");
+    const int64_t fpi = int64_t(c.C) * c.H * c.W;
+    auto imgs = random_images(c, 3, 1);
+    auto check_bad_input = [&](const std::vector<float>& px, size_t nbytes, const std::string& needle) {
+        std::string p = tmp_path("bad_input.bin");
+        write_bytes(p, px.data(), nbytes);
+        InputFile in;
+        char err[512];
+        CHECK(input_open(&in, p.c_str(), fpi, err, sizeof err) != 0);
+        INFO("library error: " << err);
+        CHECK(std::string(err).find(needle) != std::string::npos);
+        if (nbytes % (fpi * 4) == 0 && nbytes > 0) {  // the library's in-memory check agrees
+            MambaModel mm;
+            REQUIRE(mamba_open(&mm, model.c_str(), err, sizeof err) == 0);
+            CHECK(mamba_check_images(&mm, px.data(), int64_t(nbytes / 4 / fpi), err, sizeof err) != 0);
+            CHECK(std::string(err).find(needle) != std::string::npos);
+            mamba_close(&mm);
+        }
+        check_cli_fails(shell_quote(model) + " " + shell_quote(p), p + ": ");
+        check_cli_fails(shell_quote(model) + " " + shell_quote(p), needle);
+    };
+    check_bad_input(imgs, 0, "empty");
+    check_bad_input(imgs, imgs.size() * 4 - 4, "not a whole number of images");
+    check_bad_input(imgs, 10, "not a whole number of images");
+    auto bad = imgs;
+    bad[fpi + 5] = NAN;
+    check_bad_input(bad, bad.size() * 4, "image 1, pixel 5 is NaN");
+    bad = imgs;
+    bad[2 * fpi] = INFINITY;
+    check_bad_input(bad, bad.size() * 4, "image 2, pixel 0 is +inf");
+    bad = imgs;
+    bad[7] = -0.5f;
+    check_bad_input(bad, bad.size() * 4, "outside [0, 1]");
+    bad = imgs;
+    bad[8] = 255.0f;
+    check_bad_input(bad, bad.size() * 4, "is 255, outside [0, 1]");
+    check_cli_fails(shell_quote(model) + " " + shell_quote(tmp_path("no_input.bin")), "cannot open");
+}
+
+// ===========================================================================
+// The CLI: outputs and usage errors
+
+TEST_CASE("CLI: default, --quiet, --probs, --out .npy/.csv, --threads agree with the library") {
+    if (!have_cli()) {
+        FAIL("no executable " << mamba_bin() << " (run from the repo root after make)");
+        return;
+    }
+    Cfg c;
+    Model m = random_model(c, 4);
+    std::string model = write_model(m, "cli_model.bin");
+    const int n = 6;
+    auto imgs = random_images(c, n, 2);
+    std::string input = tmp_path("cli_input.bin");
+    write_bytes(input, imgs.data(), imgs.size() * 4);
+    MambaModel mm;
+    char err[512];
+    REQUIRE(mamba_open(&mm, model.c_str(), err, sizeof err) == 0);
+    std::vector<float> probs(n * c.nc);
+    REQUIRE(mamba_forward_probs(&mm, imgs.data(), n, probs.data()) == 0);
+    mamba_close(&mm);
+    std::vector<int> best(n);
+    for (int i = 0; i < n; i++)
+        best[i] = int(std::max_element(probs.begin() + i * c.nc, probs.begin() + (i + 1) * c.nc) -
+                      (probs.begin() + i * c.nc));
+    std::string args = shell_quote(model) + " " + shell_quote(input);
+
+    Run r = run_cli(args);
+    CHECK(r.code == 0);
+    CHECK(r.err.empty());
+    std::string want;
+    char line[128];
+    for (int i = 0; i < n; i++) {
+        snprintf(line, sizeof line, "Predicted class: %d with probability: %f\n", best[i],
+                 double(probs[i * c.nc + best[i]]));
+        want += line;
+    }
+    CHECK(r.out == want);
+
+    r = run_cli(args + " --quiet --threads 1");
+    CHECK(r.code == 0);
+    want.clear();
+    for (int i = 0; i < n; i++) want += std::to_string(best[i]) + "\n";
+    CHECK(r.out == want);
+
+    r = run_cli(args + " --probs --threads 2");
+    CHECK(r.code == 0);
+    std::istringstream ps(r.out);
+    for (int i = 0; i < n * c.nc; i++) {
+        double v;
+        REQUIRE(static_cast<bool>(ps >> v));
+        CHECK(std::fabs(v - probs[i]) <= 5e-7);
+    }
+
+    std::string npy = tmp_path("probs.npy");
+    r = run_cli(args + " --quiet --out " + shell_quote(npy));
+    CHECK(r.code == 0);
+    auto b = read_bytes(npy);
+    REQUIRE(b.size() > 10);
+    CHECK(std::memcmp(b.data(), "\x93NUMPY\x01\x00", 8) == 0);
+    size_t hl = b[8] | (b[9] << 8);
+    CHECK((10 + hl) % 64 == 0);
+    std::string hdr(b.begin() + 10, b.begin() + 10 + hl);
+    CHECK(hdr.find("'descr': '<f4'") != std::string::npos);
+    CHECK(hdr.find("'shape': (6, 10)") != std::string::npos);
+    REQUIRE(b.size() == 10 + hl + probs.size() * 4);
+    CHECK(std::memcmp(b.data() + 10 + hl, probs.data(), probs.size() * 4) == 0);
+    check_no_output_left(npy + ".tmp");  // just the temp: npy itself exists
+
+    std::string csv = tmp_path("probs.csv");
+    r = run_cli(args + " --out " + shell_quote(csv));
+    CHECK(r.code == 0);
+    std::istringstream cs(read_text(csv));
+    std::string row;
+    int rows = 0;
+    while (std::getline(cs, row)) {
+        std::istringstream rs(row);
+        std::string cell;
+        int k = 0;
+        while (std::getline(rs, cell, ',')) {
+            CHECK(std::stof(cell) == probs[rows * c.nc + k]);  // %.9g round-trips
+            k++;
+        }
+        CHECK(k == c.nc);
+        rows++;
+    }
+    CHECK(rows == n);
+
+    r = run_cli("--help");
+    CHECK(r.code == 0);
+    CHECK(r.out.find("usage:") != std::string::npos);
+}
+
+TEST_CASE("CLI: usage errors exit 2 with error: and no output") {
+    Cfg c;
+    Model m = random_model(c, 6);
+    std::string model = write_model(m, "usage_model.bin");
+    auto imgs = random_images(c, 1, 2);
+    std::string input = tmp_path("usage_input.bin");
+    write_bytes(input, imgs.data(), imgs.size() * 4);
+    std::string args = shell_quote(model) + " " + shell_quote(input);
+    check_cli_fails(args + " --bogus", "unknown flag '--bogus'", 2);
+    check_cli_fails("", "missing arguments", 2);
+    check_cli_fails(shell_quote(model), "missing arguments", 2);
+    check_cli_fails(args + " extra", "unexpected extra argument", 2);
+    check_cli_fails(args + " --threads 0", "--threads", 2);
+    check_cli_fails(args + " --threads x", "--threads", 2);
+    check_cli_fails(args + " --quiet --probs", "cannot be combined", 2);
+    if (have_cli()) {
+        Run r = run_cli(args + " --threads");
+        CHECK(r.code == 2);
+        CHECK(r.err.rfind("error: ", 0) == 0);
+        r = run_cli(args + " --out");
+        CHECK(r.code == 2);
+        CHECK(r.out.empty());
+        // an output that cannot be written: exit 1, stdout empty, nothing left
+        std::string bad_out = tmp_dir() + "/no/such/dir/p.npy";
+        r = run_cli(args + " --out " + shell_quote(bad_out));
+        CHECK(r.code == 1);
+        CHECK(r.out.empty());
+        CHECK(r.err.rfind("error: " + bad_out + ": ", 0) == 0);
+        CHECK(!file_exists(bad_out));
+    }
+}
