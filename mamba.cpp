@@ -37,7 +37,24 @@
 
 void mamba_scan(int L, int E, int N, const float* u, const float* delta, const float* A, const float* B,
                 const float* C, const float* D, const float* z, float* y, float* h) {
-    for (int e = 0; e < E; e++)
+    // Blocks of 16 channels run the vectorised kernel straight on the
+    // token-major data (lane stride 1, token stride E); the state is moved
+    // to the kernel's [N][16] layout and back. Leftover channels (and the
+    // whole call if scratch cannot be had) go one channel at a time.
+    int E16 = E / K_SCAN_LANES * K_SCAN_LANES;
+    float* hs = E16 ? (float*)malloc(sizeof(float) * 2 * K_SCAN_LANES * (size_t)N) : NULL;
+    if (!hs) E16 = 0;
+    float* at = hs + (size_t)K_SCAN_LANES * N;
+    for (int e0 = 0; e0 < E16; e0 += K_SCAN_LANES) {
+        for (int j = 0; j < K_SCAN_LANES; j++)
+            for (int n = 0; n < N; n++) hs[n * K_SCAN_LANES + j] = h[(int64_t)(e0 + j) * N + n];
+        k_scan_lanes16(L, N, u + e0, delta + e0, z ? z + e0 : NULL, y + e0, E, A + (int64_t)e0 * N, B, C, D + e0,
+                       hs, at);
+        for (int j = 0; j < K_SCAN_LANES; j++)
+            for (int n = 0; n < N; n++) h[(int64_t)(e0 + j) * N + n] = hs[n * K_SCAN_LANES + j];
+    }
+    free(hs);
+    for (int e = E16; e < E; e++)
         k_scan_channel(L, N, u + e, delta + e, z ? z + e : NULL, y + e, E, A + (int64_t)e * N, B, C, D[e],
                        h + (int64_t)e * N);
 }
@@ -55,13 +72,15 @@ typedef struct {
     float* bt;     // [L][N]     B token-major, as the scan reads it
     float* ct;     // [L][N]     C token-major
     float* delta;  // [E][L]     softplus(dt_proj(dt_in))
-    float* h;      // [N]        scan state of the channel being scanned
+    float* h;      // [N][16]    scan state of the 16 channels being scanned
+    float* at;     // [N][16]    their rows of A, transposed
+    float* lanes;  // [4][L][16] u, delta, z, y of those channels, token-major
     float* ss;     // [L]        RMSNorm sums of squares
 } BlockScratch;
 
 int64_t mamba_block_scratch_floats(const MambaBlockConfig* c, int L) {
     int64_t D = c->d_model, E = c->d_inner, N = c->d_state, R = c->dt_rank;
-    return D * L + 4 * E * L + (R + 2 * N) * L + 2 * N * L + N + L;
+    return D * L + 4 * E * L + (R + 2 * N) * L + 2 * N * L + 2 * 16 * N + 4 * 16 * L + L;
 }
 
 static BlockScratch block_scratch_carve(const MambaBlockConfig* c, int L, float* s) {
@@ -75,7 +94,9 @@ static BlockScratch block_scratch_carve(const MambaBlockConfig* c, int L, float*
     b.bt = s;         s += N * L;
     b.ct = s;         s += N * L;
     b.delta = s;      s += E * L;
-    b.h = s;          s += N;
+    b.h = s;          s += 16 * N;
+    b.at = s;         s += 16 * N;
+    b.lanes = s;      s += 4 * 16 * L;
     b.ss = s;
     return b;
 }
@@ -106,9 +127,32 @@ void mamba_block_forward(const MambaBlockConfig* c, const MambaLayerWeights* w, 
     // delta = softplus(dt_proj_w @ dt_in + dt_proj_b)          [E][L]
     k_matmul_fm(s.delta, w->dt_proj_w, s.dbl, w->dt_proj_b, E, R, L, 0);
     k_softplus_inplace(s.delta, (int64_t)E * L);
-    // y = scan(u, delta, A, B, C, D) * silu(z), channel by channel; y -> xs
+    // y = scan(u, delta, A, B, C, D) * silu(z); y -> xs. 16 channels at a
+    // time: their rows are moved to token-major [L][16] so every step of the
+    // recurrence is one 16-wide vector op; leftover channels one by one.
     float* y = s.xs;
-    for (int e = 0; e < E; e++) {
+    const int E16 = E / K_SCAN_LANES * K_SCAN_LANES;
+    float* ut = s.lanes;
+    float* dt = ut + 16 * L;
+    float* zt = dt + 16 * L;
+    float* yt = zt + 16 * L;
+    for (int e0 = 0; e0 < E16; e0 += K_SCAN_LANES) {
+        for (int j = 0; j < K_SCAN_LANES; j++) {
+            int64_t o = (int64_t)(e0 + j) * L;
+            for (int t = 0; t < L; t++) {
+                ut[t * 16 + j] = s.u[o + t];
+                dt[t * 16 + j] = s.delta[o + t];
+                zt[t * 16 + j] = s.z[o + t];
+            }
+        }
+        for (int i = 0; i < 16 * N; i++) s.h[i] = 0.0f;
+        k_scan_lanes16(L, N, ut, dt, zt, yt, 16, w->A + (int64_t)e0 * N, s.bt, s.ct, w->D + e0, s.h, s.at);
+        for (int j = 0; j < K_SCAN_LANES; j++) {
+            int64_t o = (int64_t)(e0 + j) * L;
+            for (int t = 0; t < L; t++) y[o + t] = yt[t * 16 + j];
+        }
+    }
+    for (int e = E16; e < E; e++) {
         for (int n = 0; n < N; n++) s.h[n] = 0.0f;
         int64_t o = (int64_t)e * L;
         k_scan_channel(L, N, s.u + o, s.delta + o, s.z + o, y + o, 1, w->A + (int64_t)e * N, s.bt, s.ct,

@@ -23,31 +23,41 @@
 // Scalar functions, written branch-free so they vectorise inside simd loops
 // (libm's expf/log1pf are not vectorised without -ffast-math).
 
-static inline float k_bits_to_float(uint32_t u) {
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-// exp(x), Cephes-style: x = n*ln2 + r, |r| <= ln2/2, degree-6 polynomial,
-// scale by 2^n built from bits. Max relative error ~2e-7. Saturates at
-// exp(88.37) ~ 2.4e38 and returns 0 below exp(-88.37); NaN stays NaN.
+// exp(x), Cephes-style: x = n*ln2 + r, |r| <= ln2/2 (ln2 split in two so
+// the reduction is exact), degree-7 Horner polynomial (Cephes' coefficients),
+// scale by 2^n by adding n to the exponent bits. Max relative error ~2e-7.
+// About 16 vector ops: the selective scan spends most of its time here.
+// Saturates at exp(88.37) ~ 2.4e38; below -86.64 returns exp(-86.64) ~ 2.3e-38
+// (keeps 2^n normal for the bit trick; no caller can see the difference).
+// NaN in gives NaN out, with no undefined float->int conversion on the way.
 static inline float k_expf(float x) {
-    float xc = x < -88.3762626647949f ? -88.3762626647949f : x;
-    xc = xc > 88.3762626647949f ? 88.3762626647949f : xc;
-    xc = xc == xc ? xc : 0.0f;  // NaN: compute on 0, return NaN below (no UB int cast)
-    float n = floorf(xc * 1.44269504088896341f + 0.5f);
+    float xc = x > -86.6433525f ? x : -86.6433525f;  // written so NaN -> bound (maxps)
+    xc = xc < 88.3762626647949f ? xc : 88.3762626647949f;
+    float n = floorf(xc * 1.44269504088896341f + 0.5f);  // in [-125, 127]
+    // fmaf, not a*b+c: under -fassociative-math the compiler may otherwise
+    // merge the two halves of ln2 back into one and lose the exact reduction.
+    // (Without hardware FMA fmaf is a slow libm call, and such builds do not
+    // reassociate anyway: plain arithmetic there.)
+#ifdef __FMA__
+    float r = fmaf(n, -0.693359375f, xc);  // exact: 0.693359375 has 9 bits
+    r = fmaf(n, 2.12194440e-4f, r);
+#else
     float r = xc - n * 0.693359375f;
     r = r - n * -2.12194440e-4f;
+#endif
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
     p = p * r + 8.3334519073e-3f;
     p = p * r + 4.1665795894e-2f;
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
-    float y = p * r * r + r + 1.0f;
-    int32_t e = (int32_t)n + 127;  // n in [-127, 127]: e in [0, 254]
-    y = y * k_bits_to_float((uint32_t)e << 23);
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;  // p = e^r in [0.70, 1.42]
+    uint32_t bits;
+    memcpy(&bits, &p, 4);
+    bits += (uint32_t)((int32_t)n * (1 << 23));  // exponent + n: stays in 1..254
+    float y;
+    memcpy(&y, &bits, 4);
     return x == x ? y : x;
 }
 
@@ -135,53 +145,74 @@ static inline void k_rmsnorm_fm(float* out, const float* x, const float* w, int 
 // x: [I][T]; out: [O][T], must not alias x; bias: [O] or NULL
 // accumulate: 0 = overwrite out, 1 = add to it (residual connections)
 //
-// Register tile: 8 outputs x 16 tokens (8 vector accumulators); per input
-// feature one vector load of x and 8 broadcast FMAs. Leftover tokens and
-// outputs go through a plain loop.
+// Register tile: 8 outputs x 16 tokens (8 vector accumulators, no horizontal
+// sums); per input feature one vector load of x and 8 broadcast FMAs.
+// Leftover outputs use 1 x 16 tiles. When T is not a multiple of 16 the
+// last tile is the 16 tokens ending at T, overlapping the previous one; it
+// only stores its new columns, so nothing is computed twice into out.
 #define K_MM_TO 8
 #define K_MM_TT 16
-static inline void k_matmul_fm(float* out, const float* w, const float* x, const float* bias, int O,
-                               int I, int T, int accumulate) {
-    int T16 = T / K_MM_TT * K_MM_TT;
-    int O8 = O / K_MM_TO * K_MM_TO;
-    for (int t0 = 0; t0 < T16; t0 += K_MM_TT) {
-        for (int o0 = 0; o0 < O8; o0 += K_MM_TO) {
-            float acc[K_MM_TO][K_MM_TT];
-            for (int k = 0; k < K_MM_TO; k++) {
-                float b = bias ? bias[o0 + k] : 0.0f;
-                const float* prev = out + (int64_t)(o0 + k) * T + t0;
-#pragma omp simd
-                for (int j = 0; j < K_MM_TT; j++) acc[k][j] = accumulate ? prev[j] + b : b;
-            }
-            const float* w0 = w + (int64_t)o0 * I;
-            for (int i = 0; i < I; i++) {
-                const float* xi = x + (int64_t)i * T + t0;
+
+// One tile: outputs o0..o0+rows-1, tokens t0..t0+15, stores tokens t0+j0..
+// rows is a literal at each call site, so after inlining the loops over k
+// unroll and acc lives in registers.
+__attribute__((always_inline)) static inline void k_mm_tile(float* out, const float* w, const float* x, const float* bias, int rows, int I,
+                             int T, int o0, int t0, int j0, int accumulate) {
+    float acc[K_MM_TO][K_MM_TT];
 #pragma GCC unroll 8
-                for (int k = 0; k < K_MM_TO; k++) {
-                    float wk = w0[(int64_t)k * I + i];
+    for (int k = 0; k < rows; k++) {
+        float b = bias ? bias[o0 + k] : 0.0f;
+        const float* prev = out + (int64_t)(o0 + k) * T + t0;
 #pragma omp simd
-                    for (int j = 0; j < K_MM_TT; j++) acc[k][j] += wk * xi[j];
-                }
-            }
-            for (int k = 0; k < K_MM_TO; k++) {
-                float* ok = out + (int64_t)(o0 + k) * T + t0;
+        for (int j = 0; j < K_MM_TT; j++) acc[k][j] = accumulate ? prev[j] + b : b;
+    }
+    const float* w0 = w + (int64_t)o0 * I;
+    for (int i = 0; i < I; i++) {
+        const float* xi = x + (int64_t)i * T + t0;
+#pragma GCC unroll 8
+        for (int k = 0; k < rows; k++) {
+            float wk = w0[(int64_t)k * I + i];
 #pragma omp simd
-                for (int j = 0; j < K_MM_TT; j++) ok[j] = acc[k][j];
-            }
+            for (int j = 0; j < K_MM_TT; j++) acc[k][j] += wk * xi[j];
         }
     }
-    // Leftovers: outputs O8..O-1 over the tiled tokens, and every output over
-    // tokens T16..T-1. Dot products over i, one (o, t) at a time.
-    for (int o = 0; o < O; o++) {
-        const float* wo = w + (int64_t)o * I;
-        float b = bias ? bias[o] : 0.0f;
-        for (int t = (o < O8 ? T16 : 0); t < T; t++) {
-            float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-            for (int i = 0; i < I; i++) s += wo[i] * x[(int64_t)i * T + t];
-            float* dst = out + (int64_t)o * T + t;
-            *dst = (accumulate ? *dst : 0.0f) + s + b;
+#pragma GCC unroll 8
+    for (int k = 0; k < rows; k++) {
+        float* ok = out + (int64_t)(o0 + k) * T + t0;
+        // a fixed-width blend rather than a loop from j0, so acc stays in registers
+#pragma omp simd
+        for (int j = 0; j < K_MM_TT; j++) ok[j] = j >= j0 ? acc[k][j] : ok[j];
+    }
+}
+
+static inline void k_matmul_fm(float* out, const float* w, const float* x, const float* bias, int O,
+                               int I, int T, int accumulate) {
+    if (T < K_MM_TT) {  // short sequences (one token...): row by row
+        for (int o = 0; o < O; o++) {
+            const float* wo = w + (int64_t)o * I;
+            float* oo = out + (int64_t)o * T;
+            float acc[K_MM_TT];
+            float b = bias ? bias[o] : 0.0f;
+            for (int t = 0; t < T; t++) acc[t] = accumulate ? oo[t] + b : b;
+            for (int i = 0; i < I; i++) {
+                const float* xi = x + (int64_t)i * T;
+                float wv = wo[i];
+                for (int t = 0; t < T; t++) acc[t] += wv * xi[t];
+            }
+            for (int t = 0; t < T; t++) oo[t] = acc[t];
         }
+        return;
+    }
+    int O8 = O / K_MM_TO * K_MM_TO;
+    for (int t0 = 0; t0 < T; t0 += K_MM_TT) {
+        int j0 = 0;
+        if (t0 + K_MM_TT > T) {  // last, partial tile: shift it back, store the new part
+            j0 = t0 - (T - K_MM_TT);
+            t0 = T - K_MM_TT;
+        }
+        for (int o0 = 0; o0 < O8; o0 += K_MM_TO) k_mm_tile(out, w, x, bias, K_MM_TO, I, T, o0, t0, j0, accumulate);
+        for (int o0 = O8; o0 < O; o0++) k_mm_tile(out, w, x, bias, 1, I, T, o0, t0, j0, accumulate);
+        if (j0) break;
     }
 }
 
@@ -247,5 +278,54 @@ static inline void k_scan_channel(int L, int N, const float* u, const float* del
         float yt = acc + Dskip * ut;
         if (z) yt *= k_silu(z[t * stride]);
         y[t * stride] = yt;
+    }
+}
+
+// The selective scan for 16 channels at once (lanes j = 0..15), so that
+// every operation is a 16-wide vector op with no horizontal sums, and the N
+// state chains run side by side instead of one after the other:
+//   h[n][j] = exp(delta[t][j] * A[j][n]) * h[n][j] + delta[t][j] * B[t][n] * u[t][j]
+//   y[t][j] = sum_n C[t][n] * h[n][j] + Dskip[j] * u[t][j];  y *= silu(z) if z
+// u, delta, z, y: lane j of token t at [t * ld + j] (ld = 16 for a packed
+// block, E for token-major [L][E] data); A: [16][N] (rows of A[E][N]);
+// B, C: [L][N]; Dskip: [16]; h: [N][16] state (lane-minor!), in/out;
+// at: scratch [N][16].
+#define K_SCAN_LANES 16
+static inline void k_scan_lanes16(int L, int N, const float* u, const float* delta, const float* z, float* y,
+                                  ptrdiff_t ld, const float* A, const float* B, const float* C,
+                                  const float* Dskip, float* h, float* at) {
+    for (int n = 0; n < N; n++)
+        for (int j = 0; j < K_SCAN_LANES; j++) at[n * K_SCAN_LANES + j] = A[(int64_t)j * N + n];
+    for (int t = 0; t < L; t++) {
+        const float* ut = u + t * ld;
+        const float* dt = delta + t * ld;
+        const float* Bt = B + (int64_t)t * N;
+        const float* Ct = C + (int64_t)t * N;
+        float du[K_SCAN_LANES], acc[K_SCAN_LANES];
+#pragma omp simd
+        for (int j = 0; j < K_SCAN_LANES; j++) {
+            du[j] = dt[j] * ut[j];
+            acc[j] = Dskip[j] * ut[j];
+        }
+        for (int n = 0; n < N; n++) {
+            float b = Bt[n], c = Ct[n];
+            float* hn = h + n * K_SCAN_LANES;
+            const float* an = at + n * K_SCAN_LANES;
+#pragma omp simd
+            for (int j = 0; j < K_SCAN_LANES; j++) {
+                float hv = k_expf(dt[j] * an[j]) * hn[j] + du[j] * b;
+                hn[j] = hv;
+                acc[j] += c * hv;
+            }
+        }
+        float* yt = y + t * ld;
+        if (z) {
+            const float* zt = z + t * ld;
+#pragma omp simd
+            for (int j = 0; j < K_SCAN_LANES; j++) yt[j] = acc[j] * k_silu(zt[j]);
+        } else {
+#pragma omp simd
+            for (int j = 0; j < K_SCAN_LANES; j++) yt[j] = acc[j];
+        }
     }
 }
