@@ -347,6 +347,11 @@ TEST_CASE("CIFAR-10: batches load raw or gzip, concatenated, planes in CHW order
     CHECK(image2[3071] == 202);
     // Image 4 is record 1 of batch b.
     CHECK(set.pixels[4 * kCifarPixels + 1500] == 101);
+
+    // Batches are read concurrently; an error still names its own file.
+    write_bytes(dir / "bad.bin", cifar_batch({0, 10}));
+    CHECK(error_of([&] { load_cifar({dir / "a.bin", dir / "bad.bin", dir / "b.bin.gz"}); }) ==
+          dir / "bad.bin" + ": label 10 of item 1 is outside 0..9");
 }
 
 TEST_CASE("CIFAR-10: short record, bad label, empty file") {
