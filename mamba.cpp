@@ -42,6 +42,12 @@ void mamba_scan(int L, int E, int N, const float* u, const float* delta, const f
     // to the kernel's [N][16] layout and back. Leftover channels (and the
     // whole call if scratch cannot be had) go one channel at a time.
     int E16 = E / K_SCAN_LANES * K_SCAN_LANES;
+    // The fast kernel needs Mamba's signs (delta >= 0, A <= 0); anything else
+    // takes the general per-channel path, so the result is right either way.
+    int signs_ok = 1;
+    for (int64_t i = 0; i < (int64_t)E * N; i++) signs_ok &= !(A[i] > 0.0f);
+    for (int64_t i = 0; i < (int64_t)L * E; i++) signs_ok &= !(delta[i] < 0.0f);
+    if (!signs_ok) E16 = 0;
     float* hs = E16 ? (float*)malloc(sizeof(float) * 2 * K_SCAN_LANES * (size_t)N) : NULL;
     if (!hs) E16 = 0;
     float* at = hs + (size_t)K_SCAN_LANES * N;
@@ -389,6 +395,13 @@ static int mamba_load(MambaModel* m, char* err, size_t errlen) {
         LAYER_TENSOR(dt_proj_w, "dt_proj.weight", E, R)
         LAYER_TENSOR(dt_proj_b, "dt_proj.bias", E, 0)
         LAYER_TENSOR(A, "A", E, N)
+        for (int64_t i = 0; ok && i < (int64_t)E * N; i++) {
+            if (!(w->A[i] <= 0.0f)) {  // the scan relies on it (k_expf_nonpos)
+                packed_err(err, errlen, "tensor '%s' has entry %lld = %g; A = -exp(A_log) must be <= 0", name,
+                           (long long)i, (double)w->A[i]);
+                ok = 0;
+            }
+        }
         LAYER_TENSOR(D, "D", E, 0)
         LAYER_TENSOR(out_proj, "out_proj.weight", D, E)
 #undef LAYER_TENSOR

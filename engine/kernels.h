@@ -55,10 +55,40 @@ static inline float k_expf(float x) {
     p = p * r + 1.0f;  // p = e^r in [0.70, 1.42]
     uint32_t bits;
     memcpy(&bits, &p, 4);
-    bits += (uint32_t)((int32_t)n * (1 << 23));  // exponent + n: stays in 1..254
+    bits += (uint32_t)(int32_t)n << 23;  // exponent + n: stays in 1..254 (unsigned: no UB)
     float y;
     memcpy(&y, &bits, 4);
     return x == x ? y : x;
+}
+
+// exp(x) for x <= 0 or NaN only (NaN gives ~0): the selective scan's
+// exp(delta * A) with delta >= 0 (softplus) and A <= 0 (= -exp(A_log), checked
+// at load). Only the low clamp: the high one costs the scan a quarter of its
+// time. For x > 88 the result would be wrong, so callers must keep the domain.
+static inline float k_expf_nonpos(float x) {
+    float xc = x > -86.6433525f ? x : -86.6433525f;  // NaN -> bound
+    float n = floorf(xc * 1.44269504088896341f + 0.5f);  // in [-125, 0] on the domain
+#ifdef __FMA__
+    float r = fmaf(n, -0.693359375f, xc);
+    r = fmaf(n, 2.12194440e-4f, r);
+#else
+    float r = xc - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+#endif
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    uint32_t bits;
+    memcpy(&bits, &p, 4);
+    bits += (uint32_t)(int32_t)n << 23;
+    float y;
+    memcpy(&y, &bits, 4);
+    return y;
 }
 
 // log(1 + y) for y in [0, 1] (what softplus needs): 2*atanh(s) with
@@ -290,6 +320,7 @@ static inline void k_scan_channel(int L, int N, const float* u, const float* del
 // block, E for token-major [L][E] data); A: [16][N] (rows of A[E][N]);
 // B, C: [L][N]; Dskip: [16]; h: [N][16] state (lane-minor!), in/out;
 // at: scratch [N][16].
+// Requires delta >= 0 and A <= 0 (NaN allowed): see k_expf_nonpos.
 #define K_SCAN_LANES 16
 static inline void k_scan_lanes16(int L, int N, const float* u, const float* delta, const float* z, float* y,
                                   ptrdiff_t ld, const float* A, const float* B, const float* C,
@@ -313,7 +344,7 @@ static inline void k_scan_lanes16(int L, int N, const float* u, const float* del
             const float* an = at + n * K_SCAN_LANES;
 #pragma omp simd
             for (int j = 0; j < K_SCAN_LANES; j++) {
-                float hv = k_expf(dt[j] * an[j]) * hn[j] + du[j] * b;
+                float hv = k_expf_nonpos(dt[j] * an[j]) * hn[j] + du[j] * b;
                 hn[j] = hv;
                 acc[j] += c * hv;
             }

@@ -547,13 +547,17 @@ TEST_CASE("selective scan: hand-computed case, carried state, z gate") {
 }
 
 TEST_CASE("selective scan vs double reference, random, N = 16 and odd N, 16-channel blocks and leftovers") {
+    // the last E runs with positive A and negative delta: not Mamba's signs,
+    // so the general path must take it and still be right
     for (int N : {16, 5})
-    for (int E : {7, 16, 21, 35}) {
+    for (int E : {7, 16, 21, 35, -32}) {
+        const bool odd_signs = E < 0;
+        E = std::abs(E);
         const int L = 13;
         std::mt19937 g(N * 100 + E);
-        auto u = uniform(g, L * E, -2, 2), dl = uniform(g, L * E, 0.001f, 2), B = uniform(g, L * N, -1, 1),
-             C = uniform(g, L * N, -1, 1), Dv = uniform(g, E, -1, 1), z = uniform(g, L * E, -3, 3),
-             A = uniform(g, E * N, -8, -0.1f);
+        auto u = uniform(g, L * E, -2, 2), dl = uniform(g, L * E, odd_signs ? -0.5f : 0.001f, 2),
+             B = uniform(g, L * N, -1, 1), C = uniform(g, L * N, -1, 1), Dv = uniform(g, E, -1, 1),
+             z = uniform(g, L * E, -3, 3), A = uniform(g, E * N, -8, odd_signs ? 0.3f : -0.1f);
         std::vector<float> y(L * E), h(E * N, 0.0f);
         mamba_scan(L, E, N, u.data(), dl.data(), A.data(), B.data(), C.data(), Dv.data(), z.data(), y.data(),
                    h.data());
@@ -952,6 +956,14 @@ TEST_CASE("bad model files are refused with a clear error (library and CLI)") {
                 t.shape = {1, uint32_t(c.nc)};
             }
         check_bad_model(write_model(m3, "shape_t2.bin"), "'head.bias' has shape [1, 10], expected [10]");
+    }
+    SUBCASE("positive or NaN entry in A") {
+        for (float bad : {0.5f, NAN}) {
+            Model m2 = m;
+            for (auto& t : m2.tensors)
+                if (t.name == "layers.1.A") t.data[7] = bad;
+            check_bad_model(write_model(m2, "posA.bin"), "tensor 'layers.1.A' has entry 7");
+        }
     }
     SUBCASE("extra unknown tensor") {
         Model m2 = m;
