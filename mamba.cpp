@@ -143,12 +143,17 @@ void mamba_block_forward(const MambaBlockConfig* c, const MambaLayerWeights* w, 
     float* zt = dt + 16 * L;
     float* yt = zt + 16 * L;
     for (int e0 = 0; e0 < E16; e0 += K_SCAN_LANES) {
-        for (int j = 0; j < K_SCAN_LANES; j++) {
-            int64_t o = (int64_t)(e0 + j) * L;
-            for (int t = 0; t < L; t++) {
-                ut[t * 16 + j] = s.u[o + t];
-                dt[t * 16 + j] = s.delta[o + t];
-                zt[t * 16 + j] = s.z[o + t];
+        // token-outer, lane-inner: contiguous 16-float stores (2x faster than
+        // the other order)
+        const float* ub = s.u + (int64_t)e0 * L;
+        const float* db = s.delta + (int64_t)e0 * L;
+        const float* zb = s.z + (int64_t)e0 * L;
+        for (int t = 0; t < L; t++) {
+#pragma omp simd
+            for (int j = 0; j < K_SCAN_LANES; j++) {
+                ut[t * 16 + j] = ub[(int64_t)j * L + t];
+                dt[t * 16 + j] = db[(int64_t)j * L + t];
+                zt[t * 16 + j] = zb[(int64_t)j * L + t];
             }
         }
         for (int i = 0; i < 16 * N; i++) s.h[i] = 0.0f;
