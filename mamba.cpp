@@ -233,7 +233,9 @@ static void forward_one(const MambaModel* m, const float* img, float* logits, fl
 int mamba_forward_logits(const MambaModel* m, const float* images, int64_t n, float* logits) {
     const int64_t fpi = mamba_image_floats(m), nc = m->n_classes;
     int failed = 0;
-OMP(omp parallel)
+    // One image runs on the calling thread: starting a team would cost more
+    // than the forward pass itself.
+OMP(omp parallel if (n > 1))
     {
         // One scratch buffer per thread per call; images are independent.
         float* scratch = (float*)calloc((size_t)m->scratch_floats, sizeof(float));
