@@ -344,21 +344,25 @@ std::vector<uint8_t> gunzip(const uint8_t* data, size_t len, const std::string& 
     z_stream zs{};
     if (inflateInit2(&zs, 15 + 16) != Z_OK)  // 15-bit window, gzip wrapper only
         fail(what, "zlib inflateInit2 failed");
-    // zlib counts in uInt; feed input and output in pieces that fit.
+    // zlib counts input in uInt; feed it in pieces that fit.
     constexpr size_t kMaxPiece = std::numeric_limits<uInt>::max();
     // The gzip trailer's ISIZE (uncompressed size mod 2^32 of the last member)
-    // is a good first guess for the output size. It is only a guess, and a
-    // hostile one could ask for max_bytes from a tiny file, so it is capped by
-    // deflate's best possible ratio (about 1032:1).
-    size_t capacity = size_t(1) << 16;
+    // is a good guess for the output size, so reserve that much (reserving
+    // touches no memory). It is only a guess, and a hostile one could ask for
+    // max_bytes from a tiny file, so it is capped by deflate's best possible
+    // ratio (about 1032:1).
+    std::vector<uint8_t> out;
     if (len >= 18) {
         const uint8_t* t = data + len - 4;
         const size_t isize = uint32_t(t[0]) | uint32_t(t[1]) << 8 | uint32_t(t[2]) << 16 |
                              uint32_t(t[3]) << 24;
         const size_t plausible = len <= max_bytes / 1032 ? len * 1032 : max_bytes;
-        capacity = std::max(capacity, std::min(isize, plausible));
+        out.reserve(std::min(isize, plausible));
     }
-    std::vector<uint8_t> out(std::min(capacity, max_bytes));
+    // The output grows a chunk at a time, each zeroed (by resize) just before
+    // inflate overwrites it, while it is still in cache; past the reserve,
+    // the vector's own growth is geometric.
+    constexpr size_t kChunk = size_t(256) << 10;
     size_t in_pos = 0, out_pos = 0;
     std::string error;
     for (;;) {
@@ -368,12 +372,15 @@ std::vector<uint8_t> gunzip(const uint8_t* data, size_t len, const std::string& 
                         " bytes";
                 break;
             }
-            out.resize(std::min(max_bytes, out.size() * 2));
+            size_t grown = out.size() + kChunk;
+            if (out.size() < out.capacity())  // fill the reserve exactly: overshooting it
+                grown = std::min(grown, out.capacity());  // would copy everything
+            out.resize(std::min(grown, max_bytes));
         }
         zs.next_in = const_cast<Bytef*>(data + in_pos);
         zs.avail_in = uInt(std::min(len - in_pos, kMaxPiece));
         zs.next_out = out.data() + out_pos;
-        zs.avail_out = uInt(std::min(out.size() - out_pos, kMaxPiece));
+        zs.avail_out = uInt(out.size() - out_pos);  // at most kChunk
         const uInt in_given = zs.avail_in, out_given = zs.avail_out;
         const int ret = inflate(&zs, Z_NO_FLUSH);
         in_pos += in_given - zs.avail_in;
