@@ -129,7 +129,7 @@ bool contains(const std::string& haystack, const std::string& needle) {
     return haystack.find(needle) != std::string::npos;
 }
 
-// Runs a test body with the working directory set to dir, restoring it after.
+// Sets the working directory to dir for its lifetime, then restores it.
 struct ChangeDir {
     fs::path saved = fs::current_path();
     explicit ChangeDir(const std::string& dir) { fs::current_path(dir); }
