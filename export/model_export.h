@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "common/data.h"
 #include "engine/format.h"
 #include "export/packed_writer.h"
 #include "train/checkpoint.h"
