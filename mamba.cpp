@@ -119,8 +119,7 @@ void mamba_block_forward(const MambaBlockConfig* c, const MambaLayerWeights* w, 
     k_matmul_fm(s.z, w->in_proj + (int64_t)E * D, s.hn, NULL, E, D, L, 0);
     // u = silu(depthwise_conv(xs) + conv_b)                    [E][L]
     int left = c->conv_mode == MMIA_CONV_CAUSAL ? K - 1 : (K - 1) / 2;
-    k_conv1d_dw_fm(s.u, s.xs, w->conv_w, w->conv_b, E, L, K, left);
-    k_silu_inplace(s.u, (int64_t)E * L);
+    k_conv1d_dw_fm(s.u, s.xs, w->conv_w, w->conv_b, E, L, K, left, 1);
     // dbl = x_proj @ u: rows [0,R) dt_in, [R,R+N) B, [R+N,R+2N) C
     k_matmul_fm(s.dbl, w->x_proj, s.u, NULL, R + 2 * N, E, L, 0);
     const float* Bf = s.dbl + (int64_t)R * L;

@@ -258,26 +258,50 @@ static inline void k_matvec(float* out, const float* w, const float* x, const fl
     }
 }
 
-// Depthwise 1-D convolution along tokens, feature-major, zero padding:
-// out[e][t] = b[e] + sum_{k<K} w[e][k] * x[e][t - left + k]  (0 outside 0..T-1)
+// Depthwise 1-D convolution along tokens, feature-major, zero padding,
+// optionally followed by silu (the Mamba block's u = silu(conv(x))):
+// out[e][t] = act(b[e] + sum_{k<K} w[e][k] * x[e][t - left + k])  (x = 0 outside 0..T-1)
 // left = K-1: causal (output t sees inputs <= t); left = (K-1)/2: "same".
 // x, out: [E][T] (must not alias); w: [E][K]; b: [E]
+// One pass per row: the taps are summed in registers for each token (the
+// interior, where every tap is inside the row, has no bounds checks).
 static inline void k_conv1d_dw_fm(float* out, const float* x, const float* w, const float* b, int E,
-                                  int T, int K, int left) {
+                                  int T, int K, int left, int apply_silu) {
+    // interior tokens: t - left >= 0 and t - left + K - 1 <= T - 1
+    int t_in0 = left < T ? left : T;
+    int t_in1 = T - (K - 1 - left);
+    if (t_in1 < t_in0) t_in1 = t_in0;
     for (int e = 0; e < E; e++) {
         const float* xe = x + (int64_t)e * T;
         const float* we = w + (int64_t)e * K;
         float* oe = out + (int64_t)e * T;
-        float be = b[e];
-        for (int t = 0; t < T; t++) oe[t] = be;
-        for (int k = 0; k < K; k++) {
-            // out[t] += w[k] * x[t + s] for the t where 0 <= t + s < T
-            int s = k - left;
-            int t_lo = s < 0 ? -s : 0;
-            int t_hi = s > 0 ? T - s : T;
-            float wk = we[k];
+        const float be = b[e];
+        for (int t = 0; t < t_in0; t++) {  // left edge
+            float s = be;
+            for (int k = 0; k < K; k++) {
+                int src = t - left + k;
+                if (src >= 0 && src < T) s += we[k] * xe[src];
+            }
+            oe[t] = s;
+        }
+        const float* xs = xe - left;  // xs[t + k] = x[t - left + k]
 #pragma omp simd
-            for (int t = t_lo; t < t_hi; t++) oe[t] += wk * xe[t + s];
+        for (int t = t_in0; t < t_in1; t++) {
+            float s = be;
+            for (int k = 0; k < K; k++) s += we[k] * xs[t + k];
+            oe[t] = s;
+        }
+        for (int t = t_in1 > t_in0 ? t_in1 : t_in0; t < T; t++) {  // right edge
+            float s = be;
+            for (int k = 0; k < K; k++) {
+                int src = t - left + k;
+                if (src >= 0 && src < T) s += we[k] * xe[src];
+            }
+            oe[t] = s;
+        }
+        if (apply_silu) {
+#pragma omp simd
+            for (int t = 0; t < T; t++) oe[t] = k_silu(oe[t]);
         }
     }
 }

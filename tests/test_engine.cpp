@@ -494,16 +494,16 @@ TEST_CASE("depthwise conv1d: causal and same, hand-computed") {
     // one channel, T = 5, K = 3, x = 1..5, w = (1, 10, 100), b = 0.5
     float x[5] = {1, 2, 3, 4, 5}, w[3] = {1, 10, 100}, b[1] = {0.5f}, out[5];
     // causal: out[t] = b + w0 x[t-2] + w1 x[t-1] + w2 x[t]
-    k_conv1d_dw_fm(out, x, w, b, 1, 5, 3, 2);
+    k_conv1d_dw_fm(out, x, w, b, 1, 5, 3, 2, 0);
     const float causal[5] = {100.5f, 210.5f, 321.5f, 432.5f, 543.5f};
     for (int t = 0; t < 5; t++) CHECK(out[t] == causal[t]);
     // same (left = (K-1)/2 = 1): out[t] = b + w0 x[t-1] + w1 x[t] + w2 x[t+1]
-    k_conv1d_dw_fm(out, x, w, b, 1, 5, 3, 1);
+    k_conv1d_dw_fm(out, x, w, b, 1, 5, 3, 1, 0);
     const float same[5] = {210.5f, 321.5f, 432.5f, 543.5f, 54.5f};
     for (int t = 0; t < 5; t++) CHECK(out[t] == same[t]);
     // K = 4 same: left = 1, taps t-1..t+2; two channels, second all zero weights
     float x2[10] = {1, 2, 3, 4, 5, 9, 9, 9, 9, 9}, w2[8] = {1, 1, 1, 1, 0, 0, 0, 0}, b2[2] = {0, 7}, o2[10];
-    k_conv1d_dw_fm(o2, x2, w2, b2, 2, 5, 4, 1);
+    k_conv1d_dw_fm(o2, x2, w2, b2, 2, 5, 4, 1, 0);
     const float s4[5] = {1 + 2 + 3, 1 + 2 + 3 + 4, 2 + 3 + 4 + 5, 3 + 4 + 5, 4 + 5};
     for (int t = 0; t < 5; t++) CHECK(o2[t] == s4[t]);
     for (int t = 5; t < 10; t++) CHECK(o2[t] == 7.0f);
