@@ -265,6 +265,26 @@ static inline void k_matvec(float* out, const float* w, const float* x, const fl
 // x, out: [E][T] (must not alias); w: [E][K]; b: [E]
 // One pass per row: the taps are summed in registers for each token (the
 // interior, where every tap is inside the row, has no bounds checks).
+// out[t] = b + sum_{k<K} w[k] * xs[t + k] for t in [t0, t1): no bounds checks.
+__attribute__((always_inline)) static inline void k_conv_interior(float* out, const float* xs, const float* w,
+                                                                  float b, int t0, int t1, int K) {
+    if (K > 5) {  // long kernels: tap-outer passes over the row (vectorise over t)
+        for (int t = t0; t < t1; t++) out[t] = b;
+        for (int k = 0; k < K; k++) {
+            float wk = w[k];
+#pragma omp simd
+            for (int t = t0; t < t1; t++) out[t] += wk * xs[t + k];
+        }
+        return;
+    }
+#pragma omp simd
+    for (int t = t0; t < t1; t++) {
+        float s = b;
+        for (int k = 0; k < K; k++) s += w[k] * xs[t + k];
+        out[t] = s;
+    }
+}
+
 static inline void k_conv1d_dw_fm(float* out, const float* x, const float* w, const float* b, int E,
                                   int T, int K, int left, int apply_silu) {
     // interior tokens: t - left >= 0 and t - left + K - 1 <= T - 1
@@ -285,11 +305,12 @@ static inline void k_conv1d_dw_fm(float* out, const float* x, const float* w, co
             oe[t] = s;
         }
         const float* xs = xe - left;  // xs[t + k] = x[t - left + k]
-#pragma omp simd
-        for (int t = t_in0; t < t_in1; t++) {
-            float s = be;
-            for (int k = 0; k < K; k++) s += we[k] * xs[t + k];
-            oe[t] = s;
+        switch (K) {  // literal K for the usual sizes, so the taps unroll into registers
+            case 2: k_conv_interior(oe, xs, we, be, t_in0, t_in1, 2); break;
+            case 3: k_conv_interior(oe, xs, we, be, t_in0, t_in1, 3); break;
+            case 4: k_conv_interior(oe, xs, we, be, t_in0, t_in1, 4); break;
+            case 5: k_conv_interior(oe, xs, we, be, t_in0, t_in1, 5); break;
+            default: k_conv_interior(oe, xs, we, be, t_in0, t_in1, K); break;
         }
         for (int t = t_in1 > t_in0 ? t_in1 : t_in0; t < T; t++) {  // right edge
             float s = be;
