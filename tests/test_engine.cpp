@@ -507,6 +507,29 @@ TEST_CASE("depthwise conv1d: causal and same, hand-computed") {
     const float s4[5] = {1 + 2 + 3, 1 + 2 + 3 + 4, 2 + 3 + 4 + 5, 3 + 4 + 5, 4 + 5};
     for (int t = 0; t < 5; t++) CHECK(o2[t] == s4[t]);
     for (int t = 5; t < 10; t++) CHECK(o2[t] == 7.0f);
+    // every K path (1, the unrolled 2..5, the tap-outer > 5), both paddings,
+    // rows shorter than the kernel, and the fused silu, against a naive loop
+    for (int K : {1, 2, 3, 4, 5, 6, 9})
+        for (int T : {1, 3, 8, 20})
+            for (int causal = 0; causal < 2; causal++)
+                for (int act = 0; act < 2; act++) {
+                    const int E = 3, left = causal ? K - 1 : (K - 1) / 2;
+                    std::mt19937 g(K * 100 + T);
+                    auto xv = uniform(g, E * T, -1, 1), wv = uniform(g, E * K, -1, 1), bv = uniform(g, E, -1, 1);
+                    std::vector<float> ov(E * T);
+                    k_conv1d_dw_fm(ov.data(), xv.data(), wv.data(), bv.data(), E, T, K, left, act);
+                    for (int e = 0; e < E; e++)
+                        for (int t = 0; t < T; t++) {
+                            double s = bv[e];
+                            for (int k = 0; k < K; k++) {
+                                int src = t - left + k;
+                                if (src >= 0 && src < T) s += double(wv[e * K + k]) * xv[e * T + src];
+                            }
+                            if (act) s = silu_d(s);
+                            INFO("K=" << K << " T=" << T << " causal=" << causal << " silu=" << act);
+                            CHECK(std::fabs(ov[e * T + t] - s) < 1e-5);
+                        }
+                }
 }
 
 TEST_CASE("selective scan: hand-computed case, carried state, z gate") {
