@@ -99,6 +99,11 @@ test: setup
 	@$(MAKE) --no-print-directory -j2 mamba bin/train bin/export $(TEST_BINS)
 	@bash tests/run_all.sh $(TEST_BINS)
 
+# --- benchmarks ------------------------------------------------------------
+bin/bench_%: bench/bench_%.cpp $(ENGINE_LIB_OBJS) $(TRAIN_OBJS) $(EXPORT_OBJS) $(COMMON_OBJS)
+	@mkdir -p bin
+	$(CXX) $(HOST_CXXFLAGS) $^ -o $@ $(HOST_LDLIBS)
+
 # --- setup, demo, bench ----------------------------------------------------
 setup:
 	@bash scripts/setup.sh
