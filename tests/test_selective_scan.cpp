@@ -10,6 +10,7 @@
 
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -149,11 +150,35 @@ TEST_CASE("selective_scan matches the float64 reference: small and odd shapes") 
                    std::vector<int64_t>{2, 1, 4, 16},  // L = 1
                    std::vector<int64_t>{1, 1, 1, 1},
                    std::vector<int64_t>{2, 9, 20, 8},  // partial channel block, N = 8
-                   std::vector<int64_t>{2, 5, 16, 4}}) {
+                   std::vector<int64_t>{2, 5, 16, 4},
+                   std::vector<int64_t>{2, 6, 16, 33},  // N padded to 64
+                   std::vector<int64_t>{1, 5, 3, 70}}) {  // N above every compiled size
         auto cs = with_options(s[0], s[1], s[2], s[3]);
         cases.insert(cases.end(), cs.begin(), cs.end());
     }
     check_shapes(cases, 1e-5, 1e-12);
+}
+
+TEST_CASE("selective_scan matches the reference for extreme delta (softplus threshold, exp clamps)") {
+    // delta + bias spread over about +-40: softplus's identity branch above
+    // 20, exp(delta * A) underflowing far below the clamp, and positive
+    // entries in A (exp of positive arguments).
+    ThreadsGuard th(2);
+    for (const Case& c : {Case{2, 9, 19, 16, true, true, true}, Case{2, 9, 19, 16, false, false, true}}) {
+        auto pr = make_problem(c, 77);
+        pr.delta = pr.delta * 15.0;
+        pr.A = torch::where(torch::rand_like(pr.A) < 0.1, -pr.A * 0.05, pr.A * 3.0);
+        auto ref = run(pr, c, torch::kDouble, false);
+        for (auto dt : {torch::kFloat, torch::kDouble}) {
+            auto got = run(pr, c, dt, true);
+            double e = rel_err(got.out, ref.out);
+            for (size_t i = 0; i < ref.grads.size(); i++)
+                if (ref.grads[i].defined()) e = std::max(e, rel_err(got.grads[i], ref.grads[i]));
+            INFO(describe(c), dt == torch::kFloat ? " float32" : " float64", " worst relative error ", e);
+            CHECK(e < (dt == torch::kFloat ? 1e-5 : 1e-12));
+            CHECK(std::isfinite(got.out.sum().item<double>()));
+        }
+    }
 }
 
 TEST_CASE("selective_scan matches the reference across chunk boundaries") {
