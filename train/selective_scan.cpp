@@ -23,7 +23,7 @@
 //
 // Backward by recomputation
 //   The forward stores h at the start of every chunk of K time steps
-//   (B x ceil(L/K) x E x N floats). The backward walks the chunks last to
+//   (B x ceil(L/K) x E x N floats, channels padded to 16 and N to NP). The backward walks the chunks last to
 //   first: it recomputes the chunk's h_t and exp(delta_t * A) from the
 //   checkpoint into a per-thread buffer of (K+1) x N x 16 floats (L2-sized),
 //   then sweeps the chunk in reverse carrying the adjoint of h. exp() runs
@@ -82,7 +82,8 @@ SS_INLINE float exp_vec(float x) {
     q = q * r + 0.4999999403953552f;
     const float p = (r * r) * q + r + 1.0f;
     const int k = static_cast<int>(kf);
-    return __builtin_bit_cast(float, __builtin_bit_cast(int, p) + (k << 23));
+    // unsigned: shifting a negative int is undefined before C++20
+    return __builtin_bit_cast(float, __builtin_bit_cast(unsigned, p) + (static_cast<unsigned>(k) << 23));
 }
 SS_INLINE double exp_vec(double x) { return std::exp(x); }
 
@@ -698,8 +699,8 @@ torch::Tensor selective_scan_ref(const torch::Tensor& u, const torch::Tensor& de
     auto dBu = (dl * u).unsqueeze(-1) * Bm.unsqueeze(2);        // (B, L, E, N)
     // unbind, not select(1, t): the backward of L selects would allocate and
     // zero-fill a whole (B, L, E, N) gradient per step, O(L^2) memory traffic
-    // (measured: 4 s instead of ~0.2 s at B=64, L=49). unbind's backward is
-    // one stack, which is what a fair LibTorch baseline should use.
+    // (measured, B=64 L=49 E=128 N=16, one thread: 4.2 s forward+backward
+    // instead of 0.05 s). unbind's backward is one stack: a fair baseline.
     const auto dAs = dA.unbind(1), dBus = dBu.unbind(1), Cs = Cm.unbind(1);
     auto h = torch::zeros({B, E, N}, u.options());
     std::vector<torch::Tensor> ys;

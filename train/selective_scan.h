@@ -29,8 +29,9 @@
 // The fused op: hand-written forward and backward, OpenMP over
 // (batch x channel blocks), using at::get_num_threads() threads.
 //
-// Memory: the forward saves its inputs plus a checkpoint of h every
-// kSelectiveScanChunk steps, (B, ceil(L/K), E, N); the backward recomputes h
+// Memory: the forward saves its inputs plus a checkpoint of h every K = 64
+// steps (selective_scan_chunk()), about B x ceil(L/K) x E x N floats (E
+// rounded up to 16, N up to 4/8/16/32/64); the backward recomputes h
 // chunk by chunk from those checkpoints in small per-thread buffers. No
 // (B, L, E, N) tensor is ever allocated. When no input requires grad (or grad
 // mode is off) no checkpoints are stored at all.
