@@ -104,6 +104,33 @@ bin/bench_%: bench/bench_%.cpp $(ENGINE_LIB_OBJS) $(TRAIN_OBJS) $(EXPORT_OBJS) $
 	@mkdir -p bin
 	$(CXX) $(HOST_CXXFLAGS) $^ -o $@ $(HOST_LDLIBS)
 
+# --- fuzzing (libFuzzer, clang) ----------------------------------------------
+# `make fuzz` runs every fuzz/fuzz_*.cpp target for FUZZ_SECONDS on its seed
+# corpus (fuzz/corpus/<target>, read-only); what it finds goes to build/fuzz/.
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS   := -std=c++17 -g -O1 -fopenmp-simd -Wno-pass-failed -fsanitize=fuzzer,address,undefined -I. -Iengine
+FUZZ_NAMES   := $(patsubst fuzz/%.cpp,%,$(wildcard fuzz/fuzz_*.cpp))
+FUZZ_BINS    := $(FUZZ_NAMES:%=$(BUILD)/fuzz/%)
+
+$(BUILD)/fuzz/fuzz_mamba_model: fuzz/fuzz_mamba_model.cpp mamba.cpp $(ENGINE_HDRS)
+	@mkdir -p $(dir $@)
+	clang++ $(FUZZ_FLAGS) -DMAMBA_NO_MAIN fuzz/fuzz_mamba_model.cpp mamba.cpp -o $@
+$(BUILD)/fuzz/fuzz_input: fuzz/fuzz_input.cpp $(ENGINE_HDRS)
+	@mkdir -p $(dir $@)
+	clang++ $(FUZZ_FLAGS) $< -o $@
+$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.cpp common/data.cpp common/data.h
+	@mkdir -p $(dir $@)
+	clang++ $(FUZZ_FLAGS) $< common/data.cpp -lz -o $@
+
+fuzz: $(FUZZ_BINS)
+	@for t in $(FUZZ_NAMES); do \
+	  mkdir -p $(BUILD)/fuzz/new_$$t $(BUILD)/fuzz/crashes; \
+	  echo "== $$t ($(FUZZ_SECONDS) s)"; \
+	  $(BUILD)/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=$(BUILD)/fuzz/crashes/$$t- $(BUILD)/fuzz/new_$$t fuzz/corpus/$$t 2>&1 | \
+	    grep -E 'stat::number_of_executed_units|stat::average_exec_per_sec|ERROR|SUMMARY' || exit 1; \
+	done
+
 # --- setup, demo, bench ----------------------------------------------------
 setup:
 	@bash scripts/setup.sh

@@ -1,7 +1,7 @@
 // fuzz_cifar.cpp: libFuzzer target for the CIFAR-10 batch parser (and the
 // gzip decoder in front of it).
 //   clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -I. fuzz/fuzz_cifar.cpp common/data.cpp -lz -o build/fuzz_cifar
-//   build/fuzz_cifar -max_total_time=60 fuzz/corpus/cifar
+//   build/fuzz_cifar -max_total_time=60 fuzz/corpus/fuzz_cifar
 //
 // Input: one batch file, raw or gzipped. Refusing bad input with
 // std::runtime_error is the expected outcome; anything else is a finding.

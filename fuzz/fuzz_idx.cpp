@@ -1,7 +1,7 @@
 // fuzz_idx.cpp: libFuzzer target for the IDX parser (and the gzip decoder
 // in front of it).
 //   clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -I. fuzz/fuzz_idx.cpp common/data.cpp -lz -o build/fuzz_idx
-//   build/fuzz_idx -max_total_time=60 fuzz/corpus/idx
+//   build/fuzz_idx -max_total_time=60 fuzz/corpus/fuzz_idx
 //
 // Input: a 4-byte big-endian length L, then L bytes of image file, then the
 // label file (L is clamped to what is there). Either file may be gzipped, as
