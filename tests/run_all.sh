@@ -7,7 +7,11 @@ passed=0 failed=0 broken=()
 for bin in "$@"; do
   echo "== $bin"
   out=$("$bin" 2>&1); rc=$?
-  echo "$out" | grep -v '^\[doctest\] doctest version' | tail -n 25
+  if [ $rc -eq 0 ]; then
+    echo "$out" | grep -v '^\[doctest\] doctest version' | tail -n 25
+  else
+    echo "$out"  # a failure: all of it, so a CI log explains itself
+  fi
   line=$(echo "$out" | grep -E '^\[doctest\] test cases:' | tail -n 1)
   p=$(echo "$line" | sed -nE 's/.*\| *([0-9]+) passed.*/\1/p')
   f=$(echo "$line" | sed -nE 's/.*\| *([0-9]+) failed.*/\1/p')

@@ -13,7 +13,7 @@ TEST_CASE("the shipped config.json resolves its presets") {
     json cfg = load_config_file("config.json");
     ModelSpec def = resolve_preset(cfg, "mamba", "");
     CHECK(def.preset == "mamba-mnist");
-    CHECK(def.mamba.patch_h == 4);
+    CHECK(def.mamba.patch_h == 7);
     CHECK(def.mamba.dt_rank == 4);  // "auto" = ceil(64 / 16)
     ModelSpec seed = resolve_preset(cfg, "mamba", "mamba-seed002");
     // Seed 002's layout: whole image -> one token, dim 16, 1 layer, d_state 8, d_conv 5, expand 2.
@@ -28,7 +28,8 @@ TEST_CASE("the shipped config.json resolves its presets") {
     TrainConfig t = resolve_training(cfg, "mamba-mnist");
     CHECK(t.batch_size == 128);
     CHECK(t.epochs == 10);
-    CHECK(t.learning_rate == doctest::Approx(0.001));
+    CHECK(t.learning_rate == doctest::Approx(0.003));  // the preset overrides 0.001
+    CHECK(resolve_training(cfg, "").learning_rate == doctest::Approx(0.001));
     CHECK(t.save_dir == "checkpoints");
 }
 

@@ -132,22 +132,25 @@ TEST_CASE("trained model: engine accuracy on all 10,000 MNIST test images equals
     torch::set_num_threads(2);
     TempDir tmp;
     const Dataset& d = mnist();
-    // One epoch on 6,000 images at a brisk learning rate: a real, imperfect
-    // classifier in seconds.
+    // One epoch on 12,000 images with the preset's own settings: a real,
+    // imperfect classifier in seconds.
     TrainJob job = small_job("mamba-mnist", tmp.file("m.pt"), 1);
-    job.train.learning_rate = 0.004;
-    auto train_x = images_to_tensor(d.train).narrow(0, 0, 6000);
-    auto train_y = labels_to_tensor(d.train).narrow(0, 0, 6000);
+    auto train_x = images_to_tensor(d.train).narrow(0, 0, 12000);
+    auto train_y = labels_to_tensor(d.train).narrow(0, 0, 12000);
     auto test_x = images_to_tensor(d.test);
     auto test_y = labels_to_tensor(d.test);
     json meta = train_mamba(job, train_x, train_y, test_x, test_y);
     double trainer_acc = meta["final"]["test_acc"].get<double>();
+    MESSAGE("trainer test accuracy after one epoch on 12,000 images: " << trainer_acc);
     CHECK(trainer_acc > 0.5);
 
     MambaClassifier model = load_mamba_checkpoint(job.checkpoint);
     auto ref = torch_logits(model, test_x);
     auto got = engine_logits(model, test_x, tmp.file("m.bin"));
-    CHECK((ref - got).abs().max().item<double>() <= 1e-4);
+    double max_diff = (ref - got).abs().max().item<double>();
+    int64_t flipped = (ref.argmax(1) != got.argmax(1)).sum().item<int64_t>();
+    MESSAGE("max |engine - LibTorch| logit: " << max_diff << ", predictions that differ: " << flipped);
+    CHECK(max_diff <= 1e-4);
     CHECK(accuracy(got, test_y) == trainer_acc);
 }
 
