@@ -39,7 +39,9 @@ ENGINE_HDRS := $(wildcard engine/*.h)
 COMMON_SRCS := $(wildcard common/*.cpp)
 TRAIN_SRCS  := $(filter-out train/main.cpp,$(wildcard train/*.cpp))
 EXPORT_SRCS := $(filter-out export/main.cpp,$(wildcard export/*.cpp))
+ATTACK_SRCS := $(filter-out attack/main.cpp,$(wildcard attack/*.cpp))
 COMMON_OBJS := $(COMMON_SRCS:%.cpp=$(BUILD)/%.o)
+ATTACK_OBJS := $(ATTACK_SRCS:%.cpp=$(BUILD)/%.o)
 TRAIN_OBJS  := $(TRAIN_SRCS:%.cpp=$(BUILD)/%.o)
 EXPORT_OBJS := $(EXPORT_SRCS:%.cpp=$(BUILD)/%.o)
 # The engine compiled as a library (no main) for ./attack, ./export and tests.
@@ -70,7 +72,7 @@ $(BUILD)/mamba_lib.o: mamba.cpp $(ENGINE_HDRS)
 
 train-bins: bin/train bin/export
 
-$(BUILD)/%.o: %.cpp $(ENGINE_HDRS) $(wildcard common/*.h train/*.h export/*.h)
+$(BUILD)/%.o: %.cpp $(ENGINE_HDRS) $(wildcard common/*.h train/*.h export/*.h attack/*.h)
 	@mkdir -p $(dir $@)
 	$(CXX) $(HOST_CXXFLAGS) -c $< -o $@
 
@@ -92,7 +94,7 @@ $(BUILD)/tests/doctest_main.o: tests/doctest_main.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXSTD) -O1 -c $< -o $@
 
-$(BUILD)/tests/test_%: tests/test_%.cpp $(BUILD)/tests/doctest_main.o $(ENGINE_LIB_OBJS) $(TRAIN_OBJS) $(EXPORT_OBJS) $(COMMON_OBJS)
+$(BUILD)/tests/test_%: tests/test_%.cpp $(BUILD)/tests/doctest_main.o $(ENGINE_LIB_OBJS) $(TRAIN_OBJS) $(EXPORT_OBJS) $(ATTACK_OBJS) $(COMMON_OBJS)
 	$(CXX) $(HOST_CXXFLAGS) $(filter %.cpp %.o,$^) -o $@ $(HOST_LDLIBS)
 
 test: setup
@@ -143,3 +145,6 @@ bench: setup
 
 clean:
 	rm -rf $(BUILD) bin mamba
+
+# Further rules live in mk/*.mk (one file per concern, e.g. sanitizer runs).
+-include $(wildcard mk/*.mk)
