@@ -3,10 +3,13 @@
 //     in float64 (fused op in float32 and in float64), over many shapes and
 //     option combinations, chunk boundaries and the multi-group backward;
 //   - a central-difference gradient check of the fused op in float64;
-//   - determinism (two runs bit-identical), the no-grad path, input checks.
+//   - determinism (two runs bit-identical), the no-grad path, input checks;
+//   - the engine's scan (mamba.cpp) against the op on the same inputs.
 // LibTorch first: it pulls in glog, whose CHECK/CHECK_EQ macros would
 // otherwise replace doctest's (silently: both live in system headers).
 #include "train/selective_scan.h"
+
+#include "engine/mamba.h"
 
 #include <doctest/doctest.h>
 
@@ -304,4 +307,36 @@ TEST_CASE("selective_scan rejects bad inputs with a clear error") {
     CHECK_THROWS(selective_scan(u, u, A, Bm, Bm, torch::randn({5}, o), {}, {}, true));         // D shape
     CHECK_THROWS(selective_scan(u.to(torch::kInt), u, A, Bm, Bm, D, {}, {}, true));            // dtype
     CHECK_NOTHROW(selective_scan(u, u, A, Bm, Bm, D, {}, {}, true));
+}
+
+// The engine's scan (mamba.cpp, used at inference) and this op (used in
+// training) must compute the same function, or a model would behave
+// differently once exported. Same float32 inputs, one sequence at a time
+// through the engine; delta goes in already through softplus(delta + bias),
+// which is what the engine receives from its own dt_proj.
+TEST_CASE("the engine's mamba_scan agrees with the op to 1e-5 on the same inputs") {
+    for (const Case& c : {Case{3, 1, 5, 3, true, true, true}, Case{2, 49, 128, 16, true, true, true},
+                          Case{2, 37, 17, 7, false, true, true}, Case{1, 784, 32, 16, true, true, true}}) {
+        INFO(describe(c));
+        auto pr = make_problem(c, 99);
+        auto f = [](const torch::Tensor& t) { return t.defined() ? t.to(torch::kFloat).contiguous() : t; };
+        auto u = f(pr.u), A = f(pr.A), Bm = f(pr.Bm), Cm = f(pr.Cm), D = f(pr.D), z = f(pr.z);
+        auto delta_eff = torch::nn::functional::softplus(f(pr.delta) + f(pr.bias)).contiguous();
+        torch::NoGradGuard no_grad;
+        c10::optional<torch::Tensor> zo;
+        if (z.defined()) zo = z;
+        auto want = selective_scan(u, f(pr.delta), A, Bm, Cm, D, zo, f(pr.bias), /*delta_softplus=*/true);
+
+        auto got = torch::empty_like(u);
+        std::vector<float> h(c.E * c.N);
+        for (int64_t b = 0; b < c.B; b++) {
+            std::fill(h.begin(), h.end(), 0.f);
+            mamba_scan((int)c.L, (int)c.E, (int)c.N, u[b].data_ptr<float>(), delta_eff[b].data_ptr<float>(),
+                       A.data_ptr<float>(), Bm[b].data_ptr<float>(), Cm[b].data_ptr<float>(), D.data_ptr<float>(),
+                       z.defined() ? z[b].data_ptr<float>() : nullptr, got[b].data_ptr<float>(), h.data());
+        }
+        const double e = rel_err(got, want);
+        MESSAGE(describe(c), ": engine vs op, max |diff| / max |op| = ", e);
+        CHECK(e <= 1e-5);
+    }
 }
