@@ -1,0 +1,278 @@
+// metrics.cpp: ROC, AUC, TPR at low FPR, threshold metrics (see metrics.h for
+// the conventions).
+#include "attack/metrics.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <numeric>
+#include <stdexcept>
+
+namespace mmia {
+
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+struct ClassCounts {
+    int64_t members = 0, nonmembers = 0;
+};
+
+// Throws unless scores and labels line up, every score is finite and every
+// label is 0 or 1. Returns the class counts.
+ClassCounts check_scored_set(const std::vector<double>& scores, const std::vector<int>& is_member,
+                             const char* what) {
+    if (scores.size() != is_member.size())
+        throw std::invalid_argument(std::string(what) + ": " + std::to_string(scores.size()) +
+                                    " scores but " + std::to_string(is_member.size()) +
+                                    " membership labels");
+    if (scores.empty()) throw std::invalid_argument(std::string(what) + ": no examples");
+    ClassCounts c;
+    for (size_t i = 0; i < scores.size(); i++) {
+        if (!std::isfinite(scores[i]))
+            throw std::invalid_argument(std::string(what) + ": score " + std::to_string(i) +
+                                        " is not finite (" + std::to_string(scores[i]) + ")");
+        if (is_member[i] == 1) c.members++;
+        else if (is_member[i] == 0) c.nonmembers++;
+        else
+            throw std::invalid_argument(std::string(what) + ": membership label " +
+                                        std::to_string(i) + " is " + std::to_string(is_member[i]) +
+                                        " (must be 1 = member or 0 = non-member)");
+    }
+    return c;
+}
+
+ClassCounts check_both_classes(const std::vector<double>& scores, const std::vector<int>& is_member,
+                               const char* what) {
+    ClassCounts c = check_scored_set(scores, is_member, what);
+    if (c.members == 0 || c.nonmembers == 0)
+        throw std::invalid_argument(std::string(what) + ": needs members and non-members, got " +
+                                    std::to_string(c.members) + " members and " +
+                                    std::to_string(c.nonmembers) + " non-members");
+    return c;
+}
+
+// Indices sorted by decreasing score (stable, so the order is deterministic).
+std::vector<size_t> order_by_decreasing_score(const std::vector<double>& scores) {
+    std::vector<size_t> order(scores.size());
+    std::iota(order.begin(), order.end(), size_t(0));
+    std::stable_sort(order.begin(), order.end(),
+                     [&](size_t a, size_t b) { return scores[a] > scores[b]; });
+    return order;
+}
+
+}  // namespace
+
+std::vector<RocPoint> roc_curve(const std::vector<double>& scores, const std::vector<int>& is_member) {
+    ClassCounts c = check_both_classes(scores, is_member, "roc_curve");
+    std::vector<size_t> order = order_by_decreasing_score(scores);
+    std::vector<RocPoint> roc;
+    roc.push_back({kInf, 0.0, 0.0});
+    int64_t tp = 0, fp = 0;
+    for (size_t i = 0; i < order.size();) {
+        double t = scores[order[i]];
+        // The whole group of tied scores crosses the threshold at once.
+        for (; i < order.size() && scores[order[i]] == t; i++) {
+            if (is_member[order[i]]) tp++;
+            else fp++;
+        }
+        roc.push_back({t, double(fp) / double(c.nonmembers), double(tp) / double(c.members)});
+    }
+    return roc;
+}
+
+double roc_auc(const std::vector<double>& scores, const std::vector<int>& is_member) {
+    ClassCounts c = check_both_classes(scores, is_member, "roc_auc");
+    // Midranks (1-based, ascending); U = sum of member ranks - m(m+1)/2.
+    std::vector<size_t> order = order_by_decreasing_score(scores);
+    std::reverse(order.begin(), order.end());
+    double member_rank_sum = 0;
+    for (size_t i = 0; i < order.size();) {
+        size_t j = i;
+        while (j < order.size() && scores[order[j]] == scores[order[i]]) j++;
+        double midrank = 0.5 * double(i + 1 + j);  // mean of ranks i+1 .. j
+        for (size_t k = i; k < j; k++)
+            if (is_member[order[k]]) member_rank_sum += midrank;
+        i = j;
+    }
+    double m = double(c.members), n = double(c.nonmembers);
+    double u = member_rank_sum - m * (m + 1) / 2;
+    return u / (m * n);
+}
+
+double tpr_at_fpr(const std::vector<RocPoint>& roc, double max_fpr) {
+    if (roc.empty()) throw std::invalid_argument("tpr_at_fpr: empty ROC curve");
+    if (!(max_fpr >= 0 && max_fpr <= 1))
+        throw std::invalid_argument("tpr_at_fpr: max_fpr must be in [0, 1], got " +
+                                    std::to_string(max_fpr));
+    double best = 0;
+    // A tiny tolerance so that FPR = k/n computed in floating point still
+    // counts as <= a target written as the same fraction (0.01 vs 10/1000).
+    for (const RocPoint& p : roc)
+        if (p.fpr <= max_fpr * (1 + 1e-12)) best = std::max(best, p.tpr);
+    return best;
+}
+
+double max_advantage(const std::vector<RocPoint>& roc) {
+    if (roc.empty()) throw std::invalid_argument("max_advantage: empty ROC curve");
+    double best = 0;
+    for (const RocPoint& p : roc) best = std::max(best, p.tpr - p.fpr);
+    return best;
+}
+
+Confusion confusion_at(const std::vector<double>& scores, const std::vector<int>& is_member,
+                       double threshold) {
+    check_scored_set(scores, is_member, "confusion_at");
+    if (std::isnan(threshold)) throw std::invalid_argument("confusion_at: threshold is NaN");
+    Confusion c;
+    for (size_t i = 0; i < scores.size(); i++) {
+        bool called_member = scores[i] >= threshold;
+        if (is_member[i]) (called_member ? c.tp : c.fn)++;
+        else (called_member ? c.fp : c.tn)++;
+    }
+    return c;
+}
+
+namespace {
+double ratio_or_zero(int64_t num, int64_t den) { return den == 0 ? 0.0 : double(num) / double(den); }
+}  // namespace
+
+double balanced_accuracy(const Confusion& c) {
+    if (c.tp + c.fn == 0 || c.tn + c.fp == 0)
+        throw std::invalid_argument("balanced_accuracy: needs members and non-members");
+    return 0.5 * (ratio_or_zero(c.tp, c.tp + c.fn) + ratio_or_zero(c.tn, c.tn + c.fp));
+}
+double accuracy(const Confusion& c) {
+    int64_t all = c.tp + c.fp + c.tn + c.fn;
+    if (all == 0) throw std::invalid_argument("accuracy: no examples");
+    return double(c.tp + c.tn) / double(all);
+}
+double precision(const Confusion& c) { return ratio_or_zero(c.tp, c.tp + c.fp); }
+double recall(const Confusion& c) {
+    if (c.tp + c.fn == 0) throw std::invalid_argument("recall: no members");
+    return double(c.tp) / double(c.tp + c.fn);
+}
+
+double select_threshold(const std::vector<double>& scores, const std::vector<int>& is_member) {
+    std::vector<RocPoint> roc = roc_curve(scores, is_member);
+    size_t best = 0;  // (0, 0) at +inf: "nobody is a member"
+    for (size_t i = 1; i < roc.size(); i++)
+        if (roc[i].tpr - roc[i].fpr > roc[best].tpr - roc[best].fpr) best = i;
+    if (best == 0) return std::nextafter(roc[1].threshold, kInf);  // just above the highest score
+    // The last point (everyone a member) has advantage 0 and never beats (0, 0).
+    double here = roc[best].threshold, below = roc[best + 1].threshold;
+    double mid = here / 2 + below / 2;  // halves first: no overflow
+    return mid > below ? mid : here;    // adjacent doubles: stay on this point
+}
+
+AttackMetrics evaluate_attack(const std::vector<double>& scores, const std::vector<int>& is_member,
+                              double threshold) {
+    std::vector<RocPoint> roc = roc_curve(scores, is_member);
+    AttackMetrics m;
+    Confusion c = confusion_at(scores, is_member, threshold);
+    m.n_members = c.tp + c.fn;
+    m.n_nonmembers = c.tn + c.fp;
+    m.auc = roc_auc(scores, is_member);
+    m.advantage = max_advantage(roc);
+    m.tpr_at_1pct_fpr = tpr_at_fpr(roc, 0.01);
+    m.tpr_at_01pct_fpr = tpr_at_fpr(roc, 0.001);
+    m.threshold = threshold;
+    m.balanced_accuracy = balanced_accuracy(c);
+    m.accuracy = accuracy(c);
+    m.precision = precision(c);
+    m.recall = recall(c);
+    m.fpr = double(c.fp) / double(m.n_nonmembers);
+    return m;
+}
+
+MeanStd mean_std(const std::vector<double>& values) {
+    if (values.empty()) throw std::invalid_argument("mean_std: no values");
+    MeanStd r;
+    r.n = int64_t(values.size());
+    for (double v : values) {
+        if (std::isnan(v)) throw std::invalid_argument("mean_std: a value is NaN");
+        r.mean += v;
+    }
+    r.mean /= double(r.n);
+    if (r.n > 1) {
+        double ss = 0;
+        for (double v : values) ss += (v - r.mean) * (v - r.mean);
+        r.std = std::sqrt(ss / double(r.n - 1));
+    }
+    return r;
+}
+
+namespace {
+
+// One table of (name, field) so to_json and summarize never disagree.
+struct MetricField {
+    const char* name;
+    double AttackMetrics::*field;
+};
+const MetricField kMetricFields[] = {
+    {"auc", &AttackMetrics::auc},
+    {"advantage", &AttackMetrics::advantage},
+    {"tpr_at_1pct_fpr", &AttackMetrics::tpr_at_1pct_fpr},
+    {"tpr_at_0.1pct_fpr", &AttackMetrics::tpr_at_01pct_fpr},
+    {"balanced_accuracy", &AttackMetrics::balanced_accuracy},
+    {"accuracy", &AttackMetrics::accuracy},
+    {"precision", &AttackMetrics::precision},
+    {"recall", &AttackMetrics::recall},
+    {"fpr", &AttackMetrics::fpr},
+};
+
+}  // namespace
+
+nlohmann::json to_json(const AttackMetrics& m) {
+    nlohmann::json j;
+    j["n_members"] = m.n_members;
+    j["n_nonmembers"] = m.n_nonmembers;
+    for (const MetricField& f : kMetricFields) j[f.name] = m.*(f.field);
+    if (std::isfinite(m.threshold)) j["threshold"] = m.threshold;
+    else j["threshold"] = nullptr;
+    return j;
+}
+
+nlohmann::json summarize(const std::vector<AttackMetrics>& repeats) {
+    if (repeats.empty()) throw std::invalid_argument("summarize: no repeats");
+    nlohmann::json j;
+    for (const MetricField& f : kMetricFields) {
+        std::vector<double> v;
+        for (const AttackMetrics& m : repeats) v.push_back(m.*(f.field));
+        MeanStd s = mean_std(v);
+        j[f.name] = {{"mean", s.mean}, {"std", s.std}, {"n", s.n}};
+    }
+    return j;
+}
+
+void write_roc_csv(const std::string& path, const std::vector<RocPoint>& roc) {
+    if (roc.empty()) throw std::invalid_argument("write_roc_csv: empty ROC curve");
+    std::string tmp = path + ".tmp";
+    FILE* f = std::fopen(tmp.c_str(), "wb");
+    if (!f) throw std::runtime_error(tmp + ": " + std::strerror(errno));
+    bool ok = std::fprintf(f, "threshold,fpr,tpr\n") > 0;
+    for (const RocPoint& p : roc) {
+        if (!ok) break;
+        if (std::isinf(p.threshold))
+            ok = std::fprintf(f, "%sinf,%.17g,%.17g\n", p.threshold < 0 ? "-" : "", p.fpr, p.tpr) > 0;
+        else
+            ok = std::fprintf(f, "%.17g,%.17g,%.17g\n", p.threshold, p.fpr, p.tpr) > 0;
+    }
+    ok = (std::fflush(f) == 0) && ok;
+    int saved_errno = errno;
+    ok = (std::fclose(f) == 0) && ok;
+    if (!ok) {
+        std::remove(tmp.c_str());
+        throw std::runtime_error(tmp + ": write failed: " + std::strerror(saved_errno ? saved_errno : errno));
+    }
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+        int e = errno;
+        std::remove(tmp.c_str());
+        throw std::runtime_error(path + ": " + std::strerror(e));
+    }
+}
+
+}  // namespace mmia

@@ -1,0 +1,238 @@
+// test_attack_metrics.cpp: ROC, AUC, TPR at low FPR and threshold metrics
+// (attack/metrics.h) against cases worked out by hand, and their conventions.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <unistd.h>
+
+#include "attack/metrics.h"
+
+using namespace mmia;
+
+namespace {
+
+// The hand-worked example. Members (1) score {0.9, 0.8, 0.7, 0.6}; non-members
+// (0) score {0.8, 0.6, 0.5, 0.3}; two member/non-member ties (0.8 and 0.6).
+//
+// Thresholds in decreasing order ("member iff score >= t"):
+//   t      called members          TP FP   FPR   TPR   TPR-FPR
+//   +inf   -                        0  0   0     0     0
+//   0.9    m.9                      1  0   0     .25   .25
+//   0.8    + m.8 n.8 (tie)          2  1   .25   .5    .25
+//   0.7    + m.7                    3  1   .25   .75   .5   <- best, first
+//   0.6    + m.6 n.6 (tie)          4  2   .5    1     .5
+//   0.5    + n.5                    4  3   .75   1     .25
+//   0.3    + n.3                    4  4   1     1     0
+// AUC by pairs (member beats non-member = 1, tie = 1/2), out of 16:
+//   m.9: 4;  m.8: 3 + 1/2;  m.7: 3;  m.6: 2 + 1/2   ->  13 / 16 = 0.8125.
+// Trapezoids over the ROC: 0 + .25*.375 + 0 + .25*.875 + .25 + .25 = 0.8125.
+const std::vector<double> kScores = {0.9, 0.8, 0.8, 0.7, 0.6, 0.6, 0.5, 0.3};
+const std::vector<int> kMember = {1, 1, 0, 1, 0, 1, 0, 0};
+
+double pairwise_auc(const std::vector<double>& s, const std::vector<int>& m) {
+    double wins = 0, pairs = 0;
+    for (size_t i = 0; i < s.size(); i++)
+        for (size_t j = 0; j < s.size(); j++)
+            if (m[i] == 1 && m[j] == 0) {
+                pairs += 1;
+                wins += s[i] > s[j] ? 1.0 : s[i] == s[j] ? 0.5 : 0.0;
+            }
+    return wins / pairs;
+}
+
+double trapezoid_area(const std::vector<RocPoint>& roc) {
+    double a = 0;
+    for (size_t i = 1; i < roc.size(); i++)
+        a += (roc[i].fpr - roc[i - 1].fpr) * (roc[i].tpr + roc[i - 1].tpr) / 2;
+    return a;
+}
+
+}  // namespace
+
+TEST_CASE("ROC curve of the hand-worked example, ties moving together") {
+    std::vector<RocPoint> roc = roc_curve(kScores, kMember);
+    const double expect[][3] = {{INFINITY, 0, 0},   {0.9, 0, 0.25}, {0.8, 0.25, 0.5}, {0.7, 0.25, 0.75},
+                                {0.6, 0.5, 1.0},    {0.5, 0.75, 1}, {0.3, 1, 1}};
+    REQUIRE(roc.size() == 7);
+    for (size_t i = 0; i < roc.size(); i++) {
+        CAPTURE(i);
+        CHECK(roc[i].threshold == expect[i][0]);
+        CHECK(roc[i].fpr == doctest::Approx(expect[i][1]));
+        CHECK(roc[i].tpr == doctest::Approx(expect[i][2]));
+    }
+}
+
+TEST_CASE("AUC of the hand-worked example is 13/16, by ranks, pairs and trapezoids") {
+    CHECK(roc_auc(kScores, kMember) == doctest::Approx(13.0 / 16));
+    CHECK(pairwise_auc(kScores, kMember) == doctest::Approx(13.0 / 16));
+    CHECK(trapezoid_area(roc_curve(kScores, kMember)) == doctest::Approx(13.0 / 16));
+}
+
+TEST_CASE("advantage, TPR at FPR and the shadow-chosen threshold of the hand-worked example") {
+    std::vector<RocPoint> roc = roc_curve(kScores, kMember);
+    CHECK(max_advantage(roc) == doctest::Approx(0.5));
+    CHECK(tpr_at_fpr(roc, 0.0) == doctest::Approx(0.25));   // only the point at 0.9
+    CHECK(tpr_at_fpr(roc, 0.01) == doctest::Approx(0.25));
+    CHECK(tpr_at_fpr(roc, 0.25) == doctest::Approx(0.75));  // the point at 0.7
+    CHECK(tpr_at_fpr(roc, 0.49) == doctest::Approx(0.75));  // no interpolation towards (0.5, 1)
+    CHECK(tpr_at_fpr(roc, 1.0) == doctest::Approx(1.0));
+    // First best point is t = 0.7; midway to the next lower score 0.6.
+    CHECK(select_threshold(kScores, kMember) == doctest::Approx(0.65));
+    AttackMetrics m = evaluate_attack(kScores, kMember, 0.65);
+    // At 0.65: TP = 3 (0.9, 0.8, 0.7), FP = 1 (0.8), TN = 3, FN = 1.
+    CHECK(m.n_members == 4);
+    CHECK(m.n_nonmembers == 4);
+    CHECK(m.balanced_accuracy == doctest::Approx(0.75));
+    CHECK(m.accuracy == doctest::Approx(0.75));
+    CHECK(m.precision == doctest::Approx(0.75));
+    CHECK(m.recall == doctest::Approx(0.75));
+    CHECK(m.fpr == doctest::Approx(0.25));
+    CHECK(m.auc == doctest::Approx(0.8125));
+    CHECK(m.advantage == doctest::Approx(0.5));
+    CHECK(m.tpr_at_1pct_fpr == doctest::Approx(0.25));
+}
+
+TEST_CASE("a score equal to the threshold is called a member (>=)") {
+    Confusion c = confusion_at(kScores, kMember, 0.8);  // 0.9, 0.8 (m), 0.8 (n)
+    CHECK(c.tp == 2);
+    CHECK(c.fp == 1);
+    CHECK(c.tn == 3);
+    CHECK(c.fn == 2);
+    CHECK(precision(c) == doctest::Approx(2.0 / 3));
+    CHECK(recall(c) == doctest::Approx(0.5));
+    CHECK(balanced_accuracy(c) == doctest::Approx((0.5 + 0.75) / 2));
+    // Nobody called a member: precision is 0 by convention, not NaN.
+    Confusion none = confusion_at(kScores, kMember, 1.0);
+    CHECK(none.tp + none.fp == 0);
+    CHECK(precision(none) == 0.0);
+}
+
+TEST_CASE("TPR at 0.1% FPR with 1,000 non-members allows exactly one false positive") {
+    // Non-members score 0..999. Members: three at 5000 (above everyone), two
+    // at 998.5 (below the top non-member 999), five at -1 (below everyone).
+    // ROC: t=5000 (0, .3); t=999 (.001, .3); t=998.5 (.001, .5); t=998 (.002, .5) ...
+    std::vector<double> s;
+    std::vector<int> m;
+    for (int i = 0; i < 1000; i++) s.push_back(i), m.push_back(0);
+    for (int i = 0; i < 3; i++) s.push_back(5000), m.push_back(1);
+    for (int i = 0; i < 2; i++) s.push_back(998.5), m.push_back(1);
+    for (int i = 0; i < 5; i++) s.push_back(-1), m.push_back(1);
+    std::vector<RocPoint> roc = roc_curve(s, m);
+    CHECK(tpr_at_fpr(roc, 0.0) == doctest::Approx(0.3));
+    CHECK(tpr_at_fpr(roc, 0.001) == doctest::Approx(0.5));
+    CHECK(tpr_at_fpr(roc, 0.01) == doctest::Approx(0.5));
+    AttackMetrics em = evaluate_attack(s, m, 998.5);
+    CHECK(em.tpr_at_01pct_fpr == doctest::Approx(0.5));
+    CHECK(em.tpr_at_1pct_fpr == doctest::Approx(0.5));
+    CHECK(em.precision == doctest::Approx(5.0 / 6));
+}
+
+TEST_CASE("positive-class and direction conventions") {
+    // Perfect separation, members above: AUC 1, advantage 1.
+    std::vector<double> s = {3, 2, 1, 0};
+    std::vector<int> m = {1, 1, 0, 0};
+    CHECK(roc_auc(s, m) == 1.0);
+    CHECK(max_advantage(roc_curve(s, m)) == 1.0);
+    // The same scores with members below: AUC 0 (the attack is anti-correlated,
+    // metrics do not silently flip it), advantage 0.
+    std::vector<int> flipped = {0, 0, 1, 1};
+    CHECK(roc_auc(s, flipped) == 0.0);
+    CHECK(max_advantage(roc_curve(s, flipped)) == 0.0);
+    // Negating scores or swapping labels gives 1 - AUC.
+    std::vector<double> neg;
+    for (double v : kScores) neg.push_back(-v);
+    CHECK(roc_auc(neg, kMember) == doctest::Approx(1 - 0.8125));
+    // All tied: AUC 0.5; the threshold calls nobody a member.
+    std::vector<double> same(4, 7.0);
+    CHECK(roc_auc(same, m) == 0.5);
+    double t = select_threshold(same, m);
+    CHECK(t > 7.0);
+    CHECK(std::isfinite(t));
+    CHECK(confusion_at(same, m, t).tp + confusion_at(same, m, t).fp == 0);
+}
+
+TEST_CASE("AUC equals the pairwise Mann-Whitney count and the ROC area on random data with ties") {
+    std::mt19937_64 rng(7);
+    std::normal_distribution<double> normal(0, 1);
+    for (int trial = 0; trial < 20; trial++) {
+        int n = 50 + trial * 13;
+        std::vector<double> s(n);
+        std::vector<int> m(n);
+        for (int i = 0; i < n; i++) {
+            m[i] = (rng() % 3) == 0;  // unbalanced on purpose
+            // Rounded so that about a third of the scores tie with another.
+            s[i] = std::round((normal(rng) + 0.7 * m[i]) * 4) / 4;
+        }
+        m[0] = 1, m[1] = 0;
+        CAPTURE(trial);
+        double a = roc_auc(s, m);
+        CHECK(a == doctest::Approx(pairwise_auc(s, m)).epsilon(1e-12));
+        CHECK(a == doctest::Approx(trapezoid_area(roc_curve(s, m))).epsilon(1e-12));
+    }
+}
+
+TEST_CASE("mean and sample standard deviation over repeats") {
+    MeanStd r = mean_std({1, 2, 3, 4});
+    CHECK(r.mean == doctest::Approx(2.5));
+    CHECK(r.std == doctest::Approx(std::sqrt(5.0 / 3)));  // squares 2.25+.25+.25+2.25 = 5, over n-1 = 3
+    CHECK(r.n == 4);
+    MeanStd one = mean_std({0.7});
+    CHECK(one.mean == doctest::Approx(0.7));
+    CHECK(one.std == 0.0);
+    CHECK_THROWS_AS(mean_std({}), std::invalid_argument);
+    CHECK_THROWS_AS(mean_std({1.0, NAN}), std::invalid_argument);
+
+    AttackMetrics a = evaluate_attack(kScores, kMember, 0.65);
+    AttackMetrics b = a;
+    b.auc = 0.6125;
+    nlohmann::json j = summarize({a, b});
+    CHECK(j["auc"]["mean"].get<double>() == doctest::Approx(0.7125));
+    CHECK(j["auc"]["std"].get<double>() == doctest::Approx(std::sqrt(0.02)));
+    CHECK(j["auc"]["n"].get<int>() == 2);
+    CHECK(j["precision"]["std"].get<double>() == 0.0);
+    nlohmann::json one_j = to_json(a);
+    CHECK(one_j["tpr_at_0.1pct_fpr"].get<double>() == doctest::Approx(0.25));
+    CHECK(one_j["threshold"].get<double>() == doctest::Approx(0.65));
+}
+
+TEST_CASE("bad input is refused with a message") {
+    CHECK_THROWS_WITH_AS(roc_auc({0.1, 0.2}, {1}), doctest::Contains("2 scores but 1"), std::invalid_argument);
+    CHECK_THROWS_WITH_AS(roc_auc({}, {}), doctest::Contains("no examples"), std::invalid_argument);
+    CHECK_THROWS_WITH_AS(roc_auc({0.1, NAN}, {1, 0}), doctest::Contains("not finite"), std::invalid_argument);
+    CHECK_THROWS_WITH_AS(roc_auc({0.1, INFINITY}, {1, 0}), doctest::Contains("not finite"),
+                         std::invalid_argument);
+    CHECK_THROWS_WITH_AS(roc_auc({0.1, 0.2}, {1, 2}), doctest::Contains("must be 1 = member"),
+                         std::invalid_argument);
+    CHECK_THROWS_WITH_AS(roc_curve({0.1, 0.2}, {1, 1}), doctest::Contains("2 members and 0 non-members"),
+                         std::invalid_argument);
+    CHECK_THROWS_AS(select_threshold({0.1, 0.2}, {0, 0}), std::invalid_argument);
+    CHECK_THROWS_AS(evaluate_attack({0.1, 0.2}, {1, 1}, 0.0), std::invalid_argument);
+    CHECK_THROWS_AS(confusion_at({0.1, 0.2}, {1, 0}, NAN), std::invalid_argument);
+    CHECK_THROWS_AS(tpr_at_fpr(roc_curve(kScores, kMember), 1.5), std::invalid_argument);
+    CHECK_THROWS_AS(tpr_at_fpr(roc_curve(kScores, kMember), NAN), std::invalid_argument);
+    CHECK_THROWS_AS(tpr_at_fpr({}, 0.01), std::invalid_argument);
+    CHECK_THROWS_AS(summarize({}), std::invalid_argument);
+}
+
+TEST_CASE("ROC CSV: header, exact values, atomic replace, unwritable path") {
+    char dir[] = "/tmp/mmia_roc_XXXXXX";
+    REQUIRE(mkdtemp(dir) != nullptr);
+    std::string path = std::string(dir) + "/roc.csv";
+    write_roc_csv(path, roc_curve(kScores, kMember));
+    std::ifstream f(path);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    std::string text = ss.str();
+    CHECK(text.rfind("threshold,fpr,tpr\ninf,0,0\n0.90000000000000002,0,0.25\n", 0) == 0);
+    CHECK(text.find("0.29999999999999999,1,1\n") != std::string::npos);
+    CHECK(access((path + ".tmp").c_str(), F_OK) != 0);  // no temporary left behind
+    CHECK_THROWS_AS(write_roc_csv(std::string(dir) + "/no/such/dir/roc.csv", roc_curve(kScores, kMember)),
+                    std::runtime_error);
+    std::remove(path.c_str());
+    rmdir(dir);
+}
