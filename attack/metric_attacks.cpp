@@ -1,0 +1,110 @@
+// metric_attacks.cpp: loss / confidence / entropy / modified entropy /
+// correctness attacks with global or per-class thresholds (see metric_attacks.h).
+#include "attack/metric_attacks.h"
+
+#include <cmath>
+#include <stdexcept>
+
+#include "attack/features.h"
+#include "attack/metrics.h"
+
+namespace mmia {
+
+const std::vector<MetricAttack>& all_metric_attacks() {
+    static const std::vector<MetricAttack> all = {MetricAttack::loss, MetricAttack::confidence,
+                                                  MetricAttack::entropy, MetricAttack::modified_entropy,
+                                                  MetricAttack::correctness};
+    return all;
+}
+
+std::string metric_attack_name(MetricAttack a) {
+    switch (a) {
+        case MetricAttack::loss: return "loss";
+        case MetricAttack::confidence: return "confidence";
+        case MetricAttack::entropy: return "entropy";
+        case MetricAttack::modified_entropy: return "modified_entropy";
+        case MetricAttack::correctness: return "correctness";
+    }
+    throw std::invalid_argument("metric_attack_name: unknown attack " + std::to_string(int(a)));
+}
+
+MetricAttack metric_attack_from_name(const std::string& name) {
+    std::string known;
+    for (MetricAttack a : all_metric_attacks()) {
+        if (metric_attack_name(a) == name) return a;
+        known += (known.empty() ? "" : ", ") + metric_attack_name(a);
+    }
+    throw std::invalid_argument("unknown metric attack \"" + name + "\" (known: " + known + ")");
+}
+
+std::vector<double> metric_scores(MetricAttack a, const std::vector<float>& logits, int n_classes,
+                                  const std::vector<int>& labels) {
+    int64_t n = check_logits(logits, n_classes, &labels, "metric_scores");
+    std::vector<double> s(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; i++) {
+        const float* z = &logits[size_t(i) * size_t(n_classes)];
+        int y = labels[size_t(i)];
+        switch (a) {
+            case MetricAttack::loss: s[size_t(i)] = -cross_entropy(z, n_classes, y); break;
+            case MetricAttack::confidence: s[size_t(i)] = true_class_confidence(z, n_classes, y); break;
+            case MetricAttack::entropy: s[size_t(i)] = -prediction_entropy(z, n_classes); break;
+            case MetricAttack::modified_entropy: s[size_t(i)] = -modified_entropy(z, n_classes, y); break;
+            case MetricAttack::correctness: s[size_t(i)] = is_correct(z, n_classes, y); break;
+            default: throw std::invalid_argument("metric_scores: unknown attack " + std::to_string(int(a)));
+        }
+    }
+    return s;
+}
+
+std::vector<double> per_class_thresholds(const std::vector<double>& shadow_scores,
+                                         const std::vector<int>& shadow_labels,
+                                         const std::vector<int>& shadow_is_member, int n_classes) {
+    if (n_classes < 2)
+        throw std::invalid_argument("per_class_thresholds: needs at least 2 classes, got " +
+                                    std::to_string(n_classes));
+    if (shadow_scores.size() != shadow_labels.size() || shadow_scores.size() != shadow_is_member.size())
+        throw std::invalid_argument("per_class_thresholds: " + std::to_string(shadow_scores.size()) +
+                                    " scores, " + std::to_string(shadow_labels.size()) + " labels, " +
+                                    std::to_string(shadow_is_member.size()) + " membership labels");
+    std::vector<std::vector<double>> scores(static_cast<size_t>(n_classes));
+    std::vector<std::vector<int>> member(static_cast<size_t>(n_classes));
+    for (size_t i = 0; i < shadow_labels.size(); i++) {
+        int y = shadow_labels[i];
+        if (y < 0 || y >= n_classes)
+            throw std::invalid_argument("per_class_thresholds: label " + std::to_string(y) + " of example " +
+                                        std::to_string(i) + " outside [0, " + std::to_string(n_classes) + ")");
+        scores[size_t(y)].push_back(shadow_scores[i]);
+        member[size_t(y)].push_back(shadow_is_member[i]);
+    }
+    std::vector<double> t(static_cast<size_t>(n_classes));
+    for (int c = 0; c < n_classes; c++) {
+        try {
+            t[size_t(c)] = select_threshold(scores[size_t(c)], member[size_t(c)]);
+        } catch (const std::invalid_argument& e) {
+            throw std::invalid_argument("per_class_thresholds: class " + std::to_string(c) + ": " + e.what());
+        }
+    }
+    return t;
+}
+
+std::vector<double> subtract_class_thresholds(const std::vector<double>& scores, const std::vector<int>& labels,
+                                              const std::vector<double>& thresholds) {
+    if (scores.size() != labels.size())
+        throw std::invalid_argument("subtract_class_thresholds: " + std::to_string(scores.size()) +
+                                    " scores but " + std::to_string(labels.size()) + " labels");
+    std::vector<double> out(scores.size());
+    for (size_t i = 0; i < scores.size(); i++) {
+        int y = labels[i];
+        if (y < 0 || size_t(y) >= thresholds.size())
+            throw std::invalid_argument("subtract_class_thresholds: label " + std::to_string(y) +
+                                        " has no threshold (" + std::to_string(thresholds.size()) +
+                                        " classes)");
+        out[i] = scores[i] - thresholds[size_t(y)];
+        if (!std::isfinite(out[i]))
+            throw std::invalid_argument("subtract_class_thresholds: score " + std::to_string(i) +
+                                        " minus its class threshold is not finite");
+    }
+    return out;
+}
+
+}  // namespace mmia
