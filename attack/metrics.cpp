@@ -216,7 +216,7 @@ const MetricField kMetricFields[] = {
     {"auc", &AttackMetrics::auc},
     {"advantage", &AttackMetrics::advantage},
     {"tpr_at_1pct_fpr", &AttackMetrics::tpr_at_1pct_fpr},
-    {"tpr_at_0.1pct_fpr", &AttackMetrics::tpr_at_01pct_fpr},
+    {"tpr_at_01pct_fpr", &AttackMetrics::tpr_at_01pct_fpr},
     {"balanced_accuracy", &AttackMetrics::balanced_accuracy},
     {"accuracy", &AttackMetrics::accuracy},
     {"precision", &AttackMetrics::precision},

@@ -100,7 +100,8 @@ struct MeanStd {
 };
 MeanStd mean_std(const std::vector<double>& values);
 
-// {"auc": ..., "tpr_at_1pct_fpr": ..., ...}; an infinite threshold becomes null.
+// Every field under its own name ({"auc": .., "tpr_at_01pct_fpr": .., ...});
+// an infinite threshold becomes null.
 nlohmann::json to_json(const AttackMetrics& m);
 // Each field of AttackMetrics over repeats (targets, seeds):
 // {"auc": {"mean": .., "std": .., "n": ..}, ...}. Needs at least one.

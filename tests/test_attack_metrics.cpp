@@ -196,7 +196,7 @@ TEST_CASE("mean and sample standard deviation over repeats") {
     CHECK(j["auc"]["n"].get<int>() == 2);
     CHECK(j["precision"]["std"].get<double>() == 0.0);
     nlohmann::json one_j = to_json(a);
-    CHECK(one_j["tpr_at_0.1pct_fpr"].get<double>() == doctest::Approx(0.25));
+    CHECK(one_j["tpr_at_01pct_fpr"].get<double>() == doctest::Approx(0.25));
     CHECK(one_j["threshold"].get<double>() == doctest::Approx(0.65));
 }
 
