@@ -1,6 +1,7 @@
 // config.cpp: see config.h.
 #include "common/config.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -111,6 +112,129 @@ json to_json(const MambaConfig& c) {
                 {"norm_eps", c.norm_eps}};
 }
 
+CnnConfig cnn_from_json(const json& j) {
+    const std::string where = "cnn config";
+    if (!j.is_object()) fail(where + ": must be a JSON object");
+    for (auto it = j.begin(); it != j.end(); ++it) {
+        const std::string& k = it.key();
+        if (k != "comment" && k != "model" && k != "layers" && k != "bn_eps" && k != "training")
+            fail(where + ": unknown field \"" + k + "\"");
+    }
+    CnnConfig c;
+    if (j.contains("bn_eps")) c.bn_eps = get_double(j, "bn_eps", 1e-12, 1.0, where);
+    if (!j.contains("layers") || !j["layers"].is_array() || j["layers"].empty())
+        fail(where + ": \"layers\" must be a non-empty array");
+    const json& layers = j["layers"];
+    if (int(layers.size()) > kCnnMaxLayers)
+        fail(where + ": " + std::to_string(layers.size()) + " layers, at most " +
+             std::to_string(kCnnMaxLayers));
+    for (size_t i = 0; i < layers.size(); i++) {
+        const json& l = layers[i];
+        const std::string at = where + ": layer " + std::to_string(i);
+        if (!l.is_object()) fail(at + ": must be a JSON object");
+        CnnLayer L;
+        try {
+            L.type = get_choice(l, "type", {"conv", "maxpool", "global_avg_pool", "flatten", "dense"}, at);
+            // The fields each type takes; "activation" and "batch_norm" are optional.
+            std::vector<std::string> allowed = {"type"};
+            if (L.type == "conv") allowed = {"type", "out", "kernel", "padding", "batch_norm", "activation"};
+            if (L.type == "maxpool") allowed = {"type", "size"};
+            if (L.type == "dense") allowed = {"type", "out", "activation"};
+            for (auto it = l.begin(); it != l.end(); ++it) {
+                bool ok = false;
+                for (const auto& a : allowed) ok = ok || it.key() == a;
+                if (!ok) fail(at + " (" + L.type + "): unknown field \"" + it.key() + "\"");
+            }
+            if (L.type == "conv") {
+                L.out = get_int(l, "out", 1, kCnnMaxWidth, at);
+                L.kernel = get_int(l, "kernel", 1, kCnnMaxKernel, at);
+                L.padding = get_int(l, "padding", 0, L.kernel - 1, at);
+                if (l.contains("batch_norm")) {
+                    if (!l["batch_norm"].is_boolean()) fail(at + ": \"batch_norm\" must be true or false");
+                    L.batch_norm = l["batch_norm"].get<bool>();
+                }
+            } else if (L.type == "maxpool") {
+                L.kernel = get_int(l, "size", 1, 4096, at);
+            } else if (L.type == "dense") {
+                if (l.at("out").is_string() && l["out"].get<std::string>() == "n_classes")
+                    L.out = 0;
+                else
+                    L.out = get_int(l, "out", 1, kCnnMaxWidth, at);
+            }
+            if (L.type == "conv" || L.type == "dense")
+                L.activation = l.contains("activation")
+                                   ? get_choice(l, "activation", {"none", "relu", "tanh", "gelu"}, at)
+                                   : "none";
+        } catch (const json::out_of_range& e) {
+            fail(at + ": missing field (" + std::string(e.what()) + ")");
+        }
+        c.layers.push_back(L);
+    }
+    return c;
+}
+
+json to_json(const CnnConfig& c) {
+    json layers = json::array();
+    for (const CnnLayer& l : c.layers) {
+        json o = {{"type", l.type}};
+        if (l.type == "conv") {
+            o["out"] = l.out;
+            o["kernel"] = l.kernel;
+            o["padding"] = l.padding;
+            o["batch_norm"] = l.batch_norm;
+            o["activation"] = l.activation;
+        } else if (l.type == "maxpool") {
+            o["size"] = l.kernel;
+        } else if (l.type == "dense") {
+            o["out"] = l.out == 0 ? json("n_classes") : json(l.out);
+            o["activation"] = l.activation;
+        }
+        layers.push_back(o);
+    }
+    return json{{"model", "cnn"}, {"layers", layers}, {"bn_eps", c.bn_eps}};
+}
+
+void validate_cnn(const CnnConfig& c, int channels, int height, int width, int n_classes) {
+    if (channels < 1 || channels > 4) fail("images must have 1 to 4 channels");
+    if (n_classes < 1 || n_classes > 100000) fail("n_classes " + std::to_string(n_classes) + " is outside 1..100000");
+    if (c.layers.empty() || int(c.layers.size()) > kCnnMaxLayers)
+        fail("a CNN needs 1 to " + std::to_string(kCnnMaxLayers) + " layers");
+    int C = channels, H = height, W = width;
+    bool flat = false;  // after flatten / global_avg_pool: a vector of C values
+    auto shape = [&] { return std::to_string(C) + "x" + std::to_string(H) + "x" + std::to_string(W); };
+    for (size_t i = 0; i < c.layers.size(); i++) {
+        const CnnLayer& l = c.layers[i];
+        const std::string at = "cnn layer " + std::to_string(i) + " (" + l.type + ")";
+        if (flat && l.type != "dense") fail(at + ": only dense layers may follow flatten / global_avg_pool");
+        if (l.type == "conv") {
+            H = H + 2 * l.padding - l.kernel + 1;
+            W = W + 2 * l.padding - l.kernel + 1;
+            if (H < 1 || W < 1) fail(at + ": a " + std::to_string(l.kernel) + "x" + std::to_string(l.kernel) +
+                                     " kernel does not fit the input (" + shape() + " after it)");
+            C = l.out;
+        } else if (l.type == "maxpool") {
+            if (l.kernel > H || l.kernel > W) fail(at + ": window " + std::to_string(l.kernel) + " is larger than the " + shape() + " input");
+            H /= l.kernel;
+            W /= l.kernel;
+        } else if (l.type == "global_avg_pool" || l.type == "flatten") {
+            C = l.type == "flatten" ? C * H * W : C;
+            H = W = 1;
+            flat = true;
+        } else if (l.type == "dense") {
+            if (!flat) fail(at + ": needs a flatten or global_avg_pool layer before it");
+            if (int64_t(C) * std::max(l.out, n_classes) > (int64_t(1) << 26))
+                fail(at + ": " + std::to_string(C) + " inputs make too many weights");
+            C = l.out == 0 ? n_classes : l.out;
+        } else {
+            fail(at + ": unknown layer type");
+        }
+    }
+    const CnnLayer& last = c.layers.back();
+    if (last.type != "dense" || last.activation != "none" || (last.out != 0 && last.out != n_classes))
+        fail("the last cnn layer must be dense with out \"n_classes\" (" + std::to_string(n_classes) +
+             ") and no activation");
+}
+
 json to_json(const TrainConfig& c) {
     return json{{"batch_size", c.batch_size}, {"epochs", c.epochs},
                 {"learning_rate", c.learning_rate}, {"weight_decay", c.weight_decay},
@@ -147,8 +271,10 @@ ModelSpec resolve_preset(const json& config, const std::string& model, const std
     spec.model = model;
     if (model == "mamba")
         spec.mamba = mamba_from_json(p);
+    else if (model == "cnn")
+        spec.cnn = cnn_from_json(p);
     else
-        fail("unknown model \"" + model + "\" (known: mamba)");
+        fail("unknown model \"" + model + "\" (known: mamba, cnn)");
     return spec;
 }
 

@@ -6,6 +6,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -33,6 +34,28 @@ struct MambaConfig {
     int d_inner() const { return expand * d_model; }
 };
 
+// One entry of a CNN's layer list (train/cnn_model.h, cnn.cpp).
+struct CnnLayer {
+    std::string type;                 // "conv" | "maxpool" | "global_avg_pool" | "flatten" | "dense"
+    int out = 0;                      // conv: output channels; dense: units, 0 = n_classes
+    int kernel = 0;                   // conv: K of the KxK kernel (stride 1); maxpool: window = stride
+    int padding = 0;                  // conv: zeros added on each side
+    bool batch_norm = false;          // conv: BatchNorm2d before the activation (folded at export)
+    std::string activation = "none";  // conv, dense: "none" | "relu" | "tanh" | "gelu"
+};
+
+// Hyperparameters of the CNN classifier: its layers in order. The last is
+// the dense head with n_classes outputs and no activation.
+struct CnnConfig {
+    std::vector<CnnLayer> layers;
+    double bn_eps = 1e-5;  // BatchNorm2d epsilon
+};
+
+// Caps a CNN must respect (the engine's are the same, engine/cnn.h).
+constexpr int kCnnMaxLayers = 15;     // what the packed header's hp slots hold
+constexpr int kCnnMaxWidth = 4096;    // conv channels, dense units
+constexpr int kCnnMaxKernel = 31;
+
 struct TrainConfig {
     int batch_size = 128;
     int epochs = 10;
@@ -46,8 +69,9 @@ struct TrainConfig {
 // A preset resolved against a dataset's image shape.
 struct ModelSpec {
     std::string preset;
-    std::string model;  // "mamba"
+    std::string model;  // "mamba" | "cnn": which of the two configs below applies
     MambaConfig mamba;
+    CnnConfig cnn;
 };
 
 // Reads and parses config.json; throws std::runtime_error("<path>: <why>").
@@ -61,8 +85,16 @@ TrainConfig resolve_training(const json& config, const std::string& preset_name)
 // Checks dimensions against the image (patches tile it, sizes in range).
 void validate_mamba(const MambaConfig& c, int channels, int height, int width);
 
+// Walks the layer list over a channels x height x width image: every size
+// stays >= 1, no conv or pool after flatten / global_avg_pool, dense only
+// after one of them, the last layer dense with n_classes outputs and no
+// activation. Throws std::runtime_error naming the layer.
+void validate_cnn(const CnnConfig& c, int channels, int height, int width, int n_classes);
+
 json to_json(const MambaConfig& c);
 MambaConfig mamba_from_json(const json& j);  // strict: unknown or bad fields throw
 json to_json(const TrainConfig& c);
+json to_json(const CnnConfig& c);
+CnnConfig cnn_from_json(const json& j);  // strict: unknown or bad fields throw
 
 }  // namespace mmia

@@ -80,3 +80,84 @@ TEST_CASE("a config survives the JSON round trip used by checkpoints") {
     MambaConfig back = mamba_from_json(to_json(c));
     CHECK(to_json(back) == to_json(c));
 }
+
+TEST_CASE("CNN presets: shokri and mambaris-cnn resolve, round-trip, and fit MNIST and CIFAR-10") {
+    json cfg = load_config_file("config.json");
+    ModelSpec def = resolve_preset(cfg, "cnn", "");
+    CHECK(def.model == "cnn");
+    CHECK(def.preset == "shokri");
+    // pg1647: conv 5x5 32 tanh, maxpool 2, conv 3x3 32 tanh, maxpool 2, dense 128 tanh, dense 10
+    const auto& L = def.cnn.layers;
+    REQUIRE(L.size() == 7);
+    CHECK((L[0].type == "conv" && L[0].kernel == 5 && L[0].out == 32 && L[0].padding == 0 &&
+           L[0].activation == "tanh" && !L[0].batch_norm));
+    CHECK((L[1].type == "maxpool" && L[1].kernel == 2));
+    CHECK((L[2].type == "conv" && L[2].kernel == 3 && L[2].out == 32 && L[2].activation == "tanh"));
+    CHECK((L[5].type == "dense" && L[5].out == 128 && L[5].activation == "tanh"));
+    CHECK((L[6].type == "dense" && L[6].out == 0 && L[6].activation == "none"));
+    CHECK(resolve_training(cfg, "shokri").batch_size == 32);
+    ModelSpec mc = resolve_preset(cfg, "cnn", "mambaris-cnn");
+    REQUIRE(mc.cnn.layers.size() == 6);
+    CHECK((mc.cnn.layers[2].out == 128 && mc.cnn.layers[2].batch_norm && mc.cnn.layers[2].activation == "relu"));
+    CHECK(mc.cnn.layers[4].type == "global_avg_pool");
+    for (const ModelSpec* s : {&def, &mc}) {
+        CHECK(to_json(cnn_from_json(to_json(s->cnn))) == to_json(s->cnn));  // strict both ways
+        CHECK_NOTHROW(validate_cnn(s->cnn, 1, 28, 28, 10));
+        CHECK_NOTHROW(validate_cnn(s->cnn, 3, 32, 32, 10));
+    }
+    // A CNN preset is not a Mamba one, and the reverse.
+    CHECK_THROWS_WITH_AS(resolve_preset(cfg, "mamba", "shokri"), doctest::Contains("is a \"cnn\" model"),
+                         std::runtime_error);
+    CHECK_THROWS_WITH_AS(resolve_preset(cfg, "cnn", "mamba-mnist"), doctest::Contains("is a \"mamba\" model"),
+                         std::runtime_error);
+}
+
+TEST_CASE("bad CNN layer lists are refused, naming the layer") {
+    json cfg = load_config_file("config.json");
+    auto refused = [&](json preset, const std::string& needle) {
+        json c = cfg;
+        c["presets"]["bad"] = preset;
+        CHECK_THROWS_WITH_AS(resolve_preset(c, "cnn", "bad"), doctest::Contains(needle.c_str()), std::runtime_error);
+    };
+    json p = cfg["presets"]["shokri"];
+    json b = p;
+    b["layers"][0]["kernal"] = 3;
+    refused(b, "layer 0 (conv): unknown field \"kernal\"");
+    b = p;
+    b["layers"][0]["activation"] = "sigmoid";
+    refused(b, "activation");
+    b = p;
+    b["layers"][0]["kernel"] = 0;
+    refused(b, "kernel");
+    b = p;
+    b["layers"][0]["padding"] = 5;  // >= kernel
+    refused(b, "padding");
+    b = p;
+    b["layers"][1]["type"] = "avgpool";
+    refused(b, "layer 1");
+    b = p;
+    b["layers"][5]["out"] = "many";
+    refused(b, "out");
+    b = p;
+    b["layers"][0]["batch_norm"] = 1;
+    refused(b, "batch_norm");
+    b = p;
+    b["layers"] = json::array();
+    refused(b, "non-empty");
+    b = p;
+    b["layers"][0].erase("out");
+    refused(b, "missing");
+
+    CnnConfig c = resolve_preset(cfg, "cnn", "shokri").cnn;
+    CHECK_THROWS_WITH_AS(validate_cnn(c, 1, 6, 6, 10), doctest::Contains("layer 2 (conv)"), std::runtime_error);
+    CnnConfig no_flatten = c;
+    no_flatten.layers.erase(no_flatten.layers.begin() + 4);
+    CHECK_THROWS_WITH_AS(validate_cnn(no_flatten, 1, 28, 28, 10), doctest::Contains("flatten"), std::runtime_error);
+    CnnConfig head_act = c;
+    head_act.layers.back().activation = "relu";
+    CHECK_THROWS_WITH_AS(validate_cnn(head_act, 1, 28, 28, 10), doctest::Contains("last cnn layer"), std::runtime_error);
+    CnnConfig conv_after = c;
+    conv_after.layers.insert(conv_after.layers.begin() + 5, c.layers[0]);
+    CHECK_THROWS_WITH_AS(validate_cnn(conv_after, 1, 28, 28, 10), doctest::Contains("only dense"), std::runtime_error);
+    CHECK_THROWS_WITH_AS(validate_cnn(c, 1, 28, 28, 0), doctest::Contains("n_classes 0"), std::runtime_error);
+}

@@ -1,6 +1,6 @@
 // bin/train: trains a classifier on a real dataset and writes a checkpoint.
 //
-//   bin/train --model mamba --dataset mnist [--preset mamba-mnist] [--epochs 10]
+//   bin/train --model mamba|cnn --dataset mnist|fashion|cifar10 [--preset mamba-mnist] [--epochs 10]
 //             [--seed 42] [--threads 2] [--output checkpoints/mnist_mamba-mnist.pt]
 //
 // Re-running the same command resumes an interrupted run (or does nothing if
@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
     double lr = 0;
     int64_t seed = -1, limit_train = 0;
     bool force = false;
-    app.add_option("--model", model, "model kind")->check(CLI::IsMember({"mamba"}));
+    app.add_option("--model", model, "model kind")->check(CLI::IsMember({"mamba", "cnn"}));
     app.add_option("--dataset", dataset, "mnist | fashion | cifar10");
     app.add_option("--preset", preset, "preset in config.json (default: the model's default)");
     app.add_option("--config", config_path, "config file")->capture_default_str();
@@ -83,7 +83,11 @@ int main(int argc, char** argv) {
         }
         job.input = {data.train.channels, data.train.height, data.train.width,
                      data.train.n_classes, data.mean, data.std};
-        validate_mamba(job.spec.mamba, job.input.channels, job.input.height, job.input.width);
+        if (model == "mamba")
+            validate_mamba(job.spec.mamba, job.input.channels, job.input.height, job.input.width);
+        else
+            validate_cnn(job.spec.cnn, job.input.channels, job.input.height, job.input.width,
+                         job.input.n_classes);
         if (limit_train > 0) job.extra_meta["limit_train"] = limit_train;
 
         std::printf("training %s (preset %s) on %s: %lld train / %lld test images, %d epochs, "
@@ -93,7 +97,7 @@ int main(int argc, char** argv) {
                     job.train.batch_size, job.train.learning_rate,
                     (unsigned long long)job.train.seed, n_threads);
         std::fflush(stdout);
-        train_mamba(job, images_to_tensor(data.train), labels_to_tensor(data.train),
+        train_classifier(job, images_to_tensor(data.train), labels_to_tensor(data.train),
                     images_to_tensor(data.test), labels_to_tensor(data.test));
     } catch (const std::exception& e) {
         std::fprintf(stderr, "error: %s\n", e.what());

@@ -9,6 +9,7 @@
 #include <random>
 
 #include "common/progress.h"
+#include "train/cnn_model.h"
 
 namespace mmia {
 
@@ -45,7 +46,7 @@ double accuracy(const torch::Tensor& logits, const torch::Tensor& labels) {
 // anything else would silently continue a different experiment.
 static json identity_of(const json& meta) {
     json id;
-    for (const char* k : {"model", "preset", "mamba", "training", "dataset", "input", "n_train",
+    for (const char* k : {"model", "preset", "mamba", "cnn", "training", "dataset", "input", "n_train",
                           "extra"})
         if (meta.contains(k)) id[k] = meta[k];
     return id;
@@ -56,12 +57,15 @@ static void set_lr(torch::optim::AdamW& opt, double lr) {
         static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
 }
 
-json train_mamba(const TrainJob& job, const torch::Tensor& train_x, const torch::Tensor& train_y,
-                 const torch::Tensor& test_x, const torch::Tensor& test_y) {
+// The loop itself, for any classifier: `model` holds the parameters,
+// `forward` maps images (B, C, H, W) to logits (B, n_classes).
+static json train_loop(const TrainJob& job, torch::nn::Module& model,
+                       const std::function<torch::Tensor(const torch::Tensor&)>& forward,
+                       const torch::Tensor& train_x, const torch::Tensor& train_y,
+                       const torch::Tensor& test_x, const torch::Tensor& test_y) {
     const TrainConfig& tc = job.train;
-    json meta = {{"model", "mamba"},
+    json meta = {{"model", job.spec.model},
                  {"preset", job.spec.preset},
-                 {"mamba", to_json(job.spec.mamba)},
                  {"training", to_json(tc)},
                  {"dataset", job.dataset},
                  {"input", to_json(job.input)},
@@ -69,12 +73,11 @@ json train_mamba(const TrainJob& job, const torch::Tensor& train_x, const torch:
                  {"extra", job.extra_meta},
                  {"epochs_done", 0},
                  {"history", json::array()}};
+    if (job.spec.model == "mamba") meta["mamba"] = to_json(job.spec.mamba);
+    if (job.spec.model == "cnn") meta["cnn"] = to_json(job.spec.cnn);
 
-    torch::manual_seed(tc.seed);
-    MambaClassifier model(job.spec.mamba, job.input.channels, job.input.height, job.input.width,
-                          job.input.n_classes, job.input.mean, job.input.std);
     torch::optim::AdamW optimizer(
-        model->parameters(),
+        model.parameters(),
         torch::optim::AdamWOptions(tc.learning_rate).weight_decay(tc.weight_decay));
 
     int start_epoch = 0;
@@ -92,21 +95,20 @@ json train_mamba(const TrainJob& job, const torch::Tensor& train_x, const torch:
                                 job.checkpoint.c_str(), start_epoch);
                 return old;
             }
-            load_checkpoint_state(job.checkpoint, *model, &optimizer);
+            load_checkpoint_state(job.checkpoint, model, &optimizer);
             meta = old;
             if (job.verbose && start_epoch > 0)
                 std::printf("resuming %s after epoch %d\n", job.checkpoint.c_str(), start_epoch);
         }
     }
 
-    auto forward = [&](const torch::Tensor& x) { return model->forward(x); };
     const int64_t n = train_x.size(0);
     const int64_t steps_per_epoch = (n + tc.batch_size - 1) / tc.batch_size;
     const int64_t total_steps = steps_per_epoch * tc.epochs;
     std::vector<int64_t> order(n);
 
     for (int epoch = start_epoch; epoch < tc.epochs; epoch++) {
-        model->train();
+        model.train();
         // The shuffle depends only on (seed, epoch): resuming replays it exactly.
         std::iota(order.begin(), order.end(), 0);
         std::mt19937_64 rng(tc.seed * 1000003ull + uint64_t(epoch));
@@ -128,16 +130,16 @@ json train_mamba(const TrainJob& job, const torch::Tensor& train_x, const torch:
             auto x = train_x.index_select(0, idx);
             auto y = train_y.index_select(0, idx);
             optimizer.zero_grad();
-            auto logits = model->forward(x);
+            auto logits = forward(x);
             auto loss = torch::nn::functional::cross_entropy(logits, y);
             loss.backward();
             optimizer.step();
             loss_sum += loss.item<double>() * double(idx.size(0));
             correct += logits.argmax(1).eq(y).sum().item<int64_t>();
-            bar.update(s + 1, "loss " + std::to_string(loss.item<double>()).substr(0, 6));
+            if (job.verbose) bar.update(s + 1, "loss " + std::to_string(loss.item<double>()).substr(0, 6));
         }
-        bar.finish();
-        double test_acc = accuracy(predict_logits(*model, forward, test_x), test_y);
+        if (job.verbose) bar.finish();
+        double test_acc = accuracy(predict_logits(model, forward, test_x), test_y);
         json h = {{"epoch", epoch + 1},
                   {"loss", loss_sum / double(n)},
                   {"train_acc_running", double(correct) / double(n)},
@@ -150,20 +152,45 @@ json train_mamba(const TrainJob& job, const torch::Tensor& train_x, const torch:
                         epoch + 1, tc.epochs, h["loss"].get<double>(),
                         h["train_acc_running"].get<double>(), test_acc, bar.seconds());
         std::fflush(stdout);
-        if (epoch + 1 < tc.epochs) save_checkpoint(job.checkpoint, *model, &optimizer, meta);
+        if (epoch + 1 < tc.epochs) save_checkpoint(job.checkpoint, model, &optimizer, meta);
         if (epoch + 1 == job.stop_after_epochs) return meta;
     }
 
     // Final accuracies in eval mode over the whole sets: what the engine's
     // accuracy is checked against, and the train/test gap the attack reports.
-    double train_acc = accuracy(predict_logits(*model, forward, train_x), train_y);
-    double test_acc = accuracy(predict_logits(*model, forward, test_x), test_y);
+    double train_acc = accuracy(predict_logits(model, forward, train_x), train_y);
+    double test_acc = accuracy(predict_logits(model, forward, test_x), test_y);
     meta["final"] = {{"train_acc", train_acc}, {"test_acc", test_acc}};
-    save_checkpoint(job.checkpoint, *model, &optimizer, meta);
+    save_checkpoint(job.checkpoint, model, &optimizer, meta);
     if (job.verbose)
         std::printf("final: train acc %.4f  test acc %.4f  -> %s\n", train_acc, test_acc,
                     job.checkpoint.c_str());
     return meta;
+}
+
+json train_classifier(const TrainJob& job, const torch::Tensor& train_x, const torch::Tensor& train_y,
+                      const torch::Tensor& test_x, const torch::Tensor& test_y) {
+    const InputSpec& in = job.input;
+    torch::manual_seed(job.train.seed);  // the initial weights depend on the seed only
+    if (job.spec.model == "mamba") {
+        MambaClassifier model(job.spec.mamba, in.channels, in.height, in.width, in.n_classes, in.mean,
+                              in.std);
+        return train_loop(job, *model, [&](const torch::Tensor& x) { return model->forward(x); }, train_x,
+                          train_y, test_x, test_y);
+    }
+    if (job.spec.model == "cnn") {
+        CnnClassifier model(job.spec.cnn, in.channels, in.height, in.width, in.n_classes, in.mean, in.std);
+        return train_loop(job, *model, [&](const torch::Tensor& x) { return model->forward(x); }, train_x,
+                          train_y, test_x, test_y);
+    }
+    throw std::runtime_error("unknown model \"" + job.spec.model + "\" (known: mamba, cnn)");
+}
+
+json train_mamba(const TrainJob& job, const torch::Tensor& train_x, const torch::Tensor& train_y,
+                 const torch::Tensor& test_x, const torch::Tensor& test_y) {
+    if (job.spec.model != "mamba")
+        throw std::runtime_error("train_mamba: the job is a \"" + job.spec.model + "\" model");
+    return train_classifier(job, train_x, train_y, test_x, test_y);
 }
 
 }  // namespace mmia

@@ -28,11 +28,16 @@ struct TrainJob {
 };
 
 // Trains (or resumes, or finds already trained) the model described by `job`
-// on (train_x, train_y), evaluating on (test_x, test_y) after each epoch.
+// (job.spec.model: "mamba" or "cnn") on (train_x, train_y), evaluating on
+// (test_x, test_y) after each epoch. A library call: prints only when
+// job.verbose (a progress bar goes to stderr when it is a terminal).
 // Deterministic for a given seed and thread count: weights are initialised
 // from the seed, and each epoch's shuffle depends only on (seed, epoch), so a
 // resumed run continues exactly as an uninterrupted one. Returns the meta
 // record of the final checkpoint (history, final train/test accuracy).
+json train_classifier(const TrainJob& job, const torch::Tensor& train_x, const torch::Tensor& train_y,
+                      const torch::Tensor& test_x, const torch::Tensor& test_y);
+// train_classifier for a job that must be a Mamba one.
 json train_mamba(const TrainJob& job, const torch::Tensor& train_x, const torch::Tensor& train_y,
                  const torch::Tensor& test_x, const torch::Tensor& test_y);
 
