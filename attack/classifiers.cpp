@@ -326,4 +326,38 @@ std::vector<double> ShokriAttack::score(const Matrix& probs, const std::vector<i
     return out;
 }
 
+// --- seed 000's protocol: trained on the target's own outputs ----------------------
+
+HeldOutScores train_on_target_outputs(const Matrix& x, const std::vector<int>& is_member,
+                                      const ClassifierSpec& spec, double test_fraction) {
+    if (!(test_fraction > 0 && test_fraction < 1))
+        throw std::invalid_argument("train_on_target_outputs: test_fraction must be in (0, 1), got " +
+                                    std::to_string(test_fraction));
+    check_features(x, "train_on_target_outputs");
+    check_membership(is_member, x.rows, "train_on_target_outputs");
+    std::mt19937_64 rng(spec.seed);
+    std::vector<uint8_t> held_out(static_cast<size_t>(x.rows), 0);
+    for (int side = 0; side < 2; side++) {  // stratified: members, then non-members
+        std::vector<int64_t> rows;
+        for (int64_t i = 0; i < x.rows; i++)
+            if (is_member[size_t(i)] == side) rows.push_back(i);
+        if (rows.size() < 2)
+            throw std::invalid_argument(std::string("train_on_target_outputs: needs at least 2 ") +
+                                        (side ? "members" : "non-members") + " to split");
+        for (size_t i = rows.size() - 1; i > 0; i--) std::swap(rows[i], rows[size_t(rng() % uint64_t(i + 1))]);
+        int64_t n_test = std::llround(double(rows.size()) * test_fraction);
+        n_test = std::min<int64_t>(std::max<int64_t>(n_test, 1), int64_t(rows.size()) - 1);
+        for (int64_t i = 0; i < n_test; i++) held_out[size_t(rows[size_t(i)])] = 1;
+    }
+    std::vector<int64_t> train_rows;
+    HeldOutScores r;
+    for (int64_t i = 0; i < x.rows; i++) (held_out[size_t(i)] ? r.rows : train_rows).push_back(i);
+    std::vector<int> train_y;
+    for (int64_t i : train_rows) train_y.push_back(is_member[size_t(i)]);
+    BinaryClassifier model;
+    model.fit(rows_of(x, train_rows), train_y, spec);
+    r.score = model.score(rows_of(x, r.rows));
+    return r;
+}
+
 }  // namespace mmia

@@ -109,4 +109,18 @@ private:
     std::vector<BinaryClassifier> per_class_;
 };
 
+// Seed 000's own protocol, kept to compare with its published numbers: the
+// attack classifier trains on the TARGET's outputs with their true
+// membership (a random 1 - test_fraction of the members and of the
+// non-members, drawn with spec.seed) and scores the held-out rest. It
+// measures how separable the target's outputs are, not what an attacker
+// without membership labels can do (that is the shadow-trained attack).
+// Each side keeps at least one member and one non-member.
+struct HeldOutScores {
+    std::vector<int64_t> rows;  // the held-out examples (rows of x), increasing
+    std::vector<double> score;  // their log-odds membership scores
+};
+HeldOutScores train_on_target_outputs(const Matrix& x, const std::vector<int>& is_member,
+                                      const ClassifierSpec& spec, double test_fraction);
+
 }  // namespace mmia

@@ -248,6 +248,26 @@ nlohmann::json summarize(const std::vector<AttackMetrics>& repeats) {
     return j;
 }
 
+ScoreHistogram score_histogram(const std::vector<double>& scores, const std::vector<int>& is_member, int bins) {
+    check_scored_set(scores, is_member, "score_histogram");
+    if (bins < 1 || bins > 100000)
+        throw std::invalid_argument("score_histogram: bins must be in [1, 100000], got " + std::to_string(bins));
+    auto [lo_it, hi_it] = std::minmax_element(scores.begin(), scores.end());
+    double lo = *lo_it, hi = *hi_it;
+    if (lo == hi) lo -= 0.5, hi += 0.5;
+    ScoreHistogram h;
+    for (int i = 0; i <= bins; i++) h.edges.push_back(i == bins ? hi : lo + (hi - lo) * double(i) / bins);
+    h.members.assign(size_t(bins), 0);
+    h.nonmembers.assign(size_t(bins), 0);
+    for (size_t i = 0; i < scores.size(); i++) {
+        // (s - lo) / (hi - lo) in [0, 1]; halves first so hi - lo cannot overflow.
+        double u = (scores[i] / 2 - lo / 2) / (hi / 2 - lo / 2);
+        int b = std::min(bins - 1, int(u * bins));
+        (is_member[i] ? h.members : h.nonmembers)[size_t(b)]++;
+    }
+    return h;
+}
+
 void write_roc_csv(const std::string& path, const std::vector<RocPoint>& roc) {
     if (roc.empty()) throw std::invalid_argument("write_roc_csv: empty ROC curve");
     std::string tmp = path + ".tmp";

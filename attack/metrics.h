@@ -107,6 +107,16 @@ nlohmann::json to_json(const AttackMetrics& m);
 // {"auc": {"mean": .., "std": .., "n": ..}, ...}. Needs at least one.
 nlohmann::json summarize(const std::vector<AttackMetrics>& repeats);
 
+// Member and non-member counts over `bins` equal-width bins spanning the
+// lowest to the highest score, for the report's score histograms. Bin i is
+// [edges[i], edges[i+1]), the last one closed; when every score is equal the
+// single span is [score - 0.5, score + 0.5]. bins in [1, 100000].
+struct ScoreHistogram {
+    std::vector<double> edges;             // bins + 1, increasing
+    std::vector<int64_t> members, nonmembers;  // bins each
+};
+ScoreHistogram score_histogram(const std::vector<double>& scores, const std::vector<int>& is_member, int bins);
+
 // Writes the curve as CSV "threshold,fpr,tpr" (17 significant digits, the
 // +inf threshold as "inf"), atomically: a temporary file renamed into place,
 // so a crash or a full disk never leaves a half-written file under `path`.

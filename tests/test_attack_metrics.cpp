@@ -200,6 +200,25 @@ TEST_CASE("mean and sample standard deviation over repeats") {
     CHECK(one_j["threshold"].get<double>() == doctest::Approx(0.65));
 }
 
+TEST_CASE("score histogram by hand") {
+    // Scores 0 .5 1 2 4 (m n m n m), 4 bins over [0, 4]: edges 0 1 2 3 4.
+    // [0,1): 0 (m), .5 (n); [1,2): 1 (m); [2,3): 2 (n); [3,4]: 4 (m, the closed end).
+    ScoreHistogram h = score_histogram({0, 0.5, 1, 2, 4}, {1, 0, 1, 0, 1}, 4);
+    CHECK(h.edges == std::vector<double>{0, 1, 2, 3, 4});
+    CHECK(h.members == std::vector<int64_t>{1, 1, 0, 1});
+    CHECK(h.nonmembers == std::vector<int64_t>{1, 0, 1, 0});
+    ScoreHistogram same = score_histogram({3, 3, 3}, {1, 1, 0}, 2);
+    CHECK(same.edges == std::vector<double>{2.5, 3, 3.5});
+    CHECK(same.members == std::vector<int64_t>{0, 2});
+    CHECK(same.nonmembers == std::vector<int64_t>{0, 1});
+    // Extreme but finite scores: no overflow in the span.
+    ScoreHistogram wide = score_histogram({-1e308, 1e308}, {0, 1}, 2);
+    CHECK(wide.members == std::vector<int64_t>{0, 1});
+    CHECK(wide.nonmembers == std::vector<int64_t>{1, 0});
+    CHECK_THROWS_AS(score_histogram({1, 2}, {1, 0}, 0), std::invalid_argument);
+    CHECK_THROWS_AS(score_histogram({1, NAN}, {1, 0}, 3), std::invalid_argument);
+}
+
 TEST_CASE("bad input is refused with a message") {
     CHECK_THROWS_WITH_AS(roc_auc({0.1, 0.2}, {1}), doctest::Contains("2 scores but 1"), std::invalid_argument);
     CHECK_THROWS_WITH_AS(roc_auc({}, {}), doctest::Contains("no examples"), std::invalid_argument);

@@ -305,6 +305,32 @@ TEST_CASE("separated: members fitted better -> every attack finds it") {
     }
 }
 
+TEST_CASE("seed 000's protocol (trained on the target's own outputs): stratified held-out split") {
+    SimulatedOutputs sep = simulate_outputs(500, 3.5, 1.5, 600);
+    Matrix x = seed000_feature_matrix(sep.logits, kClasses);
+    ClassifierSpec spec = mlp_spec({32}, 3);
+    spec.epochs = 30;
+    HeldOutScores h = train_on_target_outputs(x, sep.is_member, spec, 0.2);
+    REQUIRE(h.rows.size() == 200);  // 20% of 500 members + 20% of 500 non-members
+    REQUIRE(h.score.size() == 200);
+    CHECK(std::is_sorted(h.rows.begin(), h.rows.end()));
+    CHECK(std::adjacent_find(h.rows.begin(), h.rows.end()) == h.rows.end());
+    std::vector<int> held_member = pick(sep.is_member, h.rows);
+    CHECK(std::count(held_member.begin(), held_member.end(), 1) == 100);
+    CHECK(roc_auc(h.score, held_member) > 0.7);
+    // Same seed, same split and scores; null outputs: chance (3 SE = 0.087 at 100 + 100).
+    CHECK(train_on_target_outputs(x, sep.is_member, spec, 0.2).score == h.score);
+    SimulatedOutputs null = simulate_outputs(500, 2.0, 2.0, 700);
+    HeldOutScores hn = train_on_target_outputs(seed000_feature_matrix(null.logits, kClasses), null.is_member, spec, 0.2);
+    CHECK(std::fabs(roc_auc(hn.score, pick(null.is_member, hn.rows)) - 0.5) < 3 * null_auc_se(100, 100));
+    CHECK_THROWS_AS(train_on_target_outputs(x, sep.is_member, spec, 1.0), std::invalid_argument);
+    CHECK_THROWS_AS(train_on_target_outputs(x, sep.is_member, spec, NAN), std::invalid_argument);
+    std::vector<int> one_nonmember(sep.is_member.size(), 1);
+    one_nonmember[0] = 0;
+    CHECK_THROWS_WITH_AS(train_on_target_outputs(x, one_nonmember, spec, 0.2), doctest::Contains("at least 2 non-members"),
+                         std::invalid_argument);
+}
+
 TEST_CASE("Shokri attack: bad input") {
     SimulatedOutputs s = simulate_outputs(50, 2, 2, 5);
     Matrix probs = softmax_matrix(s.logits, kClasses);
