@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <fcntl.h>
 
+#include "bench/bench_util.h"
 #include "common/data.h"
 #include "engine/mamba.h"
 #include "export/model_export.h"
@@ -26,26 +27,8 @@
 #include "train/trainer.h"
 
 using namespace mmia;
-using Clock = std::chrono::steady_clock;
 
 extern char** environ;
-
-static double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-}
-
-template <class F>
-static double median_seconds(int reps, F&& f) {
-    f();  // warm-up: page in weights, allocate scratch
-    std::vector<double> t;
-    for (int i = 0; i < reps; i++) {
-        auto t0 = Clock::now();
-        f();
-        t.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
-    }
-    return median(t);
-}
 
 // Median wall time of running `argv` to completion, stdout to /dev/null.
 static double median_process_seconds(std::vector<std::string> args, int reps) {
@@ -57,13 +40,13 @@ static double median_process_seconds(std::vector<std::string> args, int reps) {
         posix_spawn_file_actions_t fa;
         posix_spawn_file_actions_init(&fa);
         posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-        auto t0 = Clock::now();
+        auto t0 = BenchClock::now();
         pid_t pid;
         if (posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ) != 0)
             throw std::runtime_error(std::string("cannot run ") + argv[0]);
         int status = 0;
         waitpid(pid, &status, 0);
-        double s = std::chrono::duration<double>(Clock::now() - t0).count();
+        double s = seconds_since(t0);
         posix_spawn_file_actions_destroy(&fa);
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
             throw std::runtime_error(std::string(argv[0]) + " failed");

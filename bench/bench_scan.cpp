@@ -11,6 +11,7 @@
 // Shapes are those of a Mamba block in training: E = 128 channels, N = 16,
 // z gate, delta bias and softplus all on (the model's configuration).
 #include "train/selective_scan.h"
+#include "bench/bench_util.h"
 
 #include <algorithm>
 #include <chrono>
@@ -163,12 +164,6 @@ double now_ms() {
 struct Timing {
     double fwd_ms, bwd_ms, total_ms;  // medians of each
 };
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    const size_t n = v.size();
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 // One untimed warm-up, then `reps` timed forward+backward runs.
 Timing time_fn(ScanFn f, Inputs& in, int reps) {

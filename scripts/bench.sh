@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS=${THREADS:-$(nproc)}
 make -s fast
-make -s -j2 bin/train bin/export bin/bench_engine bin/bench_scan
+make -s -j2 bin/train bin/export bin/bench_engine bin/bench_scan bin/bench_train
 
 # The demo's checkpoint if there is one; else a quick one (speed does not
 # depend on how well the weights are trained).
@@ -30,4 +30,7 @@ bin/export image --dataset mnist --index 0 --output build/bench/input.bin >/dev/
   echo
   echo "== fused selective scan vs the LibTorch loop (bin/bench_scan --threads $THREADS)"
   bin/bench_scan --threads "$THREADS"
+  echo
+  echo "== training step of the MNIST presets, fused scan vs the loop (bin/bench_train --threads $THREADS)"
+  bin/bench_train --threads "$THREADS"
 } 2>&1 | tee bench/results.txt

@@ -70,7 +70,8 @@ torch::Tensor MambaBlockImpl::mixer(const torch::Tensor& h) {
     auto Cm = xdbl.narrow(-1, R + N, N).contiguous();                   // (B, L, N)
     auto delta = torch::matmul(dt_in, dt_proj->weight.t()).contiguous();  // (B, L, E), bias in scan
     auto A = -torch::exp(A_log);                                        // (E, N)
-    auto y = selective_scan(u, delta, A, Bm, Cm, D, z, dt_proj->bias, /*delta_softplus=*/true);
+    auto scan = loop_scan ? selective_scan_ref : selective_scan;
+    auto y = scan(u, delta, A, Bm, Cm, D, z, dt_proj->bias, /*delta_softplus=*/true);
     return out_proj(y);  // (B, L, D)
 }
 
@@ -113,6 +114,10 @@ torch::Tensor MambaClassifierImpl::forward(const torch::Tensor& images) {
     x = norm_f(x);
     auto pooled = cfg.pool == "mean" ? x.mean(1) : x.select(1, x.size(1) - 1);  // (B, D)
     return head(pooled);                                                      // (B, n_classes)
+}
+
+void MambaClassifierImpl::set_loop_scan(bool on) {
+    for (const auto& layer : *layers) layer->as<MambaBlock>()->loop_scan = on;
 }
 
 }  // namespace mmia

@@ -37,6 +37,9 @@ struct MambaBlockImpl : torch::nn::Module {
     torch::nn::Linear out_proj{nullptr};  // weight (D, E)
     torch::Tensor A_log;                  // (E, N); A = -exp(A_log)
     torch::Tensor D;                      // (E) skip connection
+    // Benchmarks only: run the scan as the plain loop of LibTorch ops
+    // (selective_scan_ref) instead of the fused op, to time the difference.
+    bool loop_scan = false;
 };
 TORCH_MODULE(MambaBlock);
 
@@ -47,6 +50,7 @@ struct MambaClassifierImpl : torch::nn::Module {
     torch::Tensor forward(const torch::Tensor& images);
     // images -> tokens (B, L, P), normalised, patches in row-major order
     torch::Tensor patchify(const torch::Tensor& images) const;
+    void set_loop_scan(bool on);  // every block: see MambaBlockImpl::loop_scan
 
     MambaConfig cfg;
     int channels, height, width, n_classes;
