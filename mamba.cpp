@@ -17,15 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-// Thread-level pragmas only with -fopenmp; without it the engine is serial
-// (the simd pragmas need only -fopenmp-simd, which the Makefile always sets).
-#define OMP(directive) _Pragma(#directive)
-#else
-#define OMP(directive)
-#endif
 
+#include "engine/batch.h"  // OpenMP over images (and omp.h with -fopenmp)
 #include "engine/io.h"
 #include "engine/kernels.h"
 #include "engine/mamba.h"
@@ -181,8 +174,9 @@ static int64_t model_scratch_floats(const MambaModel* m) {
     return D * L + (int64_t)m->patch_dim * L + D + mamba_block_scratch_floats(&m->block, m->seq_len);
 }
 
-// logits[n_classes] for one image [C][H][W]
-static void forward_one(const MambaModel* m, const float* img, float* logits, float* scratch) {
+// logits[n_classes] for one image [C][H][W] (an EngineForwardOne, batch.h)
+static void forward_one(const void* model, const float* img, float* logits, float* scratch) {
+    const MambaModel* m = (const MambaModel*)model;
     const int L = m->seq_len, D = m->block.d_model, P = m->patch_dim;
     const int C = m->in_channels, H = m->in_height, W = m->in_width;
     const int ph = m->patch_h, pw = m->patch_w, gw = W / pw;
@@ -230,30 +224,13 @@ static void forward_one(const MambaModel* m, const float* img, float* logits, fl
 }
 
 int mamba_forward_logits(const MambaModel* m, const float* images, int64_t n, float* logits) {
-    const int64_t fpi = mamba_image_floats(m), nc = m->n_classes;
-    int failed = 0;
-    // One image runs on the calling thread: starting a team would cost more
-    // than the forward pass itself.
-OMP(omp parallel if (n > 1))
-    {
-        // One scratch buffer per thread per call; images are independent.
-        float* scratch = (float*)calloc((size_t)m->scratch_floats, sizeof(float));
-        if (!scratch) {
-OMP(omp atomic write)
-            failed = 1;
-        }
-OMP(omp for schedule(dynamic, 4))
-        for (int64_t i = 0; i < n; i++)
-            if (scratch) forward_one(m, images + i * fpi, logits + i * nc, scratch);
-        free(scratch);
-    }
-    return failed ? -1 : 0;
+    return engine_forward_batch(forward_one, m, m->scratch_floats, images, n, mamba_image_floats(m), m->n_classes,
+                                logits);
 }
 
 int mamba_forward_probs(const MambaModel* m, const float* images, int64_t n, float* probs) {
     if (mamba_forward_logits(m, images, n, probs) != 0) return -1;
-    const int nc = m->n_classes;
-    for (int64_t i = 0; i < n; i++) k_softmax(probs + i * nc, probs + i * nc, nc);  // in place: fine
+    engine_softmax_rows(probs, n, m->n_classes);
     return 0;
 }
 

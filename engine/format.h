@@ -55,9 +55,36 @@ enum MmiaConvMode : int32_t {
     MMIA_CONV_SAME = 1,    // seed 000: symmetric padding, output t sees t-K/2..
 };
 
+// Slots of MmiaHeader.hp for MMIA_KIND_CNN: hp[0] = n_layers, then two
+// slots per layer i (0-based, in forward order):
+//   hp[MMIA_CNN_HP_OP(i)]  = MmiaCnnOp | MmiaAct << 8   (act: conv and dense only)
+//   hp[MMIA_CNN_HP_ARG(i)] = conv: zero padding on each side; maxpool: window
+//                            (= stride); other ops 0
+// Conv and dense layers own the tensors "layers.<i>.weight" and
+// "layers.<i>.bias"; their shapes give the kernel size and widths (docs/FORMAT.md).
+#define MMIA_CNN_HP_N_LAYERS 0
+#define MMIA_CNN_MAX_LAYERS 15  // (32 - 1) / 2 slots
+#define MMIA_CNN_HP_OP(i) (1 + 2 * (i))
+#define MMIA_CNN_HP_ARG(i) (2 + 2 * (i))
+
+enum MmiaCnnOp : int32_t {
+    MMIA_CNN_CONV = 1,             // KxK conv, stride 1, batch norm folded in; [C][H][W] -> [O][H'][W']
+    MMIA_CNN_MAXPOOL = 2,          // s x s windows, stride s, floor; [C][H][W] -> [C][H/s][W/s]
+    MMIA_CNN_GLOBAL_AVG_POOL = 3,  // mean over H, W; [C][H][W] -> [C]
+    MMIA_CNN_FLATTEN = 4,          // [C][H][W] -> [C*H*W] (channel-major, no data movement)
+    MMIA_CNN_DENSE = 5,            // [I] -> [O]
+};
+
+enum MmiaAct : int32_t {
+    MMIA_ACT_NONE = 0,
+    MMIA_ACT_RELU = 1,
+    MMIA_ACT_TANH = 2,
+    MMIA_ACT_GELU = 3,  // exact erf form
+};
+
 // Slots of MmiaHeader.fp (float hyperparameters).
 enum MmiaFloatHp {
-    MMIA_FP_NORM_EPS = 0,  // RMSNorm epsilon
+    MMIA_FP_NORM_EPS = 0,  // RMSNorm epsilon (Mamba; a CNN uses no fp slot)
 };
 
 // Exactly 256 bytes; field offsets are in docs/FORMAT.md.

@@ -9,12 +9,15 @@
 // mmap'd file. Kernels that also take token-major data say so.
 //
 // Contents: k_expf / k_log1pf (vectorisable, ~1-2 ulp), silu, softplus,
-// softmax, rmsnorm, matmul, depthwise conv1d, the selective scan.
+// softmax, rmsnorm, matmul, depthwise conv1d, the selective scan; for
+// images: tanh/relu/gelu, im2col + packed GEMM (conv2d), max and average pooling.
 #pragma once
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "format.h"  // MmiaAct codes
 
 // The `omp simd` pragmas need -fopenmp or -fopenmp-simd (the Makefile sets
 // the latter for every engine build); no threads are used in here.
@@ -403,5 +406,173 @@ static inline void k_scan_lanes16(int L, int N, const float* u, const float* del
 #pragma omp simd
             for (int j = 0; j < K_SCAN_LANES; j++) yt[j] = acc[j];
         }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Image ops: activations, 2-D convolution as im2col + GEMM, pooling.
+// Activations are CHANNEL-MAJOR images, x[c][y][x] (the feature-major layout
+// above with the H*W pixels as tokens), so a conv is one GEMM whose output
+// is already the next layer's input.
+
+// tanh(x) = sign(x) (1 - e) / (1 + e), e = exp(-2|x|) in (0, 1]: vectorises
+// (libm's tanhf does not), absolute error ~2e-7.
+static inline float k_tanhf(float x) {
+    float e = k_expf(-2.0f * fabsf(x));
+    float t = (1.0f - e) / (1.0f + e);
+    return x < 0.0f ? -t : t;
+}
+
+// x[i] = act(x[i]), i < n; act is an MmiaAct (format.h). GELU is the exact erf form (PyTorch's default);
+// libm's erff keeps it exact at the price of speed, as no preset uses it.
+static inline void k_activate(float* x, int64_t n, int act) {
+    if (act == MMIA_ACT_RELU) {
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    } else if (act == MMIA_ACT_TANH) {
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) x[i] = k_tanhf(x[i]);
+    } else if (act == MMIA_ACT_GELU) {
+        for (int64_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+    }
+}
+
+// The GEMM works on the im2col matrix X [I][T] stored in PANELS of
+// K_GEMM_NR tokens: panel p holds tokens [p*NR, p*NR + NR) as [I][NR], zero
+// past T. A register tile then reads one contiguous NR-float row per input
+// feature (no strided rows that alias in the L1 cache), and one panel
+// (I*NR floats, 27 KB for I = 432) stays in L1 while all of W streams past
+// it from L2: the cache blocking.
+#define K_GEMM_NR 16
+#define K_GEMM_MR 8
+
+// Floats of the packed im2col buffer for I input features and T tokens.
+static inline int64_t k_im2col_packed_floats(int64_t I, int64_t T) {
+    return (T + K_GEMM_NR - 1) / K_GEMM_NR * K_GEMM_NR * I;
+}
+
+// im2col of one image for a KxK conv, stride 1, zero padding `pad`, into the
+// panel layout: feature i = (c*K + ky)*K + kx (PyTorch's weight order
+// [O][C][K][K] flattened), token t = oy*Wo + ox, value x[c][oy+ky-pad][ox+kx-pad]
+// (0 outside the image). x: [C][H][W]; xp: k_im2col_packed_floats(C*K*K, Ho*Wo).
+static inline void k_im2col_packed(float* xp, const float* x, int C, int H, int W, int K, int pad, int Ho,
+                                   int Wo) {
+    const int T = Ho * Wo, I = C * K * K, np = (T + K_GEMM_NR - 1) / K_GEMM_NR;
+    for (int p = 0; p < np; p++) {
+        int oy[K_GEMM_NR], ox[K_GEMM_NR];  // token coordinates of this panel; oy = -1 past T
+        for (int j = 0; j < K_GEMM_NR; j++) {
+            int t = p * K_GEMM_NR + j;
+            oy[j] = t < T ? t / Wo : -1;
+            ox[j] = t < T ? t % Wo : 0;
+        }
+        float* panel = xp + (int64_t)p * I * K_GEMM_NR;
+        for (int c = 0; c < C; c++) {
+            const float* xc = x + (int64_t)c * H * W;
+            for (int ky = 0; ky < K; ky++) {
+                for (int kx = 0; kx < K; kx++) {
+                    float* dst = panel + (int64_t)((c * K + ky) * K + kx) * K_GEMM_NR;
+                    for (int j = 0; j < K_GEMM_NR; j++) {
+                        int iy = oy[j] + ky - pad, ix = ox[j] + kx - pad;
+                        int inside = oy[j] >= 0 && iy >= 0 && iy < H && ix >= 0 && ix < W;
+                        dst[j] = inside ? xc[iy * W + ix] : 0.0f;
+                    }
+                }
+            }
+        }
+    }
+}
+
+// One register tile: outputs o0..o0+rows-1 over the NR tokens of one panel,
+// of which the first nt are stored. rows is a literal at each call site, so
+// after inlining the loops unroll and acc lives in registers.
+__attribute__((always_inline)) static inline void k_gemm_tile(float* out, const float* w, const float* panel,
+                                                              const float* bias, int rows, int I, int T,
+                                                              int o0, int t0, int nt) {
+    float acc[K_GEMM_MR][K_GEMM_NR];
+#pragma GCC unroll 8
+    for (int k = 0; k < rows; k++) {
+        float b = bias ? bias[o0 + k] : 0.0f;
+#pragma omp simd
+        for (int j = 0; j < K_GEMM_NR; j++) acc[k][j] = b;
+    }
+    const float* w0 = w + (int64_t)o0 * I;
+    for (int i = 0; i < I; i++) {
+        const float* xi = panel + (int64_t)i * K_GEMM_NR;
+#pragma GCC unroll 8
+        for (int k = 0; k < rows; k++) {
+            float wk = w0[(int64_t)k * I + i];
+#pragma omp simd
+            for (int j = 0; j < K_GEMM_NR; j++) acc[k][j] += wk * xi[j];
+        }
+    }
+#pragma GCC unroll 8
+    for (int k = 0; k < rows; k++) {
+        float* ok = out + (int64_t)(o0 + k) * T + t0;
+        if (nt == K_GEMM_NR) {
+#pragma omp simd
+            for (int j = 0; j < K_GEMM_NR; j++) ok[j] = acc[k][j];
+        } else {
+            for (int j = 0; j < nt; j++) ok[j] = acc[k][j];
+        }
+    }
+}
+
+// out[o][t] = bias[o] + sum_i w[o][i] * X[i][t]
+// w: [O][I] row-major (used in place); xp: X packed by k_im2col_packed (or
+// any [I][T] matrix in that panel layout); out: [O][T]; bias: [O] or NULL.
+static inline void k_gemm_packed(float* out, const float* w, const float* xp, const float* bias, int O, int I,
+                                 int T) {
+    const int np = (T + K_GEMM_NR - 1) / K_GEMM_NR, O8 = O / K_GEMM_MR * K_GEMM_MR;
+    for (int p = 0; p < np; p++) {
+        const float* panel = xp + (int64_t)p * I * K_GEMM_NR;
+        const int t0 = p * K_GEMM_NR, nt = T - t0 < K_GEMM_NR ? T - t0 : K_GEMM_NR;
+        for (int o0 = 0; o0 < O8; o0 += K_GEMM_MR) k_gemm_tile(out, w, panel, bias, K_GEMM_MR, I, T, o0, t0, nt);
+        for (int o0 = O8; o0 < O; o0++) k_gemm_tile(out, w, panel, bias, 1, I, T, o0, t0, nt);
+    }
+}
+
+// KxK convolution, stride 1, zero padding pad, then the activation:
+// out[o][oy][ox] = act(b[o] + sum_{c,ky,kx} w[o][c][ky][kx] * x[c][oy+ky-pad][ox+kx-pad])
+// x: [C][H][W]; w: [O][C][K][K]; b: [O] or NULL; out: [O][Ho][Wo] with
+// Ho = H + 2 pad - K + 1 (same for Wo); col: k_im2col_packed_floats(C*K*K, Ho*Wo) scratch.
+static inline void k_conv2d(float* out, const float* x, const float* w, const float* b, int C, int H, int W,
+                            int O, int K, int pad, int act, float* col) {
+    const int Ho = H + 2 * pad - K + 1, Wo = W + 2 * pad - K + 1;
+    k_im2col_packed(col, x, C, H, W, K, pad, Ho, Wo);
+    k_gemm_packed(out, w, col, b, O, C * K * K, Ho * Wo);
+    k_activate(out, (int64_t)O * Ho * Wo, act);
+}
+
+// Max over non-overlapping s x s windows (stride s, leftover rows/columns
+// dropped, as PyTorch's max_pool2d(x, s, s)): x [C][H][W] -> out [C][H/s][W/s].
+static inline void k_maxpool2d(float* out, const float* x, int C, int H, int W, int s) {
+    const int Ho = H / s, Wo = W / s;
+    for (int c = 0; c < C; c++) {
+        const float* xc = x + (int64_t)c * H * W;
+        float* oc = out + (int64_t)c * Ho * Wo;
+        for (int oy = 0; oy < Ho; oy++) {
+            float* orow = oc + (int64_t)oy * Wo;
+            const float* r0 = xc + (int64_t)oy * s * W;
+            for (int ox = 0; ox < Wo; ox++) orow[ox] = r0[ox * s];
+            for (int dy = 0; dy < s; dy++) {
+                const float* r = r0 + (int64_t)dy * W;
+                for (int ox = 0; ox < Wo; ox++)
+                    for (int dx = 0; dx < s; dx++) {
+                        float v = r[ox * s + dx];
+                        orow[ox] = v > orow[ox] ? v : orow[ox];
+                    }
+            }
+        }
+    }
+}
+
+// out[c] = mean of x[c][*][*]: global average pooling, x [C][H*W] -> out [C].
+static inline void k_global_avgpool(float* out, const float* x, int C, int HW) {
+    for (int c = 0; c < C; c++) {
+        const float* xc = x + (int64_t)c * HW;
+        float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+        for (int i = 0; i < HW; i++) s += xc[i];
+        out[c] = s / (float)HW;
     }
 }

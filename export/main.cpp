@@ -12,7 +12,7 @@
 using namespace mmia;
 
 int main(int argc, char** argv) {
-    CLI::App app{"Export a trained model or dataset images for the engines (./mamba)."};
+    CLI::App app{"Export a trained model or dataset images for the engines (./mamba, ./cnn)."};
     app.require_subcommand(1);
 
     std::string checkpoint, model_out;
@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
 
     try {
         if (*model_cmd) {
-            export_mamba_checkpoint(checkpoint, model_out);
+            export_checkpoint(checkpoint, model_out);
             std::printf("wrote %s\n", model_out.c_str());
         } else {
             Dataset data = load_dataset(dataset, data_dir);

@@ -21,6 +21,24 @@ static PackedTensor to_packed(const std::string& name, const torch::Tensor& t,
     return p;
 }
 
+// A zeroed header with the kind and what every classifier has: the input
+// shape, its normalisation (the in_mean / in_std buffers) and n_classes.
+template <class Classifier>
+static MmiaHeader input_header(uint32_t kind, const Classifier& model) {
+    MmiaHeader h;
+    memset(&h, 0, sizeof h);
+    h.kind = kind;
+    h.in_channels = model.channels;
+    h.in_height = model.height;
+    h.in_width = model.width;
+    h.n_classes = model.n_classes;
+    for (int i = 0; i < model.channels; i++) {
+        h.in_mean[i] = model.in_mean[i].template item<float>();
+        h.in_std[i] = model.in_std[i].template item<float>();
+    }
+    return h;
+}
+
 PackedModelData pack_mamba(MambaClassifier& model) {
     const MambaConfig& c = model->cfg;
     const uint32_t D = c.d_model, E = c.d_inner(), N = c.d_state, K = c.d_conv, R = c.dt_rank;
@@ -29,16 +47,7 @@ PackedModelData pack_mamba(MambaClassifier& model) {
 
     PackedModelData out;
     MmiaHeader& h = out.header;
-    memset(&h, 0, sizeof h);
-    h.kind = MMIA_KIND_MAMBA;
-    h.in_channels = model->channels;
-    h.in_height = model->height;
-    h.in_width = model->width;
-    h.n_classes = n_cls;
-    for (int i = 0; i < model->channels; i++) {
-        h.in_mean[i] = model->in_mean[i].item<float>();
-        h.in_std[i] = model->in_std[i].item<float>();
-    }
+    h = input_header(MMIA_KIND_MAMBA, *model);
     h.hp[MMIA_HP_D_MODEL] = int32_t(D);
     h.hp[MMIA_HP_N_LAYERS] = c.n_layers;
     h.hp[MMIA_HP_D_STATE] = int32_t(N);
@@ -79,6 +88,77 @@ PackedModelData pack_mamba(MambaClassifier& model) {
 void export_mamba_checkpoint(const std::string& checkpoint, const std::string& output) {
     MambaClassifier model = load_mamba_checkpoint(checkpoint);
     PackedModelData packed = pack_mamba(model);
+    write_packed_model(output, packed.header, packed.tensors);
+}
+
+PackedModelData pack_cnn(CnnClassifier& model) {
+    const CnnConfig& c = model->cfg;
+    PackedModelData out;
+    MmiaHeader& h = out.header;
+    h = input_header(MMIA_KIND_CNN, *model);
+    if (int(c.layers.size()) > MMIA_CNN_MAX_LAYERS)
+        throw std::runtime_error("export: a CNN of " + std::to_string(c.layers.size()) + " layers does not fit the format (at most " +
+                                 std::to_string(MMIA_CNN_MAX_LAYERS) + ")");
+    h.hp[MMIA_CNN_HP_N_LAYERS] = int32_t(c.layers.size());
+
+    torch::NoGradGuard no_grad;
+    auto& t = out.tensors;
+    for (size_t i = 0; i < c.layers.size(); i++) {
+        const CnnLayer& l = c.layers[i];
+        const std::string p = "layers." + std::to_string(i) + ".";
+        int32_t op = 0, arg = 0;
+        if (l.type == "conv") {
+            op = MMIA_CNN_CONV;
+            arg = l.padding;
+            auto w = model->conv[i]->weight;  // (O, C, K, K)
+            const int64_t O = w.size(0);
+            auto b = l.batch_norm ? torch::zeros({O}) : model->conv[i]->bias;
+            if (l.batch_norm) {
+                auto& bn = model->bn[i];
+                auto scale = bn->weight / torch::sqrt(bn->running_var + c.bn_eps);  // (O)
+                w = w * scale.view({O, 1, 1, 1});
+                b = (b - bn->running_mean) * scale + bn->bias;
+            }
+            t.push_back(to_packed(p + "weight", w,
+                                  {uint32_t(O), uint32_t(w.size(1)), uint32_t(w.size(2)), uint32_t(w.size(3))}));
+            t.push_back(to_packed(p + "bias", b, {uint32_t(O)}));
+        } else if (l.type == "maxpool") {
+            op = MMIA_CNN_MAXPOOL;
+            arg = l.kernel;
+        } else if (l.type == "global_avg_pool") {
+            op = MMIA_CNN_GLOBAL_AVG_POOL;
+        } else if (l.type == "flatten") {
+            op = MMIA_CNN_FLATTEN;
+        } else if (l.type == "dense") {
+            op = MMIA_CNN_DENSE;
+            auto& d = model->dense[i];
+            t.push_back(to_packed(p + "weight", d->weight, {uint32_t(d->weight.size(0)), uint32_t(d->weight.size(1))}));
+            t.push_back(to_packed(p + "bias", d->bias, {uint32_t(d->bias.size(0))}));
+        } else {
+            throw std::runtime_error("export: unknown cnn layer type \"" + l.type + "\"");
+        }
+        int32_t act = l.activation == "relu"   ? MMIA_ACT_RELU
+                      : l.activation == "tanh" ? MMIA_ACT_TANH
+                      : l.activation == "gelu" ? MMIA_ACT_GELU
+                                               : MMIA_ACT_NONE;
+        h.hp[MMIA_CNN_HP_OP(i)] = op | act << 8;
+        h.hp[MMIA_CNN_HP_ARG(i)] = arg;
+    }
+    return out;
+}
+
+void export_checkpoint(const std::string& checkpoint, const std::string& output) {
+    const std::string kind = read_checkpoint_meta(checkpoint).value("model", "");
+    PackedModelData packed;
+    if (kind == "mamba") {
+        MambaClassifier model = load_mamba_checkpoint(checkpoint);
+        packed = pack_mamba(model);
+    } else if (kind == "cnn") {
+        CnnClassifier model = load_cnn_checkpoint(checkpoint);
+        packed = pack_cnn(model);
+    } else {
+        throw std::runtime_error(checkpoint + ": unknown model kind \"" + kind + "\" (known: mamba, cnn)");
+    }
     write_packed_model(output, packed.header, packed.tensors);
 }
 

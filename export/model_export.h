@@ -10,6 +10,7 @@
 #include "engine/format.h"
 #include "export/packed_writer.h"
 #include "train/checkpoint.h"
+#include "train/cnn_model.h"
 #include "train/mamba_model.h"
 
 namespace mmia {
@@ -21,8 +22,15 @@ struct PackedModelData {
 
 PackedModelData pack_mamba(MambaClassifier& model);
 
+// Each batch norm is folded into the conv before it: in eval mode
+// bn(conv(x)) = s * (W x + b - mean) + beta with s = gamma / sqrt(var + eps),
+// i.e. a conv with weight s*W and bias s*(b - mean) + beta.
+PackedModelData pack_cnn(CnnClassifier& model);
+
 // Checkpoint in, packed model file out (atomically).
 void export_mamba_checkpoint(const std::string& checkpoint, const std::string& output);
+// The same for a checkpoint of any kind: its meta's "model" picks the packer.
+void export_checkpoint(const std::string& checkpoint, const std::string& output);
 
 // Writes images [first, first+count) of `set` as raw float32 pixels in [0,1]
 // (C*H*W floats per image), atomically.
