@@ -193,7 +193,7 @@ MeanStd mean_std(const std::vector<double>& values) {
     MeanStd r;
     r.n = int64_t(values.size());
     for (double v : values) {
-        if (std::isnan(v)) throw std::invalid_argument("mean_std: a value is NaN");
+        if (!std::isfinite(v)) throw std::invalid_argument("mean_std: a value is not finite");
         r.mean += v;
     }
     r.mean /= double(r.n);

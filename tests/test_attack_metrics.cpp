@@ -185,7 +185,8 @@ TEST_CASE("mean and sample standard deviation over repeats") {
     CHECK(one.mean == doctest::Approx(0.7));
     CHECK(one.std == 0.0);
     CHECK_THROWS_AS(mean_std({}), std::invalid_argument);
-    CHECK_THROWS_AS(mean_std({1.0, NAN}), std::invalid_argument);
+    CHECK_THROWS_WITH_AS(mean_std({1.0, NAN}), doctest::Contains("not finite"), std::invalid_argument);
+    CHECK_THROWS_AS(mean_std({1.0, INFINITY}), std::invalid_argument);
 
     AttackMetrics a = evaluate_attack(kScores, kMember, 0.65);
     AttackMetrics b = a;
