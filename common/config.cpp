@@ -2,6 +2,7 @@
 #include "common/config.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -46,11 +47,41 @@ std::string get_choice(const json& j, const char* key, std::initializer_list<con
 
 }  // namespace
 
+void check_json_depth(const std::string& text, const std::string& what) {
+    int depth = 0;
+    bool in_string = false, escaped = false;
+    for (char c : text) {
+        if (in_string) {
+            if (escaped) escaped = false;
+            else if (c == '\\') escaped = true;
+            else if (c == '"') in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > kMaxJsonDepth)
+                fail(what + ": JSON nested more than " + std::to_string(kMaxJsonDepth) + " levels deep");
+        } else if (c == ']' || c == '}') {
+            depth--;
+        }
+    }
+}
+
 json load_config_file(const std::string& path) {
+    // A config is a few KB: refuse a FIFO or device (reading it could block
+    // or never end) and anything large, before reading.
+    std::error_code ec;
+    const auto status = std::filesystem::status(path, ec);
+    if (std::filesystem::exists(status) && !std::filesystem::is_regular_file(status))
+        fail(path + ": not a regular file");
     std::ifstream in(path);
     if (!in) fail(path + ": cannot open (run from the project root, or pass --config)");
+    const auto size = std::filesystem::file_size(path, ec);
+    if (ec || size > kMaxConfigBytes)
+        fail(path + ": " + (ec ? "cannot stat" : std::to_string(size) + " bytes is more than the cap of " +
+                                                     std::to_string(kMaxConfigBytes)));
     std::stringstream ss;
     ss << in.rdbuf();
+    check_json_depth(ss.str(), path);
     try {
         json j = json::parse(ss.str());
         if (!j.is_object()) fail(path + ": top level must be a JSON object");
@@ -88,8 +119,9 @@ MambaConfig mamba_from_json(const json& j) {
         c.dt_max = get_double(j, "dt_max", c.dt_min, 10.0, where);
         c.dt_init_floor = get_double(j, "dt_init_floor", 0.0, 10.0, where);
         const json& p = j.at("patch");
-        if (!p.is_array() || p.size() != 2 || !p[0].is_number_integer() || !p[1].is_number_integer())
-            fail(where + ": \"patch\" must be [height, width]");
+        if (!p.is_array() || p.size() != 2 || !p[0].is_number_integer() || !p[1].is_number_integer() ||
+            p[0] < 1 || p[0] > 4096 || p[1] < 1 || p[1] > 4096)
+            fail(where + ": \"patch\" must be [height, width], each 1..4096");
         c.patch_h = p[0].get<int>();
         c.patch_w = p[1].get<int>();
         c.pool = get_choice(j, "pool", {"mean", "last"}, where);
@@ -252,18 +284,20 @@ static const json& preset_json(const json& config, const std::string& name) {
             known += (known.empty() ? "" : ", ") + it.key();
         fail("unknown preset \"" + name + "\" (known: " + known + ")");
     }
+    if (!presets[name].is_object()) fail("preset \"" + name + "\" must be a JSON object");
     return presets[name];
 }
 
 ModelSpec resolve_preset(const json& config, const std::string& model, const std::string& name) {
     std::string preset = name;
     if (preset.empty()) {
-        if (!config.contains("default_preset") || !config["default_preset"].contains(model))
+        if (!config.contains("default_preset") || !config["default_preset"].contains(model) ||
+            !config["default_preset"][model].is_string())
             fail("config: no default preset for model \"" + model + "\"");
         preset = config["default_preset"][model].get<std::string>();
     }
     const json& p = preset_json(config, preset);
-    std::string kind = p.value("model", "");
+    std::string kind = p.contains("model") && p["model"].is_string() ? p["model"].get<std::string>() : "";
     if (kind != model)
         fail("preset \"" + preset + "\" is a \"" + kind + "\" model, not \"" + model + "\"");
     ModelSpec spec;
@@ -280,9 +314,14 @@ ModelSpec resolve_preset(const json& config, const std::string& model, const std
 
 TrainConfig resolve_training(const json& config, const std::string& preset_name) {
     json t = config.value("training", json::object());
+    if (!t.is_object()) fail("config: \"training\" must be a JSON object");
     if (!preset_name.empty()) {
         const json& p = preset_json(config, preset_name);
-        if (p.contains("training")) t.update(p["training"]);  // a preset may override defaults
+        if (p.contains("training")) {  // a preset may override defaults
+            if (!p["training"].is_object())
+                fail("preset \"" + preset_name + "\": \"training\" must be a JSON object");
+            t.update(p["training"]);
+        }
     }
     const std::string where = "training config";
     TrainConfig c;
@@ -294,7 +333,7 @@ TrainConfig resolve_training(const json& config, const std::string& preset_name)
         c.lr_schedule = get_choice(t, "lr_schedule", {"cosine", "constant"}, where);
         if (!t.at("save_dir").is_string()) fail(where + ": \"save_dir\" must be a string");
         c.save_dir = t.at("save_dir").get<std::string>();
-        if (!t.at("seed").is_number_unsigned() && !t.at("seed").is_number_integer())
+        if (!t.at("seed").is_number_unsigned())  // nlohmann parses 0, 1, ... as unsigned
             fail(where + ": \"seed\" must be a non-negative integer");
         c.seed = t.at("seed").get<uint64_t>();
     } catch (const json::out_of_range& e) {

@@ -74,7 +74,18 @@ struct ModelSpec {
     CnnConfig cnn;
 };
 
-// Reads and parses config.json; throws std::runtime_error("<path>: <why>").
+// Caps on JSON this project reads (config.json, checkpoint meta records).
+// nlohmann copies, compares and prints values recursively, so a hostile file
+// nested a million levels deep would overflow the stack; real files nest 4.
+constexpr int kMaxJsonDepth = 64;
+constexpr size_t kMaxConfigBytes = size_t(1) << 20;
+
+// Throws std::runtime_error("<what>: JSON nested more than 64 levels deep")
+// if text (JSON, not yet parsed) nests deeper than kMaxJsonDepth.
+void check_json_depth(const std::string& text, const std::string& what);
+
+// Reads and parses config.json (a regular file of at most kMaxConfigBytes);
+// throws std::runtime_error("<path>: <why>").
 json load_config_file(const std::string& path);
 
 // The preset named `name` ("" = the default for `model`); throws listing the

@@ -10,26 +10,6 @@
 
 namespace mmia {
 
-json to_json(const InputSpec& s) {
-    return json{{"channels", s.channels}, {"height", s.height}, {"width", s.width},
-                {"n_classes", s.n_classes}, {"mean", s.mean}, {"std", s.std}};
-}
-
-InputSpec input_from_json(const json& j) {
-    InputSpec s;
-    s.channels = j.at("channels").get<int>();
-    s.height = j.at("height").get<int>();
-    s.width = j.at("width").get<int>();
-    s.n_classes = j.at("n_classes").get<int>();
-    s.mean = j.at("mean").get<std::vector<float>>();
-    s.std = j.at("std").get<std::vector<float>>();
-    if (s.channels < 1 || s.channels > 4 || s.height < 1 || s.height > 4096 || s.width < 1 ||
-        s.width > 4096 || s.n_classes < 2 || s.n_classes > 100000 ||
-        int(s.mean.size()) != s.channels || int(s.std.size()) != s.channels)
-        throw std::runtime_error("bad input description in checkpoint meta");
-    return s;
-}
-
 static void fsync_path(const std::string& path) {
     int fd = ::open(path.c_str(), O_RDONLY);
     if (fd < 0) throw std::runtime_error(path + ": cannot reopen to flush");
@@ -85,16 +65,9 @@ static json meta_from_archive(torch::serialize::InputArchive& archive, const std
     c10::IValue v;
     if (!archive.try_read("meta", v) || !v.isString())
         throw std::runtime_error(path + ": not a mamba-mia checkpoint (no meta record)");
-    json meta;
-    try {
-        meta = json::parse(v.toStringRef());
-    } catch (const json::exception& e) {
-        throw std::runtime_error(path + ": corrupt checkpoint meta: " + e.what());
-    }
-    if (!meta.is_object() || meta.value("checkpoint_version", 0) != kCheckpointVersion)
-        throw std::runtime_error(path + ": unsupported checkpoint version (this build reads " +
-                                 std::to_string(kCheckpointVersion) + ")");
-    return meta;
+    std::error_code ec;
+    const uint64_t file_bytes = std::filesystem::file_size(path, ec);
+    return parse_checkpoint_meta(v.toStringRef(), path, ec ? 0 : file_bytes);
 }
 
 json read_checkpoint_meta(const std::string& path) {

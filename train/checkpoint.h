@@ -11,19 +11,10 @@
 #include <string>
 
 #include "common/config.h"
+#include "train/checkpoint_meta.h"
 #include "train/mamba_model.h"
 
 namespace mmia {
-
-constexpr int kCheckpointVersion = 1;
-
-// Input description stored in meta["input"].
-struct InputSpec {
-    int channels = 1, height = 28, width = 28, n_classes = 10;
-    std::vector<float> mean, std;
-};
-json to_json(const InputSpec& s);
-InputSpec input_from_json(const json& j);
 
 void save_checkpoint(const std::string& path, torch::nn::Module& model,
                      torch::optim::Optimizer* optimizer, const json& meta);

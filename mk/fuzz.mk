@@ -1,0 +1,11 @@
+# mk/fuzz.mk: build rules for the libFuzzer targets that need more than the
+# Makefile's generic ones (those: the engine loader, input.bin, data files).
+# `make fuzz` runs them all (FUZZ_NAMES is every fuzz/fuzz_*.cpp).
+
+$(BUILD)/fuzz/fuzz_config: fuzz/fuzz_config.cpp common/config.cpp common/config.h
+	@mkdir -p $(dir $@)
+	clang++ $(FUZZ_FLAGS) fuzz/fuzz_config.cpp common/config.cpp -o $@
+
+$(BUILD)/fuzz/fuzz_checkpoint_meta: fuzz/fuzz_checkpoint_meta.cpp train/checkpoint_meta.cpp train/checkpoint_meta.h common/config.cpp common/config.h
+	@mkdir -p $(dir $@)
+	clang++ $(FUZZ_FLAGS) fuzz/fuzz_checkpoint_meta.cpp train/checkpoint_meta.cpp common/config.cpp -o $@
