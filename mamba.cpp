@@ -8,7 +8,8 @@
 // head gives logits. Built with -fopenmp, batches run in parallel over images.
 //
 // Only libc, libm and OpenMP. Compiled with -DMAMBA_NO_MAIN it is a library
-// (engine/mamba.h) for ./attack, the tests and the fuzzers.
+// (engine/mamba.h) for ./attack, the tests and the fuzzers. The command line
+// is engine/cli.h's, shared with ./cnn.
 //
 // Shape legend: L tokens, D d_model, E d_inner, N d_state, K d_conv,
 // R dt_rank, P = C*ph*pw patch size. Activations inside the engine are
@@ -19,6 +20,7 @@
 #include <string.h>
 
 #include "engine/batch.h"  // OpenMP over images (and omp.h with -fopenmp)
+#include "engine/cli.h"
 #include "engine/io.h"
 #include "engine/kernels.h"
 #include "engine/mamba.h"
@@ -437,121 +439,21 @@ void mamba_close(MambaModel* m) {
 
 #ifndef MAMBA_NO_MAIN
 
-static const char* USAGE =
-    "usage: ./mamba model.bin input.bin [flags]\n"
-    "\n"
-    "Classify the images in input.bin (raw float32 pixels in [0,1], C*H*W per\n"
-    "image, any number of images) with the Mamba model in model.bin.\n"
-    "\n"
-    "flags:\n"
-    "  --quiet        print only the predicted class, one per line\n"
-    "  --probs        print each image's probability vector (space-separated)\n"
-    "  --out FILE     also write all probability vectors, float32 [n, n_classes],\n"
-    "                 as .npy (or CSV if FILE ends in .csv), atomically\n"
-    "  --threads N    OpenMP threads (default: all cores)\n"
-    "  --help         this text\n"
-    "\n"
-    "Default output: one line per image, 'Predicted class: K with probability: P'.\n"
-    "Errors: 'error: <what>: <why>' on stderr, exit 1 (2 for usage errors).\n";
-
-static int usage_error(const char* fmt, const char* arg) {
-    fprintf(stderr, "error: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, " (see ./mamba --help)\n");
-    return 2;
+static int cli_open(void* m, const char* path, char* err, size_t errlen) {
+    return mamba_open((MambaModel*)m, path, err, errlen);
+}
+static void cli_close(void* m) { mamba_close((MambaModel*)m); }
+static int64_t cli_image_floats(const void* m) { return mamba_image_floats((const MambaModel*)m); }
+static int cli_n_classes(const void* m) { return mamba_n_classes((const MambaModel*)m); }
+static int cli_forward_probs(const void* m, const float* images, int64_t n, float* probs) {
+    return mamba_forward_probs((const MambaModel*)m, images, n, probs);
 }
 
 int main(int argc, char** argv) {
-    const char* model_path = NULL;
-    const char* input_path = NULL;
-    const char* out_path = NULL;
-    int quiet = 0, probs_mode = 0, threads = 0;
-    for (int i = 1; i < argc; i++) {
-        const char* a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            fputs(USAGE, stdout);
-            return 0;
-        } else if (strcmp(a, "--quiet") == 0) {
-            quiet = 1;
-        } else if (strcmp(a, "--probs") == 0) {
-            probs_mode = 1;
-        } else if (strcmp(a, "--out") == 0) {
-            if (i + 1 >= argc) return usage_error("%s: missing FILE", a);
-            out_path = argv[++i];
-        } else if (strcmp(a, "--threads") == 0) {
-            if (i + 1 >= argc) return usage_error("%s: missing N", a);
-            char* end;
-            const char* v = argv[++i];
-            long t = strtol(v, &end, 10);
-            if (*v == 0 || *end != 0 || t < 1 || t > 1024)
-                return usage_error("--threads: '%s' is not a thread count in 1..1024", v);
-            threads = (int)t;
-        } else if (a[0] == '-' && a[1] != 0) {
-            return usage_error("unknown flag '%s'", a);
-        } else if (!model_path) {
-            model_path = a;
-        } else if (!input_path) {
-            input_path = a;
-        } else {
-            return usage_error("unexpected extra argument '%s'", a);
-        }
-    }
-    if (!model_path || !input_path) return usage_error("%s", "missing arguments: need model.bin and input.bin");
-    if (quiet && probs_mode) return usage_error("%s", "--quiet and --probs cannot be combined");
-#ifdef _OPENMP
-    if (threads > 0) omp_set_num_threads(threads);
-#else
-    (void)threads;  // serial build: one thread whatever is asked
-#endif
-
-    char err[512];
     MambaModel model;
-    if (mamba_open(&model, model_path, err, sizeof err) != 0) {
-        fprintf(stderr, "error: %s\n", err);
-        return 1;
-    }
-    InputFile in;
-    if (input_open(&in, input_path, mamba_image_floats(&model), err, sizeof err) != 0) {
-        fprintf(stderr, "error: %s: %s\n", input_path, err);
-        mamba_close(&model);
-        return 1;
-    }
-    const int nc = model.n_classes;
-    const int64_t n = in.n_images;
-    float* probs = (float*)malloc((size_t)n * (size_t)nc * sizeof(float));
-    int rc = 0;
-    if (!probs || mamba_forward_probs(&model, in.data, n, probs) != 0) {
-        fprintf(stderr, "error: %s: out of memory for %lld images\n", input_path, (long long)n);
-        rc = 1;
-    }
-    // The output file first: if it fails, the run failed and stdout stays empty.
-    if (rc == 0 && out_path && io_write_matrix(out_path, probs, n, nc, err, sizeof err) != 0) {
-        fprintf(stderr, "error: %s: %s\n", out_path, err);
-        rc = 1;
-    }
-    for (int64_t i = 0; rc == 0 && i < n; i++) {
-        const float* p = probs + i * nc;
-        if (probs_mode) {
-            for (int k = 0; k < nc; k++) printf(k ? " %.6f" : "%.6f", (double)p[k]);
-            putchar('\n');
-            continue;
-        }
-        int best = 0;
-        for (int k = 1; k < nc; k++)
-            if (p[k] > p[best]) best = k;
-        if (quiet)
-            printf("%d\n", best);
-        else
-            printf("Predicted class: %d with probability: %f\n", best, (double)p[best]);
-    }
-    if (rc == 0 && (fflush(stdout) != 0 || ferror(stdout))) {
-        fprintf(stderr, "error: stdout: write failed\n");
-        rc = 1;
-    }
-    free(probs);
-    input_close(&in);
-    mamba_close(&model);
-    return rc;
+    memset(&model, 0, sizeof model);
+    EngineCli cli = {"mamba", "Mamba", &model, cli_open, cli_close, cli_image_floats, cli_n_classes, cli_forward_probs};
+    return engine_cli_main(argc, argv, &cli);
 }
 
 #endif  // MAMBA_NO_MAIN
