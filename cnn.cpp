@@ -84,6 +84,10 @@ int cnn_forward_probs(const CnnModel* m, const float* images, int64_t n, float* 
     return 0;
 }
 
+void cnn_gemm(float* out, const float* w, const float* xp, const float* bias, int O, int I, int T) {
+    k_gemm_packed(out, w, xp, bias, O, I, T);
+}
+
 // ----------------------------------------------------------------------------
 // Loading: every header field and tensor checked before use
 

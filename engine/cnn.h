@@ -73,3 +73,8 @@ int cnn_check_images(const CnnModel* m, const float* images, int64_t n, char* er
 // with OpenMP. Returns 0, or -1 if per-thread scratch could not be allocated.
 int cnn_forward_logits(const CnnModel* m, const float* images, int64_t n, float* logits);
 int cnn_forward_probs(const CnnModel* m, const float* images, int64_t n, float* probs);
+
+// The GEMM every conv layer runs, as compiled into the engine (kernels.h
+// k_gemm_packed), for benchmarks: out[O][T] = bias[O] + W[O][I] X[I][T], X in
+// k_im2col_packed's panel layout, bias may be NULL. One thread.
+void cnn_gemm(float* out, const float* w, const float* xp, const float* bias, int O, int I, int T);

@@ -19,6 +19,20 @@ mkdir -p build/bench bench
 bin/export model --checkpoint "$CKPT" --output build/bench/model.bin >/dev/null
 bin/export image --dataset mnist --index 0 --output build/bench/input.bin >/dev/null
 
+# The CNN presets on CIFAR-10: their trained checkpoints if there are any,
+# else quick ones (again, speed does not depend on the weights).
+make -s -j2 bin/bench_cnn
+CNN_PRESETS="shokri mambaris-cnn"
+for P in $CNN_PRESETS; do
+  C=checkpoints/cifar10_$P.pt
+  if [ ! -f "$C" ]; then
+    C=build/bench/cifar10_${P}_quick.pt
+    bin/train --model cnn --preset "$P" --dataset cifar10 --epochs 1 --limit-train 2048 --threads "$THREADS" \
+      --output "$C" >/dev/null
+  fi
+  bin/export model --checkpoint "$C" --output "build/bench/cnn_$P.bin" >/dev/null
+done
+
 {
   echo "mamba-mia benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
@@ -33,4 +47,11 @@ bin/export image --dataset mnist --index 0 --output build/bench/input.bin >/dev/
   echo
   echo "== training step of the MNIST presets, fused scan vs the loop (bin/bench_train --threads $THREADS)"
   bin/bench_train --threads "$THREADS"
+  for P in $CNN_PRESETS; do
+    echo
+    echo "== CNN engine vs LibTorch on CIFAR-10, GEMM vs OpenBLAS (bin/bench_cnn --threads $THREADS, $P)"
+    C=checkpoints/cifar10_$P.pt
+    [ -f "$C" ] || C=build/bench/cifar10_${P}_quick.pt
+    OMP_NUM_THREADS=$THREADS bin/bench_cnn --checkpoint "$C" --model "build/bench/cnn_$P.bin" --threads "$THREADS"
+  done
 } 2>&1 | tee bench/results.txt

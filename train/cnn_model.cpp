@@ -60,6 +60,10 @@ torch::Tensor CnnClassifierImpl::forward(const torch::Tensor& images) {
                     images.size(3) == width,
                 "expected images of shape (B, ", channels, ", ", height, ", ", width, ")");
     auto x = (images - in_mean.view({1, -1, 1, 1})) / in_std.view({1, -1, 1, 1});
+    // Channels-last activations send LibTorch's conv2d (forward and
+    // backward) to oneDNN; in the default layout it takes a path ~3x
+    // slower on this CPU build. Values and their logical order are the same.
+    x = x.contiguous(torch::MemoryFormat::ChannelsLast);
     for (size_t i = 0; i < cfg.layers.size(); i++) {
         const CnnLayer& l = cfg.layers[i];
         if (l.type == "conv") {
