@@ -114,6 +114,12 @@ static inline int engine_cli_main(int argc, char** argv, const EngineCli* e) {
     }
     const int nc = e->n_classes(e->model);
     const int64_t n = in.n_images;
+    if (io_check_output_size(n, nc, err, sizeof err) != 0) {
+        fprintf(stderr, "error: %s: %s\n", input_path, err);
+        input_close(&in);
+        e->close(e->model);
+        return 1;
+    }
     float* probs = (float*)malloc((size_t)n * (size_t)nc * sizeof(float));
     int rc = 0;
     if (!probs || e->forward_probs(e->model, in.data, n, probs) != 0) {

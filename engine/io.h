@@ -108,6 +108,21 @@ static inline int input_open(InputFile* in, const char* path, int64_t floats_per
     return 0;
 }
 
+// Cap on the probability matrix a CLI run holds and writes, [n_images]
+// [n_classes] float32. input.bin sets n_images and the model n_classes, so
+// without it a 1-pixel model with 100,000 classes would turn a 40 kB input
+// into a 4 GB allocation. 2^26 floats = 256 MiB (as CSV, about 1 GiB).
+#define IO_MAX_OUTPUT_FLOATS (1ll << 26)
+
+// 0 if n images x n_classes probabilities fit under IO_MAX_OUTPUT_FLOATS;
+// else -1 and err says so (checked before anything is allocated).
+static inline int io_check_output_size(int64_t n, int n_classes, char* err, size_t errlen) {
+    if (n_classes > 0 && n <= IO_MAX_OUTPUT_FLOATS / n_classes) return 0;
+    packed_err(err, errlen, "%lld images x %d classes is more than the %lld probabilities one run writes; split the file",
+               (long long)n, n_classes, (long long)IO_MAX_OUTPUT_FLOATS);
+    return -1;
+}
+
 static inline void input_close(InputFile* in) {
     if (in->map) munmap(in->map, in->map_len);
     memset(in, 0, sizeof *in);

@@ -1,9 +1,12 @@
 // test_config.cpp: config.json presets and their validation.
 #include <doctest/doctest.h>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 
 #include "common/config.h"
 
@@ -160,4 +163,70 @@ TEST_CASE("bad CNN layer lists are refused, naming the layer") {
     conv_after.layers.insert(conv_after.layers.begin() + 5, c.layers[0]);
     CHECK_THROWS_WITH_AS(validate_cnn(conv_after, 1, 28, 28, 10), doctest::Contains("only dense"), std::runtime_error);
     CHECK_THROWS_WITH_AS(validate_cnn(c, 1, 28, 28, 0), doctest::Contains("n_classes 0"), std::runtime_error);
+}
+
+TEST_CASE("malformed config.json structure gets a runtime_error naming the field, never a raw JSON error") {
+    json cfg = load_config_file("config.json");
+    // Each would reach the user as "[json.exception.type_error.NNN] ..." if
+    // the reader trusted the file's shape.
+    auto refused = [](const json& bad, const std::string& preset, const char* needle) {
+        INFO(bad.dump().substr(0, 200));
+        auto resolve = [&] { resolve_training(bad, resolve_preset(bad, "mamba", preset).preset); };
+        CHECK_THROWS_WITH_AS(resolve(), doctest::Contains(needle), std::runtime_error);
+    };
+    json bad = cfg;
+    bad["presets"]["mamba-mnist"] = 5;
+    refused(bad, "mamba-mnist", "must be a JSON object");
+    bad = cfg;
+    bad["default_preset"]["mamba"] = 3;
+    refused(bad, "", "no default preset");
+    bad = cfg;
+    bad["presets"]["mamba-mnist"]["model"] = 7;
+    refused(bad, "mamba-mnist", "not \"mamba\"");
+    bad = cfg;
+    bad["training"] = 3;
+    refused(bad, "mamba-mnist", "\"training\" must be a JSON object");
+    bad = cfg;
+    bad["presets"]["mamba-mnist"]["training"] = "fast";
+    refused(bad, "mamba-mnist", "\"training\" must be a JSON object");
+    bad = cfg;
+    bad["training"]["seed"] = -5;
+    refused(bad, "mamba-mnist", "seed");
+    bad = cfg;
+    bad["presets"]["mamba-mnist"]["patch"] = {4294967303ll, 7};  // 2^32 + 7: would truncate to 7
+    refused(bad, "mamba-mnist", "each 1..4096");
+}
+
+TEST_CASE("config.json: a FIFO, a huge file and deep nesting are refused before parsing") {
+    char dir[] = "/tmp/mmia_cfg_dir_XXXXXX";
+    REQUIRE(mkdtemp(dir) != nullptr);
+    const std::string d = dir;
+    // A FIFO would block the reader for ever (nobody writes to it).
+    const std::string fifo = d + "/fifo.json";
+    REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+    CHECK_THROWS_WITH_AS(load_config_file(fifo), doctest::Contains("not a regular file"), std::runtime_error);
+    CHECK_THROWS_WITH_AS(load_config_file(d), doctest::Contains("not a regular file"), std::runtime_error);
+    const std::string big = d + "/big.json";
+    {
+        std::string text = "{\"pad\": \"" + std::string(kMaxConfigBytes, 'x') + "\"}";
+        FILE* f = fopen(big.c_str(), "wb");
+        REQUIRE(f != nullptr);
+        REQUIRE(fwrite(text.data(), 1, text.size(), f) == text.size());
+        fclose(f);
+    }
+    CHECK_THROWS_WITH_AS(load_config_file(big), doctest::Contains("more than the cap"), std::runtime_error);
+    const std::string deep = d + "/deep.json";
+    {
+        // 100,000 levels: json's recursive copy would overflow the stack.
+        std::string text = "{\"a\": " + std::string(100000, '[') + std::string(100000, ']') + "}";
+        FILE* f = fopen(deep.c_str(), "wb");
+        REQUIRE(f != nullptr);
+        REQUIRE(fwrite(text.data(), 1, text.size(), f) == text.size());
+        fclose(f);
+    }
+    CHECK_THROWS_WITH_AS(load_config_file(deep), doctest::Contains("nested more than 64 levels"),
+                         std::runtime_error);
+    // Brackets inside strings do not count.
+    CHECK_NOTHROW(check_json_depth("{\"s\": \"" + std::string(1000, '[') + "\\\"\"}", "t"));
+    std::filesystem::remove_all(d);
 }

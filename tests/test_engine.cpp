@@ -1041,6 +1041,26 @@ TEST_CASE("bad input.bin is refused (library and CLI)") {
     check_cli_fails(shell_quote(model) + " " + shell_quote(tmp_path("no_input.bin")), "cannot open");
 }
 
+TEST_CASE("CLI: an input whose probabilities would pass the output cap is refused before allocating") {
+    // A 1-pixel model with 100,000 classes: each 4-byte image asks for
+    // 400 kB of probabilities, so 672 images (2,688 bytes) would need more
+    // than IO_MAX_OUTPUT_FLOATS.
+    Cfg c;
+    c.C = 1, c.H = 1, c.W = 1, c.ph = 1, c.pw = 1, c.nc = 100000;
+    c.D = 2, c.layers = 1, c.N = 2, c.K = 2, c.E = 4, c.R = 1;
+    std::string model = write_model(random_model(c, 9), "many_classes.bin");
+    const int64_t too_many = IO_MAX_OUTPUT_FLOATS / c.nc + 1;
+    auto imgs = random_images(c, int(too_many), 3);
+    std::string input = tmp_path("many_images.bin");
+    write_bytes(input, imgs.data(), imgs.size() * 4);
+    check_cli_fails(shell_quote(model) + " " + shell_quote(input),
+                    input + ": 672 images x 100000 classes is more than the 67108864 probabilities one run writes");
+    write_bytes(input, imgs.data(), (imgs.size() - 1) * 4);  // one image fewer: runs
+    Run r = run_cli(shell_quote(model) + " " + shell_quote(input) + " --quiet");
+    CHECK(r.code == 0);
+    CHECK(std::count(r.out.begin(), r.out.end(), '\n') == too_many - 1);
+}
+
 // ===========================================================================
 // The CLI: outputs and usage errors
 

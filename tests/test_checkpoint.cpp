@@ -1,0 +1,522 @@
+// test_checkpoint.cpp: checkpoints as a reader meets them after a crash or
+// from someone else's disk.
+//   - truncated, corrupt, empty and foreign files are refused with one
+//     "<path>: <why>" error, by the library and by bin/train and bin/export
+//   - a bad meta record (the JSON inside) is refused before use
+//   - bin/train killed with SIGKILL at random points, resumed each time, ends
+//     with a checkpoint equal bit for bit to an uninterrupted run's (timings
+//     aside), and no file a killed run leaves is ever read as complete
+// The programs are run from the repo root: TRAIN_BIN and EXPORT_BIN override
+// bin/train and bin/export.
+//
+// LibTorch before doctest: glog (pulled in by c10) defines CHECK too, and
+// doctest's definitions must be the ones that win.
+#include <torch/torch.h>
+
+#include <doctest/doctest.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "train/checkpoint.h"
+#include "train/checkpoint_meta.h"
+
+using namespace mmia;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TempDir {
+    fs::path path;
+    TempDir() {
+        char tmpl[] = "/tmp/mmia_ckpt_XXXXXX";
+        path = mkdtemp(tmpl);
+    }
+    ~TempDir() {
+        if (!getenv("KEEP_TEST_FILES")) fs::remove_all(path);
+    }
+    std::string file(const std::string& name) const { return (path / name).string(); }
+};
+
+std::string env_or(const char* name, const char* fallback) {
+    const char* v = getenv(name);
+    return v && *v ? v : fallback;
+}
+std::string train_bin() { return env_or("TRAIN_BIN", "bin/train"); }
+std::string export_bin() { return env_or("EXPORT_BIN", "bin/export"); }
+
+std::string read_text(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+}
+
+void write_text(const std::string& path, const std::string& text) {
+    std::ofstream f(path, std::ios::binary | std::ios::trunc);
+    f << text;
+    REQUIRE(f.good());
+}
+
+// A child process running argv with stdout to `log` and stderr to `log`.err.
+pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        int out = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int err = open((log + ".err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (out < 0 || err < 0) _exit(126);
+        dup2(out, 1);
+        dup2(err, 2);
+        std::vector<char*> argv;
+        for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+        argv.push_back(nullptr);
+        execv(argv[0], argv.data());
+        _exit(127);
+    }
+    return pid;
+}
+
+// Waits up to `seconds`; kills the child and fails the test if it takes
+// longer (a hang is a bug too). Returns the exit code, or -signal.
+int wait_for(pid_t pid, double seconds) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    for (;;) {
+        int st = 0;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        REQUIRE(r >= 0);
+        if (r == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+        if (std::chrono::steady_clock::now() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            FAIL("child did not finish within " << seconds << " s");
+            return -1;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+}
+
+struct Run {
+    int code;
+    std::string out, err;
+};
+
+Run run(const std::vector<std::string>& args, const std::string& log, double timeout = 120) {
+    int code = wait_for(spawn(args, log), timeout);
+    return {code, read_text(log), read_text(log + ".err")};
+}
+
+// A small preset so a whole training run takes seconds: 7x7 patches -> 16
+// tokens (so the scan really runs), two layers.
+const char* kTinyConfig = R"({
+  "training": {"batch_size": 64, "epochs": 4, "learning_rate": 0.003, "weight_decay": 0.01,
+               "lr_schedule": "cosine", "save_dir": "checkpoints", "seed": 7},
+  "default_preset": {"mamba": "tiny"},
+  "presets": {"tiny": {"model": "mamba", "d_model": 16, "n_layers": 2, "d_state": 4, "d_conv": 4,
+                       "expand": 2, "dt_rank": "auto", "dt_min": 0.001, "dt_max": 0.1,
+                       "dt_init_floor": 0.0001, "patch": [7, 7], "pool": "mean",
+                       "conv": "causal", "norm_eps": 1e-5}}
+})";
+
+std::vector<std::string> train_args(const TempDir& dir, const std::string& output) {
+    return {train_bin(), "--model", "mamba", "--dataset", "mnist", "--config", dir.file("config.json"),
+            "--limit-train", "192", "--epochs", "4", "--threads", "1", "--output", output};
+}
+
+// The meta record with what legitimately differs between two equal runs
+// (each epoch's wall time) taken out.
+json without_timings(json meta) {
+    for (json& h : meta["history"]) h.erase("seconds");
+    return meta;
+}
+
+// LibTorch names each parameter's optimizer state by the address of its
+// tensor in the process that saved it: in the optimizer's archive,
+// param_groups / "param_groups/<g>" / "params/<i>" holds that name for
+// parameter i of group g, and state / <name> its moments. Two equal runs
+// differ there, so the states are matched by parameter order instead.
+struct ParamNames {
+    std::vector<std::string> a, b;
+};
+
+std::vector<std::string> optimizer_param_names(torch::serialize::InputArchive& optim) {
+    std::vector<std::string> names;
+    torch::serialize::InputArchive groups;
+    REQUIRE(optim.try_read("param_groups", groups));
+    for (int g = 0;; g++) {
+        torch::serialize::InputArchive group;
+        if (!groups.try_read("param_groups/" + std::to_string(g), group)) break;
+        c10::IValue name;
+        for (int i = 0; group.try_read("params/" + std::to_string(i), name); i++) {
+            REQUIRE(name.isString());
+            names.push_back(name.toStringRef());
+        }
+    }
+    REQUIRE(!names.empty());
+    return names;
+}
+
+// Every entry of two checkpoint archives equal: tensors bit for bit (dtype,
+// shape, bytes), nested archives recursively, the meta record as JSON
+// without timings, other values by IValue equality; optimizer state matched
+// by parameter order (above). `where` names the path in messages.
+void check_archives_equal(torch::serialize::InputArchive& a, torch::serialize::InputArchive& b,
+                          const std::string& where, int* n_tensors, const ParamNames* names = nullptr) {
+    std::vector<std::string> ka = a.keys(), kb = b.keys();
+    std::sort(ka.begin(), ka.end());
+    std::sort(kb.begin(), kb.end());
+    if (where.size() >= 6 && where.compare(where.size() - 6, 6, "/state") == 0 && names) {
+        REQUIRE_MESSAGE(ka.size() == kb.size(), where);
+        REQUIRE(names->a.size() == names->b.size());
+        for (size_t i = 0; i < names->a.size(); i++) {
+            torch::serialize::InputArchive sa, sb;
+            if (!a.try_read(names->a[i], sa)) continue;  // a parameter with no state yet
+            REQUIRE_MESSAGE(b.try_read(names->b[i], sb), where << " of parameter " << i);
+            check_archives_equal(sa, sb, where + "/param" + std::to_string(i), n_tensors);
+        }
+        return;
+    }
+    REQUIRE_MESSAGE(ka == kb, where);
+    for (const std::string& key : ka) {
+        const std::string at = where + "/" + key;
+        if (names && key.rfind("params/", 0) == 0 && key != "params/size") continue;  // the addresses
+        torch::serialize::InputArchive sa, sb;
+        if (a.try_read(key, sa)) {
+            REQUIRE_MESSAGE(b.try_read(key, sb), at);
+            if (key == "optimizer") {
+                ParamNames optim_names{optimizer_param_names(sa), optimizer_param_names(sb)};
+                check_archives_equal(sa, sb, at, n_tensors, &optim_names);
+            } else {
+                check_archives_equal(sa, sb, at, n_tensors, names);
+            }
+            continue;
+        }
+        c10::IValue va, vb;
+        REQUIRE_MESSAGE(a.try_read(key, va), at);
+        REQUIRE_MESSAGE(b.try_read(key, vb), at);
+        if (va.isTensor()) {
+            REQUIRE_MESSAGE(vb.isTensor(), at);
+            const torch::Tensor ta = va.toTensor(), tb = vb.toTensor();
+            CHECK_MESSAGE(bool(ta.scalar_type() == tb.scalar_type()), at);
+            CHECK_MESSAGE(bool(ta.sizes() == tb.sizes()), at);
+            CHECK_MESSAGE(torch::equal(ta, tb), at);  // exact, bitwise for finite values
+            ++*n_tensors;
+        } else if (key == "meta") {
+            CHECK_MESSAGE(bool(without_timings(json::parse(va.toStringRef())) ==
+                               without_timings(json::parse(vb.toStringRef()))),
+                          at);
+        } else {
+            CHECK_MESSAGE(bool(va == vb), at);
+        }
+    }
+}
+
+// One directory for the whole binary, holding the tiny config and the
+// uninterrupted reference run (trained once, used by every test case).
+const TempDir& work_dir() {
+    static TempDir dir;
+    static bool written = false;
+    if (!written) {
+        write_text(dir.file("config.json"), kTinyConfig);
+        written = true;
+    }
+    return dir;
+}
+
+struct Reference {
+    std::string path;
+    double seconds;  // its wall time here
+};
+
+const Reference& reference_run() {
+    static Reference ref;
+    if (ref.path.empty()) {
+        const TempDir& dir = work_dir();
+        const std::string path = dir.file("ref.pt");
+        auto t0 = std::chrono::steady_clock::now();
+        Run r = run(train_args(dir, path), dir.file("ref.log"));
+        ref.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        REQUIRE_MESSAGE(r.code == 0, r.err);
+        ref.path = path;
+    }
+    return ref;
+}
+
+// Opens a checkpoint the way every reader does and loads its weights and
+// optimizer state; throws what the readers throw.
+void load_fully(const std::string& path) {
+    json meta = read_checkpoint_meta(path);
+    MambaClassifier model = load_mamba_checkpoint(path);
+    torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-3));
+    load_checkpoint_state(path, *model, &opt);
+}
+
+}  // namespace
+
+// ===========================================================================
+
+TEST_CASE("checkpoints: truncated, corrupt, empty and foreign files are refused with <path>: <why>") {
+    torch::set_num_threads(1);
+    const TempDir& dir = work_dir();
+    const std::string good = reference_run().path;
+    REQUIRE_NOTHROW(load_fully(good));
+    const std::string bytes = read_text(good);
+    REQUIRE(bytes.size() > 1000);
+
+    auto expect_refused = [&](const std::string& content, const std::string& needle) {
+        const std::string p = dir.file("bad.pt");
+        write_text(p, content);
+        INFO("file of " << content.size() << " bytes, expecting: " << needle);
+        const std::string prefix = p + ": ";
+        CHECK_THROWS_WITH_AS(load_fully(p), doctest::Contains(prefix.c_str()), std::runtime_error);
+        try {
+            load_fully(p);
+        } catch (const std::runtime_error& e) {
+            CHECK(std::string(e.what()).find(needle) != std::string::npos);
+        }
+    };
+
+    SUBCASE("truncated anywhere") {
+        // Every cut a crash could leave if the file were written in place:
+        // the zip's central directory is at the end, so each is refused.
+        std::mt19937 g(1);
+        std::vector<size_t> cuts = {0, 1, 2, 30, 100, bytes.size() / 2, bytes.size() - 22,
+                                    bytes.size() - 1};
+        for (int i = 0; i < 24; i++) cuts.push_back(std::uniform_int_distribution<size_t>(0, bytes.size() - 1)(g));
+        for (size_t cut : cuts)
+            expect_refused(bytes.substr(0, cut), cut == 0 ? "" : "not a readable checkpoint");
+    }
+    SUBCASE("garbage, and a zip that is not a checkpoint") {
+        expect_refused(std::string(4096, '\x5a'), "not a readable checkpoint");
+        // The right structure with the meta record's version wrong: refused by version.
+        std::string other = bytes;
+        size_t at = other.find("\"checkpoint_version\":1");
+        REQUIRE(at != std::string::npos);  // stored uncompressed in the zip
+        other[at + 21] = '7';
+        // The zip's CRC-32 of that record no longer matches: LibTorch may
+        // catch it first; either way it must be refused, never loaded.
+        expect_refused(other, "");
+    }
+    SUBCASE("missing file and a directory") {
+        CHECK_THROWS_WITH_AS(load_fully(dir.file("none.pt")), doctest::Contains("no such checkpoint file"),
+                             std::runtime_error);
+        CHECK_THROWS_WITH_AS(load_fully(dir.path.string()), doctest::Contains("no such checkpoint file"),
+                             std::runtime_error);
+    }
+    SUBCASE("bin/train and bin/export refuse a truncated checkpoint: one error line, exit 1") {
+        const std::string p = dir.file("cut.pt");
+        write_text(p, bytes.substr(0, bytes.size() / 2));
+        std::vector<std::string> args = train_args(dir, p);
+        Run t = run(args, dir.file("cut_train.log"));
+        CHECK(t.code == 1);
+        CHECK(t.err == "error: " + p + ": not a readable checkpoint (truncated or corrupt)\n");
+        CHECK(read_text(p) == bytes.substr(0, bytes.size() / 2));  // left as it was
+        Run e = run({export_bin(), "model", "--checkpoint", p, "--output", dir.file("m.bin")},
+                    dir.file("cut_export.log"));
+        CHECK(e.code == 1);
+        CHECK(e.err == "error: " + p + ": not a readable checkpoint (truncated or corrupt)\n");
+        CHECK(e.out.empty());
+        CHECK_FALSE(fs::exists(dir.file("m.bin")));
+    }
+}
+
+TEST_CASE("checkpoint meta: every field a reader uses is checked first") {
+    const json good = json::parse(R"({"checkpoint_version":1,"model":"mamba","epochs_done":2,
+        "history":[],"input":{"channels":1,"height":28,"width":28,"n_classes":10,"mean":[0.1],"std":[0.3]},
+        "mamba":{"model":"mamba","d_model":8,"n_layers":1,"d_state":2,"d_conv":2,"expand":2,"dt_rank":1,
+                 "dt_min":0.001,"dt_max":0.1,"dt_init_floor":0.0001,"patch":[7,7],"pool":"mean",
+                 "conv":"causal","norm_eps":1e-5}})");
+    const uint64_t kFileBytes = 100000;  // the good model's weights take about 4 kB
+    REQUIRE_NOTHROW(parse_checkpoint_meta(good.dump(), "m.pt", kFileBytes));
+    auto refused = [&](const std::string& text, const std::string& needle) {
+        INFO(text);
+        CHECK_THROWS_WITH_AS(parse_checkpoint_meta(text, "m.pt", kFileBytes), doctest::Contains("m.pt: "),
+                             std::runtime_error);
+        CHECK_THROWS_WITH_AS(parse_checkpoint_meta(text, "m.pt", kFileBytes), doctest::Contains(needle.c_str()),
+                             std::runtime_error);
+    };
+    auto with = [&](const char* key, json v) {
+        json m = good;
+        m[key] = v;
+        return m.dump();
+    };
+    refused("{\"checkpoint_version\":1,", "corrupt checkpoint meta");
+    refused("[1]", "unsupported checkpoint version");
+    refused(with("checkpoint_version", 2), "unsupported checkpoint version");
+    refused(with("checkpoint_version", "1"), "unsupported checkpoint version");
+    refused(with("model", 3), "\"model\" must be a string");
+    refused(with("epochs_done", "2"), "epochs_done");
+    refused(with("epochs_done", -1), "epochs_done");
+    refused(with("epochs_done", 1e30), "epochs_done");
+    refused(with("history", json::object()), "history");
+    json in = good["input"];
+    in["channels"] = 1e30;  // get<int> of this would be undefined behaviour
+    refused(with("input", in), "channels");
+    in = good["input"];
+    in["mean"] = {0.1, 0.2};
+    refused(with("input", in), "mean");
+    in = good["input"];
+    in["std"] = {0.0};
+    refused(with("input", in), "std");
+    in = good["input"];
+    in["std"] = {"x"};
+    refused(with("input", in), "std");
+    json mc = good["mamba"];
+    mc["d_state"] = 0;
+    refused(with("mamba", mc), "d_state");
+    mc = good["mamba"];
+    mc["patch"] = {5, 5};
+    refused(with("mamba", mc), "does not tile");
+    mc = good["mamba"];
+    mc["d_model"] = 16384;  // a model of gigabytes in a 100 kB file
+    mc["expand"] = 16;
+    mc["n_layers"] = 256;
+    refused(with("mamba", mc), "more than the 100000-byte file holds");
+    json m = good;
+    m.erase("mamba");
+    refused(m.dump(), "missing \"mamba\"");
+    refused(std::string(100, '[') + std::string(100, ']'), "nested more than 64 levels");
+}
+
+// The finished checkpoint at `path` equals the reference run's bit for bit
+// (timings aside), and re-running the finished job changes nothing.
+void check_equals_reference(const TempDir& dir, const std::string& path) {
+    torch::serialize::InputArchive a, b;
+    a.load_from(reference_run().path);
+    b.load_from(path);
+    int n_tensors = 0;
+    check_archives_equal(a, b, "", &n_tensors);
+    CHECK(n_tensors >= 75);  // 25 parameters and the optimizer's two moments of each
+    json meta = read_checkpoint_meta(path);
+    CHECK(meta["epochs_done"].get<int>() == 4);
+    CHECK(meta.contains("final"));
+    const std::string before = read_text(path);
+    Run r = run(train_args(dir, path), dir.file("again.log"));
+    CHECK(r.code == 0);
+    CHECK(r.out.find("already trained") != std::string::npos);
+    CHECK(read_text(path) == before);
+}
+
+TEST_CASE("bin/train killed with SIGKILL at random points resumes to the uninterrupted result") {
+    torch::set_num_threads(1);
+    const TempDir& dir = work_dir();
+    const double whole = reference_run().seconds;  // the uninterrupted run's time here
+
+    // A stale partial temp file from some earlier crash must never be read.
+    const std::string out = dir.file("killed.pt");
+    write_text(out + ".tmp", "PK\x03\x04 half a checkpoint");
+
+    // Start bin/train, kill it after a random delay, start it again (it
+    // resumes), ... A run that finishes before its kill is compared with the
+    // reference and the job starts over, until enough kills have landed.
+    std::mt19937 g(std::random_device{}());
+    std::uniform_real_distribution<double> when(0.05, 0.8);
+    int kills = 0, kills_this_job = 0, finished_after_kills = 0, epochs_seen = 0;
+    std::string log;
+    for (int attempt = 0; attempt < 16 && kills < 5; attempt++) {
+        const double delay = when(g) * whole;
+        pid_t pid = spawn(train_args(dir, out), dir.file("killed.log"));
+        std::this_thread::sleep_for(std::chrono::duration<double>(delay));
+        kill(pid, SIGKILL);
+        const int code = wait_for(pid, 120);
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%s%.2fs%s", log.empty() ? "" : ", ", delay,
+                      code == -SIGKILL ? "" : " (finished)");
+        log += buf;
+        if (code == -SIGKILL) {
+            kills++;
+            kills_this_job++;
+        } else {
+            REQUIRE_MESSAGE(code == 0, read_text(dir.file("killed.log.err")));
+        }
+        // Whatever the kill left under the real name is complete: it loads
+        // in full, and its progress never goes backwards.
+        if (fs::exists(out)) {
+            INFO("after the run killed at " << delay << " s");
+            REQUIRE_NOTHROW(load_fully(out));
+            const int done = read_checkpoint_meta(out)["epochs_done"].get<int>();
+            CHECK(done >= epochs_seen);
+            epochs_seen = done;
+        }
+        if (code == 0) {
+            check_equals_reference(dir, out);
+            if (kills_this_job > 0) finished_after_kills++;
+            fs::remove(out);
+            kills_this_job = epochs_seen = 0;
+        }
+    }
+    if (fs::exists(out)) {  // the last job was killed: finish it
+        Run r = run(train_args(dir, out), dir.file("final.log"));
+        REQUIRE_MESSAGE(r.code == 0, r.err);
+        check_equals_reference(dir, out);
+        finished_after_kills++;
+    }
+    MESSAGE("uninterrupted run " << whole << " s; runs stopped at " << log << "; " << kills
+                                 << " killed mid-run; " << finished_after_kills
+                                 << " killed jobs resumed to the reference result");
+    CHECK(kills >= 4);
+    CHECK(finished_after_kills >= 1);
+}
+
+TEST_CASE("bin/train and bin/export: bad flags, datasets and configs get one error line") {
+    const TempDir& dir = work_dir();
+    // exit code, and stderr (+ stdout, which must hold nothing else) is exactly
+    // one line "error: <start>...", containing `needle`.
+    auto check_error = [&](const std::vector<std::string>& args, int code, const std::string& start,
+                           const std::string& needle) {
+        Run r = run(args, dir.file("cli.log"), 30);
+        INFO(args[0] << " " << (args.size() > 1 ? args[1] : "") << " ...\nstderr: " << r.err << "stdout: " << r.out);
+        CHECK(r.code == code);
+        CHECK(r.err.rfind("error: " + start, 0) == 0);
+        CHECK(r.err.find(needle) != std::string::npos);
+        CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+        CHECK(r.out.find("error") == std::string::npos);
+    };
+    const std::string T = train_bin(), E = export_bin();
+    check_error({T, "--bogus"}, 2, "The following argument was not expected: --bogus", "(see --help)");
+    check_error({T, "--model", "rnn"}, 2, "--model: rnn not in {", "cnn");
+    check_error({T, "--epochs", "0"}, 2, "--epochs", "");
+    check_error({E}, 2, "A subcommand is required", "");
+    check_error({E, "image", "--split", "dev", "--output", dir.file("x.bin")}, 2, "--split: dev not in", "");
+    check_error({T, "--dataset", "svhn"}, 1, "unknown dataset \"svhn\"", "known: mnist");
+
+    // config.json
+    const std::string cfg = dir.file("bad_config.json");
+    write_text(cfg, "{\"presets\": [1,");
+    check_error({T, "--config", cfg}, 1, cfg + ": ", "parse error");
+    write_text(cfg, "{\"training\": 3, \"default_preset\": {\"mamba\": \"tiny\"}, \"presets\": {\"tiny\": 5}}");
+    check_error({T, "--config", cfg}, 1, "preset \"tiny\" must be a JSON object", "");
+    check_error({T, "--config", dir.file("no_such_config.json")}, 1, dir.file("no_such_config.json") + ": cannot open", "");
+    const std::string fifo = dir.file("fifo.json");
+    REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+    check_error({T, "--config", fifo}, 1, fifo + ": not a regular file", "");  // not a hang
+
+    // dataset files: a truncated label file, through both programs; no output left
+    const std::string data = dir.file("mnist_bad");
+    fs::create_directories(data);
+    for (const char* f : {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte"})
+        fs::copy_file(std::string("data/mnist/") + f, data + "/" + f, fs::copy_options::overwrite_existing);
+    write_text(data + "/t10k-labels-idx1-ubyte", read_text("data/mnist/t10k-labels-idx1-ubyte").substr(0, 5008));
+    const std::string labels = data + "/t10k-labels-idx1-ubyte";
+    const std::string out = dir.file("never.bin");
+    check_error({E, "image", "--data-dir", data, "--output", out}, 1, labels + ": truncated: the header says 10000 labels",
+                "the file has 5008 bytes");
+    CHECK_FALSE(fs::exists(out));
+    check_error({T, "--config", dir.file("config.json"), "--data-dir", data, "--output", out}, 1,
+                labels + ": truncated", "");
+    CHECK_FALSE(fs::exists(out));
+}
