@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # demo.sh: the main job on MNIST (run by `make demo`, after `make setup`):
 # train the default Mamba, export it and a test image, run the mmap'd engine,
-# and check the engine's accuracy on all 10,000 test images.
-# Re-running resumes or reuses the trained checkpoint.
+# check the engine's accuracy on all 10,000 test images, then the membership
+# inference run (bin/attack --shadow 10: Mamba vs CNN) and where its report is.
+# Re-running resumes or reuses every trained checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS=${THREADS:-$(nproc)}
 PRESET=${PRESET:-mamba-mnist}
 CKPT=checkpoints/mnist_${PRESET}.pt
 
-make -s bin/train bin/export
+make -s bin/train bin/export bin/attack
 make -s omp
 
 echo "== train ($PRESET, $THREADS threads)"
@@ -28,3 +29,6 @@ bin/export image --dataset mnist --index 0 --count 0 --output runs/mnist_test.bi
 OMP_NUM_THREADS=$THREADS ./mamba mnist_mamba.bin runs/mnist_test.bin --quiet > runs/mnist_test_pred.txt
 paste -d' ' runs/mnist_test_pred.txt runs/mnist_test_labels.txt |
   awk '{n++; if ($1 == $2) c++} END {printf "engine test accuracy: %.4f (%d/%d)\n", c/n, c, n}'
+
+echo "== membership inference, Mamba vs CNN (bin/attack --shadow 10)"
+bin/attack --shadow 10 --threads "$THREADS"

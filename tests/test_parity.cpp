@@ -15,22 +15,13 @@
 #include "common/data.h"
 #include "engine/mamba.h"
 #include "export/model_export.h"
+#include "tests/temp_dir.h"
 #include "train/trainer.h"
 
 using namespace mmia;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        char tmpl[] = "/tmp/mmia_parity_XXXXXX";
-        path = mkdtemp(tmpl);
-    }
-    ~TempDir() { fs::remove_all(path); }
-    std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 const Dataset& mnist() {
     static Dataset d = load_dataset("mnist");  // throws (fails the test) if `make setup` was not run
@@ -101,7 +92,7 @@ TEST_CASE("every parameter the forward pass uses is exported") {
 TEST_CASE("engine logits match LibTorch on real MNIST images, every preset and block variant") {
     torch::manual_seed(2);
     torch::set_num_threads(2);
-    TempDir tmp;
+    TempDir tmp("mmia_parity");
     const Dataset& d = mnist();
     auto images = images_to_tensor(d.test).narrow(0, 0, 64).contiguous();
     json cfg = config();
@@ -130,7 +121,7 @@ TEST_CASE("engine logits match LibTorch on real MNIST images, every preset and b
 
 TEST_CASE("trained model: engine accuracy on all 10,000 MNIST test images equals the trainer's") {
     torch::set_num_threads(2);
-    TempDir tmp;
+    TempDir tmp("mmia_parity");
     const Dataset& d = mnist();
     // One epoch on 12,000 images with the preset's own settings: a real,
     // imperfect classifier in seconds.
@@ -156,7 +147,7 @@ TEST_CASE("trained model: engine accuracy on all 10,000 MNIST test images equals
 
 TEST_CASE("training is deterministic and a resumed run equals an uninterrupted one") {
     torch::set_num_threads(2);
-    TempDir tmp;
+    TempDir tmp("mmia_parity");
     const Dataset& d = mnist();
     auto train_x = images_to_tensor(d.train).narrow(0, 0, 512);
     auto train_y = labels_to_tensor(d.train).narrow(0, 0, 512);

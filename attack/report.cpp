@@ -1,0 +1,229 @@
+// report.cpp: report.md and the SVG plots of an attack run (see report.h).
+#include "attack/report.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+namespace mmia {
+
+using json = nlohmann::json;
+
+namespace {
+
+const char* kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"};
+
+std::string fmt(const char* f, double v) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, f, v);
+    return buf;
+}
+
+std::string escape_xml(const std::string& s) {
+    std::string o;
+    for (char c : s) {
+        if (c == '<') o += "&lt;";
+        else if (c == '>') o += "&gt;";
+        else if (c == '&') o += "&amp;";
+        else o += c;
+    }
+    return o;
+}
+
+// Plot area: 60..460 x 40..400 in a 640 x 460 canvas (legend on the right).
+constexpr double X0 = 60, X1 = 460, Y0 = 400, Y1 = 40;
+
+std::string svg_open(const std::string& title) {
+    return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"460\" font-family=\"sans-serif\" "
+           "font-size=\"12\">\n<rect width=\"640\" height=\"460\" fill=\"white\"/>\n<text x=\"20\" y=\"22\" "
+           "font-size=\"14\">" + escape_xml(title) + "</text>\n" +
+           "<rect x=\"60\" y=\"40\" width=\"400\" height=\"360\" fill=\"none\" stroke=\"black\"/>\n";
+}
+
+}  // namespace
+
+std::string svg_roc(const std::vector<NamedRoc>& curves, bool loglog, const std::string& title) {
+    const double lo = 1e-4;
+    auto ax = [&](double v) {
+        if (!loglog) return v;
+        return (std::log10(std::max(v, lo)) - std::log10(lo)) / -std::log10(lo);
+    };
+    auto px = [&](double fpr) { return X0 + (X1 - X0) * ax(fpr); };
+    auto py = [&](double tpr) { return Y0 + (Y1 - Y0) * ax(tpr); };
+    std::ostringstream o;
+    o << svg_open(title);
+    // Ticks.
+    std::vector<double> ticks = loglog ? std::vector<double>{1e-4, 1e-3, 1e-2, 1e-1, 1}
+                                       : std::vector<double>{0, 0.2, 0.4, 0.6, 0.8, 1};
+    for (double t : ticks) {
+        std::string lab = loglog ? fmt("%g", t) : fmt("%.1f", t);
+        o << "<text x=\"" << px(t) - 10 << "\" y=\"416\">" << lab << "</text>\n";
+        o << "<text x=\"20\" y=\"" << py(t) + 4 << "\">" << lab << "</text>\n";
+        o << "<line x1=\"" << px(t) << "\" y1=\"400\" x2=\"" << px(t) << "\" y2=\"40\" stroke=\"#eee\"/>\n";
+        o << "<line x1=\"60\" y1=\"" << py(t) << "\" x2=\"460\" y2=\"" << py(t) << "\" stroke=\"#eee\"/>\n";
+    }
+    o << "<text x=\"220\" y=\"440\">false positive rate</text>\n";
+    o << "<text x=\"14\" y=\"36\">TPR</text>\n";
+    // Chance: TPR = FPR.
+    o << "<polyline fill=\"none\" stroke=\"#999\" stroke-dasharray=\"4 3\" points=\"";
+    for (int i = 0; i <= 40; i++) {
+        double v = loglog ? std::pow(10.0, -4.0 + 4.0 * i / 40) : i / 40.0;
+        o << px(v) << "," << py(v) << " ";
+    }
+    o << "\"/>\n";
+    for (size_t c = 0; c < curves.size(); c++) {
+        const char* col = kColors[c % 8];
+        o << "<polyline fill=\"none\" stroke=\"" << col << "\" stroke-width=\"1.5\" points=\"";
+        // A ROC has up to n points: keep one per pixel column and row change.
+        double lx = -1, ly = -1;
+        for (const auto& p : curves[c].roc) {
+            double x = px(p.fpr), y = py(p.tpr);
+            if (std::fabs(x - lx) < 0.5 && std::fabs(y - ly) < 0.5) continue;
+            o << fmt("%.1f", x) << "," << fmt("%.1f", y) << " ";
+            lx = x, ly = y;
+        }
+        o << "\"/>\n";
+        o << "<line x1=\"470\" y1=\"" << 50 + 18 * c << "\" x2=\"490\" y2=\"" << 50 + 18 * c << "\" stroke=\"" << col
+          << "\" stroke-width=\"2\"/><text x=\"495\" y=\"" << 54 + 18 * c << "\">" << escape_xml(curves[c].name)
+          << "</text>\n";
+    }
+    o << "</svg>\n";
+    return o.str();
+}
+
+std::string svg_histogram(const ScoreHistogram& h, const std::string& title) {
+    std::ostringstream o;
+    o << svg_open(title);
+    const size_t bins = h.members.size();
+    int64_t top = 1;
+    for (size_t i = 0; i < bins; i++) top = std::max({top, h.members[i], h.nonmembers[i]});
+    const double w = (X1 - X0) / double(std::max<size_t>(bins, 1));
+    auto bar = [&](const std::vector<int64_t>& v, const char* col) {
+        for (size_t i = 0; i < bins; i++) {
+            const double hgt = (Y0 - Y1) * double(v[i]) / double(top);
+            o << "<rect x=\"" << fmt("%.1f", X0 + w * i) << "\" y=\"" << fmt("%.1f", Y0 - hgt) << "\" width=\""
+              << fmt("%.1f", w) << "\" height=\"" << fmt("%.1f", hgt) << "\" fill=\"" << col
+              << "\" fill-opacity=\"0.5\"/>\n";
+        }
+    };
+    bar(h.nonmembers, kColors[0]);
+    bar(h.members, kColors[1]);
+    if (!h.edges.empty()) {
+        o << "<text x=\"60\" y=\"416\">" << fmt("%.3g", h.edges.front()) << "</text>\n";
+        o << "<text x=\"430\" y=\"416\">" << fmt("%.3g", h.edges.back()) << "</text>\n";
+    }
+    o << "<text x=\"14\" y=\"36\">count (max " << top << ")</text>\n";
+    o << "<text x=\"220\" y=\"440\">attack score (higher = member)</text>\n";
+    o << "<rect x=\"470\" y=\"44\" width=\"14\" height=\"10\" fill=\"" << kColors[1]
+      << "\" fill-opacity=\"0.5\"/><text x=\"490\" y=\"54\">members</text>\n";
+    o << "<rect x=\"470\" y=\"62\" width=\"14\" height=\"10\" fill=\"" << kColors[0]
+      << "\" fill-opacity=\"0.5\"/><text x=\"490\" y=\"72\">non-members</text>\n";
+    o << "</svg>\n";
+    return o.str();
+}
+
+namespace {
+
+// "0.912 ± 0.004" from {"mean", "std", "n"}; without ± for one repeat.
+std::string pm(const json& ms, const char* f = "%.3f") {
+    std::string s = fmt(f, ms.at("mean").get<double>());
+    if (ms.at("n").get<int64_t>() > 1) s += " ± " + fmt(f, ms.at("std").get<double>());
+    return s;
+}
+
+}  // namespace
+
+std::string markdown_report(const json& r) {
+    const json& c = r.at("config");
+    std::ostringstream o;
+    std::vector<std::string> kinds;
+    for (auto& [k, v] : r.at("models").items()) kinds.push_back(k);
+    const std::string protocol = c.at("protocol");
+    o << "# Membership inference: " << c.at("dataset").get<std::string>() << ", " << protocol << " protocol\n\n";
+    o << "Each model trains on ds = " << c.at("ds") << " examples; ";
+    if (protocol == "shokri")
+        o << c.at("targets") << " target model(s) per kind, each attacked with " << c.at("shadows")
+          << " shadow models (the same splits for every kind).";
+    else
+        o << (c.at("shadows").get<int>() + 1) << " models per kind, each on a random half of a pool of "
+          << 2 * c.at("ds").get<int64_t>() << "; every model is the target in turn, the others its references.";
+    o << " Seed " << c.at("seed") << ".";
+    if (c.value("null_members", false))
+        o << " **Sanity run: the targets' \"members\" are fresh examples they never saw; every AUC should be 0.5.**";
+    o << "\nValues are mean ± standard deviation over the targets. Membership is the positive class; "
+         "scores are higher for members. Definitions: docs/ATTACKS.md.\n\n";
+
+    o << "## Models\n\n| model | preset | targets | train acc | test acc | gap |\n| --- | --- | --- | --- | --- | --- |\n";
+    for (const auto& k : kinds) {
+        const json& m = r["models"][k];
+        const json& s = m["summary"];
+        o << "| " << k << " | " << m["preset"].get<std::string>() << " | " << s["train_acc"]["n"] << " | "
+          << pm(s["train_acc"], "%.4f") << " | " << pm(s["test_acc"], "%.4f") << " | " << pm(s["gap"], "%.4f")
+          << " |\n";
+    }
+
+    o << "\n## Attacks\n\n| attack |";
+    for (const auto& k : kinds) o << " " << k << " AUC | " << k << " TPR@1%FPR | " << k << " TPR@0.1%FPR | " << k
+                                  << " advantage | " << k << " bal. acc |";
+    o << "\n| --- |";
+    for (size_t i = 0; i < kinds.size(); i++) o << " --- | --- | --- | --- | --- |";
+    o << "\n";
+    std::vector<std::string> attacks;
+    for (auto& [a, v] : r["models"][kinds[0]]["summary"]["attacks"].items()) attacks.push_back(a);
+    for (const auto& a : attacks) {
+        o << "| " << a << " |";
+        for (const auto& k : kinds) {
+            const json& s = r["models"][k]["summary"]["attacks"];
+            if (!s.contains(a)) {
+                o << " | | | | |";
+                continue;
+            }
+            const json& m = s[a];
+            o << " " << pm(m["auc"]) << " | " << pm(m["tpr_at_1pct_fpr"]) << " | " << pm(m["tpr_at_01pct_fpr"])
+              << " | " << pm(m["advantage"]) << " | " << pm(m["balanced_accuracy"]) << " |";
+        }
+        o << "\n";
+    }
+
+    // The question the project exists for, answered from the numbers above.
+    o << "\n## Which model leaks more?\n\n";
+    for (const char* key : {"auc", "tpr_at_1pct_fpr"}) {
+        o << "- Strongest attack by " << (std::string(key) == "auc" ? "AUC" : "TPR at 1% FPR") << ": ";
+        for (size_t i = 0; i < kinds.size(); i++) {
+            const json& s = r["models"][kinds[i]]["summary"]["attacks"];
+            std::string best;
+            double bm = -1, bs = 0;
+            for (auto& [a, m] : s.items())
+                if (a != "seed000_on_target" && m[key]["mean"].get<double>() > bm)
+                    best = a, bm = m[key]["mean"].get<double>(), bs = m[key]["std"].get<double>();
+            o << (i ? "; " : "") << kinds[i] << " " << fmt("%.3f", bm) << " ± " << fmt("%.3f", bs) << " (" << best
+              << ")";
+        }
+        o << ".\n";
+    }
+    if (kinds.size() == 2) {
+        o << "- Read the difference against the spread across targets: a gap smaller than about two standard "
+             "deviations is not evidence that one architecture leaks more. The generalisation gap (train - test "
+             "accuracy) above is the main driver of these attacks; compare it too.\n";
+    }
+    if (protocol == "shokri")
+        o << "- `seed000_on_target` is seed 000's own protocol (its attack MLP trained on 80% of the target's own "
+             "outputs with their true membership, scored on the other 20%): an upper bound on separability, not an "
+             "attack an outsider can run; it is left out of \"strongest attack\".\n";
+
+    o << "\n## Plots (first target)\n\n";
+    for (const auto& k : kinds) {
+        o << "- " << k << ": [ROC](plots/" << k << "_roc.svg), [ROC log-log](plots/" << k << "_roc_loglog.svg), ";
+        if (protocol == "shokri")
+            o << "[loss score histogram](plots/" << k << "_hist_loss.svg)\n";
+        else
+            o << "[loss score histogram](plots/" << k << "_hist_loss.svg), [LiRA online histogram](plots/" << k
+              << "_hist_lira_online.svg)\n";
+    }
+    o << "\nPer-example scores: scores/; ROC points: roc/; engine logits: outputs/; splits: splits.json; "
+         "all numbers: metrics.json.\n";
+    return o.str();
+}
+
+}  // namespace mmia
