@@ -20,21 +20,10 @@
 #include "export/model_export.h"
 #include "train/cnn_model.h"
 #include "train/trainer.h"
+#include "tests/temp_dir.h"
 
 using namespace mmia;
-namespace fs = std::filesystem;
-
 namespace {
-
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        char tmpl[] = "/tmp/mmia_cnn_parity_XXXXXX";
-        path = mkdtemp(tmpl);
-    }
-    ~TempDir() { fs::remove_all(path); }
-    std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 const Dataset& dataset(const std::string& name) {
     static std::map<std::string, Dataset> cache;
@@ -103,7 +92,7 @@ TrainJob mnist_job(const std::string& ckpt, int epochs) {
 
 TEST_CASE("every parameter is exported and used; batch norm leaves only its folded conv bias") {
     torch::manual_seed(1);
-    TempDir tmp;
+    TempDir tmp("mmia_cnn_parity");
     for (std::string preset : {"shokri", "mambaris-cnn"}) {
         for (std::string ds : {"mnist", "cifar10"}) {
             CAPTURE(preset);
@@ -148,7 +137,7 @@ TEST_CASE("every parameter is exported and used; batch norm leaves only its fold
 
 TEST_CASE("batch norm folds into the conv: hand-computed weights, engine equals LibTorch eval") {
     torch::manual_seed(3);
-    TempDir tmp;
+    TempDir tmp("mmia_cnn_parity");
     CnnConfig c;
     c.layers = {{"conv", 5, 3, 1, true, "relu"}, {"global_avg_pool"}, {"dense", 0, 0, 0, false, "none"}};
     CnnClassifier model(c, 2, 6, 6, 3, std::vector<float>{0.5f, 0.4f}, std::vector<float>{0.2f, 0.3f});
@@ -171,7 +160,7 @@ TEST_CASE("batch norm folds into the conv: hand-computed weights, engine equals 
 TEST_CASE("engine logits match LibTorch within 1e-4 on real MNIST and CIFAR-10 images, every preset") {
     torch::manual_seed(2);
     torch::set_num_threads(2);
-    TempDir tmp;
+    TempDir tmp("mmia_cnn_parity");
     for (std::string preset : {"shokri", "mambaris-cnn"}) {
         for (std::string ds : {"mnist", "cifar10"}) {
             CAPTURE(preset);
@@ -190,19 +179,19 @@ TEST_CASE("engine logits match LibTorch within 1e-4 on real MNIST and CIFAR-10 i
 
 TEST_CASE("trained CNN: engine accuracy on all 10,000 MNIST test images equals the trainer's") {
     torch::set_num_threads(2);
-    TempDir tmp;
+    TempDir tmp("mmia_cnn_parity");
     const Dataset& d = dataset("mnist");
     TrainJob job = mnist_job(tmp.file("shokri.pt"), 1);
     job.train.batch_size = 128;  // one brisk epoch: a real, imperfect classifier in seconds
-    auto train_x = images_to_tensor(d.train).narrow(0, 0, 6000);
-    auto train_y = labels_to_tensor(d.train).narrow(0, 0, 6000);
+    auto train_x = images_to_tensor(d.train).narrow(0, 0, 4000);
+    auto train_y = labels_to_tensor(d.train).narrow(0, 0, 4000);
     auto test_x = images_to_tensor(d.test);
     auto test_y = labels_to_tensor(d.test);
     json meta = train_classifier(job, train_x, train_y, test_x, test_y);
     CHECK(meta["model"] == "cnn");
     double trainer_acc = meta["final"]["test_acc"].get<double>();
-    MESSAGE("shokri, one epoch on 6,000 MNIST images: trainer test accuracy " << trainer_acc);
-    CHECK(trainer_acc > 0.8);
+    MESSAGE("shokri, one epoch on 4,000 MNIST images: trainer test accuracy " << trainer_acc);
+    CHECK(trainer_acc > 0.7);
 
     // export through the kind-detecting path bin/export uses
     export_checkpoint(job.checkpoint, tmp.file("shokri.bin"));
@@ -212,17 +201,18 @@ TEST_CASE("trained CNN: engine accuracy on all 10,000 MNIST test images equals t
     auto got = torch::empty({test_x.size(0), 10});
     REQUIRE(cnn_forward_logits(&m, test_x.contiguous().data_ptr<float>(), test_x.size(0), got.data_ptr<float>()) == 0);
     cnn_close(&m);
+    // LibTorch's eval forward is the slow part here: compare logits on 1,000.
     CnnClassifier model = load_cnn_checkpoint(job.checkpoint);
-    auto ref = torch_logits(model, test_x);
-    double max_diff = (ref - got).abs().max().item<double>();
-    MESSAGE("max |engine - LibTorch| logit over 10,000 images: " << max_diff);
+    auto ref = torch_logits(model, test_x.narrow(0, 0, 1000));
+    double max_diff = (ref - got.narrow(0, 0, 1000)).abs().max().item<double>();
+    MESSAGE("max |engine - LibTorch| logit over 1,000 images: " << max_diff);
     CHECK(max_diff <= 1e-4);
     CHECK(accuracy(got, test_y) == trainer_acc);
 }
 
 TEST_CASE("CNN training is deterministic and a resumed run equals an uninterrupted one") {
     torch::set_num_threads(2);
-    TempDir tmp;
+    TempDir tmp("mmia_cnn_parity");
     const Dataset& d = dataset("mnist");
     auto train_x = images_to_tensor(d.train).narrow(0, 0, 384);
     auto train_y = labels_to_tensor(d.train).narrow(0, 0, 384);
