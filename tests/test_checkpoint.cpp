@@ -74,17 +74,22 @@ void write_text(const std::string& path, const std::string& text) {
 
 // A child process running argv with stdout to `log` and stderr to `log`.err.
 pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
+    // Everything that allocates happens before fork: this process has
+    // LibTorch's and OpenMP's threads, and a child forked while one of them
+    // held the malloc lock would deadlock in malloc. The child only calls
+    // async-signal-safe functions.
+    const std::string err_log = log + ".err";
+    std::vector<char*> argv;
+    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
     pid_t pid = fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
         int out = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int err = open((log + ".err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int err = open(err_log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (out < 0 || err < 0) _exit(126);
         dup2(out, 1);
         dup2(err, 2);
-        std::vector<char*> argv;
-        for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-        argv.push_back(nullptr);
         execv(argv[0], argv.data());
         _exit(127);
     }
@@ -420,54 +425,85 @@ TEST_CASE("bin/train killed with SIGKILL at random points resumes to the uninter
     const std::string out = dir.file("killed.pt");
     write_text(out + ".tmp", "PK\x03\x04 half a checkpoint");
 
-    // Start bin/train, kill it after a random delay, start it again (it
-    // resumes), ... A run that finishes before its kill is compared with the
-    // reference and the job starts over, until enough kills have landed.
+    // Start bin/train, kill it, start it again (it resumes), ... Even
+    // attempts kill after a random delay (often before the first checkpoint,
+    // or while one is being written); odd attempts wait for a new epoch's
+    // checkpoint to appear and kill right after it, so a real resume from a
+    // mid-run checkpoint happens in every run of this test. A run that
+    // finishes before its kill is compared with the reference and the job
+    // starts over, until enough kills have landed.
     std::mt19937 g(std::random_device{}());
     std::uniform_real_distribution<double> when(0.05, 0.8);
-    int kills = 0, kills_this_job = 0, finished_after_kills = 0, epochs_seen = 0;
+    std::uniform_real_distribution<double> after_save(0.0, 0.1);
+    int kills = 0, kills_this_job = 0, finished_after_kills = 0, resumed_mid_run = 0;
+    int epochs_seen = 0;
     std::string log;
-    for (int attempt = 0; attempt < 16 && kills < 5; attempt++) {
-        const double delay = when(g) * whole;
+    auto epochs_done = [&]() {
+        return fs::exists(out) ? read_checkpoint_meta(out)["epochs_done"].get<int>() : 0;
+    };
+    auto finish_job = [&](int code) {
+        REQUIRE_MESSAGE(code == 0, read_text(dir.file("killed.log.err")));
+        check_equals_reference(dir, out);
+        if (kills_this_job > 0) finished_after_kills++;
+        fs::remove(out);
+        kills_this_job = epochs_seen = 0;
+    };
+    for (int attempt = 0; attempt < 24 && (kills < 5 || resumed_mid_run < 1); attempt++) {
+        const int resume_from = epochs_seen;
         pid_t pid = spawn(train_args(dir, out), dir.file("killed.log"));
+        double delay = when(g) * whole;
+        const auto t0 = std::chrono::steady_clock::now();
+        if (attempt % 2 == 1) {
+            // Poll for the next epoch's checkpoint (renamed into place, so
+            // its meta is readable the moment the name exists).
+            int st = 0;
+            while (waitpid(pid, &st, WNOHANG) == 0 && epochs_done() <= resume_from &&
+                   std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60))
+                std::this_thread::sleep_for(std::chrono::milliseconds(2));
+            if (waitpid(pid, &st, WNOHANG) == pid) {  // finished (or died) before its kill
+                const int code = WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+                log += log.empty() ? "finished" : ", finished";
+                finish_job(code);
+                continue;
+            }
+            delay = after_save(g);
+        }
         std::this_thread::sleep_for(std::chrono::duration<double>(delay));
         kill(pid, SIGKILL);
         const int code = wait_for(pid, 120);
-        char buf[64];
-        std::snprintf(buf, sizeof buf, "%s%.2fs%s", log.empty() ? "" : ", ", delay,
-                      code == -SIGKILL ? "" : " (finished)");
+        const double at = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        char buf[96];
+        std::snprintf(buf, sizeof buf, "%s%.2fs%s%s", log.empty() ? "" : ", ", at,
+                      attempt % 2 == 1 ? " (after a save)" : "", code == -SIGKILL ? "" : " (finished)");
         log += buf;
         if (code == -SIGKILL) {
             kills++;
             kills_this_job++;
-        } else {
-            REQUIRE_MESSAGE(code == 0, read_text(dir.file("killed.log.err")));
         }
         // Whatever the kill left under the real name is complete: it loads
         // in full, and its progress never goes backwards.
         if (fs::exists(out)) {
-            INFO("after the run killed at " << delay << " s");
+            INFO("after the run killed at " << at << " s");
             REQUIRE_NOTHROW(load_fully(out));
-            const int done = read_checkpoint_meta(out)["epochs_done"].get<int>();
+            const int done = epochs_done();
             CHECK(done >= epochs_seen);
             epochs_seen = done;
+            if (code == -SIGKILL && done > 0 && done < 4) resumed_mid_run++;  // the next start resumes
         }
-        if (code == 0) {
-            check_equals_reference(dir, out);
-            if (kills_this_job > 0) finished_after_kills++;
-            fs::remove(out);
-            kills_this_job = epochs_seen = 0;
-        }
+        if (code != -SIGKILL) finish_job(code);
     }
-    if (fs::exists(out)) {  // the last job was killed: finish it
+    if (kills_this_job > 0) {  // the last job was killed (with or without a checkpoint): finish it
         Run r = run(train_args(dir, out), dir.file("final.log"));
         REQUIRE_MESSAGE(r.code == 0, r.err);
         check_equals_reference(dir, out);
         finished_after_kills++;
     }
     MESSAGE("uninterrupted run " << whole << " s; runs stopped at " << log << "; " << kills
-                                 << " killed mid-run; " << finished_after_kills
-                                 << " killed jobs resumed to the reference result");
+                                 << " killed mid-run, " << resumed_mid_run
+                                 << " of them with a mid-run checkpoint to resume from; "
+                                 << finished_after_kills
+                                 << " killed jobs finished equal to the reference result");
+    CHECK(resumed_mid_run >= 1);
     CHECK(kills >= 4);
     CHECK(finished_after_kills >= 1);
 }
