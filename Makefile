@@ -108,7 +108,7 @@ $(BUILD)/tests/test_%: tests/test_%.cpp $(BUILD)/tests/doctest_main.o $(ENGINE_L
 	$(CXX) $(HOST_CXXFLAGS) $(filter %.cpp %.o,$^) -o $@ $(HOST_LDLIBS)
 
 test: setup
-	@$(MAKE) --no-print-directory -j2 $(ENGINES) bin/train bin/export $(TEST_BINS)
+	@$(MAKE) --no-print-directory -j2 $(ENGINES) bin/train bin/export bin/attack $(TEST_BINS)
 	@bash tests/run_all.sh $(TEST_BINS)
 
 # --- benchmarks ------------------------------------------------------------

@@ -212,6 +212,22 @@ std::string markdown_report(const json& r) {
              "outputs with their true membership, scored on the other 20%): an upper bound on separability, not an "
              "attack an outsider can run; it is left out of \"strongest attack\".\n";
 
+    if (protocol == "lira")
+        for (const auto& k : kinds) {
+            const json& s = r["models"][k]["summary"]["attacks"];
+            if (!s.contains("lira_online") || !s["lira_online"].contains("unscorable")) continue;
+            o << "- " << k << ": examples per target that online LiRA cannot score (no IN or no OUT reference model; "
+              << "they rank lowest): " << pm(s["lira_online"]["unscorable"], "%.1f") << "; with no OUT reference "
+              << "(offline): " << pm(s["lira_offline"]["unscorable"], "%.1f")
+              << ". More reference models (--shadow) leave fewer.\n";
+        }
+    if (r.contains("seconds"))
+        o << "- Time: training " << fmt("%.0f", r["seconds"]["training"].get<double>()) << " s ("
+          << r["trained_now"] << " models trained, " << r["cached"] << " cached), export and engine logits "
+          << fmt("%.0f", r["seconds"]["export_and_engine_logits"].get<double>()) << " s, attacks "
+          << fmt("%.0f", r["seconds"]["attacks"].get<double>()) << " s, total "
+          << fmt("%.0f", r["seconds"]["total"].get<double>()) << " s.\n";
+
     o << "\n## Plots (first target)\n\n";
     for (const auto& k : kinds) {
         o << "- " << k << ": [ROC](plots/" << k << "_roc.svg), [ROC log-log](plots/" << k << "_roc_loglog.svg), ";

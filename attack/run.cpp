@@ -161,6 +161,8 @@ struct Experiment {
     Pool pool;
     std::string dir;
     int step = 0, n_steps = 0;
+    // Where the run's time goes (metrics.json "seconds", and the last log line).
+    double seconds_training = 0, seconds_engine = 0, seconds_attacks = 0;
 
     void log(const char* fmt, ...) __attribute__((format(printf, 2, 3))) {
         if (!cfg.verbose) return;
@@ -209,7 +211,9 @@ struct Experiment {
         json meta = train_classifier(job, xin, rows_of(pool.labels, s.members), xout,
                                      rows_of(pool.labels, s.nonmembers));
         const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+        seconds_training += secs;
         (finished ? g_stats.cached : g_stats.trained)++;
+        const auto t_engine = Clock::now();
 
         ModelResult r;
         r.train_acc = meta.at("final").at("train_acc").get<double>();
@@ -226,6 +230,7 @@ struct Experiment {
         if (io_write_npy_f32((dir + "/outputs/" + kind + "/" + s.role + ".npy").c_str(), all.data(),
                              int64_t(all.size() / k), k, err, sizeof err) != 0)
             throw std::runtime_error(err);
+        seconds_engine += std::chrono::duration<double>(Clock::now() - t_engine).count();
         log("%s in %.1f s, train acc %.4f, test acc %.4f\n", finished ? "cached" : "trained", secs, r.train_acc,
             r.test_acc);
         return r;
@@ -369,6 +374,7 @@ std::string default_run_dir(const AttackRunConfig& c) {
 }
 
 json run_attack(const AttackRunConfig& cfg_in) {
+    const auto t_run = Clock::now();
     g_stats = {};
     Experiment ex;
     ex.cfg = cfg_in;
@@ -509,6 +515,7 @@ json run_attack(const AttackRunConfig& cfg_in) {
         for (size_t i = 0; i < splits.size(); i++)
             res.push_back(ex.run_model(kind, specs[kind], splits[i], cfg.seed + 1 + i));
 
+        const auto t_attacks = Clock::now();
         json per_target = json::array();
         if (cfg.protocol == "shokri") {
             Labelled shadow;
@@ -573,17 +580,19 @@ json run_attack(const AttackRunConfig& cfg_in) {
                                           membership.begin() + (m + 1) * lira_n);
                 }
                 std::vector<AttackScores> attacks;
+                std::map<std::string, int> unscorable;  // per LiRA variant
                 for (bool online : {true, false})
                     for (bool fixed : {false, true}) {
                         LiraScores ls = lira_scores(phi, membership, t, {online, fixed});
-                        // Unscorable examples (no IN or OUT reference) rank lowest.
+                        const std::string name = std::string("lira_") + (online ? "online" : "offline") +
+                                                 (fixed ? "_fixed_var" : "");
+                        // Unscorable examples (no IN or OUT reference) rank lowest;
+                        // how many there were goes into the metrics.
                         for (double& s : ls.score)
-                            if (std::isnan(s)) s = -1e300;
+                            if (std::isnan(s)) s = -1e300, unscorable[name]++;
                         // Decision thresholds, fixed in advance: online, a likelihood
                         // ratio of 1; offline, phi above the OUT references' mean.
-                        attacks.push_back({std::string("lira_") + (online ? "online" : "offline") +
-                                               (fixed ? "_fixed_var" : ""),
-                                           ls.score, 0.0});
+                        attacks.push_back({name, ls.score, 0.0});
                     }
                 for (MetricAttack m : all_metric_attacks()) {
                     auto s_scores = metric_scores(m, refs.logits, k, refs.labels);
@@ -591,18 +600,27 @@ json run_attack(const AttackRunConfig& cfg_in) {
                                        select_threshold(s_scores, refs.is_member)});
                 }
                 json mt = evaluate_and_write(ex.dir, kind, splits[size_t(t)].role, lira_pool, target, attacks, t == 0);
+                for (const auto& [name, n] : unscorable) mt[name]["unscorable"] = n;
                 per_target.push_back({{"role", splits[size_t(t)].role},
                                       {"train_acc", res[size_t(t)].train_acc},
                                       {"test_acc", res[size_t(t)].test_acc},
                                       {"attacks", mt}});
             }
         }
+        ex.seconds_attacks += std::chrono::duration<double>(Clock::now() - t_attacks).count();
         result["models"][kind] = {{"preset", specs[kind].preset},
                                   {"targets", per_target},
                                   {"summary", summarize_targets(per_target)}};
     }
     result["trained_now"] = g_stats.trained;
     result["cached"] = g_stats.cached;
+    const double total = std::chrono::duration<double>(Clock::now() - t_run).count();
+    // "attacks" includes the engine runs the LiRA and null-member paths make there.
+    result["seconds"] = {{"training", ex.seconds_training}, {"export_and_engine_logits", ex.seconds_engine},
+                         {"attacks", ex.seconds_attacks}, {"total", total}};
+    ex.log("time: training %.0f s (%d models trained, %d cached), export + engine logits %.0f s, attacks %.0f s, "
+           "total %.0f s\n",
+           ex.seconds_training, g_stats.trained, g_stats.cached, ex.seconds_engine, ex.seconds_attacks, total);
     write_file_atomic(ex.dir + "/metrics.json", result.dump(2) + "\n");
     write_file_atomic(ex.dir + "/report.md", markdown_report(result));
     return result;

@@ -5,15 +5,19 @@
 //   cli_check_fails("./cnn", "bad.bin input.bin", "bad magic", dir);
 #pragma once
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 struct CliRun {
@@ -46,6 +50,64 @@ inline CliRun cli_run(const std::string& bin, const std::string& args, const std
     counter++;
     int st = system((cli_quote(bin) + " " + args + " >" + o + " 2>" + e).c_str());
     return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, cli_read_text(o), cli_read_text(e)};
+}
+
+// An environment variable, or `fallback` when it is unset or empty (the
+// sanitizer build points MAMBA_BIN, TRAIN_BIN, ... at its own binaries).
+inline std::string cli_env_or(const char* name, const char* fallback) {
+    const char* v = getenv(name);
+    return v && *v ? v : fallback;
+}
+
+// Starts argv (argv[0] is the program's path) with stdout to `log` and
+// stderr to `log`.err, without waiting: for tests that kill it.
+inline pid_t cli_spawn(const std::vector<std::string>& args, const std::string& log) {
+    // Everything that allocates happens before fork: a test process has
+    // LibTorch's and OpenMP's threads, and a child forked while one of them
+    // held the malloc lock would deadlock in malloc. The child only calls
+    // async-signal-safe functions.
+    const std::string err_log = log + ".err";
+    std::vector<char*> argv;
+    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        int out = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int err = open(err_log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (out < 0 || err < 0) _exit(126);
+        dup2(out, 1);
+        dup2(err, 2);
+        execv(argv[0], argv.data());
+        _exit(127);
+    }
+    return pid;
+}
+
+// Waits up to `seconds` for a cli_spawn'ed child; kills it and fails the
+// test if it takes longer (a hang is a bug too). Returns the exit code, or
+// -signal.
+inline int cli_wait(pid_t pid, double seconds) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    for (;;) {
+        int st = 0;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        REQUIRE(r >= 0);
+        if (r == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+        if (std::chrono::steady_clock::now() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            FAIL("child did not finish within " << seconds << " s");
+            return -1;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+}
+
+// Runs argv to completion (no shell), output captured as cli_spawn does.
+inline CliRun cli_run_argv(const std::vector<std::string>& args, const std::string& log, double timeout = 120) {
+    int code = cli_wait(cli_spawn(args, log), timeout);
+    return {code, cli_read_text(log), cli_read_text(log + ".err")};
 }
 
 // No file at `out` and no temp file beside it.

@@ -3,6 +3,7 @@
 // every attack), the run directory's contents, caching on a re-run, and the
 // refusals (bad configuration, ds too large, another run's directory).
 // LibTorch before doctest: glog's CHECK would otherwise replace doctest's.
+#include <algorithm>
 #include <torch/torch.h>
 
 #include <doctest/doctest.h>
@@ -10,9 +11,11 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <string>
 
 #include "attack/run.h"
+#include "tests/cli_check.h"
 #include "tests/temp_dir.h"
 
 using namespace mmia;
@@ -137,12 +140,89 @@ TEST_CASE("lira protocol: every model is a target, the membership matrix is save
         for (const char* a : {"lira_online", "lira_offline", "lira_online_fixed_var", "lira_offline_fixed_var", "loss"})
             CHECK_MESSAGE(t["attacks"].contains(a), a);
     std::ifstream m(dir + "/membership.csv");
-    int rows = 0;
-    for (std::string l; std::getline(m, l); rows++) {
-        int ones = 0, fields = 1;
-        for (char ch : l) ones += ch == '1', fields += ch == ',';
-        CHECK(fields == 300);
-        CHECK(ones == 150);  // each model trains on exactly half the pool
+    std::vector<std::vector<int>> in;  // in[model][example]
+    for (std::string l; std::getline(m, l);) {
+        in.emplace_back();
+        for (char ch : l)
+            if (ch != ',') in.back().push_back(ch == '1');
+        CHECK(in.back().size() == 300);
+        CHECK(std::count(in.back().begin(), in.back().end(), 1) == 150);  // each model trains on half the pool
     }
-    CHECK(rows == 4);
+    REQUIRE(in.size() == 4);
+    // The examples LiRA cannot score, counted from the saved matrix: online
+    // needs an IN and an OUT reference among the other three models,
+    // offline an OUT one. Each count is reported per target.
+    for (int t = 0; t < 4; t++) {
+        int no_in_or_out = 0, no_out = 0;
+        for (int j = 0; j < 300; j++) {
+            int refs_in = 0;
+            for (int r = 0; r < 4; r++) refs_in += r != t && in[size_t(r)][size_t(j)];
+            no_in_or_out += refs_in == 0 || refs_in == 3;
+            no_out += refs_in == 3;
+        }
+        const json& a = targets[size_t(t)]["attacks"];
+        CHECK(no_in_or_out > 0);  // with 3 references some always are
+        CHECK(a["lira_online"].value("unscorable", 0) == no_in_or_out);
+        CHECK(a["lira_online_fixed_var"].value("unscorable", 0) == no_in_or_out);
+        CHECK(a["lira_offline"].value("unscorable", 0) == no_out);
+    }
+    CHECK(r["seconds"]["total"].get<double>() > 0);
+    CHECK(r["seconds"]["training"].get<double>() > 0);
+}
+
+// bin/attack killed with SIGKILL at random points and started again each time
+// ends with the same metrics and per-example scores as an uninterrupted run,
+// and whatever a killed run leaves is either absent or complete.
+TEST_CASE("bin/attack killed with SIGKILL at random points resumes to the uninterrupted result") {
+    TempDir tmp("mmia_attack_kill");
+    const std::string bin = cli_env_or("ATTACK_BIN", "bin/attack");
+    REQUIRE_MESSAGE(access(bin.c_str(), X_OK) == 0, "no executable " << bin << " (make bin/attack)");
+    auto args = [&](const std::string& run_dir) {
+        return std::vector<std::string>{bin, "--model", "both", "--ds", "200", "--shadow", "2", "--targets", "1",
+                                        "--epochs", "2", "--threads", "2", "--run-dir", run_dir};
+    };
+    // metrics.json without what legitimately differs between the runs.
+    auto metrics = [](const std::string& dir) {
+        json m = json::parse(cli_read_text(dir + "/metrics.json"));
+        m.erase("seconds"), m.erase("trained_now"), m.erase("cached");
+        return m;
+    };
+    const std::string ref = tmp.file("ref");
+    const auto t0 = std::chrono::steady_clock::now();
+    CliRun r = cli_run_argv(args(ref), tmp.file("ref.log"), 600);
+    const double whole = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    REQUIRE_MESSAGE(r.code == 0, r.err);
+
+    const std::string dir = tmp.file("killed");
+    std::mt19937 g(std::random_device{}());
+    std::uniform_real_distribution<double> when(0.05, 0.95);
+    int kills = 0;
+    std::string log;
+    for (int attempt = 0; attempt < 12 && kills < 4; attempt++) {
+        const double delay = when(g) * whole;
+        pid_t pid = cli_spawn(args(dir), tmp.file("killed.log"));
+        std::this_thread::sleep_for(std::chrono::duration<double>(delay));
+        kill(pid, SIGKILL);
+        const int code = cli_wait(pid, 600);
+        log += (log.empty() ? "" : ", ") + std::to_string(delay).substr(0, 4) + (code == -SIGKILL ? "s" : "s (finished)");
+        if (code == -SIGKILL) {
+            kills++;
+        } else {
+            REQUIRE_MESSAGE(code == 0, cli_read_text(tmp.file("killed.log.err")));
+        }
+        // Nothing a kill leaves under a result's name is half-written (a
+        // temp file beside it may be; it is never read).
+        for (const char* f : {"/metrics.json", "/attack_config.json", "/splits.json"})
+            if (fs::exists(dir + f)) CHECK(!json::parse(cli_read_text(dir + f), nullptr, false).is_discarded());
+    }
+    CliRun fin = cli_run_argv(args(dir), tmp.file("final.log"), 600);  // resumes whatever is left; trains nothing if done
+    REQUIRE_MESSAGE(fin.code == 0, fin.err);
+    MESSAGE("uninterrupted run " << whole << " s; killed at " << log << "; " << kills << " kills");
+    CHECK(kills >= 3);
+    CHECK(metrics(dir) == metrics(ref));
+    for (const char* f : {"scores/mamba_target0.csv", "scores/cnn_target0.csv", "outputs/mamba/shadow1.npy",
+                          "outputs/cnn/target0.npy"}) {
+        INFO(f);
+        CHECK(cli_read_text(dir + "/" + f) == cli_read_text(ref + "/" + f));
+    }
 }

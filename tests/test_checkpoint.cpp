@@ -32,6 +32,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/cli_check.h"
+#include "tests/temp_dir.h"
 #include "train/checkpoint.h"
 #include "train/checkpoint_meta.h"
 
@@ -40,89 +42,14 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        char tmpl[] = "/tmp/mmia_ckpt_XXXXXX";
-        path = mkdtemp(tmpl);
-    }
-    ~TempDir() {
-        if (!getenv("KEEP_TEST_FILES")) fs::remove_all(path);
-    }
-    std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
-std::string env_or(const char* name, const char* fallback) {
-    const char* v = getenv(name);
-    return v && *v ? v : fallback;
-}
-std::string train_bin() { return env_or("TRAIN_BIN", "bin/train"); }
-std::string export_bin() { return env_or("EXPORT_BIN", "bin/export"); }
-
-std::string read_text(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-}
+std::string train_bin() { return cli_env_or("TRAIN_BIN", "bin/train"); }
+std::string export_bin() { return cli_env_or("EXPORT_BIN", "bin/export"); }
 
 void write_text(const std::string& path, const std::string& text) {
     std::ofstream f(path, std::ios::binary | std::ios::trunc);
     f << text;
     REQUIRE(f.good());
-}
-
-// A child process running argv with stdout to `log` and stderr to `log`.err.
-pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
-    // Everything that allocates happens before fork: this process has
-    // LibTorch's and OpenMP's threads, and a child forked while one of them
-    // held the malloc lock would deadlock in malloc. The child only calls
-    // async-signal-safe functions.
-    const std::string err_log = log + ".err";
-    std::vector<char*> argv;
-    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        int out = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int err = open(err_log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (out < 0 || err < 0) _exit(126);
-        dup2(out, 1);
-        dup2(err, 2);
-        execv(argv[0], argv.data());
-        _exit(127);
-    }
-    return pid;
-}
-
-// Waits up to `seconds`; kills the child and fails the test if it takes
-// longer (a hang is a bug too). Returns the exit code, or -signal.
-int wait_for(pid_t pid, double seconds) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-    for (;;) {
-        int st = 0;
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        REQUIRE(r >= 0);
-        if (r == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
-        if (std::chrono::steady_clock::now() > deadline) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            FAIL("child did not finish within " << seconds << " s");
-            return -1;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-}
-
-struct Run {
-    int code;
-    std::string out, err;
-};
-
-Run run(const std::vector<std::string>& args, const std::string& log, double timeout = 120) {
-    int code = wait_for(spawn(args, log), timeout);
-    return {code, read_text(log), read_text(log + ".err")};
 }
 
 // A small preset so a whole training run takes seconds: 7x7 patches -> 16
@@ -233,7 +160,7 @@ void check_archives_equal(torch::serialize::InputArchive& a, torch::serialize::I
 // One directory for the whole binary, holding the tiny config and the
 // uninterrupted reference run (trained once, used by every test case).
 const TempDir& work_dir() {
-    static TempDir dir;
+    static TempDir dir("mmia_ckpt");
     static bool written = false;
     if (!written) {
         write_text(dir.file("config.json"), kTinyConfig);
@@ -253,7 +180,7 @@ const Reference& reference_run() {
         const TempDir& dir = work_dir();
         const std::string path = dir.file("ref.pt");
         auto t0 = std::chrono::steady_clock::now();
-        Run r = run(train_args(dir, path), dir.file("ref.log"));
+        CliRun r = cli_run_argv(train_args(dir, path), dir.file("ref.log"));
         ref.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         REQUIRE_MESSAGE(r.code == 0, r.err);
         ref.path = path;
@@ -279,7 +206,7 @@ TEST_CASE("checkpoints: truncated, corrupt, empty and foreign files are refused 
     const TempDir& dir = work_dir();
     const std::string good = reference_run().path;
     REQUIRE_NOTHROW(load_fully(good));
-    const std::string bytes = read_text(good);
+    const std::string bytes = cli_read_text(good);
     REQUIRE(bytes.size() > 1000);
 
     auto expect_refused = [&](const std::string& content, const std::string& needle) {
@@ -326,11 +253,11 @@ TEST_CASE("checkpoints: truncated, corrupt, empty and foreign files are refused 
         const std::string p = dir.file("cut.pt");
         write_text(p, bytes.substr(0, bytes.size() / 2));
         std::vector<std::string> args = train_args(dir, p);
-        Run t = run(args, dir.file("cut_train.log"));
+        CliRun t = cli_run_argv(args, dir.file("cut_train.log"));
         CHECK(t.code == 1);
         CHECK(t.err == "error: " + p + ": not a readable checkpoint (truncated or corrupt)\n");
-        CHECK(read_text(p) == bytes.substr(0, bytes.size() / 2));  // left as it was
-        Run e = run({export_bin(), "model", "--checkpoint", p, "--output", dir.file("m.bin")},
+        CHECK(cli_read_text(p) == bytes.substr(0, bytes.size() / 2));  // left as it was
+        CliRun e = cli_run_argv({export_bin(), "model", "--checkpoint", p, "--output", dir.file("m.bin")},
                     dir.file("cut_export.log"));
         CHECK(e.code == 1);
         CHECK(e.err == "error: " + p + ": not a readable checkpoint (truncated or corrupt)\n");
@@ -409,11 +336,11 @@ void check_equals_reference(const TempDir& dir, const std::string& path) {
     json meta = read_checkpoint_meta(path);
     CHECK(meta["epochs_done"].get<int>() == 4);
     CHECK(meta.contains("final"));
-    const std::string before = read_text(path);
-    Run r = run(train_args(dir, path), dir.file("again.log"));
+    const std::string before = cli_read_text(path);
+    CliRun r = cli_run_argv(train_args(dir, path), dir.file("again.log"));
     CHECK(r.code == 0);
     CHECK(r.out.find("already trained") != std::string::npos);
-    CHECK(read_text(path) == before);
+    CHECK(cli_read_text(path) == before);
 }
 
 TEST_CASE("bin/train killed with SIGKILL at random points resumes to the uninterrupted result") {
@@ -442,7 +369,7 @@ TEST_CASE("bin/train killed with SIGKILL at random points resumes to the uninter
         return fs::exists(out) ? read_checkpoint_meta(out)["epochs_done"].get<int>() : 0;
     };
     auto finish_job = [&](int code) {
-        REQUIRE_MESSAGE(code == 0, read_text(dir.file("killed.log.err")));
+        REQUIRE_MESSAGE(code == 0, cli_read_text(dir.file("killed.log.err")));
         check_equals_reference(dir, out);
         if (kills_this_job > 0) finished_after_kills++;
         fs::remove(out);
@@ -450,7 +377,7 @@ TEST_CASE("bin/train killed with SIGKILL at random points resumes to the uninter
     };
     for (int attempt = 0; attempt < 24 && (kills < 5 || resumed_mid_run < 1); attempt++) {
         const int resume_from = epochs_seen;
-        pid_t pid = spawn(train_args(dir, out), dir.file("killed.log"));
+        pid_t pid = cli_spawn(train_args(dir, out), dir.file("killed.log"));
         double delay = when(g) * whole;
         const auto t0 = std::chrono::steady_clock::now();
         if (attempt % 2 == 1) {
@@ -470,7 +397,7 @@ TEST_CASE("bin/train killed with SIGKILL at random points resumes to the uninter
         }
         std::this_thread::sleep_for(std::chrono::duration<double>(delay));
         kill(pid, SIGKILL);
-        const int code = wait_for(pid, 120);
+        const int code = cli_wait(pid, 120);
         const double at = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         char buf[96];
         std::snprintf(buf, sizeof buf, "%s%.2fs%s%s", log.empty() ? "" : ", ", at,
@@ -493,7 +420,7 @@ TEST_CASE("bin/train killed with SIGKILL at random points resumes to the uninter
         if (code != -SIGKILL) finish_job(code);
     }
     if (kills_this_job > 0) {  // the last job was killed (with or without a checkpoint): finish it
-        Run r = run(train_args(dir, out), dir.file("final.log"));
+        CliRun r = cli_run_argv(train_args(dir, out), dir.file("final.log"));
         REQUIRE_MESSAGE(r.code == 0, r.err);
         check_equals_reference(dir, out);
         finished_after_kills++;
@@ -514,7 +441,7 @@ TEST_CASE("bin/train and bin/export: bad flags, datasets and configs get one err
     // one line "error: <start>...", containing `needle`.
     auto check_error = [&](const std::vector<std::string>& args, int code, const std::string& start,
                            const std::string& needle) {
-        Run r = run(args, dir.file("cli.log"), 30);
+        CliRun r = cli_run_argv(args, dir.file("cli.log"), 30);
         INFO(args[0] << " " << (args.size() > 1 ? args[1] : "") << " ...\nstderr: " << r.err << "stdout: " << r.out);
         CHECK(r.code == code);
         CHECK(r.err.rfind("error: " + start, 0) == 0);
@@ -546,7 +473,7 @@ TEST_CASE("bin/train and bin/export: bad flags, datasets and configs get one err
     fs::create_directories(data);
     for (const char* f : {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte"})
         fs::copy_file(std::string("data/mnist/") + f, data + "/" + f, fs::copy_options::overwrite_existing);
-    write_text(data + "/t10k-labels-idx1-ubyte", read_text("data/mnist/t10k-labels-idx1-ubyte").substr(0, 5008));
+    write_text(data + "/t10k-labels-idx1-ubyte", cli_read_text("data/mnist/t10k-labels-idx1-ubyte").substr(0, 5008));
     const std::string labels = data + "/t10k-labels-idx1-ubyte";
     const std::string out = dir.file("never.bin");
     check_error({E, "image", "--data-dir", data, "--output", out}, 1, labels + ": truncated: the header says 10000 labels",
