@@ -97,7 +97,8 @@ MambaConfig mamba_from_json(const json& j) {
     static const char* known[] = {"comment", "model",   "d_model", "n_layers",      "d_state",
                                   "d_conv",  "expand",  "dt_rank", "dt_min",        "dt_max",
                                   "dt_init_floor",      "patch",   "pool",          "conv",
-                                  "norm_eps", "training"};
+                                  "norm_eps", "stem",    "norm",    "norm_placement", "dropout",
+                                  "head_dropout",       "training"};
     for (auto it = j.begin(); it != j.end(); ++it) {
         bool ok = false;
         for (const char* k : known) ok = ok || it.key() == k;
@@ -127,6 +128,24 @@ MambaConfig mamba_from_json(const json& j) {
         c.pool = get_choice(j, "pool", {"mean", "last"}, where);
         c.conv = get_choice(j, "conv", {"causal", "same"}, where);
         c.norm_eps = get_double(j, "norm_eps", 1e-12, 1.0, where);
+        // Optional fields: absent means the defaults, which are what every
+        // model before them computed (so their checkpoints read unchanged).
+        if (j.contains("stem")) {
+            const json& st = j["stem"];
+            const std::string what = where + ": \"stem\" must be a list of at most " +
+                                     std::to_string(kMambaMaxStemLayers) + " channel counts, each 1.." +
+                                     std::to_string(kMambaMaxStemWidth);
+            if (!st.is_array() || st.size() > size_t(kMambaMaxStemLayers)) fail(what);
+            for (const json& w : st) {
+                if (!w.is_number_integer() || w < 1 || w > kMambaMaxStemWidth) fail(what);
+                c.stem.push_back(w.get<int>());
+            }
+        }
+        if (j.contains("norm")) c.norm = get_choice(j, "norm", {"rmsnorm", "layernorm"}, where);
+        if (j.contains("norm_placement"))
+            c.norm_placement = get_choice(j, "norm_placement", {"pre", "post"}, where);
+        if (j.contains("dropout")) c.dropout = get_double(j, "dropout", 0.0, 0.99, where);
+        if (j.contains("head_dropout")) c.head_dropout = get_double(j, "head_dropout", 0.0, 0.99, where);
     } catch (const json::out_of_range& e) {
         fail(where + ": missing field (" + std::string(e.what()) + ")");
     }
@@ -134,14 +153,24 @@ MambaConfig mamba_from_json(const json& j) {
 }
 
 json to_json(const MambaConfig& c) {
-    return json{{"model", "mamba"},          {"d_model", c.d_model},
-                {"n_layers", c.n_layers},    {"d_state", c.d_state},
-                {"d_conv", c.d_conv},        {"expand", c.expand},
-                {"dt_rank", c.dt_rank},      {"dt_min", c.dt_min},
-                {"dt_max", c.dt_max},        {"dt_init_floor", c.dt_init_floor},
-                {"patch", {c.patch_h, c.patch_w}},
-                {"pool", c.pool},            {"conv", c.conv},
-                {"norm_eps", c.norm_eps}};
+    json j{{"model", "mamba"},          {"d_model", c.d_model},
+           {"n_layers", c.n_layers},    {"d_state", c.d_state},
+           {"d_conv", c.d_conv},        {"expand", c.expand},
+           {"dt_rank", c.dt_rank},      {"dt_min", c.dt_min},
+           {"dt_max", c.dt_max},        {"dt_init_floor", c.dt_init_floor},
+           {"patch", {c.patch_h, c.patch_w}},
+           {"pool", c.pool},            {"conv", c.conv},
+           {"norm_eps", c.norm_eps}};
+    // The optional fields only when they differ from the defaults: a
+    // checkpoint written before they existed then has the same record as a
+    // run of today's code with the same preset, and resumes.
+    const MambaConfig def;
+    if (!c.stem.empty()) j["stem"] = c.stem;
+    if (c.norm != def.norm) j["norm"] = c.norm;
+    if (c.norm_placement != def.norm_placement) j["norm_placement"] = c.norm_placement;
+    if (c.dropout != def.dropout) j["dropout"] = c.dropout;
+    if (c.head_dropout != def.head_dropout) j["head_dropout"] = c.head_dropout;
+    return j;
 }
 
 CnnConfig cnn_from_json(const json& j) {

@@ -30,9 +30,26 @@ struct MambaConfig {
     std::string pool = "mean";    // "mean" | "last"
     std::string conv = "causal";  // "causal" (paper) | "same" (seed 000)
     double norm_eps = 1e-5;
+    // Optional conv stem before the patch embedding (seed 000): one 3x3
+    // conv (padding 1, no bias) + BatchNorm + GELU per entry, of that many
+    // output channels; the patches are then cut from its last feature map.
+    // Empty (or absent in JSON) = patches of the normalised image.
+    std::vector<int> stem;
+    std::string norm = "rmsnorm";        // "rmsnorm" | "layernorm" (every norm of the model)
+    // "pre": x = x + block(norm(x)), final norm on the tokens, then pool.
+    // "post" (seed 000): x = norm(x + block(x)), pool, then the final norm.
+    std::string norm_placement = "pre";
+    double dropout = 0.0;       // on each block's output before the residual add (training only)
+    double head_dropout = 0.0;  // on the pooled vector before the head (training only)
 
     int d_inner() const { return expand * d_model; }
+    // Channels of the feature map the patches are cut from.
+    int patch_channels(int image_channels) const { return stem.empty() ? image_channels : stem.back(); }
 };
+
+// Caps on the conv stem (the engine's are the same, engine/mamba.h).
+constexpr int kMambaMaxStemLayers = 8;   // what the packed header's hp slots hold
+constexpr int kMambaMaxStemWidth = 4096;
 
 // One entry of a CNN's layer list (train/cnn_model.h, cnn.cpp).
 struct CnnLayer {

@@ -35,13 +35,18 @@ std::vector<float> float_list(const json& j, const char* key, size_t count) {
 }
 
 // Floats a Mamba classifier of this shape holds, at least (its matrices;
-// vectors left out). No overflow: the config caps keep it below 2^45.
+// vectors left out). No overflow: the config caps keep it below 2^51.
 uint64_t mamba_weight_floats(const MambaConfig& c, const InputSpec& in) {
     const uint64_t D = uint64_t(c.d_model), E = uint64_t(c.d_inner()), N = uint64_t(c.d_state),
                    K = uint64_t(c.d_conv), R = uint64_t(c.dt_rank);
-    const uint64_t P = uint64_t(in.channels) * uint64_t(c.patch_h) * uint64_t(c.patch_w);
+    const uint64_t P = uint64_t(c.patch_channels(in.channels)) * uint64_t(c.patch_h) * uint64_t(c.patch_w);
     const uint64_t per_layer = 2 * E * D + E * K + (R + 2 * N) * E + E * R + E * N + D * E;
-    return D * P + uint64_t(c.n_layers) * per_layer + uint64_t(in.n_classes) * D;
+    uint64_t stem = 0, stem_in = uint64_t(in.channels);  // 3x3 convs
+    for (int w : c.stem) {
+        stem += uint64_t(w) * stem_in * 9;
+        stem_in = uint64_t(w);
+    }
+    return stem + D * P + uint64_t(c.n_layers) * per_layer + uint64_t(in.n_classes) * D;
 }
 
 }  // namespace

@@ -3,7 +3,8 @@
 // The engine (mamba.cpp) computes exactly this forward pass, op for op; the
 // parameter names below are the ones export/ maps to the packed format
 // (docs/FORMAT.md). Shape legend: B batch, L tokens, D d_model, E d_inner,
-// N d_state, K d_conv, R dt_rank, P pixels per patch (C*ph*pw).
+// N d_state, K d_conv, R dt_rank, C/H/W the image, S stem channels, P pixels
+// per patch (C*ph*pw, or S*ph*pw of the stem's last feature map).
 #pragma once
 #include <torch/torch.h>
 
@@ -11,25 +12,40 @@
 
 namespace mmia {
 
-// y = x / sqrt(mean(x^2) + eps) * weight, over the last dim.
-struct RMSNormImpl : torch::nn::Module {
-    RMSNormImpl(int64_t dim, double eps);
+// The model's norm over the last dim (cfg.norm):
+//   rmsnorm:   y = x / sqrt(mean(x^2) + eps) * weight
+//   layernorm: y = (x - mean(x)) / sqrt(var(x) + eps) * weight + bias  (biased var)
+struct NormImpl : torch::nn::Module {
+    NormImpl(int64_t dim, double eps, bool layernorm);
     torch::Tensor forward(const torch::Tensor& x);
     torch::Tensor weight;  // (D)
+    torch::Tensor bias;    // (D), layernorm only (undefined for rmsnorm)
     double eps;
+    bool layernorm;
 };
-TORCH_MODULE(RMSNorm);
+TORCH_MODULE(Norm);
 
-// One pre-norm residual Mamba block: x + mixer(norm(x)), where mixer is
-// in_proj -> depthwise conv1d + SiLU -> x_proj -> softplus(dt_proj) ->
-// selective scan (+ D*u, * silu(z)) -> out_proj.
+// One layer of the conv stem: gelu(bn(conv(x))), GELU in its exact erf form.
+// Export folds the batch norm into the conv (its eval-mode affine map).
+struct StemLayerImpl : torch::nn::Module {
+    StemLayerImpl(int64_t in_channels, int64_t out_channels);
+    torch::Tensor forward(const torch::Tensor& x);  // (B, C, H, W) -> (B, S, H, W)
+    torch::nn::Conv2d conv{nullptr};     // weight (S, C, 3, 3), padding 1, no bias (bn has one)
+    torch::nn::BatchNorm2d bn{nullptr};  // weight, bias, running_mean, running_var (S)
+};
+TORCH_MODULE(StemLayer);
+
+// One residual Mamba block, pre-norm x + mixer(norm(x)) or post-norm
+// norm(x + mixer(x)) (cfg.norm_placement), with dropout on the mixer's
+// output while training; mixer is in_proj -> depthwise conv1d + SiLU ->
+// x_proj -> softplus(dt_proj) -> selective scan (+ D*u, * silu(z)) -> out_proj.
 struct MambaBlockImpl : torch::nn::Module {
     explicit MambaBlockImpl(const MambaConfig& c);
     torch::Tensor forward(const torch::Tensor& x);  // (B, L, D) -> (B, L, D)
     torch::Tensor mixer(const torch::Tensor& h);    // (B, L, D) -> (B, L, D), no residual
 
     MambaConfig cfg;
-    RMSNorm norm{nullptr};             // weight (D)
+    Norm norm{nullptr};                   // weight (D) [, bias (D)]
     torch::nn::Linear in_proj{nullptr};   // weight (2E, D): rows [0,E) x branch, [E,2E) gate z
     torch::nn::Conv1d conv1d{nullptr};    // weight (E, 1, K), bias (E); depthwise
     torch::nn::Linear x_proj{nullptr};    // weight (R+2N, E): dt input, B, C
@@ -43,21 +59,26 @@ struct MambaBlockImpl : torch::nn::Module {
 };
 TORCH_MODULE(MambaBlock);
 
+// images -> normalise -> [stem] -> patches -> embed -> blocks -> final norm
+// and pool (norm then pool for pre-norm, pool then norm for post-norm) ->
+// [dropout] -> head.
 struct MambaClassifierImpl : torch::nn::Module {
     MambaClassifierImpl(const MambaConfig& c, int channels, int height, int width, int n_classes,
                         const std::vector<float>& mean, const std::vector<float>& std);
     // images: (B, C, H, W) pixels in [0,1] -> logits (B, n_classes)
     torch::Tensor forward(const torch::Tensor& images);
-    // images -> tokens (B, L, P), normalised, patches in row-major order
-    torch::Tensor patchify(const torch::Tensor& images) const;
+    // feature map (B, C', H, W) -> tokens (B, L, C'*ph*pw): patches in
+    // row-major order over the patch grid, each flattened (c, y, x)
+    torch::Tensor patchify(const torch::Tensor& features) const;
     void set_loop_scan(bool on);  // every block: see MambaBlockImpl::loop_scan
 
     MambaConfig cfg;
     int channels, height, width, n_classes;
     torch::Tensor in_mean, in_std;        // buffers (C): input normalisation
+    torch::nn::ModuleList stem{nullptr};  // a StemLayer per cfg.stem entry; null without a stem
     torch::nn::Linear embed{nullptr};     // weight (D, P), bias (D)
     torch::nn::ModuleList layers{nullptr};
-    RMSNorm norm_f{nullptr};              // weight (D)
+    Norm norm_f{nullptr};                 // weight (D) [, bias (D)]
     torch::nn::Linear head{nullptr};      // weight (n_classes, D), bias (n_classes)
 };
 TORCH_MODULE(MambaClassifier);

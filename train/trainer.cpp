@@ -114,6 +114,9 @@ static json train_loop(const TrainJob& job, torch::nn::Module& model,
         std::mt19937_64 rng(tc.seed * 1000003ull + uint64_t(epoch));
         std::shuffle(order.begin(), order.end(), rng);
         auto perm = torch::from_blob(order.data(), {n}, torch::kInt64);
+        // So does LibTorch's generator (dropout masks): a model without
+        // dropout never draws from it while training.
+        torch::manual_seed(tc.seed * 1000003ull + uint64_t(epoch));
 
         Progress bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(tc.epochs),
                      steps_per_epoch);
