@@ -3,17 +3,21 @@
 //   ./mamba model.bin input.bin [--quiet | --probs] [--out FILE] [--threads N]
 //
 // The model file (docs/FORMAT.md) is mmap'd and validated completely, then
-// the weights are used in place. Images are cut into patches -> tokens, run
-// through n_layers pre-norm Mamba blocks, final RMSNorm, pooled, and a linear
-// head gives logits. Built with -fopenmp, batches run in parallel over images.
+// the weights are used in place. Images are normalised, optionally run
+// through a conv stem (3x3 conv + folded batch norm + GELU layers), cut into
+// patches -> tokens, run through n_layers residual Mamba blocks (pre- or
+// post-norm, RMSNorm or LayerNorm), final norm and pooling, and a linear head
+// gives logits. Built with -fopenmp, batches run in parallel over images.
 //
 // Only libc, libm and OpenMP. Compiled with -DMAMBA_NO_MAIN it is a library
 // (engine/mamba.h) for ./attack, the tests and the fuzzers. The command line
 // is engine/cli.h's, shared with ./cnn.
 //
 // Shape legend: L tokens, D d_model, E d_inner, N d_state, K d_conv,
-// R dt_rank, P = C*ph*pw patch size. Activations inside the engine are
-// feature-major ([D][L]: feature d of token t at d*L + t), see kernels.h.
+// R dt_rank, Cp channels the patches are cut from (C, or the stem's last
+// width), P = Cp*ph*pw patch size. Activations inside the engine are
+// feature-major ([D][L]: feature d of token t at d*L + t; images [C][H][W]),
+// see kernels.h.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,9 +67,19 @@ void mamba_scan(int L, int E, int N, const float* u, const float* delta, const f
 // ----------------------------------------------------------------------------
 // The Mamba block (no classifier knowledge: a language model can reuse it)
 
+// out = norm(x) over the D features of each of T tokens, feature-major
+// [D][T] (out may alias x); scratch: [2T].
+static void block_norm(const MambaBlockConfig* c, float* out, const float* x, const float* w, const float* b, int T,
+                       float* scratch) {
+    if (c->norm == MMIA_NORM_LAYER)
+        k_layernorm_fm(out, x, w, b, c->d_model, T, c->eps, scratch);
+    else
+        k_rmsnorm_fm(out, x, w, c->d_model, T, c->eps, scratch);
+}
+
 // Scratch layout for one sequence of L tokens, all feature-major except bt/ct.
 typedef struct {
-    float* hn;     // [D][L]     RMSNorm(x)
+    float* hn;     // [D][L]     norm(x) (pre-norm)
     float* xs;     // [E][L]     x branch of in_proj, later reused for y
     float* z;      // [E][L]     gate branch of in_proj
     float* u;      // [E][L]     silu(conv(xs))
@@ -76,12 +90,12 @@ typedef struct {
     float* h;      // [N][16]    scan state of the 16 channels being scanned
     float* at;     // [N][16]    their rows of A, transposed
     float* lanes;  // [4][L][16] u, delta, z, y of those channels, token-major
-    float* ss;     // [L]        RMSNorm sums of squares
+    float* ss;     // [2][L]     the norm's per-token statistics
 } BlockScratch;
 
 int64_t mamba_block_scratch_floats(const MambaBlockConfig* c, int L) {
     int64_t D = c->d_model, E = c->d_inner, N = c->d_state, R = c->dt_rank;
-    return D * L + 4 * E * L + (R + 2 * N) * L + 2 * N * L + 2 * 16 * N + 4 * 16 * L + L;
+    return D * L + 4 * E * L + (R + 2 * N) * L + 2 * N * L + 2 * 16 * N + 4 * 16 * L + 2 * L;
 }
 
 static BlockScratch block_scratch_carve(const MambaBlockConfig* c, int L, float* s) {
@@ -107,11 +121,16 @@ void mamba_block_forward(const MambaBlockConfig* c, const MambaLayerWeights* w, 
     const int D = c->d_model, E = c->d_inner, N = c->d_state, K = c->d_conv, R = c->dt_rank;
     BlockScratch s = block_scratch_carve(c, L, scratch);
 
-    // hn = RMSNorm(x) * norm_w
-    k_rmsnorm_fm(s.hn, x, w->norm_w, D, L, c->eps, s.ss);
-    // xs = in_proj[0:E] @ hn, z = in_proj[E:2E] @ hn          [E][L] each
-    k_matmul_fm(s.xs, w->in_proj, s.hn, NULL, E, D, L, 0);
-    k_matmul_fm(s.z, w->in_proj + (int64_t)E * D, s.hn, NULL, E, D, L, 0);
+    // h = norm(x) (pre-norm), or x itself (post-norm: the norm comes after
+    // the residual add, at the end)
+    const float* h = x;
+    if (c->norm_placement == MMIA_NORM_PRE) {
+        block_norm(c, s.hn, x, w->norm_w, w->norm_b, L, s.ss);
+        h = s.hn;
+    }
+    // xs = in_proj[0:E] @ h, z = in_proj[E:2E] @ h            [E][L] each
+    k_matmul_fm(s.xs, w->in_proj, h, NULL, E, D, L, 0);
+    k_matmul_fm(s.z, w->in_proj + (int64_t)E * D, h, NULL, E, D, L, 0);
     // u = silu(depthwise_conv(xs) + conv_b)                    [E][L]
     int left = c->conv_mode == MMIA_CONV_CAUSAL ? K - 1 : (K - 1) / 2;
     k_conv1d_dw_fm(s.u, s.xs, w->conv_w, w->conv_b, E, L, K, left, 1);
@@ -165,52 +184,75 @@ void mamba_block_forward(const MambaBlockConfig* c, const MambaLayerWeights* w, 
     }
     // x += out_proj @ y                                        [D][L]
     k_matmul_fm(x, w->out_proj, y, NULL, D, E, L, 1);
+    // post-norm: x = norm(x + block(x))
+    if (c->norm_placement == MMIA_NORM_POST) block_norm(c, x, x, w->norm_w, w->norm_b, L, s.ss);
 }
 
 // ----------------------------------------------------------------------------
-// The classifier: patches -> embed -> blocks -> norm -> pool -> head
+// The classifier: [stem] -> patches -> embed -> blocks -> norm + pool -> head
 
-// Per-image scratch: x [D][L], patches [P][L], pooled [D], then the block's.
+// Per-image scratch: x [D][L], patches [P][L], pooled [D], two feature maps
+// (ping-pong through the stem), the stem's im2col matrix, then the block's.
 static int64_t model_scratch_floats(const MambaModel* m) {
     int64_t L = m->seq_len, D = m->block.d_model;
-    return D * L + (int64_t)m->patch_dim * L + D + mamba_block_scratch_floats(&m->block, m->seq_len);
+    return D * L + m->patch_dim * L + D + 2 * m->fmap_floats + m->col_floats +
+           mamba_block_scratch_floats(&m->block, m->seq_len);
 }
 
 // logits[n_classes] for one image [C][H][W] (an EngineForwardOne, batch.h)
 static void forward_one(const void* model, const float* img, float* logits, float* scratch) {
     const MambaModel* m = (const MambaModel*)model;
-    const int L = m->seq_len, D = m->block.d_model, P = m->patch_dim;
-    const int C = m->in_channels, H = m->in_height, W = m->in_width;
+    const int L = m->seq_len, D = m->block.d_model, P = (int)m->patch_dim;  // P*L < 2^28: the scratch cap
+    const int C = m->in_channels, H = m->in_height, W = m->in_width, HW = H * W;
     const int ph = m->patch_h, pw = m->patch_w, gw = W / pw;
     float* x = scratch;                        // [D][L] residual stream
     float* patches = x + (int64_t)D * L;       // [P][L]
     float* pooled = patches + (int64_t)P * L;  // [D]
-    float* bs = pooled + D;                    // block scratch
+    float* fmap = pooled + D;                  // [Cp][H][W] (fmap_floats) the map the patches come from
+    float* fnext = fmap + m->fmap_floats;      // [fmap_floats] the stem's next map
+    float* im2col = fnext + m->fmap_floats;    // [col_floats] panels of a stem conv's input
+    float* bs = im2col + m->col_floats;        // block scratch
 
-    // 1-2. normalise per channel and cut into patches: token t = (py, px) in
-    // row-major patch-grid order, feature p = c*ph*pw + y*pw + x.
+    // 1. normalise per channel: fmap = (pixel - mean) / std      [C][H][W]
     for (int c = 0; c < C; c++) {
-        float mean = m->in_mean[c], sd = m->in_std[c];
+        const float mean = m->in_mean[c], sd = m->in_std[c];
+        const float* src = img + (int64_t)c * HW;
+        float* dst = fmap + (int64_t)c * HW;
+        for (int i = 0; i < HW; i++) dst[i] = (src[i] - mean) / sd;
+    }
+    // 2. the conv stem: fmap = gelu(conv3x3(fmap) + b) per layer [S][H][W]
+    for (int i = 0; i < m->n_stem; i++) {
+        const MambaStemLayer* s = &m->stem[i];
+        k_conv2d(fnext, fmap, s->weight, s->bias, s->in_c, H, W, s->out_c, 3, 1, MMIA_ACT_GELU, im2col);
+        float* t = fmap;
+        fmap = fnext;
+        fnext = t;
+    }
+    // 3. cut into patches: token t = (py, px) in row-major patch-grid order,
+    // feature p = c*ph*pw + y*pw + x
+    for (int c = 0; c < m->patch_channels; c++) {
         for (int row = 0; row < H; row++) {
-            const float* src = img + ((int64_t)c * H + row) * W;
+            const float* src = fmap + ((int64_t)c * H + row) * W;
             int py = row / ph, y = row % ph;
             for (int col = 0; col < W; col++) {
                 int px = col / pw, xx = col % pw;
                 int t = py * gw + px;
                 int p = (c * ph + y) * pw + xx;
-                patches[(int64_t)p * L + t] = (src[col] - mean) / sd;
+                patches[(int64_t)p * L + t] = src[col];
             }
         }
     }
     // x = embed_w @ patches + embed_b                           [D][L]
     k_matmul_fm(x, m->embed_w, patches, m->embed_b, D, P, L, 0);
 
-    // 3. the blocks
+    // 4. the blocks
     for (int l = 0; l < m->n_layers; l++) mamba_block_forward(&m->block, &m->layers[l], L, x, bs);
 
-    // 4. final norm (in place), pool, head
-    float* ss = patches;  // patches are done with; reuse for the norm sums
-    k_rmsnorm_fm(x, x, m->norm_f, D, L, m->block.eps, ss);
+    // 5. final norm and pool: pre-norm norms every token, then pools;
+    // post-norm (seed 000's head) pools, then norms the pooled vector. The
+    // block scratch is free again, so the norm's statistics go there.
+    const int post = m->block.norm_placement == MMIA_NORM_POST;
+    if (!post) block_norm(&m->block, x, x, m->norm_f, m->norm_f_b, L, bs);
     for (int d = 0; d < D; d++) {
         const float* xd = x + (int64_t)d * L;
         if (m->pool == MMIA_POOL_LAST) {
@@ -222,6 +264,8 @@ static void forward_one(const void* model, const float* img, float* logits, floa
             pooled[d] = sum / (float)L;
         }
     }
+    if (post) block_norm(&m->block, pooled, pooled, m->norm_f, m->norm_f_b, 1, bs);  // [D] = [D][1]
+    // 6. the head
     k_matvec(logits, m->head_w, pooled, m->head_b, m->n_classes, D);
 }
 
@@ -251,7 +295,7 @@ int mamba_check_images(const MambaModel* m, const float* images, int64_t n, char
                           &got, err, errlen);
 }
 
-// Lookup helper: tensor `name` with shape (d0[, d1]), marking it as used.
+// Lookup helper: tensor `name` with exactly this shape, marked as used.
 typedef struct {
     const PackedFile* pf;
     unsigned char* used;  // [n_tensors]
@@ -259,11 +303,16 @@ typedef struct {
     size_t errlen;
 } Loader;
 
-static const float* get_tensor(Loader* ld, const char* name, uint32_t d0, uint32_t d1) {
-    uint32_t shape[2] = {d0, d1};
-    const float* p = packed_tensor(ld->pf, name, d1 ? 2 : 1, shape, ld->err, ld->errlen);
+static const float* get_tensor_nd(Loader* ld, const char* name, uint32_t ndim, const uint32_t* shape) {
+    const float* p = packed_tensor(ld->pf, name, ndim, shape, ld->err, ld->errlen);
     if (p) ld->used[packed_find(ld->pf, name)] = 1;
     return p;
+}
+
+// shape (d0) when d1 = 0, else (d0, d1)
+static const float* get_tensor(Loader* ld, const char* name, uint32_t d0, uint32_t d1) {
+    uint32_t shape[2] = {d0, d1};
+    return get_tensor_nd(ld, name, d1 ? 2 : 1, shape);
 }
 
 static int check_range(const char* what, int64_t v, int64_t lo, int64_t hi, char* err, size_t errlen) {
@@ -299,8 +348,26 @@ static int mamba_load(MambaModel* m, char* err, size_t errlen) {
         check_range("patch_w", hp[MMIA_HP_PATCH_W], 1, h->in_width, err, errlen) ||
         check_range("seq_len", hp[MMIA_HP_SEQ_LEN], 1, MAMBA_MAX_SEQ, err, errlen) ||
         check_range("pool", hp[MMIA_HP_POOL], 0, 1, err, errlen) ||
-        check_range("conv_mode", hp[MMIA_HP_CONV_MODE], 0, 1, err, errlen))
+        check_range("conv_mode", hp[MMIA_HP_CONV_MODE], 0, 1, err, errlen) ||
+        check_range("norm", hp[MMIA_HP_NORM], 0, 1, err, errlen) ||
+        check_range("norm_placement", hp[MMIA_HP_NORM_PLACEMENT], 0, 1, err, errlen) ||
+        check_range("stem_layers", hp[MMIA_HP_STEM_LAYERS], 0, MAMBA_MAX_STEM_LAYERS, err, errlen))
         return -1;
+    // The stem's widths, then every slot past them 0 (a file from a newer
+    // writer that uses one is refused rather than misread).
+    m->n_stem = hp[MMIA_HP_STEM_LAYERS];
+    for (int i = 0; i < m->n_stem; i++) {
+        char what[32];
+        snprintf(what, sizeof what, "stem layer %d width", i);
+        if (check_range(what, hp[MMIA_HP_STEM_WIDTH(i)], 1, MAMBA_MAX_STEM_WIDTH, err, errlen)) return -1;
+    }
+    for (int slot = MMIA_HP_STEM_WIDTH(m->n_stem); slot < 32; slot++) {
+        if (hp[slot] != 0) {
+            packed_err(err, errlen, "hp[%d] is %d but a model with %d stem layers leaves it 0", slot, hp[slot],
+                       m->n_stem);
+            return -1;
+        }
+    }
     m->in_channels = (int)h->in_channels;
     m->in_height = (int)h->in_height;
     m->in_width = (int)h->in_width;
@@ -317,6 +384,8 @@ static int mamba_load(MambaModel* m, char* err, size_t errlen) {
     c->d_conv = hp[MMIA_HP_D_CONV];
     c->dt_rank = hp[MMIA_HP_DT_RANK];
     c->conv_mode = hp[MMIA_HP_CONV_MODE];
+    c->norm = hp[MMIA_HP_NORM];
+    c->norm_placement = hp[MMIA_HP_NORM_PLACEMENT];
     c->eps = h->fp[MMIA_FP_NORM_EPS];
 
     if (m->in_height % m->patch_h || m->in_width % m->patch_w) {
@@ -330,7 +399,6 @@ static int mamba_load(MambaModel* m, char* err, size_t errlen) {
                    m->patch_h, m->patch_w, m->in_height, m->in_width, (long long)L);
         return -1;
     }
-    m->patch_dim = m->in_channels * m->patch_h * m->patch_w;  // <= 4*4096*4096
     if (!(c->eps > 0.0f && c->eps <= 1.0f)) {  // also false for NaN
         packed_err(err, errlen, "norm eps is %g, outside (0, 1]", (double)c->eps);
         return -1;
@@ -344,13 +412,31 @@ static int mamba_load(MambaModel* m, char* err, size_t errlen) {
             return -1;
         }
     }
+    // Sizes in int64 (capped values: no overflow), checked against the
+    // working-memory cap before any is narrowed to int: the stem's feature
+    // maps and im2col matrices, and the patch size.
+    const int64_t HW = (int64_t)m->in_height * m->in_width;
+    int64_t stem_in = m->in_channels, fmap = stem_in * HW, col = 0;
+    for (int i = 0; i < m->n_stem; i++) {
+        m->stem[i].in_c = (int)stem_in;
+        m->stem[i].out_c = hp[MMIA_HP_STEM_WIDTH(i)];
+        int64_t need = k_im2col_packed_floats(stem_in * 9, HW);
+        col = need > col ? need : col;
+        stem_in = m->stem[i].out_c;
+        fmap = stem_in * HW > fmap ? stem_in * HW : fmap;
+    }
+    m->patch_channels = (int)stem_in;
+    m->patch_dim = stem_in * m->patch_h * m->patch_w;  // <= 4096 * 2^24
+    m->fmap_floats = fmap;
+    m->col_floats = col;
     m->scratch_floats = model_scratch_floats(m);
     if (m->scratch_floats * 4 > MAMBA_MAX_SCRATCH_BYTES) {
         packed_err(err, errlen, "model needs %lld MiB of working memory per image (cap %lld MiB)",
                    (long long)(m->scratch_floats * 4 >> 20), (long long)(MAMBA_MAX_SCRATCH_BYTES >> 20));
         return -1;
     }
-    int64_t expected = 5 + 10 * (int64_t)m->n_layers;
+    const int layernorm = c->norm == MMIA_NORM_LAYER;
+    int64_t expected = 5 + 10 * (int64_t)m->n_layers + 2 * (int64_t)m->n_stem + (layernorm ? m->n_layers + 1 : 0);
 
     // Tensors: each must exist with exactly its shape; any extra is an error.
     const uint32_t D = (uint32_t)c->d_model, E = (uint32_t)c->d_inner, N = (uint32_t)c->d_state;
@@ -364,6 +450,15 @@ static int mamba_load(MambaModel* m, char* err, size_t errlen) {
         return -1;
     }
     int ok = 1;
+    for (int i = 0; ok && i < m->n_stem; i++) {
+        MambaStemLayer* st = &m->stem[i];
+        char name[MMIA_NAME_BYTES + 16];
+        const uint32_t wshape[4] = {(uint32_t)st->out_c, (uint32_t)st->in_c, 3, 3};
+        snprintf(name, sizeof name, "stem.%d.weight", i);
+        ok = ok && (st->weight = get_tensor_nd(&ld, name, 4, wshape));
+        snprintf(name, sizeof name, "stem.%d.bias", i);
+        ok = ok && (st->bias = get_tensor(&ld, name, (uint32_t)st->out_c, 0));
+    }
     ok = ok && (m->embed_w = get_tensor(&ld, "embed.weight", D, P));
     ok = ok && (m->embed_b = get_tensor(&ld, "embed.bias", D, 0));
     for (int l = 0; ok && l < m->n_layers; l++) {
@@ -373,6 +468,9 @@ static int mamba_load(MambaModel* m, char* err, size_t errlen) {
     snprintf(name, sizeof name, "layers.%d." suffix, l);                 \
     ok = ok && (w->field = get_tensor(&ld, name, d0, d1));
         LAYER_TENSOR(norm_w, "norm.weight", D, 0)
+        if (layernorm) {
+            LAYER_TENSOR(norm_b, "norm.bias", D, 0)
+        }
         LAYER_TENSOR(in_proj, "in_proj.weight", 2 * E, D)
         LAYER_TENSOR(conv_w, "conv1d.weight", E, K)
         LAYER_TENSOR(conv_b, "conv1d.bias", E, 0)
@@ -392,6 +490,7 @@ static int mamba_load(MambaModel* m, char* err, size_t errlen) {
 #undef LAYER_TENSOR
     }
     ok = ok && (m->norm_f = get_tensor(&ld, "norm_f.weight", D, 0));
+    if (layernorm) ok = ok && (m->norm_f_b = get_tensor(&ld, "norm_f.bias", D, 0));
     ok = ok && (m->head_w = get_tensor(&ld, "head.weight", NC, D));
     ok = ok && (m->head_b = get_tensor(&ld, "head.bias", NC, 0));
     for (uint32_t i = 0; ok && i < m->file.n_tensors; i++) {

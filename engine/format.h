@@ -43,6 +43,24 @@ enum MmiaMambaHp {
     MMIA_HP_SEQ_LEN = 8,     // L = (H / patch_h) * (W / patch_w)
     MMIA_HP_POOL = 9,        // MmiaPool
     MMIA_HP_CONV_MODE = 10,  // MmiaConvMode
+    // Added within version 1 in slots every earlier file leaves 0, and 0 is
+    // what those files computed: RMSNorm, pre-norm, no stem.
+    MMIA_HP_NORM = 11,            // MmiaNorm
+    MMIA_HP_NORM_PLACEMENT = 12,  // MmiaNormPlacement
+    MMIA_HP_STEM_LAYERS = 13,     // conv stem layers before the patches, 0..MMIA_MAX_STEM_LAYERS
+    MMIA_HP_STEM_WIDTH0 = 14,     // hp[14 + i] = output channels of stem layer i; 0 past the last
+};
+#define MMIA_MAX_STEM_LAYERS 8  // slots 14..21; hp[22..31] stay 0
+#define MMIA_HP_STEM_WIDTH(i) (MMIA_HP_STEM_WIDTH0 + (i))
+
+enum MmiaNorm : int32_t {
+    MMIA_NORM_RMS = 0,    // x / sqrt(mean(x^2) + eps) * w
+    MMIA_NORM_LAYER = 1,  // (x - mean) / sqrt(var + eps) * w + b
+};
+
+enum MmiaNormPlacement : int32_t {
+    MMIA_NORM_PRE = 0,   // x = x + block(norm(x)); final norm on the tokens, then pool
+    MMIA_NORM_POST = 1,  // seed 000: x = norm(x + block(x)); pool, then the final norm
 };
 
 enum MmiaPool : int32_t {
@@ -84,7 +102,7 @@ enum MmiaAct : int32_t {
 
 // Slots of MmiaHeader.fp (float hyperparameters).
 enum MmiaFloatHp {
-    MMIA_FP_NORM_EPS = 0,  // RMSNorm epsilon (Mamba; a CNN uses no fp slot)
+    MMIA_FP_NORM_EPS = 0,  // RMSNorm / LayerNorm epsilon (Mamba; a CNN uses no fp slot)
 };
 
 // Exactly 256 bytes; field offsets are in docs/FORMAT.md.

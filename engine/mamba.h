@@ -31,22 +31,27 @@
 #define MAMBA_MAX_SIDE 4096          // input H, W
 #define MAMBA_MAX_CLASSES 100000
 #define MAMBA_MAX_SEQ 65536          // seq_len L
+#define MAMBA_MAX_STEM_LAYERS MMIA_MAX_STEM_LAYERS  // 8
+#define MAMBA_MAX_STEM_WIDTH 4096    // channels of a stem conv's output
 #define MAMBA_MAX_SCRATCH_BYTES (1ll << 30)  // per-image working memory
 
 // Hyperparameters of one Mamba block (shared by every layer of a model).
 typedef struct {
-    int d_model;    // D: residual stream width
-    int d_inner;    // E: expanded width of the block
-    int d_state;    // N: SSM state per channel
-    int d_conv;     // K: depthwise conv kernel
-    int dt_rank;    // R: rank of the delta projection
-    int conv_mode;  // MMIA_CONV_CAUSAL or MMIA_CONV_SAME
-    float eps;      // RMSNorm epsilon
+    int d_model;         // D: residual stream width
+    int d_inner;         // E: expanded width of the block
+    int d_state;         // N: SSM state per channel
+    int d_conv;          // K: depthwise conv kernel
+    int dt_rank;         // R: rank of the delta projection
+    int conv_mode;       // MMIA_CONV_CAUSAL or MMIA_CONV_SAME
+    int norm;            // MMIA_NORM_RMS or MMIA_NORM_LAYER
+    int norm_placement;  // MMIA_NORM_PRE or MMIA_NORM_POST
+    float eps;           // norm epsilon
 } MambaBlockConfig;
 
 // One layer's weights: pointers into the mmap'd file (not owned).
 typedef struct {
-    const float* norm_w;     // [D]        pre-norm RMSNorm weight
+    const float* norm_w;     // [D]        norm weight
+    const float* norm_b;     // [D]        LayerNorm bias; NULL for RMSNorm
     const float* in_proj;    // [2E][D]    rows 0..E-1 -> x branch, E..2E-1 -> gate z
     const float* conv_w;     // [E][K]     depthwise conv1d weight
     const float* conv_b;     // [E]        conv1d bias
@@ -58,14 +63,25 @@ typedef struct {
     const float* out_proj;   // [D][E]
 } MambaLayerWeights;
 
+// One conv stem layer: 3x3 conv, padding 1, stride 1, batch norm folded in
+// at export, then exact GELU: [in_c][H][W] -> [out_c][H][W].
+typedef struct {
+    int in_c, out_c;
+    const float* weight;  // [out_c][in_c][3][3]
+    const float* bias;    // [out_c]
+} MambaStemLayer;
+
 typedef struct {
     // input and head
     int in_channels, in_height, in_width;  // C, H, W of one image
     int n_classes;
     float in_mean[4], in_std[4];           // per channel: (pixel - mean) / std
+    int n_stem;                            // conv stem layers (0 = patches of the image)
+    MambaStemLayer stem[MAMBA_MAX_STEM_LAYERS];
+    int patch_channels;                    // Cp: C, or the last stem layer's out_c
     int patch_h, patch_w;                  // ph, pw
     int seq_len;                           // L = (H/ph) * (W/pw)
-    int patch_dim;                         // P = C*ph*pw
+    int64_t patch_dim;                     // P = Cp*ph*pw (P*L fits the scratch cap)
     int n_layers;
     int pool;                              // MMIA_POOL_MEAN or MMIA_POOL_LAST
     MambaBlockConfig block;
@@ -74,9 +90,13 @@ typedef struct {
     const float* embed_b;                  // [D]
     MambaLayerWeights* layers;             // [n_layers], malloc'd
     const float* norm_f;                   // [D]
+    const float* norm_f_b;                 // [D] LayerNorm bias; NULL for RMSNorm
     const float* head_w;                   // [n_classes][D]
     const float* head_b;                   // [n_classes]
-    int64_t scratch_floats;                // working memory for one image
+    // working memory for one image, in floats
+    int64_t fmap_floats;                   // largest feature map: the image or a stem output
+    int64_t col_floats;                    // largest stem im2col matrix (0 without a stem)
+    int64_t scratch_floats;                // all of it
     PackedFile file;
 } MambaModel;
 
@@ -104,7 +124,8 @@ int mamba_forward_probs(const MambaModel* m, const float* images, int64_t n, flo
 // --- the block, for reuse (e.g. a language model over token embeddings) ----
 // Floats of scratch mamba_block_forward needs for a sequence of L tokens.
 int64_t mamba_block_scratch_floats(const MambaBlockConfig* c, int L);
-// x = x + MambaBlock(RMSNorm(x)) over one whole sequence, state starting at 0.
+// One residual block over one whole sequence, state starting at 0:
+// x = x + MambaBlock(norm(x)) (pre-norm) or x = norm(x + MambaBlock(x)) (post-norm).
 // x: [D][L] FEATURE-MAJOR (feature d of token t at x[d*L + t]), in/out.
 // scratch: mamba_block_scratch_floats(c, L) floats.
 void mamba_block_forward(const MambaBlockConfig* c, const MambaLayerWeights* w, int L, float* x,

@@ -39,11 +39,29 @@ static MmiaHeader input_header(uint32_t kind, const Classifier& model) {
     return h;
 }
 
+FoldedConv fold_batch_norm(const torch::Tensor& weight, const torch::Tensor& bias,
+                           const torch::nn::BatchNorm2d& bn) {
+    torch::NoGradGuard no_grad;
+    const int64_t O = weight.size(0);
+    auto scale = bn->weight / torch::sqrt(bn->running_var + bn->options.eps());  // (O)
+    auto b = bias.defined() ? bias : torch::zeros({O});
+    return {weight * scale.view({O, 1, 1, 1}), (b - bn->running_mean) * scale + bn->bias};
+}
+
+// A conv's weight (O, C, K, K) and bias (O) as two packed tensors.
+static void push_conv(std::vector<PackedTensor>& t, const std::string& prefix, const FoldedConv& conv) {
+    const auto& w = conv.weight;
+    const uint32_t O = uint32_t(w.size(0));
+    t.push_back(to_packed(prefix + "weight", w, {O, uint32_t(w.size(1)), uint32_t(w.size(2)), uint32_t(w.size(3))}));
+    t.push_back(to_packed(prefix + "bias", conv.bias, {O}));
+}
+
 PackedModelData pack_mamba(MambaClassifier& model) {
     const MambaConfig& c = model->cfg;
     const uint32_t D = c.d_model, E = c.d_inner(), N = c.d_state, K = c.d_conv, R = c.dt_rank;
-    const uint32_t P = uint32_t(model->channels) * c.patch_h * c.patch_w;
+    const uint32_t P = uint32_t(c.patch_channels(model->channels)) * c.patch_h * c.patch_w;
     const uint32_t n_cls = model->n_classes;
+    const bool layernorm = c.norm == "layernorm";
 
     PackedModelData out;
     MmiaHeader& h = out.header;
@@ -59,16 +77,28 @@ PackedModelData pack_mamba(MambaClassifier& model) {
     h.hp[MMIA_HP_SEQ_LEN] = (model->height / c.patch_h) * (model->width / c.patch_w);
     h.hp[MMIA_HP_POOL] = c.pool == "mean" ? MMIA_POOL_MEAN : MMIA_POOL_LAST;
     h.hp[MMIA_HP_CONV_MODE] = c.conv == "causal" ? MMIA_CONV_CAUSAL : MMIA_CONV_SAME;
+    h.hp[MMIA_HP_NORM] = layernorm ? MMIA_NORM_LAYER : MMIA_NORM_RMS;
+    h.hp[MMIA_HP_NORM_PLACEMENT] = c.norm_placement == "post" ? MMIA_NORM_POST : MMIA_NORM_PRE;
+    if (int(c.stem.size()) > MMIA_MAX_STEM_LAYERS)
+        throw std::runtime_error("export: a stem of " + std::to_string(c.stem.size()) +
+                                 " layers does not fit the format (at most " + std::to_string(MMIA_MAX_STEM_LAYERS) + ")");
+    h.hp[MMIA_HP_STEM_LAYERS] = int32_t(c.stem.size());
+    for (size_t i = 0; i < c.stem.size(); i++) h.hp[MMIA_HP_STEM_WIDTH(i)] = c.stem[i];
     h.fp[MMIA_FP_NORM_EPS] = float(c.norm_eps);
 
     torch::NoGradGuard no_grad;
     auto& t = out.tensors;
+    for (size_t i = 0; i < c.stem.size(); i++) {  // conv + folded batch norm
+        auto layer = model->stem[i]->as<StemLayer>();
+        push_conv(t, "stem." + std::to_string(i) + ".", fold_batch_norm(layer->conv->weight, {}, layer->bn));
+    }
     t.push_back(to_packed("embed.weight", model->embed->weight, {D, P}));
     t.push_back(to_packed("embed.bias", model->embed->bias, {D}));
     for (int i = 0; i < c.n_layers; i++) {
         auto block = model->layers[i]->as<MambaBlock>();
         const std::string p = "layers." + std::to_string(i) + ".";
         t.push_back(to_packed(p + "norm.weight", block->norm->weight, {D}));
+        if (layernorm) t.push_back(to_packed(p + "norm.bias", block->norm->bias, {D}));
         t.push_back(to_packed(p + "in_proj.weight", block->in_proj->weight, {2 * E, D}));
         t.push_back(to_packed(p + "conv1d.weight", block->conv1d->weight, {E, K}));  // (E,1,K) squeezed
         t.push_back(to_packed(p + "conv1d.bias", block->conv1d->bias, {E}));
@@ -80,6 +110,7 @@ PackedModelData pack_mamba(MambaClassifier& model) {
         t.push_back(to_packed(p + "out_proj.weight", block->out_proj->weight, {D, E}));
     }
     t.push_back(to_packed("norm_f.weight", model->norm_f->weight, {D}));
+    if (layernorm) t.push_back(to_packed("norm_f.bias", model->norm_f->bias, {D}));
     t.push_back(to_packed("head.weight", model->head->weight, {n_cls, D}));
     t.push_back(to_packed("head.bias", model->head->bias, {n_cls}));
     return out;
@@ -110,18 +141,9 @@ PackedModelData pack_cnn(CnnClassifier& model) {
         if (l.type == "conv") {
             op = MMIA_CNN_CONV;
             arg = l.padding;
-            auto w = model->conv[i]->weight;  // (O, C, K, K)
-            const int64_t O = w.size(0);
-            auto b = l.batch_norm ? torch::zeros({O}) : model->conv[i]->bias;
-            if (l.batch_norm) {
-                auto& bn = model->bn[i];
-                auto scale = bn->weight / torch::sqrt(bn->running_var + c.bn_eps);  // (O)
-                w = w * scale.view({O, 1, 1, 1});
-                b = (b - bn->running_mean) * scale + bn->bias;
-            }
-            t.push_back(to_packed(p + "weight", w,
-                                  {uint32_t(O), uint32_t(w.size(1)), uint32_t(w.size(2)), uint32_t(w.size(3))}));
-            t.push_back(to_packed(p + "bias", b, {uint32_t(O)}));
+            const auto& conv = model->conv[i];  // weight (O, C, K, K)
+            push_conv(t, p, l.batch_norm ? fold_batch_norm(conv->weight, conv->bias, model->bn[i])
+                                         : FoldedConv{conv->weight, conv->bias});
         } else if (l.type == "maxpool") {
             op = MMIA_CNN_MAXPOOL;
             arg = l.kernel;

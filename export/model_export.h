@@ -1,7 +1,7 @@
 // model_export.h: maps a trained LibTorch model to the packed format
 // (docs/FORMAT.md). Every parameter the forward pass uses is exported; what
 // inference need not recompute is folded here (A = -exp(A_log), conv1d
-// weights squeezed to (E, K)).
+// weights squeezed to (E, K), batch norms into their convs).
 #pragma once
 #include <string>
 #include <vector>
@@ -20,11 +20,21 @@ struct PackedModelData {
     std::vector<PackedTensor> tensors;
 };
 
+// A batch norm folded into the conv before it: in eval mode
+// bn(conv(x)) = s * (W x + b - mean) + beta with s = gamma / sqrt(var + eps),
+// i.e. a conv with weight s*W and bias s*(b - mean) + beta. `bias` may be
+// undefined (a conv without bias: b = 0).
+struct FoldedConv {
+    torch::Tensor weight;  // (O, C, K, K)
+    torch::Tensor bias;    // (O)
+};
+FoldedConv fold_batch_norm(const torch::Tensor& weight, const torch::Tensor& bias,
+                           const torch::nn::BatchNorm2d& bn);
+
+// A conv stem's batch norms are folded (fold_batch_norm).
 PackedModelData pack_mamba(MambaClassifier& model);
 
-// Each batch norm is folded into the conv before it: in eval mode
-// bn(conv(x)) = s * (W x + b - mean) + beta with s = gamma / sqrt(var + eps),
-// i.e. a conv with weight s*W and bias s*(b - mean) + beta.
+// Each batch norm is folded into the conv before it (fold_batch_norm).
 PackedModelData pack_cnn(CnnClassifier& model);
 
 // Checkpoint in, packed model file out (atomically).

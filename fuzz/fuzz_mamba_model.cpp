@@ -35,9 +35,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     char err[512];
     if (mamba_open_memory(&m, bytes, size, err, sizeof err) == 0) {
         // Accepted: run one image through it, if that is cheap enough to
-        // keep the fuzzer fast (work ~ weights x tokens).
+        // keep the fuzzer fast (work ~ weights x positions: tokens for the
+        // blocks, pixels for a conv stem).
         int64_t fpi = mamba_image_floats(&m);
-        if (fpi <= 4096 && (int64_t)(size / 4) * m.seq_len <= 4000000 && m.scratch_floats <= (1 << 20)) {
+        int64_t positions = m.n_stem ? (int64_t)m.in_height * m.in_width : m.seq_len;
+        if (fpi <= 4096 && (int64_t)(size / 4) * positions <= 4000000 && m.scratch_floats <= (1 << 20)) {
             float* img = (float*)malloc(sizeof(float) * (size_t)fpi);
             float* out = (float*)malloc(sizeof(float) * (size_t)mamba_n_classes(&m));
             if (img && out) {
