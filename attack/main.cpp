@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "attack/run.h"
+#include "common/command_line.h"
 
 using namespace mmia;
 
@@ -55,7 +56,7 @@ int main(int argc, char** argv) {
     app.add_flag("--force", cfg.force, "reuse a run directory made with another configuration");
     app.add_flag("--null-members", cfg.null_members,
                  "sanity run: the targets' members are fresh examples they never saw (AUC must be 0.5)");
-    CLI11_PARSE(app, argc, argv);
+    if (int code = parse_command_line(app, argc, argv); code >= 0) return code;
 
     try {
         cfg.models = model == "both" ? std::vector<std::string>{"mamba", "cnn"} : std::vector<std::string>{model};

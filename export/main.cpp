@@ -6,6 +6,7 @@
 
 #include <cstdio>
 
+#include "common/command_line.h"
 #include "common/data.h"
 #include "export/model_export.h"
 
@@ -33,13 +34,7 @@ int main(int argc, char** argv) {
     image_cmd->add_option("--output", image_out, "input.bin to write")->required();
     image_cmd->add_option("--labels", labels_out, "also write the images' labels, one per line");
 
-    try {
-        app.parse(argc, argv);
-    } catch (const CLI::ParseError& e) {
-        if (e.get_exit_code() == 0) return app.exit(e);
-        std::fprintf(stderr, "error: %s (see --help)\n", e.what());
-        return 2;
-    }
+    if (int code = parse_command_line(app, argc, argv); code >= 0) return code;
 
     try {
         if (*model_cmd) {

@@ -226,3 +226,38 @@ TEST_CASE("bin/attack killed with SIGKILL at random points resumes to the uninte
         CHECK(cli_read_text(dir + "/" + f) == cli_read_text(ref + "/" + f));
     }
 }
+
+TEST_CASE("bin/attack: bad flags and impossible configurations get one error line") {
+    TempDir tmp("mmia_attack_cli");
+    const std::string bin = cli_env_or("ATTACK_BIN", "bin/attack");
+    REQUIRE_MESSAGE(access(bin.c_str(), X_OK) == 0, "no executable " << bin << " (make bin/attack)");
+    struct Case {
+        const char* args;
+        int code;
+        const char* needle;
+    };
+    const Case cases[] = {
+        {"--protocol foo", 2, "--protocol: foo not in {shokri,lira}"},
+        {"--model rnn", 2, "--model: rnn not in {mamba,cnn,both}"},
+        {"--dataset svhn", 2, "--dataset: svhn not in"},
+        {"--shadow 0", 2, "--shadow: Value 0 not in range 1 to 1000"},
+        {"--targets 0", 2, "--targets"},
+        {"--ds 5", 2, "--ds"},
+        {"--bogus", 2, "--bogus"},
+        {"--ds 40000", 1, "--ds 40000 is too large"},
+        {"--protocol lira --shadow 1", 1, "lira needs at least 2 reference models"},
+        {"--model both --preset shokri", 1, "--preset needs one --model"},
+        {"--model cnn --preset mamba-mnist", 1, "preset \"mamba-mnist\" is a \"mamba\" model, not \"cnn\""},
+        {"--config /nonexistent.json", 1, "/nonexistent.json"},
+    };
+    for (const Case& c : cases) {
+        const std::string run_dir = tmp.file("run");
+        CliRun r = cli_run(bin, std::string(c.args) + " --run-dir " + cli_quote(run_dir), tmp.path.string());
+        INFO("args: " << std::string(c.args) << "\nstdout: " << r.out << "\nstderr: " << r.err);
+        CHECK(r.code == c.code);
+        CHECK(r.err.rfind("error: ", 0) == 0);
+        CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+        CHECK(r.err.find(c.needle) != std::string::npos);
+        CHECK(!fs::exists(run_dir + "/metrics.json"));
+    }
+}

@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <thread>
 
+#include "common/command_line.h"
 #include "common/config.h"
 #include "common/data.h"
 #include "train/trainer.h"
@@ -48,13 +49,7 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
     app.add_option("--output", output, "checkpoint path (default: <save_dir>/<dataset>_<preset>.pt)");
     app.add_flag("--force", force, "overwrite a checkpoint made with another configuration");
-    try {
-        app.parse(argc, argv);
-    } catch (const CLI::ParseError& e) {
-        if (e.get_exit_code() == 0) return app.exit(e);
-        std::fprintf(stderr, "error: %s (see --help)\n", e.what());
-        return 2;
-    }
+    if (int code = parse_command_line(app, argc, argv); code >= 0) return code;
 
     try {
         json config = load_config_file(config_path);
