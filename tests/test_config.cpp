@@ -84,6 +84,58 @@ TEST_CASE("a config survives the JSON round trip used by checkpoints") {
     CHECK(to_json(back) == to_json(c));
 }
 
+TEST_CASE("image Mamba presets resolve; stem, norm and dropout fields are optional, checked and round-trip") {
+    json cfg = load_config_file("config.json");
+    MambaConfig s = resolve_preset(cfg, "mamba", "mamba-seed000").mamba;
+    // Seed 000: stem 3->32->64, 2x2 patches -> 256 tokens of width 64, 4 layers, d_state 16,
+    // d_conv 4, expand 2, dt_rank 16, "same" conv, post-norm LayerNorm, dropout 0.1 / 0.2, mean pool.
+    CHECK(s.stem == std::vector<int>{32, 64});
+    CHECK((s.patch_h == 2 && s.patch_w == 2));
+    CHECK((s.d_model == 64 && s.n_layers == 4 && s.d_state == 16 && s.d_conv == 4 && s.expand == 2));
+    CHECK(s.dt_rank == 16);
+    CHECK((s.conv == "same" && s.pool == "mean"));
+    CHECK((s.norm == "layernorm" && s.norm_placement == "post"));
+    CHECK((s.dropout == 0.1 && s.head_dropout == 0.2));
+    CHECK(s.patch_channels(3) == 64);
+    CHECK_NOTHROW(validate_mamba(s, 3, 32, 32));
+    TrainConfig t = resolve_training(cfg, "mamba-seed000");
+    CHECK((t.batch_size == 64 && t.learning_rate == 0.005 && t.weight_decay == 0));
+    MambaConfig c = resolve_preset(cfg, "mamba", "mamba-cifar").mamba;
+    CHECK((32 / c.patch_h) * (32 / c.patch_w) == 64);
+    CHECK_NOTHROW(validate_mamba(c, 3, 32, 32));
+    for (const MambaConfig* m : {&s, &c}) CHECK(to_json(mamba_from_json(to_json(*m))) == to_json(*m));
+
+    // Absent fields are the defaults (what every model before them computed),
+    // and to_json leaves default values out, so older checkpoints' records
+    // still equal a new run's and resume.
+    MambaConfig old = resolve_preset(cfg, "mamba", "mamba-mnist").mamba;
+    CHECK((old.stem.empty() && old.norm == "rmsnorm" && old.norm_placement == "pre"));
+    CHECK((old.dropout == 0 && old.head_dropout == 0));
+    CHECK(old.patch_channels(1) == 1);
+    for (const char* k : {"stem", "norm", "norm_placement", "dropout", "head_dropout"}) CHECK(!to_json(old).contains(k));
+
+    auto refused = [&](const char* field, json value, const std::string& needle) {
+        json bad = cfg;
+        bad["presets"]["mamba-seed000"][field] = value;
+        CHECK_THROWS_WITH_AS(resolve_preset(bad, "mamba", "mamba-seed000"), doctest::Contains(needle.c_str()),
+                             std::runtime_error);
+    };
+    const std::string stem_msg = "\"stem\" must be a list of at most 8 channel counts, each 1..4096";
+    refused("stem", "32", stem_msg);
+    refused("stem", json::array({32, 0}), stem_msg);
+    refused("stem", json::array({4097}), stem_msg);
+    refused("stem", json::array({1.5}), stem_msg);
+    refused("stem", json::array({1, 2, 3, 4, 5, 6, 7, 8, 9}), stem_msg);
+    refused("norm", "batchnorm", "\"norm\" = \"batchnorm\" is not one of: rmsnorm, layernorm");
+    refused("norm_placement", "middle", "is not one of: pre, post");
+    refused("dropout", 1.0, "\"dropout\" = 1.000000 is outside [0.000000, 0.990000]");
+    refused("dropout", -0.1, "\"dropout\"");
+    refused("head_dropout", "0.2", "\"head_dropout\" must be a number");
+    json empty_stem = cfg;
+    empty_stem["presets"]["mamba-seed000"]["stem"] = json::array();
+    CHECK(resolve_preset(empty_stem, "mamba", "mamba-seed000").mamba.stem.empty());
+}
+
 TEST_CASE("CNN presets: shokri and mambaris-cnn resolve, round-trip, and fit MNIST and CIFAR-10") {
     json cfg = load_config_file("config.json");
     ModelSpec def = resolve_preset(cfg, "cnn", "");
