@@ -15,6 +15,7 @@
 #include "common/data.h"
 #include "engine/mamba.h"
 #include "export/model_export.h"
+#include "tests/parity_helpers.h"
 #include "tests/temp_dir.h"
 #include "train/trainer.h"
 
@@ -35,40 +36,12 @@ InputSpec mnist_input() {
     return {d.train.channels, d.train.height, d.train.width, d.train.n_classes, d.mean, d.std};
 }
 
-// Packs `model`, opens it with the engine, and returns the engine's logits
-// for `images` (n, C, H, W) in [0,1].
-torch::Tensor engine_logits(MambaClassifier& model, const torch::Tensor& images,
-                            const std::string& bin_path) {
-    PackedModelData packed = pack_mamba(model);
-    write_packed_model(bin_path, packed.header, packed.tensors);
-    MambaModel m;
-    char err[512];
-    REQUIRE_MESSAGE(mamba_open(&m, bin_path.c_str(), err, sizeof err) == 0, err);
-    auto x = images.contiguous();
-    const int64_t n = x.size(0);
-    REQUIRE(mamba_image_floats(&m) == x.numel() / n);
-    auto out = torch::empty({n, mamba_n_classes(&m)});
-    REQUIRE(mamba_check_images(&m, x.data_ptr<float>(), n, err, sizeof err) == 0);
-    REQUIRE(mamba_forward_logits(&m, x.data_ptr<float>(), n, out.data_ptr<float>()) == 0);
-    mamba_close(&m);
-    return out;
-}
-
 torch::Tensor torch_logits(MambaClassifier& model, const torch::Tensor& images) {
     return predict_logits(*model, [&](const torch::Tensor& x) { return model->forward(x); }, images);
 }
 
 TrainJob small_job(const std::string& preset, const std::string& ckpt, int epochs) {
-    json cfg = config();
-    TrainJob job;
-    job.spec = resolve_preset(cfg, "mamba", preset);
-    job.train = resolve_training(cfg, preset);
-    job.train.epochs = epochs;
-    job.input = mnist_input();
-    job.dataset = "mnist";
-    job.checkpoint = ckpt;
-    job.verbose = false;
-    return job;
+    return quiet_train_job(preset, "mnist", mnist_input(), ckpt, epochs);
 }
 
 }  // namespace
@@ -113,7 +86,7 @@ TEST_CASE("engine logits match LibTorch on real MNIST images, every preset and b
             for (auto& p : model->parameters()) p.add_(torch::randn_like(p) * 0.05);
         }
         auto ref = torch_logits(model, images);
-        auto got = engine_logits(model, images, tmp.file("variant.bin"));
+        auto got = mamba_engine_logits(model, images, tmp.file("variant.bin"));
         double max_diff = (ref - got).abs().max().item<double>();
         CHECK(max_diff <= 1e-4);
     }
@@ -137,7 +110,7 @@ TEST_CASE("trained model: engine accuracy on all 10,000 MNIST test images equals
 
     MambaClassifier model = load_mamba_checkpoint(job.checkpoint);
     auto ref = torch_logits(model, test_x);
-    auto got = engine_logits(model, test_x, tmp.file("m.bin"));
+    auto got = mamba_engine_logits(model, test_x, tmp.file("m.bin"));
     double max_diff = (ref - got).abs().max().item<double>();
     int64_t flipped = (ref.argmax(1) != got.argmax(1)).sum().item<int64_t>();
     MESSAGE("max |engine - LibTorch| logit: " << max_diff << ", predictions that differ: " << flipped);
