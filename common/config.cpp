@@ -297,10 +297,12 @@ void validate_cnn(const CnnConfig& c, int channels, int height, int width, int n
 }
 
 json to_json(const TrainConfig& c) {
-    return json{{"batch_size", c.batch_size}, {"epochs", c.epochs},
-                {"learning_rate", c.learning_rate}, {"weight_decay", c.weight_decay},
-                {"lr_schedule", c.lr_schedule}, {"save_dir", c.save_dir},
-                {"seed", c.seed}};
+    json j{{"batch_size", c.batch_size}, {"epochs", c.epochs},
+           {"learning_rate", c.learning_rate}, {"weight_decay", c.weight_decay},
+           {"lr_schedule", c.lr_schedule}, {"save_dir", c.save_dir},
+           {"seed", c.seed}};
+    if (c.augment != "none") j["augment"] = c.augment;
+    return j;
 }
 
 static const json& preset_json(const json& config, const std::string& name) {
@@ -360,6 +362,7 @@ TrainConfig resolve_training(const json& config, const std::string& preset_name)
         c.learning_rate = get_double(t, "learning_rate", 1e-12, 10.0, where);
         c.weight_decay = get_double(t, "weight_decay", 0.0, 10.0, where);
         c.lr_schedule = get_choice(t, "lr_schedule", {"cosine", "constant"}, where);
+        if (t.contains("augment")) c.augment = get_choice(t, "augment", {"none", "crop-flip"}, where);
         if (!t.at("save_dir").is_string()) fail(where + ": \"save_dir\" must be a string");
         c.save_dir = t.at("save_dir").get<std::string>();
         if (!t.at("seed").is_number_unsigned())  // nlohmann parses 0, 1, ... as unsigned

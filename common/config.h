@@ -79,6 +79,11 @@ struct TrainConfig {
     double learning_rate = 1e-3;
     double weight_decay = 0.01;
     std::string lr_schedule = "cosine";  // "cosine" | "constant"
+    // Training-time augmentation: "none" | "crop-flip" (shift by up to 4
+    // pixels with zero fill, mirror left-right half the time; CIFAR's usual).
+    // Optional in config.json ("none" when absent) and recorded in a
+    // checkpoint only when not "none", so older checkpoints still resume.
+    std::string augment = "none";
     std::string save_dir = "checkpoints";
     uint64_t seed = 42;
 };

@@ -65,6 +65,24 @@ TEST_CASE("bad presets are refused with a message that names the problem") {
                          std::runtime_error);
 }
 
+TEST_CASE("training augment: optional (\"none\"), checked, recorded only when used") {
+    json cfg = load_config_file("config.json");
+    cfg["training"].erase("augment");
+    TrainConfig t = resolve_training(cfg, "shokri");
+    CHECK(t.augment == "none");
+    CHECK_FALSE(to_json(t).contains("augment"));  // older checkpoints keep their identity
+    cfg["training"]["augment"] = "crop-flip";
+    t = resolve_training(cfg, "shokri");
+    CHECK(t.augment == "crop-flip");
+    CHECK(to_json(t)["augment"] == "crop-flip");
+    cfg["training"]["augment"] = "rotate";
+    CHECK_THROWS_WITH_AS(resolve_training(cfg, ""), doctest::Contains("\"augment\" = \"rotate\" is not one of"),
+                         std::runtime_error);
+    cfg["training"]["augment"] = 1;
+    CHECK_THROWS_WITH_AS(resolve_training(cfg, ""), doctest::Contains("\"augment\" must be one of"),
+                         std::runtime_error);
+}
+
 TEST_CASE("config files that are not JSON objects are refused") {
     CHECK_THROWS_WITH_AS(load_config_file("/nonexistent/config.json"),
                          doctest::Contains("cannot open"), std::runtime_error);

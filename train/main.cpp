@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
     mallopt(M_MMAP_MAX, 0);
     mallopt(M_TRIM_THRESHOLD, INT_MAX);
     CLI::App app{"Train a classifier (LibTorch) and write a checkpoint for bin/export."};
-    std::string model = "mamba", dataset = "mnist", preset, data_dir, output,
+    std::string model = "mamba", dataset = "mnist", preset, data_dir, output, augment,
                 config_path = "config.json";
     int epochs = 0, batch_size = 0, threads = 0;
     double lr = 0;
@@ -43,6 +43,8 @@ int main(int argc, char** argv) {
     app.add_option("--epochs", epochs, "override the preset's epochs")->check(CLI::Range(1, 100000));
     app.add_option("--batch-size", batch_size, "override the batch size")->check(CLI::Range(1, 1 << 20));
     app.add_option("--lr", lr, "override the learning rate")->check(CLI::PositiveNumber);
+    app.add_option("--augment", augment, "override the augmentation: none | crop-flip (shift <= 4 px, mirror)")
+        ->check(CLI::IsMember({"none", "crop-flip"}));
     app.add_option("--seed", seed, "override the seed")->check(CLI::NonNegativeNumber);
     app.add_option("--threads", threads, "intra-op threads (default: all cores)")->check(CLI::Range(1, 1024));
     app.add_option("--limit-train", limit_train, "train on the first N training images only")
@@ -60,6 +62,7 @@ int main(int argc, char** argv) {
         if (batch_size) job.train.batch_size = batch_size;
         if (lr > 0) job.train.learning_rate = lr;
         if (seed >= 0) job.train.seed = uint64_t(seed);
+        if (!augment.empty()) job.train.augment = augment;
         job.dataset = dataset;
         job.force = force;
         job.checkpoint = output.empty()
@@ -86,10 +89,10 @@ int main(int argc, char** argv) {
         if (limit_train > 0) job.extra_meta["limit_train"] = limit_train;
 
         std::printf("training %s (preset %s) on %s: %lld train / %lld test images, %d epochs, "
-                    "batch %d, lr %g, seed %llu, %d threads\n",
+                    "batch %d, lr %g, augment %s, seed %llu, %d threads\n",
                     model.c_str(), job.spec.preset.c_str(), dataset.c_str(),
                     (long long)data.train.n, (long long)data.test.n, job.train.epochs,
-                    job.train.batch_size, job.train.learning_rate,
+                    job.train.batch_size, job.train.learning_rate, job.train.augment.c_str(),
                     (unsigned long long)job.train.seed, n_threads);
         std::fflush(stdout);
         train_classifier(job, images_to_tensor(data.train), labels_to_tensor(data.train),

@@ -42,6 +42,22 @@ double accuracy(const torch::Tensor& logits, const torch::Tensor& labels) {
     return logits.argmax(1).eq(labels).sum().item<double>() / double(labels.size(0));
 }
 
+torch::Tensor augment_crop_flip(const torch::Tensor& x, int pad, std::mt19937_64& rng) {
+    const int64_t n = x.size(0), h = x.size(2), w = x.size(3);
+    auto padded = torch::constant_pad_nd(x, {pad, pad, pad, pad}, 0.0);
+    auto out = torch::empty_like(x);
+    const uint64_t shifts = uint64_t(2 * pad + 1);
+    for (int64_t i = 0; i < n; i++) {
+        // rng() % k rather than a std:: distribution: the same numbers from
+        // every standard library, so checkpoints agree across toolchains.
+        const int64_t dy = int64_t(rng() % shifts), dx = int64_t(rng() % shifts);
+        const bool mirror = (rng() & 1) != 0;
+        auto crop = padded[i].narrow(1, dy, h).narrow(2, dx, w);
+        out[i].copy_(mirror ? crop.flip({2}) : crop);
+    }
+    return out;
+}
+
 // The part of the meta record that must match for a checkpoint to be resumed:
 // anything else would silently continue a different experiment.
 static json identity_of(const json& meta) {
@@ -131,6 +147,7 @@ static json train_loop(const TrainJob& job, torch::nn::Module& model,
 
             auto idx = perm.narrow(0, s * tc.batch_size, std::min<int64_t>(tc.batch_size, n - s * tc.batch_size));
             auto x = train_x.index_select(0, idx);
+            if (tc.augment == "crop-flip") x = augment_crop_flip(x, 4, rng);
             auto y = train_y.index_select(0, idx);
             optimizer.zero_grad();
             auto logits = forward(x);

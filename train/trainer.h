@@ -3,6 +3,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <random>
 #include <string>
 
 #include "common/config.h"
@@ -46,5 +47,12 @@ torch::Tensor predict_logits(torch::nn::Module& model,
                              const std::function<torch::Tensor(const torch::Tensor&)>& forward,
                              const torch::Tensor& images, int64_t batch = 1000);
 double accuracy(const torch::Tensor& logits, const torch::Tensor& labels);
+
+// Training augmentation "crop-flip" on a batch x (B, C, H, W): each image is
+// shifted by dy, dx in [-pad, pad] (as padding by `pad` with zeros and
+// cropping H x W back) and mirrored left-right when a coin says so. Draws
+// three numbers per image from `rng`, the epoch's (seed, epoch) generator, so
+// a resumed run replays the same augmentations.
+torch::Tensor augment_crop_flip(const torch::Tensor& x, int pad, std::mt19937_64& rng);
 
 }  // namespace mmia
