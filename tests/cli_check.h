@@ -110,6 +110,27 @@ inline CliRun cli_run_argv(const std::vector<std::string>& args, const std::stri
     return {code, cli_read_text(log), cli_read_text(log + ".err")};
 }
 
+// A disk that fills up: runs the sh `script` in a private user + mount
+// namespace (util-linux's unshare) in which `mount_dir` (an existing empty
+// directory) is a fresh tmpfs of `kib` KiB. The tmpfs vanishes with the
+// namespace, so the script copies out whatever the test inspects. Exit code
+// 97 means the tmpfs could not be mounted: cli_small_disk_available() asks
+// first (and says why when it cannot), so a test can skip on a machine
+// without user namespaces.
+inline CliRun cli_run_on_small_disk(const std::string& mount_dir, int kib, const std::string& script,
+                                    const std::string& log, double timeout = 300) {
+    const std::string mount = "mount -t tmpfs -o size=" + std::to_string(kib) + "k tmpfs " +
+                              cli_quote(mount_dir) + " || exit 97; ";
+    return cli_run_argv({"/usr/bin/unshare", "-rm", "/bin/sh", "-c", mount + script}, log, timeout);
+}
+
+inline bool cli_small_disk_available(const std::string& mount_dir, const std::string& log) {
+    CliRun probe = cli_run_on_small_disk(mount_dir, 64, "exit 0", log, 30);
+    if (probe.code != 0)
+        MESSAGE("skipped: cannot mount a tmpfs in a user namespace here (unshare -rm): " << probe.err);
+    return probe.code == 0;
+}
+
 // No file at `out` and no temp file beside it.
 inline void cli_check_no_output_left(const std::string& out) {
     CHECK_MESSAGE(!cli_file_exists(out), out);

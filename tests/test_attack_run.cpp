@@ -1,7 +1,8 @@
 // test_attack_run.cpp: the whole attack pipeline (attack/run.h) on real
 // MNIST, small: null sanity (members that are fresh data score AUC 0.5 for
-// every attack), the run directory's contents, caching on a re-run, and the
-// refusals (bad configuration, ds too large, another run's directory).
+// every attack), the run directory's contents, caching on a re-run, the
+// refusals (bad configuration, ds too large, another run's directory), and
+// runs stopped by SIGKILL or by a full disk (a small tmpfs), then resumed.
 // LibTorch before doctest: glog's CHECK would otherwise replace doctest's.
 #include <algorithm>
 #include <torch/torch.h>
@@ -17,6 +18,7 @@
 #include "attack/run.h"
 #include "tests/cli_check.h"
 #include "tests/temp_dir.h"
+#include "train/checkpoint.h"
 
 using namespace mmia;
 namespace fs = std::filesystem;
@@ -260,4 +262,65 @@ TEST_CASE("bin/attack: bad flags and impossible configurations get one error lin
         CHECK(r.err.find(c.needle) != std::string::npos);
         CHECK(!fs::exists(run_dir + "/metrics.json"));
     }
+}
+
+TEST_CASE("a full disk while writing: one error line, a non-zero exit, nothing complete lost, and the run resumes") {
+    TempDir tmp("mmia_attack_full");
+    const std::string bin = cli_env_or("ATTACK_BIN", "bin/attack");
+    REQUIRE_MESSAGE(access(bin.c_str(), X_OK) == 0, "no executable " << bin << " (make bin/attack)");
+    const std::string mnt = tmp.file("mnt");
+    fs::create_directories(mnt);
+    if (!cli_small_disk_available(mnt, tmp.file("probe.log"))) return;
+    auto args = [&](const std::string& run_dir) {
+        return "--model cnn --ds 200 --shadow 2 --targets 1 --epochs 2 --threads 2 --run-dir " + cli_quote(run_dir);
+    };
+    const std::string ref = tmp.file("ref");
+    CliRun r = cli_run(bin, args(ref), tmp.path.string());
+    REQUIRE_MESSAGE(r.code == 0, r.err);
+    uintmax_t ref_bytes = 0;
+    for (const auto& e : fs::recursive_directory_iterator(ref))
+        if (e.is_regular_file()) ref_bytes += e.file_size();
+
+    // The same run on a disk with room for about half of its files: it must
+    // stop at the first write that does not fit, with a clear error.
+    const std::string out = tmp.file("out");
+    const int kib = int(ref_bytes / 2 / 1024);
+    const std::string script = cli_quote(bin) + " " + args(mnt + "/run") + " >" + cli_quote(tmp.file("full.out")) +
+                               " 2>" + cli_quote(tmp.file("full.err")) + "; rc=$?; cp -a " + cli_quote(mnt + "/run") +
+                               " " + cli_quote(out) + " || exit 98; exit $rc";
+    CliRun full = cli_run_on_small_disk(mnt, kib, script, tmp.file("full.log"));
+    const std::string err = cli_read_text(tmp.file("full.err"));
+    INFO("disk of " << kib << " KiB for a run of " << ref_bytes / 1024 << " KiB; stderr: " << err << full.err);
+    CHECK(full.code == 1);  // not 0, not a crash (134 = abort)
+    CHECK(err.rfind("error: ", 0) == 0);
+    CHECK(std::count(err.begin(), err.end(), '\n') == 1);
+    CHECK(err.find("No space left on device") != std::string::npos);
+
+    // What the full disk holds is complete: no temp file is left, every JSON
+    // parses, every cached model is a complete checkpoint whose record reads.
+    int checked = 0;
+    for (const auto& e : fs::recursive_directory_iterator(out)) {
+        if (!e.is_regular_file()) continue;
+        const std::string p = e.path().string();
+        INFO(p);
+        CHECK(p.find(".tmp") == std::string::npos);
+        if (e.path().extension() == ".json") CHECK(!json::parse(cli_read_text(p), nullptr, false).is_discarded());
+        if (e.path().extension() == ".pt") {
+            CHECK_NOTHROW(read_checkpoint_meta(p));
+            checked++;
+        }
+    }
+    MESSAGE("the full disk held " << checked << " cached model(s) when the run stopped: " << err);
+
+    // With room again, the same command finishes the run, equal to the
+    // uninterrupted one.
+    CliRun fin = cli_run(bin, args(out), tmp.path.string());
+    REQUIRE_MESSAGE(fin.code == 0, fin.err);
+    auto metrics = [](const std::string& dir) {
+        json m = json::parse(cli_read_text(dir + "/metrics.json"));
+        m.erase("seconds"), m.erase("trained_now"), m.erase("cached");
+        return m;
+    };
+    CHECK(metrics(out) == metrics(ref));
+    CHECK(cli_read_text(out + "/scores/cnn_target0.csv") == cli_read_text(ref + "/scores/cnn_target0.csv"));
 }

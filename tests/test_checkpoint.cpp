@@ -6,6 +6,8 @@
 //   - bin/train killed with SIGKILL at random points, resumed each time, ends
 //     with a checkpoint equal bit for bit to an uninterrupted run's (timings
 //     aside), and no file a killed run leaves is ever read as complete
+//   - bin/train on a disk that fills up (a small tmpfs) stops with one error
+//     line, keeps the last checkpoint, and resumes from it
 // The programs are run from the repo root: TRAIN_BIN and EXPORT_BIN override
 // bin/train and bin/export.
 //
@@ -435,6 +437,38 @@ TEST_CASE("bin/train killed with SIGKILL at random points resumes to the uninter
     CHECK(resumed_mid_run >= 1);
     CHECK(kills >= 4);
     CHECK(finished_after_kills >= 1);
+}
+
+TEST_CASE("bin/train on a disk that fills up: one error line, the last checkpoint kept, and it resumes") {
+    const TempDir& dir = work_dir();
+    const std::string mnt = dir.file("mnt");
+    fs::create_directories(mnt);
+    if (!cli_small_disk_available(mnt, dir.file("probe.log"))) return;
+    // Room for the first epoch's checkpoint and half of the next: the second
+    // save (written beside the first, then renamed over it) runs out of space.
+    const uintmax_t ckpt = fs::file_size(reference_run().path);
+    const int kib = int(ckpt * 3 / 2 / 1024);
+    const std::string saved = dir.file("full_disk_copy.pt");
+    std::string cmd;
+    for (const std::string& a : train_args(dir, mnt + "/full.pt")) cmd += cli_quote(a) + " ";
+    const std::string script = cmd + " >" + cli_quote(dir.file("full.out")) + " 2>" + cli_quote(dir.file("full.err")) +
+                               "; rc=$?; ls -a " + cli_quote(mnt) + " >" + cli_quote(dir.file("full.ls")) +
+                               "; cp " + cli_quote(mnt + "/full.pt") + " " + cli_quote(saved) + " || exit 98; exit $rc";
+    CliRun r = cli_run_on_small_disk(mnt, kib, script, dir.file("full.log"));
+    const std::string err = cli_read_text(dir.file("full.err"));
+    INFO("disk of " << kib << " KiB for checkpoints of " << ckpt / 1024 << " KiB; stderr: " << err << r.err);
+    CHECK(r.code == 1);  // not a crash (LibTorch's own file writer aborts here)
+    CHECK(err.rfind("error: ", 0) == 0);
+    CHECK(std::count(err.begin(), err.end(), '\n') == 1);
+    CHECK(err.find("No space left on device") != std::string::npos);
+    CHECK(cli_read_text(dir.file("full.ls")) == ".\n..\nfull.pt\n");  // no temp file left
+    // The checkpoint that was on the disk is intact, and training resumes
+    // from it to the uninterrupted result.
+    REQUIRE_NOTHROW(load_fully(saved));
+    CHECK(read_checkpoint_meta(saved)["epochs_done"].get<int>() == 1);
+    CliRun fin = cli_run_argv(train_args(dir, saved), dir.file("after_full.log"));
+    REQUIRE_MESSAGE(fin.code == 0, fin.err);
+    check_equals_reference(dir, saved);
 }
 
 TEST_CASE("bin/train and bin/export: bad flags, datasets and configs get one error line") {

@@ -1,29 +1,24 @@
 // checkpoint.cpp: see checkpoint.h.
 #include "train/checkpoint.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <cstdio>
 #include <filesystem>
 #include <stdexcept>
 
-namespace mmia {
+#include "engine/io.h"
 
-static void fsync_path(const std::string& path) {
-    int fd = ::open(path.c_str(), O_RDONLY);
-    if (fd < 0) throw std::runtime_error(path + ": cannot reopen to flush");
-    int rc = ::fsync(fd);
-    ::close(fd);
-    if (rc != 0) throw std::runtime_error(path + ": fsync failed (disk full?)");
-}
+namespace mmia {
 
 void save_checkpoint(const std::string& path, torch::nn::Module& model,
                      torch::optim::Optimizer* optimizer, const json& meta) {
     namespace fs = std::filesystem;
     fs::path parent = fs::path(path).parent_path();
     if (!parent.empty()) fs::create_directories(parent);
-    const std::string tmp = path + ".tmp";
+    // The archive is serialised into memory and written by io.h's atomic
+    // writer, never by LibTorch to the file: LibTorch's file writer, on a
+    // full disk, throws from its destructor and aborts the process, and
+    // leaves its temporary file behind.
+    std::string bytes;
     try {
         torch::serialize::OutputArchive archive;
         json m = meta;
@@ -37,16 +32,16 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model,
             optimizer->save(optim_archive);
             archive.write("optimizer", optim_archive);
         }
-        archive.save_to(tmp);
-        fsync_path(tmp);
-    } catch (const std::exception& e) {
-        std::remove(tmp.c_str());
-        throw std::runtime_error(path + ": cannot write checkpoint: " + e.what());
+        archive.save_to([&bytes](const void* data, size_t n) {
+            bytes.append(static_cast<const char*>(data), n);
+            return n;
+        });
+    } catch (const c10::Error& e) {
+        throw std::runtime_error(path + ": cannot serialise the checkpoint: " + e.what_without_backtrace());
     }
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-        std::remove(tmp.c_str());
-        throw std::runtime_error(path + ": cannot rename the temporary checkpoint into place");
-    }
+    char err[512];
+    if (io_write_file_atomic(path.c_str(), bytes.data(), bytes.size(), err, sizeof err) != 0)
+        throw std::runtime_error(path + ": cannot write checkpoint: " + err);
 }
 
 static torch::serialize::InputArchive open_archive(const std::string& path) {

@@ -3,8 +3,9 @@
 // model and to resume: model config, input shape and normalisation, training
 // config, epochs done, per-epoch history, final accuracies).
 //
-// Files are written to "<path>.tmp", flushed to disk and renamed over <path>,
-// so a crash leaves either the old checkpoint or the new one, never half of one.
+// Files are serialised in memory, written to "<path>.tmp.<pid>", flushed to
+// disk and renamed over <path> (engine/io.h), so a crash or a full disk leaves
+// either the old checkpoint or the new one, never half of one.
 #pragma once
 #include <torch/torch.h>
 
