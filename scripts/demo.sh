@@ -24,11 +24,7 @@ echo "== ./mamba mnist_mamba.bin input.bin"
 ./mamba mnist_mamba.bin input.bin
 
 echo "== engine accuracy on the 10,000 MNIST test images"
-mkdir -p runs
-bin/export image --dataset mnist --index 0 --count 0 --output runs/mnist_test.bin --labels runs/mnist_test_labels.txt
-OMP_NUM_THREADS=$THREADS ./mamba mnist_mamba.bin runs/mnist_test.bin --quiet > runs/mnist_test_pred.txt
-paste -d' ' runs/mnist_test_pred.txt runs/mnist_test_labels.txt |
-  awk '{n++; if ($1 == $2) c++} END {printf "engine test accuracy: %.4f (%d/%d)\n", c/n, c, n}'
+bash scripts/engine_accuracy.sh ./mamba mnist_mamba.bin mnist "$THREADS"
 
 echo "== membership inference, Mamba vs CNN (bin/attack --shadow 10)"
 bin/attack --shadow 10 --threads "$THREADS"
