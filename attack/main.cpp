@@ -6,22 +6,17 @@
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
-#include <malloc.h>
-
-#include <climits>
 #include <cstdio>
 #include <thread>
 
 #include "attack/run.h"
 #include "common/command_line.h"
+#include "train/trainer.h"
 
 using namespace mmia;
 
 int main(int argc, char** argv) {
-    // As bin/train: keep freed memory (LibTorch frees and re-allocates large
-    // activations every step; page faults cost more than the arithmetic).
-    mallopt(M_MMAP_MAX, 0);
-    mallopt(M_TRIM_THRESHOLD, INT_MAX);
+    keep_freed_memory();
     CLI::App app{"Membership inference: train targets and shadows, attack them with every attack, report."};
     AttackRunConfig cfg;
     std::string model = "both";

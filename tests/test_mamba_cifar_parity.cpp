@@ -15,9 +15,6 @@
 
 #include <doctest/doctest.h>
 
-#include <malloc.h>
-
-#include <climits>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -37,12 +34,9 @@ using namespace mmia;
 
 namespace {
 
-// As bin/train does: keep freed memory instead of returning it to the OS.
-// LibTorch allocates and frees large activations every step, and first-touch
-// page faults cost several times the arithmetic on this kind of VM.
+// As bin/train does (trainer.h): this suite trains models for minutes.
 const bool kKeepFreedMemory = [] {
-    mallopt(M_MMAP_MAX, 0);
-    mallopt(M_TRIM_THRESHOLD, INT_MAX);
+    keep_freed_memory();
     return true;
 }();
 

@@ -9,9 +9,6 @@
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
-#include <malloc.h>
-
-#include <climits>
 #include <cstdio>
 #include <thread>
 
@@ -23,11 +20,7 @@
 using namespace mmia;
 
 int main(int argc, char** argv) {
-    // Keep freed memory instead of returning it to the OS: LibTorch allocates
-    // and frees large activations every step, and first-touch page faults
-    // cost several times the arithmetic on this kind of VM.
-    mallopt(M_MMAP_MAX, 0);
-    mallopt(M_TRIM_THRESHOLD, INT_MAX);
+    keep_freed_memory();
     CLI::App app{"Train a classifier (LibTorch) and write a checkpoint for bin/export."};
     std::string model = "mamba", dataset = "mnist", preset, data_dir, output, augment,
                 config_path = "config.json";

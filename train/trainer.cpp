@@ -1,7 +1,10 @@
 // trainer.cpp: see trainer.h.
 #include "train/trainer.h"
 
+#include <malloc.h>
+
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -12,6 +15,11 @@
 #include "train/cnn_model.h"
 
 namespace mmia {
+
+void keep_freed_memory() {
+    mallopt(M_MMAP_MAX, 0);
+    mallopt(M_TRIM_THRESHOLD, INT_MAX);
+}
 
 torch::Tensor images_to_tensor(const ImageSet& set) {
     auto bytes = torch::from_blob(const_cast<uint8_t*>(set.pixels.data()),

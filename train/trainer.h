@@ -28,6 +28,13 @@ struct TrainJob {
     int stop_after_epochs = 0;  // tests: return after this many epochs, as a killed run would
 };
 
+// Keeps freed memory instead of returning it to the OS, for the whole
+// process: LibTorch allocates and frees large activations every step, and
+// first-touch page faults cost several times the arithmetic on this kind of
+// VM. Called once at the start of anything that trains (bin/train,
+// bin/attack, the parity tests).
+void keep_freed_memory();
+
 // Trains (or resumes, or finds already trained) the model described by `job`
 // (job.spec.model: "mamba" or "cnn") on (train_x, train_y), evaluating on
 // (test_x, test_y) after each epoch. A library call: prints only when
