@@ -63,7 +63,7 @@ TEST_CASE("null members: every attack scores AUC 0.5 within noise") {
     CHECK(checked >= 20);
 }
 
-TEST_CASE("a real run writes every output, and a re-run trains nothing") {
+TEST_CASE("a real run writes every output; a re-run trains nothing and replaces corrupt packed models and logits") {
     TempDir tmp("mmia_attack");
     const std::string dir = (tmp.path / "run").string();
     AttackRunConfig c = small(dir, 300);
@@ -84,10 +84,19 @@ TEST_CASE("a real run writes every output, and a re-run trains nothing") {
     for (std::string l; std::getline(scores, l);) lines++;
     CHECK(lines == 601);
 
+    // The packed models and confidence files are outputs, never inputs: a
+    // re-run derives them again from the checkpoints, so corrupt ones (a
+    // crash, a bad disk) are replaced, not read.
+    const std::string npy = cli_read_text(dir + "/outputs/cnn/target0.npy");
+    for (const char* f : {"/outputs/cnn/target0.npy", "/models/cnn/target0.bin", "/models/cnn/shadow1.bin"}) {
+        std::ofstream bad(dir + f, std::ios::binary | std::ios::trunc);
+        bad << "\x93NUMPY garbage";
+    }
     json again = run_attack(c);
     CHECK(last_attack_run_stats().trained == 0);
     CHECK(last_attack_run_stats().cached == 3);
     CHECK(again["models"]["cnn"]["targets"][0]["attacks"] == t["attacks"]);  // deterministic
+    CHECK(cli_read_text(dir + "/outputs/cnn/target0.npy") == npy);
 
     // The same directory with another configuration is refused.
     AttackRunConfig other = c;
