@@ -24,6 +24,8 @@
 enum MmiaKind : uint32_t {
     MMIA_KIND_MAMBA = 1,  // Mamba classifier (mamba.cpp)
     MMIA_KIND_CNN = 2,    // CNN classifier (cnn.cpp)
+    MMIA_KIND_MAMBA_LM = 3,        // Mamba language model (mamba.cpp): MambaLMHeadModel
+    MMIA_KIND_TRANSFORMER_LM = 4,  // GPT-NeoX (Pythia) language model (transformer.cpp)
 };
 
 enum MmiaDtype : uint32_t {
@@ -98,6 +100,41 @@ enum MmiaAct : int32_t {
     MMIA_ACT_RELU = 1,
     MMIA_ACT_TANH = 2,
     MMIA_ACT_GELU = 3,  // exact erf form
+};
+
+// ---------------------------------------------------------------------------
+// Language models (kinds 3 and 4). The header's image fields (in_channels,
+// in_height, in_width, in_mean, in_std) are 0; n_classes holds the vocabulary
+// size V (logits per token). docs/FORMAT.md, "Language models".
+//
+// Kind 3, Mamba LM: hp[0..5] are the Mamba slots above (D_MODEL, N_LAYERS,
+// D_STATE, D_CONV, D_INNER, DT_RANK); hp[6..23] are 0 (causal conv, RMSNorm,
+// pre-norm: the only LM block); fp[MMIA_FP_NORM_EPS] is the RMSNorm eps.
+// Kind 4, transformer LM: the MmiaTransformerHp slots; fp[0] LayerNorm eps,
+// fp[1] rotary base.
+// Both kinds: the MmiaLmHp slots 24..27; every other slot 0.
+enum MmiaTransformerHp {
+    MMIA_TF_HP_D_MODEL = 0,       // D, hidden_size
+    MMIA_TF_HP_N_LAYERS = 1,      // num_hidden_layers
+    MMIA_TF_HP_N_HEADS = 2,       // H; head dim d_h = D / H
+    MMIA_TF_HP_D_FF = 3,          // F, intermediate_size (4D in Pythia)
+    MMIA_TF_HP_ROTARY_NDIMS = 4,  // int(d_h * rotary_pct), even, <= d_h
+    MMIA_TF_HP_PARALLEL = 5,      // 1 = parallel residual (Pythia), 0 = sequential
+};
+enum MmiaTransformerFloatHp {
+    MMIA_TF_FP_NORM_EPS = 0,     // LayerNorm eps (1e-5)
+    MMIA_TF_FP_ROTARY_BASE = 1,  // rotary base (10000)
+};
+enum MmiaLmHp {
+    MMIA_LM_HP_TOKENIZER = 24,  // MmiaTokenizer
+    MMIA_LM_HP_CONTEXT = 25,    // context length: the transformer's K/V cache cap
+                                //   (max_position_embeddings); the Mamba LM's training window
+    MMIA_LM_HP_TIED = 26,       // 1 = logits use the embedding matrix (no head tensor)
+    MMIA_LM_HP_EOS = 27,        // end-of-text token id, or -1 for none
+};
+enum MmiaTokenizer : int32_t {
+    MMIA_TOKENIZER_BYTES = 0,  // token id = byte value 0..255; V >= 256, ids >= 256 never produced
+    MMIA_TOKENIZER_BPE = 1,    // reserved: a GPT-NeoX tokenizer.json carried in the file (later issue)
 };
 
 // Slots of MmiaHeader.fp (float hyperparameters).
