@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(g++ make libtorch-dev libopenblas0 doctest-dev zlib1g-dev nlohmann-json3-dev
-          libcli11-dev clang libclang-rt-dev dataset-fashion-mnist)
+          libcli11-dev clang libclang-rt-dev dataset-fashion-mnist libdivsufsort-dev)
 # npm may come from Debian's npm or from a nodejs build that bundles it.
 command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
 

@@ -147,3 +147,68 @@ TEST_CASE("exposure: log2 |R| - log2 rank") {
     CHECK(exposure(1.0, many) == doctest::Approx(10.0).epsilon(1e-14));  // log2(1024)
     CHECK_THROWS_AS(exposure(NAN, {1.0}), std::invalid_argument);
 }
+
+// ---- the exact substring index (attack/suffix_array.h) ---------------------
+
+#include <random>
+
+#include "attack/suffix_array.h"
+
+namespace {
+int64_t naive_count(const std::string& t, const std::string& p) {
+    if (p.empty()) return int64_t(t.size()) + 1;
+    int64_t c = 0;
+    for (size_t i = 0; i + p.size() <= t.size(); i++) c += t.compare(i, p.size(), p) == 0;
+    return c;
+}
+size_t naive_longest(const std::string& t, const std::string& s) {
+    size_t best = 0;
+    for (size_t i = 0; i < s.size(); i++)
+        for (size_t len = 1; i + len <= s.size(); len++)
+            if (naive_count(t, s.substr(i, len)) > 0) best = std::max(best, len);
+    return best;
+}
+}  // namespace
+
+TEST_CASE("suffix array: sorted suffixes and counts equal a brute-force search") {
+    std::mt19937 rng(7);
+    for (int trial = 0; trial < 40; trial++) {
+        // Small alphabets (with byte 0, the document separator) force long repeats.
+        const int alphabet = 2 + trial % 4, n = 1 + int(rng() % 300);
+        std::string t;
+        for (int i = 0; i < n; i++) t += char(trial % 2 ? "ab\0c"[rng() % alphabet] : 'a' + rng() % alphabet);
+        SuffixArray sa(std::vector<uint8_t>(t.begin(), t.end()));
+        const auto& s = sa.suffixes();
+        REQUIRE(s.size() == t.size());
+        for (size_t i = 1; i < s.size(); i++) CHECK(t.compare(size_t(s[i - 1]), std::string::npos, t, size_t(s[i])) < 0);
+        for (int q = 0; q < 30; q++) {
+            const size_t start = rng() % t.size(), len = rng() % 12;
+            std::string p = t.substr(start, len);
+            if (q % 3 == 0 && !p.empty()) p[rng() % p.size()] = char('a' + rng() % 5);  // maybe absent
+            CAPTURE(p);
+            CHECK(sa.count(p) == naive_count(t, p));
+        }
+        std::string sample;
+        for (int i = 0; i < 20; i++) sample += char('a' + rng() % (alphabet + 1));
+        CHECK(sa.longest_verbatim_run(sample) == naive_longest(t, sample));
+        const size_t L = sa.longest_verbatim_run(sample);
+        CHECK(sa.has_verbatim_window(sample, L));
+        CHECK_FALSE(sa.has_verbatim_window(sample, L + 1));
+    }
+}
+
+TEST_CASE("suffix array: the 50-byte verbatim rule on a corpus with a planted passage") {
+    const std::string passage = "It is a truth universally acknowledged, that a single man in possession";
+    std::string corpus = std::string(500, 'x') + passage + std::string(3, '\0') + "tail";
+    SuffixArray sa(std::vector<uint8_t>(corpus.begin(), corpus.end()));
+    CHECK(sa.count(passage) == 1);
+    CHECK(sa.has_verbatim_window("noise noise " + passage.substr(5, 50) + " more noise", 50));
+    CHECK_FALSE(sa.has_verbatim_window("noise noise " + passage.substr(5, 49) + " more noise", 50));
+    CHECK(sa.longest_verbatim_run("zz" + passage + "zz") == passage.size() + 0);
+    CHECK(sa.count(std::string(3, '\0')) == 1);
+    CHECK(sa.count(std::string(500, 'x')) == 1);
+    CHECK(sa.count(std::string(499, 'x')) == 2);
+    SuffixArray empty(std::vector<uint8_t>{});
+    CHECK(empty.count("a") == 0);
+    CHECK(empty.longest_verbatim_run("abc") == 0);
+}
