@@ -28,6 +28,7 @@ namespace {
 constexpr int64_t kMaxCopies = 1000000;
 constexpr int64_t kMaxInsertions = 1000000;
 constexpr size_t kMaxCorpusFile = size_t(1) << 30;  // 1 GiB per file
+constexpr int64_t kMaxTrainingStream = int64_t(1) << 30;  // 1 GiB: what training_stream may allocate
 
 // Reads a whole file (at most kMaxCorpusFile bytes).
 std::string read_whole_file(const std::string& path) {
@@ -137,7 +138,7 @@ std::string get_string(const json& obj, const char* key, const std::string& wher
 json parse_json(const std::string& bytes, const std::string& where) {
     try {
         return json::parse(bytes);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1e999
         std::string msg = e.what();
         std::replace(msg.begin(), msg.end(), '\n', ' ');
         fail(where, "malformed JSON (" + msg + ")");
@@ -333,6 +334,14 @@ void validate_corpus(const Corpus& c, const std::string& what) {
         bytes += int64_t(d.text.size());
     }
     if (c.docs.empty()) fail(what, "no documents (an empty corpus)");
+    int64_t stream = 0;  // at most 1e8 lines x 1e6 copies x 2^30 bytes: no int64 overflow before the cap trips
+    for (const CorpusDocument& d : c.docs)
+        if (d.train) {
+            stream += int64_t(d.copies) * int64_t(d.text.size() + 1);
+            if (stream > kMaxTrainingStream)
+                fail(what, "the training stream (documents x copies) would pass the cap of " +
+                               std::to_string(kMaxTrainingStream) + " bytes");
+        }
     if (n_train == 0) fail(what, "no training documents");
     if (n_heldout == 0) fail(what, "no held-out documents");
     const int64_t want_n = c.manifest.at("n_documents").get<int64_t>();
@@ -809,7 +818,9 @@ std::vector<CorpusDocument> collect_corpus_sources(const std::string& name, int6
         docs.push_back(std::move(d));
         return true;
     };
-    for (const auto& [pkg, path] : files) {
+    for (const auto& file : files) {
+        const std::string& pkg = file.first;
+        const std::string& path = file.second;
         if (capped) break;
         const std::string text = read_source(path);
         const std::string base = pkg + ":" + path;

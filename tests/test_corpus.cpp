@@ -377,6 +377,8 @@ TEST_CASE("bad corpus files are refused with one clear error (library and bin/co
     SUBCASE("malformed JSON line") {
         with_line("{\"id\":1,\"source\":\"x\",\n");
         refused("documents.jsonl: line 2: malformed JSON");
+        with_line(R"({"id":1,"source":"x","split":"heldout","copies":1e999,"text":"w"})" "\n");
+        refused("line 2: malformed JSON ([json.exception.out_of_range.406] number overflow");  // a fuzz finding
     }
     SUBCASE("bad UTF-8: a lone surrogate escape, raw invalid bytes") {
         with_line(R"({"id":1,"source":"x","split":"heldout","copies":1,"text":"bad \ud800 escape"})" "\n");
@@ -393,6 +395,10 @@ TEST_CASE("bad corpus files are refused with one clear error (library and bin/co
         refused("expected \"train\" or \"heldout\"");
         with_line(R"({"id":1,"source":"x","split":"heldout","copies":0,"text":"w"})" "\n");
         refused("\"copies\" is 0, outside 1..1000000");
+        // 1,000,000 copies of a 2,000-byte text: a 2 GB stream, refused before any allocation.
+        with_line(R"({"id":1,"source":"x","split":"train","copies":1000000,"text":")" + std::string(2000, 'a') +
+                  "\"}\n");
+        refused("the training stream (documents x copies) would pass the cap of 1073741824 bytes");
         with_line(R"({"id":1,"source":"x","split":"heldout","copies":1})" "\n");
         refused("missing \"text\"");
         with_line("[1,2]\n");
