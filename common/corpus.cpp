@@ -140,7 +140,10 @@ json parse_json(const std::string& bytes, const std::string& where) {
         return json::parse(bytes);
     } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1e999
         std::string msg = e.what();
-        std::replace(msg.begin(), msg.end(), '\n', ' ');
+        // One printable line: nlohmann quotes the bytes it last read, which
+        // may be control characters or broken UTF-8.
+        for (char& ch : msg)
+            if ((unsigned char)ch < 0x20 || (unsigned char)ch >= 0x7f) ch = '?';
         fail(where, "malformed JSON (" + msg + ")");
     }
 }

@@ -12,6 +12,8 @@
 #include <set>
 #include <sstream>
 
+#include <sys/stat.h>
+
 #include "common/corpus.h"
 #include "tests/cli_check.h"
 #include "tests/temp_dir.h"
@@ -472,6 +474,18 @@ TEST_CASE("bin/corpus refuses bad command lines with one error line") {
     corpus_fails("build --name prose --ngram 2" + out, "--ngram", w, 2);
     corpus_fails("build --name prose --bogus" + out, "bogus", w, 2);
     corpus_fails("info", "dir is required", w, 2);
+    // A package that is not installed: a dpkg-query that knows none, first on PATH.
+    spit(dir.file("dpkg-query"), "#!/bin/sh\nexit 1\n");
+    chmod(dir.file("dpkg-query").c_str(), 0755);
+    CliRun r = cli_run("/usr/bin/env", "PATH=" + cli_quote(w) + ":\"$PATH\" " + cli_quote(kCorpusBin) +
+                                            " build --name prose" + out, w);
+    CHECK(r.code == 1);
+    CHECK(r.out.empty());
+    CHECK(r.err == "error: corpus: Debian package fortunes-min is not installed (run make setup)\n");
+    // Bytes that are not UTF-8 in a malformed line are not echoed raw.
+    CHECK_THROWS_WITH_AS(parse_corpus_documents("{\"id\":0,\"text\":\"\xff\x01\"}\n", "d"),
+                         doctest::Contains("invalid string: ill-formed UTF-8 byte; last read: '\"?'"),
+                         std::runtime_error);
     corpus_fails("info " + cli_quote(dir.file("none")), "cannot open corpus directory", w, 1);
     CHECK(!cli_file_exists(dir.file("o")));
 }
