@@ -9,3 +9,7 @@ $(BUILD)/fuzz/fuzz_config: fuzz/fuzz_config.cpp common/config.cpp common/config.
 $(BUILD)/fuzz/fuzz_checkpoint_meta: fuzz/fuzz_checkpoint_meta.cpp train/checkpoint_meta.cpp train/checkpoint_meta.h common/config.cpp common/config.h
 	@mkdir -p $(dir $@)
 	clang++ $(FUZZ_FLAGS) fuzz/fuzz_checkpoint_meta.cpp train/checkpoint_meta.cpp common/config.cpp -o $@
+
+$(BUILD)/fuzz/fuzz_corpus: fuzz/fuzz_corpus.cpp common/corpus.cpp common/corpus.h common/data.cpp common/data.h
+	@mkdir -p $(dir $@)
+	clang++ $(FUZZ_FLAGS) fuzz/fuzz_corpus.cpp common/corpus.cpp common/data.cpp -lz -lnettle -o $@
