@@ -886,6 +886,9 @@ TEST_CASE("CLI: bad LM input gives one error line (./mamba, ./transformer, ./cnn
         lm_check_fails(b, m, "error: nothing to do: give -i PROMPT or --score TEXTS", dir, 2);
         lm_check_fails(b, m + " -i ab --out x.txt", "error: --out goes with --score", dir, 2);
         lm_check_fails(b, m + " -i ab --bogus", "error: unknown flag '--bogus'", dir, 2);
+        lm_check_fails(b, m + " -i ab -p 1.5", "error: -p: '1.5' is not a top-p in (0, 1]", dir, 2);
+        lm_check_fails(b, m + " -i ab --score x.txt", "error: -i and --score cannot be combined", dir, 2);
+        lm_check_fails(b, m + " -i", "error: -i: missing value", dir, 2);
         std::string texts = dir + "/short.txt";
         FILE* f = fopen(texts.c_str(), "wb");
         fputs("fine line\nx\n", f);
@@ -896,6 +899,11 @@ TEST_CASE("CLI: bad LM input gives one error line (./mamba, ./transformer, ./cnn
         f = fopen(empty.c_str(), "wb");
         fclose(f);
         cli_check_fails(b, m + " --score " + cli_quote(empty), "empty.txt: no lines to score (the file is empty)", dir);
+        std::string blank = dir + "/blank.txt";
+        f = fopen(blank.c_str(), "wb");
+        fputs("ab\n\ncd\n", f);
+        fclose(f);
+        cli_check_fails(b, m + " --score " + cli_quote(blank), "blank.txt: line 2 has 0 bytes: scoring needs at least 2", dir);
         cli_check_fails(b, m + " --score " + cli_quote(dir + "/none.txt"), "none.txt: cannot open: No such file or directory", dir);
     }
     // the transformer's context: prompt + -n beyond it, a scored line beyond it
