@@ -47,6 +47,7 @@ struct TransformerState {
     float* k_cache;   // [cap][L][D] keys after rotary (head h at h*dh)
     float* v_cache;   // [cap][L][D] values
     float* scores;    // [H][cap] attention weights, one row per head
+    float* qo;        // [H][2][dh] one token's query and output, contiguous, per head
     float* scratch;   // per-call activations, grown on demand
     int64_t scratch_floats;
 };
@@ -54,8 +55,14 @@ struct TransformerState {
 int64_t transformer_state_pos(const TransformerState* st) { return st->pos; }
 
 TransformerState* transformer_state_new(const Transformer* m) {
-    (void)m;
-    return (TransformerState*)calloc(1, sizeof(TransformerState));
+    TransformerState* st = (TransformerState*)calloc(1, sizeof(TransformerState));
+    if (!st) return NULL;
+    st->qo = (float*)calloc((size_t)2 * m->d_model, sizeof(float));
+    if (!st->qo) {
+        free(st);
+        return NULL;
+    }
+    return st;
 }
 
 void transformer_state_free(TransformerState* st) {
@@ -63,6 +70,7 @@ void transformer_state_free(TransformerState* st) {
     free(st->k_cache);
     free(st->v_cache);
     free(st->scores);
+    free(st->qo);
     free(st->scratch);
     free(st);
 }
@@ -132,13 +140,17 @@ static void attention(const Transformer* m, TransformerState* st, int l, int64_t
         const float* q = qkv + (int64_t)h * 3 * dh * T;  // [dh][T] this head's q rows
         const float* kh = st->k_cache + (int64_t)l * D + (int64_t)h * dh;
         const float* vh = st->v_cache + (int64_t)l * D + (int64_t)h * dh;
+        float* qv = st->qo + (int64_t)h * 2 * dh;  // [dh] this token's query
+        float* ov = qv + dh;                       // [dh] its output
         for (int t = 0; t < T; t++) {
+            for (int i = 0; i < dh; i++) qv[i] = q[(int64_t)i * T + t];
             int64_t P = pos0 + t + 1;  // causal: positions 0 .. pos0+t
             float mx = -INFINITY;
             for (int64_t s = 0; s < P; s++) {
                 const float* ks = kh + s * stride;
                 float dot = 0.0f;
-                for (int i = 0; i < dh; i++) dot += q[(int64_t)i * T + t] * ks[i];
+#pragma omp simd reduction(+ : dot)
+                for (int i = 0; i < dh; i++) dot += qv[i] * ks[i];
                 sc[s] = dot * scale;
                 mx = sc[s] > mx ? sc[s] : mx;
             }
@@ -148,12 +160,14 @@ static void attention(const Transformer* m, TransformerState* st, int l, int64_t
                 sum += sc[s];
             }
             float inv = 1.0f / sum;
-            for (int i = 0; i < dh; i++) att[(int64_t)(h * dh + i) * T + t] = 0.0f;
+            for (int i = 0; i < dh; i++) ov[i] = 0.0f;
             for (int64_t s = 0; s < P; s++) {
                 const float* vs = vh + s * stride;
                 float p = sc[s] * inv;
-                for (int i = 0; i < dh; i++) att[(int64_t)(h * dh + i) * T + t] += p * vs[i];
+#pragma omp simd
+                for (int i = 0; i < dh; i++) ov[i] += p * vs[i];
             }
+            for (int i = 0; i < dh; i++) att[(int64_t)(h * dh + i) * T + t] = ov[i];
         }
     }
 }
