@@ -958,3 +958,42 @@ TEST_CASE("CLI: bad LM input gives one error line (./mamba, ./transformer, ./cnn
                        "bpe.bin: tokenizer hp[24] = 1 (BPE) is not supported yet: this engine reads byte-level models (hp[24] = 0) only", dir);
     }
 }
+
+TEST_CASE("the same seed gives the same tokens and logits on 1 and 2 threads (models big enough to split)") {
+#ifdef _OPENMP
+    // Widths where lm_matvec splits rows over threads (O*I >= 2^20) and the
+    // transformer's attention splits heads.
+    MambaCfg mc;
+    mc.D = 512, mc.E = 1024, mc.N = 8, mc.R = 32, mc.layers = 1;
+    TfCfg tc;
+    tc.D = 512, tc.H = 8, tc.F = 2048, tc.rot = 16, tc.layers = 1, tc.context = 256;
+    LmModel models[2] = {mamba_model(mc, 71), tf_model(tc, 72)};
+    for (int k = 0; k < 2; k++) {
+        AnyLm lm(models[k]);
+        std::vector<int> prompt = text_tokens(80, 4);
+        LmSampler s = {0.8f, 50, 0.9};
+        std::vector<int> out[2];
+        std::vector<float> logits[2];
+        for (int th = 1; th <= 2; th++) {
+            omp_set_num_threads(th);
+            out[th - 1].resize(24);
+            int n_out = 0;
+            char err[256] = "";
+            REQUIRE(lm_generate(&lm.ops, prompt.data(), (int)prompt.size(), 24, &s, 2024, out[th - 1].data(), &n_out,
+                                err, sizeof err) == 0);
+            CHECK(n_out == 24);
+            logits[th - 1].resize(256);
+            void* st = lm.ops.state_new(lm.ops.model);
+            REQUIRE(lm.ops.prefill(lm.ops.model, st, prompt.data(), (int)prompt.size(), logits[th - 1].data(), err,
+                                   sizeof err) == 0);
+            REQUIRE(lm.ops.decode(lm.ops.model, st, 'x', logits[th - 1].data(), err, sizeof err) == 0);
+            lm.ops.state_free(st);
+        }
+        CHECK(out[0] == out[1]);
+        CHECK(memcmp(logits[0].data(), logits[1].data(), 256 * sizeof(float)) == 0);
+    }
+    omp_set_num_threads(2);
+#else
+    MESSAGE("skipped: built without OpenMP");
+#endif
+}
