@@ -15,8 +15,14 @@
 
 #include <doctest/doctest.h>
 
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <chrono>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
+#include <thread>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -26,6 +32,7 @@
 #include "common/corpus.h"
 #include "engine/format.h"
 #include "export/model_export.h"
+#include "tests/cli_check.h"
 #include "tests/temp_dir.h"
 #include "train/checkpoint.h"
 #include "train/lm_trainer.h"
@@ -355,5 +362,164 @@ TEST_CASE("export of a transformer LM checkpoint: every parameter, qkv rows as s
         check_tensor(v, p + "mlp.dense_h_to_4h.bias", P[p + "mlp.dense_h_to_4h.bias"], {F});
         check_tensor(v, p + "mlp.dense_4h_to_h.weight", P[p + "mlp.dense_4h_to_h.weight"], {D, F});
         check_tensor(v, p + "mlp.dense_4h_to_h.bias", P[p + "mlp.dense_4h_to_h.bias"], {D});
+    }
+}
+
+namespace {
+
+std::string train_bin() { return cli_env_or("TRAIN_BIN", "bin/train"); }
+std::string export_bin() { return cli_env_or("EXPORT_BIN", "bin/export"); }
+
+// A corpus directory in the documented layout (common/corpus.h), built by the
+// corpus code from toy documents: name "toy", 20% held out.
+std::string write_fixture_corpus(const TempDir& dir, int n_docs) {
+    std::vector<CorpusDocument> raw;
+    const auto stream = toy_stream(n_docs, 17);
+    std::string doc;
+    for (uint8_t b : stream) {
+        if (b == kCorpusEos) {
+            CorpusDocument d;
+            d.source = "test:toy";
+            d.text = doc + std::to_string(raw.size());  // distinct documents
+            raw.push_back(d);
+            doc.clear();
+        } else {
+            doc += char(b);
+        }
+    }
+    CorpusBuildOptions opt;
+    opt.name = "toy";
+    Corpus c = assemble_corpus(raw, opt);
+    const std::string path = dir.file("corpus");
+    write_corpus(c, path);
+    return path;
+}
+
+// A config.json with tiny LM presets, so bin/train runs in about a second.
+std::string write_tiny_config(const TempDir& dir) {
+    json cfg = load_config_file("config.json");
+    json m = cfg["presets"]["mamba-lm-s"];
+    m["d_model"] = 16;
+    m["n_layers"] = 2;
+    m["context"] = 32;
+    m["training"] = {{"batch_size", 8}, {"learning_rate", 0.003}, {"epochs", 2}};
+    json t = cfg["presets"]["transformer-lm-s"];
+    t["d_model"] = 16;
+    t["n_heads"] = 2;
+    t["d_ff"] = 64;
+    t["context"] = 32;
+    t["training"] = m["training"];
+    cfg["presets"]["tiny-mamba-lm"] = m;
+    cfg["presets"]["tiny-transformer-lm"] = t;
+    const std::string path = dir.file("config.json");
+    std::ofstream(path) << cfg.dump(2);
+    return path;
+}
+
+}  // namespace
+
+TEST_CASE("bin/train with a language model: bad flags and inputs get one error line") {
+    TempDir dir("mmia_lm_cli");
+    const std::string corpus = write_fixture_corpus(dir, 40);
+    struct Case {
+        std::string args;
+        int code;
+        std::string message;
+    };
+    const std::vector<Case> cases = {
+        {"--model mamba-lm", 2, "error: --model mamba-lm needs --corpus DIR (see --help)"},
+        {"--model mamba-lm --corpus " + corpus + " --dataset mnist", 2,
+         "error: --dataset is for image models; a language model trains on --corpus (see --help)"},
+        {"--model transformer-lm --corpus " + corpus + " --augment crop-flip", 2,
+         "error: --augment is for image models; a language model trains on --corpus (see --help)"},
+        {"--model transformer-lm --corpus " + corpus + " --limit-train 5", 2,
+         "error: --limit-train is for image models; a language model trains on --corpus (see --help)"},
+        {"--model mamba --corpus " + corpus, 2,
+         "error: --corpus is for language models (--model mamba-lm | transformer-lm) (see --help)"},
+        {"--model cnn --checkpoint-every 5", 2,
+         "error: --checkpoint-every is for language models (--model mamba-lm | transformer-lm) (see --help)"},
+        {"--model mamba-lm --corpus " + corpus + " --checkpoint-every -1", 2, "error: --checkpoint-every: "},
+        {"--model gpt --corpus " + corpus, 2, "error: --model: gpt not in {mamba,cnn,mamba-lm,transformer-lm}"},
+        {"--model mamba-lm --corpus " + dir.file("nothing"), 1, "error: " + dir.file("nothing")},
+        {"--model mamba-lm --preset transformer-lm-s --corpus " + corpus, 1,
+         "error: preset \"transformer-lm-s\" is a \"transformer-lm\" model, not \"mamba-lm\""},
+    };
+    for (const Case& c : cases) {
+        CAPTURE(c.args);
+        CliRun r = cli_run(train_bin(), c.args + " --output " + dir.file("x.pt"), dir.path.string());
+        CHECK(r.code == c.code);
+        CHECK(r.err.rfind(c.message, 0) == 0);
+        CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+        CHECK(!cli_file_exists(dir.file("x.pt")));
+    }
+}
+
+TEST_CASE("bin/train on a corpus directory: killed with SIGKILL and resumed, it ends equal to an uninterrupted run") {
+    torch::set_num_threads(1);
+    TempDir dir("mmia_lm_cli");
+    const std::string corpus = write_fixture_corpus(dir, 400);  // ~28 KB: ~80 steps per epoch
+    const std::string config = write_tiny_config(dir);
+    const Corpus c = load_corpus(corpus);
+    for (std::string kind : {"mamba-lm", "transformer-lm"}) {
+        CAPTURE(kind);
+        auto args = [&](const std::string& out) {
+            return std::vector<std::string>{train_bin(), "--config", config, "--model", kind, "--preset", "tiny-" + kind,
+                                            "--corpus", corpus, "--threads", "1", "--checkpoint-every", "10",
+                                            "--output", out};
+        };
+        const std::string whole = dir.file(kind + "_whole.pt"), cut = dir.file(kind + "_cut.pt");
+        CliRun a = cli_run_argv(args(whole), dir.file("whole.log"));
+        REQUIRE_MESSAGE(a.code == 0, a.err);
+        CHECK(a.out.find("held-out loss") != std::string::npos);
+        CHECK(a.out.find("bpb") != std::string::npos);
+        CHECK(a.out.find("tok/s") != std::string::npos);
+        // Kill right after the first checkpoints appear, twice, then finish.
+        int kills = 0;
+        for (int attempt = 0; attempt < 2; attempt++) {
+            const int64_t before = std::filesystem::exists(cut) ? read_checkpoint_meta(cut)["steps_done"].get<int64_t>() : 0;
+            pid_t pid = cli_spawn(args(cut), dir.file("cut.log"));
+            int st = 0;
+            const auto t0 = std::chrono::steady_clock::now();
+            auto steps = [&]() -> int64_t {
+                try {
+                    return std::filesystem::exists(cut) ? read_checkpoint_meta(cut)["steps_done"].get<int64_t>() : 0;
+                } catch (const std::exception&) {
+                    return 0;
+                }
+            };
+            while (waitpid(pid, &st, WNOHANG) == 0 && steps() <= before &&
+                   std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60))
+                std::this_thread::sleep_for(std::chrono::milliseconds(2));
+            kill(pid, SIGKILL);
+            if (cli_wait(pid, 60) == -SIGKILL) kills++;
+        }
+        CHECK(kills == 2);
+        const int64_t resumed_from = read_checkpoint_meta(cut)["steps_done"].get<int64_t>();
+        CHECK(resumed_from > 0);
+        CliRun b = cli_run_argv(args(cut), dir.file("cut.log"));
+        REQUIRE_MESSAGE(b.code == 0, b.err);
+        CHECK(b.out.find("resuming") != std::string::npos);
+        json ma = read_checkpoint_meta(whole), mb = read_checkpoint_meta(cut);
+        CHECK(ma["corpus"]["name"] == "toy");
+        CHECK(ma["corpus"]["sha256"] == c.sha256);
+        CHECK(ma["threads"] == 1);
+        REQUIRE(ma["history"].size() == 2);
+        REQUIRE(mb["history"].size() == 2);
+        for (size_t e = 0; e < 2; e++) {
+            CHECK(ma["history"][e]["loss"].get<double>() == mb["history"][e]["loss"].get<double>());
+            CHECK(ma["history"][e]["heldout_bpb"].get<double>() == mb["history"][e]["heldout_bpb"].get<double>());
+        }
+        LanguageModel la = load_lm_checkpoint(whole), lb = load_lm_checkpoint(cut);
+        auto sa = state_of(la), sb = state_of(lb);
+        for (auto& [k, v] : sa) {
+            CAPTURE(k);
+            CHECK(torch::equal(v, sb[k]));
+        }
+        // And it exports.
+        CliRun e = cli_run(export_bin(), "model --checkpoint " + whole + " --output " + dir.file(kind + ".bin"),
+                           dir.path.string());
+        CHECK_MESSAGE(e.code == 0, e.err);
+        PackedView v = read_packed(read_bytes(dir.file(kind + ".bin")));
+        CHECK(v.h.kind == (kind == "mamba-lm" ? MMIA_KIND_MAMBA_LM : MMIA_KIND_TRANSFORMER_LM));
     }
 }
