@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS=${THREADS:-$(nproc)}
 make -s fast
-make -s -j2 bin/train bin/export bin/bench_engine bin/bench_scan bin/bench_train
+make -s -j2 bin/train bin/export bin/bench_engine bin/bench_scan bin/bench_train bin/bench_lm
 
 # The demo's checkpoint if there is one; else a quick one (speed does not
 # depend on how well the weights are trained).
@@ -41,6 +41,9 @@ done
   echo "== engine vs LibTorch (bin/bench_engine --threads $THREADS)"
   OMP_NUM_THREADS=$THREADS bin/bench_engine --checkpoint "$CKPT" --model build/bench/model.bin \
     --input build/bench/input.bin --threads "$THREADS"
+  echo
+  echo "== language models: ms per generated token against context length (bin/bench_lm --threads $THREADS)"
+  bin/bench_lm --threads "$THREADS"
   echo
   echo "== fused selective scan vs the LibTorch loop (bin/bench_scan --threads $THREADS)"
   bin/bench_scan --threads "$THREADS"
