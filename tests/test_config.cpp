@@ -300,3 +300,65 @@ TEST_CASE("config.json: a FIFO, a huge file and deep nesting are refused before 
     CHECK_NOTHROW(check_json_depth("{\"s\": \"" + std::string(1000, '[') + "\\\"\"}", "t"));
     std::filesystem::remove_all(d);
 }
+
+TEST_CASE("language-model presets resolve, round-trip through the checkpoint JSON, and bad ones are refused") {
+    json cfg = load_config_file("config.json");
+    ModelSpec m = resolve_preset(cfg, "mamba-lm", "");
+    CHECK(m.preset == "mamba-lm-s");
+    CHECK(m.mamba_lm.block.d_model == 64);
+    CHECK(m.mamba_lm.block.dt_rank == 4);  // "auto"
+    CHECK(m.mamba_lm.block.conv == "causal");
+    CHECK(m.mamba_lm.block.norm == "rmsnorm");
+    CHECK(m.mamba_lm.block.norm_placement == "pre");
+    CHECK(m.mamba_lm.context == 256);
+    CHECK(m.mamba_lm.vocab == 256);
+    ModelSpec t = resolve_preset(cfg, "transformer-lm", "transformer-lm-l");
+    CHECK(t.transformer_lm.d_model == 256);
+    CHECK(t.transformer_lm.n_heads == 8);
+    CHECK(t.transformer_lm.head_dim() == 32);
+    CHECK(t.transformer_lm.rotary_ndims() == 8);  // int(32 * 0.25)
+    CHECK(t.transformer_lm.d_ff == 1024);
+    CHECK(t.transformer_lm.parallel_residual);
+    CHECK(is_lm_model("mamba-lm"));
+    CHECK_FALSE(is_lm_model("mamba"));
+    // Round trip: what a checkpoint records reads back to the same config.
+    CHECK(to_json(mamba_lm_from_json(to_json(m.mamba_lm))) == to_json(m.mamba_lm));
+    CHECK(to_json(transformer_lm_from_json(to_json(t.transformer_lm))) == to_json(t.transformer_lm));
+    // A preset of one kind asked for as the other.
+    CHECK_THROWS_WITH_AS(resolve_preset(cfg, "transformer-lm", "mamba-lm-s"), doctest::Contains("is a \"mamba-lm\" model"),
+                         std::runtime_error);
+    struct Bad {
+        const char* preset;
+        const char* field;
+        json value;
+        const char* message;
+    };
+    const Bad bad[] = {
+        {"transformer-lm-s", "n_heads", 3, "not a multiple of n_heads"},
+        {"transformer-lm-s", "rotary_pct", 0.3125, "must be even"},  // int(16 * 0.3125) = 5
+        {"transformer-lm-s", "context", 0, "\"context\" = 0 is outside [1, 65536]"},
+        {"transformer-lm-s", "parallel_residual", 1, "\"parallel_residual\" must be true or false"},
+        {"transformer-lm-s", "n_head", 4, "unknown field \"n_head\""},
+        {"mamba-lm-s", "context", 70000, "is outside [1, 65536]"},
+        {"mamba-lm-s", "vocab", 100, "\"vocab\" = 100 is outside [256, 65536]"},
+        {"mamba-lm-s", "patch", json::array({1, 1}), "unknown field \"patch\""},
+    };
+    for (const Bad& b : bad) {
+        CAPTURE(b.field);
+        json c = cfg;
+        c["presets"][b.preset][b.field] = b.value;
+        const std::string kind = c["presets"][b.preset]["model"];
+        CHECK_THROWS_WITH_AS(resolve_preset(c, kind, b.preset), doctest::Contains(b.message), std::runtime_error);
+    }
+    json c = cfg;
+    c["presets"]["mamba-lm-s"].erase("context");
+    CHECK_THROWS_WITH_AS(resolve_preset(c, "mamba-lm", "mamba-lm-s"), doctest::Contains("missing"), std::runtime_error);
+    // checkpoint_every: optional, checked, recorded only when set.
+    CHECK(resolve_training(cfg, "mamba-lm-s").checkpoint_every == 0);
+    CHECK_FALSE(to_json(resolve_training(cfg, "mamba-lm-s")).contains("checkpoint_every"));
+    c = cfg;
+    c["training"]["checkpoint_every"] = 50;
+    CHECK(to_json(resolve_training(c, "mamba-lm-s"))["checkpoint_every"] == 50);
+    c["training"]["checkpoint_every"] = -1;
+    CHECK_THROWS_WITH_AS(resolve_training(c, "mamba-lm-s"), doctest::Contains("checkpoint_every"), std::runtime_error);
+}

@@ -1,7 +1,11 @@
-// bin/train: trains a classifier on a real dataset and writes a checkpoint.
+// bin/train: trains a classifier on a real dataset, or a language model on a
+// corpus, and writes a checkpoint.
 //
 //   bin/train --model mamba|cnn --dataset mnist|fashion|cifar10 [--preset mamba-mnist] [--epochs 10]
 //             [--seed 42] [--threads 2] [--output checkpoints/mnist_mamba-mnist.pt]
+//   bin/train --model mamba-lm|transformer-lm --corpus data/corpora/NAME [--preset mamba-lm-s]
+//             [--epochs 1] [--batch-size 16] [--lr 0.002] [--seed 42] [--threads 2]
+//             [--checkpoint-every STEPS] [--output checkpoints/NAME_mamba-lm-s.pt] [--force]
 //
 // Re-running the same command resumes an interrupted run (or does nothing if
 // it finished); a checkpoint from another configuration is never overwritten
@@ -14,7 +18,9 @@
 
 #include "common/command_line.h"
 #include "common/config.h"
+#include "common/corpus.h"
 #include "common/data.h"
+#include "train/lm_trainer.h"
 #include "train/trainer.h"
 
 using namespace mmia;
@@ -22,29 +28,90 @@ using namespace mmia;
 int main(int argc, char** argv) {
     keep_freed_memory();
     CLI::App app{"Train a classifier (LibTorch) and write a checkpoint for bin/export."};
-    std::string model = "mamba", dataset = "mnist", preset, data_dir, output, augment,
+    std::string model = "mamba", dataset = "mnist", preset, data_dir, output, augment, corpus_dir,
                 config_path = "config.json";
-    int epochs = 0, batch_size = 0, threads = 0;
+    int epochs = 0, batch_size = 0, threads = 0, checkpoint_every = -1;
     double lr = 0;
     int64_t seed = -1, limit_train = 0;
     bool force = false;
-    app.add_option("--model", model, "model kind")->check(CLI::IsMember({"mamba", "cnn"}));
-    app.add_option("--dataset", dataset, "mnist | fashion | cifar10");
+    app.add_option("--model", model, "model kind: mamba | cnn (images), mamba-lm | transformer-lm (text)")
+        ->check(CLI::IsMember({"mamba", "cnn", "mamba-lm", "transformer-lm"}));
+    auto* dataset_opt = app.add_option("--dataset", dataset, "images: mnist | fashion | cifar10");
+    auto* corpus_opt = app.add_option("--corpus", corpus_dir, "language models: a built corpus directory (common/corpus.h)");
+    auto* every_opt = app.add_option("--checkpoint-every", checkpoint_every,
+                                     "language models: also checkpoint every N steps inside an epoch (0 = per epoch)")
+                          ->check(CLI::Range(0, 1 << 30));
     app.add_option("--preset", preset, "preset in config.json (default: the model's default)");
     app.add_option("--config", config_path, "config file")->capture_default_str();
-    app.add_option("--data-dir", data_dir, "directory holding the dataset files");
+    auto* data_dir_opt = app.add_option("--data-dir", data_dir, "images: directory holding the dataset files");
     app.add_option("--epochs", epochs, "override the preset's epochs")->check(CLI::Range(1, 100000));
     app.add_option("--batch-size", batch_size, "override the batch size")->check(CLI::Range(1, 1 << 20));
     app.add_option("--lr", lr, "override the learning rate")->check(CLI::PositiveNumber);
-    app.add_option("--augment", augment, "override the augmentation: none | crop-flip (shift <= 4 px, mirror)")
+    auto* augment_opt = app.add_option("--augment", augment, "images: override the augmentation: none | crop-flip (shift <= 4 px, mirror)")
         ->check(CLI::IsMember({"none", "crop-flip"}));
     app.add_option("--seed", seed, "override the seed")->check(CLI::NonNegativeNumber);
     app.add_option("--threads", threads, "intra-op threads (default: all cores)")->check(CLI::Range(1, 1024));
-    app.add_option("--limit-train", limit_train, "train on the first N training images only")
+    auto* limit_opt = app.add_option("--limit-train", limit_train, "images: train on the first N training images only")
         ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
     app.add_option("--output", output, "checkpoint path (default: <save_dir>/<dataset>_<preset>.pt)");
     app.add_flag("--force", force, "overwrite a checkpoint made with another configuration");
     if (int code = parse_command_line(app, argc, argv); code >= 0) return code;
+    // Flags of the other family of models: a usage error, like any bad flag.
+    const bool lm = is_lm_model(model);
+    for (auto* opt : {dataset_opt, data_dir_opt, augment_opt, limit_opt})
+        if (lm && opt->count() > 0) {
+            std::fprintf(stderr, "error: %s is for image models; a language model trains on --corpus (see --help)\n",
+                         opt->get_name().c_str());
+            return 2;
+        }
+    for (auto* opt : {corpus_opt, every_opt})
+        if (!lm && opt->count() > 0) {
+            std::fprintf(stderr, "error: %s is for language models (--model mamba-lm | transformer-lm) (see --help)\n",
+                         opt->get_name().c_str());
+            return 2;
+        }
+    if (lm && corpus_dir.empty()) {
+        std::fprintf(stderr, "error: --model %s needs --corpus DIR (see --help)\n", model.c_str());
+        return 2;
+    }
+
+    if (lm) {
+        try {
+            json config = load_config_file(config_path);
+            TrainJob job;
+            job.spec = resolve_preset(config, model, preset);
+            job.train = resolve_training(config, job.spec.preset);
+            if (epochs) job.train.epochs = epochs;
+            if (batch_size) job.train.batch_size = batch_size;
+            if (lr > 0) job.train.learning_rate = lr;
+            if (seed >= 0) job.train.seed = uint64_t(seed);
+            if (checkpoint_every >= 0) job.train.checkpoint_every = checkpoint_every;
+            job.force = force;
+            const int n_threads = threads ? threads : int(std::max(1u, std::thread::hardware_concurrency()));
+            torch::set_num_threads(n_threads);
+            job.threads = n_threads;
+
+            Corpus corpus = load_corpus(corpus_dir);
+            job.dataset = corpus.name;
+            job.dataset_sha256 = corpus.sha256;
+            job.checkpoint = output.empty() ? job.train.save_dir + "/" + corpus.name + "_" + job.spec.preset + ".pt"
+                                            : output;
+            // The training stream's document order is seeded by the run's seed.
+            const std::vector<uint8_t> train_stream = training_stream(corpus, job.train.seed);
+            const std::vector<uint8_t> heldout = heldout_stream(corpus);
+            std::printf("training %s (preset %s) on corpus %s (sha256 %.12s...): %zu training / %zu held-out bytes, "
+                        "%d epochs, batch %d windows, lr %g, seed %llu, %d threads\n",
+                        model.c_str(), job.spec.preset.c_str(), corpus.name.c_str(), corpus.sha256.c_str(),
+                        train_stream.size(), heldout.size(), job.train.epochs, job.train.batch_size,
+                        job.train.learning_rate, (unsigned long long)job.train.seed, n_threads);
+            std::fflush(stdout);
+            train_lm(job, train_stream, heldout);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "error: %s\n", e.what());
+            return 1;
+        }
+        return 0;
+    }
 
     try {
         json config = load_config_file(config_path);
