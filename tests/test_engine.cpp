@@ -22,6 +22,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <random>
 #include <sstream>
@@ -1160,6 +1161,20 @@ TEST_CASE("bad input.bin is refused (library and CLI)") {
     bad = imgs;
     bad[8] = 255.0f;
     check_bad_input(bad, bad.size() * 4, "is 255, outside [0, 1]");
+    // Both sides of both limits: 0, -0 and 1 are pixels; the next float
+    // beyond either end is not.
+    bad = imgs;
+    bad[9] = std::nextafter(1.0f, 2.0f);
+    check_bad_input(bad, bad.size() * 4, "image 0, pixel 9 is 1.00000012, outside [0, 1]");
+    bad = imgs;
+    bad[fpi + 1] = -std::numeric_limits<float>::denorm_min();
+    check_bad_input(bad, bad.size() * 4, "image 1, pixel 1 is -1.40129846e-45, outside [0, 1]");
+    bad = imgs;
+    bad[0] = 1.0f, bad[1] = 0.0f, bad[2] = -0.0f, bad[fpi - 1] = 1.0f;
+    int64_t n_ok = 0;
+    char ok_err[256] = "";
+    CHECK(input_validate(bad.data(), bad.size() * 4, fpi, &n_ok, ok_err, sizeof ok_err) == 0);
+    CHECK(n_ok == 3);
     check_cli_fails(shell_quote(model) + " " + shell_quote(tmp_path("no_input.bin")), "cannot open");
     // A FIFO (nobody writing) or a device as input.bin: refused at once.
     std::string fifo = tmp_path("input.fifo");
