@@ -79,9 +79,10 @@ int cnn_forward_logits(const CnnModel* m, const float* images, int64_t n, float*
 }
 
 int cnn_forward_probs(const CnnModel* m, const float* images, int64_t n, float* probs) {
-    if (cnn_forward_logits(m, images, n, probs) != 0) return -1;
-    engine_softmax_rows(probs, n, m->n_classes);
-    return 0;
+    int rc = cnn_forward_logits(m, images, n, probs);
+    if (rc != ENGINE_OK) return rc;
+    engine_softmax_rows(probs, n, m->n_classes);  // finite logits: finite probabilities
+    return ENGINE_OK;
 }
 
 void cnn_gemm(float* out, const float* w, const float* xp, const float* bias, int O, int I, int T) {

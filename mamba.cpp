@@ -298,9 +298,10 @@ int mamba_forward_logits(const MambaModel* m, const float* images, int64_t n, fl
 }
 
 int mamba_forward_probs(const MambaModel* m, const float* images, int64_t n, float* probs) {
-    if (mamba_forward_logits(m, images, n, probs) != 0) return -1;
-    engine_softmax_rows(probs, n, m->n_classes);
-    return 0;
+    int rc = mamba_forward_logits(m, images, n, probs);
+    if (rc != ENGINE_OK) return rc;
+    engine_softmax_rows(probs, n, m->n_classes);  // finite logits: finite probabilities
+    return ENGINE_OK;
 }
 
 // ----------------------------------------------------------------------------

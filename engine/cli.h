@@ -17,6 +17,7 @@
 #include <omp.h>
 #endif
 
+#include "batch.h"  // ENGINE_ERR_*, engine_first_nonfinite
 #include "io.h"
 
 typedef struct {
@@ -122,7 +123,16 @@ static inline int engine_cli_main(int argc, char** argv, const EngineCli* e) {
     }
     float* probs = (float*)malloc((size_t)n * (size_t)nc * sizeof(float));
     int rc = 0;
-    if (!probs || e->forward_probs(e->model, in.data, n, probs) != 0) {
+    int frc = probs ? e->forward_probs(e->model, in.data, n, probs) : ENGINE_ERR_NOMEM;
+    // A non-finite probability is an error, never a printed "nan": checked
+    // here too, whatever the engine's forward call returned.
+    int64_t bad = frc == ENGINE_OK ? engine_first_nonfinite(probs, n * nc) : -1;
+    if (frc == ENGINE_ERR_NONFINITE || bad >= 0) {
+        if (bad < 0) bad = engine_first_nonfinite(probs, n * nc);
+        fprintf(stderr, "error: %s: image %lld: the model's output is not finite (NaN or inf: float32 overflow inside the %s model)\n",
+                input_path, (long long)(bad < 0 ? 0 : bad / nc), e->kind);
+        rc = 1;
+    } else if (frc != ENGINE_OK) {
         fprintf(stderr, "error: %s: out of memory for %lld images\n", input_path, (long long)n);
         rc = 1;
     }

@@ -9,7 +9,7 @@
 //   // images: [n][cnn_image_floats(&m)] float32 pixels in [0,1], CHW
 //   if (cnn_check_images(&m, images, n, err, sizeof err) != 0) die(err);
 //   std::vector<float> probs(n * cnn_n_classes(&m));
-//   if (cnn_forward_probs(&m, images, n, probs.data()) != 0) die("out of memory");
+//   if (cnn_forward_probs(&m, images, n, probs.data()) != 0) die("out of memory or overflow");
 //   cnn_close(&m);
 //
 // Weights stay in the read-only mmap; a CnnModel is immutable after opening,
@@ -70,7 +70,9 @@ int cnn_n_classes(const CnnModel* m);
 int cnn_check_images(const CnnModel* m, const float* images, int64_t n, char* err, size_t errlen);
 
 // images: [n][C*H*W]; logits/probs: [n][n_classes]. Parallel over images
-// with OpenMP. Returns 0, or -1 if per-thread scratch could not be allocated.
+// with OpenMP. Returns 0; -1 (ENGINE_ERR_NOMEM) if per-thread scratch could
+// not be allocated; -2 (ENGINE_ERR_NONFINITE) if a logit overflowed to
+// inf/NaN (finite weights can still overflow float32); engine/batch.h.
 int cnn_forward_logits(const CnnModel* m, const float* images, int64_t n, float* logits);
 int cnn_forward_probs(const CnnModel* m, const float* images, int64_t n, float* probs);
 

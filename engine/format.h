@@ -176,9 +176,13 @@ static_assert(sizeof(MmiaTensorEntry) == MMIA_TENSOR_ENTRY_BYTES, "entry must be
 
 // 64-bit FNV-1a over 8-byte little-endian words (the tail byte by byte).
 // Word-wise so it runs at memory speed: a 10 MB model costs a few ms.
-static inline uint64_t mmia_checksum(const uint8_t* p, uint64_t n) {
+#define MMIA_CHECKSUM_INIT 14695981039346656037ull
+
+// Continue checksum state h over n more bytes. Feeding a buffer in pieces
+// gives mmia_checksum of the whole as long as every piece but the last is
+// a multiple of 8 bytes long (packed.h's one-pass validation does this).
+static inline uint64_t mmia_checksum_update(uint64_t h, const uint8_t* p, uint64_t n) {
     const uint64_t prime = 1099511628211ull;
-    uint64_t h = 14695981039346656037ull;
     uint64_t i = 0;
     for (; i + 8 <= n; i += 8) {
         uint64_t w;
@@ -187,4 +191,8 @@ static inline uint64_t mmia_checksum(const uint8_t* p, uint64_t n) {
     }
     for (; i < n; i++) h = (h ^ p[i]) * prime;
     return h;
+}
+
+static inline uint64_t mmia_checksum(const uint8_t* p, uint64_t n) {
+    return mmia_checksum_update(MMIA_CHECKSUM_INIT, p, n);
 }

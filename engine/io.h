@@ -77,7 +77,7 @@ static inline int input_validate(const void* bytes, uint64_t size, int64_t float
             else if (isinf(v))
                 packed_err(err, errlen, "image %lld, pixel %lld is %s", img, at, v > 0 ? "+inf" : "-inf");
             else
-                packed_err(err, errlen, "image %lld, pixel %lld is %g, outside [0, 1] (pixels must be scaled to [0,1])",
+                packed_err(err, errlen, "image %lld, pixel %lld is %.9g, outside [0, 1] (pixels must be scaled to [0,1])",
                            img, at, (double)v);
             return -1;
         }

@@ -9,7 +9,7 @@
 //   // images: [n][mamba_image_floats(&m)] float32 pixels in [0,1], CHW
 //   if (mamba_check_images(&m, images, n, err, sizeof err) != 0) die(err);
 //   std::vector<float> probs(n * mamba_n_classes(&m));
-//   if (mamba_forward_probs(&m, images, n, probs.data()) != 0) die("out of memory");
+//   if (mamba_forward_probs(&m, images, n, probs.data()) != 0) die("out of memory or overflow");
 //   mamba_close(&m);
 //
 // The model's weights stay in the read-only mmap of the file; a MambaModel
@@ -116,8 +116,10 @@ int mamba_n_classes(const MambaModel* m);
 int mamba_check_images(const MambaModel* m, const float* images, int64_t n, char* err, size_t errlen);
 
 // images: [n][C*H*W]; logits/probs: [n][n_classes]. Parallel over images
-// with OpenMP (the caller's omp_set_num_threads applies). Returns 0, or -1
-// if per-thread scratch could not be allocated.
+// with OpenMP (the caller's omp_set_num_threads applies). Returns 0; -1
+// (ENGINE_ERR_NOMEM) if per-thread scratch could not be allocated; -2
+// (ENGINE_ERR_NONFINITE) if a logit overflowed to inf/NaN (finite weights
+// can still overflow float32); engine/batch.h names them.
 int mamba_forward_logits(const MambaModel* m, const float* images, int64_t n, float* logits);
 int mamba_forward_probs(const MambaModel* m, const float* images, int64_t n, float* probs);
 

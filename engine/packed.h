@@ -18,6 +18,7 @@
 #pragma once
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -58,6 +59,29 @@ static inline void packed_err(char* err, size_t errlen, const char* fmt, ...) {
 
 static inline uint64_t packed_align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
+// Bytes per block of packed_validate's single pass over the data: small
+// enough to stay in L1/L2 between the checksum and the finiteness scan, a
+// multiple of 8 so the blockwise checksum equals the one-shot one.
+#define PACKED_BLOCK_BYTES 32768u
+
+// Floats among n (4-byte aligned, little-endian f32) that are NaN or +-inf:
+// exponent bits all ones. Integer test, so no compiler flag can drop it.
+static inline uint64_t packed_count_nonfinite(const uint8_t* p, uint64_t n) {
+    uint64_t bad = 0;
+#pragma omp simd reduction(+ : bad)
+    for (uint64_t i = 0; i < n; i++) {
+        uint32_t w;
+        memcpy(&w, p + 4 * i, 4);
+        bad += (w & 0x7f800000u) == 0x7f800000u;
+    }
+    return bad;
+}
+
+// "NaN", "+inf" or "-inf" for a non-finite v (error messages).
+static inline const char* packed_nonfinite_str(float v) {
+    return isnan(v) ? "NaN" : v > 0 ? "+inf" : "-inf";
+}
+
 // qsort comparators over arrays of entry pointers (no context needed).
 static inline int packed_cmp_name(const void* a, const void* b) {
     const MmiaTensorEntry* x = *(const MmiaTensorEntry* const*)a;
@@ -70,8 +94,10 @@ static inline int packed_cmp_offset(const void* a, const void* b) {
     return (x->offset > y->offset) - (x->offset < y->offset);
 }
 
-// Validate a whole model file held in memory: header, every table entry,
-// and the checksum. Nothing in the file is trusted before this returns 0.
+// Validate a whole model file held in memory: header (its floats finite),
+// every table entry, the checksum, and every tensor element finite (one
+// pass over the data for the last two). Nothing in the file is trusted
+// before this returns 0.
 // bytes must be 8-byte aligned (mmap gives a page; malloc gives 16) so the
 // header, the table and the 64-byte-aligned tensor data can be used in place.
 // On success fills pf (map = NULL: the caller owns the bytes); on failure
@@ -108,6 +134,18 @@ static inline int packed_validate(PackedFile* pf, const void* data, uint64_t siz
                    (unsigned long long)h->file_bytes, (unsigned long long)size,
                    h->file_bytes > size ? "truncated" : "trailing bytes");
         return -1;
+    }
+    // The header's floats (per-channel mean/std, the kind's fp slots; unused
+    // ones are 0): every engine would carry a NaN or inf here into every
+    // output, so no kind may have one.
+    for (int i = 0; i < 16; i++) {
+        const float v = i < 4 ? h->in_mean[i] : i < 8 ? h->in_std[i - 4] : h->fp[i - 8];
+        if (!isfinite(v)) {
+            packed_err(err, errlen, "header field %s[%d] is %s (header floats must be finite)",
+                       i < 4 ? "in_mean" : i < 8 ? "in_std" : "fp", i < 4 ? i : i < 8 ? i - 4 : i - 8,
+                       packed_nonfinite_str(v));
+            return -1;
+        }
     }
     uint32_t n = h->n_tensors;
     if (n == 0 || n > PACKED_MAX_TENSORS) {
@@ -222,16 +260,44 @@ static inline int packed_validate(PackedFile* pf, const void* data, uint64_t siz
             return -1;
         }
     }
-    free(sorted);
 
     // Last, so a corrupt table is reported as what it is; the checksum then
     // catches flipped bits inside tensor data, which no other check can.
-    uint64_t sum = mmia_checksum(p + MMIA_HEADER_BYTES, size - MMIA_HEADER_BYTES);
+    // The same pass counts the non-finite floats of every tensor (one read
+    // of the file: block by block, each block checksummed and scanned while
+    // it is in cache), so a NaN or inf weight, which would turn every
+    // output into NaN, is refused here for every model kind.
+    uint64_t sum = MMIA_CHECKSUM_INIT, bad = 0;
+    uint32_t t = 0;  // first tensor (offset order) not wholly before the block
+    for (uint64_t a = MMIA_HEADER_BYTES; a < size; a += PACKED_BLOCK_BYTES) {
+        const uint64_t z = size - a < PACKED_BLOCK_BYTES ? size : a + PACKED_BLOCK_BYTES;
+        sum = mmia_checksum_update(sum, p + a, z - a);  // every block but the last: a multiple of 8
+        while (t < n && sorted[t]->offset + sorted[t]->nbytes <= a) t++;
+        for (uint32_t j = t; j < n && sorted[j]->offset < z; j++) {
+            const uint64_t lo = sorted[j]->offset > a ? sorted[j]->offset : a;
+            const uint64_t e = sorted[j]->offset + sorted[j]->nbytes, hi = e < z ? e : z;
+            if (hi > lo) bad += packed_count_nonfinite(p + lo, (hi - lo) / 4);
+        }
+    }
     if (sum != h->checksum) {
         packed_err(err, errlen, "checksum mismatch (file is corrupted: stored %016llx, computed %016llx)",
                    (unsigned long long)h->checksum, (unsigned long long)sum);
+        free(sorted);
         return -1;
     }
+    if (bad) {  // rare: find the first one, in file order, to name it
+        for (uint32_t j = 0; j < n; j++) {
+            const float* v = (const float*)(p + sorted[j]->offset);
+            for (uint64_t i = 0; i < sorted[j]->nbytes / 4; i++) {
+                if (isfinite(v[i])) continue;
+                packed_err(err, errlen, "tensor '%s': element %llu is %s (weights must be finite numbers)",
+                           sorted[j]->name, (unsigned long long)i, packed_nonfinite_str(v[i]));
+                free(sorted);
+                return -1;
+            }
+        }
+    }
+    free(sorted);
 
     pf->bytes = p;
     pf->size = size;
@@ -249,7 +315,11 @@ static inline int packed_map_file(const char* path, const uint8_t** out, uint64_
     *size = 0;
     *map = NULL;
     *map_len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: open() of a FIFO with no writer would otherwise wait
+    // forever (and a device's open may too); the file type is checked right
+    // after, so nothing but a regular file is ever read, and mmap ignores
+    // the flag.
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) {
         packed_err(err, errlen, "cannot open: %s", strerror(errno));
         return -1;

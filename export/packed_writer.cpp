@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <set>
 #include <stdexcept>
@@ -20,6 +21,8 @@ std::string shape_str(const std::vector<uint32_t>& s) {
     for (size_t i = 0; i < s.size(); i++) r += (i ? ", " : "") + std::to_string(s[i]);
     return r + "]";
 }
+
+const char* nonfinite_str(float v) { return std::isnan(v) ? "NaN" : v > 0 ? "+inf" : "-inf"; }
 
 void check_tensor(const PackedTensor& t) {
     if (t.name.empty()) throw std::runtime_error("tensor with an empty name");
@@ -42,6 +45,23 @@ void check_tensor(const PackedTensor& t) {
     if (n != t.data.size())
         throw std::runtime_error("tensor '" + t.name + "' has " + std::to_string(t.data.size()) +
                                  " values but shape " + shape_str(t.shape) + " needs " + std::to_string(n));
+    // The readers refuse a non-finite weight (engine/packed.h); the writer
+    // never produces one, so a NaN from training stops here, named.
+    for (size_t i = 0; i < t.data.size(); i++)
+        if (!std::isfinite(t.data[i]))
+            throw std::runtime_error("tensor '" + t.name + "': element " + std::to_string(i) + " is " +
+                                     nonfinite_str(t.data[i]) + " (weights must be finite numbers)");
+}
+
+// The header's floats, as engine/packed.h checks them.
+void check_header_floats(const MmiaHeader& h) {
+    for (int i = 0; i < 16; i++) {
+        const float v = i < 4 ? h.in_mean[i] : i < 8 ? h.in_std[i - 4] : h.fp[i - 8];
+        if (!std::isfinite(v))
+            throw std::runtime_error(std::string("header field ") + (i < 4 ? "in_mean" : i < 8 ? "in_std" : "fp") +
+                                     "[" + std::to_string(i < 4 ? i : i < 8 ? i - 4 : i - 8) + "] is " +
+                                     nonfinite_str(v) + " (header floats must be finite)");
+    }
 }
 
 }  // namespace
@@ -49,6 +69,7 @@ void check_tensor(const PackedTensor& t) {
 std::vector<uint8_t> pack_model_bytes(const MmiaHeader& header_template, const std::vector<PackedTensor>& tensors) {
     if (tensors.empty() || tensors.size() > 4096)
         throw std::runtime_error("need 1..4096 tensors, got " + std::to_string(tensors.size()));
+    check_header_floats(header_template);
     std::set<std::string> names;
     for (const auto& t : tensors) {
         check_tensor(t);

@@ -17,7 +17,9 @@ struct PackedTensor {
 // shape, normalisation, hyperparameters). Fills in magic, version,
 // n_tensors, file_bytes and checksum itself. Tensor data is 64-byte aligned,
 // in the order given. Written to path + ".tmp", fsync'd, renamed over path.
-// Throws std::runtime_error("<path>: <why>") on bad tensors or any I/O
+// Throws std::runtime_error("<path>: <why>") on bad tensors (a NaN or inf
+// element or header float included: "tensor 'head.bias': element 3 is
+// NaN (weights must be finite numbers)") or any I/O
 // failure (disk full included) and leaves no file behind.
 void write_packed_model(const std::string& path, const MmiaHeader& header_template,
                         const std::vector<PackedTensor>& tensors);

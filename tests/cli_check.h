@@ -138,6 +138,22 @@ inline void cli_check_no_output_left(const std::string& out) {
     CHECK_MESSAGE(system(cmd.c_str()) != 0, "temp file left beside " << out);
 }
 
+// A failed run whose stderr is exactly `line` + "\n" (the whole message,
+// docs/BAD_INPUT.md's row), with cli_check_fails's other checks. The run
+// is under `timeout`, so a program that would wait forever (a FIFO, a
+// device) fails the test with exit 124 instead of hanging it.
+inline void cli_check_fails_exact(const std::string& bin, const std::string& args, const std::string& line,
+                                  const std::string& dir, int code = 1) {
+    REQUIRE_MESSAGE(access(bin.c_str(), X_OK) == 0, "no executable " << bin << " (run from the repo root after make)");
+    std::string out = dir + "/should_not_exist.npy";
+    CliRun r = cli_run("timeout", "-k 5 60 " + cli_quote(bin) + " " + args + " --out " + cli_quote(out), dir);
+    INFO("args: " << args << "\nstderr: " << r.err);
+    CHECK(r.code == code);
+    CHECK(r.out.empty());
+    CHECK(r.err == line + "\n");
+    cli_check_no_output_left(out);
+}
+
 // A failed run: exit code, one "error: " line on stderr containing needle,
 // nothing on stdout, no --out file left.
 inline void cli_check_fails(const std::string& bin, const std::string& args, const std::string& needle,

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/batch.h"
 #include "engine/cnn.h"
 #include "engine/format.h"
 #include "engine/io.h"
@@ -545,6 +546,94 @@ TEST_CASE("bad input.bin is refused: length, wrong image shape, NaN, inf, range,
     bad[8] = 255.0f;
     check_bad_input(bad, bad.size() * 4, "is 255, outside [0, 1]");
     cli_check_fails(cnn_bin(), cli_quote(model) + " " + cli_quote(tmp("no_input.bin")), "cannot open", cnn_tmp_dir());
+}
+
+TEST_CASE("./cnn: a NaN/inf weight or header float, a FIFO, and an overflowing forward pass are one exact error line") {
+    Net n = small_net();
+    fill_tensors(n, 6);
+    std::string good = write_net(n, "finite_good.bin");
+    const auto gb = read_file(good);
+    auto img = random_images(n, 2, 7);
+    std::string input = tmp("finite_input.bin");
+    write_file(input, img.data(), img.size() * 4);
+    int n_file = 0;
+    auto variant = [&](const std::vector<uint8_t>& b) {
+        std::string p = tmp("finite_" + std::to_string(n_file++) + ".bin");
+        write_file(p, b.data(), b.size());
+        return p;
+    };
+    // element idx of tensor `name` set to v, checksum fixed
+    auto with_float = [&](const std::string& name, uint64_t idx, float v) {
+        auto b = gb;
+        MmiaHeader h;
+        std::memcpy(&h, b.data(), sizeof h);
+        for (uint32_t i = 0; i < h.n_tensors; i++) {
+            MmiaTensorEntry e;
+            std::memcpy(&e, b.data() + 256 + 96 * size_t(i), sizeof e);
+            if (name != e.name) continue;
+            REQUIRE(idx < e.nbytes / 4);
+            std::memcpy(b.data() + e.offset + 4 * idx, &v, 4);
+            wr64(b, offsetof(MmiaHeader, checksum), mmia_checksum(b.data() + 256, b.size() - 256));
+            return variant(b);
+        }
+        FAIL("no tensor " << name);
+        return std::string();
+    };
+    auto check_exact = [&](const std::string& path, const std::string& why) {
+        CHECK(open_error(path) == path + ": " + why);
+        cli_check_fails_exact(cnn_bin(), cli_quote(path) + " " + cli_quote(input), "error: " + path + ": " + why,
+                              cnn_tmp_dir());
+    };
+    check_exact(with_float("layers.6.bias", 3, NAN), "tensor 'layers.6.bias': element 3 is NaN (weights must be finite numbers)");
+    check_exact(with_float("layers.0.weight", 0, -INFINITY),
+                "tensor 'layers.0.weight': element 0 is -inf (weights must be finite numbers)");
+    check_exact(with_float("layers.2.weight", 13 * 9 * 25 - 1, INFINITY),
+                "tensor 'layers.2.weight': element 2924 is +inf (weights must be finite numbers)");
+    auto b = gb;
+    float nan = NAN;
+    std::memcpy(b.data() + offsetof(MmiaHeader, in_std) + 4, &nan, 4);
+    check_exact(variant(b), "header field in_std[1] is NaN (header floats must be finite)");
+    b = gb;
+    std::memcpy(b.data() + offsetof(MmiaHeader, fp) + 8, &nan, 4);  // a slot the CNN does not use
+    check_exact(variant(b), "header field fp[2] is NaN (header floats must be finite)");
+
+    std::string fifo = tmp("cnn.fifo");
+    unlink(fifo.c_str());
+    REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+    check_exact(fifo, "not a regular file");
+    cli_check_fails_exact(cnn_bin(), cli_quote(good) + " " + cli_quote(fifo), "error: " + fifo + ": not a regular file",
+                          cnn_tmp_dir());
+
+    // Finite weights, overflowing output: the last dense layer's weights at
+    // 3e38 against a gelu layer's non-negative outputs; one nonzero input
+    // to it is enough for +inf, so every logit is inf (or NaN after a
+    // cancelling -inf): refused. At 1e-30 the same model runs.
+    Net big = n;
+    for (auto& t : big.tensors)
+        if (t.name == "layers.5.bias") std::fill(t.data.begin(), t.data.end(), 1.0f);  // gelu(>= 1 + ...) > 0
+    for (auto& t : big.tensors)
+        if (t.name == "layers.5.weight") std::fill(t.data.begin(), t.data.end(), 0.0f);
+    for (auto& t : big.tensors)
+        if (t.name == "layers.6.weight") std::fill(t.data.begin(), t.data.end(), 3e38f);
+    std::string ovf = write_net(big, "cnn_overflow.bin");
+    CnnModel m;
+    char err[512];
+    std::vector<float> logits(2 * n.nc);
+    REQUIRE(cnn_open(&m, ovf.c_str(), err, sizeof err) == 0);
+    CHECK(cnn_forward_logits(&m, img.data(), 2, logits.data()) == ENGINE_ERR_NONFINITE);
+    CHECK(cnn_forward_probs(&m, img.data(), 2, logits.data()) == ENGINE_ERR_NONFINITE);
+    cnn_close(&m);
+    cli_check_fails_exact(cnn_bin(), cli_quote(ovf) + " " + cli_quote(input),
+                          "error: " + input + ": image 0: the model's output is not finite (NaN or inf: float32 overflow inside the CNN model)",
+                          cnn_tmp_dir());
+    for (auto& t : big.tensors)
+        if (t.name == "layers.6.weight") std::fill(t.data.begin(), t.data.end(), 1e-30f);
+    std::string fine = write_net(big, "cnn_fine.bin");
+    REQUIRE(cnn_open(&m, fine.c_str(), err, sizeof err) == 0);
+    CHECK(cnn_forward_logits(&m, img.data(), 2, logits.data()) == ENGINE_OK);
+    cnn_close(&m);
+    CliRun r = cli_run(cnn_bin(), cli_quote(fine) + " " + cli_quote(input) + " --quiet", cnn_tmp_dir());
+    CHECK(r.code == 0);
 }
 
 TEST_CASE("./mamba refuses a CNN file, naming ./cnn") {

@@ -11,7 +11,9 @@
 //       export/packed_writer.cpp build/mamba_lib.o -fopenmp -o build/tests/test_engine
 #include <doctest/doctest.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,18 +22,21 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <random>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "engine/batch.h"
 #include "engine/format.h"
 #include "engine/io.h"
 #include "engine/kernels.h"
 #include "engine/mamba.h"
 #include "engine/packed.h"
 #include "export/packed_writer.h"
+#include "tests/cli_check.h"
 
 namespace {
 
@@ -872,7 +877,12 @@ TEST_CASE("bad model files are refused with a clear error (library and CLI)") {
         auto b = gb;
         float nan = NAN;
         std::memcpy(b.data() + offsetof(MmiaHeader, fp), &nan, 4);
-        check_bad_model(variant(b), "eps");
+        check_bad_model(variant(b), "header field fp[0] is NaN");  // the generic header check, first
+        for (float bad_eps : {0.0f, -1e-5f, 1.5f}) {  // finite, outside (0, 1]: the engine's own check
+            b = gb;
+            std::memcpy(b.data() + offsetof(MmiaHeader, fp), &bad_eps, 4);
+            check_bad_model(variant(b), "norm eps is");
+        }
         b = gb;
         float zero = 0;
         std::memcpy(b.data() + offsetof(MmiaHeader, in_std), &zero, 4);
@@ -980,13 +990,126 @@ TEST_CASE("bad model files are refused with a clear error (library and CLI)") {
             }
         check_bad_model(write_model(m3, "shape_t2.bin"), "'head.bias' has shape [1, 10], expected [10]");
     }
-    SUBCASE("positive or NaN entry in A") {
-        for (float bad : {0.5f, NAN}) {
+    SUBCASE("positive entry in A (a sign check; NaN is the generic check's, below)") {
+        for (float bad : {0.5f, 1e-30f}) {
             Model m2 = m;
             for (auto& t : m2.tensors)
                 if (t.name == "layers.1.A") t.data[7] = bad;
             check_bad_model(write_model(m2, "posA.bin"), "tensor 'layers.1.A' has entry 7");
         }
+        Model m2 = m;
+        for (auto& t : m2.tensors)
+            if (t.name == "layers.1.A") t.data[7] = -0.0f;  // the boundary: -0 <= 0 is fine
+        CHECK(open_error(write_model(m2, "zeroA.bin")).empty());
+    }
+    // The file's bytes with element idx of tensor `name` set to v and the
+    // checksum fixed (the writer refuses non-finite values, so the good
+    // file is patched).
+    auto with_float = [&](const std::vector<uint8_t>& base, const std::string& name, uint64_t idx, float v) {
+        auto b = base;
+        MmiaHeader h;
+        std::memcpy(&h, b.data(), sizeof h);
+        for (uint32_t i = 0; i < h.n_tensors; i++) {
+            MmiaTensorEntry e;
+            std::memcpy(&e, b.data() + entry_at(int(i)), sizeof e);
+            if (name != e.name) continue;
+            REQUIRE(idx < e.nbytes / 4);
+            std::memcpy(b.data() + e.offset + 4 * idx, &v, 4);
+            fix_checksum(b);
+            return variant(b);
+        }
+        FAIL("no tensor " << name);
+        return std::string();
+    };
+    // Library and ./mamba give exactly "<path>: <why>" / "error: <path>: <why>".
+    auto check_exact = [&](const std::string& path, const std::string& why) {
+        CHECK(open_error(path) == path + ": " + why);
+        auto img = random_images(c, 1, 7);
+        std::string in = tmp_path("exact_input.bin");
+        write_bytes(in, img.data(), img.size() * 4);
+        cli_check_fails_exact(mamba_bin(), shell_quote(path) + " " + shell_quote(in), "error: " + path + ": " + why,
+                              tmp_dir());
+    };
+    SUBCASE("a NaN or inf in any tensor is refused, naming the tensor and element") {
+        check_exact(with_float(gb, "head.bias", 3, NAN), "tensor 'head.bias': element 3 is NaN (weights must be finite numbers)");
+        check_exact(with_float(gb, "embed.weight", 0, INFINITY),
+                    "tensor 'embed.weight': element 0 is +inf (weights must be finite numbers)");
+        check_exact(with_float(gb, "layers.1.out_proj.weight", uint64_t(c.D) * c.E - 1, -INFINITY),
+                    "tensor 'layers.1.out_proj.weight': element 511 is -inf (weights must be finite numbers)");
+        // A NaN in A: no longer only the engine's sign check that sees it.
+        check_exact(with_float(gb, "layers.1.A", 7, NAN), "tensor 'layers.1.A': element 7 is NaN (weights must be finite numbers)");
+        // The largest finite float is a weight like any other.
+        CHECK(open_error(with_float(gb, "head.bias", 3, 3.4e38f)).empty());
+        // A signalling-NaN bit pattern and a NaN with a payload count too.
+        for (uint32_t bits : {0x7f800001u, 0xffc00123u}) {
+            float v;
+            std::memcpy(&v, &bits, 4);
+            CHECK(open_error(with_float(gb, "norm_f.weight", 2, v)).find("tensor 'norm_f.weight': element 2 is NaN") !=
+                  std::string::npos);
+        }
+    }
+    SUBCASE("the one-pass check sees the first and last element of every tensor, across 32 KiB blocks") {
+        // A model of ~600 kB: in_proj alone spans several blocks, and block
+        // boundaries fall inside tensors.
+        Cfg big;
+        big.D = 64, big.E = 256, big.N = 8, big.R = 4;
+        const auto bb = read_bytes(write_model(random_model(big, 4), "big.bin"));
+        REQUIRE(bb.size() > 4 * PACKED_BLOCK_BYTES);
+        MmiaHeader h;
+        std::memcpy(&h, bb.data(), sizeof h);
+        int checked = 0;
+        for (uint32_t i = 0; i < h.n_tensors; i++) {
+            MmiaTensorEntry e;
+            std::memcpy(&e, bb.data() + entry_at(int(i)), sizeof e);
+            const uint64_t n = e.nbytes / 4;
+            std::vector<uint64_t> at = {0, n - 1, n / 2};
+            // the elements either side of every block boundary inside it
+            for (uint64_t a = PACKED_BLOCK_BYTES + 256; a < bb.size(); a += PACKED_BLOCK_BYTES)
+                if (a > e.offset && a < e.offset + e.nbytes) at.insert(at.end(), {(a - e.offset) / 4 - 1, (a - e.offset) / 4});
+            for (uint64_t k : at) {
+                std::string err = open_error(with_float(bb, e.name, k, NAN));
+                CHECK_MESSAGE(err.find("tensor '" + std::string(e.name) + "': element " + std::to_string(k) + " is NaN") !=
+                                  std::string::npos,
+                              err);
+                checked++;
+            }
+        }
+        CHECK(checked >= 3 * int(h.n_tensors));
+        // and the unpatched file still opens (its checksum via the blockwise pass)
+        CHECK(open_error(variant(bb)).empty());
+    }
+    SUBCASE("a NaN or inf header float (normalisation, eps, unused slots)") {
+        auto with_header_float = [&](size_t off, float v) {
+            auto b = gb;
+            std::memcpy(b.data() + off, &v, 4);  // the header is outside the checksum
+            return variant(b);
+        };
+        check_exact(with_header_float(offsetof(MmiaHeader, in_mean), NAN),
+                    "header field in_mean[0] is NaN (header floats must be finite)");
+        check_exact(with_header_float(offsetof(MmiaHeader, in_std) + 4 * 3, INFINITY),
+                    "header field in_std[3] is +inf (header floats must be finite)");
+        check_exact(with_header_float(offsetof(MmiaHeader, fp) + 4 * MMIA_FP_NORM_EPS, -INFINITY),
+                    "header field fp[0] is -inf (header floats must be finite)");
+        check_exact(with_header_float(offsetof(MmiaHeader, fp) + 4 * 7, NAN),
+                    "header field fp[7] is NaN (header floats must be finite)");
+    }
+    SUBCASE("a FIFO, a device or a socket is refused at once, never waited on") {
+        std::string fifo = tmp_path("model.fifo");
+        unlink(fifo.c_str());
+        REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+        check_exact(fifo, "not a regular file");
+        check_exact("/dev/zero", "not a regular file");
+        std::string sock = tmp_path("model.sock");
+        unlink(sock.c_str());
+        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        REQUIRE(fd >= 0);
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        REQUIRE(sock.size() < sizeof addr.sun_path);
+        std::memcpy(addr.sun_path, sock.c_str(), sock.size() + 1);
+        REQUIRE(bind(fd, (const sockaddr*)&addr, sizeof addr) == 0);
+        check_exact(sock, "cannot open: No such device or address");
+        close(fd);
     }
     SUBCASE("extra unknown tensor") {
         Model m2 = m;
@@ -1038,7 +1161,94 @@ TEST_CASE("bad input.bin is refused (library and CLI)") {
     bad = imgs;
     bad[8] = 255.0f;
     check_bad_input(bad, bad.size() * 4, "is 255, outside [0, 1]");
+    // Both sides of both limits: 0, -0 and 1 are pixels; the next float
+    // beyond either end is not.
+    bad = imgs;
+    bad[9] = std::nextafter(1.0f, 2.0f);
+    check_bad_input(bad, bad.size() * 4, "image 0, pixel 9 is 1.00000012, outside [0, 1]");
+    bad = imgs;
+    bad[fpi + 1] = -std::numeric_limits<float>::denorm_min();
+    check_bad_input(bad, bad.size() * 4, "image 1, pixel 1 is -1.40129846e-45, outside [0, 1]");
+    bad = imgs;
+    bad[0] = 1.0f, bad[1] = 0.0f, bad[2] = -0.0f, bad[fpi - 1] = 1.0f;
+    int64_t n_ok = 0;
+    char ok_err[256] = "";
+    CHECK(input_validate(bad.data(), bad.size() * 4, fpi, &n_ok, ok_err, sizeof ok_err) == 0);
+    CHECK(n_ok == 3);
     check_cli_fails(shell_quote(model) + " " + shell_quote(tmp_path("no_input.bin")), "cannot open");
+    // A FIFO (nobody writing) or a device as input.bin: refused at once.
+    std::string fifo = tmp_path("input.fifo");
+    unlink(fifo.c_str());
+    REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+    cli_check_fails_exact(mamba_bin(), shell_quote(model) + " " + shell_quote(fifo), "error: " + fifo + ": not a regular file",
+                          tmp_dir());
+    cli_check_fails_exact(mamba_bin(), shell_quote(model) + " /dev/zero", "error: /dev/zero: not a regular file", tmp_dir());
+    InputFile in;
+    char err[256];
+    CHECK(input_open(&in, fifo.c_str(), fpi, err, sizeof err) != 0);
+    CHECK(std::string(err) == "not a regular file");
+    // stdin closed, or a FIFO on stdin: the engine never reads stdin.
+    std::string good = tmp_path("good_in.bin");
+    write_bytes(good, imgs.data(), imgs.size() * 4);
+    CliRun r = cli_run("timeout", "-k 5 60 " + shell_quote(mamba_bin()) + " " + shell_quote(model) + " " +
+                                      shell_quote(good) + " --quiet <&-", tmp_dir());
+    CHECK(r.code == 0);
+    CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 3);
+}
+
+TEST_CASE("finite weights whose forward pass overflows float32: an error, never a printed nan") {
+    // embed = a constant all-ones stream, blocks that add nothing, so the
+    // final norm gives pooled[d] = norm_f[d] in [0.5, 1.5] exactly, and the
+    // logits are a sum of 16 such values times the head's weights.
+    Cfg c;
+    Model m = random_model(c, 5);
+    auto set = [&](Model& mm, const std::string& name, float v) {
+        for (auto& t : mm.tensors)
+            if (t.name == name) std::fill(t.data.begin(), t.data.end(), v);
+    };
+    set(m, "embed.weight", 0.0f);
+    set(m, "embed.bias", 1.0f);
+    for (int l = 0; l < c.layers; l++) set(m, "layers." + std::to_string(l) + ".out_proj.weight", 0.0f);
+    auto imgs = random_images(c, 2, 3);
+    std::string input = tmp_path("overflow_input.bin");
+    write_bytes(input, imgs.data(), imgs.size() * 4);
+    std::vector<float> logits(2 * c.nc);
+    MambaModel mm;
+    char err[512];
+
+    // 1e37 * sum(norm_f) <= 2.4e38: finite, runs.
+    Model ok = m;
+    set(ok, "head.weight", 1e37f);
+    std::string okp = write_model(ok, "overflow_ok.bin");
+    REQUIRE(mamba_open(&mm, okp.c_str(), err, sizeof err) == 0);
+    CHECK(mamba_forward_logits(&mm, imgs.data(), 2, logits.data()) == ENGINE_OK);
+    double want = 0;
+    for (float w : ok.t("norm_f.weight")) want += 1e37 * double(w);
+    CHECK(std::fabs(logits[0] - want - ok.t("head.bias")[0]) <= 1e-5 * want);
+    mamba_close(&mm);
+    Run r = run_cli(shell_quote(okp) + " " + shell_quote(input) + " --quiet");
+    CHECK(r.code == 0);
+
+    // 3e38 * sum(norm_f) > FLT_MAX: every logit is +inf.
+    Model bad = m;
+    set(bad, "head.weight", 3e38f);
+    std::string badp = write_model(bad, "overflow.bin");
+    REQUIRE(mamba_open(&mm, badp.c_str(), err, sizeof err) == 0);
+    CHECK(mamba_forward_logits(&mm, imgs.data(), 2, logits.data()) == ENGINE_ERR_NONFINITE);
+    CHECK(mamba_forward_probs(&mm, imgs.data(), 2, logits.data()) == ENGINE_ERR_NONFINITE);
+    mamba_close(&mm);
+    cli_check_fails_exact(mamba_bin(), shell_quote(badp) + " " + shell_quote(input),
+                          "error: " + input +
+                              ": image 0: the model's output is not finite (NaN or inf: float32 overflow inside the Mamba model)",
+                          tmp_dir());
+
+    // engine_first_nonfinite itself, both sides of the boundary.
+    std::vector<float> v = {0.0f, 3.4028235e38f, -3.4028235e38f, 1e-45f};
+    CHECK(engine_first_nonfinite(v.data(), 4) == -1);
+    v.push_back(INFINITY);
+    CHECK(engine_first_nonfinite(v.data(), 5) == 4);
+    v[1] = NAN;
+    CHECK(engine_first_nonfinite(v.data(), 5) == 1);
 }
 
 TEST_CASE("CLI: an input whose probabilities would pass the output cap is refused before allocating") {
