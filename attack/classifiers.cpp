@@ -280,21 +280,28 @@ Matrix rows_of(const Matrix& m, const std::vector<int64_t>& rows) {
 }  // namespace
 
 void ShokriAttack::fit(const Matrix& probs, const std::vector<int>& labels, const std::vector<int>& is_member,
-                       const ClassifierSpec& spec) {
+                       const ClassifierSpec& spec, bool fallback_to_global) {
     check_labels_for(probs, labels, "ShokriAttack::fit");
     if (is_member.size() != labels.size())
         throw std::invalid_argument("ShokriAttack::fit: " + std::to_string(labels.size()) + " labels but " +
                                     std::to_string(is_member.size()) + " membership labels");
     const int k = int(probs.cols);
     std::vector<BinaryClassifier> models(static_cast<size_t>(k));
+    std::vector<int> fallback;
     for (int c = 0; c < k; c++) {
         std::vector<int64_t> rows;
         std::vector<int> y;
+        int64_t members = 0;
         for (size_t i = 0; i < labels.size(); i++)
             if (labels[i] == c) {
                 rows.push_back(int64_t(i));
                 y.push_back(is_member[i]);
+                members += is_member[i] == 1;
             }
+        if (fallback_to_global && (members == 0 || members == int64_t(rows.size()))) {
+            fallback.push_back(c);
+            continue;
+        }
         if (rows.empty())
             throw std::invalid_argument("ShokriAttack::fit: no shadow examples of class " + std::to_string(c));
         ClassifierSpec s = spec;
@@ -305,7 +312,15 @@ void ShokriAttack::fit(const Matrix& probs, const std::vector<int>& labels, cons
             throw std::invalid_argument("ShokriAttack::fit: class " + std::to_string(c) + ": " + e.what());
         }
     }
+    BinaryClassifier global;
+    if (!fallback.empty()) {
+        ClassifierSpec s = spec;
+        s.seed = spec.seed + uint64_t(k);
+        global.fit(probs, is_member, s);
+    }
     per_class_ = std::move(models);
+    global_ = std::move(global);
+    fallback_ = std::move(fallback);
 }
 
 std::vector<double> ShokriAttack::score(const Matrix& probs, const std::vector<int>& labels) const {
@@ -320,7 +335,8 @@ std::vector<double> ShokriAttack::score(const Matrix& probs, const std::vector<i
         for (size_t i = 0; i < labels.size(); i++)
             if (labels[i] == c) rows.push_back(int64_t(i));
         if (rows.empty()) continue;
-        std::vector<double> s = per_class_[size_t(c)].score(rows_of(probs, rows));
+        const bool global = std::binary_search(fallback_.begin(), fallback_.end(), c);
+        std::vector<double> s = (global ? global_ : per_class_[size_t(c)]).score(rows_of(probs, rows));
         for (size_t i = 0; i < rows.size(); i++) out[size_t(rows[i])] = s[i];
     }
     return out;

@@ -98,15 +98,23 @@ public:
     // probs: n x k softmax vectors from the shadow models; labels: true
     // classes in [0, k); is_member: membership in the shadow that produced
     // the row. Class c's model trains with seed spec.seed + c. Every class
-    // needs members and non-members.
+    // needs members and non-members: without fallback_to_global a class that
+    // has not both throws; with it, that class is scored by one global model
+    // trained on every row (seed spec.seed + k) and listed in
+    // fallback_classes() (the whole set still needs both).
     void fit(const Matrix& probs, const std::vector<int>& labels, const std::vector<int>& is_member,
-             const ClassifierSpec& spec);
+             const ClassifierSpec& spec, bool fallback_to_global = false);
     // Log-odds membership scores for the target's rows (see BinaryClassifier::score).
     std::vector<double> score(const Matrix& probs, const std::vector<int>& labels) const;
     int n_classes() const { return int(per_class_.size()); }
+    // The classes scored by the global model (increasing; empty unless a
+    // class lacked members or non-members and fit() was told to fall back).
+    const std::vector<int>& fallback_classes() const { return fallback_; }
 
 private:
-    std::vector<BinaryClassifier> per_class_;
+    std::vector<BinaryClassifier> per_class_;  // untrained for a fallback class
+    BinaryClassifier global_;                   // trained only when there is a fallback class
+    std::vector<int> fallback_;
 };
 
 // Seed 000's own protocol, kept to compare with its published numbers: the

@@ -127,5 +127,8 @@ std::vector<double> pick(const std::vector<double>& v, const std::vector<int64_t
 std::vector<int> pick(const std::vector<int>& v, const std::vector<int64_t>& indices) {
     return pick_impl(v, indices);
 }
+std::vector<int64_t> pick(const std::vector<int64_t>& v, const std::vector<int64_t>& indices) {
+    return pick_impl(v, indices);
+}
 
 }  // namespace mmia

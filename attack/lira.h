@@ -57,5 +57,6 @@ LiraScores lira_scores(const Matrix& phi, const std::vector<int>& membership, in
 // v restricted to the given indices (e.g. LiraScores::scored), in their order.
 std::vector<double> pick(const std::vector<double>& v, const std::vector<int64_t>& indices);
 std::vector<int> pick(const std::vector<int>& v, const std::vector<int64_t>& indices);
+std::vector<int64_t> pick(const std::vector<int64_t>& v, const std::vector<int64_t>& indices);
 
 }  // namespace mmia

@@ -53,12 +53,26 @@ int main(int argc, char** argv) {
                  "sanity run: the targets' members are fresh examples they never saw (AUC must be 0.5)");
     if (int code = parse_command_line(app, argc, argv); code >= 0) return code;
 
+    // Every flag works in every mode it is accepted in; the combinations
+    // where one would do nothing are usage errors (docs/ATTACKS.md, "Flags").
+    auto usage = [](const std::string& what) {
+        std::fprintf(stderr, "error: %s (see --help)\n", what.c_str());
+        return 2;
+    };
+    if (cfg.protocol == "lira" && app.count("--targets"))
+        return usage("--targets: shokri protocol only (lira makes every model the target in turn)");
+    if (!preset.empty() && model == "both")
+        return usage("--preset needs one --model; use --mamba-preset/--cnn-preset");
+    if (!preset.empty() && (app.count("--mamba-preset") || app.count("--cnn-preset")))
+        return usage("--preset: give it or --mamba-preset/--cnn-preset, not both");
+    if (model == "cnn" && app.count("--mamba-preset"))
+        return usage("--mamba-preset: no Mamba model with --model cnn");
+    if (model == "mamba" && app.count("--cnn-preset"))
+        return usage("--cnn-preset: no CNN model with --model mamba");
+
     try {
         cfg.models = model == "both" ? std::vector<std::string>{"mamba", "cnn"} : std::vector<std::string>{model};
-        if (!preset.empty()) {
-            if (model == "both") throw std::runtime_error("--preset needs one --model; use --mamba-preset/--cnn-preset");
-            (model == "mamba" ? cfg.mamba_preset : cfg.cnn_preset) = preset;
-        }
+        if (!preset.empty()) (model == "mamba" ? cfg.mamba_preset : cfg.cnn_preset) = preset;
         run_attack(cfg);
         std::string dir = cfg.run_dir.empty() ? default_run_dir(cfg) : cfg.run_dir;
         std::printf("report: %s/report.md (metrics: %s/metrics.json)\n", dir.c_str(), dir.c_str());

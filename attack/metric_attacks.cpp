@@ -2,6 +2,7 @@
 // correctness attacks with global or per-class thresholds (see metric_attacks.h).
 #include "attack/metric_attacks.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -58,7 +59,8 @@ std::vector<double> metric_scores(MetricAttack a, const std::vector<float>& logi
 
 std::vector<double> per_class_thresholds(const std::vector<double>& shadow_scores,
                                          const std::vector<int>& shadow_labels,
-                                         const std::vector<int>& shadow_is_member, int n_classes) {
+                                         const std::vector<int>& shadow_is_member, int n_classes,
+                                         std::vector<int>* fallback) {
     if (n_classes < 2)
         throw std::invalid_argument("per_class_thresholds: needs at least 2 classes, got " +
                                     std::to_string(n_classes));
@@ -78,6 +80,13 @@ std::vector<double> per_class_thresholds(const std::vector<double>& shadow_score
     }
     std::vector<double> t(static_cast<size_t>(n_classes));
     for (int c = 0; c < n_classes; c++) {
+        const auto& mc = member[size_t(c)];
+        const int64_t members = std::count(mc.begin(), mc.end(), 1);
+        if (fallback && (members == 0 || members == int64_t(mc.size()))) {
+            t[size_t(c)] = select_threshold(shadow_scores, shadow_is_member);
+            fallback->push_back(c);
+            continue;
+        }
         try {
             t[size_t(c)] = select_threshold(scores[size_t(c)], member[size_t(c)]);
         } catch (const std::invalid_argument& e) {

@@ -32,11 +32,14 @@ std::vector<double> metric_scores(MetricAttack a, const std::vector<float>& logi
                                   const std::vector<int>& labels);
 
 // Song & Mittal's class-dependent thresholds: select_threshold (metrics.h) on
-// the shadow examples of each class. Throws naming the class when a class
-// has no shadow members or no shadow non-members.
+// the shadow examples of each class. A class with no shadow members or no
+// shadow non-members: with fallback == nullptr it throws naming the class;
+// otherwise that class gets the global threshold (select_threshold on every
+// shadow example) and is appended to *fallback (classes increasing).
 std::vector<double> per_class_thresholds(const std::vector<double>& shadow_scores,
                                          const std::vector<int>& shadow_labels,
-                                         const std::vector<int>& shadow_is_member, int n_classes);
+                                         const std::vector<int>& shadow_is_member, int n_classes,
+                                         std::vector<int>* fallback = nullptr);
 
 // The per-class attack as one score: scores[i] - thresholds[labels[i]], so
 // "member iff shifted score >= 0" is the per-class rule, and AUC / TPR at low

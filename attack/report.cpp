@@ -180,6 +180,10 @@ std::string markdown_report(const json& r) {
                 continue;
             }
             const json& m = s[a];
+            if (!m.contains("auc")) {  // not evaluated on any target (see metrics.json)
+                o << " n/a | n/a | n/a | n/a | n/a |";
+                continue;
+            }
             o << " " << pm(m["auc"]) << " | " << pm(m["tpr_at_1pct_fpr"]) << " | " << pm(m["tpr_at_01pct_fpr"])
               << " | " << pm(m["advantage"]) << " | " << pm(m["balanced_accuracy"]) << " |";
         }
@@ -195,7 +199,7 @@ std::string markdown_report(const json& r) {
             std::string best;
             double bm = -1, bs = 0;
             for (auto& [a, m] : s.items())
-                if (a != "seed000_on_target" && m[key]["mean"].get<double>() > bm)
+                if (a != "seed000_on_target" && m.contains(key) && m[key]["mean"].get<double>() > bm)
                     best = a, bm = m[key]["mean"].get<double>(), bs = m[key]["std"].get<double>();
             o << (i ? "; " : "") << kinds[i] << " " << fmt("%.3f", bm) << " ± " << fmt("%.3f", bs) << " (" << best
               << ")";
@@ -212,15 +216,28 @@ std::string markdown_report(const json& r) {
              "outputs with their true membership, scored on the other 20%): an upper bound on separability, not an "
              "attack an outsider can run; it is left out of \"strongest attack\".\n";
 
-    if (protocol == "lira")
-        for (const auto& k : kinds) {
-            const json& s = r["models"][k]["summary"]["attacks"];
-            if (!s.contains("lira_online") || !s["lira_online"].contains("unscorable")) continue;
-            o << "- " << k << ": examples per target that online LiRA cannot score (no IN or no OUT reference model; "
-              << "they rank lowest): " << pm(s["lira_online"]["unscorable"], "%.1f") << "; with no OUT reference "
-              << "(offline): " << pm(s["lira_offline"]["unscorable"], "%.1f")
+    // Unscored examples: one rule for every attack (docs/ATTACKS.md).
+    for (const auto& k : kinds) {
+        const json& s = r["models"][k]["summary"]["attacks"];
+        std::string list;
+        for (auto& [a, m] : s.items())
+            if (a != "seed000_on_target" && m.contains("n_unscored") && m["n_unscored"]["mean"].get<double>() > 0)
+                list += (list.empty() ? "" : ", ") + a + " " + pm(m["n_unscored"], "%.1f");
+        if (!list.empty())
+            o << "- " << k << ": examples per target an attack could not score (LiRA: no IN or no OUT reference "
+              << "model; offline: no OUT one), left out of its metrics (not ranked): " << list
               << ". More reference models (--shadow) leave fewer.\n";
-        }
+    }
+    if (r.contains("per_class_fallback"))
+        o << "- Per-class attacks: class(es) " << r["per_class_fallback"]["classes"].dump()
+          << " had no shadow members or no shadow non-members, so shokri_mlp, shokri_logreg and the *_per_class "
+             "attacks scored them with their global version (use a larger --ds or more --shadow models).\n";
+    for (const auto& k : kinds)
+        for (const auto& t : r["models"][k]["targets"])
+            for (auto& [a, m] : t["attacks"].items())
+                if (m.contains("not_evaluated"))
+                    o << "- " << k << " " << t["role"].get<std::string>() << ": " << a << " not evaluated: "
+                      << m["not_evaluated"].get<std::string>() << ".\n";
     if (r.contains("seconds"))
         o << "- Time: training " << fmt("%.0f", r["seconds"]["training"].get<double>()) << " s ("
           << r["trained_now"] << " models trained, " << r["cached"] << " cached), export and engine logits "

@@ -14,6 +14,7 @@
 
 #include <omp.h>
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include <chrono>
 #include <cstdarg>
@@ -253,44 +254,53 @@ struct Labelled {
 
 struct AttackScores {
     std::string name;
-    std::vector<double> scores;  // one per target example
+    std::vector<double> scores;  // one per target example; NaN = not scored (left out of every metric)
     double threshold = 0;        // the decision threshold (chosen without the target's membership)
+    std::vector<int> fallback_classes;  // per-class attacks: classes scored by the global attack instead
+    std::string unscored_reason;        // what a NaN score means for this attack ("" = none expected)
 };
 
 // Shadow-trained attacks and the metric attacks, scored on the target.
 std::vector<AttackScores> shadow_attacks(const Labelled& shadow, const Labelled& target, int k, uint64_t seed) {
     std::vector<AttackScores> out;
     Matrix sp = softmax_matrix(shadow.logits, k), tp = softmax_matrix(target.logits, k);
+    // A class without shadow members or non-members (possible with few,
+    // small shadows) is scored by the global attack: fallback_to_global.
     {
         ShokriAttack a;
-        a.fit(sp, shadow.labels, shadow.is_member, mlp_spec({64}, seed));
-        out.push_back({"shokri_mlp", a.score(tp, target.labels), 0.0});
+        a.fit(sp, shadow.labels, shadow.is_member, mlp_spec({64}, seed), true);
+        out.push_back({"shokri_mlp", a.score(tp, target.labels), 0.0, a.fallback_classes(), ""});
     }
     {
         ShokriAttack a;
-        a.fit(sp, shadow.labels, shadow.is_member, logistic_regression_spec(seed));
-        out.push_back({"shokri_logreg", a.score(tp, target.labels), 0.0});
+        a.fit(sp, shadow.labels, shadow.is_member, logistic_regression_spec(seed), true);
+        out.push_back({"shokri_logreg", a.score(tp, target.labels), 0.0, a.fallback_classes(), ""});
     }
     {
         BinaryClassifier c;
         c.fit(seed000_feature_matrix(shadow.logits, k), shadow.is_member, mlp_spec({64, 64}, seed));
-        out.push_back({"seed000_mlp", c.score(seed000_feature_matrix(target.logits, k)), 0.0});
+        out.push_back({"seed000_mlp", c.score(seed000_feature_matrix(target.logits, k)), 0.0, {}, ""});
     }
     for (MetricAttack m : all_metric_attacks()) {
         auto s_scores = metric_scores(m, shadow.logits, k, shadow.labels);
         auto t_scores = metric_scores(m, target.logits, k, target.labels);
-        out.push_back({metric_attack_name(m), t_scores, select_threshold(s_scores, shadow.is_member)});
+        out.push_back({metric_attack_name(m), t_scores, select_threshold(s_scores, shadow.is_member), {}, ""});
         if (m == MetricAttack::correctness) continue;  // one bit: per-class thresholds add nothing
-        auto th = per_class_thresholds(s_scores, shadow.labels, shadow.is_member, k);
+        std::vector<int> fallback;
+        auto th = per_class_thresholds(s_scores, shadow.labels, shadow.is_member, k, &fallback);
         out.push_back({metric_attack_name(m) + "_per_class", subtract_class_thresholds(t_scores, target.labels, th),
-                       0.0});
+                       0.0, fallback, ""});
     }
     return out;
 }
 
+// Full precision (%.17g round-trips every double), so an outside tool
+// recomputes every metric from the file exactly; an unscored example (NaN)
+// is an empty field, never a number.
 std::string csv_number(double v) {
+    if (std::isnan(v)) return "";
     char buf[32];
-    std::snprintf(buf, sizeof buf, "%.9g", v);
+    std::snprintf(buf, sizeof buf, "%.17g", v);
     return buf;
 }
 
@@ -318,22 +328,42 @@ json evaluate_and_write(const std::string& dir, const std::string& kind, const s
     }
     write_file_atomic(dir + "/scores/" + kind + "_" + target + ".csv", csv.str());
     std::vector<NamedRoc> curves;
+    std::map<std::string, std::pair<std::vector<double>, std::vector<int>>> scored_sets;  // for the histograms
     for (const auto& a : attacks) {
-        metrics[a.name] = to_json(evaluate_attack(a.scores, t.is_member, a.threshold));
-        auto roc = roc_curve(a.scores, t.is_member);
-        write_roc_csv(dir + "/roc/" + kind + "_" + target + "_" + a.name + ".csv", roc);
-        if (plot_attacks.count(a.name)) curves.push_back({a.name, std::move(roc)});
+        // The one rule for unscored examples (NaN): left out of every metric,
+        // the ROC file and the histogram; metrics.json counts them.
+        std::vector<int64_t> rows;
+        for (size_t i = 0; i < a.scores.size(); i++)
+            if (!std::isnan(a.scores[i])) rows.push_back(int64_t(i));
+        const auto s = pick(a.scores, rows);
+        const auto m = pick(t.is_member, rows);
+        const int64_t members = std::count(m.begin(), m.end(), 1);
+        json j;
+        if (members == 0 || members == int64_t(m.size())) {
+            // Nothing to rank: say so instead of failing the whole run.
+            j["not_evaluated"] = "the scored examples hold " + std::string(members ? "no non-member" : "no member");
+        } else {
+            j = to_json(evaluate_attack(s, m, a.threshold));
+            auto roc = roc_curve(s, m);
+            write_roc_csv(dir + "/roc/" + kind + "_" + target + "_" + a.name + ".csv", roc);
+            if (plot_attacks.count(a.name)) curves.push_back({a.name, std::move(roc)});
+            scored_sets[a.name] = {s, m};
+        }
+        j["n_unscored"] = int64_t(a.scores.size() - rows.size());
+        if (!a.unscored_reason.empty()) j["unscored_are"] = a.unscored_reason;
+        if (!a.fallback_classes.empty()) j["fallback_classes"] = a.fallback_classes;
+        metrics[a.name] = j;
     }
     if (with_plots) {
         fs::create_directories(dir + "/plots");
         const std::string title = kind + " " + target;
         write_file_atomic(dir + "/plots/" + kind + "_roc.svg", svg_roc(curves, false, title + ": ROC"));
         write_file_atomic(dir + "/plots/" + kind + "_roc_loglog.svg", svg_roc(curves, true, title + ": ROC, log-log"));
-        for (const auto& a : attacks)
-            if (a.name == "loss" || a.name == "lira_online")
-                write_file_atomic(dir + "/plots/" + kind + "_hist_" + a.name + ".svg",
-                                  svg_histogram(score_histogram(a.scores, t.is_member, 40),
-                                                title + ": " + a.name + " score, members vs non-members"));
+        for (const auto& [name, sm] : scored_sets)
+            if (name == "loss" || name == "lira_online")
+                write_file_atomic(dir + "/plots/" + kind + "_hist_" + name + ".svg",
+                                  svg_histogram(score_histogram(sm.first, sm.second, 40),
+                                                title + ": " + name + " score, members vs non-members (scored only)"));
     }
     return metrics;
 }
@@ -420,17 +450,35 @@ json run_attack(const AttackRunConfig& cfg_in) {
         resolved["training"][kind] = to_json(tc);
         resolved["model_config"][kind] = kind == "mamba" ? to_json(spec.mamba) : to_json(spec.cnn);
     }
+    // What else decides the bits of the results (LibTorch's and the engines'
+    // reductions depend on the thread count): recorded, not compared, so a
+    // run can be resumed elsewhere; the file says who wrote it last.
+    const json environment = {
+        {"threads", cfg.threads > 0 ? cfg.threads : torch::get_num_threads()},
+        {"seed", cfg.seed},
+        {"libtorch", std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
+                         std::to_string(TORCH_VERSION_PATCH)},
+        {"nlohmann_json", std::to_string(NLOHMANN_JSON_VERSION_MAJOR) + "." +
+                              std::to_string(NLOHMANN_JSON_VERSION_MINOR) + "." +
+                              std::to_string(NLOHMANN_JSON_VERSION_PATCH)},
+        {"compiler", __VERSION__},
+        {"openmp", _OPENMP}};
     fs::create_directories(ex.dir);
     const std::string cfg_path = ex.dir + "/attack_config.json";
     if (fs::exists(cfg_path) && !cfg.force) {
         std::ifstream f(cfg_path);
         json old = json::parse(f, nullptr, /*allow_exceptions=*/false);
         if (old.is_discarded()) throw std::runtime_error(cfg_path + ": not valid JSON (a corrupt run directory?)");
+        if (old.is_object()) old.erase("environment");
         if (old != resolved)
             throw std::runtime_error(ex.dir + " holds a run with another configuration; choose another --run-dir "
                                      "or pass --force");
     }
-    write_file_atomic(cfg_path, resolved.dump(2) + "\n");
+    {
+        json written = resolved;
+        written["environment"] = environment;
+        write_file_atomic(cfg_path, written.dump(2) + "\n");
+    }
 
     // --- Splits ----------------------------------------------------------------
     const auto order = permutation(n_pool, cfg.seed);
@@ -438,6 +486,8 @@ json run_attack(const AttackRunConfig& cfg_in) {
     std::vector<std::vector<int64_t>> fresh;  // shokri null mode: per target, the fake "members"
     std::vector<int> membership;          // lira: M x n
     int64_t lira_n = 0;
+    // lira null mode: per model, the pool rows it is evaluated on and their fake membership.
+    std::vector<std::pair<std::vector<int64_t>, std::vector<int>>> lira_null;
     if (cfg.protocol == "shokri") {
         const int64_t reserved = 2 * ds * cfg.targets + (cfg.null_members ? ds * cfg.targets : 0);
         if (reserved + 2 * ds > n_pool)
@@ -483,6 +533,19 @@ json run_attack(const AttackRunConfig& cfg_in) {
             }
             splits.push_back(sp);
         }
+        if (cfg.null_members)
+            for (int m = 0; m < M; m++) {
+                // Sanity run: model m is evaluated only on the ds examples it
+                // never trained on; a seeded random half of them are its
+                // "members". Every attack must then score AUC 0.5 within noise.
+                std::vector<int64_t> out_rows;
+                for (int64_t j = 0; j < lira_n; j++)
+                    if (!membership[size_t(m * lira_n + j)]) out_rows.push_back(j);
+                auto p = permutation(int64_t(out_rows.size()), cfg.seed * 15485863 + 1 + m);
+                std::vector<int> fake(out_rows.size(), 0);
+                for (size_t i = 0; i < out_rows.size() / 2; i++) fake[size_t(p[i])] = 1;
+                lira_null.push_back({out_rows, fake});
+            }
         std::ostringstream mcsv;
         for (int m = 0; m < M; m++) {
             for (int64_t j = 0; j < lira_n; j++) mcsv << (j ? "," : "") << membership[size_t(m * lira_n + j)];
@@ -498,6 +561,12 @@ json run_attack(const AttackRunConfig& cfg_in) {
                                                             {"nonmembers", s.nonmembers}});
         if (cfg.protocol == "lira") sj["lira_pool"] = std::vector<int64_t>(order.begin(), order.begin() + lira_n);
         for (size_t t = 0; t < fresh.size(); t++) sj["null_members"]["target" + std::to_string(t)] = fresh[t];
+        for (size_t m = 0; m < lira_null.size(); m++) {
+            std::vector<int64_t> fake_members;
+            for (size_t i = 0; i < lira_null[m].first.size(); i++)
+                if (lira_null[m].second[i]) fake_members.push_back(order[size_t(lira_null[m].first[i])]);
+            sj["null_members"]["model" + std::to_string(m)] = fake_members;
+        }
         write_file_atomic(ex.dir + "/splits.json", sj.dump() + "\n");
     }
 
@@ -509,7 +578,39 @@ json run_attack(const AttackRunConfig& cfg_in) {
            cfg.protocol == "shokri" ? (", " + std::to_string(cfg.targets) + " target(s)").c_str() : "",
            ex.dir.c_str());
 
-    json result = {{"config", resolved}, {"models", json::object()}};
+    // Decided before any training: a class with no shadow members or no
+    // shadow non-members cannot have its own per-class attack; those attacks
+    // score it with their global version, said here and in metrics.json.
+    json fallback_note = nullptr;
+    if (cfg.protocol == "shokri") {
+        std::vector<int64_t> cm(size_t(k), 0), cn(size_t(k), 0);
+        for (int s = 0; s < cfg.shadows; s++) {
+            const ModelSplit& sp = splits[size_t(cfg.targets + s)];
+            for (int y : labels_of(ex.pool, sp.members)) cm[size_t(y)]++;
+            for (int y : labels_of(ex.pool, sp.nonmembers)) cn[size_t(y)]++;
+        }
+        std::vector<int> thin;
+        std::string list;
+        for (int c = 0; c < k; c++)
+            if (cm[size_t(c)] == 0 || cn[size_t(c)] == 0) {
+                thin.push_back(c);
+                list += (list.empty() ? "" : ", ") + std::to_string(c) + " (" + std::to_string(cm[size_t(c)]) +
+                        " members, " + std::to_string(cn[size_t(c)]) + " non-members)";
+            }
+        if (!thin.empty()) {
+            fallback_note = {{"classes", thin},
+                             {"reason", "no shadow members or no shadow non-members of the class; use a larger "
+                                        "--ds or more --shadow models"},
+                             {"attacks", "shokri_mlp, shokri_logreg and every *_per_class attack score these "
+                                         "classes with their global version"}};
+            ex.log("note: --ds %lld with %d shadow(s) leaves class(es) %s; the per-class attacks score them with "
+                   "the global attack (use a larger --ds or more --shadow models)\n",
+                   (long long)ds, cfg.shadows, list.c_str());
+        }
+    }
+
+    json result = {{"config", resolved}, {"environment", environment}, {"models", json::object()}};
+    if (!fallback_note.is_null()) result["per_class_fallback"] = fallback_note;
     for (const auto& kind : cfg.models) {
         std::vector<ModelResult> res;
         for (size_t i = 0; i < splits.size(); i++)
@@ -543,12 +644,19 @@ json run_attack(const AttackRunConfig& cfg_in) {
                 target.add(r.nonmember_logits, labels_of(ex.pool, sp.nonmembers), 0);
                 idx.insert(idx.end(), sp.nonmembers.begin(), sp.nonmembers.end());
                 auto attacks = shadow_attacks(shadow, target, k, cfg.seed + 17 * t);
-                json m = evaluate_and_write(ex.dir, kind, sp.role, idx, target, attacks, t == 0);
                 // Seed 000's own protocol (attack trained on the target's outputs), for
-                // comparison with its published numbers: scored on its held-out 20%.
+                // comparison with its published numbers: scored on its held-out 20%,
+                // the rows it trained on have no score.
                 auto held = train_on_target_outputs(seed000_feature_matrix(target.logits, k), target.is_member,
                                                     mlp_spec({64, 64}, cfg.seed + 17 * t), 0.2);
-                m["seed000_on_target"] = to_json(evaluate_attack(held.score, pick(target.is_member, held.rows), 0.0));
+                AttackScores own{"seed000_on_target",
+                                 std::vector<double>(target.is_member.size(), std::nan("")),
+                                 0.0,
+                                 {},
+                                 "the 80% of the target's rows the attack trained on (scored: the held-out 20%)"};
+                for (size_t i = 0; i < held.rows.size(); i++) own.scores[size_t(held.rows[i])] = held.score[i];
+                attacks.push_back(std::move(own));
+                json m = evaluate_and_write(ex.dir, kind, sp.role, idx, target, attacks, t == 0);
                 per_target.push_back({{"role", sp.role}, {"train_acc", r.train_acc}, {"test_acc", r.test_acc},
                                       {"attacks", m}});
             }
@@ -566,10 +674,25 @@ json run_attack(const AttackRunConfig& cfg_in) {
                 for (int64_t j = 0; j < lira_n; j++) phi.at(m, j) = p[size_t(j)];
             }
             for (int t = 0; t < M; t++) {
+                // The rows of the lira pool this target is evaluated on, and
+                // their membership: all of them with the true membership, or
+                // (null_members) only the examples the target never trained
+                // on, a fixed random half of them labelled "member".
+                std::vector<int64_t> rows;
+                std::vector<int> is_member;
+                if (cfg.null_members) {
+                    rows = lira_null[size_t(t)].first;
+                    is_member = lira_null[size_t(t)].second;
+                } else {
+                    for (int64_t j = 0; j < lira_n; j++) rows.push_back(j);
+                    is_member.assign(membership.begin() + t * lira_n, membership.begin() + (t + 1) * lira_n);
+                }
                 Labelled target;
-                target.logits = logits[size_t(t)];
-                target.labels = pool_labels;
-                target.is_member.assign(membership.begin() + t * lira_n, membership.begin() + (t + 1) * lira_n);
+                for (int64_t j : rows)
+                    target.logits.insert(target.logits.end(), logits[size_t(t)].begin() + j * k,
+                                         logits[size_t(t)].begin() + (j + 1) * k);
+                target.labels = pick(pool_labels, rows);
+                target.is_member = is_member;
                 // The other models, as shadows for the metric attacks' thresholds.
                 Labelled refs;
                 for (int m = 0; m < M; m++) {
@@ -580,27 +703,26 @@ json run_attack(const AttackRunConfig& cfg_in) {
                                           membership.begin() + (m + 1) * lira_n);
                 }
                 std::vector<AttackScores> attacks;
-                std::map<std::string, int> unscorable;  // per LiRA variant
                 for (bool online : {true, false})
                     for (bool fixed : {false, true}) {
                         LiraScores ls = lira_scores(phi, membership, t, {online, fixed});
                         const std::string name = std::string("lira_") + (online ? "online" : "offline") +
                                                  (fixed ? "_fixed_var" : "");
-                        // Unscorable examples (no IN or OUT reference) rank lowest;
-                        // how many there were goes into the metrics.
-                        for (double& s : ls.score)
-                            if (std::isnan(s)) s = -1e300, unscorable[name]++;
+                        // Unscorable examples (NaN: no IN or OUT reference) are
+                        // left out of the metrics and counted (n_unscored).
                         // Decision thresholds, fixed in advance: online, a likelihood
                         // ratio of 1; offline, phi above the OUT references' mean.
-                        attacks.push_back({name, ls.score, 0.0});
+                        attacks.push_back({name, pick(ls.score, rows), 0.0, {},
+                                           online ? "examples with no IN or no OUT reference model"
+                                                  : "examples with no OUT reference model"});
                     }
                 for (MetricAttack m : all_metric_attacks()) {
                     auto s_scores = metric_scores(m, refs.logits, k, refs.labels);
                     attacks.push_back({metric_attack_name(m), metric_scores(m, target.logits, k, target.labels),
-                                       select_threshold(s_scores, refs.is_member)});
+                                       select_threshold(s_scores, refs.is_member), {}, ""});
                 }
-                json mt = evaluate_and_write(ex.dir, kind, splits[size_t(t)].role, lira_pool, target, attacks, t == 0);
-                for (const auto& [name, n] : unscorable) mt[name]["unscorable"] = n;
+                json mt = evaluate_and_write(ex.dir, kind, splits[size_t(t)].role, pick(lira_pool, rows), target,
+                                             attacks, t == 0);
                 per_target.push_back({{"role", splits[size_t(t)].role},
                                       {"train_acc", res[size_t(t)].train_acc},
                                       {"test_acc", res[size_t(t)].test_acc},

@@ -3,6 +3,7 @@
 // (attack/metric_attacks.h), against values worked out by hand.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -169,4 +170,25 @@ TEST_CASE("per-class thresholds (Song & Mittal) by hand: they separate what one 
     CHECK_THROWS_AS(per_class_thresholds(s, {0, 0, 0, 0, 1, 1, 1, 7}, m, 2), std::invalid_argument);
     CHECK_THROWS_AS(per_class_thresholds(s, y, {1, 0}, 2), std::invalid_argument);
     CHECK_THROWS_AS(subtract_class_thresholds(s, y, {3.5}), std::invalid_argument);
+
+    // With a fallback list, a class without members or non-members takes the
+    // global threshold and is listed; the others keep their own.
+    // Built element by element: g++ 12.2 -O2 -march=native on this machine
+    // compiled the braced list {1, 1, 1, 1, 1, 1, 0, 0} here as eight 1s
+    // (right at -O0, at -O2 without -march=native, or with -fno-tree-vectorize).
+    std::vector<int> fallback;
+    std::vector<int> class0_all_members(8, 1);
+    class0_all_members[6] = class0_all_members[7] = 0;
+    REQUIRE(std::count(class0_all_members.begin(), class0_all_members.end(), 0) == 2);
+    std::vector<double> tf = per_class_thresholds(s, y, class0_all_members, 2, &fallback);
+    CHECK(fallback == std::vector<int>{0});
+    CHECK(tf[0] == select_threshold(s, class0_all_members));
+    CHECK(tf[0] == doctest::Approx(0.3));  // globally: members 6 5 2 1 .5 .4 above non-members .2 .1
+    CHECK(tf[1] == doctest::Approx(0.3));  // class 1's own: members {.5, .4} over {.2, .1}
+    fallback.clear();
+    std::vector<double> t3 = per_class_thresholds(s, y, m, 3, &fallback);  // class 2: no examples at all
+    CHECK(fallback == std::vector<int>{2});
+    CHECK(t3[0] == doctest::Approx(3.5));
+    CHECK(t3[1] == doctest::Approx(0.3));
+    CHECK(t3[2] == doctest::Approx(3.5));
 }

@@ -256,3 +256,46 @@ TEST_CASE("ROC CSV: header, exact values, atomic replace, unwritable path") {
     std::remove(path.c_str());
     rmdir(dir);
 }
+
+// A fixture where TPR at 0.1%, at 1% FPR and below 0.1% all differ (every
+// other fixture has them equal, so a metric computed at the wrong level
+// passed). 2,000 non-members score 0, 1, ..., 1999; 100 members:
+//   30 at 5000 (above every non-member), 20 at 1998.5 (1 non-member above),
+//   20 at 1990.5 (9 non-members above), 30 at 100.5 (1899 above).
+// ROC points (FP, TP): (0, 30), (1, 30), (1, 50), (2, 50), ..., (9, 50), (9, 70), ..., (1899, 70), (1899, 100), ...
+//   FPR <= 0.0004 (0 FP):  TPR 0.3
+//   FPR <= 0.001  (2 FP):  TPR 0.5
+//   FPR <= 0.01   (20 FP): TPR 0.7
+// AUC by pairs: (30*2000 + 20*1999 + 20*1991 + 30*101) / (100*2000) = 142830 / 200000 = 0.71415.
+TEST_CASE("TPR at 0.1% and at 1% FPR differ, and each level has its own value (hand-worked)") {
+    std::vector<double> s;
+    std::vector<int> m;
+    for (int i = 0; i < 2000; i++) s.push_back(i), m.push_back(0);
+    auto add = [&](int count, double score) {
+        for (int i = 0; i < count; i++) s.push_back(score), m.push_back(1);
+    };
+    add(30, 5000), add(20, 1998.5), add(20, 1990.5), add(30, 100.5);
+    auto roc = roc_curve(s, m);
+    CHECK(tpr_at_fpr(roc, 0.0004) == 0.3);
+    CHECK(tpr_at_fpr(roc, 0.0005) == 0.5);     // exactly 1 FP allowed: on the boundary
+    CHECK(tpr_at_fpr(roc, 0.00049) == 0.3);    // just below it
+    CHECK(tpr_at_fpr(roc, 0.001) == 0.5);
+    CHECK(tpr_at_fpr(roc, 0.0045) == 0.7);     // 9 FP, on the boundary
+    CHECK(tpr_at_fpr(roc, 0.00449) == 0.5);    // just below it
+    CHECK(tpr_at_fpr(roc, 0.01) == 0.7);
+    AttackMetrics a = evaluate_attack(s, m, 1990.5);
+    CHECK(a.tpr_at_01pct_fpr == 0.5);
+    CHECK(a.tpr_at_1pct_fpr == 0.7);
+    CHECK(a.auc == doctest::Approx(0.71415).epsilon(1e-12));
+    CHECK(a.auc == doctest::Approx(pairwise_auc(s, m)).epsilon(1e-12));
+    // At threshold 1990.5: TP 70, FP 9 (1991..1999), FN 30, TN 1991.
+    CHECK(a.recall == 0.7);
+    CHECK(a.fpr == doctest::Approx(9.0 / 2000).epsilon(1e-15));
+    CHECK(a.precision == doctest::Approx(70.0 / 79).epsilon(1e-15));
+    CHECK(a.accuracy == doctest::Approx(2061.0 / 2100).epsilon(1e-15));
+    CHECK(a.balanced_accuracy == doctest::Approx((0.7 + 1991.0 / 2000) / 2).epsilon(1e-15));
+    // Advantage: max TPR - FPR over the ROC: at (9, 70): 0.7 - 0.0045 = 0.6955.
+    CHECK(a.advantage == doctest::Approx(0.6955).epsilon(1e-12));
+    CHECK(a.n_members == 100);
+    CHECK(a.n_nonmembers == 2000);
+}

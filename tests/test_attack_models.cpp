@@ -331,6 +331,48 @@ TEST_CASE("seed 000's protocol (trained on the target's own outputs): stratified
                          std::invalid_argument);
 }
 
+TEST_CASE("Shokri attack: a class without shadow non-members falls back to the global model, and says so") {
+    SimulatedOutputs s = simulate_outputs(200, 2, 2, 5);
+    Matrix probs = softmax_matrix(s.logits, kClasses);
+    std::vector<int> m = s.is_member;
+    for (size_t i = 0; i < m.size(); i++)
+        if (s.labels[i] == 3) m[i] = 1;  // class 3: members only
+    ShokriAttack strict;
+    CHECK_THROWS_WITH_AS(strict.fit(probs, s.labels, m, logistic_regression_spec(0)), doctest::Contains("class 3"),
+                         std::invalid_argument);
+    ShokriAttack a;
+    a.fit(probs, s.labels, m, logistic_regression_spec(0), true);
+    CHECK(a.fallback_classes() == std::vector<int>{3});
+    // The fallback class is scored by one model trained on every row (seed
+    // + k): the same scores as a BinaryClassifier fitted that way by hand;
+    // every other class by its own model (seed + c).
+    BinaryClassifier global;
+    global.fit(probs, m, logistic_regression_spec(kClasses));
+    const std::vector<double> got = a.score(probs, s.labels), want_global = global.score(probs);
+    int n3 = 0;
+    for (size_t i = 0; i < got.size(); i++)
+        if (s.labels[i] == 3) {
+            CHECK(got[i] == want_global[i]);
+            n3++;
+        }
+    CHECK(n3 > 0);
+    std::vector<int64_t> rows5;
+    std::vector<int> y5;
+    for (size_t i = 0; i < s.labels.size(); i++)
+        if (s.labels[i] == 5) rows5.push_back(int64_t(i)), y5.push_back(m[i]);
+    Matrix p5(int64_t(rows5.size()), probs.cols);
+    for (size_t r = 0; r < rows5.size(); r++)
+        for (int64_t c = 0; c < probs.cols; c++) p5.at(int64_t(r), c) = probs.at(rows5[r], c);
+    BinaryClassifier own5;
+    own5.fit(p5, y5, logistic_regression_spec(5));
+    const std::vector<double> want5 = own5.score(p5);
+    for (size_t r = 0; r < rows5.size(); r++) CHECK(got[size_t(rows5[r])] == want5[r]);
+    // Every class fitted: no fallback.
+    ShokriAttack full;
+    full.fit(probs, s.labels, s.is_member, logistic_regression_spec(0), true);
+    CHECK(full.fallback_classes().empty());
+}
+
 TEST_CASE("Shokri attack: bad input") {
     SimulatedOutputs s = simulate_outputs(50, 2, 2, 5);
     Matrix probs = softmax_matrix(s.logits, kClasses);
@@ -388,6 +430,27 @@ TEST_CASE("LiRA by hand: 5 models, 2 examples, target 4 excluded from its refere
     CHECK(off_fixed[1] == doctest::Approx(8 / std::sqrt(1.25)));
     CHECK(on_fixed[0] == doctest::Approx(5.6));
     CHECK(on_fixed[1] == doctest::Approx(11.2));
+}
+
+TEST_CASE("LiRA by hand with unequal IN and OUT spreads: the -log(sd) term of the Gaussian density counts") {
+    // 5 models, 1 example, target 0 with phi 1. IN references {2, 4}: mean 3,
+    // sd sqrt(2); OUT references {0, 0.5}: mean 0.25, sd sqrt(1/8).
+    //   log N(1; 3, sqrt 2)      = -log sqrt 2 - (1 - 3)^2 / (2 * 2)        = -0.5 ln 2 - 1
+    //   log N(1; .25, sqrt(1/8)) = -log sqrt(1/8) - (.75)^2 / (2 / 8)      = 1.5 ln 2 - 2.25
+    //   online = 1.25 - 2 ln 2 = -0.13629436...  (without the -log(sd) terms: 1.25)
+    //   offline = .75 / sqrt(1/8) = .75 sqrt 8 = 2.12132034...
+    // One example: the pooled (fixed) spreads are the same as its own.
+    Matrix phi(5, 1);
+    phi.values = {1, 2, 4, 0, 0.5};
+    const std::vector<int> membership = {1, 1, 1, 0, 0};
+    for (bool fixed : {false, true}) {
+        INFO("fixed variance " << fixed);
+        LiraScores on = lira_scores(phi, membership, 0, LiraOptions{true, fixed});
+        LiraScores off = lira_scores(phi, membership, 0, LiraOptions{false, fixed});
+        REQUIRE(on.scored == std::vector<int64_t>{0});
+        CHECK(on.score[0] == doctest::Approx(1.25 - 2 * std::log(2.0)).epsilon(1e-14));
+        CHECK(off.score[0] == doctest::Approx(0.75 * std::sqrt(8.0)).epsilon(1e-14));
+    }
 }
 
 TEST_CASE("LiRA: an example without IN references is unscored online, scored offline") {

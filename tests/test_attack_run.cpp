@@ -12,10 +12,15 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <cstring>
+#include <map>
 #include <random>
+#include <set>
+#include <sstream>
 #include <string>
 
 #include "attack/run.h"
+#include "common/data.h"
 #include "tests/cli_check.h"
 #include "tests/temp_dir.h"
 #include "train/checkpoint.h"
@@ -37,6 +42,406 @@ AttackRunConfig small(const std::string& dir, int64_t ds) {
     c.threads = 2;
     c.verbose = false;
     return c;
+}
+
+
+// --- An outside tool's view of a run directory ---------------------------------
+// Everything below reads only the run directory's files (scores/*.csv,
+// outputs/*.npy, splits.json, membership.csv) and the dataset's labels, and
+// recomputes the numbers of metrics.json with its own, brute-force
+// definitions (pairwise AUC, ROC by counting at every threshold): a second
+// implementation, not a call into attack/.
+
+// scores/<kind>_<role>.csv: pool_index,label,is_member, then one column per attack
+// (an empty field = not scored, NaN here).
+struct ScoreTable {
+    std::vector<std::string> attacks;
+    std::vector<int64_t> pool;
+    std::vector<int> label, member;
+    std::map<std::string, std::vector<double>> col;
+};
+
+ScoreTable read_scores(const std::string& path) {
+    ScoreTable t;
+    std::istringstream in(cli_read_text(path));
+    std::string line;
+    REQUIRE(std::getline(in, line));
+    std::vector<std::string> head;
+    {
+        std::istringstream h(line);
+        for (std::string f; std::getline(h, f, ',');) head.push_back(f);
+    }
+    REQUIRE(head.size() > 3);
+    REQUIRE(head[0] == "pool_index");
+    REQUIRE(head[1] == "label");
+    REQUIRE(head[2] == "is_member");
+    t.attacks.assign(head.begin() + 3, head.end());
+    while (std::getline(in, line)) {
+        std::vector<std::string> f;
+        size_t at = 0;
+        for (;;) {
+            size_t c = line.find(',', at);
+            f.push_back(line.substr(at, c == std::string::npos ? std::string::npos : c - at));
+            if (c == std::string::npos) break;
+            at = c + 1;
+        }
+        REQUIRE(f.size() == head.size());
+        t.pool.push_back(std::stoll(f[0]));
+        t.label.push_back(std::stoi(f[1]));
+        t.member.push_back(std::stoi(f[2]));
+        for (size_t a = 3; a < f.size(); a++)
+            t.col[head[a]].push_back(f[a].empty() ? std::nan("") : std::strtod(f[a].c_str(), nullptr));
+    }
+    return t;
+}
+
+// A .npy file of float32 rows (version 1 header, C order).
+std::vector<std::vector<double>> read_npy_rows(const std::string& path) {
+    const std::string b = cli_read_text(path);
+    REQUIRE(b.size() > 10);
+    REQUIRE(b.compare(0, 6, "\x93NUMPY") == 0);
+    const size_t hlen = size_t(uint8_t(b[8])) | size_t(uint8_t(b[9])) << 8;
+    const std::string header = b.substr(10, hlen);
+    REQUIRE(header.find("'<f4'") != std::string::npos);
+    long long rows = 0, cols = 0;
+    REQUIRE(std::sscanf(header.c_str() + header.find("'shape'"), "'shape': (%lld, %lld)", &rows, &cols) == 2);
+    REQUIRE(b.size() == 10 + hlen + size_t(rows * cols) * 4);
+    std::vector<std::vector<double>> out(static_cast<size_t>(rows), std::vector<double>(static_cast<size_t>(cols)));
+    for (long long r = 0; r < rows; r++)
+        for (long long c = 0; c < cols; c++) {
+            float v;
+            std::memcpy(&v, b.data() + 10 + hlen + size_t(r * cols + c) * 4, 4);
+            out[size_t(r)][size_t(c)] = v;
+        }
+    return out;
+}
+
+// log softmax(z)[y], by its definition with a max shift.
+double ref_log_p(const std::vector<double>& z, int y) {
+    double mx = *std::max_element(z.begin(), z.end()), sum = 0;
+    for (double v : z) sum += std::exp(v - mx);
+    return z[size_t(y)] - mx - std::log(sum);
+}
+// LiRA's phi = log p_y - log(1 - p_y) = z_y - logsumexp_{i != y} z_i.
+double ref_phi(const std::vector<double>& z, int y) {
+    double mx = -INFINITY, sum = 0;
+    for (size_t i = 0; i < z.size(); i++)
+        if (int(i) != y) mx = std::max(mx, z[i]);
+    for (size_t i = 0; i < z.size(); i++)
+        if (int(i) != y) sum += std::exp(z[i] - mx);
+    return z[size_t(y)] - mx - std::log(sum);
+}
+
+// Every metric of one attack, by brute force ("member iff score >= t").
+struct RefMetrics {
+    int64_t n_members = 0, n_nonmembers = 0;
+    double auc = 0, advantage = 0, tpr_1 = 0, tpr_01 = 0;
+    double balanced_accuracy = 0, accuracy = 0, precision = 0, recall = 0, fpr = 0;
+};
+RefMetrics ref_metrics(const std::vector<double>& s, const std::vector<int>& m, double threshold) {
+    RefMetrics r;
+    for (int v : m) (v ? r.n_members : r.n_nonmembers)++;
+    REQUIRE(r.n_members > 0);
+    REQUIRE(r.n_nonmembers > 0);
+    double wins = 0;
+    for (size_t i = 0; i < s.size(); i++)
+        if (m[i])
+            for (size_t j = 0; j < s.size(); j++)
+                if (!m[j]) wins += s[i] > s[j] ? 1.0 : s[i] == s[j] ? 0.5 : 0.0;
+    r.auc = wins / double(r.n_members * r.n_nonmembers);
+    std::vector<double> ts(s);
+    ts.push_back(INFINITY);
+    for (double t : ts) {
+        int64_t tp = 0, fp = 0;
+        for (size_t i = 0; i < s.size(); i++)
+            if (s[i] >= t) (m[i] ? tp : fp)++;
+        const double tpr = double(tp) / double(r.n_members), fpr = double(fp) / double(r.n_nonmembers);
+        r.advantage = std::max(r.advantage, tpr - fpr);
+        if (fp * 100 <= r.n_nonmembers) r.tpr_1 = std::max(r.tpr_1, tpr);    // FPR <= 1%
+        if (fp * 1000 <= r.n_nonmembers) r.tpr_01 = std::max(r.tpr_01, tpr);  // FPR <= 0.1%
+    }
+    int64_t tp = 0, fp = 0;
+    for (size_t i = 0; i < s.size(); i++)
+        if (s[i] >= threshold) (m[i] ? tp : fp)++;
+    const int64_t tn = r.n_nonmembers - fp;
+    r.recall = double(tp) / double(r.n_members);
+    r.fpr = double(fp) / double(r.n_nonmembers);
+    r.balanced_accuracy = (r.recall + double(tn) / double(r.n_nonmembers)) / 2;
+    r.accuracy = double(tp + tn) / double(s.size());
+    r.precision = tp + fp ? double(tp) / double(tp + fp) : 0.0;
+    return r;
+}
+
+// The shadow-chosen threshold (docs/ATTACKS.md): the ROC point of largest
+// TPR - FPR, the highest threshold among ties, placed midway to the next
+// lower distinct score; above the highest score when nothing beats 0.
+double ref_threshold(const std::vector<double>& s, const std::vector<int>& m) {
+    std::vector<double> d(s);
+    std::sort(d.begin(), d.end(), std::greater<double>());
+    d.erase(std::unique(d.begin(), d.end()), d.end());
+    int64_t nm = std::count(m.begin(), m.end(), 1), nn = int64_t(m.size()) - nm;
+    double best = 0;
+    size_t at = d.size();
+    for (size_t k = 0; k < d.size(); k++) {
+        int64_t tp = 0, fp = 0;
+        for (size_t i = 0; i < s.size(); i++)
+            if (s[i] >= d[k]) (m[i] ? tp : fp)++;
+        const double adv = double(tp) / double(nm) - double(fp) / double(nn);
+        if (adv > best) best = adv, at = k;
+    }
+    if (at == d.size()) return std::nextafter(d[0], INFINITY);
+    const double mid = d[at] / 2 + d[at + 1] / 2;
+    return mid > d[at + 1] ? mid : d[at];
+}
+
+// Compares one target's metrics.json entry with the recomputation from its
+// scores CSV: every attack present in both, every number to 1e-9.
+void check_metrics_from_csv(const ScoreTable& t, const json& attacks) {
+    std::set<std::string> in_json, in_csv(t.attacks.begin(), t.attacks.end());
+    for (auto& [name, m] : attacks.items()) in_json.insert(name);
+    CHECK(in_json == in_csv);
+    for (const std::string& name : t.attacks) {
+        INFO("attack " << name);
+        REQUIRE(attacks.contains(name));
+        const json& j = attacks[name];
+        std::vector<double> s;
+        std::vector<int> m;
+        int64_t unscored = 0;
+        for (size_t i = 0; i < t.member.size(); i++) {
+            const double v = t.col.at(name)[i];
+            if (std::isnan(v)) {
+                unscored++;
+                continue;
+            }
+            s.push_back(v), m.push_back(t.member[i]);
+        }
+        CHECK(j.at("n_unscored").get<int64_t>() == unscored);
+        if (j.contains("not_evaluated")) {
+            const int64_t nm = std::count(m.begin(), m.end(), 1);
+            CHECK((nm == 0 || nm == int64_t(m.size())));
+            continue;
+        }
+        const RefMetrics r = ref_metrics(s, m, j.at("threshold").get<double>());
+        CHECK(j.at("n_members").get<int64_t>() == r.n_members);
+        CHECK(j.at("n_nonmembers").get<int64_t>() == r.n_nonmembers);
+        const std::pair<const char*, double> fields[] = {
+            {"auc", r.auc}, {"advantage", r.advantage}, {"tpr_at_1pct_fpr", r.tpr_1},
+            {"tpr_at_01pct_fpr", r.tpr_01}, {"balanced_accuracy", r.balanced_accuracy},
+            {"accuracy", r.accuracy}, {"precision", r.precision}, {"recall", r.recall}, {"fpr", r.fpr}};
+        for (const auto& [key, want] : fields) {
+            INFO(key << ": metrics.json " << j.at(key).get<double>() << ", recomputed " << want);
+            CHECK(std::fabs(j.at(key).get<double>() - want) <= 1e-9);
+        }
+    }
+}
+
+// The label of a pool index: the dataset's train part, then its test part.
+int pool_label(const Dataset& d, int64_t i) {
+    return i < int64_t(d.train.n) ? d.train.labels[size_t(i)] : d.test.labels[size_t(i - int64_t(d.train.n))];
+}
+
+const json* split_of(const json& splits, const std::string& role) {
+    for (const auto& m : splits["models"])
+        if (m["role"] == role) return &m;
+    FAIL("no split for " << role);
+    return nullptr;
+}
+
+// The summary over targets: mean and sample standard deviation of each number.
+void check_summary(const json& km) {
+    for (auto& [name, sm] : km["summary"]["attacks"].items())
+        for (auto& [key, ms] : sm.items()) {
+            std::vector<double> v;
+            for (const auto& tj : km["targets"])
+                if (tj["attacks"].contains(name) && tj["attacks"][name].contains(key))
+                    v.push_back(tj["attacks"][name][key].get<double>());
+            double mean = 0, ss = 0;
+            for (double x : v) mean += x / double(v.size());
+            for (double x : v) ss += (x - mean) * (x - mean);
+            INFO(name << " " << key);
+            CHECK(ms["n"].get<size_t>() == v.size());
+            CHECK(std::fabs(ms["mean"].get<double>() - mean) <= 1e-9);
+            CHECK(std::fabs(ms["std"].get<double>() - (v.size() > 1 ? std::sqrt(ss / double(v.size() - 1)) : 0.0)) <=
+                  1e-9);
+        }
+}
+
+// A finished shokri run, from its files alone: for every kind and target,
+// the rows are the target's members then non-members (splits.json) with the
+// dataset's labels; the metric attacks' scores are the target's own logits
+// (outputs/); their thresholds come from the shadows' logits with the
+// shadows' membership; train / test accuracy are the target's, on its
+// members / non-members; every metric and summary follows from the CSV.
+void check_shokri_run_dir(const std::string& dir, const json& r, const Dataset& d) {
+    const json splits = json::parse(cli_read_text(dir + "/splits.json"));
+    const int shadows = r["config"]["shadows"], targets = r["config"]["targets"];
+    for (auto& [kind, km] : r["models"].items()) {
+        for (int ti = 0; ti < targets; ti++) {
+            const std::string role = "target" + std::to_string(ti);
+            INFO(kind << " " << role);
+            const json& tj = km["targets"][size_t(ti)];
+            REQUIRE(tj["role"] == role);
+            const ScoreTable t = read_scores(dir + "/scores/" + kind + "_" + role + ".csv");
+            const json* sp = split_of(splits, role);
+            std::vector<int64_t> members = (*sp)["members"], nonmembers = (*sp)["nonmembers"];
+            const int64_t ds = int64_t(members.size());
+            REQUIRE(int64_t(t.pool.size()) == 2 * ds);
+            const auto logits = read_npy_rows(dir + "/outputs/" + kind + "/" + role + ".npy");
+            REQUIRE(logits.size() == t.pool.size());
+            int64_t right_in = 0, right_out = 0;
+            for (int64_t i = 0; i < 2 * ds; i++) {
+                const int64_t want = i < ds ? members[size_t(i)] : nonmembers[size_t(i - ds)];
+                CHECK(t.pool[size_t(i)] == want);
+                CHECK(t.member[size_t(i)] == (i < ds ? 1 : 0));
+                CHECK(t.label[size_t(i)] == pool_label(d, want));
+                const auto& z = logits[size_t(i)];
+                const double lp = ref_log_p(z, t.label[size_t(i)]);
+                CHECK(std::fabs(t.col.at("loss")[size_t(i)] - lp) <= 1e-9);
+                CHECK(std::fabs(t.col.at("confidence")[size_t(i)] - std::exp(lp)) <= 1e-9);
+                const bool right = std::max_element(z.begin(), z.end()) - z.begin() == t.label[size_t(i)];
+                CHECK(t.col.at("correctness")[size_t(i)] == (right ? 1.0 : 0.0));
+                (i < ds ? right_in : right_out) += right;
+            }
+            // The trainer's accuracies (LibTorch) against the engine's
+            // argmax: the same model, so at most a near-tie apart.
+            CHECK(std::fabs(tj["train_acc"].get<double>() - double(right_in) / double(ds)) <= 2.0 / double(ds));
+            CHECK(std::fabs(tj["test_acc"].get<double>() - double(right_out) / double(ds)) <= 2.0 / double(ds));
+            // The loss attack's threshold, chosen on the shadows alone.
+            std::vector<double> shadow_loss;
+            std::vector<int> shadow_member;
+            for (int s = 0; s < shadows; s++) {
+                const std::string srole = "shadow" + std::to_string(s);
+                const json* ss = split_of(splits, srole);
+                const auto sl = read_npy_rows(dir + "/outputs/" + kind + "/" + srole + ".npy");
+                std::vector<int64_t> sm = (*ss)["members"], sn = (*ss)["nonmembers"];
+                REQUIRE(sl.size() == sm.size() + sn.size());
+                for (size_t i = 0; i < sl.size(); i++) {
+                    const int64_t idx = i < sm.size() ? sm[i] : sn[i - sm.size()];
+                    shadow_loss.push_back(ref_log_p(sl[i], pool_label(d, idx)));
+                    shadow_member.push_back(i < sm.size());
+                }
+            }
+            const double th = ref_threshold(shadow_loss, shadow_member);
+            CHECK(std::fabs(tj["attacks"]["loss"]["threshold"].get<double>() - th) <= 1e-9 * std::max(1.0, std::fabs(th)));
+            check_metrics_from_csv(t, tj["attacks"]);
+        }
+        check_summary(km);
+    }
+}
+
+
+// A finished lira run, from its files alone: every model's logits on every
+// pool example (outputs/, rows = its members then non-members), phi from
+// them, and for each target the LiRA scores from the OTHER models' phi with
+// their membership (membership.csv), per-example and pooled spreads as
+// docs/ATTACKS.md defines them; an empty CSV field exactly where the
+// references cannot score; the metric attacks' thresholds from the
+// references; every metric from the CSV.
+void check_lira_run_dir(const std::string& dir, const json& r, const Dataset& d) {
+    const json splits = json::parse(cli_read_text(dir + "/splits.json"));
+    const std::vector<int64_t> pool = splits["lira_pool"];
+    const int64_t n = int64_t(pool.size());
+    const int M = r["config"]["shadows"].get<int>() + 1;
+    std::vector<std::vector<int>> mem;
+    {
+        std::istringstream in(cli_read_text(dir + "/membership.csv"));
+        for (std::string l; std::getline(in, l);) {
+            mem.emplace_back();
+            for (char c : l)
+                if (c != ',') mem.back().push_back(c == '1');
+        }
+    }
+    REQUIRE(int(mem.size()) == M);
+    for (auto& [kind, km] : r["models"].items()) {
+        // logits[m][j]: model m on pool position j.
+        std::vector<std::vector<std::vector<double>>> logits(static_cast<size_t>(M));
+        for (int m = 0; m < M; m++) {
+            const std::string role = "model" + std::to_string(m);
+            const json* sp = split_of(splits, role);
+            std::vector<int64_t> order = (*sp)["members"], no = (*sp)["nonmembers"];
+            order.insert(order.end(), no.begin(), no.end());
+            const auto rows = read_npy_rows(dir + "/outputs/" + kind + "/" + role + ".npy");
+            REQUIRE(rows.size() == order.size());
+            std::map<int64_t, size_t> at;
+            for (size_t i = 0; i < order.size(); i++) at[order[i]] = i;
+            for (int64_t j = 0; j < n; j++) {
+                REQUIRE(at.count(pool[size_t(j)]));
+                logits[size_t(m)].push_back(rows[at[pool[size_t(j)]]]);
+                // membership.csv agrees with the split the model trained on.
+                CHECK(mem[size_t(m)][size_t(j)] == int(at[pool[size_t(j)]] < (*sp)["members"].size()));
+            }
+        }
+        for (int t = 0; t < M; t++) {
+            const std::string role = "model" + std::to_string(t);
+            INFO(kind << " " << role);
+            const json& tj = km["targets"][size_t(t)];
+            REQUIRE(tj["role"] == role);
+            const ScoreTable tab = read_scores(dir + "/scores/" + kind + "_" + role + ".csv");
+            REQUIRE(int64_t(tab.pool.size()) == n);
+            std::vector<double> phi_t(static_cast<size_t>(n));
+            struct Ref { int64_t c = 0; double mean = 0, ss = 0; };
+            std::vector<Ref> in(static_cast<size_t>(n)), out(static_cast<size_t>(n));
+            for (int64_t j = 0; j < n; j++) {
+                const int y = pool_label(d, pool[size_t(j)]);
+                CHECK(tab.pool[size_t(j)] == pool[size_t(j)]);
+                CHECK(tab.label[size_t(j)] == y);
+                CHECK(tab.member[size_t(j)] == mem[size_t(t)][size_t(j)]);
+                CHECK(std::fabs(tab.col.at("loss")[size_t(j)] - ref_log_p(logits[size_t(t)][size_t(j)], y)) <= 1e-9);
+                phi_t[size_t(j)] = ref_phi(logits[size_t(t)][size_t(j)], y);
+                std::vector<double> vin, vout;
+                for (int m = 0; m < M; m++)
+                    if (m != t) (mem[size_t(m)][size_t(j)] ? vin : vout).push_back(ref_phi(logits[size_t(m)][size_t(j)], y));
+                for (auto [v, ref] : {std::pair{&vin, &in[size_t(j)]}, std::pair{&vout, &out[size_t(j)]}}) {
+                    ref->c = int64_t(v->size());
+                    for (double x : *v) ref->mean += x / double(v->size());
+                    for (double x : *v) ref->ss += (x - ref->mean) * (x - ref->mean);
+                }
+            }
+            auto pooled = [&](const std::vector<Ref>& refs) {
+                double ss = 0, dof = 0;
+                for (const Ref& q : refs)
+                    if (q.c >= 2) ss += q.ss, dof += double(q.c - 1);
+                return dof > 0 ? std::max(std::sqrt(ss / dof), 1e-6) : NAN;
+            };
+            const double pin = pooled(in), pout = pooled(out);
+            auto sd = [](const Ref& q, double p, bool fixed) {
+                return fixed || q.c < 2 ? p : std::max(std::sqrt(q.ss / double(q.c - 1)), 1e-6);
+            };
+            auto log_n = [](double x, double mu, double s) { return -std::log(s) - 0.5 * (x - mu) * (x - mu) / (s * s); };
+            for (bool fixed : {false, true}) {
+                const std::string on = std::string("lira_online") + (fixed ? "_fixed_var" : "");
+                const std::string off = std::string("lira_offline") + (fixed ? "_fixed_var" : "");
+                for (int64_t j = 0; j < n; j++) {
+                    const Ref& qi = in[size_t(j)];
+                    const Ref& qo = out[size_t(j)];
+                    const double x = phi_t[size_t(j)];
+                    double want_on = NAN, want_off = NAN;
+                    if (qo.c > 0) want_off = (x - qo.mean) / sd(qo, pout, fixed);
+                    if (qo.c > 0 && qi.c > 0)
+                        want_on = log_n(x, qi.mean, sd(qi, pin, fixed)) - log_n(x, qo.mean, sd(qo, pout, fixed));
+                    for (auto [name, want] : {std::pair{on, want_on}, std::pair{off, want_off}}) {
+                        const double got = tab.col.at(name)[size_t(j)];
+                        INFO(name << " example " << j << ": csv " << got << ", recomputed " << want);
+                        CHECK(std::isnan(got) == !std::isfinite(want));
+                        if (std::isfinite(want)) CHECK(std::fabs(got - want) <= 1e-9 * std::max(1.0, std::fabs(want)));
+                    }
+                }
+            }
+            // The metric attacks' threshold, from the references (all but t).
+            std::vector<double> rl;
+            std::vector<int> rm;
+            for (int m = 0; m < M; m++)
+                if (m != t)
+                    for (int64_t j = 0; j < n; j++) {
+                        rl.push_back(ref_log_p(logits[size_t(m)][size_t(j)], pool_label(d, pool[size_t(j)])));
+                        rm.push_back(mem[size_t(m)][size_t(j)]);
+                    }
+            const double th = ref_threshold(rl, rm);
+            CHECK(std::fabs(tj["attacks"]["loss"]["threshold"].get<double>() - th) <= 1e-9 * std::max(1.0, std::fabs(th)));
+            check_metrics_from_csv(tab, tj["attacks"]);
+        }
+        check_summary(km);
+    }
 }
 
 }  // namespace
@@ -78,6 +483,8 @@ TEST_CASE("a real run writes every output; a re-run trains nothing and replaces 
     const json& t = r["models"]["cnn"]["targets"][0];
     CHECK(t["train_acc"].get<double>() > t["test_acc"].get<double>());  // it overfits...
     CHECK(t["attacks"]["loss"]["auc"].get<double>() > 0.55);           // ...and the loss attack sees it
+    // Every number from the run directory's files alone (an outside tool's view).
+    check_shokri_run_dir(dir, r, load_dataset("mnist"));
     // 300 members + 300 non-members, one line each plus the header.
     std::ifstream scores(dir + "/scores/cnn_target0.csv");
     int lines = 0;
@@ -173,12 +580,17 @@ TEST_CASE("lira protocol: every model is a target, the membership matrix is save
         }
         const json& a = targets[size_t(t)]["attacks"];
         CHECK(no_in_or_out > 0);  // with 3 references some always are
-        CHECK(a["lira_online"].value("unscorable", 0) == no_in_or_out);
-        CHECK(a["lira_online_fixed_var"].value("unscorable", 0) == no_in_or_out);
-        CHECK(a["lira_offline"].value("unscorable", 0) == no_out);
+        CHECK(a["lira_online"]["n_unscored"] == no_in_or_out);
+        CHECK(a["lira_online_fixed_var"]["n_unscored"] == no_in_or_out);
+        CHECK(a["lira_offline"]["n_unscored"] == no_out);
+        CHECK(a["loss"]["n_unscored"] == 0);
+        // Left out, not ranked: the metrics count only the scored examples.
+        CHECK(a["lira_online"]["n_members"].get<int>() + a["lira_online"]["n_nonmembers"].get<int>() ==
+              300 - no_in_or_out);
     }
     CHECK(r["seconds"]["total"].get<double>() > 0);
     CHECK(r["seconds"]["training"].get<double>() > 0);
+    check_lira_run_dir(dir, r, load_dataset("mnist"));
 }
 
 // bin/attack killed with SIGKILL at random points and started again each time
