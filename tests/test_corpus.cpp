@@ -258,6 +258,12 @@ TEST_CASE("near-duplicates: a hand-made case and a brute-force second implementa
     std::vector<bool> after = corpus_near_duplicates(dedup.docs, 30);
     CHECK(std::count(after.begin(), after.end(), true) == 0);
     CHECK(dedup.manifest["n_train"] == plain.manifest["n_train"]);
+    // Every held-out document a near-duplicate: dedup would leave none, refused.
+    std::vector<CorpusDocument> boiler = fixture_docs(200, 4);
+    for (CorpusDocument& d : boiler) d.text = "Copyright (c) 1993 The Authors. All rights reserved.\n" + d.text;
+    opt.ngram = 50;
+    CHECK_THROWS_WITH_AS(assemble_corpus(boiler, opt), doctest::Contains("--dedup dropped every held-out document"),
+                         std::runtime_error);
 }
 
 TEST_CASE("canaries: each appears exactly `insertions` times in the training stream, never held out") {
@@ -487,6 +493,10 @@ TEST_CASE("bin/corpus refuses bad command lines with one error line") {
                          doctest::Contains("invalid string: ill-formed UTF-8 byte; last read: '\"?'"),
                          std::runtime_error);
     corpus_fails("info " + cli_quote(dir.file("none")), "cannot open corpus directory", w, 1);
+    spit(dir.file("plain_file"), "x");
+    if (cli_file_exists("/usr/share/doc/jargon-text/jargon.txt.gz"))
+        corpus_fails("build --name dictionary --out " + cli_quote(dir.file("plain_file") + "/sub"),
+                     "plain_file/sub: cannot create directory (Not a directory)", w, 1);
     CHECK(!cli_file_exists(dir.file("o")));
 }
 
