@@ -410,7 +410,7 @@ void check_prefill_decode(AnyLm& lm, const std::vector<int>& toks, int k, const 
     }
     lm.ops.state_free(st);
     MESSAGE("prefill(" << k << ") + decode vs teacher forcing: max rel diff = " << worst);
-    CHECK(worst < 1e-5);
+    CHECK(worst < 3e-5);  // float32 prefill (matmul) vs step (matvec) summation orders; the issue asks 1e-4
 }
 
 std::string bin(const char* env, const char* fallback) { return cli_env_or(env, fallback); }
@@ -450,7 +450,7 @@ TEST_CASE("transformer LM: every position matches the double reference (parallel
         std::vector<float> all = lm.forward_all(toks);
         double err = max_rel(all, ref, c.V);
         MESSAGE("transformer variant " << variant << " engine vs double reference, 300 positions: max rel err " << err);
-        CHECK(err < 1e-5);
+        CHECK(err < 2e-5);  // the tied variant has logits up to ~10: measured 8.4e-6
         check_prefill_decode(lm, toks, 1, all);
         check_prefill_decode(lm, toks, 100, all);
     }
