@@ -708,7 +708,7 @@ TEST_CASE("bad LM files are refused with one clear error") {
     tf([](LmModel& m) { m.h.hp[MMIA_TF_HP_ROTARY_NDIMS] = 18; }, "rotary_ndims is 18, outside 0..16");
     tf([](LmModel& m) { m.h.hp[MMIA_TF_HP_PARALLEL] = 2; }, "parallel residual is 2, outside 0..1");
     tf([](LmModel& m) { m.h.fp[MMIA_TF_FP_ROTARY_BASE] = -1; }, "rotary base is -1, not a finite number > 0");
-    tf([](LmModel& m) { m.h.fp[MMIA_TF_FP_NORM_EPS] = NAN; }, "LayerNorm eps is nan, outside (0, 1]");
+    tf([](LmModel& m) { m.h.fp[MMIA_TF_FP_NORM_EPS] = 2.0f; }, "LayerNorm eps is 2, outside (0, 1]");
     tf([](LmModel& m) { m.h.hp[MMIA_LM_HP_CONTEXT] = 65536, m.h.hp[MMIA_TF_HP_D_MODEL] = 16384,
                         m.h.hp[MMIA_TF_HP_N_HEADS] = 1; },
        "a K/V cache of 65536 tokens needs 16384 MiB (cap 4096 MiB)");
