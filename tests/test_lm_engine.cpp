@@ -973,6 +973,17 @@ TEST_CASE("CLI: bad LM input gives one error line (./mamba, ./transformer, ./cnn
     lm_check_fails(tb, mm + " -i ab", "model kind 3 is a Mamba language model (run it with ./mamba); this engine runs kind 4 = transformer LM", dir);
     cli_check_fails(cb, mm + " input.bin", "model kind 3 is a Mamba language model (run it with ./mamba); this engine runs kind 2 = CNN", dir);
     cli_check_fails(cb, tm + " input.bin", "model kind 4 is a transformer language model (run it with ./transformer); this engine runs kind 2 = CNN", dir);
+    // an LM flag makes ./mamba run the LM command line, so a missing or
+    // classifier file gets the LM reader's error rather than "unknown flag"
+    lm_check_fails(mb, cli_quote(dir + "/none.bin") + " -i ab", "none.bin: cannot open: No such file or directory", dir);
+    {
+        LmModel m = cm.mamba;
+        m.h.kind = MMIA_KIND_MAMBA;
+        std::string p = dir + "/kind1.bin";
+        write_packed_model(p, m.h, m.tensors);
+        lm_check_fails(mb, cli_quote(p) + " -i ab",
+                       "kind1.bin: model kind 1 is a Mamba classifier (run it with ./mamba model.bin input.bin); this engine runs kind 3 = Mamba LM", dir);
+    }
     // a BPE file
     {
         LmModel m = cm.mamba;
