@@ -259,7 +259,10 @@ std::vector<Vec> tf_reference(const LmModel& m, const TfCfg& c, const std::vecto
         for (int d = 0; d < D; d++) x[t][d] = emb[(size_t)toks[t] * D + d];
     auto rope = [&](Vec& v, int pos) {  // v: one head's dh values
         for (int j = 0; j < r / 2; j++) {
-            double ang = pos * std::pow((double)c.base, -2.0 * j / r);
+            // HF: inv_freq = 1.0 / (base ** (arange(0, r, 2).float() / r)) and
+            // freqs = t.float() * inv_freq, both float32 tensors
+            float inv_freq = 1.0f / (float)std::pow((double)c.base, (double)((float)(2 * j) / (float)r));
+            double ang = (double)((float)pos * inv_freq);
             double a = v[j], b = v[j + r / 2];
             v[j] = a * std::cos(ang) - b * std::sin(ang);
             v[j + r / 2] = b * std::cos(ang) + a * std::sin(ang);
