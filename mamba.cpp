@@ -912,10 +912,11 @@ static int cli_lm_open(void* m, const char* path, LmOps* ops, char* err, size_t 
 }
 static void cli_lm_close(void* m) { mamba_lm_close((MambaLm*)m); }
 
-// The file's kind picks the command line: a kind-3 file runs the LM CLI
-// (engine/lm.h), a transformer LM is refused naming ./transformer, anything
-// else runs the classifier's (engine/cli.h), which also gives the errors
-// for files that are neither.
+// The file's kind picks the command line: a kind-3 file (or any file with
+// an LM-only flag such as -i or --score) runs the LM CLI (engine/lm.h), a
+// transformer LM is refused naming ./transformer, anything else runs the
+// classifier's (engine/cli.h), which also gives the errors for files that
+// are neither.
 int main(int argc, char** argv) {
     const char* path;
     uint32_t kind = lm_cli_peek_kind(argc, argv, &path);
@@ -926,7 +927,7 @@ int main(int argc, char** argv) {
         fprintf(stderr, "error: %s\n", err);
         return 1;
     }
-    if (kind == MMIA_KIND_MAMBA_LM) {
+    if (kind == MMIA_KIND_MAMBA_LM || lm_cli_has_lm_flags(argc, argv)) {
         MambaLm lm;
         memset(&lm, 0, sizeof lm);
         LmCli cli = {"mamba", "Mamba", cli_lm_open, cli_lm_close, &lm, 0};

@@ -13,7 +13,7 @@
 //   logits = head(LN_f(x))
 // attn: qkv = W x + b, laid out per head ([H][3][dh] rows); rotary on the
 // first r dims of each head's q and k, NeoX half-split pairs (j, j + r/2),
-// angle = pos * base^(-2j/r); causal softmax(q.k / sqrt(dh)) over the K/V
+// angle = pos * base^(-2j/r) (in float32, as HF computes it); causal softmax(q.k / sqrt(dh)) over the K/V
 // cache (keys stored after rotary); dense. mlp: fc2(gelu_erf(fc1 x)).
 //
 // The file is mmap'd and validated completely, then the weights are used in
@@ -230,13 +230,18 @@ static int forward(const Transformer* m, TransformerState* st, const int* tokens
         const float* e = m->embed + (int64_t)tokens[t] * D;
         for (int d = 0; d < D; d++) x[(int64_t)d * T + t] = e[d];
     }
-    // rotary angles, in double: pos * base^(-2j/r)
+    // rotary angles as Hugging Face's GPTNeoXRotaryEmbedding makes them, in
+    // float32: inv_freq[j] = 1 / base^(2j/r), angle = pos * inv_freq[j]
+    // (both rounded to float: at pos 2000 that rounding alone moves an angle
+    // by ~1e-4 rad, so matching it matters for parity); cos and sin of that
+    // float angle, correctly rounded.
     for (int t = 0; t < T; t++)
         for (int j = 0; j < r2; j++) {
-            double inv_freq = pow((double)m->rotary_base, -2.0 * j / (double)m->rotary_ndims);
-            double ang = (double)(pos0 + t) * inv_freq;
-            cs[(int64_t)t * r2 + j] = (float)cos(ang);
-            sn[(int64_t)t * r2 + j] = (float)sin(ang);
+            float e = (float)(2 * j) / (float)m->rotary_ndims;
+            float inv_freq = 1.0f / (float)pow((double)m->rotary_base, (double)e);
+            float ang = (float)(pos0 + t) * inv_freq;
+            cs[(int64_t)t * r2 + j] = (float)cos((double)ang);
+            sn[(int64_t)t * r2 + j] = (float)sin((double)ang);
         }
     const int64_t stride = (int64_t)L * D;
     for (int l = 0; l < L; l++) {

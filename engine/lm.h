@@ -697,6 +697,17 @@ static inline int lm_cli_main(int argc, char** argv, const LmCli* e) {
     return rc;
 }
 
+// 1 if the command line has a flag only the LM command line knows (-i, -n,
+// -t, -k, -p, -s, --score): ./mamba then runs the LM CLI whatever the file,
+// so a missing or wrong file gets the LM reader's error, not "unknown flag".
+static inline int lm_cli_has_lm_flags(int argc, char** argv) {
+    static const char* lm_flags[] = {"-i", "-n", "-t", "-k", "-p", "-s", "--score", NULL};
+    for (int i = 1; i < argc; i++)
+        for (int f = 0; lm_flags[f]; f++)
+            if (strcmp(argv[i], lm_flags[f]) == 0) return 1;
+    return 0;
+}
+
 // Which CLI a program runs: the kind of the first argument that is not a
 // flag or a flag's value (*path = it), or 0 when there is none or it is not
 // a readable packed file (the CLI then reports that when it opens it).
