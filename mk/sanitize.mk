@@ -37,7 +37,7 @@ SAN_ENV := ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:check_initialization_orde
            LSAN_OPTIONS=suppressions=$(CURDIR)/mk/lsan.supp:print_suppressions=0 \
            UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:suppressions=$(CURDIR)/mk/ubsan.supp \
            MAMBA_BIN=$(SAN_BUILD)/mamba CNN_BIN=$(SAN_BUILD)/cnn \
-           TRAIN_BIN=$(SAN_BUILD)/bin/train EXPORT_BIN=$(SAN_BUILD)/bin/export
+           TRAIN_BIN=$(SAN_BUILD)/bin/train EXPORT_BIN=$(SAN_BUILD)/bin/export ATTACK_BIN=$(SAN_BUILD)/bin/attack
 
 .PHONY: test-san san-bins
 
@@ -45,7 +45,7 @@ SAN_ENV := ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:check_initialization_orde
 # make would delete as intermediates after linking (and rebuild next time).
 ifeq ($(BUILD),$(SAN_BUILD))
 .SECONDARY: $(COMMON_OBJS) $(TRAIN_OBJS) $(EXPORT_OBJS) $(ATTACK_OBJS) $(ENGINE_LIB_OBJS) \
-            $(BUILD)/tests/doctest_main.o $(BUILD)/train/main.o $(BUILD)/export/main.o
+            $(BUILD)/tests/doctest_main.o $(BUILD)/train/main.o $(BUILD)/export/main.o $(BUILD)/attack/main.o
 endif
 
 $(ENGINES:%=$(SAN_BUILD)/%): $(SAN_BUILD)/%: %.cpp $(ENGINE_HDRS)
@@ -57,6 +57,10 @@ $(SAN_BUILD)/bin/train: $(SAN_BUILD)/train/main.o $(TRAIN_OBJS) $(COMMON_OBJS)
 	$(CXX) $(SAN_HOST_CXXFLAGS) $^ -o $@ $(HOST_LDLIBS)
 
 $(SAN_BUILD)/bin/export: $(SAN_BUILD)/export/main.o $(EXPORT_OBJS) $(TRAIN_OBJS) $(COMMON_OBJS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(SAN_HOST_CXXFLAGS) $^ -o $@ $(HOST_LDLIBS)
+
+$(SAN_BUILD)/bin/attack: $(SAN_BUILD)/attack/main.o $(ATTACK_OBJS) $(ENGINE_LIB_OBJS) $(EXPORT_OBJS) $(TRAIN_OBJS) $(COMMON_OBJS)
 	@mkdir -p $(dir $@)
 	$(CXX) $(SAN_HOST_CXXFLAGS) $^ -o $@ $(HOST_LDLIBS)
 
