@@ -121,6 +121,31 @@ $(BUILD)/tests/doctest_main.o: tests/doctest_main.cpp
 $(BUILD)/tests/test_%: tests/test_%.cpp $(BUILD)/tests/doctest_main.o $(ENGINE_LIB_OBJS) $(TRAIN_OBJS) $(EXPORT_OBJS) $(ATTACK_OBJS) $(COMMON_OBJS)
 	$(CXX) $(HOST_CXXFLAGS) $(filter %.cpp %.o,$^) -o $@ $(HOST_LDLIBS)
 
+# The programs a test binary runs are its prerequisites, so `make
+# build/tests/test_x` never runs a stale ./mamba or bin/train (the
+# sanitizer sub-make, BUILD=build-san, points them at its own builds, which
+# the tests find through MAMBA_BIN, CNN_BIN, TRAIN_BIN, EXPORT_BIN,
+# ATTACK_BIN). They are not linked (the link line takes .cpp and .o only).
+PROG_PREFIX := $(if $(filter build,$(BUILD)),,$(BUILD)/)
+$(BUILD)/tests/test_cnn_engine: $(PROG_PREFIX)cnn $(PROG_PREFIX)mamba
+$(BUILD)/tests/test_mamba_cifar_parity: $(PROG_PREFIX)mamba
+$(BUILD)/tests/test_checkpoint: $(PROG_PREFIX)bin/train $(PROG_PREFIX)bin/export
+$(BUILD)/tests/test_attack_run: $(PROG_PREFIX)bin/attack
+
+# The engine suites need no LibTorch: they link the engine library and the
+# packed writer only, so a change to an engine header rebuilds them in
+# seconds (and a mutation pass over engine/ stays cheap).
+$(BUILD)/tests/test_engine: tests/test_engine.cpp $(BUILD)/tests/doctest_main.o $(BUILD)/mamba_lib.o \
+                            $(BUILD)/export/packed_writer.o $(ENGINE_HDRS) tests/cli_check.h $(PROG_PREFIX)mamba
+	$(CXX) $(HOST_CXXFLAGS) $(filter %.cpp %.o,$^) -o $@
+$(BUILD)/tests/test_cnn_engine: tests/test_cnn_engine.cpp $(BUILD)/tests/doctest_main.o $(BUILD)/cnn_lib.o \
+                                $(BUILD)/export/packed_writer.o $(ENGINE_HDRS) tests/cli_check.h
+	$(CXX) $(HOST_CXXFLAGS) $(filter %.cpp %.o,$^) -o $@
+# The packed writer includes only engine/format.h.
+$(BUILD)/export/packed_writer.o: export/packed_writer.cpp export/packed_writer.h engine/format.h
+	@mkdir -p $(dir $@)
+	$(CXX) $(HOST_CXXFLAGS) -c $< -o $@
+
 test: setup
 	@$(MAKE) --no-print-directory -j2 $(ENGINES) bin/train bin/export bin/attack bin/corpus $(TEST_BINS)
 	@bash tests/run_all.sh $(TEST_BINS)

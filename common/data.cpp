@@ -13,7 +13,9 @@
 #include <future>
 #include <limits>
 #include <stdexcept>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 namespace mmia {
 namespace {
@@ -162,8 +164,15 @@ ImageSet parse_cifar_records(std::vector<uint8_t> bytes, const std::string& what
 
 // Reads a whole file, refusing anything larger than max_bytes.
 std::vector<uint8_t> read_file(const std::string& path, size_t max_bytes) {
-    std::FILE* f = std::fopen(path.c_str(), "rb");
-    if (!f) fail(path, std::string("cannot open (") + std::strerror(errno) + ")");
+    // O_NONBLOCK: an open() of a FIFO with no writer would wait forever;
+    // the type is checked before any read, so only a regular file is read.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) fail(path, std::string("cannot open (") + std::strerror(errno) + ")");
+    std::FILE* f = ::fdopen(fd, "rb");
+    if (!f) {
+        ::close(fd);
+        fail(path, std::string("cannot open (") + std::strerror(errno) + ")");
+    }
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         std::fclose(f);
@@ -252,11 +261,13 @@ std::vector<std::string> candidate_dirs(const DatasetSpec& spec, const std::stri
     return dirs;
 }
 
-// dir/file if it exists, else dir/file.gz if that exists, else "".
+// dir/file if it exists, else dir/file.gz if that exists, else "". Any
+// kind of file counts, so a FIFO or a directory in its place is reported as
+// "not a regular file" by read_file rather than as missing.
 std::string find_file(const std::string& dir, const std::string& file) {
     std::error_code ec;
     for (const std::string& path : {dir + "/" + file, dir + "/" + file + ".gz"})
-        if (std::filesystem::is_regular_file(path, ec)) return path;
+        if (std::filesystem::exists(std::filesystem::symlink_status(path, ec))) return path;
     return "";
 }
 

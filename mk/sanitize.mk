@@ -37,7 +37,8 @@ SAN_ENV := ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:check_initialization_orde
            LSAN_OPTIONS=suppressions=$(CURDIR)/mk/lsan.supp:print_suppressions=0 \
            UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:suppressions=$(CURDIR)/mk/ubsan.supp \
            MAMBA_BIN=$(SAN_BUILD)/mamba CNN_BIN=$(SAN_BUILD)/cnn TRANSFORMER_BIN=$(SAN_BUILD)/transformer \
-           TRAIN_BIN=$(SAN_BUILD)/bin/train EXPORT_BIN=$(SAN_BUILD)/bin/export CORPUS_BIN=$(SAN_BUILD)/bin/corpus
+           TRAIN_BIN=$(SAN_BUILD)/bin/train EXPORT_BIN=$(SAN_BUILD)/bin/export CORPUS_BIN=$(SAN_BUILD)/bin/corpus \
+           ATTACK_BIN=$(SAN_BUILD)/bin/attack
 
 .PHONY: test-san san-bins
 
@@ -45,7 +46,8 @@ SAN_ENV := ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:check_initialization_orde
 # make would delete as intermediates after linking (and rebuild next time).
 ifeq ($(BUILD),$(SAN_BUILD))
 .SECONDARY: $(COMMON_OBJS) $(TRAIN_OBJS) $(EXPORT_OBJS) $(ATTACK_OBJS) $(ENGINE_LIB_OBJS) \
-            $(BUILD)/tests/doctest_main.o $(BUILD)/train/main.o $(BUILD)/export/main.o $(BUILD)/corpus/main.o
+            $(BUILD)/tests/doctest_main.o $(BUILD)/train/main.o $(BUILD)/export/main.o $(BUILD)/corpus/main.o \
+            $(BUILD)/attack/main.o
 endif
 
 $(ENGINES:%=$(SAN_BUILD)/%): $(SAN_BUILD)/%: %.cpp $(ENGINE_HDRS)
@@ -63,6 +65,10 @@ $(SAN_BUILD)/bin/export: $(SAN_BUILD)/export/main.o $(EXPORT_OBJS) $(TRAIN_OBJS)
 $(SAN_BUILD)/bin/corpus: $(SAN_BUILD)/corpus/main.o $(COMMON_OBJS)
 	@mkdir -p $(dir $@)
 	$(CXX) $(SAN_HOST_CXXFLAGS) $^ -o $@ -lz -lnettle
+
+$(SAN_BUILD)/bin/attack: $(SAN_BUILD)/attack/main.o $(ATTACK_OBJS) $(ENGINE_LIB_OBJS) $(EXPORT_OBJS) $(TRAIN_OBJS) $(COMMON_OBJS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(SAN_HOST_CXXFLAGS) $^ -o $@ $(HOST_LDLIBS)
 
 san-bins: setup
 	@$(MAKE) --no-print-directory -j2 BUILD=$(SAN_BUILD) \

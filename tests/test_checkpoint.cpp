@@ -38,6 +38,7 @@
 #include "tests/temp_dir.h"
 #include "train/checkpoint.h"
 #include "train/checkpoint_meta.h"
+#include "train/trainer.h"
 
 using namespace mmia;
 namespace fs = std::filesystem;
@@ -250,7 +251,7 @@ TEST_CASE("checkpoints: truncated, corrupt, empty and foreign files are refused 
     SUBCASE("missing file and a directory") {
         CHECK_THROWS_WITH_AS(load_fully(dir.file("none.pt")), doctest::Contains("no such checkpoint file"),
                              std::runtime_error);
-        CHECK_THROWS_WITH_AS(load_fully(dir.path.string()), doctest::Contains("no such checkpoint file"),
+        CHECK_THROWS_WITH_AS(load_fully(dir.path.string()), (dir.path.string() + ": not a regular file").c_str(),
                              std::runtime_error);
     }
     SUBCASE("bin/train and bin/export refuse a truncated checkpoint: one error line, exit 1") {
@@ -518,4 +519,164 @@ TEST_CASE("bin/train and bin/export: bad flags, datasets and configs get one err
     check_error({T, "--config", dir.file("config.json"), "--data-dir", data, "--output", out}, 1,
                 labels + ": truncated", "");
     CHECK_FALSE(fs::exists(out));
+}
+
+// ===========================================================================
+// Non-finite numbers: a diverging run, a checkpoint holding a NaN
+
+namespace {
+
+// What save_checkpoint writes, without its finiteness check: how a
+// checkpoint with a NaN weight reaches a reader (another tool, an older
+// build, a flipped bit).
+void save_unchecked(const std::string& path, torch::nn::Module& model, const json& meta) {
+    torch::serialize::OutputArchive archive;
+    archive.write("meta", c10::IValue(meta.dump()));
+    torch::serialize::OutputArchive model_archive;
+    model.save(model_archive);
+    archive.write("model", model_archive);
+    archive.save_to(path);
+}
+
+}  // namespace
+
+TEST_CASE("a checkpoint with a NaN or inf weight is never written, and refused by every reader, named") {
+    torch::set_num_threads(1);
+    const TempDir& dir = work_dir();
+    const std::string good = reference_run().path;
+    json meta = read_checkpoint_meta(good);
+    // What decides the bits is recorded (issue 16): threads, seed, preset, library versions.
+    REQUIRE(meta.contains("reproducibility"));
+    CHECK(meta["reproducibility"]["threads"] == 1);
+    CHECK(meta["reproducibility"]["seed"] == 7);
+    CHECK(meta["reproducibility"]["preset"] == "tiny");
+    CHECK(meta["reproducibility"]["libtorch"].get<std::string>().rfind("1.", 0) == 0);
+    for (const json& h : meta["history"]) CHECK(h["threads"] == 1);
+
+    MambaClassifier model = load_mamba_checkpoint(good);
+    const auto params = model->named_parameters();
+    REQUIRE(params.size() > 2);
+    struct Case {
+        size_t param;
+        int64_t element;
+        float value;
+        const char* shown;
+    };
+    for (const Case& c : {Case{params.size() - 1, 3, NAN, "NaN"}, Case{0, 0, INFINITY, "+inf"},
+                          Case{params.size() / 2, 1, -INFINITY, "-inf"}}) {
+        MambaClassifier m = load_mamba_checkpoint(good);
+        auto named = m->named_parameters();
+        const std::string key = named[c.param].key();
+        {
+            torch::NoGradGuard ng;
+            named[c.param].value().view({-1})[c.element] = c.value;
+        }
+        const std::string what = "parameter '" + key + "' element " + std::to_string(c.element) + " is " + c.shown;
+        CHECK(first_nonfinite_weight(*m) == what);
+        // save_checkpoint refuses, leaving nothing
+        const std::string refused = dir.file("nan_refused.pt");
+        CHECK_THROWS_WITH_AS(save_checkpoint(refused, *m, nullptr, meta),
+                             (refused + ": refusing to write a checkpoint whose " + what).c_str(), std::runtime_error);
+        CHECK_FALSE(fs::exists(refused));
+        // one written anyway is refused by the library and by bin/export, named
+        const std::string bad = dir.file("nan.pt");
+        save_unchecked(bad, *m, meta);
+        const std::string line = bad + ": " + what + " (a checkpoint's weights must be finite)";
+        CHECK_THROWS_WITH_AS(load_mamba_checkpoint(bad), line.c_str(), std::runtime_error);
+        const std::string out = dir.file("nan.bin");
+        CliRun e = cli_run_argv({export_bin(), "model", "--checkpoint", bad, "--output", out}, dir.file("nan_export.log"));
+        CHECK(e.code == 1);
+        CHECK(e.err == "error: " + line + "\n");
+        CHECK_FALSE(fs::exists(out));
+    }
+}
+
+TEST_CASE("training that diverges stops at the step, names it, and writes no checkpoint of it") {
+    torch::set_num_threads(1);
+    const TempDir& dir = work_dir();
+    json config = load_config_file(dir.file("config.json"));
+    TrainJob job;
+    job.spec = resolve_preset(config, "mamba", "tiny");
+    job.train = resolve_training(config, "tiny");
+    job.train.epochs = 2;
+    job.train.augment = "none";
+    job.input = {1, 28, 28, 10, {0.13f}, {0.31f}};
+    job.verbose = false;
+    torch::manual_seed(1);
+    auto x = torch::rand({192, 1, 28, 28});
+    auto y = torch::randint(0, 10, {192}, torch::kInt64);
+    const std::string where = ": epoch 1 of 2, step ";
+    const std::string tail = "; training diverged and was stopped; no checkpoint of this epoch was written (try a lower --lr)";
+    // lr = inf: the first step's update makes weights inf/NaN: caught after the step.
+    job.checkpoint = dir.file("diverge_inf.pt");
+    job.train.learning_rate = INFINITY;
+    try {
+        train_classifier(job, x, y, x, y);
+        FAIL("no error");
+    } catch (const std::runtime_error& e) {
+        const std::string w = e.what();
+        INFO(w);
+        CHECK(w.rfind(job.checkpoint + where + "1 of 3: after the optimizer step parameter '", 0) == 0);
+        CHECK(w.size() > tail.size());
+        CHECK(w.substr(w.size() - tail.size()) == tail);
+    }
+    CHECK_FALSE(fs::exists(job.checkpoint));
+    // lr = 1e30: finite weights of 1e30 after step 1; step 2's loss overflows.
+    job.checkpoint = dir.file("diverge_big.pt");
+    job.train.learning_rate = 1e30;
+    try {
+        train_classifier(job, x, y, x, y);
+        FAIL("no error");
+    } catch (const std::runtime_error& e) {
+        const std::string w = e.what();
+        INFO(w);
+        CHECK((w == job.checkpoint + where + "2 of 3: the training loss is NaN" + tail ||
+               w == job.checkpoint + where + "2 of 3: the training loss is inf" + tail));
+    }
+    CHECK_FALSE(fs::exists(job.checkpoint));
+    // The same job at a sane rate trains (the checks pass finite runs).
+    job.checkpoint = dir.file("diverge_ok.pt");
+    job.train.learning_rate = 3e-3;
+    job.train.epochs = 1;
+    json m = train_classifier(job, x, y, x, y);
+    CHECK(m["epochs_done"] == 1);
+    CHECK(fs::exists(job.checkpoint));
+}
+
+TEST_CASE("bin/train and bin/export: a FIFO or device as any file argument, a nan learning rate: one line, no hang") {
+    const TempDir& dir = work_dir();
+    const std::string T = train_bin(), E = export_bin();
+    const std::string fifo = dir.file("arg.fifo");
+    if (!fs::exists(fifo)) REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+    auto check_line = [&](const std::vector<std::string>& args, int code, const std::string& line) {
+        CliRun r = cli_run_argv(args, dir.file("fifo_cli.log"), 60);  // cli_wait fails the test on a hang
+        INFO(args[0] << " ... stderr: " << r.err);
+        CHECK(r.code == code);
+        CHECK(r.err == line + "\n");
+    };
+    const std::string cfg = dir.file("config.json");
+    check_line({T, "--config", fifo}, 1, "error: " + fifo + ": not a regular file");
+    check_line({T, "--config", "/dev/zero"}, 1, "error: /dev/zero: not a regular file");
+    check_line({T, "--config", cfg, "--limit-train", "64", "--epochs", "1", "--output", fifo}, 1,
+               "error: " + fifo + ": not a regular file");
+    check_line({E, "model", "--checkpoint", fifo, "--output", dir.file("f.bin")}, 1, "error: " + fifo + ": not a regular file");
+    check_line({E, "model", "--checkpoint", "/dev/null", "--output", dir.file("f.bin")}, 1,
+               "error: /dev/null: not a regular file");
+    // a dataset file that is a FIFO
+    const std::string data = dir.file("mnist_fifo");
+    fs::create_directories(data);
+    for (const char* f : {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte"})
+        fs::copy_file(std::string("data/mnist/") + f, data + "/" + f, fs::copy_options::overwrite_existing);
+    const std::string labels = data + "/t10k-labels-idx1-ubyte";
+    if (!fs::exists(labels)) REQUIRE(mkfifo(labels.c_str(), 0600) == 0);
+    check_line({E, "image", "--data-dir", data, "--output", dir.file("f.bin")}, 1, "error: " + labels + ": not a regular file");
+    check_line({T, "--config", cfg, "--data-dir", data, "--output", dir.file("f.pt")}, 1,
+               "error: " + labels + ": not a regular file");
+    // --lr: nan and inf passed CLI::PositiveNumber; now the config's range
+    for (const char* lr : {"nan", "inf", "1e30", "0"})
+        check_line({T, "--lr", lr}, 2, std::string("error: --lr: '") + lr + "' is not a learning rate in [1e-12, 10] (see --help)");
+    // stdin closed: bin/export never reads it
+    CliRun r = cli_run("sh", "-c " + cli_quote(cli_quote(E) + " image --output " + cli_quote(dir.file("ok.bin")) + " <&-"),
+                       dir.path.string());
+    CHECK(r.code == 0);
 }

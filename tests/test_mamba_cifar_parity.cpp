@@ -354,7 +354,7 @@ TEST_CASE("bad stem and norm header fields are refused with a clear error (libra
         INFO("library error: " << err);
         CHECK(std::string(err).rfind(path + ": ", 0) == 0);
         CHECK(std::string(err).find(needle) != std::string::npos);
-        cli_check_fails("./mamba", cli_quote(path) + " " + cli_quote(input), needle, tmp.path.string());
+        cli_check_fails(cli_env_or("MAMBA_BIN", "./mamba"), cli_quote(path) + " " + cli_quote(input), needle, tmp.path.string());
     };
     auto with_hp = [&](std::initializer_list<std::pair<int, int32_t>> slots) {
         std::vector<uint8_t> b = good;

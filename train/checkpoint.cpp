@@ -1,6 +1,7 @@
 // checkpoint.cpp: see checkpoint.h.
 #include "train/checkpoint.h"
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <stdexcept>
@@ -9,9 +10,30 @@
 
 namespace mmia {
 
+std::string first_nonfinite_weight(torch::nn::Module& model) {
+    auto describe = [](const std::string& what, const std::string& name, const torch::Tensor& t) -> std::string {
+        if (!t.is_floating_point() || t.numel() == 0) return "";
+        auto flat = t.detach().reshape({-1});
+        auto bad = torch::isfinite(flat).logical_not();
+        if (!bad.any().item<bool>()) return "";
+        const int64_t i = bad.nonzero()[0][0].item<int64_t>();
+        const double v = flat[i].item<double>();
+        return what + " '" + name + "' element " + std::to_string(i) + " is " +
+               (std::isnan(v) ? "NaN" : v > 0 ? "+inf" : "-inf");
+    };
+    for (const auto& p : model.named_parameters())
+        if (std::string d = describe("parameter", p.key(), p.value()); !d.empty()) return d;
+    for (const auto& b : model.named_buffers())
+        if (std::string d = describe("buffer", b.key(), b.value()); !d.empty()) return d;
+    return "";
+}
+
 void save_checkpoint(const std::string& path, torch::nn::Module& model,
                      torch::optim::Optimizer* optimizer, const json& meta) {
     namespace fs = std::filesystem;
+    // Never a checkpoint that would carry a NaN on to export and the engines.
+    if (std::string bad = first_nonfinite_weight(model); !bad.empty())
+        throw std::runtime_error(path + ": refusing to write a checkpoint whose " + bad);
     fs::path parent = fs::path(path).parent_path();
     if (!parent.empty()) fs::create_directories(parent);
     // The archive is serialised into memory and written by io.h's atomic
@@ -45,8 +67,12 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model,
 }
 
 static torch::serialize::InputArchive open_archive(const std::string& path) {
-    if (!std::filesystem::is_regular_file(path))
-        throw std::runtime_error(path + ": no such checkpoint file");
+    std::error_code ec;
+    const auto status = std::filesystem::status(path, ec);
+    if (!std::filesystem::exists(status)) throw std::runtime_error(path + ": no such checkpoint file");
+    // A FIFO or device is refused before LibTorch opens it (an open() of a
+    // FIFO with no writer would wait forever).
+    if (!std::filesystem::is_regular_file(status)) throw std::runtime_error(path + ": not a regular file");
     torch::serialize::InputArchive archive;
     try {
         archive.load_from(path);
@@ -86,6 +112,8 @@ void load_checkpoint_state(const std::string& path, torch::nn::Module& model,
         throw std::runtime_error(path + ": checkpoint does not match the model it describes: " +
                                  e.what_without_backtrace());
     }
+    if (std::string bad = first_nonfinite_weight(model); !bad.empty())
+        throw std::runtime_error(path + ": " + bad + " (a checkpoint's weights must be finite)");
 }
 
 MambaClassifier load_mamba_checkpoint(const std::string& path, json* meta_out) {

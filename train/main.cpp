@@ -14,6 +14,7 @@
 #include <torch/torch.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <thread>
 
 #include "common/command_line.h"
@@ -46,7 +47,18 @@ int main(int argc, char** argv) {
     auto* data_dir_opt = app.add_option("--data-dir", data_dir, "images: directory holding the dataset files");
     app.add_option("--epochs", epochs, "override the preset's epochs")->check(CLI::Range(1, 100000));
     app.add_option("--batch-size", batch_size, "override the batch size")->check(CLI::Range(1, 1 << 20));
-    app.add_option("--lr", lr, "override the learning rate")->check(CLI::PositiveNumber);
+    // The range config.json allows: CLI::PositiveNumber would let inf and
+    // nan through (nan <= 0 is false), and training would diverge at once.
+    app.add_option("--lr", lr, "override the learning rate (1e-12..10)")
+        ->check(CLI::Validator(
+            [](std::string& s) -> std::string {
+                char* end = nullptr;
+                const double v = std::strtod(s.c_str(), &end);
+                if (s.empty() || *end != 0 || !(v >= 1e-12 && v <= 10.0))  // false for nan
+                    return "'" + s + "' is not a learning rate in [1e-12, 10]";
+                return "";
+            },
+            "LR"));
     auto* augment_opt = app.add_option("--augment", augment, "images: override the augmentation: none | crop-flip (shift <= 4 px, mirror)")
         ->check(CLI::IsMember({"none", "crop-flip"}));
     app.add_option("--seed", seed, "override the seed")->check(CLI::NonNegativeNumber);

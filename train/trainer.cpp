@@ -11,6 +11,8 @@
 #include <numeric>
 #include <random>
 
+#include <torch/version.h>
+
 #include "common/progress.h"
 #include "train/cnn_model.h"
 
@@ -68,12 +70,40 @@ torch::Tensor augment_crop_flip(const torch::Tensor& x, int pad, std::mt19937_64
 
 // The part of the meta record that must match for a checkpoint to be resumed:
 // anything else would silently continue a different experiment.
+json run_environment(uint64_t seed, const std::string& preset) {
+    return {{"threads", torch::get_num_threads()},
+            {"seed", seed},
+            {"preset", preset},
+            {"libtorch", TORCH_VERSION},
+            {"compiler", std::string("g++ ") + __VERSION__},
+            {"cpu_features", __builtin_cpu_supports("avx512f") ? "avx512f" : __builtin_cpu_supports("avx2") ? "avx2" : "baseline"}};
+}
+
 static json identity_of(const json& meta) {
     json id;
     for (const char* k : {"model", "preset", "mamba", "cnn", "training", "dataset", "input", "n_train",
                           "extra"})
         if (meta.contains(k)) id[k] = meta[k];
     return id;
+}
+
+// "<checkpoint>: epoch 2 of 10, step 17 of 469" for error messages.
+static std::string where_in_run(const TrainJob& job, int epoch, int64_t step, int64_t steps_per_epoch) {
+    return job.checkpoint + ": epoch " + std::to_string(epoch + 1) + " of " + std::to_string(job.train.epochs) +
+           ", step " + std::to_string(step + 1) + " of " + std::to_string(steps_per_epoch);
+}
+static const char* kDiverged =
+    "training diverged and was stopped; no checkpoint of this epoch was written (try a lower --lr)";
+
+// The first non-finite parameter after a step, or "". Cheap on the
+// common path: one sum per parameter (a NaN or inf anywhere makes the sum
+// non-finite; the exact place is looked up only then).
+static std::string first_nonfinite_step(torch::nn::Module& model) {
+    torch::NoGradGuard no_grad;
+    bool suspect = false;
+    for (const auto& p : model.parameters())
+        if (!std::isfinite(p.sum().item<double>())) suspect = true;
+    return suspect ? first_nonfinite_weight(model) : "";
 }
 
 static void set_lr(torch::optim::AdamW& opt, double lr) {
@@ -99,6 +129,12 @@ static json train_loop(const TrainJob& job, torch::nn::Module& model,
                  {"history", json::array()}};
     if (job.spec.model == "mamba") meta["mamba"] = to_json(job.spec.mamba);
     if (job.spec.model == "cnn") meta["cnn"] = to_json(job.spec.cnn);
+    // What decides the bits besides the configuration above: results are
+    // bit-identical only for the same thread count and libraries. Not part
+    // of identity_of (a resume on another machine is allowed), so each
+    // epoch's history entry records the thread count it ran with too.
+    const json reproducibility = run_environment(tc.seed, job.spec.preset);
+    meta["reproducibility"] = reproducibility;
 
     torch::optim::AdamW optimizer(
         model.parameters(),
@@ -121,6 +157,9 @@ static json train_loop(const TrainJob& job, torch::nn::Module& model,
             }
             load_checkpoint_state(job.checkpoint, model, &optimizer);
             meta = old;
+            // The run that finishes it: as at the start; the threads of
+            // earlier epochs stay in their history entries.
+            meta["reproducibility"] = reproducibility;
             if (job.verbose && start_epoch > 0)
                 std::printf("resuming %s after epoch %d\n", job.checkpoint.c_str(), start_epoch);
         }
@@ -160,9 +199,18 @@ static json train_loop(const TrainJob& job, torch::nn::Module& model,
             optimizer.zero_grad();
             auto logits = forward(x);
             auto loss = torch::nn::functional::cross_entropy(logits, y);
+            // A non-finite loss or weight stops the run here, before any
+            // checkpoint of it exists (the last one written stays).
+            const double loss_value = loss.item<double>();
+            if (!std::isfinite(loss_value))
+                throw std::runtime_error(where_in_run(job, epoch, s, steps_per_epoch) + ": the training loss is " +
+                                         (std::isnan(loss_value) ? "NaN" : "inf") + "; " + kDiverged);
             loss.backward();
             optimizer.step();
-            loss_sum += loss.item<double>() * double(idx.size(0));
+            if (std::string bad = first_nonfinite_step(model); !bad.empty())
+                throw std::runtime_error(where_in_run(job, epoch, s, steps_per_epoch) + ": after the optimizer step " +
+                                         bad + "; " + kDiverged);
+            loss_sum += loss_value * double(idx.size(0));
             correct += logits.argmax(1).eq(y).sum().item<int64_t>();
             if (job.verbose) bar.update(s + 1, "loss " + std::to_string(loss.item<double>()).substr(0, 6));
         }
@@ -172,7 +220,8 @@ static json train_loop(const TrainJob& job, torch::nn::Module& model,
                   {"loss", loss_sum / double(n)},
                   {"train_acc_running", double(correct) / double(n)},
                   {"test_acc", test_acc},
-                  {"seconds", bar.seconds()}};
+                  {"seconds", bar.seconds()},
+                  {"threads", torch::get_num_threads()}};
         meta["history"].push_back(h);
         meta["epochs_done"] = epoch + 1;
         if (job.verbose)

@@ -32,6 +32,12 @@ struct TrainJob {
     int64_t stop_after_steps = 0;  // tests: return after this many optimizer steps in all
 };
 
+// What decides a run's bits beyond its configuration, for checkpoint meta
+// ("reproducibility") and run directories: {"threads" (LibTorch intra-op
+// threads now), "seed", "preset", "libtorch" (version), "compiler",
+// "cpu_features"}.
+json run_environment(uint64_t seed, const std::string& preset);
+
 // Keeps freed memory instead of returning it to the OS, for the whole
 // process: LibTorch allocates and frees large activations every step, and
 // first-touch page faults cost several times the arithmetic on this kind of
