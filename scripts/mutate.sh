@@ -31,6 +31,9 @@
 # the mutant's objects, so the next make rebuilds them, and this script does so
 # for the targets it touched before it exits normally.
 #
+# MUTATE_CHECK_ONLY=1 only checks that every original occurs exactly once
+# (BAD lines), building and running nothing.
+#
 # Environment: MUTATE_TIMEOUT (seconds per test binary, default 900),
 # MUTATE_JOBS (make -j, default 2), MUTATE_LOG (log folder, default
 # build/mutate). Exit status 0 when every mutation was caught.
@@ -152,7 +155,7 @@ done
 
 # --- baselines: each distinct (targets, options) unmutated ---------------------
 declare -A BASE
-if [ "${MUTATE_NO_BASELINE:-0}" != 1 ]; then
+if [ "${MUTATE_NO_BASELINE:-0}" != 1 ] && [ "${MUTATE_CHECK_ONLY:-0}" != 1 ]; then
   for i in "${!entries[@]}"; do
     case ${entries[$i]} in BAD:*) continue ;; esac
     key="${M_TARGETS[$i]}|${M_OPTS[$i]}"
@@ -169,7 +172,7 @@ if [ "${MUTATE_NO_BASELINE:-0}" != 1 ]; then
 fi
 
 # --- the mutations ------------------------------------------------------------
-caught=0 survived=0 bad=0 nobuild=0 basefail=0
+caught=0 survived=0 bad=0 nobuild=0 basefail=0 checked=0
 survivors=()
 all_targets=""
 count_of() {  # count_of FILE SUBSTRING: literal occurrences
@@ -190,6 +193,9 @@ for i in "${!entries[@]}"; do
   if [ "$c" -ne 1 ]; then
     echo "BAD       $e: $desc: the original occurs $c times (must be exactly once)"
     bad=$((bad + 1)); continue
+  fi
+  if [ "${MUTATE_CHECK_ONLY:-0}" = 1 ]; then
+    echo "OK        $e: $desc"; checked=$((checked + 1)); continue
   fi
   key="$tg|$op"
   if [ "${BASE[$key]:-0}" != 0 ]; then
@@ -220,6 +226,10 @@ if [ -n "$all_targets" ]; then
     || echo "warning: rebuilding the original targets failed (see $LOG/rebuild.log)"
 fi
 
+if [ "${MUTATE_CHECK_ONLY:-0}" = 1 ]; then
+  echo "summary: $checked mutations apply, $bad bad"
+  [ "$bad" -eq 0 ]; exit
+fi
 total=$((caught + survived + bad + nobuild + basefail))
 echo "summary: $total mutations: $caught caught, $survived survived, $bad bad, $nobuild not building, $basefail baseline failures"
 [ ${#survivors[@]} -gt 0 ] && echo "survivors: ${survivors[*]}"
