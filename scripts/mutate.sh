@@ -22,7 +22,8 @@
 # A literal `|` inside a field is written `\|`.
 #
 # Verdicts: CAUGHT (a named test failed or timed out), SURVIVED (all passed),
-# BAD (the substring is missing or not unique), NOBUILD (the mutant does not
+# BAD (the substring is missing or not unique; NOTESTS when the doctest
+# options select no test case, which would pass vacuously), NOBUILD (the mutant does not
 # compile: a useless mutation, fix the line). Before the mutations, each
 # distinct set of targets is built and run once unmutated; a set that fails
 # there marks its lines BASELINE-FAIL instead of counting them as caught
@@ -126,6 +127,11 @@ build_and_run() {
         if [ $rc -ne 0 ]; then
           [ $rc -eq 124 ] && echo "(timed out after ${TIMEOUT}s)" >> "$logf"
           return 1
+        fi
+        # A doctest filter that matches nothing passes vacuously: not a result.
+        if grep -qE '^\[doctest\] test cases: +0 \|' "$logf"; then
+          echo "(no test case ran)" >> "$logf"
+          return 3
         fi ;;
     esac
   done
@@ -216,6 +222,7 @@ for i in "${!entries[@]}"; do
     0) echo "SURVIVED  $e: $desc (${dt}s)"; survived=$((survived + 1)); survivors+=("$e") ;;
     1) echo "CAUGHT    $e: $desc (${dt}s)"; caught=$((caught + 1)) ;;
     2) echo "NOBUILD   $e: $desc (see $logf)"; nobuild=$((nobuild + 1)) ;;
+    3) echo "NOTESTS   $e: $desc (no test case matched; see $logf)"; bad=$((bad + 1)) ;;
   esac
 done
 
