@@ -201,8 +201,11 @@ std::string markdown_report(const json& r) {
             for (auto& [a, m] : s.items())
                 if (a != "seed000_on_target" && m.contains(key) && m[key]["mean"].get<double>() > bm)
                     best = a, bm = m[key]["mean"].get<double>(), bs = m[key]["std"].get<double>();
-            o << (i ? "; " : "") << kinds[i] << " " << fmt("%.3f", bm) << " ± " << fmt("%.3f", bs) << " (" << best
-              << ")";
+            if (best.empty())  // no attack evaluated: no number, not a -1 placeholder
+                o << (i ? "; " : "") << kinds[i] << " n/a";
+            else
+                o << (i ? "; " : "") << kinds[i] << " " << fmt("%.3f", bm) << " ± " << fmt("%.3f", bs) << " ("
+                  << best << ")";
         }
         o << ".\n";
     }

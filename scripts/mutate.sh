@@ -22,7 +22,8 @@
 # A literal `|` inside a field is written `\|`.
 #
 # Verdicts: CAUGHT (a named test failed or timed out), SURVIVED (all passed),
-# BAD (the substring is missing or not unique), NOBUILD (the mutant does not
+# BAD (the substring is missing or not unique; NOTESTS when the doctest
+# options select no test case, which would pass vacuously), NOBUILD (the mutant does not
 # compile: a useless mutation, fix the line). Before the mutations, each
 # distinct set of targets is built and run once unmutated; a set that fails
 # there marks its lines BASELINE-FAIL instead of counting them as caught
@@ -30,6 +31,9 @@
 # mutation, also on Ctrl-C or an error (trap); the restored file is newer than
 # the mutant's objects, so the next make rebuilds them, and this script does so
 # for the targets it touched before it exits normally.
+#
+# MUTATE_CHECK_ONLY=1 only checks that every original occurs exactly once
+# (BAD lines), building and running nothing.
 #
 # Environment: MUTATE_TIMEOUT (seconds per test binary, default 900),
 # MUTATE_JOBS (make -j, default 2), MUTATE_LOG (log folder, default
@@ -123,6 +127,11 @@ build_and_run() {
         if [ $rc -ne 0 ]; then
           [ $rc -eq 124 ] && echo "(timed out after ${TIMEOUT}s)" >> "$logf"
           return 1
+        fi
+        # A doctest filter that matches nothing passes vacuously: not a result.
+        if grep -qE '^\[doctest\] test cases: +0 \|' "$logf"; then
+          echo "(no test case ran)" >> "$logf"
+          return 3
         fi ;;
     esac
   done
@@ -152,7 +161,7 @@ done
 
 # --- baselines: each distinct (targets, options) unmutated ---------------------
 declare -A BASE
-if [ "${MUTATE_NO_BASELINE:-0}" != 1 ]; then
+if [ "${MUTATE_NO_BASELINE:-0}" != 1 ] && [ "${MUTATE_CHECK_ONLY:-0}" != 1 ]; then
   for i in "${!entries[@]}"; do
     case ${entries[$i]} in BAD:*) continue ;; esac
     key="${M_TARGETS[$i]}|${M_OPTS[$i]}"
@@ -169,7 +178,7 @@ if [ "${MUTATE_NO_BASELINE:-0}" != 1 ]; then
 fi
 
 # --- the mutations ------------------------------------------------------------
-caught=0 survived=0 bad=0 nobuild=0 basefail=0
+caught=0 survived=0 bad=0 nobuild=0 basefail=0 checked=0
 survivors=()
 all_targets=""
 count_of() {  # count_of FILE SUBSTRING: literal occurrences
@@ -191,6 +200,9 @@ for i in "${!entries[@]}"; do
     echo "BAD       $e: $desc: the original occurs $c times (must be exactly once)"
     bad=$((bad + 1)); continue
   fi
+  if [ "${MUTATE_CHECK_ONLY:-0}" = 1 ]; then
+    echo "OK        $e: $desc"; checked=$((checked + 1)); continue
+  fi
   key="$tg|$op"
   if [ "${BASE[$key]:-0}" != 0 ]; then
     echo "BASELINE-FAIL $e: $desc"; basefail=$((basefail + 1)); continue
@@ -210,6 +222,7 @@ for i in "${!entries[@]}"; do
     0) echo "SURVIVED  $e: $desc (${dt}s)"; survived=$((survived + 1)); survivors+=("$e") ;;
     1) echo "CAUGHT    $e: $desc (${dt}s)"; caught=$((caught + 1)) ;;
     2) echo "NOBUILD   $e: $desc (see $logf)"; nobuild=$((nobuild + 1)) ;;
+    3) echo "NOTESTS   $e: $desc (no test case matched; see $logf)"; bad=$((bad + 1)) ;;
   esac
 done
 
@@ -220,6 +233,10 @@ if [ -n "$all_targets" ]; then
     || echo "warning: rebuilding the original targets failed (see $LOG/rebuild.log)"
 fi
 
+if [ "${MUTATE_CHECK_ONLY:-0}" = 1 ]; then
+  echo "summary: $checked mutations apply, $bad bad"
+  [ "$bad" -eq 0 ]; exit
+fi
 total=$((caught + survived + bad + nobuild + basefail))
 echo "summary: $total mutations: $caught caught, $survived survived, $bad bad, $nobuild not building, $basefail baseline failures"
 [ ${#survivors[@]} -gt 0 ] && echo "survivors: ${survivors[*]}"

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "attack/metrics.h"
+#include "attack/report.h"
 
 using namespace mmia;
 
@@ -298,4 +299,28 @@ TEST_CASE("TPR at 0.1% and at 1% FPR differ, and each level has its own value (h
     CHECK(a.advantage == doctest::Approx(0.6955).epsilon(1e-12));
     CHECK(a.n_members == 100);
     CHECK(a.n_nonmembers == 2000);
+}
+
+// A placeholder never stands in for a number in the report: an attack that
+// was not evaluated on any target (its scored examples held one class only)
+// shows "n/a", and so does "strongest attack" when no attack has the number.
+TEST_CASE("report: attacks without metrics are n/a, never -1 or another placeholder") {
+    nlohmann::json ms = {{"mean", 0.9}, {"std", 0.0}, {"n", 1}};
+    nlohmann::json unscored = {{"mean", 7.0}, {"std", 0.0}, {"n", 1}};
+    nlohmann::json r = {
+        {"config", {{"protocol", "lira"}, {"dataset", "mnist"}, {"ds", 10}, {"shadows", 2}, {"seed", 1}}},
+        {"models",
+         {{"cnn",
+           {{"preset", "shokri"},
+            {"targets",
+             {{{"role", "model0"},
+               {"attacks", {{"lira_online", {{"n_unscored", 7}, {"not_evaluated", "the scored examples hold no member"}}}}}}}},
+            {"summary",
+             {{"train_acc", ms}, {"test_acc", ms}, {"gap", ms}, {"attacks", {{"lira_online", {{"n_unscored", unscored}}}}}}}}}}}};
+    const std::string md = markdown_report(r);
+    CHECK(md.find("| lira_online | n/a | n/a | n/a | n/a | n/a |") != std::string::npos);
+    CHECK(md.find("cnn n/a") != std::string::npos);
+    CHECK(md.find("-1.000") == std::string::npos);
+    CHECK(md.find("lira_online not evaluated: the scored examples hold no member") != std::string::npos);
+    CHECK(md.find("lira_online 7.0") != std::string::npos);  // the unscored count, per target
 }
