@@ -30,7 +30,7 @@ OMPFLAG  := -fopenmp
 TORCH_INC  := -isystem /usr/include/torch/csrc/api/include
 TORCH_LIBS := -ltorch -ltorch_cpu -lc10
 HOST_CXXFLAGS ?= $(CXXSTD) -O2 $(ARCH) $(WARN) $(OMPFLAG) $(TORCH_INC) -Iengine -I.
-HOST_LDLIBS   := $(TORCH_LIBS) -lz -ldivsufsort -lpthread
+HOST_LDLIBS   := $(TORCH_LIBS) -lz -lnettle -ldivsufsort -lpthread
 
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
@@ -47,7 +47,7 @@ EXPORT_OBJS := $(EXPORT_SRCS:%.cpp=$(BUILD)/%.o)
 # The engines compiled as libraries (no main) for ./attack, ./export and tests.
 ENGINE_LIB_OBJS := $(BUILD)/mamba_lib.o $(BUILD)/cnn_lib.o
 
-.PHONY: all omp fast debug engines train-bins test bench demo setup clean fuzz
+.PHONY: all omp fast debug engines train-bins test bench demo setup clean fuzz corpora
 .DEFAULT_GOAL := all
 
 all: engines train-bins
@@ -76,7 +76,7 @@ $(BUILD)/cnn_lib.o: cnn.cpp $(ENGINE_HDRS)
 	@mkdir -p $(dir $@)
 	$(CXX) $(ENGINE_CXXFLAGS) $(OMPFLAG) -DCNN_NO_MAIN -c cnn.cpp -o $@
 
-train-bins: bin/train bin/export bin/attack
+train-bins: bin/train bin/export bin/attack bin/corpus
 
 $(BUILD)/%.o: %.cpp $(ENGINE_HDRS) $(wildcard common/*.h train/*.h export/*.h attack/*.h)
 	@mkdir -p $(dir $@)
@@ -85,6 +85,16 @@ $(BUILD)/%.o: %.cpp $(ENGINE_HDRS) $(wildcard common/*.h train/*.h export/*.h at
 bin/train: $(BUILD)/train/main.o $(TRAIN_OBJS) $(COMMON_OBJS)
 	@mkdir -p bin
 	$(CXX) $(HOST_CXXFLAGS) $^ -o $@ $(HOST_LDLIBS)
+
+# bin/corpus needs no LibTorch: common/ alone (zlib, nettle for SHA-256).
+bin/corpus: $(BUILD)/corpus/main.o $(COMMON_OBJS)
+	@mkdir -p bin
+	$(CXX) $(HOST_CXXFLAGS) $^ -o $@ -lz -lnettle
+
+# The default corpora (docs/CORPORA.md), into data/corpora/<name>.
+CORPORA := prose code legal dictionary man
+corpora: bin/corpus
+	@for n in $(CORPORA); do bin/corpus build --name $$n --canaries 2 || exit 1; done
 
 bin/export: $(BUILD)/export/main.o $(EXPORT_OBJS) $(TRAIN_OBJS) $(COMMON_OBJS)
 	@mkdir -p bin
@@ -108,7 +118,7 @@ $(BUILD)/tests/test_%: tests/test_%.cpp $(BUILD)/tests/doctest_main.o $(ENGINE_L
 	$(CXX) $(HOST_CXXFLAGS) $(filter %.cpp %.o,$^) -o $@ $(HOST_LDLIBS)
 
 test: setup
-	@$(MAKE) --no-print-directory -j2 $(ENGINES) bin/train bin/export bin/attack $(TEST_BINS)
+	@$(MAKE) --no-print-directory -j2 $(ENGINES) bin/train bin/export bin/attack bin/corpus $(TEST_BINS)
 	@bash tests/run_all.sh $(TEST_BINS)
 
 # --- benchmarks ------------------------------------------------------------

@@ -296,12 +296,121 @@ void validate_cnn(const CnnConfig& c, int channels, int height, int width, int n
              ") and no activation");
 }
 
+bool is_lm_model(const std::string& model) { return model == "mamba-lm" || model == "transformer-lm"; }
+
+namespace {
+
+// Fails on any key of j not in `known`.
+void check_known(const json& j, std::initializer_list<const char*> known, const std::string& where) {
+    if (!j.is_object()) fail(where + ": must be a JSON object");
+    for (auto it = j.begin(); it != j.end(); ++it) {
+        bool ok = false;
+        for (const char* k : known) ok = ok || it.key() == k;
+        if (!ok) fail(where + ": unknown field \"" + it.key() + "\"");
+    }
+}
+
+// The optional "vocab" (default 256 bytes) and the required "context".
+void lm_common(const json& j, int& vocab, int& context, const std::string& where) {
+    vocab = j.contains("vocab") ? get_int(j, "vocab", kByteVocab, 65536, where) : kByteVocab;
+    context = get_int(j, "context", 1, 65536, where);
+}
+
+}  // namespace
+
+MambaLmConfig mamba_lm_from_json(const json& j) {
+    const std::string where = "mamba-lm config";
+    check_known(j, {"comment", "model", "d_model", "n_layers", "d_state", "d_conv", "expand", "dt_rank",
+                    "dt_min", "dt_max", "dt_init_floor", "norm_eps", "vocab", "context", "training"},
+                where);
+    MambaLmConfig c;
+    MambaConfig& b = c.block;
+    try {
+        b.d_model = get_int(j, "d_model", 1, 16384, where);
+        b.n_layers = get_int(j, "n_layers", 1, 256, where);
+        b.d_state = get_int(j, "d_state", 1, 1024, where);
+        b.d_conv = get_int(j, "d_conv", 1, 64, where);
+        b.expand = get_int(j, "expand", 1, 16, where);
+        const json& r = j.at("dt_rank");
+        if (r.is_string() && r.get<std::string>() == "auto")
+            b.dt_rank = (b.d_model + 15) / 16;
+        else
+            b.dt_rank = get_int(j, "dt_rank", 1, 16384, where);
+        b.dt_min = get_double(j, "dt_min", 1e-8, 10.0, where);
+        b.dt_max = get_double(j, "dt_max", b.dt_min, 10.0, where);
+        b.dt_init_floor = get_double(j, "dt_init_floor", 0.0, 10.0, where);
+        b.norm_eps = get_double(j, "norm_eps", 1e-12, 1.0, where);
+        lm_common(j, c.vocab, c.context, where);
+    } catch (const json::out_of_range& e) {
+        fail(where + ": missing field (" + std::string(e.what()) + ")");
+    }
+    // The only block an LM has (docs/FORMAT.md kind 3): the classifier's
+    // image fields keep their defaults, which are exactly these.
+    b.conv = "causal";
+    b.norm = "rmsnorm";
+    b.norm_placement = "pre";
+    return c;
+}
+
+json to_json(const MambaLmConfig& c) {
+    const MambaConfig& b = c.block;
+    return json{{"model", "mamba-lm"},        {"d_model", b.d_model},   {"n_layers", b.n_layers},
+                {"d_state", b.d_state},       {"d_conv", b.d_conv},     {"expand", b.expand},
+                {"dt_rank", b.dt_rank},       {"dt_min", b.dt_min},     {"dt_max", b.dt_max},
+                {"dt_init_floor", b.dt_init_floor}, {"norm_eps", b.norm_eps},
+                {"vocab", c.vocab},           {"context", c.context}};
+}
+
+TransformerLmConfig transformer_lm_from_json(const json& j) {
+    const std::string where = "transformer-lm config";
+    check_known(j, {"comment", "model", "d_model", "n_layers", "n_heads", "d_ff", "rotary_pct",
+                    "rotary_base", "norm_eps", "parallel_residual", "init_std", "vocab", "context",
+                    "training"},
+                where);
+    TransformerLmConfig c;
+    try {
+        c.d_model = get_int(j, "d_model", 1, 16384, where);
+        c.n_layers = get_int(j, "n_layers", 1, 256, where);
+        c.n_heads = get_int(j, "n_heads", 1, 1024, where);
+        c.d_ff = get_int(j, "d_ff", 1, 65536, where);
+        c.rotary_pct = get_double(j, "rotary_pct", 0.0, 1.0, where);
+        c.rotary_base = get_double(j, "rotary_base", 1.0, 1e9, where);
+        c.norm_eps = get_double(j, "norm_eps", 1e-12, 1.0, where);
+        if (j.contains("parallel_residual")) {
+            if (!j["parallel_residual"].is_boolean())
+                fail(where + ": \"parallel_residual\" must be true or false");
+            c.parallel_residual = j["parallel_residual"].get<bool>();
+        }
+        if (j.contains("init_std")) c.init_std = get_double(j, "init_std", 0.0, 10.0, where);
+        lm_common(j, c.vocab, c.context, where);
+    } catch (const json::out_of_range& e) {
+        fail(where + ": missing field (" + std::string(e.what()) + ")");
+    }
+    if (c.d_model % c.n_heads != 0)
+        fail(where + ": d_model " + std::to_string(c.d_model) + " is not a multiple of n_heads " +
+             std::to_string(c.n_heads));
+    if (c.rotary_ndims() % 2 != 0)
+        fail(where + ": rotary_ndims = int(head_dim " + std::to_string(c.head_dim()) + " * rotary_pct) = " +
+             std::to_string(c.rotary_ndims()) + " must be even");
+    return c;
+}
+
+json to_json(const TransformerLmConfig& c) {
+    return json{{"model", "transformer-lm"}, {"d_model", c.d_model},
+                {"n_layers", c.n_layers},    {"n_heads", c.n_heads},
+                {"d_ff", c.d_ff},            {"rotary_pct", c.rotary_pct},
+                {"rotary_base", c.rotary_base}, {"norm_eps", c.norm_eps},
+                {"parallel_residual", c.parallel_residual}, {"init_std", c.init_std},
+                {"vocab", c.vocab},          {"context", c.context}};
+}
+
 json to_json(const TrainConfig& c) {
     json j{{"batch_size", c.batch_size}, {"epochs", c.epochs},
            {"learning_rate", c.learning_rate}, {"weight_decay", c.weight_decay},
            {"lr_schedule", c.lr_schedule}, {"save_dir", c.save_dir},
            {"seed", c.seed}};
     if (c.augment != "none") j["augment"] = c.augment;
+    if (c.checkpoint_every != 0) j["checkpoint_every"] = c.checkpoint_every;
     return j;
 }
 
@@ -338,8 +447,12 @@ ModelSpec resolve_preset(const json& config, const std::string& model, const std
         spec.mamba = mamba_from_json(p);
     else if (model == "cnn")
         spec.cnn = cnn_from_json(p);
+    else if (model == "mamba-lm")
+        spec.mamba_lm = mamba_lm_from_json(p);
+    else if (model == "transformer-lm")
+        spec.transformer_lm = transformer_lm_from_json(p);
     else
-        fail("unknown model \"" + model + "\" (known: mamba, cnn)");
+        fail("unknown model \"" + model + "\" (known: mamba, cnn, mamba-lm, transformer-lm)");
     return spec;
 }
 
@@ -363,6 +476,8 @@ TrainConfig resolve_training(const json& config, const std::string& preset_name)
         c.weight_decay = get_double(t, "weight_decay", 0.0, 10.0, where);
         c.lr_schedule = get_choice(t, "lr_schedule", {"cosine", "constant"}, where);
         if (t.contains("augment")) c.augment = get_choice(t, "augment", {"none", "crop-flip"}, where);
+        if (t.contains("checkpoint_every"))
+            c.checkpoint_every = get_int(t, "checkpoint_every", 0, 1 << 30, where);
         if (!t.at("save_dir").is_string()) fail(where + ": \"save_dir\" must be a string");
         c.save_dir = t.at("save_dir").get<std::string>();
         if (!t.at("seed").is_number_unsigned())  // nlohmann parses 0, 1, ... as unsigned

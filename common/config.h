@@ -86,15 +86,63 @@ struct TrainConfig {
     std::string augment = "none";
     std::string save_dir = "checkpoints";
     uint64_t seed = 42;
+    // Language models: also checkpoint every this many optimizer steps inside
+    // an epoch (0 = at the end of each epoch only). Optional in config.json,
+    // recorded only when non-zero.
+    int checkpoint_every = 0;
+};
+
+// Language models (seed 003; train/lm_model.h, docs/FORMAT.md kinds 3 and 4).
+// Tokens are bytes: the vocabulary is the 256 byte values (MMIA_TOKENIZER_BYTES).
+constexpr int kByteVocab = 256;
+
+// Mamba LM (state-spaces/mamba MambaLMHeadModel): embedding (V, D) -> n_layers
+// pre-norm RMSNorm Mamba blocks with a causal conv -> RMSNorm -> head tied to
+// the embedding. `block` holds the block's sizes (d_model, n_layers, d_state,
+// d_conv, expand, dt_rank, dt init, norm_eps); its image fields are unused and
+// fixed at conv "causal", norm "rmsnorm", norm_placement "pre", no dropout.
+struct MambaLmConfig {
+    MambaConfig block;
+    int vocab = kByteVocab;  // V
+    int context = 256;       // training window in tokens (the engine runs any length)
+};
+
+// GPT-NeoX as Pythia uses it (HF GPTNeoXForCausalLM): embed_in (V, D) ->
+// n_layers blocks x + attn(LN1 x) + mlp(LN2 x) (LayerNorm eps norm_eps) ->
+// final LayerNorm -> untied embed_out (V, D). Attention: H heads of d_h = D/H,
+// fused qkv laid out per head, rotary (NeoX half-split, rotary_base) on the
+// first rotary_ndims() dims of each head; MLP D -> d_ff -> D with erf GELU.
+struct TransformerLmConfig {
+    int d_model = 64;        // D
+    int n_layers = 2;
+    int n_heads = 4;         // H; D % H == 0
+    int d_ff = 256;          // F (4D in Pythia)
+    double rotary_pct = 0.25;
+    double rotary_base = 10000.0;
+    double norm_eps = 1e-5;
+    bool parallel_residual = true;
+    double init_std = 0.02;  // HF initializer_range: Linear and Embedding weights ~ N(0, std)
+    int vocab = kByteVocab;  // V
+    int context = 256;       // max_position_embeddings: the longest sequence the model runs
+
+    int head_dim() const { return d_model / n_heads; }
+    // HF: int(d_h * rotary_pct); validated even.
+    int rotary_ndims() const { return int(double(head_dim()) * rotary_pct); }
 };
 
 // A preset resolved against a dataset's image shape.
 struct ModelSpec {
     std::string preset;
-    std::string model;  // "mamba" | "cnn": which of the two configs below applies
+    // "mamba" | "cnn" | "mamba-lm" | "transformer-lm": which config below applies
+    std::string model;
     MambaConfig mamba;
     CnnConfig cnn;
+    MambaLmConfig mamba_lm;
+    TransformerLmConfig transformer_lm;
 };
+
+// True for "mamba-lm" and "transformer-lm".
+bool is_lm_model(const std::string& model);
 
 // Caps on JSON this project reads (config.json, checkpoint meta records).
 // nlohmann copies, compares and prints values recursively, so a hostile file
@@ -129,5 +177,11 @@ MambaConfig mamba_from_json(const json& j);  // strict: unknown or bad fields th
 json to_json(const TrainConfig& c);
 json to_json(const CnnConfig& c);
 CnnConfig cnn_from_json(const json& j);  // strict: unknown or bad fields throw
+// Strict like mamba_from_json; also checks the model is well formed
+// (D % H == 0, rotary_ndims even and <= d_h, ...), throwing "<kind> config: <why>".
+json to_json(const MambaLmConfig& c);
+MambaLmConfig mamba_lm_from_json(const json& j);
+json to_json(const TransformerLmConfig& c);
+TransformerLmConfig transformer_lm_from_json(const json& j);
 
 }  // namespace mmia

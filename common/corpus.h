@@ -16,6 +16,12 @@
 // docs/CORPORA.md documents each corpus (package, version, path, licence,
 // size) and the split and canary rules.
 //
+// "text" is valid UTF-8 (the builder skips a source document that is not, and
+// counts it); JSON escapes (\n, \u001b, ...) are decoded as usual, and a
+// document never contains byte 0 (kCorpusEos). Document ids are 0..n-1 in
+// file order. Exact duplicate texts are stored once with "copies" = their
+// count (they always fall on the same side of the split, see below).
+//
 // Tokens are bytes (MMIA_TOKENIZER_BYTES): a document's tokens are its text's
 // bytes. Documents are joined for training with no separator other than the
 // end-of-text byte kCorpusEos between them.
@@ -46,6 +52,7 @@ struct Canary {
     std::string secret;  // the random part (digits or words)
     int insertions = 1;  // how many training documents carry it
     std::vector<int64_t> doc_ids;
+    std::vector<int64_t> offsets;  // byte offset of the canary in each doc_ids document
 };
 
 struct Corpus {
@@ -67,5 +74,87 @@ Corpus load_corpus(const std::string& dir);
 std::vector<uint8_t> training_stream(const Corpus& c, uint64_t seed);
 // The held-out stream, in corpus order, each document followed by kCorpusEos.
 std::vector<uint8_t> heldout_stream(const Corpus& c);
+
+// --- Rules shared by the builder, the loader and the tests -------------------
+
+// FNV-1a, 64-bit (Fowler, Noll, Vo; offset basis 0xcbf29ce484222325, prime
+// 0x100000001b3) of the bytes.
+uint64_t corpus_fnv1a64(const std::string& bytes);
+// SplitMix64's output function (Steele, Lea, Flood 2014): the state is
+// advanced by 0x9e3779b97f4a7c15 and mixed; returns the next value.
+uint64_t corpus_splitmix64(uint64_t& state);
+
+// The split rule: a document is held out when
+//   u = (splitmix64(fnv1a64(text) ^ seed) >> 11) * 2^-53  <  heldout_fraction
+// where splitmix64(x) is the first output of a SplitMix64 whose state is x.
+// It depends on the text only (not on ids or order), so exact duplicates
+// always fall on the same side and adding sources never moves a document.
+// (The text is the document before any canary went in.)
+bool corpus_is_heldout(const std::string& text, uint64_t seed, double heldout_fraction);
+
+// Near-duplicates across the split: held-out documents sharing at least one
+// n-byte substring (default 50) with some training document. Exact: every
+// hash hit is confirmed by comparing the bytes. Documents shorter than n
+// share nothing. Returns one flag per document (false for training ones).
+std::vector<bool> corpus_near_duplicates(const std::vector<CorpusDocument>& docs, int n = 50);
+
+// The SHA-256 (FIPS 180-4, Nettle's implementation) of bytes, as 64 lowercase hex digits.
+std::string corpus_sha256_hex(const void* data, size_t len);
+
+// Parsers of the three files held in memory (also the fuzz target's entry
+// points). `what` names the file in errors: std::runtime_error("<what>: <why>").
+std::vector<CorpusDocument> parse_corpus_documents(const std::string& bytes, const std::string& what);
+std::vector<Canary> parse_corpus_canaries(const std::string& bytes, const std::string& what);
+json parse_corpus_manifest(const std::string& bytes, const std::string& what);
+// Cross-checks a corpus assembled from parsed files: ids 0..n-1, at least one
+// training and one held-out document, the manifest's counts, every canary
+// present exactly `insertions` times in the training stream (copies counted)
+// and in the documents it names at the offsets it names, never held out.
+void validate_corpus(const Corpus& c, const std::string& what);
+
+// --- Building ---------------------------------------------------------------
+
+struct CorpusBuildOptions {
+    std::string name;
+    uint64_t seed = 42;
+    double heldout = 0.2;            // fraction of documents held out, in (0, 1)
+    int canaries_per_count = 0;      // canaries for each entry of canary_insertions
+    std::vector<int> canary_insertions = {1, 2, 4, 8, 16, 32, 64};
+    bool dedup = false;              // drop held-out near-duplicates of training text
+    int ngram = 50;                  // bytes, for near-duplicates
+    int64_t max_bytes = 4000000;     // cap on the source text taken (deterministic prefix)
+};
+
+// One Debian package a corpus read, as the manifest records it.
+struct CorpusPackage {
+    std::string name, version, licence;
+    std::vector<std::string> paths;  // files read, sorted
+    int64_t bytes = 0;               // document bytes taken from it
+};
+
+// The canary template (Carlini et al., "The Secret Sharer", USENIX Security
+// 2019): kCanaryPrefix followed by 9 random decimal digits separated by
+// spaces, e.g. "my social security number is 0 4 9 1 7 3 2 8 5".
+extern const char* const kCanaryPrefix;
+constexpr int kCanaryDigits = 9;
+
+// Split, collapse exact duplicates, count near-duplicates, optionally dedup,
+// insert canaries: `raw` are the source documents in corpus order (ids and
+// splits are assigned here). Fills c.docs, c.canaries and c.manifest's rule
+// and count fields (not packages or sha256). Throws std::runtime_error on an
+// empty corpus, an empty side of the split, or too few documents for canaries.
+Corpus assemble_corpus(std::vector<CorpusDocument> raw, const CorpusBuildOptions& opt);
+
+// Writes documents.jsonl, canaries.json and manifest.json (with sha256 and
+// bytes filled in) into dir, creating it; each file via a temp file and a
+// rename, the manifest last. Returns the manifest written.
+json write_corpus(Corpus& c, const std::string& dir);
+
+// The named corpora ("prose", "code", "legal", "dictionary", "man") read from
+// the installed Debian packages; throws when a package is not installed.
+const std::vector<std::string>& corpus_names();
+std::vector<CorpusDocument> collect_corpus_sources(const std::string& name, int64_t max_bytes,
+                                                   std::vector<CorpusPackage>& packages,
+                                                   json& source_info);
 
 }  // namespace mmia

@@ -4,6 +4,9 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include "common/corpus.h"
+#include "train/lm_trainer.h"
+
 namespace mmia {
 
 static PackedTensor to_packed(const std::string& name, const torch::Tensor& t,
@@ -169,6 +172,102 @@ PackedModelData pack_cnn(CnnClassifier& model) {
     return out;
 }
 
+// A zeroed header for a language model: no image fields, n_classes = V, the
+// shared LM slots.
+static MmiaHeader lm_header(uint32_t kind, int vocab, int context, bool tied) {
+    MmiaHeader h;
+    memset(&h, 0, sizeof h);
+    h.kind = kind;
+    h.n_classes = uint32_t(vocab);
+    h.hp[MMIA_LM_HP_TOKENIZER] = MMIA_TOKENIZER_BYTES;
+    h.hp[MMIA_LM_HP_CONTEXT] = context;
+    h.hp[MMIA_LM_HP_TIED] = tied ? 1 : 0;
+    h.hp[MMIA_LM_HP_EOS] = kCorpusEos;
+    return h;
+}
+
+PackedModelData pack_mamba_lm(MambaLM& model) {
+    const MambaLmConfig& lc = model->cfg;
+    const MambaConfig& c = lc.block;
+    const uint32_t D = c.d_model, E = c.d_inner(), N = c.d_state, K = c.d_conv, R = c.dt_rank;
+    const uint32_t V = uint32_t(lc.vocab);
+    PackedModelData out;
+    MmiaHeader& h = out.header;
+    h = lm_header(MMIA_KIND_MAMBA_LM, lc.vocab, lc.context, /*tied=*/true);
+    h.hp[MMIA_HP_D_MODEL] = int32_t(D);
+    h.hp[MMIA_HP_N_LAYERS] = c.n_layers;
+    h.hp[MMIA_HP_D_STATE] = int32_t(N);
+    h.hp[MMIA_HP_D_CONV] = int32_t(K);
+    h.hp[MMIA_HP_D_INNER] = int32_t(E);
+    h.hp[MMIA_HP_DT_RANK] = int32_t(R);
+    h.fp[MMIA_FP_NORM_EPS] = float(c.norm_eps);
+
+    torch::NoGradGuard no_grad;
+    auto& t = out.tensors;
+    t.push_back(to_packed("embedding.weight", model->embedding->weight, {V, D}));
+    for (int i = 0; i < c.n_layers; i++) {
+        auto block = model->layers[i]->as<MambaBlock>();
+        const std::string p = "layers." + std::to_string(i) + ".";
+        t.push_back(to_packed(p + "norm.weight", block->norm->weight, {D}));
+        t.push_back(to_packed(p + "in_proj.weight", block->in_proj->weight, {2 * E, D}));
+        t.push_back(to_packed(p + "conv1d.weight", block->conv1d->weight, {E, K}));  // (E,1,K) squeezed
+        t.push_back(to_packed(p + "conv1d.bias", block->conv1d->bias, {E}));
+        t.push_back(to_packed(p + "x_proj.weight", block->x_proj->weight, {R + 2 * N, E}));
+        t.push_back(to_packed(p + "dt_proj.weight", block->dt_proj->weight, {E, R}));
+        t.push_back(to_packed(p + "dt_proj.bias", block->dt_proj->bias, {E}));
+        t.push_back(to_packed(p + "A", -torch::exp(block->A_log), {E, N}));  // folded
+        t.push_back(to_packed(p + "D", block->D, {E}));
+        t.push_back(to_packed(p + "out_proj.weight", block->out_proj->weight, {D, E}));
+    }
+    t.push_back(to_packed("norm_f.weight", model->norm_f->weight, {D}));
+    return out;
+}
+
+PackedModelData pack_transformer_lm(TransformerLM& model) {
+    const TransformerLmConfig& c = model->cfg;
+    const uint32_t D = c.d_model, F = c.d_ff, V = uint32_t(c.vocab);
+    PackedModelData out;
+    MmiaHeader& h = out.header;
+    h = lm_header(MMIA_KIND_TRANSFORMER_LM, c.vocab, c.context, /*tied=*/false);
+    h.hp[MMIA_TF_HP_D_MODEL] = int32_t(D);
+    h.hp[MMIA_TF_HP_N_LAYERS] = c.n_layers;
+    h.hp[MMIA_TF_HP_N_HEADS] = c.n_heads;
+    h.hp[MMIA_TF_HP_D_FF] = int32_t(F);
+    h.hp[MMIA_TF_HP_ROTARY_NDIMS] = c.rotary_ndims();
+    h.hp[MMIA_TF_HP_PARALLEL] = c.parallel_residual ? 1 : 0;
+    h.fp[MMIA_TF_FP_NORM_EPS] = float(c.norm_eps);
+    h.fp[MMIA_TF_FP_ROTARY_BASE] = float(c.rotary_base);
+
+    torch::NoGradGuard no_grad;
+    auto& t = out.tensors;
+    t.push_back(to_packed("embed_in.weight", model->embed_in->weight, {V, D}));
+    for (int i = 0; i < c.n_layers; i++) {
+        auto layer = model->layers[i]->as<NeoXLayer>();
+        const std::string p = "layers." + std::to_string(i) + ".";
+        t.push_back(to_packed(p + "input_layernorm.weight", layer->input_layernorm->weight, {D}));
+        t.push_back(to_packed(p + "input_layernorm.bias", layer->input_layernorm->bias, {D}));
+        t.push_back(to_packed(p + "post_attention_layernorm.weight", layer->post_attention_layernorm->weight, {D}));
+        t.push_back(to_packed(p + "post_attention_layernorm.bias", layer->post_attention_layernorm->bias, {D}));
+        auto& qkv = layer->attention->query_key_value;  // per-head rows, as stored
+        t.push_back(to_packed(p + "attention.query_key_value.weight", qkv->weight, {3 * D, D}));
+        t.push_back(to_packed(p + "attention.query_key_value.bias", qkv->bias, {3 * D}));
+        t.push_back(to_packed(p + "attention.dense.weight", layer->attention->dense->weight, {D, D}));
+        t.push_back(to_packed(p + "attention.dense.bias", layer->attention->dense->bias, {D}));
+        t.push_back(to_packed(p + "mlp.dense_h_to_4h.weight", layer->mlp->dense_h_to_4h->weight, {F, D}));
+        t.push_back(to_packed(p + "mlp.dense_h_to_4h.bias", layer->mlp->dense_h_to_4h->bias, {F}));
+        t.push_back(to_packed(p + "mlp.dense_4h_to_h.weight", layer->mlp->dense_4h_to_h->weight, {D, F}));
+        t.push_back(to_packed(p + "mlp.dense_4h_to_h.bias", layer->mlp->dense_4h_to_h->bias, {D}));
+    }
+    t.push_back(to_packed("final_layer_norm.weight", model->final_layer_norm->weight, {D}));
+    t.push_back(to_packed("final_layer_norm.bias", model->final_layer_norm->bias, {D}));
+    t.push_back(to_packed("embed_out.weight", model->embed_out->weight, {V, D}));
+    return out;
+}
+
+PackedModelData pack_lm(LanguageModel& model) {
+    return model.mamba ? pack_mamba_lm(model.mamba) : pack_transformer_lm(model.transformer);
+}
+
 void export_checkpoint(const std::string& checkpoint, const std::string& output) {
     const std::string kind = read_checkpoint_meta(checkpoint).value("model", "");
     PackedModelData packed;
@@ -178,8 +277,12 @@ void export_checkpoint(const std::string& checkpoint, const std::string& output)
     } else if (kind == "cnn") {
         CnnClassifier model = load_cnn_checkpoint(checkpoint);
         packed = pack_cnn(model);
+    } else if (is_lm_model(kind)) {
+        LanguageModel model = load_lm_checkpoint(checkpoint);
+        packed = pack_lm(model);
     } else {
-        throw std::runtime_error(checkpoint + ": unknown model kind \"" + kind + "\" (known: mamba, cnn)");
+        throw std::runtime_error(checkpoint + ": unknown model kind \"" + kind +
+                                 "\" (known: mamba, cnn, mamba-lm, transformer-lm)");
     }
     write_packed_model(output, packed.header, packed.tensors);
 }

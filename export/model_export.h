@@ -11,6 +11,7 @@
 #include "export/packed_writer.h"
 #include "train/checkpoint.h"
 #include "train/cnn_model.h"
+#include "train/lm_model.h"
 #include "train/mamba_model.h"
 
 namespace mmia {
@@ -36,6 +37,14 @@ PackedModelData pack_mamba(MambaClassifier& model);
 
 // Each batch norm is folded into the conv before it (fold_batch_norm).
 PackedModelData pack_cnn(CnnClassifier& model);
+
+// Language models (docs/FORMAT.md kinds 3 and 4): every parameter under the
+// format's names; the Mamba LM's A = -exp(A_log) folded and conv1d squeezed
+// to (E, K), its head tied (no lm_head tensor, hp[26] = 1); the transformer's
+// embed_out untied (hp[26] = 0). Byte tokenizer, EOS = kCorpusEos.
+PackedModelData pack_mamba_lm(MambaLM& model);
+PackedModelData pack_transformer_lm(TransformerLM& model);
+PackedModelData pack_lm(LanguageModel& model);
 
 // Checkpoint in, packed model file out (atomically).
 void export_mamba_checkpoint(const std::string& checkpoint, const std::string& output);

