@@ -10,7 +10,7 @@
 #   make demo    the main job: setup, train, export, infer (attack run later)
 #   make clean
 #
-# The engines (mamba.cpp, cnn.cpp) need only libc, libm and OpenMP. The
+# The engines (mamba.cpp, cnn.cpp, transformer.cpp) need only libc, libm and OpenMP. The
 # training side (train/, export/, common/) links LibTorch, zlib, nlohmann-json.
 # Its programs go to bin/: a file cannot share its name with the source
 # folders train/, export/ and attack/ at the top level.
@@ -45,14 +45,14 @@ ATTACK_OBJS := $(ATTACK_SRCS:%.cpp=$(BUILD)/%.o)
 TRAIN_OBJS  := $(TRAIN_SRCS:%.cpp=$(BUILD)/%.o)
 EXPORT_OBJS := $(EXPORT_SRCS:%.cpp=$(BUILD)/%.o)
 # The engines compiled as libraries (no main) for ./attack, ./export and tests.
-ENGINE_LIB_OBJS := $(BUILD)/mamba_lib.o $(BUILD)/cnn_lib.o
+ENGINE_LIB_OBJS := $(BUILD)/mamba_lib.o $(BUILD)/cnn_lib.o $(BUILD)/transformer_lib.o
 
 .PHONY: all omp fast debug engines train-bins test bench demo setup clean fuzz corpora
 .DEFAULT_GOAL := all
 
 all: engines train-bins
 
-ENGINES := mamba cnn
+ENGINES := mamba cnn transformer
 
 engines: $(ENGINES)
 
@@ -75,6 +75,10 @@ $(BUILD)/mamba_lib.o: mamba.cpp $(ENGINE_HDRS)
 $(BUILD)/cnn_lib.o: cnn.cpp $(ENGINE_HDRS)
 	@mkdir -p $(dir $@)
 	$(CXX) $(ENGINE_CXXFLAGS) $(OMPFLAG) -DCNN_NO_MAIN -c cnn.cpp -o $@
+
+$(BUILD)/transformer_lib.o: transformer.cpp $(ENGINE_HDRS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(ENGINE_CXXFLAGS) $(OMPFLAG) -DTRANSFORMER_NO_MAIN -c transformer.cpp -o $@
 
 train-bins: bin/train bin/export bin/attack bin/corpus
 
@@ -143,6 +147,9 @@ $(BUILD)/fuzz/fuzz_mamba_model: fuzz/fuzz_mamba_model.cpp mamba.cpp $(ENGINE_HDR
 $(BUILD)/fuzz/fuzz_cnn_model: fuzz/fuzz_cnn_model.cpp cnn.cpp $(ENGINE_HDRS)
 	@mkdir -p $(dir $@)
 	clang++ $(FUZZ_FLAGS) -DCNN_NO_MAIN fuzz/fuzz_cnn_model.cpp cnn.cpp -o $@
+$(BUILD)/fuzz/fuzz_lm_model: fuzz/fuzz_lm_model.cpp mamba.cpp transformer.cpp $(ENGINE_HDRS)
+	@mkdir -p $(dir $@)
+	clang++ $(FUZZ_FLAGS) -DMAMBA_NO_MAIN -DTRANSFORMER_NO_MAIN fuzz/fuzz_lm_model.cpp mamba.cpp transformer.cpp -o $@
 $(BUILD)/fuzz/fuzz_input: fuzz/fuzz_input.cpp $(ENGINE_HDRS)
 	@mkdir -p $(dir $@)
 	clang++ $(FUZZ_FLAGS) $< -o $@

@@ -142,6 +142,10 @@ static int cnn_load(CnnModel* m, char* err, size_t errlen) {
     if (h->kind != MMIA_KIND_CNN) {
         if (h->kind == MMIA_KIND_MAMBA)
             packed_err(err, errlen, "model kind 1 is a Mamba model (run it with ./mamba); this engine runs kind 2 = CNN");
+        else if (h->kind == MMIA_KIND_MAMBA_LM)
+            packed_err(err, errlen, "model kind 3 is a Mamba language model (run it with ./mamba); this engine runs kind 2 = CNN");
+        else if (h->kind == MMIA_KIND_TRANSFORMER_LM)
+            packed_err(err, errlen, "model kind 4 is a transformer language model (run it with ./transformer); this engine runs kind 2 = CNN");
         else
             packed_err(err, errlen, "unknown model kind %u; this engine runs kind 2 = CNN", h->kind);
         return -1;

@@ -27,7 +27,9 @@
 #include "engine/cli.h"
 #include "engine/io.h"
 #include "engine/kernels.h"
+#include "engine/lm.h"
 #include "engine/mamba.h"
+#include "engine/mamba_lm.h"
 #include "engine/packed.h"
 
 // ----------------------------------------------------------------------------
@@ -116,8 +118,12 @@ static BlockScratch block_scratch_carve(const MambaBlockConfig* c, int L, float*
     return b;
 }
 
-void mamba_block_forward(const MambaBlockConfig* c, const MambaLayerWeights* w, int L, float* x,
-                         float* scratch) {
+// mamba_block_forward, also leaving the state a recurrent step continues
+// from (the language model's prefill): conv_state [E][K-1] = the conv's
+// last K-1 inputs (0 before the first token), ssm_state [E][N] = the scan's
+// final state. Either may be NULL; the result in x is the same.
+static void block_forward_state(const MambaBlockConfig* c, const MambaLayerWeights* w, int L, float* x,
+                                float* scratch, float* conv_state, float* ssm_state) {
     const int D = c->d_model, E = c->d_inner, N = c->d_state, K = c->d_conv, R = c->dt_rank;
     BlockScratch s = block_scratch_carve(c, L, scratch);
 
@@ -131,6 +137,13 @@ void mamba_block_forward(const MambaBlockConfig* c, const MambaLayerWeights* w, 
     // xs = in_proj[0:E] @ h, z = in_proj[E:2E] @ h            [E][L] each
     k_matmul_fm(s.xs, w->in_proj, h, NULL, E, D, L, 0);
     k_matmul_fm(s.z, w->in_proj + (int64_t)E * D, h, NULL, E, D, L, 0);
+    if (conv_state) {  // the inputs t = L-(K-1) .. L-1 of each channel
+        for (int e = 0; e < E; e++)
+            for (int j = 0; j < K - 1; j++) {
+                int t = L - (K - 1) + j;
+                conv_state[(int64_t)e * (K - 1) + j] = t >= 0 ? s.xs[(int64_t)e * L + t] : 0.0f;
+            }
+    }
     // u = silu(depthwise_conv(xs) + conv_b)                    [E][L]
     int left = c->conv_mode == MMIA_CONV_CAUSAL ? K - 1 : (K - 1) / 2;
     k_conv1d_dw_fm(s.u, s.xs, w->conv_w, w->conv_b, E, L, K, left, 1);
@@ -171,6 +184,9 @@ void mamba_block_forward(const MambaBlockConfig* c, const MambaLayerWeights* w, 
         }
         for (int i = 0; i < 16 * N; i++) s.h[i] = 0.0f;
         k_scan_lanes16(L, N, ut, dt, zt, yt, 16, w->A + (int64_t)e0 * N, s.bt, s.ct, w->D + e0, s.h, s.at);
+        if (ssm_state)  // s.h is [N][16]
+            for (int j = 0; j < K_SCAN_LANES; j++)
+                for (int n = 0; n < N; n++) ssm_state[(int64_t)(e0 + j) * N + n] = s.h[n * K_SCAN_LANES + j];
         for (int j = 0; j < K_SCAN_LANES; j++) {
             int64_t o = (int64_t)(e0 + j) * L;
             for (int t = 0; t < L; t++) y[o + t] = yt[t * 16 + j];
@@ -181,11 +197,18 @@ void mamba_block_forward(const MambaBlockConfig* c, const MambaLayerWeights* w, 
         int64_t o = (int64_t)e * L;
         k_scan_channel(L, N, s.u + o, s.delta + o, s.z + o, y + o, 1, w->A + (int64_t)e * N, s.bt, s.ct,
                        w->D[e], s.h);
+        if (ssm_state)
+            for (int n = 0; n < N; n++) ssm_state[(int64_t)e * N + n] = s.h[n];
     }
     // x += out_proj @ y                                        [D][L]
     k_matmul_fm(x, w->out_proj, y, NULL, D, E, L, 1);
     // post-norm: x = norm(x + block(x))
     if (c->norm_placement == MMIA_NORM_POST) block_norm(c, x, x, w->norm_w, w->norm_b, L, s.ss);
+}
+
+void mamba_block_forward(const MambaBlockConfig* c, const MambaLayerWeights* w, int L, float* x,
+                         float* scratch) {
+    block_forward_state(c, w, L, x, scratch, NULL, NULL);
 }
 
 // ----------------------------------------------------------------------------
@@ -327,6 +350,8 @@ static int mamba_load(MambaModel* m, char* err, size_t errlen) {
     if (h->kind != MMIA_KIND_MAMBA) {
         if (h->kind == MMIA_KIND_CNN)
             packed_err(err, errlen, "model kind 2 is a CNN (run it with ./cnn); this engine runs kind 1 = Mamba");
+        else if (h->kind == MMIA_KIND_MAMBA_LM || h->kind == MMIA_KIND_TRANSFORMER_LM)
+            lm_wrong_kind(h->kind, "kind 1 = Mamba", err, errlen);
         else
             packed_err(err, errlen, "unknown model kind %u; this engine runs kind 1 = Mamba", h->kind);
         return -1;
@@ -534,6 +559,337 @@ void mamba_close(MambaModel* m) {
 }
 
 // ----------------------------------------------------------------------------
+// The language model (kind 3): embedding -> blocks -> RMSNorm -> head.
+// Prefill and teacher forcing run the blocks over the whole sequence (the
+// classifier's block code, keeping the final states); decode is the
+// recurrent step on those states. Activations of a sequence are
+// feature-major [D][L] like the classifier's; a decode step works on
+// vectors [D].
+
+struct MambaLmState {
+    int64_t pos;         // tokens since the last prefill (0 = no sequence yet)
+    float* conv;         // [n_layers][E][K-1] the conv's last K-1 inputs
+    float* ssm;          // [n_layers][E][N]
+    float* step;         // decode buffers (lm_step_floats)
+    float* seq;          // prefill / teacher-forcing scratch, grown on demand
+    int64_t seq_floats;  // its size
+};
+
+int64_t mamba_lm_state_pos(const MambaLmState* st) { return st->pos; }
+
+// Decode buffers: x [D], hn [D], out [D], xz [2E], u [E], delta [E], y [E],
+// dbl [R+2N], ss [2].
+static int64_t lm_step_floats(const MambaLm* m) {
+    const MambaBlockConfig* c = &m->block;
+    int64_t D = c->d_model, E = c->d_inner, N = c->d_state, R = c->dt_rank;
+    return 3 * D + 5 * E + R + 2 * N + 2;
+}
+
+// Sequence scratch for L tokens: x [D][L], the block's scratch, the head's.
+static int64_t lm_seq_floats(const MambaLm* m, int64_t L) {
+    int64_t D = m->block.d_model;
+    return D * L + mamba_block_scratch_floats(&m->block, (int)L) + lm_head_scratch_floats(D, m->info.vocab);
+}
+
+void mamba_lm_state_free(MambaLmState* st) {
+    if (!st) return;
+    free(st->conv);
+    free(st->ssm);
+    free(st->step);
+    free(st->seq);
+    free(st);
+}
+
+MambaLmState* mamba_lm_state_new(const MambaLm* m) {
+    const MambaBlockConfig* c = &m->block;
+    int64_t E = c->d_inner, N = c->d_state, K = c->d_conv, nl = m->n_layers;
+    MambaLmState* st = (MambaLmState*)calloc(1, sizeof *st);
+    if (!st) return NULL;
+    st->conv = (float*)calloc((size_t)(nl * E * (K - 1) + 1), sizeof(float));
+    st->ssm = (float*)calloc((size_t)(nl * E * N), sizeof(float));
+    st->step = (float*)calloc((size_t)lm_step_floats(m), sizeof(float));
+    if (!st->conv || !st->ssm || !st->step) {
+        mamba_lm_state_free(st);
+        return NULL;
+    }
+    return st;
+}
+
+static int lm_check_tokens(const MambaLm* m, const int* tokens, int n, char* err, size_t errlen) {
+    for (int t = 0; t < n; t++) {
+        if (tokens[t] < 0 || tokens[t] >= m->info.vocab) {
+            packed_err(err, errlen, "token %d at position %d is outside the vocabulary 0..%d", tokens[t], t,
+                       m->info.vocab - 1);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+// The whole sequence in one pass, fresh state. Outputs (each optional):
+// all_logits [n][V], logprob [n-1], last [V] (the last position's logits).
+static int lm_forward_seq(const MambaLm* m, MambaLmState* st, const int* tokens, int n, float* all_logits,
+                          double* logprob, float* last, char* err, size_t errlen) {
+    if (n < 1 || n > MAMBA_MAX_SEQ * 16) {
+        packed_err(err, errlen, "sequence of %d tokens, outside 1..%d", n, MAMBA_MAX_SEQ * 16);
+        return -1;
+    }
+    if (lm_check_tokens(m, tokens, n, err, errlen)) return -1;
+    int64_t need = lm_seq_floats(m, n);
+    if (need * 4 > LM_MAX_SCRATCH_BYTES) {
+        packed_err(err, errlen, "a sequence of %d tokens needs %lld MiB of working memory (cap %lld MiB)", n,
+                   (long long)(need * 4 >> 20), (long long)(LM_MAX_SCRATCH_BYTES >> 20));
+        return -1;
+    }
+    if (need > st->seq_floats) {
+        float* p = (float*)realloc(st->seq, sizeof(float) * (size_t)need);
+        if (!p) {
+            packed_err(err, errlen, "out of memory for a sequence of %d tokens", n);
+            return -1;
+        }
+        st->seq = p;
+        st->seq_floats = need;
+    }
+    const MambaBlockConfig* c = &m->block;
+    const int D = c->d_model, E = c->d_inner, N = c->d_state, K = c->d_conv, V = m->info.vocab;
+    float* x = st->seq;                                      // [D][n] residual stream
+    float* bs = x + (int64_t)D * n;                          // block scratch
+    float* hs = bs + mamba_block_scratch_floats(c, n);       // the head's scratch
+
+    // x[d][t] = embedding[token t][d]
+    for (int t = 0; t < n; t++) {
+        const float* e = m->embedding + (int64_t)tokens[t] * D;
+        for (int d = 0; d < D; d++) x[(int64_t)d * n + t] = e[d];
+    }
+    for (int l = 0; l < m->n_layers; l++)
+        block_forward_state(c, &m->layers[l], n, x, bs, st->conv + (int64_t)l * E * (K - 1),
+                            st->ssm + (int64_t)l * E * N);
+    k_rmsnorm_fm(x, x, m->norm_f, D, n, c->eps, bs);
+    lm_head_outputs(x, D, n, m->head, V, tokens, all_logits, logprob, last, hs);
+    st->pos = n;
+    return 0;
+}
+
+int mamba_lm_prefill(const MambaLm* m, MambaLmState* st, const int* tokens, int n, float* logits, char* err,
+                     size_t errlen) {
+    return lm_forward_seq(m, st, tokens, n, NULL, NULL, logits, err, errlen);
+}
+
+int mamba_lm_forward(const MambaLm* m, MambaLmState* st, const int* tokens, int n, float* all_logits,
+                     double* logprob, char* err, size_t errlen) {
+    return lm_forward_seq(m, st, tokens, n, all_logits, logprob, NULL, err, errlen);
+}
+
+int mamba_lm_decode(const MambaLm* m, MambaLmState* st, int token, float* logits, char* err, size_t errlen) {
+    if (st->pos == 0) {
+        packed_err(err, errlen, "decode before prefill: start a sequence with mamba_lm_prefill");
+        return -1;
+    }
+    if (lm_check_tokens(m, &token, 1, err, errlen)) return -1;
+    const MambaBlockConfig* c = &m->block;
+    const int D = c->d_model, E = c->d_inner, N = c->d_state, K = c->d_conv, R = c->dt_rank;
+    float* x = st->step;        // [D] residual stream
+    float* hn = x + D;          // [D] norm(x)
+    float* out = hn + D;        // [D] out_proj(y)
+    float* xz = out + D;        // [2E] in_proj(hn): x branch, then gate z
+    float* u = xz + 2 * E;      // [E] silu(conv)
+    float* delta = u + E;       // [E]
+    float* y = delta + E;       // [E]
+    float* dbl = y + E;         // [R+2N] dt_in, B, C
+    float* ss = dbl + R + 2 * N;  // [2]
+    memcpy(x, m->embedding + (int64_t)token * D, sizeof(float) * D);
+    for (int l = 0; l < m->n_layers; l++) {
+        const MambaLayerWeights* w = &m->layers[l];
+        float* conv = st->conv + (int64_t)l * E * (K - 1);  // [E][K-1]
+        float* h = st->ssm + (int64_t)l * E * N;            // [E][N]
+        k_rmsnorm_fm(hn, x, w->norm_w, D, 1, c->eps, ss);
+        lm_matvec(xz, w->in_proj, hn, NULL, 2 * E, D);
+        const float* xs = xz;
+        const float* z = xz + E;
+        // the causal conv over (the K-1 kept inputs, this one), then shift
+        for (int e = 0; e < E; e++) {
+            const float* we = w->conv_w + (int64_t)e * K;
+            float* ce = conv + (int64_t)e * (K - 1);
+            float acc = w->conv_b[e];
+            for (int k = 0; k < K - 1; k++) acc += we[k] * ce[k];
+            acc += we[K - 1] * xs[e];
+            for (int k = 0; k + 1 < K - 1; k++) ce[k] = ce[k + 1];
+            if (K > 1) ce[K - 2] = xs[e];
+            u[e] = k_silu(acc);
+        }
+        lm_matvec(dbl, w->x_proj, u, NULL, R + 2 * N, E);
+        lm_matvec(delta, w->dt_proj_w, dbl, w->dt_proj_b, E, R);
+        k_softplus_inplace(delta, E);
+        for (int e = 0; e < E; e++)
+            k_scan_channel(1, N, u + e, delta + e, z + e, y + e, 1, w->A + (int64_t)e * N, dbl + R, dbl + R + N,
+                           w->D[e], h + (int64_t)e * N);
+        lm_matvec(out, w->out_proj, y, NULL, D, E);
+        for (int d = 0; d < D; d++) x[d] += out[d];
+    }
+    k_rmsnorm_fm(hn, x, m->norm_f, D, 1, c->eps, ss);
+    lm_matvec(logits, m->head, hn, NULL, m->info.vocab, D);
+    st->pos++;
+    return 0;
+}
+
+// --- LmOps over the functions above
+static void* lm_ops_state_new(const void* m) { return mamba_lm_state_new((const MambaLm*)m); }
+static void lm_ops_state_free(void* st) { mamba_lm_state_free((MambaLmState*)st); }
+static int lm_ops_prefill(const void* m, void* st, const int* tokens, int n, float* logits, char* err,
+                          size_t errlen) {
+    return mamba_lm_prefill((const MambaLm*)m, (MambaLmState*)st, tokens, n, logits, err, errlen);
+}
+static int lm_ops_decode(const void* m, void* st, int token, float* logits, char* err, size_t errlen) {
+    return mamba_lm_decode((const MambaLm*)m, (MambaLmState*)st, token, logits, err, errlen);
+}
+static int lm_ops_score(const void* m, void* st, const int* tokens, int n, double* logprob, char* err,
+                        size_t errlen) {
+    if (n < 2) {
+        packed_err(err, errlen, "scoring needs at least 2 tokens, got %d", n);
+        return -1;
+    }
+    return mamba_lm_forward((const MambaLm*)m, (MambaLmState*)st, tokens, n, NULL, logprob, err, errlen);
+}
+
+LmOps mamba_lm_ops(const MambaLm* m) {
+    LmOps o;
+    o.model = m;
+    o.info = m->info;
+    o.state_new = lm_ops_state_new;
+    o.state_free = lm_ops_state_free;
+    o.prefill = lm_ops_prefill;
+    o.decode = lm_ops_decode;
+    o.score = lm_ops_score;
+    return o;
+}
+
+// --- Loading kind 3: every slot and tensor checked, like kind 1
+static int mamba_lm_load(MambaLm* m, char* err, size_t errlen) {
+    const MmiaHeader* h = m->file.header;
+    if (h->kind != MMIA_KIND_MAMBA_LM) {
+        lm_wrong_kind(h->kind, "kind 3 = Mamba LM", err, errlen);
+        return -1;
+    }
+    const int32_t* hp = h->hp;
+    if (lm_read_info(h, &m->info, err, errlen) ||
+        check_range("d_model", hp[MMIA_HP_D_MODEL], 1, MAMBA_MAX_WIDTH, err, errlen) ||
+        check_range("n_layers", hp[MMIA_HP_N_LAYERS], 1, MAMBA_MAX_LAYERS, err, errlen) ||
+        check_range("d_state", hp[MMIA_HP_D_STATE], 1, MAMBA_MAX_STATE, err, errlen) ||
+        check_range("d_conv", hp[MMIA_HP_D_CONV], 1, MAMBA_MAX_CONV, err, errlen) ||
+        check_range("d_inner", hp[MMIA_HP_D_INNER], 1, MAMBA_MAX_WIDTH, err, errlen) ||
+        check_range("dt_rank", hp[MMIA_HP_DT_RANK], 1, MAMBA_MAX_WIDTH, err, errlen) ||
+        lm_check_zero_slots(h, 6, 24, 1, err, errlen))
+        return -1;
+    MambaBlockConfig* c = &m->block;
+    m->n_layers = hp[MMIA_HP_N_LAYERS];
+    c->d_model = hp[MMIA_HP_D_MODEL];
+    c->d_inner = hp[MMIA_HP_D_INNER];
+    c->d_state = hp[MMIA_HP_D_STATE];
+    c->d_conv = hp[MMIA_HP_D_CONV];
+    c->dt_rank = hp[MMIA_HP_DT_RANK];
+    c->conv_mode = MMIA_CONV_CAUSAL;
+    c->norm = MMIA_NORM_RMS;
+    c->norm_placement = MMIA_NORM_PRE;
+    c->eps = h->fp[MMIA_FP_NORM_EPS];
+    if (!(c->eps > 0.0f && c->eps <= 1.0f)) {  // also false for NaN
+        packed_err(err, errlen, "norm eps is %g, outside (0, 1]", (double)c->eps);
+        return -1;
+    }
+    // The state of one sequence (conv + SSM over every layer) under the cap.
+    int64_t state_floats = (int64_t)m->n_layers * c->d_inner * (c->d_conv - 1 + c->d_state);
+    if (state_floats * 4 > LM_MAX_SCRATCH_BYTES) {
+        packed_err(err, errlen, "model needs %lld MiB of state per sequence (cap %lld MiB)",
+                   (long long)(state_floats * 4 >> 20), (long long)(LM_MAX_SCRATCH_BYTES >> 20));
+        return -1;
+    }
+    const uint32_t D = (uint32_t)c->d_model, E = (uint32_t)c->d_inner, N = (uint32_t)c->d_state;
+    const uint32_t K = (uint32_t)c->d_conv, R = (uint32_t)c->dt_rank, V = (uint32_t)m->info.vocab;
+    int64_t expected = 2 + 10 * (int64_t)m->n_layers + (m->info.tied ? 0 : 1);
+    Loader ld = {&m->file, (unsigned char*)calloc(m->file.n_tensors, 1), err, errlen};
+    m->layers = (MambaLayerWeights*)calloc((size_t)m->n_layers, sizeof(MambaLayerWeights));
+    if (!ld.used || !m->layers) {
+        free(ld.used);
+        packed_err(err, errlen, "out of memory");
+        return -1;
+    }
+    int ok = 1;
+    ok = ok && (m->embedding = get_tensor(&ld, "embedding.weight", V, D));
+    for (int l = 0; ok && l < m->n_layers; l++) {
+        MambaLayerWeights* w = &m->layers[l];
+        char name[MMIA_NAME_BYTES + 16];
+#define LAYER_TENSOR(field, suffix, d0, d1)                              \
+    snprintf(name, sizeof name, "layers.%d." suffix, l);                 \
+    ok = ok && (w->field = get_tensor(&ld, name, d0, d1));
+        LAYER_TENSOR(norm_w, "norm.weight", D, 0)
+        LAYER_TENSOR(in_proj, "in_proj.weight", 2 * E, D)
+        LAYER_TENSOR(conv_w, "conv1d.weight", E, K)
+        LAYER_TENSOR(conv_b, "conv1d.bias", E, 0)
+        LAYER_TENSOR(x_proj, "x_proj.weight", R + 2 * N, E)
+        LAYER_TENSOR(dt_proj_w, "dt_proj.weight", E, R)
+        LAYER_TENSOR(dt_proj_b, "dt_proj.bias", E, 0)
+        LAYER_TENSOR(A, "A", E, N)
+        for (int64_t i = 0; ok && i < (int64_t)E * N; i++) {
+            if (!(w->A[i] <= 0.0f)) {  // the scan relies on it (k_expf_nonpos)
+                packed_err(err, errlen, "tensor '%s' has entry %lld = %g; A = -exp(A_log) must be <= 0", name,
+                           (long long)i, (double)w->A[i]);
+                ok = 0;
+            }
+        }
+        LAYER_TENSOR(D, "D", E, 0)
+        LAYER_TENSOR(out_proj, "out_proj.weight", D, E)
+#undef LAYER_TENSOR
+    }
+    ok = ok && (m->norm_f = get_tensor(&ld, "norm_f.weight", D, 0));
+    if (ok && m->info.tied) {
+        m->head = m->embedding;
+        if (packed_find(&m->file, "lm_head.weight") >= 0) {
+            packed_err(err, errlen, "tensor 'lm_head.weight' is present but hp[26] = 1 says the head is tied to the embedding");
+            ok = 0;
+        }
+    } else {
+        ok = ok && (m->head = get_tensor(&ld, "lm_head.weight", V, D));
+    }
+    for (uint32_t i = 0; ok && i < m->file.n_tensors; i++) {
+        if (!ld.used[i]) {
+            packed_err(err, errlen, "unknown tensor '%s' (a %d-layer %s Mamba LM has exactly %lld tensors)",
+                       m->file.table[i].name, m->n_layers, m->info.tied ? "tied" : "untied", (long long)expected);
+            ok = 0;
+        }
+    }
+    free(ld.used);
+    return ok ? 0 : -1;
+}
+
+int mamba_lm_open_memory(MambaLm* m, const void* bytes, uint64_t size, char* err, size_t errlen) {
+    memset(m, 0, sizeof *m);
+    if (packed_validate(&m->file, bytes, size, err, errlen) != 0) return -1;
+    if (mamba_lm_load(m, err, errlen) != 0) {
+        mamba_lm_close(m);
+        return -1;
+    }
+    return 0;
+}
+
+int mamba_lm_open(MambaLm* m, const char* path, char* err, size_t errlen) {
+    memset(m, 0, sizeof *m);
+    char why[400];
+    int rc = packed_open(&m->file, path, why, sizeof why);
+    if (rc == 0) rc = mamba_lm_load(m, why, sizeof why);
+    if (rc != 0) {
+        packed_err(err, errlen, "%s: %s", path, why);
+        mamba_lm_close(m);
+        return -1;
+    }
+    return 0;
+}
+
+void mamba_lm_close(MambaLm* m) {
+    free(m->layers);
+    packed_close(&m->file);
+    memset(m, 0, sizeof *m);
+}
+
+// ----------------------------------------------------------------------------
 // CLI
 
 #ifndef MAMBA_NO_MAIN
@@ -548,11 +904,45 @@ static int cli_forward_probs(const void* m, const float* images, int64_t n, floa
     return mamba_forward_probs((const MambaModel*)m, images, n, probs);
 }
 
+static int cli_lm_open(void* m, const char* path, LmOps* ops, char* err, size_t errlen) {
+    if (mamba_lm_open((MambaLm*)m, path, err, errlen) != 0) return -1;
+    *ops = mamba_lm_ops((const MambaLm*)m);
+    return 0;
+}
+static void cli_lm_close(void* m) { mamba_lm_close((MambaLm*)m); }
+
+// The file's kind picks the command line: a kind-3 file runs the LM CLI
+// (engine/lm.h), a transformer LM is refused naming ./transformer, anything
+// else runs the classifier's (engine/cli.h), which also gives the errors
+// for files that are neither.
 int main(int argc, char** argv) {
+    const char* path;
+    uint32_t kind = lm_cli_peek_kind(argc, argv, &path);
+    if (kind == MMIA_KIND_TRANSFORMER_LM) {
+        MambaLm lm;
+        char err[512];
+        if (mamba_lm_open(&lm, path, err, sizeof err) == 0) mamba_lm_close(&lm);  // cannot happen: wrong kind
+        fprintf(stderr, "error: %s\n", err);
+        return 1;
+    }
+    if (kind == MMIA_KIND_MAMBA_LM) {
+        MambaLm lm;
+        memset(&lm, 0, sizeof lm);
+        LmCli cli = {"mamba", "Mamba", cli_lm_open, cli_lm_close, &lm, 0};
+        return lm_cli_main(argc, argv, &cli);
+    }
     MambaModel model;
     memset(&model, 0, sizeof model);
     EngineCli cli = {"mamba", "Mamba", &model, cli_open, cli_close, cli_image_floats, cli_n_classes, cli_forward_probs};
-    return engine_cli_main(argc, argv, &cli);
+    int rc = engine_cli_main(argc, argv, &cli);
+    for (int i = 1; rc == 0 && i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("\nA Mamba language model (kind 3) file runs the LM command line instead:\n"
+                   "  ./mamba lm.bin -i PROMPT [-n N] [-t T] [-k K] [-p P] [-s SEED]\n"
+                   "  ./mamba lm.bin --score TEXTS [--out FILE]   (./mamba lm.bin --help for details)\n");
+            break;
+        }
+    return rc;
 }
 
 #endif  // MAMBA_NO_MAIN

@@ -7,7 +7,7 @@
 # host flags reuses the Makefile's rules, so the objects, test binaries and
 # link lines are those of `make test`. The sanitized CLIs the tests run
 # (./mamba, ./cnn, bin/train, bin/export) are built here too and handed over
-# through MAMBA_BIN, CNN_BIN, TRAIN_BIN, EXPORT_BIN. The runtimes (libasan,
+# through MAMBA_BIN, CNN_BIN, TRANSFORMER_BIN, TRAIN_BIN, EXPORT_BIN. The runtimes (libasan,
 # libubsan) come with g++ itself, which `make setup` installs.
 #
 # LibTorch, OpenBLAS and libgomp are Debian's uninstrumented builds: ASan
@@ -36,7 +36,7 @@ SAN_CLIS := $(ENGINES:%=$(SAN_BUILD)/%) $(SAN_BUILD)/bin/train $(SAN_BUILD)/bin/
 SAN_ENV := ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:check_initialization_order=1:strict_init_order=1 \
            LSAN_OPTIONS=suppressions=$(CURDIR)/mk/lsan.supp:print_suppressions=0 \
            UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:suppressions=$(CURDIR)/mk/ubsan.supp \
-           MAMBA_BIN=$(SAN_BUILD)/mamba CNN_BIN=$(SAN_BUILD)/cnn \
+           MAMBA_BIN=$(SAN_BUILD)/mamba CNN_BIN=$(SAN_BUILD)/cnn TRANSFORMER_BIN=$(SAN_BUILD)/transformer \
            TRAIN_BIN=$(SAN_BUILD)/bin/train EXPORT_BIN=$(SAN_BUILD)/bin/export
 
 .PHONY: test-san san-bins

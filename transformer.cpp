@@ -1,0 +1,510 @@
+// transformer.cpp: inference for the GPT-NeoX (Pythia) language model, in
+// one readable file (kind 4, docs/FORMAT.md "Language models").
+//
+//   ./transformer lm.bin -i "prompt" -n 256 [-t 1.0] [-k 40] [-p 1.0] [-s seed]
+//   ./transformer lm.bin --score texts.txt [--out logprobs.txt]
+//
+// The model, as Hugging Face's GPTNeoXForCausalLM computes it
+// (transformers' modeling_gpt_neox.py; notes in ../shared/notes/lm.md):
+//   x = embed_in[token]
+//   per layer:  a = attn(LN1(x))
+//               parallel (Pythia):  x = x + a + mlp(LN2(x))
+//               sequential:         x = x + a;  x = x + mlp(LN2(x))
+//   logits = head(LN_f(x))
+// attn: qkv = W x + b, laid out per head ([H][3][dh] rows); rotary on the
+// first r dims of each head's q and k, NeoX half-split pairs (j, j + r/2),
+// angle = pos * base^(-2j/r); causal softmax(q.k / sqrt(dh)) over the K/V
+// cache (keys stored after rotary); dense. mlp: fc2(gelu_erf(fc1 x)).
+//
+// The file is mmap'd and validated completely, then the weights are used in
+// place. Prefill runs a whole prompt through each layer at once (matmuls
+// over all its tokens) and fills the K/V cache; decode runs one token and
+// attends over the cache. Only libc, libm and OpenMP. Compiled with
+// -DTRANSFORMER_NO_MAIN it is a library (engine/transformer.h) for the
+// tests, the fuzzer and ./attack. The command line is engine/lm.h's,
+// shared with ./mamba.
+//
+// Shape legend: T new tokens, P positions in the cache, D d_model, H heads,
+// dh = D/H head dim, r rotary dims, F d_ff, V vocabulary, L layers.
+// Activations of the new tokens are feature-major ([D][T]: feature d of
+// token t at d*T + t, see engine/kernels.h); the cache is token-major.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/kernels.h"
+#include "engine/lm.h"
+#include "engine/packed.h"
+#include "engine/transformer.h"
+
+// ----------------------------------------------------------------------------
+// State: the K/V cache and the scratch of one sequence
+
+struct TransformerState {
+    int64_t pos;      // tokens in the cache
+    int64_t cap;      // positions the cache has room for (<= context)
+    float* k_cache;   // [cap][L][D] keys after rotary (head h at h*dh)
+    float* v_cache;   // [cap][L][D] values
+    float* scores;    // [H][cap] attention weights, one row per head
+    float* scratch;   // per-call activations, grown on demand
+    int64_t scratch_floats;
+};
+
+int64_t transformer_state_pos(const TransformerState* st) { return st->pos; }
+
+TransformerState* transformer_state_new(const Transformer* m) {
+    (void)m;
+    return (TransformerState*)calloc(1, sizeof(TransformerState));
+}
+
+void transformer_state_free(TransformerState* st) {
+    if (!st) return;
+    free(st->k_cache);
+    free(st->v_cache);
+    free(st->scores);
+    free(st->scratch);
+    free(st);
+}
+
+// Room for `need` positions: grow the cache (doubling, at most the context).
+static int cache_reserve(const Transformer* m, TransformerState* st, int64_t need) {
+    if (need <= st->cap) return 0;
+    int64_t cap = st->cap ? st->cap * 2 : 64;
+    if (cap < need) cap = need;
+    if (cap > m->info.context) cap = m->info.context;
+    size_t per_pos = (size_t)m->n_layers * (size_t)m->d_model;
+    float* k = (float*)realloc(st->k_cache, sizeof(float) * per_pos * (size_t)cap);
+    if (!k) return -1;
+    st->k_cache = k;
+    float* v = (float*)realloc(st->v_cache, sizeof(float) * per_pos * (size_t)cap);
+    if (!v) return -1;
+    st->v_cache = v;
+    float* s = (float*)realloc(st->scores, sizeof(float) * (size_t)m->n_heads * (size_t)cap);
+    if (!s) return -1;
+    st->scores = s;
+    st->cap = cap;
+    return 0;
+}
+
+// Scratch for T new tokens: x, h, att, a [D][T] each; qkv [3D][T]; mlp
+// [F][T]; LayerNorm statistics [2T]; rotary cos, sin [T][r/2] each; the
+// head's scratch.
+static int64_t scratch_floats(const Transformer* m, int64_t T) {
+    int64_t D = m->d_model, F = m->d_ff, r2 = m->rotary_ndims / 2;
+    return 4 * D * T + 3 * D * T + F * T + 2 * T + 2 * T * r2 + lm_head_scratch_floats(D, m->info.vocab);
+}
+
+// ----------------------------------------------------------------------------
+// The forward pass of T new tokens at positions pos .. pos+T-1
+
+// Rotate q or k of one head in place, NeoX half-split: for j < r/2,
+// (v_j, v_{j+r/2}) -> (v_j cos - v_{j+r/2} sin, v_{j+r/2} cos + v_j sin).
+// v: the head's first row in qkv [3D][T], token t; cs, sn: [r/2] of token t.
+static void rotate_half(float* v, int T, int t, int r2, const float* cs, const float* sn) {
+    for (int j = 0; j < r2; j++) {
+        float a = v[(int64_t)j * T + t], b = v[(int64_t)(j + r2) * T + t];
+        v[(int64_t)j * T + t] = a * cs[j] - b * sn[j];
+        v[(int64_t)(j + r2) * T + t] = b * cs[j] + a * sn[j];
+    }
+}
+
+// out = W x + b for T tokens: a matvec for one token (decode), else the
+// feature-major matmul.
+static void linear(float* out, const float* w, const float* x, const float* b, int O, int I, int T) {
+    if (T == 1)
+        lm_matvec(out, w, x, b, O, I);
+    else
+        k_matmul_fm(out, w, x, b, O, I, T, 0);
+}
+
+// The attention of one layer for the T new tokens (their keys and values
+// already in the cache): att[h*dh + i][t] = sum_{s <= pos+t} softmax_s(q.k_s
+// / sqrt(dh)) v_s[i]. q from qkv [3D][T]. Heads run in parallel when it pays.
+static void attention(const Transformer* m, TransformerState* st, int l, int64_t pos0, int T, const float* qkv,
+                      float* att) {
+    const int D = m->d_model, H = m->n_heads, dh = m->head_dim, L = m->n_layers;
+    const float scale = 1.0f / sqrtf((float)dh);
+    const int64_t stride = (int64_t)L * D;  // between positions in the cache
+    OMP(omp parallel for schedule(static) if ((int64_t)T * (pos0 + T) * D >= (1 << 18)))
+    for (int h = 0; h < H; h++) {
+        float* sc = st->scores + (int64_t)h * st->cap;
+        const float* q = qkv + (int64_t)h * 3 * dh * T;  // [dh][T] this head's q rows
+        const float* kh = st->k_cache + (int64_t)l * D + (int64_t)h * dh;
+        const float* vh = st->v_cache + (int64_t)l * D + (int64_t)h * dh;
+        for (int t = 0; t < T; t++) {
+            int64_t P = pos0 + t + 1;  // causal: positions 0 .. pos0+t
+            float mx = -INFINITY;
+            for (int64_t s = 0; s < P; s++) {
+                const float* ks = kh + s * stride;
+                float dot = 0.0f;
+                for (int i = 0; i < dh; i++) dot += q[(int64_t)i * T + t] * ks[i];
+                sc[s] = dot * scale;
+                mx = sc[s] > mx ? sc[s] : mx;
+            }
+            float sum = 0.0f;
+            for (int64_t s = 0; s < P; s++) {
+                sc[s] = expf(sc[s] - mx);
+                sum += sc[s];
+            }
+            float inv = 1.0f / sum;
+            for (int i = 0; i < dh; i++) att[(int64_t)(h * dh + i) * T + t] = 0.0f;
+            for (int64_t s = 0; s < P; s++) {
+                const float* vs = vh + s * stride;
+                float p = sc[s] * inv;
+                for (int i = 0; i < dh; i++) att[(int64_t)(h * dh + i) * T + t] += p * vs[i];
+            }
+        }
+    }
+}
+
+// T tokens appended to the sequence in the state; outputs as in
+// lm_head_outputs (all_logits and logprob only make sense for a fresh
+// sequence: row t is position pos+t).
+static int forward(const Transformer* m, TransformerState* st, const int* tokens, int T, float* all_logits,
+                   double* logprob, float* last, char* err, size_t errlen) {
+    const int D = m->d_model, H = m->n_heads, dh = m->head_dim, F = m->d_ff, L = m->n_layers;
+    const int V = m->info.vocab, r2 = m->rotary_ndims / 2;
+    const int64_t pos0 = st->pos;
+    if (T < 1 || pos0 + T > m->info.context) {
+        if (pos0 == 0)
+            packed_err(err, errlen, "a sequence of %d tokens does not fit the model's context of %d", T,
+                       m->info.context);
+        else
+            packed_err(err, errlen, "the K/V cache holds %lld tokens; %d more exceed the model's context of %d",
+                       (long long)pos0, T, m->info.context);
+        return -1;
+    }
+    for (int t = 0; t < T; t++) {
+        if (tokens[t] < 0 || tokens[t] >= V) {
+            packed_err(err, errlen, "token %d at position %d is outside the vocabulary 0..%d", tokens[t], t, V - 1);
+            return -1;
+        }
+    }
+    int64_t need = scratch_floats(m, T);
+    if (need * 4 > LM_MAX_SCRATCH_BYTES) {
+        packed_err(err, errlen, "a sequence of %d tokens needs %lld MiB of working memory (cap %lld MiB)", T,
+                   (long long)(need * 4 >> 20), (long long)(LM_MAX_SCRATCH_BYTES >> 20));
+        return -1;
+    }
+    if (need > st->scratch_floats) {
+        float* p = (float*)realloc(st->scratch, sizeof(float) * (size_t)need);
+        if (!p) {
+            packed_err(err, errlen, "out of memory for %d tokens", T);
+            return -1;
+        }
+        st->scratch = p;
+        st->scratch_floats = need;
+    }
+    if (cache_reserve(m, st, pos0 + T) != 0) {
+        packed_err(err, errlen, "out of memory for a K/V cache of %lld tokens", (long long)(pos0 + T));
+        return -1;
+    }
+    float* x = st->scratch;                   // [D][T] residual stream
+    float* h = x + (int64_t)D * T;            // [D][T] LayerNorm output
+    float* att = h + (int64_t)D * T;          // [D][T] attention output (heads concatenated)
+    float* a = att + (int64_t)D * T;          // [D][T] dense(att)
+    float* qkv = a + (int64_t)D * T;          // [3D][T]
+    float* mlp = qkv + (int64_t)3 * D * T;    // [F][T]
+    float* ss = mlp + (int64_t)F * T;         // [2T]
+    float* cs = ss + 2 * T;                   // [T][r/2] cos
+    float* sn = cs + (int64_t)T * r2;         // [T][r/2] sin
+    float* hs = sn + (int64_t)T * r2;         // the head's scratch
+
+    // x[d][t] = embed[token t][d]
+    for (int t = 0; t < T; t++) {
+        const float* e = m->embed + (int64_t)tokens[t] * D;
+        for (int d = 0; d < D; d++) x[(int64_t)d * T + t] = e[d];
+    }
+    // rotary angles, in double: pos * base^(-2j/r)
+    for (int t = 0; t < T; t++)
+        for (int j = 0; j < r2; j++) {
+            double inv_freq = pow((double)m->rotary_base, -2.0 * j / (double)m->rotary_ndims);
+            double ang = (double)(pos0 + t) * inv_freq;
+            cs[(int64_t)t * r2 + j] = (float)cos(ang);
+            sn[(int64_t)t * r2 + j] = (float)sin(ang);
+        }
+    const int64_t stride = (int64_t)L * D;
+    for (int l = 0; l < L; l++) {
+        const TransformerLayer* w = &m->layers[l];
+        // qkv = W LN1(x) + b                                    [3D][T]
+        k_layernorm_fm(h, x, w->ln1_w, w->ln1_b, D, T, m->eps, ss);
+        linear(qkv, w->qkv_w, h, w->qkv_b, 3 * D, D, T);
+        // rotary on q and k of every head, then k, v into the cache
+        for (int hd = 0; hd < H; hd++) {
+            float* q = qkv + (int64_t)hd * 3 * dh * T;
+            float* k = q + (int64_t)dh * T;
+            const float* v = k + (int64_t)dh * T;
+            for (int t = 0; t < T; t++) {
+                rotate_half(q, T, t, r2, cs + (int64_t)t * r2, sn + (int64_t)t * r2);
+                rotate_half(k, T, t, r2, cs + (int64_t)t * r2, sn + (int64_t)t * r2);
+                float* kc = st->k_cache + (pos0 + t) * stride + (int64_t)l * D + (int64_t)hd * dh;
+                float* vc = st->v_cache + (pos0 + t) * stride + (int64_t)l * D + (int64_t)hd * dh;
+                for (int i = 0; i < dh; i++) {
+                    kc[i] = k[(int64_t)i * T + t];
+                    vc[i] = v[(int64_t)i * T + t];
+                }
+            }
+        }
+        attention(m, st, l, pos0, T, qkv, att);
+        // a = dense(att) + b                                    [D][T]
+        linear(a, w->dense_w, att, w->dense_b, D, D, T);
+        if (m->parallel) {
+            // x = x + a + mlp(LN2(x)), LN2 of the block's input
+            k_layernorm_fm(h, x, w->ln2_w, w->ln2_b, D, T, m->eps, ss);
+            for (int64_t i = 0; i < (int64_t)D * T; i++) x[i] += a[i];
+        } else {
+            // x = x + a; x = x + mlp(LN2(x))
+            for (int64_t i = 0; i < (int64_t)D * T; i++) x[i] += a[i];
+            k_layernorm_fm(h, x, w->ln2_w, w->ln2_b, D, T, m->eps, ss);
+        }
+        // mlp = gelu(fc1 h + b1) [F][T]; x += fc2 mlp + b2    [D][T]
+        linear(mlp, w->fc1_w, h, w->fc1_b, F, D, T);
+        k_activate(mlp, (int64_t)F * T, MMIA_ACT_GELU);
+        linear(a, w->fc2_w, mlp, w->fc2_b, D, F, T);
+        for (int64_t i = 0; i < (int64_t)D * T; i++) x[i] += a[i];
+    }
+    k_layernorm_fm(x, x, m->ln_f_w, m->ln_f_b, D, T, m->eps, ss);
+    lm_head_outputs(x, D, T, m->head, V, tokens, all_logits, logprob, last, hs);
+    st->pos = pos0 + T;
+    return 0;
+}
+
+int transformer_prefill(const Transformer* m, TransformerState* st, const int* tokens, int n, float* logits,
+                        char* err, size_t errlen) {
+    st->pos = 0;
+    return forward(m, st, tokens, n, NULL, NULL, logits, err, errlen);
+}
+
+int transformer_decode(const Transformer* m, TransformerState* st, int token, float* logits, char* err,
+                       size_t errlen) {
+    if (st->pos == 0) {
+        packed_err(err, errlen, "decode before prefill: start a sequence with transformer_prefill");
+        return -1;
+    }
+    return forward(m, st, &token, 1, NULL, NULL, logits, err, errlen);
+}
+
+int transformer_forward(const Transformer* m, TransformerState* st, const int* tokens, int n, float* all_logits,
+                        double* logprob, char* err, size_t errlen) {
+    st->pos = 0;
+    return forward(m, st, tokens, n, all_logits, logprob, NULL, err, errlen);
+}
+
+// --- LmOps over the functions above
+static void* ops_state_new(const void* m) { return transformer_state_new((const Transformer*)m); }
+static void ops_state_free(void* st) { transformer_state_free((TransformerState*)st); }
+static int ops_prefill(const void* m, void* st, const int* tokens, int n, float* logits, char* err, size_t errlen) {
+    return transformer_prefill((const Transformer*)m, (TransformerState*)st, tokens, n, logits, err, errlen);
+}
+static int ops_decode(const void* m, void* st, int token, float* logits, char* err, size_t errlen) {
+    return transformer_decode((const Transformer*)m, (TransformerState*)st, token, logits, err, errlen);
+}
+static int ops_score(const void* m, void* st, const int* tokens, int n, double* logprob, char* err,
+                     size_t errlen) {
+    if (n < 2) {
+        packed_err(err, errlen, "scoring needs at least 2 tokens, got %d", n);
+        return -1;
+    }
+    return transformer_forward((const Transformer*)m, (TransformerState*)st, tokens, n, NULL, logprob, err,
+                               errlen);
+}
+
+LmOps transformer_ops(const Transformer* m) {
+    LmOps o;
+    o.model = m;
+    o.info = m->info;
+    o.state_new = ops_state_new;
+    o.state_free = ops_state_free;
+    o.prefill = ops_prefill;
+    o.decode = ops_decode;
+    o.score = ops_score;
+    return o;
+}
+
+// ----------------------------------------------------------------------------
+// Loading: every header field and tensor checked before use
+
+static int check_range(const char* what, int64_t v, int64_t lo, int64_t hi, char* err, size_t errlen) {
+    if (v >= lo && v <= hi) return 0;
+    packed_err(err, errlen, "%s is %lld, outside %lld..%lld", what, (long long)v, (long long)lo, (long long)hi);
+    return -1;
+}
+
+// Lookup helper: tensor `name` of shape (d0) when d1 = 0, else (d0, d1),
+// marked as used.
+typedef struct {
+    const PackedFile* pf;
+    unsigned char* used;  // [n_tensors]
+    char* err;
+    size_t errlen;
+} Loader;
+
+static const float* get_tensor(Loader* ld, const char* name, uint32_t d0, uint32_t d1) {
+    uint32_t shape[2] = {d0, d1};
+    const float* p = packed_tensor(ld->pf, name, d1 ? 2 : 1, shape, ld->err, ld->errlen);
+    if (p) ld->used[packed_find(ld->pf, name)] = 1;
+    return p;
+}
+
+// Fill m from a validated file. err = "<why>".
+static int transformer_load(Transformer* m, char* err, size_t errlen) {
+    const MmiaHeader* h = m->file.header;
+    if (h->kind != MMIA_KIND_TRANSFORMER_LM) {
+        lm_wrong_kind(h->kind, "kind 4 = transformer LM", err, errlen);
+        return -1;
+    }
+    const int32_t* hp = h->hp;
+    if (lm_read_info(h, &m->info, err, errlen) ||
+        check_range("d_model", hp[MMIA_TF_HP_D_MODEL], 1, TRANSFORMER_MAX_WIDTH, err, errlen) ||
+        check_range("n_layers", hp[MMIA_TF_HP_N_LAYERS], 1, TRANSFORMER_MAX_LAYERS, err, errlen) ||
+        check_range("n_heads", hp[MMIA_TF_HP_N_HEADS], 1, TRANSFORMER_MAX_HEADS, err, errlen) ||
+        check_range("d_ff", hp[MMIA_TF_HP_D_FF], 1, TRANSFORMER_MAX_FF, err, errlen) ||
+        check_range("parallel residual", hp[MMIA_TF_HP_PARALLEL], 0, 1, err, errlen) ||
+        lm_check_zero_slots(h, 6, 24, 2, err, errlen))
+        return -1;
+    m->d_model = hp[MMIA_TF_HP_D_MODEL];
+    m->n_layers = hp[MMIA_TF_HP_N_LAYERS];
+    m->n_heads = hp[MMIA_TF_HP_N_HEADS];
+    m->d_ff = hp[MMIA_TF_HP_D_FF];
+    m->parallel = hp[MMIA_TF_HP_PARALLEL];
+    if (m->d_model % m->n_heads) {
+        packed_err(err, errlen, "d_model %d is not a multiple of n_heads %d", m->d_model, m->n_heads);
+        return -1;
+    }
+    m->head_dim = m->d_model / m->n_heads;
+    m->rotary_ndims = hp[MMIA_TF_HP_ROTARY_NDIMS];
+    if (check_range("rotary_ndims", m->rotary_ndims, 0, m->head_dim, err, errlen)) return -1;
+    if (m->rotary_ndims % 2) {
+        packed_err(err, errlen, "rotary_ndims is %d, not even", m->rotary_ndims);
+        return -1;
+    }
+    m->eps = h->fp[MMIA_TF_FP_NORM_EPS];
+    if (!(m->eps > 0.0f && m->eps <= 1.0f)) {  // also false for NaN
+        packed_err(err, errlen, "LayerNorm eps is %g, outside (0, 1]", (double)m->eps);
+        return -1;
+    }
+    m->rotary_base = h->fp[MMIA_TF_FP_ROTARY_BASE];
+    if (!(m->rotary_base > 0.0f && isfinite(m->rotary_base))) {
+        packed_err(err, errlen, "rotary base is %g, not a finite number > 0", (double)m->rotary_base);
+        return -1;
+    }
+    // The K/V cache of one sequence at the full context, under the cap.
+    int64_t cache_bytes = 2 * 4 * (int64_t)m->info.context * m->n_layers * m->d_model;
+    if (cache_bytes > TRANSFORMER_MAX_CACHE_BYTES) {
+        packed_err(err, errlen, "a K/V cache of %d tokens needs %lld MiB (cap %lld MiB)", m->info.context,
+                   (long long)(cache_bytes >> 20), (long long)(TRANSFORMER_MAX_CACHE_BYTES >> 20));
+        return -1;
+    }
+    const uint32_t D = (uint32_t)m->d_model, F = (uint32_t)m->d_ff, V = (uint32_t)m->info.vocab;
+    int64_t expected = 3 + 12 * (int64_t)m->n_layers + (m->info.tied ? 0 : 1);
+    Loader ld = {&m->file, (unsigned char*)calloc(m->file.n_tensors, 1), err, errlen};
+    m->layers = (TransformerLayer*)calloc((size_t)m->n_layers, sizeof(TransformerLayer));
+    if (!ld.used || !m->layers) {
+        free(ld.used);
+        packed_err(err, errlen, "out of memory");
+        return -1;
+    }
+    int ok = 1;
+    ok = ok && (m->embed = get_tensor(&ld, "embed_in.weight", V, D));
+    for (int l = 0; ok && l < m->n_layers; l++) {
+        TransformerLayer* w = &m->layers[l];
+        char name[MMIA_NAME_BYTES + 16];
+#define LAYER_TENSOR(field, suffix, d0, d1)              \
+    snprintf(name, sizeof name, "layers.%d." suffix, l); \
+    ok = ok && (w->field = get_tensor(&ld, name, d0, d1));
+        LAYER_TENSOR(ln1_w, "input_layernorm.weight", D, 0)
+        LAYER_TENSOR(ln1_b, "input_layernorm.bias", D, 0)
+        LAYER_TENSOR(ln2_w, "post_attention_layernorm.weight", D, 0)
+        LAYER_TENSOR(ln2_b, "post_attention_layernorm.bias", D, 0)
+        LAYER_TENSOR(qkv_w, "attention.query_key_value.weight", 3 * D, D)
+        LAYER_TENSOR(qkv_b, "attention.query_key_value.bias", 3 * D, 0)
+        LAYER_TENSOR(dense_w, "attention.dense.weight", D, D)
+        LAYER_TENSOR(dense_b, "attention.dense.bias", D, 0)
+        LAYER_TENSOR(fc1_w, "mlp.dense_h_to_4h.weight", F, D)
+        LAYER_TENSOR(fc1_b, "mlp.dense_h_to_4h.bias", F, 0)
+        LAYER_TENSOR(fc2_w, "mlp.dense_4h_to_h.weight", D, F)
+        LAYER_TENSOR(fc2_b, "mlp.dense_4h_to_h.bias", D, 0)
+#undef LAYER_TENSOR
+    }
+    ok = ok && (m->ln_f_w = get_tensor(&ld, "final_layer_norm.weight", D, 0));
+    ok = ok && (m->ln_f_b = get_tensor(&ld, "final_layer_norm.bias", D, 0));
+    if (ok && m->info.tied) {
+        m->head = m->embed;
+        if (packed_find(&m->file, "embed_out.weight") >= 0) {
+            packed_err(err, errlen, "tensor 'embed_out.weight' is present but hp[26] = 1 says the head is tied to the embedding");
+            ok = 0;
+        }
+    } else {
+        ok = ok && (m->head = get_tensor(&ld, "embed_out.weight", V, D));
+    }
+    for (uint32_t i = 0; ok && i < m->file.n_tensors; i++) {
+        if (!ld.used[i]) {
+            packed_err(err, errlen, "unknown tensor '%s' (a %d-layer %s transformer LM has exactly %lld tensors)",
+                       m->file.table[i].name, m->n_layers, m->info.tied ? "tied" : "untied", (long long)expected);
+            ok = 0;
+        }
+    }
+    free(ld.used);
+    return ok ? 0 : -1;
+}
+
+int transformer_open_memory(Transformer* m, const void* bytes, uint64_t size, char* err, size_t errlen) {
+    memset(m, 0, sizeof *m);
+    if (packed_validate(&m->file, bytes, size, err, errlen) != 0) return -1;
+    if (transformer_load(m, err, errlen) != 0) {
+        transformer_close(m);
+        return -1;
+    }
+    return 0;
+}
+
+int transformer_open(Transformer* m, const char* path, char* err, size_t errlen) {
+    memset(m, 0, sizeof *m);
+    char why[400];
+    int rc = packed_open(&m->file, path, why, sizeof why);
+    if (rc == 0) rc = transformer_load(m, why, sizeof why);
+    if (rc != 0) {
+        packed_err(err, errlen, "%s: %s", path, why);
+        transformer_close(m);
+        return -1;
+    }
+    return 0;
+}
+
+void transformer_close(Transformer* m) {
+    free(m->layers);
+    packed_close(&m->file);
+    memset(m, 0, sizeof *m);
+}
+
+// ----------------------------------------------------------------------------
+// CLI (engine/lm.h)
+
+#ifndef TRANSFORMER_NO_MAIN
+
+static int cli_open(void* m, const char* path, LmOps* ops, char* err, size_t errlen) {
+    if (transformer_open((Transformer*)m, path, err, errlen) != 0) return -1;
+    *ops = transformer_ops((const Transformer*)m);
+    return 0;
+}
+static void cli_close(void* m) { transformer_close((Transformer*)m); }
+
+int main(int argc, char** argv) {
+    Transformer model;
+    memset(&model, 0, sizeof model);
+    // A packed file of another kind is refused before the flags are parsed
+    // (they belong to another command line), naming the engine to use.
+    const char* path;
+    uint32_t kind = lm_cli_peek_kind(argc, argv, &path);
+    if (kind != 0 && kind != MMIA_KIND_TRANSFORMER_LM) {
+        char err[512];
+        if (transformer_open(&model, path, err, sizeof err) == 0) transformer_close(&model);  // cannot happen
+        fprintf(stderr, "error: %s\n", err);
+        return 1;
+    }
+    LmCli cli = {"transformer", "GPT-NeoX transformer", cli_open, cli_close, &model, 1};
+    return lm_cli_main(argc, argv, &cli);
+}
+
+#endif  // TRANSFORMER_NO_MAIN
