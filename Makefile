@@ -30,7 +30,7 @@ OMPFLAG  := -fopenmp
 TORCH_INC  := -isystem /usr/include/torch/csrc/api/include
 TORCH_LIBS := -ltorch -ltorch_cpu -lc10
 HOST_CXXFLAGS ?= $(CXXSTD) -O2 $(ARCH) $(WARN) $(OMPFLAG) $(TORCH_INC) -Iengine -I.
-HOST_LDLIBS   := $(TORCH_LIBS) -lz -ldivsufsort -lnettle -lpthread
+HOST_LDLIBS   := $(TORCH_LIBS) -lz -lnettle -ldivsufsort -lpthread
 
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
@@ -39,7 +39,7 @@ ENGINE_HDRS := $(wildcard engine/*.h)
 COMMON_SRCS := $(wildcard common/*.cpp)
 TRAIN_SRCS  := $(filter-out train/main.cpp,$(wildcard train/*.cpp))
 EXPORT_SRCS := $(filter-out export/main.cpp,$(wildcard export/*.cpp))
-ATTACK_SRCS := $(filter-out attack/main.cpp,$(wildcard attack/*.cpp))
+ATTACK_SRCS := $(filter-out attack/main.cpp attack/extract_main.cpp,$(wildcard attack/*.cpp))
 COMMON_OBJS := $(COMMON_SRCS:%.cpp=$(BUILD)/%.o)
 ATTACK_OBJS := $(ATTACK_SRCS:%.cpp=$(BUILD)/%.o)
 TRAIN_OBJS  := $(TRAIN_SRCS:%.cpp=$(BUILD)/%.o)
@@ -47,7 +47,7 @@ EXPORT_OBJS := $(EXPORT_SRCS:%.cpp=$(BUILD)/%.o)
 # The engines compiled as libraries (no main) for ./attack, ./export and tests.
 ENGINE_LIB_OBJS := $(BUILD)/mamba_lib.o $(BUILD)/cnn_lib.o $(BUILD)/transformer_lib.o
 
-.PHONY: all omp fast debug engines train-bins test bench demo setup clean fuzz corpora
+.PHONY: all omp fast debug engines train-bins test bench demo setup clean fuzz corpora extract
 .DEFAULT_GOAL := all
 
 all: engines train-bins
@@ -80,7 +80,7 @@ $(BUILD)/transformer_lib.o: transformer.cpp $(ENGINE_HDRS)
 	@mkdir -p $(dir $@)
 	$(CXX) $(ENGINE_CXXFLAGS) $(OMPFLAG) -DTRANSFORMER_NO_MAIN -c transformer.cpp -o $@
 
-train-bins: bin/train bin/export bin/attack bin/corpus
+train-bins: bin/train bin/export bin/attack bin/corpus bin/extract
 
 $(BUILD)/%.o: %.cpp $(ENGINE_HDRS) $(wildcard common/*.h train/*.h export/*.h attack/*.h)
 	@mkdir -p $(dir $@)
@@ -107,6 +107,18 @@ bin/export: $(BUILD)/export/main.o $(EXPORT_OBJS) $(TRAIN_OBJS) $(COMMON_OBJS)
 bin/attack: $(BUILD)/attack/main.o $(ATTACK_OBJS) $(ENGINE_LIB_OBJS) $(EXPORT_OBJS) $(TRAIN_OBJS) $(COMMON_OBJS)
 	@mkdir -p bin
 	$(CXX) $(HOST_CXXFLAGS) $^ -o $@ $(HOST_LDLIBS)
+
+# bin/extract: memorization and extraction in the language models (issue 11).
+bin/extract: $(BUILD)/attack/extract_main.o $(ATTACK_OBJS) $(ENGINE_LIB_OBJS) $(EXPORT_OBJS) $(TRAIN_OBJS) $(COMMON_OBJS)
+	@mkdir -p bin
+	$(CXX) $(HOST_CXXFLAGS) $^ -o $@ $(HOST_LDLIBS)
+
+# The default extraction run (docs/EXTRACTION.md): builds the prose corpus
+# (with canaries) when missing, then both small LMs, all five parts.
+EXTRACT_FLAGS ?=
+extract: bin/extract bin/corpus
+	@test -f data/corpora/prose/manifest.json || bin/corpus build --name prose --canaries 2
+	bin/extract $(EXTRACT_FLAGS)
 
 # --- tests -----------------------------------------------------------------
 # Each tests/test_*.cpp is its own doctest binary (so LibTorch-free tests

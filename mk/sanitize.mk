@@ -25,7 +25,8 @@ SAN_HOST_CXXFLAGS := $(CXXSTD) -O1 $(ARCH) $(WARN) $(OMPFLAG) $(TORCH_INC) -Ieng
 # sanitizers); `make test-san SAN_SKIP=` runs every test.
 SAN_SKIP ?= test_parity test_cnn_parity test_mamba_cifar_parity test_attack_run
 SAN_TEST_BINS := $(filter-out $(SAN_SKIP:%=$(SAN_BUILD)/tests/%),$(TEST_SRCS:tests/%.cpp=$(SAN_BUILD)/tests/%))
-SAN_CLIS := $(ENGINES:%=$(SAN_BUILD)/%) $(SAN_BUILD)/bin/train $(SAN_BUILD)/bin/export $(SAN_BUILD)/bin/corpus
+SAN_CLIS := $(ENGINES:%=$(SAN_BUILD)/%) $(SAN_BUILD)/bin/train $(SAN_BUILD)/bin/export $(SAN_BUILD)/bin/corpus \
+            $(SAN_BUILD)/bin/attack
 
 # halt_on_error: the first finding fails its test binary, with the report.
 # detect_leaks: on, with mk/lsan.supp. check_initialization_order: off by

@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(g++ make libtorch-dev libopenblas0 doctest-dev zlib1g-dev nlohmann-json3-dev
-          libcli11-dev clang libclang-rt-dev dataset-fashion-mnist libdivsufsort-dev nettle-dev)
+          libcli11-dev clang libclang-rt-dev dataset-fashion-mnist nettle-dev libdivsufsort-dev)
 # Keep in step with legal_packages() and the sources in common/corpus.cpp.
 CORPUS_PACKAGES=(fortunes-min fortunes jargon-text manpages libpython3.11-stdlib
   apt base-files base-passwd bash bsdutils coreutils dash debconf debianutils diffutils dpkg

@@ -1,0 +1,1159 @@
+// extract.cpp: bin/extract's library (attack/extract.h). The stages are
+// the functions resolve_run, plan_run, train_models, engine_outputs (with
+// the per-part helpers), and write_outputs.
+#include "attack/extract.h"
+
+#include <torch/torch.h>
+#include <zlib.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <numeric>
+#include <random>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+
+#include "attack/lm_scores.h"
+#include "attack/metrics.h"
+#include "attack/report.h"
+#include "attack/suffix_array.h"
+#include "common/config.h"
+#include "common/corpus.h"
+#include "engine/io.h"
+#include "engine/mamba_lm.h"
+#include "engine/transformer.h"
+#include "export/model_export.h"
+#include "train/checkpoint.h"
+#include "train/lm_trainer.h"
+#include "train/trainer.h"
+
+namespace fs = std::filesystem;
+
+namespace mmia {
+
+namespace {
+
+ExtractRunStats g_stats;
+
+void write_file_atomic(const std::string& path, const std::string& text) {
+    char err[512];
+    if (io_write_file_atomic(path.c_str(), text.data(), text.size(), err, sizeof err) != 0)
+        throw std::runtime_error(path + ": " + err);
+}
+
+double now_s() {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+std::string join_ints(const std::vector<uint64_t>& v, const char* sep) {
+    std::string s;
+    for (size_t i = 0; i < v.size(); i++) s += (i ? sep : "") + std::to_string(v[i]);
+    return s;
+}
+
+// A seeded stream of 64-bit values, independent per purpose (tag).
+uint64_t mix_seed(uint64_t seed, uint64_t tag, uint64_t a = 0, uint64_t b = 0, uint64_t c = 0) {
+    uint64_t s = seed ^ (tag * 0x9E3779B97F4A7C15ull);
+    uint64_t x = corpus_splitmix64(s);
+    s = x ^ (a + 0x632BE59BD9B4E019ull);
+    x = corpus_splitmix64(s);
+    s = x ^ (b * 0x85EBCA77C2B2AE63ull + 1);
+    x = corpus_splitmix64(s);
+    s = x ^ (c * 0xC2B2AE3D27D4EB4Full + 7);
+    return corpus_splitmix64(s);
+}
+
+std::vector<int> to_tokens(const std::string& s) {
+    std::vector<int> t(s.size());
+    for (size_t i = 0; i < s.size(); i++) t[i] = (unsigned char)s[i];
+    return t;
+}
+std::string to_text(const std::vector<int>& t) {
+    std::string s(t.size(), '\0');
+    for (size_t i = 0; i < t.size(); i++) s[i] = char(t[i] & 0xff);
+    return s;
+}
+
+// An open packed LM of either kind, with its LmOps.
+struct EngineLm {
+    std::string kind;
+    MambaLm mamba{};
+    Transformer tf{};
+    LmOps ops{};
+    EngineLm(const std::string& k, const std::string& path) : kind(k) {
+        char err[512];
+        if (kind == "mamba-lm") {
+            if (mamba_lm_open(&mamba, path.c_str(), err, sizeof err) != 0) throw std::runtime_error(err);
+            ops = mamba_lm_ops(&mamba);
+        } else {
+            if (transformer_open(&tf, path.c_str(), err, sizeof err) != 0) throw std::runtime_error(err);
+            ops = transformer_ops(&tf);
+        }
+    }
+    ~EngineLm() {
+        if (kind == "mamba-lm") mamba_lm_close(&mamba);
+        else transformer_close(&tf);
+    }
+    EngineLm(const EngineLm&) = delete;
+    EngineLm& operator=(const EngineLm&) = delete;
+};
+
+// ---- resolve ------------------------------------------------------------------
+
+struct Run {
+    ExtractConfig cfg;
+    std::string dir;
+    json config_json;
+    Corpus corpus;
+    std::vector<ModelSpec> specs;      // cfg.presets
+    std::map<std::string, ModelSpec> refs;  // architecture -> its reference preset
+    json resolved;
+};
+
+std::string model_of_preset(const json& config, const std::string& name) {
+    if (!config.contains("presets") || !config["presets"].contains(name))
+        throw std::runtime_error("unknown preset '" + name + "' (see config.json)");
+    const json& p = config["presets"][name];
+    std::string m = p.contains("model") && p["model"].is_string() ? p["model"].get<std::string>() : "";
+    if (!is_lm_model(m)) throw std::runtime_error("preset '" + name + "' is not a language model (mamba-lm, transformer-lm)");
+    return m;
+}
+
+std::string corpus_dir_of(const std::string& c) {
+    return c.find('/') != std::string::npos ? c : "data/corpora/" + c;
+}
+
+void resolve_run(Run& r) {
+    ExtractConfig& cfg = r.cfg;
+    if (cfg.presets.empty()) throw std::runtime_error("--presets: no preset given");
+    if (cfg.seeds.empty()) throw std::runtime_error("--seeds: no seed given");
+    if (cfg.prefix_lengths.empty()) throw std::runtime_error("--prefix-lengths: no length given");
+    for (int k : cfg.prefix_lengths)
+        if (k < 1 || k > 4096) throw std::runtime_error("--prefix-lengths: " + std::to_string(k) + " is outside 1..4096");
+    if (cfg.suffix_len < 1) throw std::runtime_error("suffix length must be at least 1");
+    if (cfg.n_sequences < 1) throw std::runtime_error("--n-sequences must be at least 1");
+    if (cfg.samples < 0) throw std::runtime_error("--samples must be at least 0");
+    if (cfg.untargeted < 4) throw std::runtime_error("--untargeted must be at least 4");
+    if (cfg.candidates < 1) throw std::runtime_error("--candidates must be at least 1");
+    if (cfg.epochs < 0) throw std::runtime_error("--epochs must be at least 0");
+    if (cfg.run_dir.empty()) cfg.run_dir = default_extract_run_dir(cfg);
+    r.dir = cfg.run_dir;
+    if (cfg.threads > 0) {
+        torch::set_num_threads(cfg.threads);
+        omp_set_num_threads(cfg.threads);
+    }
+    r.config_json = load_config_file(cfg.config_path);
+    for (const auto& p : cfg.presets) {
+        std::string m = model_of_preset(r.config_json, p);
+        r.specs.push_back(resolve_preset(r.config_json, m, p));
+        if (!r.refs.count(m)) {
+            std::string ref = m + "-ref";
+            model_of_preset(r.config_json, ref);
+            r.refs[m] = resolve_preset(r.config_json, m, ref);
+        }
+    }
+    const int kmax = *std::max_element(cfg.prefix_lengths.begin(), cfg.prefix_lengths.end());
+    for (const auto& s : r.specs) {
+        const int ctx = s.model == "mamba-lm" ? s.mamba_lm.context : s.transformer_lm.context;
+        if (kmax + cfg.suffix_len > ctx)
+            throw std::runtime_error("--prefix-lengths: " + std::to_string(kmax) + " + the " +
+                                     std::to_string(cfg.suffix_len) + "-token suffix exceeds " + s.preset +
+                                     "'s context of " + std::to_string(ctx) + " tokens");
+    }
+    r.corpus = load_corpus(corpus_dir_of(cfg.corpus));
+
+    json& j = r.resolved;
+    j["corpus"] = {{"name", r.corpus.name},
+                   {"sha256", r.corpus.sha256},
+                   {"packages", r.corpus.manifest.value("packages", json::array())}};
+    j["presets"] = cfg.presets;
+    for (const auto& s : r.specs) {
+        TrainConfig tc = resolve_training(r.config_json, s.preset);
+        if (cfg.epochs > 0) tc.epochs = cfg.epochs;
+        j["training"][s.preset] = to_json(tc);
+    }
+    for (const auto& [m, s] : r.refs) {
+        TrainConfig tc = resolve_training(r.config_json, s.preset);
+        if (cfg.epochs > 0) tc.epochs = cfg.epochs;
+        j["reference_presets"][m] = s.preset;
+        j["training"][s.preset] = to_json(tc);
+    }
+    j["seeds"] = cfg.seeds;
+    j["epochs"] = cfg.epochs;
+    j["prefix_lengths"] = cfg.prefix_lengths;
+    j["suffix_len"] = cfg.suffix_len;
+    j["n_sequences"] = cfg.n_sequences;
+    j["samples"] = cfg.samples;
+    j["top_k"] = cfg.top_k;
+    j["untargeted"] = cfg.untargeted;
+    j["untargeted_len"] = cfg.untargeted_len;
+    j["candidates"] = cfg.candidates;
+    j["mia_docs"] = cfg.mia_docs;
+    j["threads"] = cfg.threads > 0 ? cfg.threads : omp_get_max_threads();
+    j["libraries"] = {{"libtorch", TORCH_VERSION}, {"zlib", ZLIB_VERSION},
+                      {"nlohmann_json", std::to_string(NLOHMANN_JSON_VERSION_MAJOR) + "." +
+                                            std::to_string(NLOHMANN_JSON_VERSION_MINOR) + "." +
+                                            std::to_string(NLOHMANN_JSON_VERSION_PATCH)}};
+
+    fs::create_directories(r.dir + "/models");
+    fs::create_directories(r.dir + "/plots");
+    const std::string cfg_path = r.dir + "/extract_config.json";
+    if (fs::exists(cfg_path) && !cfg.force) {
+        std::ifstream f(cfg_path);
+        json old = json::parse(f, nullptr, false);
+        if (old.is_discarded()) throw std::runtime_error(cfg_path + ": not valid JSON (a corrupt run directory?)");
+        if (old != j)
+            throw std::runtime_error(r.dir + " holds a run with another configuration; choose another --run-dir "
+                                     "or pass --force");
+    }
+    write_file_atomic(cfg_path, j.dump(2) + "\n");
+}
+
+// ---- plan -----------------------------------------------------------------------
+
+struct PrefixSeq {
+    int64_t doc = 0;
+    bool train = true;
+    int64_t pos = 0;  // the suffix starts here in the document
+};
+
+struct Plan {
+    std::vector<PrefixSeq> seqs;           // train ones, then held-out ones
+    std::vector<int64_t> mia_members, mia_nonmembers;
+    int64_t near_duplicates_excluded = 0;  // held-out documents dropped
+    int64_t eligible_train = 0, eligible_heldout = 0;
+    std::vector<std::string> candidate_secrets;  // exposure
+};
+
+std::vector<int64_t> seeded_pick(std::vector<int64_t> pool, size_t n, uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::shuffle(pool.begin(), pool.end(), rng);
+    if (pool.size() > n) pool.resize(n);
+    std::sort(pool.begin(), pool.end());
+    return pool;
+}
+
+Plan plan_run(const Run& r, uint64_t seed) {
+    const ExtractConfig& cfg = r.cfg;
+    const auto& docs = r.corpus.docs;
+    Plan p;
+    const std::vector<bool> near = corpus_near_duplicates(docs, 50);
+    const int kmax = *std::max_element(cfg.prefix_lengths.begin(), cfg.prefix_lengths.end());
+    std::vector<int64_t> tr, ho, mtr, mho;
+    for (const auto& d : docs) {
+        const int64_t n = int64_t(d.text.size());
+        if (!d.train && near[size_t(d.id)]) {
+            p.near_duplicates_excluded++;
+            continue;
+        }
+        if (n >= kmax + cfg.suffix_len) (d.train ? tr : ho).push_back(d.id);
+        if (n >= 32) (d.train ? mtr : mho).push_back(d.id);
+    }
+    p.eligible_train = int64_t(tr.size());
+    p.eligible_heldout = int64_t(ho.size());
+    // One sequence per document (stratified: no document twice), the suffix at
+    // position kmax, so every prefix length ends at the same place.
+    for (int64_t id : seeded_pick(tr, size_t(cfg.n_sequences), mix_seed(seed, 1)))
+        p.seqs.push_back({id, true, kmax});
+    for (int64_t id : seeded_pick(ho, size_t(cfg.n_sequences), mix_seed(seed, 2)))
+        p.seqs.push_back({id, false, kmax});
+    p.mia_members = seeded_pick(mtr, size_t(cfg.mia_docs), mix_seed(seed, 3));
+    p.mia_nonmembers = seeded_pick(mho, size_t(cfg.mia_docs), mix_seed(seed, 4));
+    // Exposure candidates: the canary template's secret space (9 digits,
+    // space-separated), drawn uniformly, never an inserted secret, no repeats.
+    std::set<std::string> taken;
+    for (const auto& c : r.corpus.canaries) taken.insert(c.secret);
+    std::mt19937_64 rng(mix_seed(seed, 5));
+    while (int(p.candidate_secrets.size()) < cfg.candidates) {
+        std::string s;
+        for (int i = 0; i < kCanaryDigits; i++) {
+            if (i) s += ' ';
+            s += char('0' + rng() % 10);
+        }
+        if (taken.insert(s).second) p.candidate_secrets.push_back(s);
+    }
+    return p;
+}
+
+// ---- train ----------------------------------------------------------------------
+
+struct TrainedModel {
+    ModelSpec spec;
+    std::string checkpoint, packed;
+    json meta;
+};
+
+TrainedModel train_model(const Run& r, const ModelSpec& spec, uint64_t seed, const std::vector<uint8_t>& train_stream,
+                         const std::vector<uint8_t>& heldout) {
+    TrainedModel t;
+    t.spec = spec;
+    const std::string base = r.dir + "/models/" + spec.preset + "-seed" + std::to_string(seed);
+    t.checkpoint = base + ".pt";
+    t.packed = base + ".bin";
+    TrainJob job;
+    job.spec = spec;
+    job.train = resolve_training(r.config_json, spec.preset);
+    if (r.cfg.epochs > 0) job.train.epochs = r.cfg.epochs;
+    job.train.seed = seed;
+    job.dataset = r.corpus.name;
+    job.dataset_sha256 = r.corpus.sha256;
+    job.checkpoint = t.checkpoint;
+    job.force = r.cfg.force;
+    job.verbose = r.cfg.verbose;
+    job.threads = r.cfg.threads > 0 ? r.cfg.threads : omp_get_max_threads();
+    bool done_before = false;
+    if (fs::exists(t.checkpoint)) {
+        try {
+            json old = read_checkpoint_meta(t.checkpoint);
+            done_before = old.contains("final") && old.value("epochs_done", 0) >= job.train.epochs;
+        } catch (const std::exception&) {
+        }
+    }
+    if (r.cfg.verbose) std::printf("== train %s (seed %llu)\n", spec.preset.c_str(), (unsigned long long)seed);
+    t.meta = train_lm(job, train_stream, heldout);
+    bool cached = done_before && t.meta.value("epochs_done", 0) >= job.train.epochs;
+    (cached ? g_stats.cached : g_stats.trained)++;
+    if (!fs::exists(t.packed) || !cached || fs::last_write_time(t.packed) < fs::last_write_time(t.checkpoint))
+        export_checkpoint(t.checkpoint, t.packed);
+    return t;
+}
+
+}  // namespace
+
+// ---- public pieces ---------------------------------------------------------------
+
+std::string default_extract_run_dir(const ExtractConfig& cfg) {
+    std::string name = fs::path(cfg.corpus).filename().string();
+    std::string p;
+    for (size_t i = 0; i < cfg.presets.size(); i++) p += (i ? "-vs-" : "") + cfg.presets[i];
+    std::string d = "runs/extract-" + name + "-" + p + "-seed" + join_ints(cfg.seeds, "_");
+    if (cfg.epochs > 0) d += "-e" + std::to_string(cfg.epochs);
+    return d;
+}
+
+const ExtractRunStats& last_extract_run_stats() { return g_stats; }
+
+std::pair<double, double> wilson_interval(int64_t k, int64_t n, double z) {
+    if (n <= 0) return {0.0, 1.0};
+    const double nn = double(n), p = double(k) / nn, z2 = z * z;
+    const double denom = 1.0 + z2 / nn;
+    const double centre = (p + z2 / (2 * nn)) / denom;
+    const double half = z * std::sqrt(p * (1 - p) / nn + z2 / (4 * nn * nn)) / denom;
+    return {std::max(0.0, centre - half), std::min(1.0, centre + half)};
+}
+
+std::string csv_text(const std::string& bytes) {
+    std::string out = "\"";
+    for (unsigned char c : bytes) {
+        if (c == '\\') out += "\\\\";
+        else if (c == '\n') out += "\\n";
+        else if (c == '\t') out += "\\t";
+        else if (c == '\r') out += "\\r";
+        else if (c < 0x20 || c == 0x7f) {
+            char b[8];
+            std::snprintf(b, sizeof b, "\\x%02x", c);
+            out += b;
+        } else if (c == '"') out += "\"\"";
+        else out += char(c);
+    }
+    return out + "\"";
+}
+
+std::string csv_num(double v) {
+    if (std::isnan(v)) return "nan";
+    char b[40];
+    std::snprintf(b, sizeof b, "%.17g", v);
+    return b;
+}
+
+bool prompt_repetition(const std::string& prompt, const std::string& suffix) {
+    return prompt.find(suffix) != std::string::npos;
+}
+
+std::vector<bool> verbatim_flags(const std::vector<uint8_t>& stream, const std::vector<std::string>& samples,
+                                 size_t min_len) {
+    SuffixArray sa(stream);
+    std::vector<bool> out(samples.size());
+    for (size_t i = 0; i < samples.size(); i++) out[i] = sa.has_verbatim_window(samples[i], min_len);
+    return out;
+}
+
+std::string ascii_lower(const std::string& text) {
+    std::string s = text;
+    for (char& c : s)
+        if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
+    return s;
+}
+
+int lm_generate_decaying(const LmOps* ops, const int* prompt, int n_prompt, int n_new, double t0, double t1,
+                         int steps, int top_k, uint64_t seed, std::vector<int>& out, char* err, size_t errlen) {
+    out.clear();
+    const int V = ops->info.vocab;
+    void* st = ops->state_new(ops->model);
+    std::vector<float> logits((size_t)V);
+    std::vector<LmCand> cand((size_t)V);
+    std::vector<double> prob((size_t)V);
+    if (!st) {
+        packed_err(err, errlen, "out of memory");
+        return -1;
+    }
+    uint64_t rng = lm_rng_seed(seed);
+    int rc = ops->prefill(ops->model, st, prompt, n_prompt, logits.data(), err, errlen);
+    for (int i = 0; rc == 0 && i < n_new; i++) {
+        LmSampler s;
+        s.temperature = float(i >= steps ? t1 : t0 + (t1 - t0) * double(i) / double(steps));
+        s.top_k = top_k;
+        s.top_p = 1.0;
+        int tok = lm_sample(&s, &ops->info, logits.data(), V, &rng, cand.data(), prob.data());
+        out.push_back(tok);
+        if (tok == ops->info.eos || i + 1 == n_new) break;
+        rc = ops->decode(ops->model, st, tok, logits.data(), err, errlen);
+    }
+    ops->state_free(st);
+    return rc;
+}
+
+std::vector<std::vector<double>> engine_logprobs(const LmOps& ops, const std::vector<std::vector<int>>& seqs) {
+    std::vector<int> tokens;
+    std::vector<int64_t> start{0};
+    for (const auto& s : seqs) {
+        if (s.size() < 2) throw std::runtime_error("a scored sequence needs at least 2 tokens");
+        tokens.insert(tokens.end(), s.begin(), s.end());
+        start.push_back(int64_t(tokens.size()));
+    }
+    std::vector<double> lp(tokens.size() - seqs.size() + 1);
+    char err[512];
+    if (!seqs.empty() && lm_score_texts(&ops, tokens.data(), start.data(), int64_t(seqs.size()), lp.data(), err,
+                                        sizeof err) != 0)
+        throw std::runtime_error(std::string("engine scoring: ") + err);
+    std::vector<std::vector<double>> out(seqs.size());
+    for (size_t i = 0; i < seqs.size(); i++) {
+        const int64_t off = start[i] - int64_t(i), n = start[i + 1] - start[i] - 1;
+        out[i].assign(lp.begin() + off, lp.begin() + off + n);
+    }
+    return out;
+}
+
+namespace {
+
+// ---- engine outputs and scores ------------------------------------------------------
+
+// Carlini 2021's scores of one scored text under the model (XL), the
+// reference (S) and of the lowercased text under the model.
+struct SampleScores {
+    double ppl_xl = NAN, ppl_s = NAN, ppl_lower = NAN, window = NAN, min_k = NAN, loss = NAN, ref_loss = NAN;
+    int64_t zlib = 0;
+    double ratio_small() const { return std::log(ppl_xl) / std::log(ppl_s); }
+    double ratio_lower() const { return std::log(ppl_lower) / std::log(ppl_xl); }
+    double ratio_zlib() const { return double(zlib) / std::log(ppl_xl); }
+};
+
+double mean_neg(const std::vector<double>& v) {
+    double s = 0;
+    for (double x : v) s -= x;
+    return s / double(v.size());
+}
+
+// Scores texts: each scored sequence is `lead` (0 or 1 eos tokens) followed
+// by the text's bytes, cut at `cap` tokens in all.
+std::vector<SampleScores> score_texts(const EngineLm& xl, const EngineLm& ref, const std::vector<std::string>& texts,
+                                      bool lead_eos, int cap) {
+    std::vector<std::vector<int>> seqs, lower;
+    for (const auto& t : texts) {
+        std::vector<int> s;
+        if (lead_eos) s.push_back(kCorpusEos);
+        for (unsigned char c : t) s.push_back(c);
+        if (int(s.size()) > cap) s.resize(size_t(cap));
+        if (s.size() < 2) s.push_back(kCorpusEos);  // an empty generation: score the eos
+        std::vector<int> l = s;
+        for (int& c : l)
+            if (c >= 'A' && c <= 'Z') c += 'a' - 'A';
+        seqs.push_back(std::move(s));
+        lower.push_back(std::move(l));
+    }
+    auto a = engine_logprobs(xl.ops, seqs), b = engine_logprobs(ref.ops, seqs), c = engine_logprobs(xl.ops, lower);
+    std::vector<SampleScores> out(texts.size());
+    for (size_t i = 0; i < texts.size(); i++) {
+        SampleScores& s = out[i];
+        s.ppl_xl = perplexity(a[i]);
+        s.ppl_s = perplexity(b[i]);
+        s.ppl_lower = perplexity(c[i]);
+        s.window = min_window_perplexity(a[i], 50);
+        s.min_k = min_k_percent(a[i], 0.2);
+        s.loss = mean_neg(a[i]);
+        s.ref_loss = mean_neg(b[i]);
+        s.zlib = zlib_bytes(texts[i]);
+    }
+    return out;
+}
+
+struct PrefixRow {
+    int seq = 0;  // index into plan.seqs
+    int k = 0;
+    std::string decoding;  // "greedy" | "top-k40"
+    int sample = 0;
+    std::string prompt, suffix, generated;
+    bool memorized = false;
+    int match_len = 0;
+    double mem_score = 0, bleu = 0;
+    bool prompt_rep = false;
+    SampleScores sc;
+};
+
+std::vector<PrefixRow> prefix_extraction(const Run& r, const Plan& p, const EngineLm& xl, const EngineLm& ref,
+                                         uint64_t seed) {
+    const ExtractConfig& cfg = r.cfg;
+    std::vector<PrefixRow> rows;
+    for (size_t q = 0; q < p.seqs.size(); q++)
+        for (int k : cfg.prefix_lengths)
+            for (int s = -1; s < cfg.samples; s++) {
+                PrefixRow row;
+                row.seq = int(q);
+                row.k = k;
+                row.decoding = s < 0 ? "greedy" : "top-k" + std::to_string(cfg.top_k);
+                row.sample = s < 0 ? 0 : s;
+                const std::string& text = r.corpus.docs[size_t(p.seqs[q].doc)].text;
+                row.prompt = text.substr(size_t(p.seqs[q].pos - k), size_t(k));
+                row.suffix = text.substr(size_t(p.seqs[q].pos), size_t(cfg.suffix_len));
+                rows.push_back(std::move(row));
+            }
+    int failed = 0;
+    std::string first_err;
+#pragma omp parallel for schedule(dynamic, 4)
+    for (int64_t i = 0; i < int64_t(rows.size()); i++) {
+        PrefixRow& row = rows[size_t(i)];
+        std::vector<int> prompt = to_tokens(row.prompt), out(size_t(cfg.suffix_len));
+        LmSampler smp{0.0f, 0, 1.0};
+        if (row.decoding != "greedy") smp = LmSampler{1.0f, cfg.top_k, 1.0};
+        int n_out = 0;
+        char err[512];
+        if (lm_generate(&xl.ops, prompt.data(), int(prompt.size()), cfg.suffix_len, &smp,
+                        mix_seed(seed, 10, uint64_t(row.seq), uint64_t(row.k), uint64_t(row.sample)), out.data(),
+                        &n_out, err, sizeof err) != 0) {
+#pragma omp critical(extract_err)
+            {
+                if (!failed) first_err = err;
+                failed = 1;
+            }
+            continue;
+        }
+        out.resize(size_t(n_out));
+        row.generated = to_text(out);
+        std::vector<int> suffix = to_tokens(row.suffix);
+        row.memorized = suffix_exact_match(out, suffix);
+        row.match_len = matching_prefix_length(out, suffix);
+        row.mem_score = memorization_score(out, suffix);
+        row.bleu = seed003_bleu(row.suffix, row.generated);
+        row.prompt_rep = prompt_repetition(row.prompt, row.suffix);
+    }
+    if (failed) throw std::runtime_error("generation: " + first_err);
+    std::vector<std::string> texts;
+    for (const auto& row : rows) texts.push_back(row.prompt + row.generated);
+    auto sc = score_texts(xl, ref, texts, false, xl.ops.info.context);
+    for (size_t i = 0; i < rows.size(); i++) rows[i].sc = sc[i];
+    return rows;
+}
+
+struct UntargetedSample {
+    std::string strategy;
+    std::string text;
+    bool verbatim = false;
+    size_t longest = 0;
+    SampleScores sc;
+};
+
+// The six rankings of Carlini et al. 2021, each "more suspicious first".
+const std::vector<std::pair<std::string, std::function<double(const SampleScores&)>>>& rankings() {
+    static const std::vector<std::pair<std::string, std::function<double(const SampleScores&)>>> r = {
+        {"perplexity", [](const SampleScores& s) { return -std::log(s.ppl_xl); }},
+        {"small", [](const SampleScores& s) { return -s.ratio_small(); }},
+        {"lowercase", [](const SampleScores& s) { return s.ratio_lower(); }},
+        {"zlib", [](const SampleScores& s) { return s.ratio_zlib(); }},
+        {"window", [](const SampleScores& s) { return -s.window; }},
+        {"min_k", [](const SampleScores& s) { return -s.min_k; }},
+    };
+    return r;
+}
+
+std::vector<UntargetedSample> untargeted_extraction(const Run& r, const EngineLm& xl, const EngineLm& ref,
+                                                    const SuffixArray& sa, uint64_t seed) {
+    const ExtractConfig& cfg = r.cfg;
+    std::vector<UntargetedSample> out(size_t(2 * cfg.untargeted));
+    int failed = 0;
+    std::string first_err;
+#pragma omp parallel for schedule(dynamic, 2)
+    for (int64_t i = 0; i < int64_t(out.size()); i++) {
+        const bool decay = i >= cfg.untargeted;
+        const int prompt[1] = {kCorpusEos};
+        std::vector<int> gen;
+        char err[512];
+        int rc;
+        if (decay) {
+            rc = lm_generate_decaying(&xl.ops, prompt, 1, cfg.untargeted_len, 10.0, 1.0, 20, cfg.top_k,
+                                      mix_seed(seed, 20, uint64_t(i)), gen, err, sizeof err);
+        } else {
+            gen.resize(size_t(cfg.untargeted_len));
+            LmSampler smp{1.0f, cfg.top_k, 1.0};
+            int n = 0;
+            rc = lm_generate(&xl.ops, prompt, 1, cfg.untargeted_len, &smp, mix_seed(seed, 20, uint64_t(i)),
+                             gen.data(), &n, err, sizeof err);
+            gen.resize(size_t(n));
+        }
+        if (rc != 0) {
+#pragma omp critical(extract_err)
+            {
+                if (!failed) first_err = err;
+                failed = 1;
+            }
+            continue;
+        }
+        if (!gen.empty() && gen.back() == kCorpusEos) gen.pop_back();
+        UntargetedSample& u = out[size_t(i)];
+        u.strategy = decay ? "temperature-decay" : "top-k" + std::to_string(cfg.top_k);
+        u.text = to_text(gen);
+    }
+    if (failed) throw std::runtime_error("generation: " + first_err);
+    std::vector<std::string> texts;
+    for (auto& u : out) {
+        u.verbatim = sa.has_verbatim_window(u.text, 50);
+        u.longest = sa.longest_verbatim_run(u.text);
+        texts.push_back(u.text);
+    }
+    auto sc = score_texts(xl, ref, texts, true, xl.ops.info.context);
+    for (size_t i = 0; i < out.size(); i++) out[i].sc = sc[i];
+    return out;
+}
+
+json untargeted_metrics(const ExtractConfig& cfg, const std::vector<UntargetedSample>& all, uint64_t seed) {
+    json j;
+    for (const std::string& strat : {std::string("top-k") + std::to_string(cfg.top_k), std::string("temperature-decay")}) {
+        std::vector<const UntargetedSample*> v;
+        for (const auto& u : all)
+            if (u.strategy == strat) v.push_back(&u);
+        const size_t T = std::min<size_t>(100, v.size() / 4);
+        json s;
+        int64_t total = 0;
+        for (auto* u : v) total += u->verbatim;
+        s["n"] = v.size();
+        s["top"] = T;
+        s["verbatim_all"] = total;
+        for (const auto& [name, f] : rankings()) {
+            std::vector<size_t> idx(v.size());
+            std::iota(idx.begin(), idx.end(), 0);
+            std::stable_sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return f(v[a]->sc) > f(v[b]->sc); });
+            int64_t c = 0;
+            for (size_t i = 0; i < T; i++) c += v[idx[i]]->verbatim;
+            auto ci = wilson_interval(c, int64_t(T));
+            s["rankings"][name] = {{"verbatim_in_top", c}, {"rate", double(c) / double(T)}, {"ci95", {ci.first, ci.second}}};
+        }
+        std::vector<size_t> idx(v.size());
+        std::iota(idx.begin(), idx.end(), 0);
+        std::mt19937_64 rng(mix_seed(seed, 30));
+        std::shuffle(idx.begin(), idx.end(), rng);
+        int64_t c = 0;
+        for (size_t i = 0; i < T; i++) c += v[idx[i]]->verbatim;
+        auto ci = wilson_interval(c, int64_t(T));
+        s["random_baseline"] = {{"verbatim_in_top", c}, {"rate", double(c) / double(T)}, {"ci95", {ci.first, ci.second}}};
+        j[strat] = s;
+    }
+    return j;
+}
+
+struct MiaResult {
+    json metrics;
+    std::vector<NamedRoc> rocs;
+};
+
+MiaResult membership_inference(const Run& r, const Plan& p, const EngineLm& xl, const EngineLm& ref) {
+    std::vector<std::string> texts;
+    std::vector<int> is_member;
+    for (int64_t id : p.mia_members) {
+        texts.push_back(r.corpus.docs[size_t(id)].text);
+        is_member.push_back(1);
+    }
+    for (int64_t id : p.mia_nonmembers) {
+        texts.push_back(r.corpus.docs[size_t(id)].text);
+        is_member.push_back(0);
+    }
+    const int cap = xl.ops.info.context;
+    // zlib of the scored part only: the text's first cap - 1 bytes
+    std::vector<std::string> cut;
+    for (const auto& t : texts) cut.push_back(t.substr(0, size_t(cap - 1)));
+    auto sc = score_texts(xl, ref, cut, true, cap);
+    MiaResult res;
+    res.metrics["members"] = p.mia_members.size();
+    res.metrics["nonmembers"] = p.mia_nonmembers.size();
+    res.metrics["near_duplicates_excluded"] = p.near_duplicates_excluded;
+    // Each attack: higher = more likely a member.
+    const std::vector<std::pair<std::string, std::function<double(const SampleScores&)>>> attacks = {
+        {"loss", [](const SampleScores& s) { return -s.loss; }},
+        {"zlib", [](const SampleScores& s) { return -s.loss / double(s.zlib); }},
+        {"lowercase", [](const SampleScores& s) { return s.ratio_lower(); }},
+        {"min_k", [](const SampleScores& s) { return -s.min_k; }},
+        {"reference", [](const SampleScores& s) { return -(s.loss - s.ref_loss); }},
+    };
+    double loss_m = 0, loss_n = 0;
+    for (size_t i = 0; i < sc.size(); i++) (is_member[i] ? loss_m : loss_n) += sc[i].loss;
+    res.metrics["mean_loss_members"] = loss_m / double(p.mia_members.size());
+    res.metrics["mean_loss_nonmembers"] = loss_n / double(p.mia_nonmembers.size());
+    for (const auto& [name, f] : attacks) {
+        std::vector<double> s;
+        for (const auto& x : sc) s.push_back(f(x));
+        auto roc = roc_curve(s, is_member);
+        res.metrics["attacks"][name] = {{"auc", roc_auc(s, is_member)},
+                                        {"tpr_at_1pct_fpr", tpr_at_fpr(roc, 0.01)},
+                                        {"tpr_at_0.1pct_fpr", tpr_at_fpr(roc, 0.001)}};
+        res.rocs.push_back({name, roc});
+    }
+    return res;
+}
+
+// Secret Sharer exposure of every canary, and whether greedy decoding from
+// the template's prefix reproduces the secret.
+json canary_exposure(const Run& r, const Plan& p, const EngineLm& xl) {
+    json out = json::array();
+    if (r.corpus.canaries.empty()) return out;
+    std::vector<std::vector<int>> seqs;
+    for (const auto& c : r.corpus.canaries) seqs.push_back(to_tokens(c.text));
+    // candidates: each canary's text with its secret replaced; canaries of the
+    // same template (the text outside the secret) share one candidate set
+    std::map<std::string, std::vector<double>> cand_ppl;
+    for (const auto& c : r.corpus.canaries) {
+        const size_t at = c.text.rfind(c.secret);
+        if (at == std::string::npos) throw std::runtime_error("canary " + std::to_string(c.id) + ": secret not in text");
+        std::string tmpl = c.text.substr(0, at) + "\x01" + c.text.substr(at + c.secret.size());
+        if (cand_ppl.count(tmpl)) continue;
+        std::vector<std::vector<int>> cs;
+        for (const auto& s : p.candidate_secrets)
+            cs.push_back(to_tokens(c.text.substr(0, at) + s + c.text.substr(at + c.secret.size())));
+        auto lp = engine_logprobs(xl.ops, cs);
+        auto& v = cand_ppl[tmpl];
+        for (const auto& x : lp) v.push_back(perplexity(x));
+    }
+    auto lp = engine_logprobs(xl.ops, seqs);
+    for (size_t i = 0; i < r.corpus.canaries.size(); i++) {
+        const Canary& c = r.corpus.canaries[i];
+        const size_t at = c.text.rfind(c.secret);
+        std::string tmpl = c.text.substr(0, at) + "\x01" + c.text.substr(at + c.secret.size());
+        const double ppl = perplexity(lp[i]);
+        // greedy from the text before the secret
+        std::vector<int> prompt = to_tokens(c.text.substr(0, at)), gen(c.secret.size());
+        LmSampler g{0.0f, 0, 1.0};
+        int n = 0;
+        char err[512];
+        if (lm_generate(&xl.ops, prompt.data(), int(prompt.size()), int(c.secret.size()), &g, 0, gen.data(), &n, err,
+                        sizeof err) != 0)
+            throw std::runtime_error(std::string("canary generation: ") + err);
+        gen.resize(size_t(n));
+        out.push_back({{"id", c.id},
+                       {"insertions", c.insertions},
+                       {"perplexity", ppl},
+                       {"exposure", exposure(ppl, cand_ppl[tmpl])},
+                       {"max_exposure", std::log2(double(cand_ppl[tmpl].size() + 1))},
+                       {"extracted", to_text(gen) == c.secret}});
+    }
+    return out;
+}
+
+// ---- outputs --------------------------------------------------------------------------
+
+std::string prefix_csv(const Run& r, const Plan& p, const std::string& model, uint64_t seed,
+                       const std::vector<PrefixRow>& rows) {
+    std::ostringstream o;
+    o << "sample,prompt,suffix,memorized,PPL_XL,PPL_S,PPL_Lower,Zlib,"
+         "model,seed,split,doc_id,suffix_pos,k,decoding,sample_index,generated,matching_prefix_len,"
+         "memorization_score,bleu,bleu_exact,bleu_fuzzy,prompt_rep,ratio_small,ratio_lower,ratio_zlib,"
+         "min_window_ppl,min_k_pct\n";
+    for (const auto& row : rows) {
+        const PrefixSeq& q = p.seqs[size_t(row.seq)];
+        o << csv_text(row.prompt + row.generated) << ',' << csv_text(row.prompt) << ',' << csv_text(row.suffix) << ','
+          << int(row.memorized) << ',' << csv_num(row.sc.ppl_xl) << ',' << csv_num(row.sc.ppl_s) << ','
+          << csv_num(row.sc.ppl_lower) << ',' << row.sc.zlib << ',' << model << ',' << seed << ','
+          << (q.train ? "train" : "heldout") << ',' << q.doc << ',' << q.pos << ',' << row.k << ',' << row.decoding
+          << ',' << row.sample << ',' << csv_text(row.generated) << ',' << row.match_len << ','
+          << csv_num(row.mem_score) << ',' << csv_num(row.bleu) << ',' << int(seed003_exact(row.bleu)) << ','
+          << int(seed003_fuzzy(row.bleu)) << ',' << int(row.prompt_rep) << ',' << csv_num(row.sc.ratio_small())
+          << ',' << csv_num(row.sc.ratio_lower()) << ',' << csv_num(row.sc.ratio_zlib()) << ','
+          << csv_num(row.sc.window) << ',' << csv_num(row.sc.min_k) << '\n';
+    }
+    (void)r;
+    return o.str();
+}
+
+// Rates per (split, k, decoding).
+json prefix_metrics(const Run& r, const Plan& p, const std::vector<PrefixRow>& rows) {
+    json out = json::array();
+    for (bool train : {true, false})
+        for (int k : r.cfg.prefix_lengths)
+            for (std::string dec : {std::string("greedy"), "top-k" + std::to_string(r.cfg.top_k)}) {
+                int64_t n = 0, mem = 0, ex = 0, fz = 0, rep = 0;
+                double ms = 0, ml = 0;
+                for (const auto& row : rows) {
+                    if (p.seqs[size_t(row.seq)].train != train || row.k != k || row.decoding != dec) continue;
+                    n++;
+                    mem += row.memorized;
+                    ex += seed003_exact(row.bleu);
+                    fz += seed003_fuzzy(row.bleu);
+                    rep += row.prompt_rep;
+                    ms += row.mem_score;
+                    ml += row.match_len;
+                }
+                if (n == 0) continue;
+                auto ci = wilson_interval(mem, n), cie = wilson_interval(ex, n), cif = wilson_interval(fz, n);
+                out.push_back({{"split", train ? "train" : "heldout"},
+                               {"k", k},
+                               {"decoding", dec},
+                               {"n", n},
+                               {"memorized", mem},
+                               {"memorized_rate", double(mem) / double(n)},
+                               {"memorized_ci95", {ci.first, ci.second}},
+                               {"bleu_exact", ex},
+                               {"bleu_exact_rate", double(ex) / double(n)},
+                               {"bleu_exact_ci95", {cie.first, cie.second}},
+                               {"bleu_fuzzy", fz},
+                               {"bleu_fuzzy_rate", double(fz) / double(n)},
+                               {"bleu_fuzzy_ci95", {cif.first, cif.second}},
+                               {"prompt_rep", rep},
+                               {"mean_memorization_score", ms / double(n)},
+                               {"mean_matching_prefix_len", ml / double(n)}});
+            }
+    return out;
+}
+
+// A small SVG line plot: one polyline (and dots) per series over shared axes.
+struct Series {
+    std::string name;
+    std::vector<double> x, y;
+    bool dashed = false;
+};
+std::string svg_lines(const std::vector<Series>& series, const std::string& title, const std::string& xlabel,
+                      const std::string& ylabel, bool logx) {
+    const double W = 560, H = 380, L = 60, R = 170, T = 30, B = 50;
+    double x0 = 1e300, x1 = -1e300, y0 = 0, y1 = 1e-12;
+    for (const auto& s : series)
+        for (size_t i = 0; i < s.x.size(); i++) {
+            double x = logx ? std::log2(s.x[i]) : s.x[i];
+            x0 = std::min(x0, x);
+            x1 = std::max(x1, x);
+            y1 = std::max(y1, s.y[i]);
+        }
+    if (!(x1 > x0)) {
+        x0 -= 1;
+        x1 += 1;
+    }
+    y1 *= 1.05;
+    auto X = [&](double x) { return L + ((logx ? std::log2(x) : x) - x0) / (x1 - x0) * (W - L - R); };
+    auto Y = [&](double y) { return H - B - (y - y0) / (y1 - y0) * (H - T - B); };
+    const char* colours[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
+    std::ostringstream o;
+    o << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H
+      << "\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
+    o << "<text x=\"" << W / 2 << "\" y=\"18\" text-anchor=\"middle\">" << title << "</text>\n";
+    o << "<line x1=\"" << L << "\" y1=\"" << H - B << "\" x2=\"" << W - R << "\" y2=\"" << H - B
+      << "\" stroke=\"black\"/>\n<line x1=\"" << L << "\" y1=\"" << T << "\" x2=\"" << L << "\" y2=\"" << H - B
+      << "\" stroke=\"black\"/>\n";
+    std::set<double> xs;
+    for (const auto& s : series) xs.insert(s.x.begin(), s.x.end());
+    for (double x : xs)
+        o << "<text x=\"" << X(x) << "\" y=\"" << H - B + 15 << "\" text-anchor=\"middle\">" << x << "</text>\n";
+    for (int i = 0; i <= 4; i++) {
+        double y = y0 + (y1 - y0) * i / 4;
+        char b[32];
+        std::snprintf(b, sizeof b, "%.3g", y);
+        o << "<text x=\"" << L - 5 << "\" y=\"" << Y(y) + 4 << "\" text-anchor=\"end\">" << b << "</text>\n";
+    }
+    o << "<text x=\"" << (L + W - R) / 2 << "\" y=\"" << H - 10 << "\" text-anchor=\"middle\">" << xlabel
+      << "</text>\n<text x=\"15\" y=\"" << (T + H - B) / 2 << "\" transform=\"rotate(-90 15 " << (T + H - B) / 2
+      << ")\" text-anchor=\"middle\">" << ylabel << "</text>\n";
+    for (size_t si = 0; si < series.size(); si++) {
+        const auto& s = series[si];
+        const char* col = colours[si % 6];
+        o << "<polyline fill=\"none\" stroke=\"" << col << "\" stroke-width=\"2\""
+          << (s.dashed ? " stroke-dasharray=\"6,4\"" : "") << " points=\"";
+        for (size_t i = 0; i < s.x.size(); i++) o << X(s.x[i]) << ',' << Y(s.y[i]) << ' ';
+        o << "\"/>\n";
+        for (size_t i = 0; i < s.x.size(); i++)
+            o << "<circle cx=\"" << X(s.x[i]) << "\" cy=\"" << Y(s.y[i]) << "\" r=\"3\" fill=\"" << col << "\"/>\n";
+        o << "<text x=\"" << W - R + 10 << "\" y=\"" << T + 16 * (si + 1) << "\" fill=\"" << col << "\">" << s.name
+          << "</text>\n";
+    }
+    o << "</svg>\n";
+    return o.str();
+}
+
+std::string fmt_rate(const json& m, const std::string& count, const std::string& rate, const std::string& ci) {
+    char b[128];
+    std::snprintf(b, sizeof b, "%lld/%lld = %.3f [%.3f, %.3f]", (long long)m[count].get<int64_t>(),
+                  (long long)m["n"].get<int64_t>(), m[rate].get<double>(), m[ci][0].get<double>(),
+                  m[ci][1].get<double>());
+    return b;
+}
+
+std::string markdown(const json& res) {
+    std::ostringstream o;
+    const json& c = res["config"];
+    o << "# Memorization and extraction: " << res["corpus"]["name"].get<std::string>() << "\n\n";
+    o << "Corpus sha256 `" << res["corpus"]["sha256"].get<std::string>() << "`; presets "
+      << c["presets"].dump() << "; seeds " << c["seeds"].dump() << "; prefix lengths " << c["prefix_lengths"].dump()
+      << ", suffix " << c["suffix_len"] << " tokens; " << c["n_sequences"] << " sequences per split, "
+      << c["samples"] << " top-k samples per prompt. Definitions: docs/EXTRACTION.md. Rates are token-exact "
+      << "matches of the whole suffix (`memorized`), with Wilson 95% intervals; sampled rates count samples "
+      << "(several per prompt, not independent).\n\n";
+    for (const auto& [seed, sj] : res["seeds"].items()) {
+        o << "## Seed " << seed << "\n\n### Models\n\n| model | non-embedding params | epochs | train loss | held-out loss (nats/byte) | held-out bpb |\n|---|---|---|---|---|---|\n";
+        for (const auto& [name, m] : sj["models"].items())
+            o << "| " << name << " | " << m["non_embedding_parameters"] << " | " << m["epochs"] << " | "
+              << m["train_loss"] << " | " << m["heldout_loss"] << " | " << m["heldout_bpb"] << " |\n";
+        o << "\n### Prefix extraction (greedy), memorized = all " << c["suffix_len"]
+          << " suffix tokens reproduced\n\n| k | split |";
+        for (const auto& [name, m] : sj["models"].items()) o << " " << name << " |";
+        o << "\n|---|---|";
+        for (size_t i = 0; i < sj["models"].size(); i++) o << "---|";
+        o << "\n";
+        for (int k : c["prefix_lengths"].get<std::vector<int>>())
+            for (std::string split : {"train", "heldout"}) {
+                o << "| " << k << " | " << split << " |";
+                for (const auto& [name, m] : sj["models"].items())
+                    for (const auto& row : m["prefix"])
+                        if (row["k"] == k && row["split"] == split && row["decoding"] == "greedy")
+                            o << " " << fmt_rate(row, "memorized", "memorized_rate", "memorized_ci95") << " |";
+                o << "\n";
+            }
+        o << "\n### Prefix extraction (top-k sampling), seed 003's BLEU exact (>= 1) and fuzzy (> 0.75), train split\n\n| k | model | memorized | BLEU exact | BLEU fuzzy |\n|---|---|---|---|---|\n";
+        for (int k : c["prefix_lengths"].get<std::vector<int>>())
+            for (const auto& [name, m] : sj["models"].items())
+                for (const auto& row : m["prefix"])
+                    if (row["k"] == k && row["split"] == "train" && row["decoding"] != "greedy")
+                        o << "| " << k << " | " << name << " | "
+                          << fmt_rate(row, "memorized", "memorized_rate", "memorized_ci95") << " | "
+                          << fmt_rate(row, "bleu_exact", "bleu_exact_rate", "bleu_exact_ci95") << " | "
+                          << fmt_rate(row, "bleu_fuzzy", "bleu_fuzzy_rate", "bleu_fuzzy_ci95") << " |\n";
+        o << "\n### Untargeted extraction: samples with a >= 50-byte window verbatim in the training stream\n\n| model | strategy | ranking | in top | rate [95% CI] |\n|---|---|---|---|---|\n";
+        for (const auto& [name, m] : sj["models"].items())
+            for (const auto& [strat, s] : m["untargeted"].items()) {
+                for (const auto& [rk, v] : s["rankings"].items()) {
+                    char b[160];
+                    std::snprintf(b, sizeof b, "%lld/%lld | %.3f [%.3f, %.3f]", (long long)v["verbatim_in_top"].get<int64_t>(),
+                                  (long long)s["top"].get<int64_t>(), v["rate"].get<double>(), v["ci95"][0].get<double>(),
+                                  v["ci95"][1].get<double>());
+                    o << "| " << name << " | " << strat << " | " << rk << " | " << b << " |\n";
+                }
+                const json& v = s["random_baseline"];
+                char b[160];
+                std::snprintf(b, sizeof b, "%lld/%lld | %.3f [%.3f, %.3f]", (long long)v["verbatim_in_top"].get<int64_t>(),
+                              (long long)s["top"].get<int64_t>(), v["rate"].get<double>(), v["ci95"][0].get<double>(),
+                              v["ci95"][1].get<double>());
+                o << "| " << name << " | " << strat << " | random (baseline) | " << b << " |\n";
+            }
+        o << "\n### Membership inference on documents\n\n| model | attack | AUC | TPR at 1% FPR | TPR at 0.1% FPR |\n|---|---|---|---|---|\n";
+        for (const auto& [name, m] : sj["models"].items())
+            for (const auto& [a, v] : m["mia"]["attacks"].items())
+                o << "| " << name << " | " << a << " | " << v["auc"] << " | " << v["tpr_at_1pct_fpr"] << " | "
+                  << v["tpr_at_0.1pct_fpr"] << " |\n";
+        {
+            const json& first = sj["models"].begin().value()["mia"];
+            o << "\nMembers " << first["members"] << ", non-members " << first["nonmembers"]
+              << " (held-out near-duplicates of training text excluded: " << first["near_duplicates_excluded"] << ").\n";
+        }
+        o << "\n### Canary exposure (Secret Sharer), mean per insertion count\n\n| model | insertions | canaries | mean exposure (bits) | extracted greedily |\n|---|---|---|---|---|\n";
+        for (const auto& [name, m] : sj["models"].items())
+            for (const auto& [ins, v] : m["exposure_by_insertions"].items())
+                o << "| " << name << " | " << ins << " | " << v["n"] << " | " << v["mean_exposure"] << " | "
+                  << v["extracted"] << " |\n";
+        o << "\n### In plain words\n\n" << sj["verdict"].get<std::string>() << "\n\n";
+    }
+    o << "Plots: plots/*.svg. Per-sample CSVs: prefix_*.csv, untargeted_*.csv; summary: memorisation.csv.\n";
+    return o.str();
+}
+
+// Which model memorizes more, where, and how sure, in words.
+std::string verdict(const ExtractConfig& cfg, const json& models) {
+    std::ostringstream o;
+    std::vector<std::string> names;
+    for (const auto& [n, m] : models.items()) names.push_back(n);
+    if (names.size() < 2) return "Only one model: no comparison.";
+    const std::string& a = names[0];
+    const std::string& b = names[1];
+    auto hl = [&](const std::string& n) { return models[n]["heldout_loss"].get<double>(); };
+    o << "Held-out loss: " << a << " " << hl(a) << ", " << b << " " << hl(b) << " nats/byte; "
+      << (hl(a) < hl(b) ? a : b) << " fits the held-out text better, which by itself predicts more memorization.\n";
+    for (int k : cfg.prefix_lengths) {
+        const json *ra = nullptr, *rb = nullptr, *ha = nullptr, *hb = nullptr;
+        for (const auto& row : models[a]["prefix"])
+            if (row["k"] == k && row["decoding"] == "greedy") (row["split"] == "train" ? ra : ha) = &row;
+        for (const auto& row : models[b]["prefix"])
+            if (row["k"] == k && row["decoding"] == "greedy") (row["split"] == "train" ? rb : hb) = &row;
+        if (!ra || !rb) continue;
+        double pa = (*ra)["memorized_rate"], pb = (*rb)["memorized_rate"];
+        double la = (*ra)["memorized_ci95"][0], ua = (*ra)["memorized_ci95"][1];
+        double lb = (*rb)["memorized_ci95"][0], ub = (*rb)["memorized_ci95"][1];
+        o << "- k = " << k << ": greedy extraction of training suffixes " << a << " " << pa << " vs " << b << " "
+          << pb;
+        if (ha && hb) o << " (held-out: " << (*ha)["memorized_rate"] << " vs " << (*hb)["memorized_rate"] << ")";
+        if (pa == pb) o << ": equal.";
+        else if (ua < lb || ub < la)
+            o << ": " << (pa > pb ? a : b) << " memorizes more, and the 95% intervals do not overlap.";
+        else
+            o << ": " << (pa > pb ? a : b) << " is higher but the 95% intervals overlap: not a sure difference.";
+        o << "\n";
+    }
+    auto best_auc = [&](const std::string& n) {
+        double best = 0;
+        for (const auto& [x, v] : models[n]["mia"]["attacks"].items()) best = std::max(best, v["auc"].get<double>());
+        return best;
+    };
+    o << "- Membership inference, best AUC: " << a << " " << best_auc(a) << ", " << b << " " << best_auc(b) << ".\n";
+    auto mean_exp = [&](const std::string& n) {
+        double s = 0;
+        int c = 0;
+        for (const auto& e : models[n]["exposure"]) {
+            s += e["exposure"].get<double>();
+            c++;
+        }
+        return c ? s / c : NAN;
+    };
+    o << "- Canary exposure, mean over all canaries: " << a << " " << mean_exp(a) << ", " << b << " "
+      << mean_exp(b) << " bits.";
+    return o.str();
+}
+
+}  // namespace
+
+json run_extract(const ExtractConfig& cfg_in) {
+    g_stats = {};
+    Run r;
+    r.cfg = cfg_in;
+    const double t0 = now_s();
+    resolve_run(r);
+    const ExtractConfig& cfg = r.cfg;
+    json result;
+    result["corpus"] = r.resolved["corpus"];
+    result["config"] = r.resolved;
+    std::ostringstream summary;
+    summary << "model,seed,split,k,decoding,n,memorized,memorized_rate,memorized_lo,memorized_hi,exact,fuzzy,"
+               "prompt_rep,exact_rate,fuzzy_rate,prompt_rep_rate,heldout_loss\n";
+    std::vector<Series> rate_series, exp_series;
+    for (uint64_t seed : cfg.seeds) {
+        const std::string sk = std::to_string(seed);
+        const std::vector<uint8_t> train_stream = training_stream(r.corpus, seed), heldout = heldout_stream(r.corpus);
+        const Plan plan = plan_run(r, seed);
+        std::vector<TrainedModel> models;
+        std::map<std::string, TrainedModel> refs;
+        for (const auto& s : r.specs) models.push_back(train_model(r, s, seed, train_stream, heldout));
+        for (const auto& [m, s] : r.refs) refs[m] = train_model(r, s, seed, train_stream, heldout);
+        const double t_trained = now_s();
+        SuffixArray sa(train_stream);
+        json sj;
+        sj["plan"] = {{"train_sequences", plan.eligible_train > 0 ? std::min<int64_t>(plan.eligible_train, cfg.n_sequences) : 0},
+                      {"heldout_sequences", std::min<int64_t>(plan.eligible_heldout, cfg.n_sequences)},
+                      {"eligible_train_documents", plan.eligible_train},
+                      {"eligible_heldout_documents", plan.eligible_heldout},
+                      {"near_duplicates_excluded", plan.near_duplicates_excluded}};
+        std::vector<NamedRoc> rocs;
+        for (const auto& t : models) {
+            const std::string& name = t.spec.preset;
+            if (cfg.verbose) std::printf("== engine outputs: %s (seed %s)\n", name.c_str(), sk.c_str());
+            std::fflush(stdout);
+            EngineLm xl(t.spec.model, t.packed), ref(t.spec.model, refs[t.spec.model].packed);
+            json m;
+            m["packed"] = t.packed;
+            m["reference"] = refs[t.spec.model].spec.preset;
+            m["non_embedding_parameters"] = t.meta.value("non_embedding_parameters", int64_t(0));
+            m["epochs"] = t.meta.value("epochs_done", 0);
+            m["heldout_loss"] = t.meta["final"]["heldout_loss"];
+            m["heldout_bpb"] = t.meta["final"]["heldout_bpb"];
+            m["train_loss"] = t.meta["final"]["train_loss"];
+            m["reference_heldout_loss"] = refs[t.spec.model].meta["final"]["heldout_loss"];
+            double ts = now_s();
+            auto rows = prefix_extraction(r, plan, xl, ref, seed);
+            m["seconds"]["prefix"] = now_s() - ts;
+            m["prefix"] = prefix_metrics(r, plan, rows);
+            write_file_atomic(r.dir + "/prefix_" + name + "-seed" + sk + ".csv", prefix_csv(r, plan, name, seed, rows));
+            for (const auto& row : m["prefix"])
+                summary << name << ',' << seed << ',' << row["split"].get<std::string>() << ',' << row["k"] << ','
+                        << row["decoding"].get<std::string>() << ',' << row["n"] << ',' << row["memorized"] << ','
+                        << csv_num(row["memorized_rate"]) << ',' << csv_num(row["memorized_ci95"][0]) << ','
+                        << csv_num(row["memorized_ci95"][1]) << ',' << row["bleu_exact"] << ',' << row["bleu_fuzzy"]
+                        << ',' << row["prompt_rep"] << ',' << csv_num(row["bleu_exact_rate"]) << ','
+                        << csv_num(row["bleu_fuzzy_rate"]) << ','
+                        << csv_num(double(row["prompt_rep"].get<int64_t>()) / row["n"].get<double>()) << ','
+                        << csv_num(m["heldout_loss"].get<double>()) << '\n';
+            for (bool train : {true, false}) {
+                Series s{name + (train ? " train" : " held-out") + " s" + sk, {}, {}, !train};
+                for (const auto& row : m["prefix"])
+                    if (row["decoding"] == "greedy" && row["split"] == (train ? "train" : "heldout")) {
+                        s.x.push_back(row["k"].get<double>());
+                        s.y.push_back(row["memorized_rate"].get<double>());
+                    }
+                rate_series.push_back(s);
+            }
+            ts = now_s();
+            auto un = untargeted_extraction(r, xl, ref, sa, seed);
+            m["seconds"]["untargeted"] = now_s() - ts;
+            m["untargeted"] = untargeted_metrics(cfg, un, seed);
+            {
+                std::ostringstream o;
+                o << "strategy,text,verbatim_50,longest_verbatim,PPL_XL,PPL_S,PPL_Lower,Zlib,ratio_small,ratio_lower,"
+                     "ratio_zlib,min_window_ppl,min_k_pct\n";
+                for (const auto& u : un)
+                    o << u.strategy << ',' << csv_text(u.text) << ',' << int(u.verbatim) << ',' << u.longest << ','
+                      << csv_num(u.sc.ppl_xl) << ',' << csv_num(u.sc.ppl_s) << ',' << csv_num(u.sc.ppl_lower) << ','
+                      << u.sc.zlib << ',' << csv_num(u.sc.ratio_small()) << ',' << csv_num(u.sc.ratio_lower()) << ','
+                      << csv_num(u.sc.ratio_zlib()) << ',' << csv_num(u.sc.window) << ',' << csv_num(u.sc.min_k)
+                      << '\n';
+                write_file_atomic(r.dir + "/untargeted_" + name + "-seed" + sk + ".csv", o.str());
+            }
+            ts = now_s();
+            MiaResult mia = membership_inference(r, plan, xl, ref);
+            m["mia"] = mia.metrics;
+            write_file_atomic(r.dir + "/plots/mia_roc_loglog_" + name + "-seed" + sk + ".svg",
+                              svg_roc(mia.rocs, true, name + ": membership ROC, log-log"));
+            m["exposure"] = canary_exposure(r, plan, xl);
+            m["seconds"]["mia_exposure"] = now_s() - ts;
+            std::map<int, std::vector<const json*>> by;
+            for (const auto& e : m["exposure"]) by[e["insertions"].get<int>()].push_back(&e);
+            Series es{name + " s" + sk, {}, {}, false};
+            for (const auto& [ins, v] : by) {
+                double s = 0;
+                int ex = 0;
+                for (auto* e : v) {
+                    s += (*e)["exposure"].get<double>();
+                    ex += (*e)["extracted"].get<bool>();
+                }
+                m["exposure_by_insertions"][std::to_string(ins)] = {
+                    {"n", v.size()}, {"mean_exposure", s / double(v.size())}, {"extracted", ex}};
+                es.x.push_back(ins);
+                es.y.push_back(s / double(v.size()));
+            }
+            exp_series.push_back(es);
+            sj["models"][name] = m;
+        }
+        sj["verdict"] = verdict(cfg, sj["models"]);
+        sj["seconds"] = {{"train", t_trained - t0}, {"total", now_s() - t0}};
+        result["seeds"][sk] = sj;
+    }
+    result["seconds"] = now_s() - t0;
+    result["models_trained"] = g_stats.trained;
+    result["models_cached"] = g_stats.cached;
+    write_file_atomic(r.dir + "/memorisation.csv", summary.str());
+    write_file_atomic(r.dir + "/plots/extraction_vs_prefix.svg",
+                      svg_lines(rate_series, "greedy extraction rate (all suffix tokens) vs prefix length",
+                                "prefix length k (tokens, log2 axis)", "rate", true));
+    if (!r.corpus.canaries.empty())
+        write_file_atomic(r.dir + "/plots/exposure_vs_insertions.svg",
+                          svg_lines(exp_series, "canary exposure vs insertions", "insertions (log2 axis)",
+                                    "mean exposure (bits)", true));
+    write_file_atomic(r.dir + "/metrics.json", result.dump(2) + "\n");
+    write_file_atomic(r.dir + "/report.md", markdown(result));
+    return result;
+}
+
+}  // namespace mmia

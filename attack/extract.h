@@ -1,0 +1,105 @@
+// extract.h: bin/extract, training-data memorization and extraction in
+// language models, Mamba against a GPT-NeoX transformer (issue 11; seed 003
+// done right). docs/EXTRACTION.md defines every number.
+//
+// Stages of run_extract, in order, each a named function in extract.cpp:
+//   resolve  config, corpus (name, sha256, packages), run directory
+//   plan     the prefix-extraction sequences (train and held-out), the MIA
+//            documents, the exposure candidates, all seeded
+//   train    each model of --presets and its architecture's reference model
+//            (mamba-lm-ref / transformer-lm-ref) on the same training stream
+//            (train_lm: cached, resumable), exported to packed kinds 3 / 4
+//   engine   everything model-dependent through the mmap'd engines (LmOps:
+//            lm_generate, prefill/decode, lm_score_texts), never LibTorch
+//   scores   attack/lm_scores.h per sample, SuffixArray for "verbatim"
+//   metrics  metrics.json, CSVs, SVG plots, report.md
+//
+// Parts (per model): 1 prefix extraction (greedy and top-k 40), 2 the
+// Carlini 2021 scores per sample, 3 the CSVs, 4 untargeted extraction, 5
+// membership inference on documents and canary exposure.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/lm.h"
+
+namespace mmia {
+
+struct ExtractConfig {
+    std::string corpus = "prose";       // a corpus name under data/corpora/, or a directory
+    std::string config_path = "config.json";
+    // Presets to compare, each trained on the same stream; the default is
+    // the smallest matched pair.
+    std::vector<std::string> presets = {"mamba-lm-s", "transformer-lm-s"};
+    std::vector<uint64_t> seeds = {42};  // data order, initialisation, sampling
+    int epochs = 0;                      // 0 = each preset's
+    std::vector<int> prefix_lengths = {8, 16, 32, 64, 128};
+    int suffix_len = 50;                 // tokens compared with the model's continuation
+    int n_sequences = 100;               // prefix sequences per split (train, held-out)
+    int samples = 3;                     // top-k samples per prompt
+    int top_k = 40;
+    int untargeted = 400;                // samples per untargeted strategy
+    int untargeted_len = 256;            // tokens per untargeted sample
+    int candidates = 2000;               // exposure: never-inserted candidates per canary template
+    int mia_docs = 500;                  // documents per side (members, non-members), at most
+    int threads = 0;                     // 0 = all cores
+    std::string run_dir;                 // "" = runs/extract-<corpus>-<presets>-seed<seeds>
+    bool force = false;
+    bool verbose = true;
+};
+
+std::string default_extract_run_dir(const ExtractConfig& cfg);
+
+// Runs (or resumes: cached models are reused) the experiment; returns the
+// content of metrics.json. Throws std::runtime_error("<why>").
+nlohmann::json run_extract(const ExtractConfig& cfg);
+
+// What run_extract did, for tests: models trained now vs found finished.
+struct ExtractRunStats {
+    int trained = 0, cached = 0;
+};
+const ExtractRunStats& last_extract_run_stats();
+
+// ---- pieces, exposed for the tests ------------------------------------------
+
+// The Wilson score interval (Wilson 1927) for k successes in n trials at
+// z (1.959964 = 95%): centre (p + z^2/2n) / (1 + z^2/n), half-width
+// z sqrt(p(1-p)/n + z^2/4n^2) / (1 + z^2/n). n = 0 gives [0, 1].
+std::pair<double, double> wilson_interval(int64_t k, int64_t n, double z = 1.959963984540054);
+
+// One CSV field (RFC 4180): always quoted, '"' doubled. First the bytes
+// are made one printable line: backslash -> \\, newline -> \n, tab -> \t,
+// CR -> \r, any other byte 0x00-0x1f or 0x7f -> \xHH (two lowercase hex
+// digits); bytes >= 0x80 (UTF-8) pass unchanged. docs/EXTRACTION.md.
+std::string csv_text(const std::string& bytes);
+// A number at full precision (%.17g); NaN as "nan".
+std::string csv_num(double v);
+
+// Seed 003's prompt_rep: the reference suffix text occurs in the prompt text.
+bool prompt_repetition(const std::string& prompt, const std::string& suffix);
+
+// How many of `samples` contain a window of `min_len` bytes that occurs
+// verbatim in `stream` (SuffixArray over the stream).
+std::vector<bool> verbatim_flags(const std::vector<uint8_t>& stream, const std::vector<std::string>& samples,
+                                 size_t min_len);
+
+// The generation of the decaying-temperature strategy (Carlini et al.
+// 2021): temperature t0 at the first generated token falling linearly to
+// t1 at token `steps` and t1 after, top-k `top_k`; prefill/decode and
+// lm_sample per step. out: the tokens (stops after eos).
+int lm_generate_decaying(const LmOps* ops, const int* prompt, int n_prompt, int n_new, double t0, double t1,
+                         int steps, int top_k, uint64_t seed, std::vector<int>& out, char* err, size_t errlen);
+
+// Per-token log-probabilities of each token sequence (>= 2 tokens) through
+// the engine (lm_score_texts): result[i] has seqs[i].size() - 1 entries.
+std::vector<std::vector<double>> engine_logprobs(const LmOps& ops, const std::vector<std::vector<int>>& seqs);
+
+// Tokens (bytes) of text, with ASCII letters lowercased (PPL_Lower).
+std::string ascii_lower(const std::string& text);
+
+}  // namespace mmia

@@ -1,0 +1,68 @@
+// bin/extract: training-data memorization and extraction, Mamba against
+// transformer language models (attack/extract.h; docs/EXTRACTION.md).
+//
+//   bin/extract                                   prose, mamba-lm-s vs transformer-lm-s, seed 42
+//   bin/extract --corpus code --presets mamba-lm-m,transformer-lm-m --seeds 1,2,3
+#include <CLI/CLI.hpp>
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <thread>
+
+#include "attack/extract.h"
+#include "common/command_line.h"
+#include "train/trainer.h"
+
+using namespace mmia;
+
+int main(int argc, char** argv) {
+    keep_freed_memory();
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress lines appear as they happen in a log
+    CLI::App app{"Memorization and extraction: train Mamba and transformer LMs on a corpus, run prefix and "
+                 "untargeted extraction, membership inference and canary exposure through the engines, report."};
+    ExtractConfig cfg;
+    cfg.threads = int(std::max(1u, std::thread::hardware_concurrency()));
+    app.add_option("--corpus", cfg.corpus, "corpus name (data/corpora/NAME, built by bin/corpus) or directory")
+        ->capture_default_str();
+    app.add_option("--presets", cfg.presets, "LM presets compared (comma-separated; matched pairs)")
+        ->delimiter(',')
+        ->capture_default_str();
+    app.add_option("--seeds", cfg.seeds, "seeds (data order, initialisation, sampling), comma-separated")
+        ->delimiter(',')
+        ->capture_default_str();
+    app.add_option("--epochs", cfg.epochs, "training epochs of every model (0 = each preset's)")
+        ->check(CLI::Range(0, 100000));
+    app.add_option("--prefix-lengths", cfg.prefix_lengths, "prompt lengths k in tokens, comma-separated")
+        ->delimiter(',')
+        ->check(CLI::Range(1, 4096))
+        ->capture_default_str();
+    app.add_option("--n-sequences", cfg.n_sequences, "prefix sequences per split (train, held-out)")
+        ->check(CLI::Range(1, 1000000))
+        ->capture_default_str();
+    app.add_option("--samples", cfg.samples, "top-k samples per prompt")->check(CLI::Range(0, 1000))->capture_default_str();
+    app.add_option("--untargeted", cfg.untargeted, "untargeted samples per strategy")
+        ->check(CLI::Range(4, 10000000))
+        ->capture_default_str();
+    app.add_option("--candidates", cfg.candidates, "exposure: never-inserted candidates per canary template")
+        ->check(CLI::Range(1, 100000000))
+        ->capture_default_str();
+    app.add_option("--mia-docs", cfg.mia_docs, "membership inference: documents per side, at most")
+        ->check(CLI::Range(2, 10000000))
+        ->capture_default_str();
+    app.add_option("--threads", cfg.threads, "threads (LibTorch and the engines)")->check(CLI::Range(1, 1024));
+    app.add_option("--config", cfg.config_path, "config.json")->capture_default_str();
+    app.add_option("--run-dir", cfg.run_dir, "run directory (default runs/extract-<corpus>-<presets>-seed<seeds>)");
+    app.add_flag("--force", cfg.force, "reuse a run directory (and checkpoints) made with another configuration");
+    if (int code = parse_command_line(app, argc, argv); code >= 0) return code;
+    try {
+        run_extract(cfg);
+        std::string dir = cfg.run_dir.empty() ? default_extract_run_dir(cfg) : cfg.run_dir;
+        std::printf("report: %s/report.md (metrics: %s/metrics.json)\n", dir.c_str(), dir.c_str());
+    } catch (const std::exception& e) {
+        std::string msg = e.what();
+        msg = msg.substr(0, msg.find('\n'));  // LibTorch errors carry a backtrace after the first line
+        std::fprintf(stderr, "error: %s\n", msg.c_str());
+        return 1;
+    }
+    return 0;
+}
