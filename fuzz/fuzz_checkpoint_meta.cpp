@@ -35,11 +35,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     try {
         int epochs_done = meta.value("epochs_done", 0);
         if (epochs_done < 0 || epochs_done > mmia::kMaxCheckpointEpochs) abort();
-        mmia::InputSpec in = mmia::input_from_json(meta.at("input"));
-        if (int(in.mean.size()) != in.channels || int(in.std.size()) != in.channels) abort();
-        if (meta.value("model", "") == "mamba") {
-            mmia::MambaConfig c = mmia::mamba_from_json(meta.at("mamba"));
-            mmia::validate_mamba(c, in.channels, in.height, in.width);
+        const std::string model = meta.value("model", "");
+        if (model == "mamba-lm") {  // a language model: its config, no input (load_lm_checkpoint)
+            (void)mmia::mamba_lm_from_json(meta.at("lm"));
+        } else if (model == "transformer-lm") {
+            (void)mmia::transformer_lm_from_json(meta.at("lm"));
+        } else {
+            mmia::InputSpec in = mmia::input_from_json(meta.at("input"));
+            if (int(in.mean.size()) != in.channels || int(in.std.size()) != in.channels) abort();
+            if (model == "mamba") {
+                mmia::MambaConfig c = mmia::mamba_from_json(meta.at("mamba"));
+                mmia::validate_mamba(c, in.channels, in.height, in.width);
+            }
         }
         meta["history"].push_back(mmia::json{{"epoch", epochs_done + 1}});  // the trainer's resume
         (void)meta.contains("final");

@@ -523,3 +523,39 @@ TEST_CASE("bin/train on a corpus directory: killed with SIGKILL and resumed, it 
         CHECK(v.h.kind == (kind == "mamba-lm" ? MMIA_KIND_MAMBA_LM : MMIA_KIND_TRANSFORMER_LM));
     }
 }
+
+TEST_CASE("LM checkpoint meta: the lm config, steps_done and the weight count are checked before use") {
+    json m = {{"checkpoint_version", kCheckpointVersion}, {"model", "mamba-lm"}, {"epochs_done", 0},
+              {"steps_done", 3}, {"history", json::array()}, {"lm", to_json(tiny_spec("mamba-lm").mamba_lm)}};
+    CHECK(parse_checkpoint_meta(m.dump(), "m.pt", 1 << 20)["model"] == "mamba-lm");  // no "input" needed
+    struct Bad {
+        std::string why;
+        json meta;
+    };
+    std::vector<Bad> bad;
+    json b = m;
+    b.erase("lm");
+    bad.push_back({"missing \"lm\"", b});
+    b = m;
+    b["lm"]["d_state"] = 0;
+    bad.push_back({"\"d_state\" = 0 is outside", b});
+    b = m;
+    b["lm"]["n_heads"] = 2;  // a transformer field in a Mamba config
+    bad.push_back({"unknown field \"n_heads\"", b});
+    b = m;
+    b["steps_done"] = -4;
+    bad.push_back({"\"steps_done\" must be a non-negative integer", b});
+    b = m;
+    b["lm"]["d_model"] = 16384;  // 2 GB of weights claimed by a 1 MiB file
+    bad.push_back({"more than the 1048576-byte file holds", b});
+    b = m;
+    b["model"] = "transformer-lm";  // its lm config is a Mamba one
+    bad.push_back({"transformer-lm config: unknown field", b});
+    for (const Bad& x : bad) {
+        CAPTURE(x.why);
+        CHECK_THROWS_WITH_AS(parse_checkpoint_meta(x.meta.dump(), "m.pt", 1 << 20),
+                             doctest::Contains("m.pt: corrupt checkpoint meta: " ), std::runtime_error);
+        CHECK_THROWS_WITH_AS(parse_checkpoint_meta(x.meta.dump(), "m.pt", 1 << 20), doctest::Contains(x.why.c_str()),
+                             std::runtime_error);
+    }
+}
