@@ -94,11 +94,14 @@ struct Cfg {
     int C = 1, H = 8, W = 8, nc = 10;
     int D = 16, layers = 2, N = 4, K = 4, E = 32, R = 2, ph = 2, pw = 2;
     int pool = MMIA_POOL_MEAN, conv_mode = MMIA_CONV_CAUSAL;
+    int norm = MMIA_NORM_RMS, placement = MMIA_NORM_PRE;
+    std::vector<int> stem;  // conv stem widths (3x3, pad 1, GELU), none by default
     float eps = 1e-5f;
     float mean[4] = {0.1307f, 0.2f, 0.3f, 0.4f};
     float sd[4] = {0.3081f, 0.5f, 0.6f, 0.7f};
     int L() const { return (H / ph) * (W / pw); }
-    int P() const { return C * ph * pw; }
+    int Cp() const { return stem.empty() ? C : stem.back(); }  // channels the patches are cut from
+    int P() const { return Cp() * ph * pw; }
 };
 
 MmiaHeader make_header(const Cfg& c) {
@@ -124,6 +127,10 @@ MmiaHeader make_header(const Cfg& c) {
     h.hp[MMIA_HP_SEQ_LEN] = c.L();
     h.hp[MMIA_HP_POOL] = c.pool;
     h.hp[MMIA_HP_CONV_MODE] = c.conv_mode;
+    h.hp[MMIA_HP_NORM] = c.norm;
+    h.hp[MMIA_HP_NORM_PLACEMENT] = c.placement;
+    h.hp[MMIA_HP_STEM_LAYERS] = int32_t(c.stem.size());
+    for (size_t i = 0; i < c.stem.size(); i++) h.hp[MMIA_HP_STEM_WIDTH(i)] = c.stem[i];
     h.fp[MMIA_FP_NORM_EPS] = c.eps;
     return h;
 }
@@ -158,11 +165,21 @@ Model random_model(const Cfg& c, unsigned seed) {
     };
     const uint32_t D = c.D, E = c.E, N = c.N, K = c.K, R = c.R, P = c.P(), NC = c.nc;
     float sP = 1.0f / std::sqrt(float(P)), sD = 1.0f / std::sqrt(float(D)), sE = 1.0f / std::sqrt(float(E));
+    const bool ln = c.norm == MMIA_NORM_LAYER;
+    uint32_t cin = c.C;
+    for (size_t i = 0; i < c.stem.size(); i++) {
+        const uint32_t co = c.stem[i];
+        const float r = 1.0f / std::sqrt(float(cin * 9));
+        add("stem." + std::to_string(i) + ".weight", {co, cin, 3, 3}, uniform(g, co * cin * 9, -2 * r, 2 * r));
+        add("stem." + std::to_string(i) + ".bias", {co}, uniform(g, co, -0.3f, 0.3f));
+        cin = co;
+    }
     add("embed.weight", {D, P}, uniform(g, D * P, -sP, sP));
     add("embed.bias", {D}, uniform(g, D, -0.1f, 0.1f));
     for (int l = 0; l < c.layers; l++) {
         std::string p = "layers." + std::to_string(l) + ".";
         add(p + "norm.weight", {D}, uniform(g, D, 0.5f, 1.5f));
+        if (ln) add(p + "norm.bias", {D}, uniform(g, D, -0.3f, 0.3f));
         add(p + "in_proj.weight", {2 * E, D}, uniform(g, 2 * E * D, -sD, sD));
         add(p + "conv1d.weight", {E, K}, uniform(g, E * K, -0.5f, 0.5f));
         add(p + "conv1d.bias", {E}, uniform(g, E, -0.2f, 0.2f));
@@ -177,6 +194,7 @@ Model random_model(const Cfg& c, unsigned seed) {
         add(p + "out_proj.weight", {D, E}, uniform(g, D * E, -sE, sE));
     }
     add("norm_f.weight", {D}, uniform(g, D, 0.5f, 1.5f));
+    if (ln) add("norm_f.bias", {D}, uniform(g, D, -0.3f, 0.3f));
     add("head.weight", {NC, D}, uniform(g, NC * D, -sD, sD));
     add("head.bias", {NC}, uniform(g, NC, -0.1f, 0.1f));
     return m;
@@ -212,6 +230,21 @@ Mat rmsnorm_d(const Mat& x, const std::vector<float>& w, double eps) {
     return out;
 }
 
+// (x - mean) / sqrt(var + eps) * w + b over each token's features (biased variance)
+Mat layernorm_d(const Mat& x, const std::vector<float>& w, const std::vector<float>& b, double eps) {
+    Mat out = x;
+    for (size_t t = 0; t < x.size(); t++) {
+        double mu = 0, var = 0;
+        for (double v : x[t]) mu += v;
+        mu /= x[t].size();
+        for (double v : x[t]) var += (v - mu) * (v - mu);
+        var /= x[t].size();
+        const double r = 1.0 / std::sqrt(var + eps);
+        for (size_t d = 0; d < x[t].size(); d++) out[t][d] = (x[t][d] - mu) * r * w[d] + b[d];
+    }
+    return out;
+}
+
 // x [L][in] @ w[rows r0..r0+out)[in]^T
 Mat linear_d(const Mat& x, const std::vector<float>& w, int in, int r0, int out, const std::vector<float>* b) {
     Mat y(x.size(), std::vector<double>(out));
@@ -227,20 +260,55 @@ Mat linear_d(const Mat& x, const std::vector<float>& w, int in, int r0, int out,
 std::vector<double> ref_logits(const Model& m, const float* img) {
     const Cfg& c = m.c;
     const int L = c.L(), D = c.D, E = c.E, N = c.N, K = c.K, R = c.R, P = c.P(), gw = c.W / c.pw;
+    const bool post = c.placement == MMIA_NORM_POST;
+    // the model's norm over tokens' features: RMSNorm, or LayerNorm with its bias
+    auto norm = [&](const Mat& v, const std::string& w) {
+        if (c.norm == MMIA_NORM_LAYER) {
+            std::string b = w.substr(0, w.size() - 6) + "bias";  // "x.weight" -> "x.bias"
+            return layernorm_d(v, m.t(w), m.t(b), c.eps);
+        }
+        return rmsnorm_d(v, m.t(w), c.eps);
+    };
+    // the normalised image [C][H][W], then the stem: 3x3 conv, zero pad 1, + bias, exact GELU
+    const int HW = c.H * c.W;
+    std::vector<double> fm(size_t(c.C) * HW);
+    for (int ch = 0; ch < c.C; ch++)
+        for (int i = 0; i < HW; i++) fm[size_t(ch) * HW + i] = (double(img[size_t(ch) * HW + i]) - c.mean[ch]) / c.sd[ch];
+    int cin = c.C;
+    for (size_t s = 0; s < c.stem.size(); s++) {
+        const int co = c.stem[s];
+        const auto& w = m.t("stem." + std::to_string(s) + ".weight");
+        const auto& b = m.t("stem." + std::to_string(s) + ".bias");
+        std::vector<double> out(size_t(co) * HW);
+        for (int o = 0; o < co; o++)
+            for (int y = 0; y < c.H; y++)
+                for (int x = 0; x < c.W; x++) {
+                    double acc = b[o];
+                    for (int i = 0; i < cin; i++)
+                        for (int ky = 0; ky < 3; ky++)
+                            for (int kx = 0; kx < 3; kx++) {
+                                int yy = y + ky - 1, xx = x + kx - 1;
+                                if (yy < 0 || yy >= c.H || xx < 0 || xx >= c.W) continue;
+                                acc += double(w[((size_t(o) * cin + i) * 3 + ky) * 3 + kx]) * fm[size_t(i) * HW + yy * c.W + xx];
+                            }
+                    out[size_t(o) * HW + y * c.W + x] = 0.5 * acc * (1.0 + std::erf(acc / std::sqrt(2.0)));
+                }
+        fm = out;
+        cin = co;
+    }
     Mat patches(L, std::vector<double>(P));
     for (int t = 0; t < L; t++) {
         int py = t / gw, px = t % gw;
-        for (int ch = 0; ch < c.C; ch++)
+        for (int ch = 0; ch < cin; ch++)
             for (int y = 0; y < c.ph; y++)
-                for (int x = 0; x < c.pw; x++) {
-                    double v = img[(size_t(ch) * c.H + py * c.ph + y) * c.W + px * c.pw + x];
-                    patches[t][ch * c.ph * c.pw + y * c.pw + x] = (v - c.mean[ch]) / c.sd[ch];
-                }
+                for (int x = 0; x < c.pw; x++)
+                    patches[t][ch * c.ph * c.pw + y * c.pw + x] = fm[(size_t(ch) * c.H + py * c.ph + y) * c.W + px * c.pw + x];
     }
     Mat x = linear_d(patches, m.t("embed.weight"), P, 0, D, &m.t("embed.bias"));
     for (int l = 0; l < c.layers; l++) {
         std::string p = "layers." + std::to_string(l) + ".";
-        Mat h = rmsnorm_d(x, m.t(p + "norm.weight"), c.eps);
+        // pre-norm: the block sees norm(x); post-norm: x itself, normed after the add
+        Mat h = post ? x : norm(x, p + "norm.weight");
         Mat xs = linear_d(h, m.t(p + "in_proj.weight"), D, 0, E, nullptr);
         Mat z = linear_d(h, m.t(p + "in_proj.weight"), D, E, E, nullptr);
         const auto& cw = m.t(p + "conv1d.weight");
@@ -280,8 +348,10 @@ std::vector<double> ref_logits(const Model& m, const float* img) {
         Mat o = linear_d(y, m.t(p + "out_proj.weight"), E, 0, D, nullptr);
         for (int t = 0; t < L; t++)
             for (int d = 0; d < D; d++) x[t][d] += o[t][d];
+        if (post) x = norm(x, p + "norm.weight");
     }
-    Mat hf = rmsnorm_d(x, m.t("norm_f.weight"), c.eps);
+    // pre-norm: norm every token, then pool; post-norm: pool, then norm the pooled vector
+    Mat hf = post ? x : norm(x, "norm_f.weight");
     Mat pooled(1, std::vector<double>(D, 0.0));
     for (int d = 0; d < D; d++) {
         if (c.pool == MMIA_POOL_LAST) {
@@ -291,6 +361,7 @@ std::vector<double> ref_logits(const Model& m, const float* img) {
             pooled[0][d] /= L;
         }
     }
+    if (post) pooled = norm(pooled, "norm_f.weight");
     return linear_d(pooled, m.t("head.weight"), D, 0, c.nc, &m.t("head.bias"))[0];
 }
 
@@ -682,6 +753,29 @@ TEST_CASE("whole model matches the naive double forward") {
         c.K = 1;
         cases.push_back({"K=1", c});
     }
+    {
+        Cfg c;  // LayerNorm, pre-norm
+        c.norm = MMIA_NORM_LAYER;
+        cases.push_back({"layernorm pre", c});
+        c.placement = MMIA_NORM_POST;  // LayerNorm, post-norm (seed 000's block)
+        cases.push_back({"layernorm post", c});
+        c.norm = MMIA_NORM_RMS;  // RMSNorm, post-norm, last pool
+        c.pool = MMIA_POOL_LAST;
+        cases.push_back({"rmsnorm post last", c});
+    }
+    {
+        Cfg c;  // a two-layer conv stem (3 -> 5 -> 6 channels), 2x2 patches of its map
+        c.C = 3;
+        c.stem = {5, 6};
+        c.norm = MMIA_NORM_LAYER;
+        c.placement = MMIA_NORM_POST;
+        cases.push_back({"stem layernorm post", c});
+        c.stem = {4};
+        c.norm = MMIA_NORM_RMS;
+        c.placement = MMIA_NORM_PRE;
+        c.H = 10, c.W = 6;
+        cases.push_back({"stem rmsnorm pre, 10x6", c});
+    }
     int idx = 0;
     for (const Case& tc : cases) {
         INFO("case: " << tc.what);
@@ -784,6 +878,22 @@ TEST_CASE("writer: layout, alignment, checksum; refuses bad tensors and leaves n
     expect_throw({{"x", {1}, {1}}, {"x", {1}, {2}}}, "twice");
     expect_throw({}, "1..4096");
     expect_throw({{"a b", {1}, {1}}}, "non-printable");
+    // non-finite values never reach a file: any element, NaN or either inf
+    expect_throw({{"w", {3}, {1.0f, 2.0f, NAN}}}, "tensor 'w': element 2 is NaN (weights must be finite numbers)");
+    expect_throw({{"w", {2}, {INFINITY, 0.0f}}}, "tensor 'w': element 0 is +inf (weights must be finite numbers)");
+    expect_throw({{"ok", {1}, {1.0f}}, {"v", {2}, {0.0f, -INFINITY}}}, "tensor 'v': element 1 is -inf");
+    {
+        std::string q = tmp_path("bad_header.bin");
+        MmiaHeader h = make_header(c);
+        h.in_std[1] = NAN;
+        CHECK_THROWS_WITH_AS(write_packed_model(q, h, m.tensors),
+                             (q + ": header field in_std[1] is NaN (header floats must be finite)").c_str(), std::runtime_error);
+        h = make_header(c);
+        h.fp[6] = INFINITY;
+        CHECK_THROWS_WITH_AS(write_packed_model(q, h, m.tensors),
+                             (q + ": header field fp[6] is +inf (header floats must be finite)").c_str(), std::runtime_error);
+        CHECK(!file_exists(q));
+    }
     // 55 bytes is fine
     write_packed_model(tmp_path("long_ok.bin"), make_header(c), {{std::string(55, 'a'), {1}, {1.0f}}});
     // unwritable destination: error with the path, nothing left
@@ -1096,6 +1206,9 @@ TEST_CASE("bad model files are refused with a clear error (library and CLI)") {
                     "header field fp[7] is NaN (header floats must be finite)");
     }
     SUBCASE("a FIFO, a device or a socket is refused at once, never waited on") {
+        // The library opens in this process: were it to block, SIGALRM ends
+        // the test binary (a failure) instead of hanging it.
+        alarm(120);
         std::string fifo = tmp_path("model.fifo");
         unlink(fifo.c_str());
         REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
@@ -1112,6 +1225,7 @@ TEST_CASE("bad model files are refused with a clear error (library and CLI)") {
         REQUIRE(bind(fd, (const sockaddr*)&addr, sizeof addr) == 0);
         check_exact(sock, "cannot open: No such device or address");
         close(fd);
+        alarm(0);
     }
     SUBCASE("extra unknown tensor") {
         Model m2 = m;
@@ -1187,7 +1301,9 @@ TEST_CASE("bad input.bin is refused (library and CLI)") {
     cli_check_fails_exact(mamba_bin(), shell_quote(model) + " /dev/zero", "error: /dev/zero: not a regular file", tmp_dir());
     InputFile in;
     char err[256];
+    alarm(120);  // as above: a blocking open fails the binary, never hangs it
     CHECK(input_open(&in, fifo.c_str(), fpi, err, sizeof err) != 0);
+    alarm(0);
     CHECK(std::string(err) == "not a regular file");
     // stdin closed, or a FIFO on stdin: the engine never reads stdin.
     std::string good = tmp_path("good_in.bin");
