@@ -168,7 +168,11 @@ void resolve_run(Run& r) {
                                      std::to_string(cfg.suffix_len) + "-token suffix exceeds " + s.preset +
                                      "'s context of " + std::to_string(ctx) + " tokens");
     }
-    r.corpus = load_corpus(corpus_dir_of(cfg.corpus));
+    const std::string cdir = corpus_dir_of(cfg.corpus);
+    if (!fs::exists(cdir + "/manifest.json") && cfg.corpus.find('/') == std::string::npos)
+        throw std::runtime_error("corpus '" + cfg.corpus + "' is not built (" + cdir +
+                                 "/manifest.json missing): bin/corpus build --name " + cfg.corpus + " --canaries 2");
+    r.corpus = load_corpus(cdir);
 
     json& j = r.resolved;
     j["corpus"] = {{"name", r.corpus.name},

@@ -27,6 +27,7 @@
 #include "attack/lm_scores.h"
 #include "common/corpus.h"
 #include "engine/mamba_lm.h"
+#include "tests/cli_check.h"
 #include "tests/temp_dir.h"
 
 using namespace mmia;
@@ -367,4 +368,38 @@ TEST_CASE("run_extract on a fixture corpus: CSV columns, flags recomputed, held-
     ExtractConfig other = cfg;
     other.n_sequences = 5;
     CHECK_THROWS_WITH_AS(run_extract(other), doctest::Contains("another configuration"), std::runtime_error);
+}
+
+TEST_CASE("bin/extract: bad flags and impossible configurations get one error line") {
+    TempDir tmp("mmia_extract_cli");
+    const std::string bin = "bin/extract";
+    REQUIRE_MESSAGE(access(bin.c_str(), X_OK) == 0, "no executable " << bin << " (make bin/extract)");
+    struct Case {
+        std::string args;
+        int code;
+        const char* needle;
+    };
+    const Case cases[] = {
+        {"--bogus", 2, "--bogus"},
+        {"--n-sequences 0", 2, "--n-sequences: Value 0 not in range"},
+        {"--prefix-lengths 8,0", 2, "--prefix-lengths: Value 0 not in range"},
+        {"--untargeted 2", 2, "--untargeted: Value 2 not in range"},
+        {"--seeds x", 2, "--seeds"},
+        {"--presets nosuch", 1, "unknown preset 'nosuch' (see config.json)"},
+        {"--presets shokri", 1, "preset 'shokri' is not a language model (mamba-lm, transformer-lm)"},
+        {"--prefix-lengths 8,300", 1, "--prefix-lengths: 300 + the 50-token suffix exceeds mamba-lm-s's context of 256 tokens"},
+        {"--corpus /nonexistent/corpus", 1, "/nonexistent/corpus: cannot open corpus directory"},
+        {"--corpus nosuch", 1, "corpus 'nosuch' is not built (data/corpora/nosuch/manifest.json missing): bin/corpus build --name nosuch --canaries 2"},
+        {"--config /nonexistent.json", 1, "/nonexistent.json"},
+    };
+    for (const Case& c : cases) {
+        const std::string run_dir = tmp.file("run");
+        CliRun r = cli_run(bin, c.args + " --run-dir " + cli_quote(run_dir), tmp.path.string());
+        INFO("args: " << c.args << "\nstdout: " << r.out << "\nstderr: " << r.err);
+        CHECK(r.code == c.code);
+        CHECK(r.err.rfind("error: ", 0) == 0);
+        CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+        CHECK(r.err.find(c.needle) != std::string::npos);
+        CHECK(!cli_file_exists(run_dir + "/metrics.json"));
+    }
 }
