@@ -59,11 +59,13 @@ std::pair<double, int64_t> lm_stream_loss(LanguageModel& model, const std::vecto
     return {sum / double(n - 1), n - 1};
 }
 
-// The part of the meta record that must match for a checkpoint to be resumed.
+// The part of the meta record that must match for a checkpoint to be resumed
+// (how often it is saved is not: a resume may change --checkpoint-every).
 static json lm_identity(const json& meta) {
     json id;
     for (const char* k : {"model", "preset", "lm", "training", "corpus", "n_train_bytes", "n_heldout_bytes", "extra"})
         if (meta.contains(k)) id[k] = meta[k];
+    if (id.contains("training") && id["training"].is_object()) id["training"].erase("checkpoint_every");
     return id;
 }
 
