@@ -974,6 +974,18 @@ std::string markdown(const json& res) {
                   << v["extracted"] << " |\n";
         o << "\n### In plain words\n\n" << sj["verdict"].get<std::string>() << "\n\n";
     }
+    if (res["seeds"].size() > 1) {
+        o << "## Pooled over " << res["seeds"].size() << " seeds (greedy, counts summed)\n\n| k | split | model | memorized [95% CI] | mean held-out loss |\n|---|---|---|---|---|\n";
+        for (int k : c["prefix_lengths"].get<std::vector<int>>())
+            for (std::string split : {"train", "heldout"})
+                for (const auto& [name, m] : res["pooled"].items())
+                    for (const auto& row : m["prefix"])
+                        if (row["k"] == k && row["split"] == split && row["decoding"] == "greedy")
+                            o << "| " << k << " | " << split << " | " << name << " | "
+                              << fmt_rate(row, "memorized", "memorized_rate", "memorized_ci95") << " | "
+                              << m["mean_heldout_loss"] << " |\n";
+        o << "\n";
+    }
     o << "Plots: plots/*.svg. Per-sample CSVs: prefix_*.csv, untargeted_*.csv; summary: memorisation.csv.\n";
     return o.str();
 }
@@ -1143,6 +1155,32 @@ json run_extract(const ExtractConfig& cfg_in) {
         sj["verdict"] = verdict(cfg, sj["models"]);
         sj["seconds"] = {{"train", t_trained - t0}, {"total", now_s() - t0}};
         result["seeds"][sk] = sj;
+    }
+    // Pooled over seeds: counts summed (each seed's prompts are other draws),
+    // the held-out loss averaged.
+    for (const auto& spec : r.specs) {
+        const std::string& name = spec.preset;
+        json pooled = json::array();
+        double hl = 0;
+        for (const auto& [sk, sj] : result["seeds"].items()) hl += sj["models"][name]["heldout_loss"].get<double>();
+        for (const auto& row0 : result["seeds"].begin().value()["models"][name]["prefix"]) {
+            int64_t n = 0, mem = 0, ex = 0, fz = 0;
+            for (const auto& [sk, sj] : result["seeds"].items())
+                for (const auto& row : sj["models"][name]["prefix"])
+                    if (row["split"] == row0["split"] && row["k"] == row0["k"] && row["decoding"] == row0["decoding"]) {
+                        n += row["n"].get<int64_t>();
+                        mem += row["memorized"].get<int64_t>();
+                        ex += row["bleu_exact"].get<int64_t>();
+                        fz += row["bleu_fuzzy"].get<int64_t>();
+                    }
+            auto ci = wilson_interval(mem, n);
+            pooled.push_back({{"split", row0["split"]}, {"k", row0["k"]}, {"decoding", row0["decoding"]}, {"n", n},
+                              {"memorized", mem}, {"memorized_rate", double(mem) / double(n)},
+                              {"memorized_ci95", {ci.first, ci.second}}, {"bleu_exact", ex}, {"bleu_fuzzy", fz}});
+        }
+        result["pooled"][name] = {{"seeds", cfg.seeds.size()},
+                                  {"mean_heldout_loss", hl / double(cfg.seeds.size())},
+                                  {"prefix", pooled}};
     }
     result["seconds"] = now_s() - t0;
     result["models_trained"] = g_stats.trained;
