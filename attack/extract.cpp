@@ -918,7 +918,8 @@ std::string markdown(const json& res) {
               << m["train_loss"] << " | " << m["heldout_loss"] << " | " << m["heldout_bpb"] << " |\n";
         o << "\n### Prefix extraction (greedy), memorized = all " << c["suffix_len"]
           << " suffix tokens reproduced\n\n| k | split |";
-        for (const auto& [name, m] : sj["models"].items()) o << " " << name << " |";
+        for (const auto& [name, m] : sj["models"].items())
+            o << " " << name << " (held-out loss " << m["heldout_loss"] << ") |";
         o << "\n|---|---|";
         for (size_t i = 0; i < sj["models"].size(); i++) o << "---|";
         o << "\n";
@@ -931,16 +932,16 @@ std::string markdown(const json& res) {
                             o << " " << fmt_rate(row, "memorized", "memorized_rate", "memorized_ci95") << " |";
                 o << "\n";
             }
-        o << "\n### Prefix extraction (top-k sampling), seed 003's BLEU exact (>= 1) and fuzzy (> 0.75), train split\n\n| k | model | memorized | BLEU exact | BLEU fuzzy |\n|---|---|---|---|---|\n";
+        o << "\n### Prefix extraction (top-k sampling), seed 003's BLEU exact (>= 1) and fuzzy (> 0.75), train split\n\n| k | model | held-out loss | memorized | BLEU exact | BLEU fuzzy |\n|---|---|---|---|---|---|\n";
         for (int k : c["prefix_lengths"].get<std::vector<int>>())
             for (const auto& [name, m] : sj["models"].items())
                 for (const auto& row : m["prefix"])
                     if (row["k"] == k && row["split"] == "train" && row["decoding"] != "greedy")
-                        o << "| " << k << " | " << name << " | "
+                        o << "| " << k << " | " << name << " | " << m["heldout_loss"] << " | "
                           << fmt_rate(row, "memorized", "memorized_rate", "memorized_ci95") << " | "
                           << fmt_rate(row, "bleu_exact", "bleu_exact_rate", "bleu_exact_ci95") << " | "
                           << fmt_rate(row, "bleu_fuzzy", "bleu_fuzzy_rate", "bleu_fuzzy_ci95") << " |\n";
-        o << "\n### Untargeted extraction: samples with a >= 50-byte window verbatim in the training stream\n\n| model | strategy | ranking | in top | rate [95% CI] |\n|---|---|---|---|---|\n";
+        o << "\n### Untargeted extraction: samples with a >= 50-byte window verbatim in the training stream\n\n| model | strategy | ranking | in top | rate [95% CI] | held-out loss |\n|---|---|---|---|---|---|\n";
         for (const auto& [name, m] : sj["models"].items())
             for (const auto& [strat, s] : m["untargeted"].items()) {
                 for (const auto& [rk, v] : s["rankings"].items()) {
@@ -948,31 +949,43 @@ std::string markdown(const json& res) {
                     std::snprintf(b, sizeof b, "%lld/%lld | %.3f [%.3f, %.3f]", (long long)v["verbatim_in_top"].get<int64_t>(),
                                   (long long)s["top"].get<int64_t>(), v["rate"].get<double>(), v["ci95"][0].get<double>(),
                                   v["ci95"][1].get<double>());
-                    o << "| " << name << " | " << strat << " | " << rk << " | " << b << " |\n";
+                    o << "| " << name << " | " << strat << " | " << rk << " | " << b << " | " << m["heldout_loss"] << " |\n";
                 }
                 const json& v = s["random_baseline"];
                 char b[160];
                 std::snprintf(b, sizeof b, "%lld/%lld | %.3f [%.3f, %.3f]", (long long)v["verbatim_in_top"].get<int64_t>(),
                               (long long)s["top"].get<int64_t>(), v["rate"].get<double>(), v["ci95"][0].get<double>(),
                               v["ci95"][1].get<double>());
-                o << "| " << name << " | " << strat << " | random (baseline) | " << b << " |\n";
+                o << "| " << name << " | " << strat << " | random (baseline) | " << b << " | " << m["heldout_loss"] << " |\n";
             }
-        o << "\n### Membership inference on documents\n\n| model | attack | AUC | TPR at 1% FPR | TPR at 0.1% FPR |\n|---|---|---|---|---|\n";
+        o << "\n### Membership inference on documents\n\n| model | attack | AUC | TPR at 1% FPR | TPR at 0.1% FPR | held-out loss |\n|---|---|---|---|---|---|\n";
         for (const auto& [name, m] : sj["models"].items())
             for (const auto& [a, v] : m["mia"]["attacks"].items())
                 o << "| " << name << " | " << a << " | " << v["auc"] << " | " << v["tpr_at_1pct_fpr"] << " | "
-                  << v["tpr_at_0.1pct_fpr"] << " |\n";
+                  << v["tpr_at_0.1pct_fpr"] << " | " << m["heldout_loss"] << " |\n";
         {
             const json& first = sj["models"].begin().value()["mia"];
             o << "\nMembers " << first["members"] << ", non-members " << first["nonmembers"]
               << " (held-out near-duplicates of training text excluded: " << first["near_duplicates_excluded"] << ").\n";
         }
-        o << "\n### Canary exposure (Secret Sharer), mean per insertion count\n\n| model | insertions | canaries | mean exposure (bits) | extracted greedily |\n|---|---|---|---|---|\n";
+        o << "\n### Canary exposure (Secret Sharer), mean per insertion count\n\n| model | insertions | canaries | mean exposure (bits) | extracted greedily | held-out loss |\n|---|---|---|---|---|---|\n";
         for (const auto& [name, m] : sj["models"].items())
             for (const auto& [ins, v] : m["exposure_by_insertions"].items())
                 o << "| " << name << " | " << ins << " | " << v["n"] << " | " << v["mean_exposure"] << " | "
-                  << v["extracted"] << " |\n";
+                  << v["extracted"] << " | " << m["heldout_loss"] << " |\n";
         o << "\n### In plain words\n\n" << sj["verdict"].get<std::string>() << "\n\n";
+    }
+    if (res["seeds"].size() > 1) {
+        o << "## Pooled over " << res["seeds"].size() << " seeds (greedy, counts summed)\n\n| k | split | model | memorized [95% CI] | mean held-out loss |\n|---|---|---|---|---|\n";
+        for (int k : c["prefix_lengths"].get<std::vector<int>>())
+            for (std::string split : {"train", "heldout"})
+                for (const auto& [name, m] : res["pooled"].items())
+                    for (const auto& row : m["prefix"])
+                        if (row["k"] == k && row["split"] == split && row["decoding"] == "greedy")
+                            o << "| " << k << " | " << split << " | " << name << " | "
+                              << fmt_rate(row, "memorized", "memorized_rate", "memorized_ci95") << " | "
+                              << m["mean_heldout_loss"] << " |\n";
+        o << "\n";
     }
     o << "Plots: plots/*.svg. Per-sample CSVs: prefix_*.csv, untargeted_*.csv; summary: memorisation.csv.\n";
     return o.str();
@@ -1143,6 +1156,32 @@ json run_extract(const ExtractConfig& cfg_in) {
         sj["verdict"] = verdict(cfg, sj["models"]);
         sj["seconds"] = {{"train", t_trained - t0}, {"total", now_s() - t0}};
         result["seeds"][sk] = sj;
+    }
+    // Pooled over seeds: counts summed (each seed's prompts are other draws),
+    // the held-out loss averaged.
+    for (const auto& spec : r.specs) {
+        const std::string& name = spec.preset;
+        json pooled = json::array();
+        double hl = 0;
+        for (const auto& [sk, sj] : result["seeds"].items()) hl += sj["models"][name]["heldout_loss"].get<double>();
+        for (const auto& row0 : result["seeds"].begin().value()["models"][name]["prefix"]) {
+            int64_t n = 0, mem = 0, ex = 0, fz = 0;
+            for (const auto& [sk, sj] : result["seeds"].items())
+                for (const auto& row : sj["models"][name]["prefix"])
+                    if (row["split"] == row0["split"] && row["k"] == row0["k"] && row["decoding"] == row0["decoding"]) {
+                        n += row["n"].get<int64_t>();
+                        mem += row["memorized"].get<int64_t>();
+                        ex += row["bleu_exact"].get<int64_t>();
+                        fz += row["bleu_fuzzy"].get<int64_t>();
+                    }
+            auto ci = wilson_interval(mem, n);
+            pooled.push_back({{"split", row0["split"]}, {"k", row0["k"]}, {"decoding", row0["decoding"]}, {"n", n},
+                              {"memorized", mem}, {"memorized_rate", double(mem) / double(n)},
+                              {"memorized_ci95", {ci.first, ci.second}}, {"bleu_exact", ex}, {"bleu_fuzzy", fz}});
+        }
+        result["pooled"][name] = {{"seeds", cfg.seeds.size()},
+                                  {"mean_heldout_loss", hl / double(cfg.seeds.size())},
+                                  {"prefix", pooled}};
     }
     result["seconds"] = now_s() - t0;
     result["models_trained"] = g_stats.trained;

@@ -200,8 +200,9 @@ TEST_CASE("memorized is computed on tokens: a verbatim multi-byte continuation i
     CHECK_FALSE(suffix_exact_match(g, s));
 }
 
-// A fixture corpus: training documents of repeated sentences (several
-// copies), held-out documents of random letters (unpredictable), one canary.
+// A fixture corpus: training documents of random words (some 4 copies) and
+// four of one repeated letter, held-out documents of random letters
+// (unpredictable), one canary.
 static std::string write_fixture_corpus(const std::string& dir) {
     std::mt19937_64 rng(3);
     Corpus c;
@@ -213,7 +214,12 @@ static std::string write_fixture_corpus(const std::string& dir) {
         d.source = "test:" + std::to_string(i);
         d.train = i < 16;
         d.copies = d.train && i % 2 == 0 ? 4 : 1;
-        if (d.train) {
+        if (d.train && i >= 12) {
+            // a predictable document, 4 copies each: a tiny model learns it in
+            // a few steps, so some greedy rows are verbatim continuations
+            d.text = std::string(size_t(140 + i), 'x');
+            d.copies = 4;
+        } else if (d.train) {
             std::string t;
             while (t.size() < 140) t += std::string(words[rng() % 10]) + " ";
             d.text = t;
@@ -292,7 +298,7 @@ TEST_CASE("run_extract on a fixture corpus: CSV columns, flags recomputed, held-
         const int c_mem = col(h, "memorized"), c_suf = col(h, "suffix"), c_gen = col(h, "generated"),
                   c_split = col(h, "split"), c_prompt = col(h, "prompt"), c_sample = col(h, "sample"),
                   c_zlib = col(h, "Zlib"), c_ppl = col(h, "PPL_XL"), c_mlen = col(h, "matching_prefix_len");
-        int held_mem = 0;
+        int held_mem = 0, train_mem = 0;
         for (size_t i = 1; i < rows.size(); i++) {
             const auto& r = rows[i];
             REQUIRE(r.size() == h.size());
@@ -309,10 +315,12 @@ TEST_CASE("run_extract on a fixture corpus: CSV columns, flags recomputed, held-
             CHECK(std::stoll(r[size_t(c_zlib)]) == zlib_bytes(prompt + gen));
             CHECK(std::stod(r[size_t(c_ppl)]) >= 1.0);
             if (r[size_t(c_split)] == "heldout") held_mem += verbatim;
+            else train_mem += verbatim;
             // the true suffix of a training row occurs in the training stream
             if (r[size_t(c_split)] == "train") CHECK(stream.find(prompt + suffix) != std::string::npos);
         }
         CHECK(held_mem == 0);  // random letters cannot be continued
+        CHECK(train_mem > 0);  // the all-'x' documents are, and their rows say memorized = 1
 
         auto un = read_csv(cfg.run_dir + "/untargeted_" + m + "-seed5.csv");
         REQUIRE(un.size() == 1 + 16);
