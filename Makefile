@@ -113,12 +113,16 @@ bin/extract: $(BUILD)/attack/extract_main.o $(ATTACK_OBJS) $(ENGINE_LIB_OBJS) $(
 	@mkdir -p bin
 	$(CXX) $(HOST_CXXFLAGS) $^ -o $@ $(HOST_LDLIBS)
 
-# The default extraction run (docs/EXTRACTION.md): builds the prose corpus
-# (with canaries) when missing, then both small LMs, all five parts.
+# The default extraction run (docs/EXTRACTION.md): the first 400 kB of the
+# prose corpus with canaries (built when missing), both small LMs trained 3
+# epochs on it, all five parts; sized to finish in under 30 minutes on 2
+# cores from nothing (BENCHMARKS.md). EXTRACT_FLAGS adds or overrides flags.
+EXTRACT_CORPUS ?= data/corpora/prose-400k
 EXTRACT_FLAGS ?=
 extract: bin/extract bin/corpus
-	@test -f data/corpora/prose/manifest.json || bin/corpus build --name prose --canaries 2
-	bin/extract $(EXTRACT_FLAGS)
+	@test -f $(EXTRACT_CORPUS)/manifest.json || \
+	  bin/corpus build --name prose --max-bytes 400000 --canaries 2 --out $(EXTRACT_CORPUS)
+	bin/extract --corpus $(EXTRACT_CORPUS) --epochs 3 $(EXTRACT_FLAGS)
 
 # --- tests -----------------------------------------------------------------
 # Each tests/test_*.cpp is its own doctest binary (so LibTorch-free tests
