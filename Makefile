@@ -116,7 +116,7 @@ bin/extract: $(BUILD)/attack/extract_main.o $(ATTACK_OBJS) $(ENGINE_LIB_OBJS) $(
 # The default extraction run (docs/EXTRACTION.md): the first 400 kB of the
 # prose corpus with canaries (built when missing), both small LMs trained 3
 # epochs on it, all five parts; sized to finish in under 30 minutes on 2
-# cores from nothing (BENCHMARKS.md). EXTRACT_FLAGS adds or overrides flags.
+# cores from nothing (BENCHMARKS.md). EXTRACT_FLAGS adds flags (not --corpus or --epochs).
 EXTRACT_CORPUS ?= data/corpora/prose-400k
 EXTRACT_FLAGS ?=
 extract: bin/extract bin/corpus
