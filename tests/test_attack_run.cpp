@@ -510,6 +510,16 @@ TEST_CASE("a real run writes every output; a re-run trains nothing and replaces 
     CHECK(again["models"]["cnn"]["targets"][0]["attacks"] == t["attacks"]);  // deterministic
     CHECK(cli_read_text(dir + "/outputs/cnn/target0.npy") == npy);
 
+    // What decides the bits besides the configuration is recorded (and not
+    // compared on a re-run): the thread count, the seed, the library versions.
+    const json cfg_file = json::parse(cli_read_text(dir + "/attack_config.json"));
+    CHECK(cfg_file["environment"]["threads"] == 2);
+    CHECK(cfg_file["environment"]["seed"] == 42);
+    CHECK(cfg_file["presets"]["cnn"] == "shokri");
+    for (const char* lib : {"libtorch", "nlohmann_json", "compiler"})
+        CHECK_MESSAGE(!cfg_file["environment"][lib].get<std::string>().empty(), lib);
+    CHECK(r["environment"] == cfg_file["environment"]);
+
     // The same directory with another configuration is refused.
     AttackRunConfig other = c;
     other.seed = 7;
