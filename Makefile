@@ -147,6 +147,10 @@ $(BUILD)/tests/test_cnn_engine: $(PROG_PREFIX)cnn $(PROG_PREFIX)mamba
 $(BUILD)/tests/test_mamba_cifar_parity: $(PROG_PREFIX)mamba
 $(BUILD)/tests/test_checkpoint: $(PROG_PREFIX)bin/train $(PROG_PREFIX)bin/export
 $(BUILD)/tests/test_attack_run: $(PROG_PREFIX)bin/attack
+$(BUILD)/tests/test_extract: $(PROG_PREFIX)bin/extract
+$(BUILD)/tests/test_corpus: $(PROG_PREFIX)bin/corpus
+$(BUILD)/tests/test_lm_engine: $(PROG_PREFIX)mamba $(PROG_PREFIX)transformer $(PROG_PREFIX)cnn
+$(BUILD)/tests/test_lm_train: $(PROG_PREFIX)bin/train $(PROG_PREFIX)bin/export
 
 # The engine suites need no LibTorch: they link the engine library and the
 # packed writer only, so a change to an engine header rebuilds them in
@@ -163,7 +167,7 @@ $(BUILD)/export/packed_writer.o: export/packed_writer.cpp export/packed_writer.h
 	$(CXX) $(HOST_CXXFLAGS) -c $< -o $@
 
 test: setup
-	@$(MAKE) --no-print-directory -j2 $(ENGINES) bin/train bin/export bin/attack bin/corpus $(TEST_BINS)
+	@$(MAKE) --no-print-directory -j2 $(ENGINES) bin/train bin/export bin/attack bin/corpus bin/extract $(TEST_BINS)
 	@bash tests/run_all.sh $(TEST_BINS)
 
 # --- benchmarks ------------------------------------------------------------

@@ -380,7 +380,7 @@ TEST_CASE("run_extract on a fixture corpus: CSV columns, flags recomputed, held-
 
 TEST_CASE("bin/extract: bad flags and impossible configurations get one error line") {
     TempDir tmp("mmia_extract_cli");
-    const std::string bin = "bin/extract";
+    const std::string bin = cli_env_or("EXTRACT_BIN", "bin/extract");
     REQUIRE_MESSAGE(access(bin.c_str(), X_OK) == 0, "no executable " << bin << " (make bin/extract)");
     struct Case {
         std::string args;
