@@ -106,7 +106,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> train_presets = {"mamba-lm-s", "transformer-lm-s", "mamba-lm-m",
                                               "transformer-lm-m", "mamba-lm-l", "transformer-lm-l"};
     app.add_option("--threads", threads, "threads for both sides")->check(CLI::Range(1, 256));
-    app.add_option("--presets", presets, "config.json LM presets compared with LibTorch")->delimiter(',');
+    app.add_option("--presets", presets, "config.json LM presets compared with LibTorch ('none': skip)")->delimiter(',');
     app.add_option("--train-presets", train_presets, "LM presets timed for training ('none': skip)")
         ->delimiter(',');
     app.add_option("--reps", reps, "timed repetitions (median)")->check(CLI::Range(1, 100));
@@ -130,6 +130,7 @@ int main(int argc, char** argv) {
         std::printf("%-18s %-8s %7s %14s %14s %8s\n", "preset", "row", "tokens", "engine tok/s", "torch tok/s",
                     "ratio");
         for (const auto& name : presets) {
+            if (name == "none") continue;
             const ModelSpec spec = resolve_lm(cfg, name);
             torch::manual_seed(1);
             LanguageModel model = LanguageModel::build(spec);
