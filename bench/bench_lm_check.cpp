@@ -44,7 +44,7 @@ struct Engine {
         char err[512] = "";
         const int rc = is_mamba ? mamba_lm_open(&mamba, path.c_str(), err, sizeof err)
                                 : transformer_open(&tf, path.c_str(), err, sizeof err);
-        if (rc) throw std::runtime_error(path + ": " + err);
+        if (rc) throw std::runtime_error(err);  // the engine names the file
         ops = is_mamba ? mamba_lm_ops(&mamba) : transformer_ops(&tf);
     }
     ~Engine() {
