@@ -1,160 +1,257 @@
-// bench_lm_torch.cpp: the LM engines against LibTorch on the same trained
-// checkpoint (issue 10's speed ratios), measured in one run, same threads.
+// bench_lm_torch: the LM engines (mamba.cpp kind 3, transformer.cpp kind 4)
+// against LibTorch on the same weights, same threads, same run
+// (`make bench` calls it). For each preset a freshly initialised LibTorch
+// model (torch::manual_seed(1); speed does not depend on the weights) is
+// packed with export/model_export.h's pack_lm and opened by the engine from
+// memory, so both sides hold the same parameters.
 //
-//   make bin/bench_lm_torch
-//   bin/bench_lm_torch CHECKPOINT.pt [--threads 1] [--text 256] [--prompt 64] [--new 64] [--reps 5]
+//   bin/bench_lm_torch [--threads 2] [--presets mamba-lm-s,transformer-lm-s,...]
+//                      [--train-presets ...] [--reps 3] [--prompt 64] [--gen 64]
+//                      [--texts 16]
 //
-// For the checkpoint's model (mamba-lm or transformer-lm), exported to a
-// temporary packed file:
-//   - teacher-forced scoring of a --text-token text: LibTorch's forward (no
-//     grad, eval) vs the engine's *_forward; tokens/s
-//   - greedy generation of --new tokens after a --prompt-token prompt:
-//     LibTorch re-runs its forward over the whole sequence for each token (the
-//     module has no incremental state) vs the engine's prefill + decode;
-//     tokens/s of the generated tokens, prefill included
-// Medians of --reps runs; the logits of the two sides are also compared.
+// Rows (tokens/s; median of --reps after one warm-up):
+//   decode   --gen tokens after a --prompt-token prompt. Engine: prefill the
+//            prompt (untimed), then one decode step per token (the Mamba
+//            recurrent step; the transformer's attention over its K/V cache).
+//            LibTorch: the models have no recurrent step or K/V cache, so
+//            its best decode is a full forward over the growing sequence
+//            (prompt + i tokens) per new token, keeping the last logits.
+//   prefill  one pass over a full-context prompt (context tokens, batch 1):
+//            engine prefill vs LibTorch forward.
+//   score    teacher-forced log-probabilities of --texts texts of context
+//            tokens: engine lm_score_texts (OpenMP over texts) vs LibTorch
+//            forward of the batch + log_softmax + gather.
+// Training: one AdamW step (forward, next-token cross-entropy, backward,
+// step) on a batch of the preset's batch size x context tokens with the
+// fused selective scan (the Mamba default), tokens/s = batch x context /
+// median step time.
+#include <CLI/CLI.hpp>
 #include <torch/torch.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
-#include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
-#include <string>
-#include <vector>
+#include <stdexcept>
 
+#include "bench/bench_util.h"
+#include "common/config.h"
 #include "engine/lm.h"
 #include "engine/mamba_lm.h"
 #include "engine/transformer.h"
 #include "export/model_export.h"
-#include "train/lm_trainer.h"
+#include "train/lm_model.h"
 
 using namespace mmia;
 
-static double now() {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+namespace {
+
+// Deterministic byte tokens (no model depends on their meaning here).
+std::vector<int> bench_tokens(int64_t n, int salt) {
+    std::vector<int> t(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; i++) t[size_t(i)] = int((i * 131 + 7 + salt * 17) % 251);
+    return t;
 }
 
-static double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
+torch::Tensor as_tensor(const std::vector<int>& t, int64_t rows) {
+    std::vector<int64_t> v(t.begin(), t.end());
+    return torch::tensor(v).view({rows, int64_t(v.size()) / rows});
 }
+
+// The engine side of one preset, opened from the packed bytes in memory.
+struct EngineModel {
+    bool is_mamba = false;
+    MambaLm mamba;
+    Transformer tf;
+    std::vector<uint64_t> storage;  // 8-byte aligned packed bytes
+    LmOps ops;
+    EngineModel(const std::string& kind, const std::vector<uint8_t>& bytes) : is_mamba(kind == "mamba-lm") {
+        std::memset(&mamba, 0, sizeof mamba);
+        std::memset(&tf, 0, sizeof tf);
+        storage.resize((bytes.size() + 7) / 8);
+        std::memcpy(storage.data(), bytes.data(), bytes.size());
+        char err[512] = "";
+        const int rc = is_mamba ? mamba_lm_open_memory(&mamba, storage.data(), bytes.size(), err, sizeof err)
+                                : transformer_open_memory(&tf, storage.data(), bytes.size(), err, sizeof err);
+        if (rc) throw std::runtime_error(std::string("engine: ") + err);
+        ops = is_mamba ? mamba_lm_ops(&mamba) : transformer_ops(&tf);
+    }
+    ~EngineModel() {
+        if (is_mamba) mamba_lm_close(&mamba);
+        else transformer_close(&tf);
+    }
+};
+
+// The LM preset `name`, whichever kind config.json says it is.
+ModelSpec resolve_lm(const json& cfg, const std::string& name) {
+    if (!cfg.contains("presets") || !cfg["presets"].contains(name) || !cfg["presets"][name].contains("model"))
+        throw std::runtime_error("no preset \"" + name + "\" in config.json");
+    const std::string kind = cfg["presets"][name]["model"].get<std::string>();
+    if (!is_lm_model(kind)) throw std::runtime_error("preset \"" + name + "\" is not a language model");
+    return resolve_preset(cfg, kind, name);
+}
+
+void check(int rc, const char* what, const char* err) {
+    if (rc) throw std::runtime_error(std::string(what) + ": " + err);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
-    if (argc < 2) {
-        std::fprintf(stderr, "usage: %s CHECKPOINT.pt [--threads N] [--text N] [--prompt N] [--new N] [--reps N]\n", argv[0]);
-        return 2;
-    }
-    std::string ckpt = argv[1];
-    int threads = 1, n_text = 256, n_prompt = 64, n_new = 64, reps = 5;
-    for (int i = 2; i + 1 < argc; i += 2) {
-        std::string f = argv[i];
-        int v = std::atoi(argv[i + 1]);
-        if (f == "--threads") threads = v;
-        else if (f == "--text") n_text = v;
-        else if (f == "--prompt") n_prompt = v;
-        else if (f == "--new") n_new = v;
-        else if (f == "--reps") reps = v;
-        else {
-            std::fprintf(stderr, "error: unknown flag %s\n", f.c_str());
-            return 2;
-        }
-    }
+    CLI::App app{"LM engines vs LibTorch on the same weights: decode, prefill, scoring; training tokens/s."};
+    int threads = 2, reps = 3, prompt = 64, gen = 64, texts = 16, train_steps = 2;
+    std::vector<std::string> presets = {"mamba-lm-s", "transformer-lm-s", "mamba-lm-m", "transformer-lm-m"};
+    std::vector<std::string> train_presets = {"mamba-lm-s", "transformer-lm-s", "mamba-lm-m",
+                                              "transformer-lm-m", "mamba-lm-l", "transformer-lm-l"};
+    app.add_option("--threads", threads, "threads for both sides")->check(CLI::Range(1, 256));
+    app.add_option("--presets", presets, "config.json LM presets compared with LibTorch ('none': skip)")->delimiter(',');
+    app.add_option("--train-presets", train_presets, "LM presets timed for training ('none': skip)")
+        ->delimiter(',');
+    app.add_option("--reps", reps, "timed repetitions (median)")->check(CLI::Range(1, 100));
+    app.add_option("--train-steps", train_steps, "timed training steps (median)")->check(CLI::Range(1, 100));
+    app.add_option("--prompt", prompt, "decode: prompt tokens")->check(CLI::Range(1, 4096));
+    app.add_option("--gen", gen, "decode: generated tokens")->check(CLI::Range(1, 4096));
+    app.add_option("--texts", texts, "score: texts of context tokens")->check(CLI::Range(1, 4096));
+    CLI11_PARSE(app, argc, argv);
+
     try {
         torch::set_num_threads(threads);
-        json meta;
-        LanguageModel m = load_lm_checkpoint(ckpt, &meta);
-        m.module().eval();
-        const std::string bin = "/tmp/bench_lm_torch_" + std::to_string(getpid()) + ".bin";
-        export_checkpoint(ckpt, bin);
-        const bool mb = m.kind == "mamba-lm";
-        MambaLm em;
-        Transformer et;
-        std::memset(&em, 0, sizeof em);
-        std::memset(&et, 0, sizeof et);
-        char err[512] = "";
-        if ((mb ? mamba_lm_open(&em, bin.c_str(), err, sizeof err) : transformer_open(&et, bin.c_str(), err, sizeof err)) != 0)
-            throw std::runtime_error(err);
-        LmOps ops = mb ? mamba_lm_ops(&em) : transformer_ops(&et);
-        const int V = ops.info.vocab;
-        if (!mb) n_text = std::min(n_text, m.context());
-        if (!mb && n_prompt + n_new > m.context()) n_new = m.context() - n_prompt;
+#ifdef _OPENMP
+        omp_set_num_threads(threads);
+#endif
+        json cfg = load_config_file("config.json");
+        std::printf("engine vs LibTorch, same weights (fresh LibTorch init, seed 1, packed by pack_lm), %d thread%s; "
+                    "median of %d\n",
+                    threads, threads == 1 ? "" : "s", reps);
+        std::printf("LibTorch decode = full forward over the growing sequence (the models have no recurrent "
+                    "step / K/V cache in LibTorch)\n");
+        std::printf("%-18s %-8s %7s %14s %14s %8s\n", "preset", "row", "tokens", "engine tok/s", "torch tok/s",
+                    "ratio");
+        for (const auto& name : presets) {
+            if (name == "none") continue;
+            const ModelSpec spec = resolve_lm(cfg, name);
+            torch::manual_seed(1);
+            LanguageModel model = LanguageModel::build(spec);
+            model.module().eval();
+            PackedModelData packed = pack_lm(model);
+            EngineModel e(spec.model, pack_model_bytes(packed.header, packed.tensors));
+            const int V = e.ops.info.vocab, L = model.context();
+            torch::NoGradGuard no_grad;
+            char err[512] = "";
+            auto row = [&](const char* what, int64_t n_tok, double t_engine, double t_torch) {
+                std::printf("%-18s %-8s %7lld %14.0f %14.0f %7.1fx\n", name.c_str(), what, (long long)n_tok,
+                            n_tok / t_engine, n_tok / t_torch, t_torch / t_engine);
+                std::fflush(stdout);
+            };
 
-        const char* sample = "Permission is hereby granted, free of charge, to any person obtaining a copy of this "
-                             "software and associated documentation files (the \"Software\"), to deal in the Software "
-                             "without restriction, including without limitation the rights to use, copy, modify, merge, "
-                             "publish, distribute, sublicense, and/or sell copies of the Software. ";
-        std::vector<int> text;
-        while (int(text.size()) < n_text) text.push_back((unsigned char)sample[text.size() % std::strlen(sample)]);
-        std::vector<int64_t> text64(text.begin(), text.end());
-
-        // Scoring.
-        std::vector<double> t_torch, t_engine;
-        std::vector<float> all(size_t(n_text) * size_t(V));
-        torch::Tensor ref;
-        for (int r = 0; r < reps; r++) {
-            torch::NoGradGuard ng;
-            double t0 = now();
-            ref = m.forward(torch::tensor(text64).view({1, n_text}));
-            t_torch.push_back(now() - t0);
-            void* st = ops.state_new(ops.model);
-            t0 = now();
-            int rc = mb ? mamba_lm_forward(&em, (MambaLmState*)st, text.data(), n_text, all.data(), nullptr, err, sizeof err)
-                        : transformer_forward(&et, (TransformerState*)st, text.data(), n_text, all.data(), nullptr, err, sizeof err);
-            t_engine.push_back(now() - t0);
-            ops.state_free(st);
-            if (rc != 0) throw std::runtime_error(err);
-        }
-        auto refc = ref.contiguous();
-        double diff = 0;
-        for (size_t i = 0; i < all.size(); i++) diff = std::max(diff, double(std::fabs(refc.data_ptr<float>()[i] - all[i])));
-
-        // Greedy generation.
-        std::vector<double> g_torch, g_engine;
-        int agree = 0;
-        for (int r = 0; r < reps; r++) {
-            std::vector<int64_t> seq(text64.begin(), text64.begin() + n_prompt);
-            std::vector<int> out_t, out_e;
-            double t0 = now();
+            // decode
             {
-                torch::NoGradGuard ng;
-                for (int i = 0; i < n_new; i++) {
-                    auto l = m.forward(torch::tensor(seq).view({1, int64_t(seq.size())}));
-                    int tok = int(l[0][int64_t(seq.size()) - 1].argmax().item<int64_t>());
-                    out_t.push_back(tok);
-                    seq.push_back(tok);
+                const int P = std::min(prompt, L - 1), G = std::min(gen, L - P);
+                const auto toks = bench_tokens(P + G, 0);
+                std::vector<float> logits(size_t(V), 0.0f);
+                void* st = e.ops.state_new(e.ops.model);
+                if (!st) throw std::runtime_error("engine: out of memory");
+                std::vector<double> te, tt;
+                for (int r = 0; r <= reps; r++) {
+                    check(e.ops.prefill(e.ops.model, st, toks.data(), P, logits.data(), err, sizeof err), "prefill",
+                          err);
+                    auto t0 = BenchClock::now();
+                    for (int i = 0; i < G; i++)
+                        check(e.ops.decode(e.ops.model, st, toks[size_t(P + i)], logits.data(), err, sizeof err),
+                              "decode", err);
+                    if (r) te.push_back(seconds_since(t0));
                 }
+                e.ops.state_free(st);
+                const auto all = as_tensor(toks, 1);
+                float sink = 0;
+                for (int r = 0; r <= reps; r++) {
+                    auto t0 = BenchClock::now();
+                    for (int i = 0; i < G; i++) {
+                        auto out = model.forward(all.narrow(1, 0, P + i + 1));
+                        sink += out[0][P + i][0].item<float>();
+                    }
+                    if (r) tt.push_back(seconds_since(t0));
+                }
+                if (!std::isfinite(sink)) throw std::runtime_error("LibTorch decode: non-finite logits");
+                row("decode", G, median(te), median(tt));
             }
-            g_torch.push_back(now() - t0);
-            std::vector<float> logits(static_cast<size_t>(V));
-            void* st = ops.state_new(ops.model);
-            t0 = now();
-            if (ops.prefill(ops.model, st, text.data(), n_prompt, logits.data(), err, sizeof err) != 0) throw std::runtime_error(err);
-            for (int i = 0; i < n_new; i++) {
-                int tok = int(std::max_element(logits.begin(), logits.end()) - logits.begin());
-                out_e.push_back(tok);
-                if (i + 1 < n_new && ops.decode(ops.model, st, tok, logits.data(), err, sizeof err) != 0)
-                    throw std::runtime_error(err);
+            // prefill
+            {
+                const auto toks = bench_tokens(L, 1);
+                std::vector<float> logits(size_t(V), 0.0f);
+                void* st = e.ops.state_new(e.ops.model);
+                if (!st) throw std::runtime_error("engine: out of memory");
+                const double te = median_seconds(reps, [&] {
+                    check(e.ops.prefill(e.ops.model, st, toks.data(), L, logits.data(), err, sizeof err), "prefill",
+                          err);
+                });
+                e.ops.state_free(st);
+                const auto in = as_tensor(toks, 1);
+                const double tt = median_seconds(reps, [&] { (void)model.forward(in); });
+                row("prefill", L, te, tt);
             }
-            g_engine.push_back(now() - t0);
-            ops.state_free(st);
-            agree = out_t == out_e;
+            // teacher-forced scoring
+            {
+                const auto toks = bench_tokens(int64_t(texts) * L, 2);
+                std::vector<int64_t> start(size_t(texts) + 1);
+                for (int i = 0; i <= texts; i++) start[size_t(i)] = int64_t(i) * L;
+                std::vector<double> lp(toks.size());
+                const double te = median_seconds(reps, [&] {
+                    check(lm_score_texts(&e.ops, toks.data(), start.data(), texts, lp.data(), err, sizeof err),
+                          "score", err);
+                });
+                const auto in = as_tensor(toks, texts);
+                torch::Tensor got;
+                const double tt = median_seconds(reps, [&] {
+                    auto logp = torch::log_softmax(model.forward(in.narrow(1, 0, L - 1)), -1);
+                    got = logp.gather(-1, in.narrow(1, 1, L - 1).unsqueeze(-1)).squeeze(-1);
+                });
+                // the two sides score the same thing: compare the totals
+                const double a = got.to(torch::kFloat64).sum().item<double>();
+                double b = 0;
+                for (int i = 0; i < texts; i++)
+                    for (int j = 0; j < L - 1; j++) b += lp[size_t(start[size_t(i)] - i + j)];
+                if (!(std::fabs(a - b) <= 1e-3 * std::fabs(a) + 1e-3))
+                    throw std::runtime_error("score: engine total " + std::to_string(b) + " vs LibTorch " +
+                                             std::to_string(a));
+                row("score", int64_t(texts) * L, te, tt);
+            }
         }
-        const double st = n_text / median(t_torch), se = n_text / median(t_engine);
-        const double gt = n_new / median(g_torch), ge = n_new / median(g_engine);
-        std::printf("%s (preset %s), %d thread(s), median of %d\n", m.kind.c_str(), meta.value("preset", "?").c_str(),
-                    threads, reps);
-        std::printf("  scoring %d tokens: LibTorch %.0f tok/s, engine %.0f tok/s, ratio %.2fx; max |logit diff| %.2g\n",
-                    n_text, st, se, se / st, diff);
-        std::printf("  greedy %d tokens after %d: LibTorch %.1f tok/s (full forward per token), engine %.1f tok/s "
-                    "(prefill + decode), ratio %.1fx; tokens identical: %s\n",
-                    n_new, n_prompt, gt, ge, ge / gt, agree ? "yes" : "no");
-        if (mb) mamba_lm_close(&em);
-        else transformer_close(&et);
-        std::remove(bin.c_str());
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "error: %s\n", e.what());
+
+        if (!(train_presets.size() == 1 && train_presets[0] == "none")) {
+            std::printf("\ntraining step (AdamW; forward, cross-entropy, backward, step), fused selective scan, "
+                        "%d thread%s, median of %d\n",
+                        threads, threads == 1 ? "" : "s", train_steps);
+            std::printf("%-18s %6s %8s %12s %12s\n", "preset", "batch", "context", "ms/step", "tokens/s");
+            for (const auto& name : train_presets) {
+                const ModelSpec spec = resolve_lm(cfg, name);
+                const TrainConfig tc = resolve_training(cfg, name);
+                torch::manual_seed(1);
+                LanguageModel model = LanguageModel::build(spec);
+                model.module().train();
+                torch::optim::AdamW opt(model.module().parameters(),
+                                        torch::optim::AdamWOptions(tc.learning_rate).weight_decay(tc.weight_decay));
+                const int64_t B = tc.batch_size, L = model.context();
+                const auto toks = bench_tokens(B * (L + 1), 3);
+                const auto all = as_tensor(toks, B);
+                const auto x = all.narrow(1, 0, L), y = all.narrow(1, 1, L);
+                const double t = median_seconds(train_steps, [&] {
+                    opt.zero_grad();
+                    auto logits = model.forward(x);
+                    auto loss = torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}),
+                                                                     y.reshape({-1}));
+                    loss.backward();
+                    opt.step();
+                });
+                std::printf("%-18s %6lld %8lld %12.1f %12.0f\n", name.c_str(), (long long)B, (long long)L, 1000 * t,
+                            double(B * L) / t);
+                std::fflush(stdout);
+            }
+        }
+    } catch (const std::exception& ex) {
+        std::fprintf(stderr, "error: bench_lm_torch: %s\n", ex.what());
         return 1;
     }
     return 0;

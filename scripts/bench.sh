@@ -12,7 +12,7 @@ THREADS=${THREADS:-$(nproc)}
 # see the difference); tests and CI keep the environment they are given.
 BASELINE=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)
 make -s fast
-make -s -j2 bin/train bin/export bin/bench_engine bin/bench_scan bin/bench_train bin/bench_lm
+make -s -j2 bin/train bin/export bin/bench_engine bin/bench_scan bin/bench_train bin/bench_lm bin/bench_lm_torch
 
 # The demo's checkpoint if there is one; else a quick one (speed does not
 # depend on how well the weights are trained).
@@ -51,6 +51,10 @@ done
   echo
   echo "== language models: ms per generated token against context length (bin/bench_lm --threads $THREADS)"
   bin/bench_lm --threads "$THREADS"
+  echo
+  echo "== language models: engine vs LibTorch on the same weights, training tokens/s per preset (bin/bench_lm_torch --threads $THREADS)"
+  echo "load now: $(cut -d' ' -f1-3 /proc/loadavg)"
+  OMP_NUM_THREADS=$THREADS "${BASELINE[@]}" bin/bench_lm_torch --threads "$THREADS"
   echo
   echo "== fused selective scan vs the LibTorch loop (bin/bench_scan --threads $THREADS)"
   "${BASELINE[@]}" bin/bench_scan --threads "$THREADS"
