@@ -115,10 +115,8 @@ bin/extract: $(BUILD)/attack/extract_main.o $(ATTACK_OBJS) $(ENGINE_LIB_OBJS) $(
 
 # The default extraction run (docs/EXTRACTION.md): the first 400 kB of the
 # prose corpus with canaries (built when missing), both small LMs trained 3
-# epochs on it, all five parts. Sized for under 30 minutes on 2 cores from
-# nothing: about 1M training tokens per small model at the 3,000-7,500
-# tokens/s measured (BENCHMARKS.md); the whole run is not timed on a quiet
-# machine yet. EXTRACT_FLAGS adds flags (not --corpus or --epochs).
+# epochs on it, all five parts: 194 s on 2 quiet cores (BENCHMARKS.md), far
+# under the 30-minute budget. EXTRACT_FLAGS adds flags (not --corpus or --epochs).
 EXTRACT_CORPUS ?= data/corpora/prose-400k
 EXTRACT_FLAGS ?=
 extract: bin/extract bin/corpus
