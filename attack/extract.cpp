@@ -969,10 +969,17 @@ std::string markdown(const json& res) {
               << " (held-out near-duplicates of training text excluded: " << first["near_duplicates_excluded"] << ").\n";
         }
         o << "\n### Canary exposure (Secret Sharer), mean per insertion count\n\n| model | insertions | canaries | mean exposure (bits) | extracted greedily | held-out loss |\n|---|---|---|---|---|---|\n";
-        for (const auto& [name, m] : sj["models"].items())
-            for (const auto& [ins, v] : m["exposure_by_insertions"].items())
-                o << "| " << name << " | " << ins << " | " << v["n"] << " | " << v["mean_exposure"] << " | "
+        for (const auto& [name, m] : sj["models"].items()) {
+            // JSON object keys sort as strings ("1", "16", "2"): list the counts numerically.
+            std::vector<std::pair<int, std::string>> counts;
+            for (const auto& [ins, v] : m["exposure_by_insertions"].items()) counts.emplace_back(std::stoi(ins), ins);
+            std::sort(counts.begin(), counts.end());
+            for (const auto& [n_ins, ins] : counts) {
+                const json& v = m["exposure_by_insertions"][ins];
+                o << "| " << name << " | " << n_ins << " | " << v["n"] << " | " << v["mean_exposure"] << " | "
                   << v["extracted"] << " | " << m["heldout_loss"] << " |\n";
+            }
+        }
         o << "\n### In plain words\n\n" << sj["verdict"].get<std::string>() << "\n\n";
     }
     if (res["seeds"].size() > 1) {
