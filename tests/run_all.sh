@@ -4,6 +4,10 @@
 set -u
 cd "$(dirname "$0")/.."
 passed=0 failed=0 skipped=0 broken=()
+# Failing outputs are kept and summarised again at the very end, so that a CI
+# log that shows only its last lines still says what failed and why.
+keep=$(mktemp -d)
+trap 'rm -rf "$keep"' EXIT
 for bin in "$@"; do
   echo "== $bin"
   out=$("$bin" 2>&1); rc=$?
@@ -23,8 +27,17 @@ for bin in "$@"; do
   failed=$((failed + ${f:-0}))
   if [ $rc -ne 0 ] || [ -z "$line" ]; then
     broken+=("$bin")
+    echo "$out" >"$keep/${#broken[@]}.log"
     [ -z "$line" ] && failed=$((failed + 1))  # crashed before its summary
   fi
+done
+i=0
+for bin in "${broken[@]+"${broken[@]}"}"; do
+  i=$((i + 1))
+  echo "== why $bin failed (its test cases, failed checks, sanitizer and crash lines; then its last lines)"
+  grep -E 'TEST CASE:|ERROR:|FATAL|ERROR|SUMMARY:|runtime error|Sanitizer|signal|Segmentation|terminate' "$keep/$i.log" | head -n 40
+  echo "-- last lines:"
+  tail -n 12 "$keep/$i.log"
 done
 [ ${#broken[@]} -gt 0 ] && echo "failing binaries: ${broken[*]}"
 echo "$passed passed, $failed failed, $skipped skipped"
