@@ -354,6 +354,89 @@ std::pair<double, double> wilson_interval(int64_t k, int64_t n, double z) {
     return {std::max(0.0, centre - half), std::min(1.0, centre + half)};
 }
 
+namespace {
+// {"mean", "min", "max", "per_seed"} of a few values (one per seed).
+json spread(const std::vector<double>& v) {
+    double sum = 0, lo = INFINITY, hi = -INFINITY;
+    for (double x : v) {
+        sum += x;
+        lo = std::min(lo, x);
+        hi = std::max(hi, x);
+    }
+    return {{"mean", v.empty() ? NAN : sum / double(v.size())}, {"min", lo}, {"max", hi}, {"per_seed", v}};
+}
+}  // namespace
+
+json pool_seeds(const json& seeds, const std::vector<std::string>& models) {
+    json out = json::object();
+    for (const std::string& name : models) {
+        std::vector<const json*> per;  // this model's result in each seed
+        for (const auto& [sk, sj] : seeds.items()) {
+            if (!sj.contains("models") || !sj["models"].contains(name))
+                throw std::runtime_error("pool_seeds: seed " + sk + " has no model " + name);
+            per.push_back(&sj["models"][name]);
+        }
+        if (per.empty()) throw std::runtime_error("pool_seeds: no seeds");
+        json pooled = json::array();
+        for (const auto& row0 : (*per[0])["prefix"]) {
+            int64_t n = 0, mem = 0, ex = 0, fz = 0;
+            for (const json* m : per)
+                for (const auto& row : (*m)["prefix"])
+                    if (row["split"] == row0["split"] && row["k"] == row0["k"] && row["decoding"] == row0["decoding"]) {
+                        n += row["n"].get<int64_t>();
+                        mem += row["memorized"].get<int64_t>();
+                        ex += row["bleu_exact"].get<int64_t>();
+                        fz += row["bleu_fuzzy"].get<int64_t>();
+                    }
+            const auto ci = wilson_interval(mem, n), cie = wilson_interval(ex, n), cif = wilson_interval(fz, n);
+            const double nn = double(std::max<int64_t>(n, 1));
+            pooled.push_back({{"split", row0["split"]}, {"k", row0["k"]}, {"decoding", row0["decoding"]}, {"n", n},
+                              {"memorized", mem}, {"memorized_rate", double(mem) / nn},
+                              {"memorized_ci95", {ci.first, ci.second}}, {"bleu_exact", ex},
+                              {"bleu_exact_rate", double(ex) / nn}, {"bleu_exact_ci95", {cie.first, cie.second}},
+                              {"bleu_fuzzy", fz}, {"bleu_fuzzy_rate", double(fz) / nn},
+                              {"bleu_fuzzy_ci95", {cif.first, cif.second}}});
+        }
+        std::vector<double> hl, best;
+        for (const json* m : per) hl.push_back((*m)["heldout_loss"].get<double>());
+        json mia = json::object();
+        if ((*per[0]).contains("mia")) {
+            for (const json* m : per) {
+                double b = -INFINITY;
+                for (const auto& [a, v] : (*m)["mia"]["attacks"].items()) b = std::max(b, v["auc"].get<double>());
+                best.push_back(b);
+            }
+            for (const auto& [a, v0] : (*per[0])["mia"]["attacks"].items()) {
+                std::vector<double> auc, tpr;
+                for (const json* m : per) {
+                    auc.push_back((*m)["mia"]["attacks"][a]["auc"].get<double>());
+                    tpr.push_back((*m)["mia"]["attacks"][a]["tpr_at_1pct_fpr"].get<double>());
+                }
+                mia[a] = {{"auc", spread(auc)}, {"tpr_at_1pct_fpr", spread(tpr)}};
+            }
+        }
+        json expo = json::object();
+        if ((*per[0]).contains("exposure_by_insertions"))
+            for (const auto& [ins, v0] : (*per[0])["exposure_by_insertions"].items()) {
+                std::vector<double> e;
+                int64_t extracted = 0, n = 0;
+                for (const json* m : per) {
+                    const json& v = (*m)["exposure_by_insertions"][ins];
+                    e.push_back(v["mean_exposure"].get<double>());
+                    extracted += v["extracted"].get<int64_t>();
+                    n += v["n"].get<int64_t>();
+                }
+                expo[ins] = {{"mean_exposure", spread(e)}, {"extracted", extracted}, {"n", n}};
+            }
+        const json hls = spread(hl);
+        out[name] = {{"seeds", per.size()},     {"mean_heldout_loss", hls["mean"]},
+                     {"heldout_loss", hls},     {"prefix", pooled},
+                     {"mia", mia},              {"best_mia_auc", best.empty() ? json() : spread(best)},
+                     {"exposure_by_insertions", expo}};
+    }
+    return out;
+}
+
 std::string csv_text(const std::string& bytes) {
     std::string out = "\"";
     for (unsigned char c : bytes) {
@@ -901,6 +984,23 @@ std::string fmt_rate(const json& m, const std::string& count, const std::string&
     return b;
 }
 
+// A reported number in the report's tables: 4 significant digits
+// (metrics.json keeps full precision); integers as they are; null as n/a.
+std::string g4(const json& v) {
+    if (v.is_null()) return "n/a";
+    if (v.is_number_integer() || v.is_number_unsigned()) return v.dump();
+    char b[32];
+    std::snprintf(b, sizeof b, "%.4g", v.get<double>());
+    return b;
+}
+
+// "mean [min, max]" of a pool_seeds spread.
+std::string spread_text(const json& s) {
+    if (s.is_null()) return "n/a";
+    if (s["per_seed"].size() == 1) return g4(s["mean"]);
+    return g4(s["mean"]) + " [" + g4(s["min"]) + ", " + g4(s["max"]) + "]";
+}
+
 std::string markdown(const json& res) {
     std::ostringstream o;
     const json& c = res["config"];
@@ -911,15 +1011,49 @@ std::string markdown(const json& res) {
       << c["samples"] << " top-k samples per prompt. Definitions: docs/EXTRACTION.md. Rates are token-exact "
       << "matches of the whole suffix (`memorized`), with Wilson 95% intervals; sampled rates count samples "
       << "(several per prompt, not independent).\n\n";
+    // Headline: every model over all seeds (pool_seeds): the largest prefix
+    // length's pooled extraction rates, exposure at the most insertions,
+    // the best MIA AUC, each as mean [min, max] over seeds where it varies.
+    {
+        const int kmax = c["prefix_lengths"].back().get<int>();
+        o << "## Headline over " << res["seeds"].size() << " seed(s)\n\n"
+          << "Extraction at k = " << kmax << " (training split; counts summed over seeds, Wilson 95%), "
+          << "exposure at the most insertions and MIA as mean [min, max] over seeds.\n\n"
+          << "| model | held-out loss (nats/byte) | greedy memorized | top-k BLEU exact | top-k BLEU fuzzy | "
+             "held-out greedy memorized | max-insertion exposure (bits) | best MIA AUC | loss-attack TPR at 1% FPR |\n"
+          << "|---|---|---|---|---|---|---|---|---|\n";
+        for (const auto& [name, m] : res["pooled"].items()) {
+            std::string g = "n/a", ex = "n/a", fz = "n/a", hg = "n/a", expo = "n/a", tpr = "n/a";
+            for (const auto& row : m["prefix"]) {
+                if (row["k"] != kmax) continue;
+                if (row["decoding"] == "greedy")
+                    (row["split"] == "train" ? g : hg) = fmt_rate(row, "memorized", "memorized_rate", "memorized_ci95");
+                else if (row["split"] == "train") {
+                    ex = fmt_rate(row, "bleu_exact", "bleu_exact_rate", "bleu_exact_ci95");
+                    fz = fmt_rate(row, "bleu_fuzzy", "bleu_fuzzy_rate", "bleu_fuzzy_ci95");
+                }
+            }
+            int most = -1;
+            for (const auto& [ins, v] : m["exposure_by_insertions"].items())
+                if (std::stoi(ins) > most) {
+                    most = std::stoi(ins);
+                    expo = spread_text(v["mean_exposure"]) + " (x" + ins + ")";
+                }
+            if (m["mia"].contains("loss")) tpr = spread_text(m["mia"]["loss"]["tpr_at_1pct_fpr"]);
+            o << "| " << name << " | " << spread_text(m["heldout_loss"]) << " | " << g << " | " << ex << " | " << fz
+              << " | " << hg << " | " << expo << " | " << spread_text(m["best_mia_auc"]) << " | " << tpr << " |\n";
+        }
+        o << "\n";
+    }
     for (const auto& [seed, sj] : res["seeds"].items()) {
         o << "## Seed " << seed << "\n\n### Models\n\n| model | non-embedding params | epochs | train loss | held-out loss (nats/byte) | held-out bpb |\n|---|---|---|---|---|---|\n";
         for (const auto& [name, m] : sj["models"].items())
             o << "| " << name << " | " << m["non_embedding_parameters"] << " | " << m["epochs"] << " | "
-              << m["train_loss"] << " | " << m["heldout_loss"] << " | " << m["heldout_bpb"] << " |\n";
+              << g4(m["train_loss"]) << " | " << g4(m["heldout_loss"]) << " | " << g4(m["heldout_bpb"]) << " |\n";
         o << "\n### Prefix extraction (greedy), memorized = all " << c["suffix_len"]
           << " suffix tokens reproduced\n\n| k | split |";
         for (const auto& [name, m] : sj["models"].items())
-            o << " " << name << " (held-out loss " << m["heldout_loss"] << ") |";
+            o << " " << name << " (held-out loss " << g4(m["heldout_loss"]) << ") |";
         o << "\n|---|---|";
         for (size_t i = 0; i < sj["models"].size(); i++) o << "---|";
         o << "\n";
@@ -937,7 +1071,7 @@ std::string markdown(const json& res) {
             for (const auto& [name, m] : sj["models"].items())
                 for (const auto& row : m["prefix"])
                     if (row["k"] == k && row["split"] == "train" && row["decoding"] != "greedy")
-                        o << "| " << k << " | " << name << " | " << m["heldout_loss"] << " | "
+                        o << "| " << k << " | " << name << " | " << g4(m["heldout_loss"]) << " | "
                           << fmt_rate(row, "memorized", "memorized_rate", "memorized_ci95") << " | "
                           << fmt_rate(row, "bleu_exact", "bleu_exact_rate", "bleu_exact_ci95") << " | "
                           << fmt_rate(row, "bleu_fuzzy", "bleu_fuzzy_rate", "bleu_fuzzy_ci95") << " |\n";
@@ -949,20 +1083,20 @@ std::string markdown(const json& res) {
                     std::snprintf(b, sizeof b, "%lld/%lld | %.3f [%.3f, %.3f]", (long long)v["verbatim_in_top"].get<int64_t>(),
                                   (long long)s["top"].get<int64_t>(), v["rate"].get<double>(), v["ci95"][0].get<double>(),
                                   v["ci95"][1].get<double>());
-                    o << "| " << name << " | " << strat << " | " << rk << " | " << b << " | " << m["heldout_loss"] << " |\n";
+                    o << "| " << name << " | " << strat << " | " << rk << " | " << b << " | " << g4(m["heldout_loss"]) << " |\n";
                 }
                 const json& v = s["random_baseline"];
                 char b[160];
                 std::snprintf(b, sizeof b, "%lld/%lld | %.3f [%.3f, %.3f]", (long long)v["verbatim_in_top"].get<int64_t>(),
                               (long long)s["top"].get<int64_t>(), v["rate"].get<double>(), v["ci95"][0].get<double>(),
                               v["ci95"][1].get<double>());
-                o << "| " << name << " | " << strat << " | random (baseline) | " << b << " | " << m["heldout_loss"] << " |\n";
+                o << "| " << name << " | " << strat << " | random (baseline) | " << b << " | " << g4(m["heldout_loss"]) << " |\n";
             }
         o << "\n### Membership inference on documents\n\n| model | attack | AUC | TPR at 1% FPR | TPR at 0.1% FPR | held-out loss |\n|---|---|---|---|---|---|\n";
         for (const auto& [name, m] : sj["models"].items())
             for (const auto& [a, v] : m["mia"]["attacks"].items())
-                o << "| " << name << " | " << a << " | " << v["auc"] << " | " << v["tpr_at_1pct_fpr"] << " | "
-                  << v["tpr_at_0.1pct_fpr"] << " | " << m["heldout_loss"] << " |\n";
+                o << "| " << name << " | " << a << " | " << g4(v["auc"]) << " | " << g4(v["tpr_at_1pct_fpr"]) << " | "
+                  << g4(v["tpr_at_0.1pct_fpr"]) << " | " << g4(m["heldout_loss"]) << " |\n";
         {
             const json& first = sj["models"].begin().value()["mia"];
             o << "\nMembers " << first["members"] << ", non-members " << first["nonmembers"]
@@ -976,14 +1110,14 @@ std::string markdown(const json& res) {
             std::sort(counts.begin(), counts.end());
             for (const auto& [n_ins, ins] : counts) {
                 const json& v = m["exposure_by_insertions"][ins];
-                o << "| " << name << " | " << n_ins << " | " << v["n"] << " | " << v["mean_exposure"] << " | "
-                  << v["extracted"] << " | " << m["heldout_loss"] << " |\n";
+                o << "| " << name << " | " << n_ins << " | " << v["n"] << " | " << g4(v["mean_exposure"]) << " | "
+                  << v["extracted"] << " | " << g4(m["heldout_loss"]) << " |\n";
             }
         }
         o << "\n### In plain words\n\n" << sj["verdict"].get<std::string>() << "\n\n";
     }
     if (res["seeds"].size() > 1) {
-        o << "## Pooled over " << res["seeds"].size() << " seeds (greedy, counts summed)\n\n| k | split | model | memorized [95% CI] | mean held-out loss |\n|---|---|---|---|---|\n";
+        o << "## Pooled over " << res["seeds"].size() << " seeds (greedy, counts summed)\n\n| k | split | model | memorized [95% CI] | held-out loss, mean [min, max] |\n|---|---|---|---|---|\n";
         for (int k : c["prefix_lengths"].get<std::vector<int>>())
             for (std::string split : {"train", "heldout"})
                 for (const auto& [name, m] : res["pooled"].items())
@@ -991,7 +1125,7 @@ std::string markdown(const json& res) {
                         if (row["k"] == k && row["split"] == split && row["decoding"] == "greedy")
                             o << "| " << k << " | " << split << " | " << name << " | "
                               << fmt_rate(row, "memorized", "memorized_rate", "memorized_ci95") << " | "
-                              << m["mean_heldout_loss"] << " |\n";
+                              << spread_text(m["heldout_loss"]) << " |\n";
         o << "\n";
     }
     o << "Plots: plots/*.svg. Per-sample CSVs: prefix_*.csv, untargeted_*.csv; summary: memorisation.csv.\n";
@@ -1164,31 +1298,10 @@ json run_extract(const ExtractConfig& cfg_in) {
         sj["seconds"] = {{"train", t_trained - t0}, {"total", now_s() - t0}};
         result["seeds"][sk] = sj;
     }
-    // Pooled over seeds: counts summed (each seed's prompts are other draws),
-    // the held-out loss averaged.
-    for (const auto& spec : r.specs) {
-        const std::string& name = spec.preset;
-        json pooled = json::array();
-        double hl = 0;
-        for (const auto& [sk, sj] : result["seeds"].items()) hl += sj["models"][name]["heldout_loss"].get<double>();
-        for (const auto& row0 : result["seeds"].begin().value()["models"][name]["prefix"]) {
-            int64_t n = 0, mem = 0, ex = 0, fz = 0;
-            for (const auto& [sk, sj] : result["seeds"].items())
-                for (const auto& row : sj["models"][name]["prefix"])
-                    if (row["split"] == row0["split"] && row["k"] == row0["k"] && row["decoding"] == row0["decoding"]) {
-                        n += row["n"].get<int64_t>();
-                        mem += row["memorized"].get<int64_t>();
-                        ex += row["bleu_exact"].get<int64_t>();
-                        fz += row["bleu_fuzzy"].get<int64_t>();
-                    }
-            auto ci = wilson_interval(mem, n);
-            pooled.push_back({{"split", row0["split"]}, {"k", row0["k"]}, {"decoding", row0["decoding"]}, {"n", n},
-                              {"memorized", mem}, {"memorized_rate", double(mem) / double(n)},
-                              {"memorized_ci95", {ci.first, ci.second}}, {"bleu_exact", ex}, {"bleu_fuzzy", fz}});
-        }
-        result["pooled"][name] = {{"seeds", cfg.seeds.size()},
-                                  {"mean_heldout_loss", hl / double(cfg.seeds.size())},
-                                  {"prefix", pooled}};
+    {
+        std::vector<std::string> names;
+        for (const auto& spec : r.specs) names.push_back(spec.preset);
+        result["pooled"] = pool_seeds(result["seeds"], names);
     }
     result["seconds"] = now_s() - t0;
     result["models_trained"] = g_stats.trained;

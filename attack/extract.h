@@ -72,6 +72,20 @@ const ExtractRunStats& last_extract_run_stats();
 // z sqrt(p(1-p)/n + z^2/4n^2) / (1 + z^2/n). n = 0 gives [0, 1].
 std::pair<double, double> wilson_interval(int64_t k, int64_t n, double z = 1.959963984540054);
 
+// Pools the per-seed results of run_extract (metrics.json's "seeds" object:
+// seed -> {"models": name -> {heldout_loss, prefix[], mia.attacks{}, 
+// exposure_by_insertions{}}}) for each model in `models`:
+//   prefix rows: counts summed over seeds (each seed draws other prompts),
+//     rate and Wilson 95% interval of the sums;
+//   heldout_loss, each MIA attack's auc and tpr_at_1pct_fpr, the best AUC
+//     over attacks, and each insertion count's mean exposure: {"mean",
+//     "min", "max", "per_seed"} over seeds (seeds in the object's order);
+//   mean_heldout_loss (= heldout_loss.mean, kept for older readers).
+// Seeds are few (3 for the headline): the spread is given as min..max, not
+// as a normal interval. Throws std::runtime_error if a model is missing from
+// a seed. Tested on a hand-built case in tests/test_extract.cpp.
+nlohmann::json pool_seeds(const nlohmann::json& seeds, const std::vector<std::string>& models);
+
 // One CSV field (RFC 4180): always quoted, '"' doubled. First the bytes
 // are made one printable line: backslash -> \\, newline -> \n, tab -> \t,
 // CR -> \r, any other byte 0x00-0x1f or 0x7f -> \xHH (two lowercase hex

@@ -134,6 +134,53 @@ TEST_CASE("wilson_interval: hand-worked values") {
     CHECK(he == 1.0);
 }
 
+TEST_CASE("pool_seeds: counts summed with Wilson intervals, spreads over seeds, by hand") {
+    // Two seeds of one model. Prefix row (greedy, train, k 8): 3/10 and
+    // 2/10 -> 5/20 = 0.25; Wilson(5, 20) = [0.111862, 0.468701] (z 1.959964:
+    // centre (0.25 + 0.096036) / 1.192073 = 0.290281, half 1.959964 *
+    // sqrt(0.009375 + 0.0024010) / 1.192073 = 0.178419).
+    // AUCs: loss 0.6 / 0.8, zlib 0.7 / 0.5 -> loss mean 0.7 [0.6, 0.8];
+    // best per seed 0.7 and 0.8 -> mean 0.75 [0.7, 0.8]. Exposure at x4:
+    // 3 and 5 bits -> mean 4 [3, 5]; extracted 0 + 1 = 1 of 2 + 2 = 4.
+    auto model = [](int mem, double loss_auc, double zlib_auc, double tpr, double expo, int extracted, double hl) {
+        return json{{"heldout_loss", hl},
+                     {"prefix", {{{"split", "train"}, {"k", 8}, {"decoding", "greedy"}, {"n", 10}, {"memorized", mem},
+                                  {"bleu_exact", mem + 1}, {"bleu_fuzzy", mem + 2}}}},
+                     {"mia", {{"attacks", {{"loss", {{"auc", loss_auc}, {"tpr_at_1pct_fpr", tpr}}},
+                                          {"zlib", {{"auc", zlib_auc}, {"tpr_at_1pct_fpr", 0.0}}}}}}},
+                     {"exposure_by_insertions", {{"4", {{"n", 2}, {"mean_exposure", expo}, {"extracted", extracted}}}}}};
+    };
+    json seeds = {{"1", {{"models", {{"m", model(3, 0.6, 0.7, 0.02, 3.0, 0, 1.5)}}}}},
+                  {"2", {{"models", {{"m", model(2, 0.8, 0.5, 0.04, 5.0, 1, 2.5)}}}}}};
+    json p = pool_seeds(seeds, {"m"})["m"];
+    CHECK(p["seeds"] == 2);
+    const json& row = p["prefix"][0];
+    CHECK(row["n"] == 20);
+    CHECK(row["memorized"] == 5);
+    CHECK(row["memorized_rate"].get<double>() == 0.25);
+    CHECK(row["memorized_ci95"][0].get<double>() == doctest::Approx(0.111862).epsilon(1e-5));
+    CHECK(row["memorized_ci95"][1].get<double>() == doctest::Approx(0.468701).epsilon(1e-5));
+    CHECK(row["bleu_exact"] == 7);   // 4 + 3
+    CHECK(row["bleu_fuzzy"] == 9);   // 5 + 4
+    CHECK(row["bleu_fuzzy_rate"].get<double>() == 0.45);
+    CHECK(p["heldout_loss"]["mean"].get<double>() == 2.0);
+    CHECK(p["mean_heldout_loss"].get<double>() == 2.0);
+    CHECK(p["heldout_loss"]["per_seed"] == json({1.5, 2.5}));
+    CHECK(p["mia"]["loss"]["auc"]["mean"].get<double>() == doctest::Approx(0.7));
+    CHECK(p["mia"]["loss"]["auc"]["min"].get<double>() == 0.6);
+    CHECK(p["mia"]["loss"]["auc"]["max"].get<double>() == 0.8);
+    CHECK(p["mia"]["zlib"]["auc"]["mean"].get<double>() == doctest::Approx(0.6));
+    CHECK(p["mia"]["loss"]["tpr_at_1pct_fpr"]["mean"].get<double>() == doctest::Approx(0.03));
+    CHECK(p["best_mia_auc"]["per_seed"] == json({0.7, 0.8}));
+    CHECK(p["best_mia_auc"]["mean"].get<double>() == doctest::Approx(0.75));
+    const json& e = p["exposure_by_insertions"]["4"];
+    CHECK(e["mean_exposure"]["mean"].get<double>() == 4.0);
+    CHECK(e["mean_exposure"]["min"].get<double>() == 3.0);
+    CHECK(e["extracted"] == 1);
+    CHECK(e["n"] == 4);
+    CHECK_THROWS_WITH_AS(pool_seeds(seeds, {"other"}), "pool_seeds: seed 1 has no model other", std::runtime_error);
+}
+
 TEST_CASE("csv_text: quoted, quotes doubled, control bytes escaped, one line") {
     CHECK(csv_text("plain") == "\"plain\"");
     CHECK(csv_text("a,\"b\"") == "\"a,\"\"b\"\"\"");
