@@ -49,6 +49,11 @@ struct ExtractConfig {
     int mia_docs = 500;                  // documents per side (members, non-members), at most
     int threads = 0;                     // 0 = all cores
     std::string run_dir;                 // "" = runs/extract-<corpus>-<presets>-seed<seeds>
+    // Sanity control (issue 11): also train each preset on the held-out
+    // documents only, a model that never saw the training documents, and run
+    // greedy prefix extraction with it on the same training sequences. What
+    // it "extracts" there is generalization, not memorization (expected ~0).
+    bool control = false;
     bool force = false;
     bool verbose = true;
 };

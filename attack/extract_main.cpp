@@ -52,6 +52,9 @@ int main(int argc, char** argv) {
     app.add_option("--threads", cfg.threads, "threads (LibTorch and the engines)")->check(CLI::Range(1, 1024));
     app.add_option("--config", cfg.config_path, "config.json")->capture_default_str();
     app.add_option("--run-dir", cfg.run_dir, "run directory (default runs/extract-<corpus>-<presets>-seed<seeds>)");
+    app.add_flag("--control", cfg.control,
+                 "sanity control: also train each preset on the held-out documents only and extract the training "
+                 "sequences with it (generalization, expected ~0)");
     app.add_flag("--force", cfg.force, "reuse a run directory (and checkpoints) made with another configuration");
     if (int code = parse_command_line(app, argc, argv); code >= 0) return code;
     try {

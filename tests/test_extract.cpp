@@ -326,8 +326,9 @@ TEST_CASE("run_extract on a fixture corpus: CSV columns, flags recomputed, held-
     cfg.threads = 2;
     cfg.run_dir = tmp.file("run");
     cfg.verbose = false;
+    cfg.control = true;
     json res = run_extract(cfg);
-    CHECK(last_extract_run_stats().trained == 4);  // two models + two references
+    CHECK(last_extract_run_stats().trained == 6);  // two models, two references, two controls
     CHECK(last_extract_run_stats().cached == 0);
 
     Corpus corpus = load_corpus(cfg.corpus);
@@ -368,6 +369,35 @@ TEST_CASE("run_extract on a fixture corpus: CSV columns, flags recomputed, held-
         }
         CHECK(held_mem == 0);  // random letters cannot be continued
         CHECK(train_mem > 0);  // the all-'x' documents are, and their rows say memorized = 1
+        // The control (same preset, trained on the held-out random letters
+        // only) never saw the training documents: it can continue only what
+        // is predictable without them (a run of one repeated letter), never a
+        // random-word document, so it extracts at most the sampled one-letter
+        // sequences, whatever the model it is the control of extracts.
+        {
+            const json& mj = res["seeds"]["5"]["models"][m];
+            REQUIRE(mj["control"]["prefix"].size() == 2);  // k = 8, 16; greedy, train split
+            int64_t one_letter = 0;  // greedy training rows (both k) whose suffix is one repeated letter
+            const int c_dec = col(h, "decoding");
+            for (size_t i = 1; i < rows.size(); i++) {
+                const std::string suffix = unescape(rows[i][size_t(c_suf)]);
+                if (rows[i][size_t(c_split)] == "train" && rows[i][size_t(c_dec)] == "greedy" &&
+                    suffix.find_first_not_of(suffix[0]) == std::string::npos)
+                    one_letter++;
+            }
+            int64_t control_greedy = 0;
+            for (const auto& row : mj["control"]["prefix"]) {
+                CHECK(row["split"] == "train");
+                CHECK(row["n"] == 6);
+                control_greedy += row["memorized"].get<int64_t>();
+            }
+            MESSAGE(m << ": control extracted " << control_greedy << " greedy training sequences (k 8 + k 16) of "
+                      << one_letter << " one-letter ones");
+            CHECK(control_greedy <= one_letter);
+            CHECK(one_letter < 12);  // random-word documents were sampled too: the bound is not vacuous
+            // it never saw the training documents: they cost it more than the model that trained on them
+            CHECK(mj["control"]["loss_on_training_documents"].get<double>() > mj["train_loss"].get<double>());
+        }
 
         auto un = read_csv(cfg.run_dir + "/untargeted_" + m + "-seed5.csv");
         REQUIRE(un.size() == 1 + 16);
@@ -416,7 +446,7 @@ TEST_CASE("run_extract on a fixture corpus: CSV columns, flags recomputed, held-
     // A re-run trains nothing and gives the same numbers.
     json again = run_extract(cfg);
     CHECK(last_extract_run_stats().trained == 0);
-    CHECK(last_extract_run_stats().cached == 4);
+    CHECK(last_extract_run_stats().cached == 6);
     CHECK(again["seeds"]["5"]["models"]["tiny-mamba"]["prefix"] == res["seeds"]["5"]["models"]["tiny-mamba"]["prefix"]);
 
     // Another configuration in the same directory is refused.
