@@ -97,7 +97,7 @@ static inline int input_open(InputFile* in, const char* path, int64_t floats_per
     if (packed_map_file(path, &bytes, &size, &map, &map_len, err, errlen) != 0) return -1;
     int64_t n;
     if (input_validate(bytes, size, floats_per_image, &n, err, errlen) != 0) {
-        if (map) munmap(map, map_len);
+        packed_unmap_file(map, map_len);
         return -1;
     }
     in->data = (const float*)bytes;
@@ -124,7 +124,7 @@ static inline int io_check_output_size(int64_t n, int n_classes, char* err, size
 }
 
 static inline void input_close(InputFile* in) {
-    if (in->map) munmap(in->map, in->map_len);
+    packed_unmap_file(in->map, in->map_len);
     memset(in, 0, sizeof *in);
 }
 

@@ -562,7 +562,7 @@ static inline int lm_cli_score(const LmCli* e, const LmOps* ops, const char* pat
     free(tokens);
     free(start);
     free(lp);
-    if (map) munmap(map, map_len);
+    packed_unmap_file(map, map_len);
     return rc;
 }
 
