@@ -1316,6 +1316,23 @@ TEST_CASE("bad input.bin is refused (library and CLI)") {
                                       shell_quote(good) + " --quiet <&-", tmp_dir());
     CHECK(r.code == 0);
     CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 3);
+    // --out a FIFO, a device (through a link: if it were replaced, only the
+    // link goes) or a directory: refused before any work, nothing replaced.
+    const std::string out_fifo = tmp_path("out.fifo"), out_null = tmp_path("out_null.npy"), out_dir = tmp_path("out_dir");
+    REQUIRE(mkfifo(out_fifo.c_str(), 0600) == 0);
+    REQUIRE(symlink("/dev/null", out_null.c_str()) == 0);
+    REQUIRE(mkdir(out_dir.c_str(), 0700) == 0);
+    for (const std::string& out : {out_fifo, out_null, out_dir}) {
+        r = cli_run("timeout", "-k 5 60 " + shell_quote(mamba_bin()) + " " + shell_quote(model) + " " + shell_quote(good) +
+                                   " --out " + shell_quote(out), tmp_dir());
+        CHECK(r.code == 1);
+        CHECK(r.out.empty());
+        CHECK(r.err == "error: " + out + ": not a regular file\n");
+    }
+    struct stat st;
+    CHECK((lstat(out_fifo.c_str(), &st) == 0 && S_ISFIFO(st.st_mode)));
+    CHECK((lstat(out_null.c_str(), &st) == 0 && S_ISLNK(st.st_mode)));
+    CHECK((stat("/dev/null", &st) == 0 && S_ISCHR(st.st_mode)));
 }
 
 // ===========================================================================
