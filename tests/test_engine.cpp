@@ -1420,8 +1420,18 @@ TEST_CASE("a model or input.bin that shrinks while mapped: one line naming it, e
             volatile char v = ((volatile const char*)p)[100];
             (void)v;
         }, "other");
-        CHECK(code == -SIGBUS);
-        CHECK(line.empty());
+        // The handler packed.h replaced gets it: the default action (the
+        // signal ends the process), or under ASan its own report.
+        const struct sigaction& prev = packed_sigbus_previous;
+        if (!(prev.sa_flags & SA_SIGINFO) && prev.sa_handler == SIG_DFL) {
+            CHECK(code == -SIGBUS);
+            CHECK(line.empty());
+        } else {
+            INFO("a handler was installed before packed.h's; child stderr: " << line);
+            CHECK(code != 0);
+            CHECK(line.find("BUS") != std::string::npos);
+        }
+        CHECK(line.find("shrank") == std::string::npos);
         munmap(p, page.size());
         mamba_close(&mm);
     }
