@@ -394,11 +394,15 @@ TEST_CASE("bin/train killed with SIGKILL at random points resumes to the uninter
         if (attempt % 2 == 1) {
             // Poll for the next epoch's checkpoint (renamed into place, so
             // its meta is readable the moment the name exists).
+            // Reaped at most once: a child the loop's waitpid reaped is
+            // gone for any later waitpid (ECHILD, which failed cli_wait).
             int st = 0;
-            while (waitpid(pid, &st, WNOHANG) == 0 && epochs_done() <= resume_from &&
+            pid_t done = 0;
+            while ((done = waitpid(pid, &st, WNOHANG)) == 0 && epochs_done() <= resume_from &&
                    std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60))
                 std::this_thread::sleep_for(std::chrono::milliseconds(2));
-            if (waitpid(pid, &st, WNOHANG) == pid) {  // finished (or died) before its kill
+            if (done == 0) done = waitpid(pid, &st, WNOHANG);
+            if (done == pid) {  // finished (or died) before its kill
                 const int code = WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
                 log += log.empty() ? "finished" : ", finished";
                 finish_job(code);
