@@ -208,10 +208,11 @@ void resolve_run(Run& r) {
                                             std::to_string(NLOHMANN_JSON_VERSION_MINOR) + "." +
                                             std::to_string(NLOHMANN_JSON_VERSION_PATCH)}};
 
+    create_output_dir(r.dir);
     fs::create_directories(r.dir + "/models");
     fs::create_directories(r.dir + "/plots");
     const std::string cfg_path = r.dir + "/extract_config.json";
-    if (fs::exists(cfg_path) && !cfg.force) {
+    if (regular_file_exists(cfg_path) && !cfg.force) {
         std::ifstream f(cfg_path);
         json old = json::parse(f, nullptr, false);
         if (old.is_discarded()) throw std::runtime_error(cfg_path + ": not valid JSON (a corrupt run directory?)");

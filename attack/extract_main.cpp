@@ -62,9 +62,7 @@ int main(int argc, char** argv) {
         std::string dir = cfg.run_dir.empty() ? default_extract_run_dir(cfg) : cfg.run_dir;
         std::printf("report: %s/report.md (metrics: %s/metrics.json)\n", dir.c_str(), dir.c_str());
     } catch (const std::exception& e) {
-        std::string msg = e.what();
-        msg = msg.substr(0, msg.find('\n'));  // LibTorch errors carry a backtrace after the first line
-        std::fprintf(stderr, "error: %s\n", msg.c_str());
+        std::fprintf(stderr, "error: %s\n", error_text(e).c_str());
         return 1;
     }
     return 0;

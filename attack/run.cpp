@@ -463,9 +463,9 @@ json run_attack(const AttackRunConfig& cfg_in) {
                               std::to_string(NLOHMANN_JSON_VERSION_PATCH)},
         {"compiler", __VERSION__},
         {"openmp", _OPENMP}};
-    fs::create_directories(ex.dir);
+    create_output_dir(ex.dir);
     const std::string cfg_path = ex.dir + "/attack_config.json";
-    if (fs::exists(cfg_path) && !cfg.force) {
+    if (regular_file_exists(cfg_path) && !cfg.force) {
         std::ifstream f(cfg_path);
         json old = json::parse(f, nullptr, /*allow_exceptions=*/false);
         if (old.is_discarded()) throw std::runtime_error(cfg_path + ": not valid JSON (a corrupt run directory?)");

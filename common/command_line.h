@@ -7,6 +7,8 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <exception>
+#include <string>
 
 namespace mmia {
 
@@ -21,6 +23,18 @@ inline int parse_command_line(CLI::App& app, int argc, char** argv) {
         return 2;
     }
     return -1;
+}
+
+// The text an exception's "error: ..." line shows: its message up to the
+// first line break not followed by an indented line. LibTorch errors carry
+// a C++ backtrace after their first line; a message of ours goes on only
+// with indented lines (load_dataset's "files not found": one per directory
+// tried, then the fix), which are kept.
+inline std::string error_text(const std::exception& e) {
+    const std::string msg = e.what();
+    size_t cut = 0;
+    while ((cut = msg.find('\n', cut)) != std::string::npos && msg.compare(cut + 1, 2, "  ") == 0) cut++;
+    return msg.substr(0, cut);
 }
 
 }  // namespace mmia

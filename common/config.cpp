@@ -91,6 +91,20 @@ json load_config_file(const std::string& path) {
     }
 }
 
+void create_output_dir(const std::string& dir) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) fail(dir + ": cannot create directory (" + ec.message() + ")");
+}
+
+bool regular_file_exists(const std::string& path) {
+    std::error_code ec;
+    const auto status = std::filesystem::status(path, ec);
+    if (!std::filesystem::exists(status)) return false;
+    if (!std::filesystem::is_regular_file(status)) fail(path + ": not a regular file");
+    return true;
+}
+
 MambaConfig mamba_from_json(const json& j) {
     const std::string where = "mamba config";
     if (!j.is_object()) fail(where + ": must be a JSON object");

@@ -158,6 +158,18 @@ void check_json_depth(const std::string& text, const std::string& what);
 // throws std::runtime_error("<path>: <why>").
 json load_config_file(const std::string& path);
 
+// Creates a directory a program writes its run into (and its parents), or
+// accepts an existing one; throws std::runtime_error("<dir>: cannot create
+// directory (<why>)"), "(Not a directory)" for a path that is a file, a FIFO
+// or a device (bin/corpus build's words for --out).
+void create_output_dir(const std::string& dir);
+
+// Whether a file a run directory holds (its recorded configuration) is
+// there to read: false if missing, true if a regular file; throws
+// std::runtime_error("<path>: not a regular file") otherwise (a FIFO would
+// block the read forever).
+bool regular_file_exists(const std::string& path);
+
 // The preset named `name` ("" = the default for `model`); throws listing the
 // known presets when there is no such preset.
 ModelSpec resolve_preset(const json& config, const std::string& model, const std::string& name);

@@ -30,26 +30,11 @@ constexpr int64_t kMaxInsertions = 1000000;
 constexpr size_t kMaxCorpusFile = size_t(1) << 30;  // 1 GiB per file
 constexpr int64_t kMaxTrainingStream = int64_t(1) << 30;  // 1 GiB: what training_stream may allocate
 
-// Reads a whole file (at most kMaxCorpusFile bytes).
+// Reads a whole file (at most kMaxCorpusFile bytes), through data.h's
+// read_file: a FIFO or device is refused, never waited on.
 std::string read_whole_file(const std::string& path) {
-    std::FILE* f = std::fopen(path.c_str(), "rb");
-    if (!f) fail(path, std::string("cannot open (") + std::strerror(errno) + ")");
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        std::fclose(f);
-        fail(path, "not a regular file");
-    }
-    if (uint64_t(st.st_size) > kMaxCorpusFile) {
-        std::fclose(f);
-        fail(path, "file of " + std::to_string(st.st_size) + " bytes is larger than the cap of " +
-                       std::to_string(kMaxCorpusFile) + " bytes");
-    }
-    std::string bytes(size_t(st.st_size), '\0');
-    const size_t got = std::fread(bytes.data(), 1, bytes.size(), f);
-    const bool err = std::ferror(f);
-    std::fclose(f);
-    if (err || got != bytes.size()) fail(path, "read error");
-    return bytes;
+    const std::vector<uint8_t> bytes = read_file(path, kMaxCorpusFile);
+    return std::string(bytes.begin(), bytes.end());
 }
 
 // Writes bytes to path via path.tmp and a rename.

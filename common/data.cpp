@@ -162,7 +162,9 @@ ImageSet parse_cifar_records(std::vector<uint8_t> bytes, const std::string& what
     return set;
 }
 
-// Reads a whole file, refusing anything larger than max_bytes.
+}  // namespace
+
+// Reads a whole file, refusing anything larger than max_bytes (data.h).
 std::vector<uint8_t> read_file(const std::string& path, size_t max_bytes) {
     // O_NONBLOCK: an open() of a FIFO with no writer would wait forever;
     // the type is checked before any read, so only a regular file is read.
@@ -192,6 +194,8 @@ std::vector<uint8_t> read_file(const std::string& path, size_t max_bytes) {
                        std::to_string(bytes.size()) + " bytes)");
     return bytes;
 }
+
+namespace {
 
 // --- Named datasets ------------------------------------------------------------
 
@@ -296,7 +300,7 @@ ResolvedFiles resolve_files(const DatasetSpec& spec, const std::string& data_dir
         std::error_code ec;
         tried += "\n  " + dir + ": ";
         if (!std::filesystem::is_directory(dir, ec)) {
-            tried += "no such directory";
+            tried += std::filesystem::exists(dir, ec) ? "not a directory" : "no such directory";
         } else {
             tried += "missing";
             for (const std::string& file : missing) tried += " " + file + "[.gz]";

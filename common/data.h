@@ -55,6 +55,12 @@ std::vector<uint8_t> gunzip(const uint8_t* data, size_t len, const std::string& 
 
 // --- Files -------------------------------------------------------------------
 
+// A regular file's bytes; throws "<path>: <why>" if it cannot be opened,
+// is not a regular file (a FIFO or device is refused without waiting: the
+// open is O_NONBLOCK and the type is checked before any read), is larger
+// than max_bytes, or shrinks while read.
+std::vector<uint8_t> read_file(const std::string& path, size_t max_bytes);
+
 // The file's bytes, decompressed when it starts with the gzip magic 1f 8b
 // (whatever its name). Throws if it cannot be read, is corrupt, or is (or
 // decompresses to) more than max_bytes.

@@ -103,6 +103,10 @@ static inline int engine_cli_main(int argc, char** argv, const EngineCli* e) {
 #endif
 
     char err[512];
+    if (out_path && io_check_output_path(out_path, err, sizeof err) != 0) {  // before any work
+        fprintf(stderr, "error: %s: %s\n", out_path, err);
+        return 1;
+    }
     if (e->open(e->model, model_path, err, sizeof err) != 0) {
         fprintf(stderr, "error: %s\n", err);
         return 1;

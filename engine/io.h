@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "packed.h"  // packed_err, packed_map_file
@@ -97,7 +98,7 @@ static inline int input_open(InputFile* in, const char* path, int64_t floats_per
     if (packed_map_file(path, &bytes, &size, &map, &map_len, err, errlen) != 0) return -1;
     int64_t n;
     if (input_validate(bytes, size, floats_per_image, &n, err, errlen) != 0) {
-        if (map) munmap(map, map_len);
+        packed_unmap_file(map, map_len);
         return -1;
     }
     in->data = (const float*)bytes;
@@ -124,7 +125,7 @@ static inline int io_check_output_size(int64_t n, int n_classes, char* err, size
 }
 
 static inline void input_close(InputFile* in) {
-    if (in->map) munmap(in->map, in->map_len);
+    packed_unmap_file(in->map, in->map_len);
     memset(in, 0, sizeof *in);
 }
 
@@ -175,10 +176,25 @@ static inline void io_buf_append(IoBuf* b, const void* data, size_t n) {
     b->len += n;
 }
 
+// 0 if an atomic write may put a file at path: nothing is there, or a
+// regular file (or a link to one). Else -1 and err = "not a regular file":
+// rename() would put a regular file in place of a FIFO or a device node (as
+// root, /dev/null itself) and fails on a directory only after all the work,
+// so every writer asks first (the CLIs before they open anything).
+static inline int io_check_output_path(const char* path, char* err, size_t errlen) {
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        packed_err(err, errlen, "not a regular file");
+        return -1;
+    }
+    return 0;
+}
+
 // Write buf to path atomically: path.tmp.<pid>, fsync, rename. Leaves
-// nothing behind on failure.
+// nothing behind on failure; refuses a path io_check_output_path refuses.
 static inline int io_write_file_atomic(const char* path, const void* buf, size_t n, char* err,
                                        size_t errlen) {
+    if (io_check_output_path(path, err, errlen) != 0) return -1;
     size_t plen = strlen(path);
     char* tmp = (char*)malloc(plen + 32);
     if (!tmp) {

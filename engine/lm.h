@@ -562,7 +562,7 @@ static inline int lm_cli_score(const LmCli* e, const LmOps* ops, const char* pat
     free(tokens);
     free(start);
     free(lp);
-    if (map) munmap(map, map_len);
+    packed_unmap_file(map, map_len);
     return rc;
 }
 
@@ -639,6 +639,10 @@ static inline int lm_cli_main(int argc, char** argv, const LmCli* e) {
 #endif
 
     char err[512];
+    if (out_path && io_check_output_path(out_path, err, sizeof err) != 0) {  // before any work
+        fprintf(stderr, "error: %s: %s\n", out_path, err);
+        return 1;
+    }
     LmOps ops;
     if (e->open(e->model, model_path, &ops, err, sizeof err) != 0) {
         fprintf(stderr, "error: %s\n", err);

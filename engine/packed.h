@@ -4,7 +4,8 @@
 // file must satisfy, and each engine then checks its own kind, dimensions
 // and tensor names/shapes through packed_tensor().
 //
-// Header-only, static inline, C-style: libc + POSIX mmap, no STL.
+// Header-only, static inline, C-style: libc + POSIX mmap, no STL (C++17 for
+// the shared mapping registry's inline variables).
 //
 //   PackedFile pf;
 //   char err[256];
@@ -19,6 +20,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -307,8 +310,144 @@ static inline int packed_validate(PackedFile* pf, const void* data, uint64_t siz
     return 0;
 }
 
-// mmap a file read-only (whole length, no copy). Shared by model and input
-// readers. Empty files are fine here (callers give the error): *out = NULL.
+// ---------------------------------------------------------------------------
+// A mapped file that shrinks while in use
+//
+// Touching a page of a file mapping that lies past the file's current end
+// raises SIGBUS, so another process truncating a model (or input.bin, or a
+// --score file) while an engine reads it would kill the engine with a
+// signal. The engines keep the mmap (the design: weights used in place,
+// shared with the page cache; reading each file into private memory instead
+// would give every process its own resident copy of each model and input)
+// and turn that signal into the error every other bad file gets:
+//   - packed_map_file registers each live mapping (address range + the
+//     error line, formatted then, since a handler may not call printf) and
+//     packed_unmap_file removes it before munmap;
+//   - the first mapping installs packed_sigbus_handler (sigaction, chained
+//     to the handler it replaces). A SIGBUS whose address lies in a
+//     registered mapping writes that line to stderr and _exit(1)s: write()
+//     and _exit() are async-signal-safe, and the line names the file.
+//     Any other SIGBUS goes to the previous handler (by default the signal
+//     kills the process, as it would without this).
+// A file that grows while mapped changes nothing: the mapping keeps the
+// length fstat gave, which the header's file_bytes and the checksum were
+// checked against. A file rewritten in place at the same size is not
+// noticed (its pages change under the mapping); every writer in this
+// project replaces files by rename, which leaves a live mapping on the old
+// file. docs/BAD_INPUT.md, "Model files".
+//
+// The registry is shared by every translation unit (C++17 inline
+// variables: one instance across mamba_lib.o, cnn_lib.o, ...), lock-free:
+// a slot is claimed by compare-and-swap, filled, then published (state 2)
+// with a release store that the handler reads with an acquire load.
+
+#define PACKED_MAX_MAPS 64        // mappings live at once (bin/attack holds 1-2)
+#define PACKED_MAP_LINE_BYTES 1024  // the pre-formatted error line, '\n' included
+
+typedef struct {
+    int state;       // 0 free, 1 being filled or emptied, 2 live
+    uintptr_t base;  // [base, base + len): the mapping
+    size_t len;
+    size_t line_len;
+    char line[PACKED_MAP_LINE_BYTES];
+} PackedMapSlot;
+
+inline PackedMapSlot packed_map_slots[PACKED_MAX_MAPS];
+inline int packed_sigbus_state = 0;  // 0 not installed, 1 installing, 2 installed
+inline struct sigaction packed_sigbus_previous;
+
+// The SIGBUS handler: async-signal-safe calls only (write, _exit, sigaction).
+static inline void packed_sigbus_handler(int sig, siginfo_t* info, void* ctx) {
+    const uintptr_t a = (uintptr_t)info->si_addr;
+    for (int i = 0; i < PACKED_MAX_MAPS; i++) {
+        PackedMapSlot* s = &packed_map_slots[i];
+        if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != 2) continue;
+        if (a - s->base < s->len) {  // unsigned: a >= base && a < base + len
+            ssize_t w = write(2, s->line, s->line_len);
+            (void)w;  // nothing more can be done about a failed write here
+            _exit(1);
+        }
+    }
+    // Not one of ours: the previous handler's business. A synchronous
+    // SIGBUS re-faults when the handler returns, so restoring the default
+    // action and returning ends the process with the signal, as before.
+    const struct sigaction* old = &packed_sigbus_previous;
+    if ((old->sa_flags & SA_SIGINFO) && old->sa_sigaction) {
+        old->sa_sigaction(sig, info, ctx);
+    } else if (!(old->sa_flags & SA_SIGINFO) && old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN) {
+        old->sa_handler(sig);
+    } else {
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof dfl);
+        dfl.sa_handler = SIG_DFL;
+        sigaction(SIGBUS, &dfl, NULL);
+    }
+}
+
+// Install the handler once per process (the first caller; others wait).
+static inline int packed_sigbus_install(char* err, size_t errlen) {
+    int expect = 0;
+    if (__atomic_compare_exchange_n(&packed_sigbus_state, &expect, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = packed_sigbus_handler;
+        sa.sa_flags = SA_SIGINFO;
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(SIGBUS, &sa, &packed_sigbus_previous) != 0) {
+            packed_err(err, errlen, "cannot install the SIGBUS handler: %s", strerror(errno));
+            __atomic_store_n(&packed_sigbus_state, 0, __ATOMIC_RELEASE);
+            return -1;
+        }
+        __atomic_store_n(&packed_sigbus_state, 2, __ATOMIC_RELEASE);
+        return 0;
+    }
+    while (__atomic_load_n(&packed_sigbus_state, __ATOMIC_ACQUIRE) == 1) sched_yield();
+    if (__atomic_load_n(&packed_sigbus_state, __ATOMIC_ACQUIRE) == 2) return 0;
+    return packed_sigbus_install(err, errlen);  // the other caller failed: try ourselves
+}
+
+// Register [base, base + len) of file `path`; 0, or -1 and err.
+static inline int packed_map_register(const void* base, size_t len, const char* path, char* err, size_t errlen) {
+    if (packed_sigbus_install(err, errlen) != 0) return -1;
+    for (int i = 0; i < PACKED_MAX_MAPS; i++) {
+        PackedMapSlot* s = &packed_map_slots[i];
+        int expect = 0;
+        if (!__atomic_compare_exchange_n(&s->state, &expect, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) continue;
+        s->base = (uintptr_t)base;
+        s->len = len;
+        int n = snprintf(s->line, sizeof s->line,
+                         "error: %s: the file shrank while in use (truncated or rewritten in place by another process)\n", path);
+        if (n < 0 || (size_t)n >= sizeof s->line) {  // a path of ~900+ bytes: keep the line one line
+            memcpy(s->line + sizeof s->line - 5, "...\n", 5);
+            n = (int)sizeof s->line - 1;
+        }
+        s->line_len = (size_t)n;
+        __atomic_store_n(&s->state, 2, __ATOMIC_RELEASE);
+        return 0;
+    }
+    packed_err(err, errlen, "more than %d files mapped at once", PACKED_MAX_MAPS);
+    return -1;
+}
+
+// munmap a mapping from packed_map_file (NULL: nothing), after forgetting it.
+static inline void packed_unmap_file(void* map, size_t map_len) {
+    if (!map) return;
+    for (int i = 0; i < PACKED_MAX_MAPS; i++) {
+        PackedMapSlot* s = &packed_map_slots[i];
+        if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) == 2 && s->base == (uintptr_t)map) {
+            __atomic_store_n(&s->state, 1, __ATOMIC_RELEASE);
+            s->base = 0;
+            s->len = 0;
+            __atomic_store_n(&s->state, 0, __ATOMIC_RELEASE);
+            break;
+        }
+    }
+    munmap(map, map_len);
+}
+
+// mmap a file read-only (whole length, no copy), registered as above. Shared
+// by model and input readers; free it with packed_unmap_file. Empty files
+// are fine here (callers give the error): *out = NULL.
 static inline int packed_map_file(const char* path, const uint8_t** out, uint64_t* size, void** map,
                                   size_t* map_len, char* err, size_t errlen) {
     *out = NULL;
@@ -347,6 +486,11 @@ static inline int packed_map_file(const char* path, const uint8_t** out, uint64_
             close(fd);
             return -1;
         }
+        if (packed_map_register(m, (size_t)st.st_size, path, err, errlen) != 0) {
+            munmap(m, (size_t)st.st_size);
+            close(fd);
+            return -1;
+        }
         *map = m;
         *map_len = (size_t)st.st_size;
         *out = (const uint8_t*)m;
@@ -365,7 +509,7 @@ static inline int packed_open(PackedFile* pf, const char* path, char* err, size_
     size_t map_len;
     if (packed_map_file(path, &bytes, &size, &map, &map_len, err, errlen) != 0) return -1;
     if (packed_validate(pf, bytes, size, err, errlen) != 0) {
-        if (map) munmap(map, map_len);
+        packed_unmap_file(map, map_len);
         return -1;
     }
     pf->map = map;
@@ -375,7 +519,7 @@ static inline int packed_open(PackedFile* pf, const char* path, char* err, size_
 
 // Unmap (if packed_open mapped it) and forget. Safe on a zeroed PackedFile.
 static inline void packed_close(PackedFile* pf) {
-    if (pf->map) munmap(pf->map, pf->map_len);
+    packed_unmap_file(pf->map, pf->map_len);
     memset(pf, 0, sizeof *pf);
 }
 

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "common/corpus.h"
+#include "engine/io.h"
 #include "train/lm_trainer.h"
 
 namespace mmia {
@@ -294,19 +295,13 @@ static void check_range(const ImageSet& set, int64_t first, int64_t count) {
                                  std::to_string(set.n) + " images of this split");
 }
 
-// Writes `bytes` to path + ".tmp" and renames it into place: a failed write
-// (a full disk) leaves whatever was at `path` before untouched.
+// Writes `bytes` atomically (engine/io.h: temp file, fsync, rename): a
+// failed write (a full disk) leaves whatever was at `path` before untouched,
+// and a FIFO, device or directory at `path` is refused, never replaced.
 static void write_file_atomically(const std::string& path, const void* bytes, size_t n) {
-    const std::string tmp = path + ".tmp";
-    FILE* f = std::fopen(tmp.c_str(), "wb");
-    if (!f) throw std::runtime_error(path + ": cannot create");
-    bool ok = std::fwrite(bytes, 1, n, f) == n;
-    ok = (std::fflush(f) == 0) && ok;
-    ok = (std::fclose(f) == 0) && ok;
-    if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-        std::remove(tmp.c_str());
-        throw std::runtime_error(path + ": write failed (disk full?)");
-    }
+    char err[512];
+    if (io_write_file_atomic(path.c_str(), bytes, n, err, sizeof err) != 0)
+        throw std::runtime_error(path + ": " + err);
 }
 
 void write_input_bin(const std::string& path, const ImageSet& set, int64_t first, int64_t count) {

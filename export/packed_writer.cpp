@@ -12,6 +12,8 @@
 #include <set>
 #include <stdexcept>
 
+#include "engine/io.h"  // io_check_output_path
+
 namespace {
 
 uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
@@ -114,6 +116,8 @@ void write_packed_model(const std::string& path, const MmiaHeader& header_templa
     } catch (const std::exception& e) {
         throw std::runtime_error(path + ": " + e.what());
     }
+    char why[64];
+    if (io_check_output_path(path.c_str(), why, sizeof why) != 0) throw std::runtime_error(path + ": " + why);
     const std::string tmp = path + ".tmp";
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) throw std::runtime_error(path + ": cannot create " + tmp + ": " + std::strerror(errno));

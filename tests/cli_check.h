@@ -110,6 +110,61 @@ inline CliRun cli_run_argv(const std::vector<std::string>& args, const std::stri
     return {code, cli_read_text(log), cli_read_text(log + ".err")};
 }
 
+// Whether process `pid` has a mapping of `path` (/proc/<pid>/maps; path
+// absolute, as the kernel prints it).
+inline bool cli_has_mapped(pid_t pid, const std::string& path) {
+    std::istringstream maps(cli_read_text("/proc/" + std::to_string(pid) + "/maps"));
+    for (std::string l; std::getline(maps, l);)
+        if (l.size() > path.size() && l.compare(l.size() - path.size(), path.size(), path) == 0 &&
+            l[l.size() - path.size() - 1] == ' ')
+            return true;
+    return false;
+}
+
+// A file that shrinks while a program reads it through its mapping
+// (docs/BAD_INPUT.md): starts args (no shell), waits until the program has
+// mapped `ready` (by then it has opened every file it maps and is at its
+// main work), stops it (SIGSTOP, waited for), checks `ready` is still
+// mapped, truncates `shrink` to `keep` bytes and lets it go on. The program
+// must then exit 1 with exactly `line` on stderr and nothing on stdout,
+// within 60 s. Deterministic as long as the job outlasts the poll (5 ms
+// steps): a program that has finished first fails the test, never passes.
+inline void cli_check_shrink_while_mapped(const std::vector<std::string>& args, const std::string& ready,
+                                          const std::string& shrink, off_t keep, const std::string& line,
+                                          const std::string& log) {
+    REQUIRE_MESSAGE(access(args[0].c_str(), X_OK) == 0, "no executable " << args[0]);
+    REQUIRE_MESSAGE(ready[0] == '/', ready << " must be absolute (as /proc/PID/maps prints it)");
+    pid_t pid = cli_spawn(args, log);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    int st = 0;
+    bool mapped = false;
+    pid_t done = 0;
+    while (!(mapped = cli_has_mapped(pid, ready)) && std::chrono::steady_clock::now() < deadline &&
+           (done = waitpid(pid, &st, WNOHANG)) == 0)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    if (!mapped) {
+        if (done != pid) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+        }
+        FAIL("the program never mapped " << ready << " (finished before the poll saw it?); stderr: "
+                                         << cli_read_text(log + ".err"));
+    }
+    REQUIRE(kill(pid, SIGSTOP) == 0);
+    REQUIRE(waitpid(pid, &st, WUNTRACED) == pid);
+    const bool stopped = WIFSTOPPED(st), still = stopped && cli_has_mapped(pid, ready);
+    const int tr = truncate(shrink.c_str(), keep);
+    kill(pid, SIGCONT);
+    CHECK_MESSAGE(stopped, "the program ended before it was stopped");
+    CHECK_MESSAGE(still, "the program had unmapped " << ready << " before it was stopped");
+    REQUIRE(tr == 0);
+    const int code = cli_wait(pid, 60);
+    INFO("stderr: " << cli_read_text(log + ".err"));
+    CHECK(code == 1);  // -SIGBUS would be the crash this guards against
+    CHECK(cli_read_text(log).empty());
+    CHECK(cli_read_text(log + ".err") == line + "\n");
+}
+
 // A disk that fills up: runs the sh `script` in a private user + mount
 // namespace (util-linux's unshare) in which `mount_dir` (an existing empty
 // directory) is a fresh tmpfs of `kib` KiB. The tmpfs vanishes with the

@@ -861,3 +861,52 @@ TEST_CASE("a full disk while writing: one error line, a non-zero exit, nothing c
     CHECK(metrics(out) == metrics(ref));
     CHECK(cli_read_text(out + "/scores/cnn_target0.csv") == cli_read_text(ref + "/scores/cnn_target0.csv"));
 }
+
+TEST_CASE("bin/attack: a FIFO, device, directory or file where a file or directory goes: one exact line, never a wait; stdin closed") {
+    TempDir tmp("mmia_attack_special");
+    const std::string bin = cli_env_or("ATTACK_BIN", "bin/attack");
+    REQUIRE_MESSAGE(access(bin.c_str(), X_OK) == 0, "no executable " << bin << " (make bin/attack)");
+    const std::string fifo = tmp.file("x.fifo"), run = tmp.file("run"), mnist = fs::absolute("data/mnist").string();
+    REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+    const std::vector<std::string> tiny = {"--model", "cnn", "--shadow", "1", "--targets", "1", "--ds", "10", "--epochs", "1",
+                                           "--threads", "1"};
+    auto check_line = [&](std::vector<std::string> args, const std::string& line) {
+        args.insert(args.begin(), bin);
+        args.insert(args.end(), tiny.begin(), tiny.end());
+        CliRun r = cli_run_argv(args, tmp.file("special.log"), 60);  // cli_wait fails the test on a hang
+        INFO(args[1] << " " << args[2] << " ... stderr: " << r.err);
+        CHECK(r.code == 1);
+        CHECK(r.out.empty());
+        CHECK(r.err == line + "\n");
+        CHECK(!fs::exists(run + "/metrics.json"));
+    };
+    for (const std::string& bad : {fifo, std::string("/dev/zero"), tmp.path.string()})
+        check_line({"--config", bad, "--run-dir", run}, "error: " + bad + ": not a regular file");
+    // --data-dir: a FIFO is not a directory; a directory whose labels file is a FIFO
+    check_line({"--data-dir", fifo, "--run-dir", run},
+               "error: dataset mnist: files not found; looked in:\n  " + fifo +
+                   ": not a directory\n  run `make setup` (it fetches MNIST into data/mnist), or pass the directory "
+                   "holding the files with --data-dir");
+    const std::string data = tmp.file("mnist");
+    fs::create_directories(data);
+    for (const char* f : {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte"})
+        fs::create_symlink(mnist + "/" + f, data + "/" + f);
+    REQUIRE(mkfifo((data + "/t10k-labels-idx1-ubyte").c_str(), 0600) == 0);
+    check_line({"--data-dir", data, "--run-dir", run}, "error: " + data + "/t10k-labels-idx1-ubyte: not a regular file");
+    // --run-dir: a FIFO, a device (a link to /dev/null), a plain file
+    const std::string null_link = tmp.file("null_run"), plain = tmp.file("plain_run");
+    fs::create_symlink("/dev/null", null_link);
+    std::ofstream(plain) << "x";
+    for (const std::string& bad : {fifo, null_link, plain})
+        check_line({"--run-dir", bad}, "error: " + bad + ": cannot create directory (Not a directory)");
+    // a run directory whose recorded configuration is a FIFO
+    fs::create_directories(run);
+    REQUIRE(mkfifo((run + "/attack_config.json").c_str(), 0600) == 0);
+    check_line({"--run-dir", run}, "error: " + run + "/attack_config.json: not a regular file");
+    // stdin closed: never read (the same refusal, reached with fd 0 closed)
+    std::string cmd = cli_quote(bin) + " --run-dir " + cli_quote(run);
+    for (const std::string& a : tiny) cmd += " " + a;
+    CliRun r = cli_run("sh", "-c " + cli_quote(cmd + " <&-"), tmp.path.string());
+    CHECK(r.code == 1);
+    CHECK(r.err == "error: " + run + "/attack_config.json: not a regular file\n");
+}

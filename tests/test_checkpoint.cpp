@@ -394,11 +394,15 @@ TEST_CASE("bin/train killed with SIGKILL at random points resumes to the uninter
         if (attempt % 2 == 1) {
             // Poll for the next epoch's checkpoint (renamed into place, so
             // its meta is readable the moment the name exists).
+            // Reaped at most once: a child the loop's waitpid reaped is
+            // gone for any later waitpid (ECHILD, which failed cli_wait).
             int st = 0;
-            while (waitpid(pid, &st, WNOHANG) == 0 && epochs_done() <= resume_from &&
+            pid_t done = 0;
+            while ((done = waitpid(pid, &st, WNOHANG)) == 0 && epochs_done() <= resume_from &&
                    std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60))
                 std::this_thread::sleep_for(std::chrono::milliseconds(2));
-            if (waitpid(pid, &st, WNOHANG) == pid) {  // finished (or died) before its kill
+            if (done == 0) done = waitpid(pid, &st, WNOHANG);
+            if (done == pid) {  // finished (or died) before its kill
                 const int code = WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
                 log += log.empty() ? "finished" : ", finished";
                 finish_job(code);
@@ -685,4 +689,39 @@ TEST_CASE("bin/train and bin/export: a FIFO or device as any file argument, a na
     CliRun r = cli_run("sh", "-c " + cli_quote(cli_quote(E) + " image --output " + cli_quote(dir.file("ok.bin")) + " <&-"),
                        dir.path.string());
     CHECK(r.code == 0);
+}
+
+TEST_CASE("bin/export and bin/train: an --output that is a FIFO, device or directory, a --data-dir that is not a directory: one exact line, nothing replaced") {
+    const TempDir& dir = work_dir();
+    const std::string T = train_bin(), E = export_bin();
+    const std::string fifo = dir.file("out.fifo"), null_link = dir.file("out_null.bin"), sub = dir.file("out_dir");
+    if (!fs::exists(fifo)) REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+    if (!fs::is_symlink(null_link)) fs::create_symlink("/dev/null", null_link);  // if it were replaced, only the link goes
+    fs::create_directories(sub);
+    auto check_line = [&](const std::vector<std::string>& args, int code, const std::string& line) {
+        CliRun r = cli_run_argv(args, dir.file("special_out.log"), 60);  // cli_wait fails the test on a hang
+        INFO(args[0] << " " << args[1] << " ... stderr: " << r.err);
+        CHECK(r.code == code);
+        CHECK(r.err == line + "\n");
+    };
+    const std::string ckpt = reference_run().path;
+    for (const std::string& out : {fifo, null_link, sub}) {
+        check_line({E, "model", "--checkpoint", ckpt, "--output", out}, 1, "error: " + out + ": not a regular file");
+        check_line({E, "image", "--output", out}, 1, "error: " + out + ": not a regular file");
+        check_line({T, "--config", dir.file("config.json"), "--limit-train", "64", "--epochs", "1", "--output", out}, 1,
+                   "error: " + out + ": not a regular file");
+    }
+    struct stat st;
+    CHECK((lstat(fifo.c_str(), &st) == 0 && S_ISFIFO(st.st_mode)));
+    CHECK((lstat(null_link.c_str(), &st) == 0 && S_ISLNK(st.st_mode)));
+    CHECK((stat("/dev/null", &st) == 0 && S_ISCHR(st.st_mode)));
+    // --data-dir a FIFO or a device: it exists, and is not a directory
+    for (const std::string& d : {fifo, std::string("/dev/zero")}) {
+        const std::string line = "error: dataset mnist: files not found; looked in:\n  " + d +
+                                 ": not a directory\n  run `make setup` (it fetches MNIST into data/mnist), or pass the "
+                                 "directory holding the files with --data-dir";
+        check_line({E, "image", "--data-dir", d, "--output", dir.file("never.bin")}, 1, line);
+        check_line({T, "--config", dir.file("config.json"), "--data-dir", d, "--output", dir.file("never.pt")}, 1, line);
+    }
+    CHECK_FALSE(fs::exists(dir.file("never.bin")));
 }

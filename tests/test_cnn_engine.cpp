@@ -7,7 +7,9 @@
 //     ./cnn binary (run from the repo root; CNN_BIN overrides the path)
 // The LibTorch side (export, batch norm folding, parity) is test_cnn_parity.
 #include <doctest/doctest.h>
+#include <limits.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <cmath>
 #include <cstring>
@@ -645,6 +647,62 @@ TEST_CASE("./cnn: a NaN/inf weight or header float, a FIFO, and an overflowing f
     cnn_close(&m);
     CliRun r = cli_run(cnn_bin(), cli_quote(fine) + " " + cli_quote(input) + " --quiet", cnn_tmp_dir());
     CHECK(r.code == 0);
+}
+
+TEST_CASE("./cnn: a device, directory or missing file as any argument, an --out that is not a file: one exact line; a model truncated while it runs") {
+    Net n = small_net();
+    fill_tensors(n, 8);
+    const std::string good = write_net(n, "special_good.bin"), input = tmp("special_input.bin");
+    auto img = random_images(n, 2, 8);
+    write_file(input, img.data(), img.size() * 4);
+    const std::string sub = tmp("special_dir"), fifo = tmp("special_out.fifo"), null_link = tmp("special_null.npy");
+    REQUIRE(mkdir(sub.c_str(), 0700) == 0);
+    REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+    REQUIRE(symlink("/dev/null", null_link.c_str()) == 0);  // a device as --out: if it were replaced, only the link goes
+    const std::string q = cli_quote(good) + " " + cli_quote(input);
+    for (const std::string& bad : {std::string("/dev/zero"), sub}) {
+        cli_check_fails_exact(cnn_bin(), cli_quote(bad) + " " + cli_quote(input), "error: " + bad + ": not a regular file", cnn_tmp_dir());
+        cli_check_fails_exact(cnn_bin(), cli_quote(good) + " " + cli_quote(bad), "error: " + bad + ": not a regular file", cnn_tmp_dir());
+    }
+    const std::string none = tmp("none.bin");
+    cli_check_fails_exact(cnn_bin(), cli_quote(none) + " " + cli_quote(input), "error: " + none + ": cannot open: No such file or directory",
+                          cnn_tmp_dir());
+    cli_check_fails_exact(cnn_bin(), cli_quote(good) + " " + cli_quote(none), "error: " + none + ": cannot open: No such file or directory",
+                          cnn_tmp_dir());
+    for (const std::string& out : {fifo, null_link, sub}) {  // refused before any work, nothing replaced
+        CliRun r = cli_run("timeout", "-k 5 60 " + cli_quote(cnn_bin()) + " " + q + " --out " + cli_quote(out), cnn_tmp_dir());
+        CHECK(r.code == 1);
+        CHECK(r.out.empty());
+        CHECK(r.err == "error: " + out + ": not a regular file\n");
+    }
+    struct stat st;
+    CHECK((lstat(fifo.c_str(), &st) == 0 && S_ISFIFO(st.st_mode)));
+    CHECK((lstat(null_link.c_str(), &st) == 0 && S_ISLNK(st.st_mode)));
+    CHECK((stat("/dev/null", &st) == 0 && S_ISCHR(st.st_mode)));
+    // stdin closed: ./cnn never reads it
+    CliRun r = cli_run("sh", "-c " + cli_quote(cli_quote(cnn_bin()) + " " + q + " --quiet <&-"), cnn_tmp_dir());
+    CHECK(r.code == 0);
+    CHECK(r.out.size() == 4);
+
+    // A model truncated while ./cnn runs (docs/BAD_INPUT.md): a net that
+    // takes one thread about a second over 400 32x32 images, stopped once
+    // it has mapped input.bin, its model then cut to 0 bytes.
+    Net big;
+    big.C = 3, big.H = 32, big.W = 32;
+    big.layers = {{MMIA_CNN_CONV, MMIA_ACT_RELU, 32, 3, 1}, {MMIA_CNN_CONV, MMIA_ACT_RELU, 32, 3, 1},
+                  {MMIA_CNN_FLATTEN}, {MMIA_CNN_DENSE, MMIA_ACT_NONE, 10}};
+    fill_tensors(big, 9);
+    char real[PATH_MAX];
+    REQUIRE(realpath(cnn_tmp_dir().c_str(), real));
+    const std::string dir = real, model = dir + "/" + "big_cnn.bin", big_input = dir + "/big_input.bin";
+    const std::string written = write_net(big, "big_cnn.bin");
+    REQUIRE(realpath(written.c_str(), real));
+    REQUIRE(std::string(real) == model);
+    auto many = random_images(big, 400, 9);
+    write_file(big_input, many.data(), many.size() * 4);
+    cli_check_shrink_while_mapped({cnn_bin(), model, big_input, "--quiet", "--threads", "1"}, big_input, model, 0,
+                                  "error: " + model + ": the file shrank while in use (truncated or rewritten in place by another process)",
+                                  dir + "/shrink.log");
 }
 
 TEST_CASE("./mamba refuses a CNN file, naming ./cnn") {

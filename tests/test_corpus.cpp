@@ -500,6 +500,50 @@ TEST_CASE("bin/corpus refuses bad command lines with one error line") {
     CHECK(!cli_file_exists(dir.file("o")));
 }
 
+TEST_CASE("bin/corpus: a FIFO, device, directory or missing path as the corpus or one of its files: one exact line, never a wait") {
+    TempDir dir("mmia_corpus");
+    const std::string w = dir.path.string(), d = dir.file("c"), fifo = dir.file("c.fifo");
+    REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+    auto check_line = [&](const std::vector<std::string>& args, const std::string& line) {
+        CliRun r = cli_run_argv(args, dir.file("special.log"), 60);  // cli_wait fails the test on a hang
+        INFO(args[1] << " " << args[2] << " ... stderr: " << r.err);
+        CHECK(r.code == 1);
+        CHECK(r.out.empty());
+        CHECK(r.err == line + "\n");
+    };
+    for (const std::string& bad : {fifo, std::string("/dev/zero")})
+        check_line({kCorpusBin, "info", bad}, "error: " + bad + ": not a directory (a corpus is a directory built by bin/corpus build)");
+    check_line({kCorpusBin, "info", dir.file("none")},
+               "error: " + dir.file("none") + ": cannot open corpus directory (No such file or directory)");
+    // each of the three files as a FIFO (nobody writing), a device (a link
+    // to /dev/zero) or a directory: refused before any read
+    for (const char* name : {"manifest.json", "documents.jsonl", "canaries.json"}) {
+        const std::string f = d + "/" + name;
+        for (int kind = 0; kind < 3; kind++) {
+            std::filesystem::remove_all(d);
+            build_fixture(d, 120, 1, {1, 2});
+            std::filesystem::remove(f);
+            if (kind == 0) REQUIRE(mkfifo(f.c_str(), 0600) == 0);
+            if (kind == 1) REQUIRE(symlink("/dev/zero", f.c_str()) == 0);
+            if (kind == 2) REQUIRE(mkdir(f.c_str(), 0700) == 0);
+            check_line({kCorpusBin, "info", d}, "error: " + f + ": not a regular file");
+            CHECK_THROWS_WITH_AS(load_corpus(d), (f + ": not a regular file").c_str(), std::runtime_error);
+        }
+    }
+    // stdin closed: bin/corpus never reads it
+    std::filesystem::remove_all(d);
+    build_fixture(d, 120, 1, {1, 2});
+    CliRun r = cli_run("sh", "-c " + cli_quote(cli_quote(kCorpusBin) + " info " + cli_quote(d) + " <&-"), w);
+    CHECK(r.code == 0);
+    CHECK(!r.out.empty());
+    // --out a FIFO: not a directory to build into
+    if (cli_file_exists("/usr/share/doc/jargon-text/jargon.txt.gz"))
+        check_line({kCorpusBin, "build", "--name", "dictionary", "--out", fifo},
+                   "error: " + fifo + ": cannot create directory (Not a directory)");
+    else
+        cli_skip("jargon-text is not installed: bin/corpus build --out FIFO is not tested");
+}
+
 TEST_CASE("a real corpus: the Jargon File (jargon-text), built twice to the same bytes") {
     CliRun probe = cli_run("/usr/bin/dpkg-query", "-W -f='${Status}\\t${Version}' jargon-text", "/tmp");
     if (probe.out.rfind("install ok installed\t", 0) != 0) {

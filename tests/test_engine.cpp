@@ -17,7 +17,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <limits.h>
+#include <sys/mman.h>
+
 #include <algorithm>
+#include <functional>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -1312,6 +1316,197 @@ TEST_CASE("bad input.bin is refused (library and CLI)") {
                                       shell_quote(good) + " --quiet <&-", tmp_dir());
     CHECK(r.code == 0);
     CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 3);
+    // --out a FIFO, a device (through a link: if it were replaced, only the
+    // link goes) or a directory: refused before any work, nothing replaced.
+    const std::string out_fifo = tmp_path("out.fifo"), out_null = tmp_path("out_null.npy"), out_dir = tmp_path("out_dir");
+    REQUIRE(mkfifo(out_fifo.c_str(), 0600) == 0);
+    REQUIRE(symlink("/dev/null", out_null.c_str()) == 0);
+    REQUIRE(mkdir(out_dir.c_str(), 0700) == 0);
+    for (const std::string& out : {out_fifo, out_null, out_dir}) {
+        r = cli_run("timeout", "-k 5 60 " + shell_quote(mamba_bin()) + " " + shell_quote(model) + " " + shell_quote(good) +
+                                   " --out " + shell_quote(out), tmp_dir());
+        CHECK(r.code == 1);
+        CHECK(r.out.empty());
+        CHECK(r.err == "error: " + out + ": not a regular file\n");
+    }
+    struct stat st;
+    CHECK((lstat(out_fifo.c_str(), &st) == 0 && S_ISFIFO(st.st_mode)));
+    CHECK((lstat(out_null.c_str(), &st) == 0 && S_ISLNK(st.st_mode)));
+    CHECK((stat("/dev/null", &st) == 0 && S_ISCHR(st.st_mode)));
+}
+
+// ===========================================================================
+// A file that shrinks or grows while mapped
+
+// docs/BAD_INPUT.md's line for a mapped file another process truncated.
+static std::string shrank_line(const std::string& path) {
+    return "error: " + path + ": the file shrank while in use (truncated or rewritten in place by another process)";
+}
+
+// Runs body() in a forked child with stderr to a file; returns its exit code
+// (-signal if a signal ended it) and what it wrote to stderr. The child must
+// die or _exit: body never returns into doctest.
+static std::pair<int, std::string> in_child(const std::function<void()>& body, const std::string& tag) {
+    const std::string err_log = tmp_path("child_" + tag + ".err");
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        int fd = open(err_log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0) _exit(126);
+        dup2(fd, 2);
+        body();
+        _exit(0);
+    }
+    int code = cli_wait(pid, 60);
+    return {code, read_text(err_log)};
+}
+
+TEST_CASE("a model or input.bin that shrinks while mapped: one line naming it, exit 1, never a SIGBUS (library)") {
+    // Truncating a file under a live mapping turns the pages past its new
+    // end into SIGBUS; engine/packed.h's handler turns that into one line.
+    // The truncation and the forward pass run in a forked child (which must
+    // exit 1 with the line; the test binary must not die).
+    Cfg c;
+    Model m = random_model(c, 5);
+    auto img = random_images(c, 1, 5);
+    float logits[10];
+    SUBCASE("the model") {
+        const std::string path = write_model(m, "shrink_model.bin");
+        MambaModel mm;
+        char err[512];
+        REQUIRE(mamba_open(&mm, path.c_str(), err, sizeof err) == 0);
+        REQUIRE(mamba_forward_logits(&mm, img.data(), 1, logits) == ENGINE_OK);  // its pages are in memory
+        auto [code, line] = in_child([&] {
+            if (truncate(path.c_str(), 0) != 0) _exit(125);
+            mamba_forward_logits(&mm, img.data(), 1, logits);
+        }, "model");
+        CHECK(code == 1);
+        CHECK(line == shrank_line(path) + "\n");
+        mamba_close(&mm);
+    }
+    SUBCASE("input.bin") {
+        const std::string model = write_model(m, "shrink_in_model.bin"), path = tmp_path("shrink_input.bin");
+        write_bytes(path, img.data(), img.size() * 4);
+        MambaModel mm;
+        InputFile in;
+        char err[512];
+        REQUIRE(mamba_open(&mm, model.c_str(), err, sizeof err) == 0);
+        REQUIRE(input_open(&in, path.c_str(), int64_t(c.C) * c.H * c.W, err, sizeof err) == 0);
+        auto [code, line] = in_child([&] {
+            if (truncate(path.c_str(), 0) != 0) _exit(125);
+            mamba_forward_logits(&mm, in.data, 1, logits);
+        }, "input");
+        CHECK(code == 1);
+        CHECK(line == shrank_line(path) + "\n");
+        input_close(&in);
+        mamba_close(&mm);
+    }
+    SUBCASE("a SIGBUS from a mapping that is not the engine's still ends the process with the signal") {
+        const std::string model = write_model(m, "shrink_other_model.bin"), path = tmp_path("other.bin");
+        MambaModel mm;  // a live engine mapping, so the handler is installed and active
+        char err[512];
+        REQUIRE(mamba_open(&mm, model.c_str(), err, sizeof err) == 0);
+        std::vector<char> page(8192, 'x');
+        write_bytes(path, page.data(), page.size());
+        int fd = open(path.c_str(), O_RDONLY);
+        REQUIRE(fd >= 0);
+        void* p = mmap(nullptr, page.size(), PROT_READ, MAP_PRIVATE, fd, 0);
+        close(fd);
+        REQUIRE(p != MAP_FAILED);
+        auto [code, line] = in_child([&] {
+            if (truncate(path.c_str(), 0) != 0) _exit(125);
+            volatile char v = ((volatile const char*)p)[100];
+            (void)v;
+        }, "other");
+        // The handler packed.h replaced gets it: the default action (the
+        // signal ends the process), or under ASan its own report.
+        const struct sigaction& prev = packed_sigbus_previous;
+        if (!(prev.sa_flags & SA_SIGINFO) && prev.sa_handler == SIG_DFL) {
+            CHECK(code == -SIGBUS);
+            CHECK(line.empty());
+        } else {
+            INFO("a handler was installed before packed.h's; child stderr: " << line);
+            CHECK(code != 0);
+            CHECK(line.find("BUS") != std::string::npos);
+        }
+        CHECK(line.find("shrank") == std::string::npos);
+        munmap(p, page.size());
+        mamba_close(&mm);
+    }
+    SUBCASE("a closed mapping is forgotten: 3 x the registry's 64 slots of open/close") {
+        const std::string path = write_model(m, "reopen.bin");
+        MambaModel mm;
+        char err[512];
+        int ok = 0;
+        for (int i = 0; i < 3 * PACKED_MAX_MAPS; i++)
+            if (mamba_open(&mm, path.c_str(), err, sizeof err) == 0) ok++, mamba_close(&mm);
+        CHECK(ok == 3 * PACKED_MAX_MAPS);
+        // and all 64 at once, then one more is refused with a line, not a crash
+        std::vector<MambaModel> all(PACKED_MAX_MAPS + 1);
+        int open_now = 0;
+        for (auto& x : all) open_now += mamba_open(&x, path.c_str(), err, sizeof err) == 0;
+        CHECK(open_now == PACKED_MAX_MAPS);
+        CHECK(std::string(err) == path + ": more than 64 files mapped at once");
+        for (int i = 0; i < PACKED_MAX_MAPS; i++) mamba_close(&all[size_t(i)]);
+    }
+}
+
+TEST_CASE("a model or input.bin that grows while mapped changes nothing") {
+    // The mapping keeps the length fstat gave when it was opened, which the
+    // header's file_bytes and the checksum were checked against: bytes
+    // appended later are never seen.
+    Cfg c;
+    Model m = random_model(c, 6);
+    auto img = random_images(c, 3, 6);
+    const std::string path = write_model(m, "grow_model.bin"), in_path = tmp_path("grow_input.bin");
+    write_bytes(in_path, img.data(), img.size() * 4);
+    MambaModel mm;
+    InputFile in;
+    char err[512];
+    REQUIRE(mamba_open(&mm, path.c_str(), err, sizeof err) == 0);
+    REQUIRE(input_open(&in, in_path.c_str(), int64_t(c.C) * c.H * c.W, err, sizeof err) == 0);
+    std::vector<float> before(3 * 10), after(3 * 10);
+    REQUIRE(mamba_forward_logits(&mm, in.data, 3, before.data()) == ENGINE_OK);
+    // 1 MiB of NaN bytes appended to both files
+    std::vector<uint8_t> junk(1 << 20, 0xff);
+    for (const std::string& p : {path, in_path}) {
+        FILE* f = fopen(p.c_str(), "ab");
+        REQUIRE(f);
+        REQUIRE(fwrite(junk.data(), 1, junk.size(), f) == junk.size());
+        REQUIRE(fclose(f) == 0);
+    }
+    REQUIRE(mamba_forward_logits(&mm, in.data, 3, after.data()) == ENGINE_OK);
+    CHECK(std::memcmp(before.data(), after.data(), before.size() * 4) == 0);
+    CHECK(in.n_images == 3);
+    input_close(&in);
+    mamba_close(&mm);
+    // opened again, the grown file is what it now is: trailing bytes
+    CHECK(open_error(path).find("(trailing bytes)") != std::string::npos);
+}
+
+TEST_CASE("./mamba: a model truncated while the program runs: one line naming it, exit 1, never a SIGBUS") {
+    // A model big enough that one thread takes seconds over 300 images;
+    // cli_check_shrink_while_mapped stops ./mamba once it has mapped
+    // input.bin (both files are open, the forward pass starts), truncates
+    // the model, and lets it go on.
+    Cfg c;
+    c.H = c.W = 32;
+    c.D = 128, c.E = 256, c.N = 16, c.layers = 4;
+    Model m = random_model(c, 7);
+    auto img = random_images(c, 300, 7);
+    char real[PATH_MAX];
+    REQUIRE(realpath(tmp_dir().c_str(), real));
+    const std::string dir = real, model = dir + "/big_model.bin", input = dir + "/big_input.bin";
+    write_packed_model(model, make_header(c), m.tensors);
+    write_bytes(input, img.data(), img.size() * 4);
+    cli_check_shrink_while_mapped({mamba_bin(), model, input, "--quiet", "--threads", "1"}, input, model, 1000,
+                                  shrank_line(model), dir + "/shrink_cli.log");
+    // and the input, likewise
+    write_packed_model(model, make_header(c), m.tensors);
+    cli_check_shrink_while_mapped({mamba_bin(), model, input, "--quiet", "--threads", "1"}, input, input, 0,
+                                  shrank_line(input), dir + "/shrink_cli2.log");
 }
 
 TEST_CASE("finite weights whose forward pass overflows float32: an error, never a printed nan") {

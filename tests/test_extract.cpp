@@ -488,3 +488,52 @@ TEST_CASE("bin/extract: bad flags and impossible configurations get one error li
         CHECK(!cli_file_exists(run_dir + "/metrics.json"));
     }
 }
+
+TEST_CASE("bin/extract: a FIFO, device or file where a file or directory goes: one exact line, never a wait; stdin closed") {
+    TempDir tmp("mmia_extract_special");
+    const std::string bin = cli_env_or("EXTRACT_BIN", "bin/extract");
+    REQUIRE_MESSAGE(access(bin.c_str(), X_OK) == 0, "no executable " << bin << " (make bin/extract)");
+    const std::string corpus = tmp.file("corpus"), config = tmp.file("config.json"), fifo = tmp.file("x.fifo");
+    write_fixture_corpus(corpus);
+    write_tiny_config(config);
+    REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+    auto check_line = [&](std::vector<std::string> args, const std::string& line) {
+        args.insert(args.begin(), bin);
+        for (const char* a : {"--presets", "tiny-mamba,tiny-transformer", "--prefix-lengths", "8,16", "--threads", "1"})
+            args.push_back(a);
+        CliRun r = cli_run_argv(args, tmp.file("special.log"), 60);  // cli_wait fails the test on a hang
+        INFO(args[1] << " " << args[2] << " ... stderr: " << r.err);
+        CHECK(r.code == 1);
+        CHECK(r.out.empty());
+        CHECK(r.err == line + "\n");
+    };
+    const std::string run = tmp.file("run");
+    for (const std::string& bad : {fifo, std::string("/dev/zero"), tmp.path.string()})
+        check_line({"--config", bad, "--corpus", corpus, "--run-dir", run}, "error: " + bad + ": not a regular file");
+    for (const std::string& bad : {fifo, std::string("/dev/zero")})
+        check_line({"--config", config, "--corpus", bad, "--run-dir", run},
+                   "error: " + bad + ": not a directory (a corpus is a directory built by bin/corpus build)");
+    // the run directory: a FIFO, a device (a link to /dev/null), a file
+    const std::string null_link = tmp.file("null_run"), plain = tmp.file("plain_run");
+    REQUIRE(symlink("/dev/null", null_link.c_str()) == 0);
+    std::ofstream(plain) << "x";
+    for (const std::string& bad : {fifo, null_link, plain})
+        check_line({"--config", config, "--corpus", corpus, "--run-dir", bad},
+                   "error: " + bad + ": cannot create directory (Not a directory)");
+    // a run directory whose recorded configuration is a FIFO
+    std::filesystem::create_directories(run);
+    REQUIRE(mkfifo((run + "/extract_config.json").c_str(), 0600) == 0);
+    check_line({"--config", config, "--corpus", corpus, "--run-dir", run},
+               "error: " + run + "/extract_config.json: not a regular file");
+    // a corpus file that is a FIFO
+    std::filesystem::remove(corpus + "/documents.jsonl");
+    REQUIRE(mkfifo((corpus + "/documents.jsonl").c_str(), 0600) == 0);
+    check_line({"--config", config, "--corpus", corpus, "--run-dir", tmp.file("run2")},
+               "error: " + corpus + "/documents.jsonl: not a regular file");
+    // stdin closed: never read (the same refusal, reached with fd 0 closed)
+    CliRun r = cli_run("sh", "-c " + cli_quote(cli_quote(bin) + " --config " + cli_quote(config) + " --corpus " + cli_quote(corpus) +
+                                               " --presets tiny-mamba,tiny-transformer --prefix-lengths 8,16 --run-dir " + cli_quote(fifo) + " <&-"),
+                       tmp.path.string());
+    CHECK(r.code == 1);
+    CHECK(r.err == "error: " + corpus + "/documents.jsonl: not a regular file\n");
+}

@@ -11,7 +11,9 @@
 //   - bad files and bad command lines, through the library and ./mamba,
 //     ./transformer, ./cnn (MAMBA_BIN, TRANSFORMER_BIN, CNN_BIN override)
 #include <doctest/doctest.h>
+#include <limits.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -996,6 +998,72 @@ TEST_CASE("CLI: bad LM input gives one error line (./mamba, ./transformer, ./cnn
         lm_check_fails(mb, cli_quote(p) + " -i ab",
                        "bpe.bin: tokenizer hp[24] = 1 (BPE) is not supported yet: this engine reads byte-level models (hp[24] = 0) only", dir);
     }
+}
+
+TEST_CASE("CLI: a FIFO, device, directory or missing file as lm.bin, --score or --out: one exact line, never a wait; stdin closed") {
+    CliModels cm;
+    const std::string dir = cm.dir.path.string();
+    const std::string mb = bin("MAMBA_BIN", "./mamba"), tb = bin("TRANSFORMER_BIN", "./transformer");
+    const std::string fifo = dir + "/f.fifo", sub = dir + "/subdir", null_link = dir + "/null.txt",
+                      texts = dir + "/ok.txt", none = dir + "/none.txt";
+    REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+    REQUIRE(mkdir(sub.c_str(), 0700) == 0);
+    REQUIRE(symlink("/dev/null", null_link.c_str()) == 0);  // a device as --out: if it were replaced, only the link goes
+    FILE* f = fopen(texts.c_str(), "wb");
+    fputs("hello there\n", f);
+    fclose(f);
+    auto check_line = [&](const std::vector<std::string>& args, const std::string& line) {
+        CliRun r = cli_run_argv(args, dir + "/special.log", 60);  // cli_wait fails the test on a hang
+        INFO(args[0] << " " << args[1] << " " << args[2] << " ... stderr: " << r.err);
+        CHECK(r.code == 1);
+        CHECK(r.out.empty());
+        CHECK(r.err == line + "\n");
+    };
+    for (const std::string& b : {mb, tb}) {
+        const std::string m = b == mb ? cm.mamba_path : cm.tf_path;
+        for (const std::string& bad : {fifo, std::string("/dev/zero"), sub}) {
+            check_line({b, bad, "-i", "ab"}, "error: " + bad + ": not a regular file");
+            check_line({b, m, "--score", bad}, "error: " + bad + ": not a regular file");
+        }
+        check_line({b, none, "-i", "ab"}, "error: " + none + ": cannot open: No such file or directory");
+        check_line({b, m, "--score", none}, "error: " + none + ": cannot open: No such file or directory");
+        for (const std::string& out : {fifo, null_link, sub})
+            check_line({b, m, "--score", texts, "--out", out}, "error: " + out + ": not a regular file");
+        // stdin closed: nothing reads it
+        CliRun r = cli_run("sh", "-c " + cli_quote(cli_quote(b) + " " + cli_quote(m) + " -i ab -n 3 -t 0 <&-"), dir);
+        CHECK(r.code == 0);
+        CHECK(r.out.size() == 4);
+    }
+    struct stat st;
+    CHECK((lstat(fifo.c_str(), &st) == 0 && S_ISFIFO(st.st_mode)));  // not replaced by a regular file
+    CHECK((lstat(null_link.c_str(), &st) == 0 && S_ISLNK(st.st_mode)));
+    CHECK((stat("/dev/null", &st) == 0 && S_ISCHR(st.st_mode)));
+    CHECK((stat(sub.c_str(), &st) == 0 && S_ISDIR(st.st_mode)));
+}
+
+TEST_CASE("CLI: an LM truncated while ./mamba generates or ./transformer scores: one line naming it, exit 1, never a SIGBUS") {
+    CliModels cm;
+    char real[PATH_MAX];
+    REQUIRE(realpath(cm.dir.path.c_str(), real));
+    const std::string dir = real;
+    // ./mamba: 2^20 tokens on one thread, stopped once the model is mapped
+    const std::string mp = dir + "/gen_lm.bin";
+    write_packed_model(mp, cm.mamba.h, cm.mamba.tensors);
+    cli_check_shrink_while_mapped({bin("MAMBA_BIN", "./mamba"), mp, "-i", "ab", "-n", "1048576", "-t", "0", "--threads", "1"},
+                                  mp, mp, 0,
+                                  "error: " + mp + ": the file shrank while in use (truncated or rewritten in place by another process)",
+                                  dir + "/gen.log");
+    // ./transformer: 20,000 lines to score, stopped once it has mapped them
+    const std::string tp = dir + "/score_lm.bin", texts = dir + "/many.txt";
+    write_packed_model(tp, cm.tf.h, cm.tf.tensors);
+    FILE* f = fopen(texts.c_str(), "wb");
+    REQUIRE(f);
+    for (int i = 0; i < 20000; i++) fprintf(f, "line %d of the texts to score, sixty bytes at most....\n", i);
+    REQUIRE(fclose(f) == 0);
+    cli_check_shrink_while_mapped({bin("TRANSFORMER_BIN", "./transformer"), tp, "--score", texts, "--threads", "1"}, texts,
+                                  tp, 300,
+                                  "error: " + tp + ": the file shrank while in use (truncated or rewritten in place by another process)",
+                                  dir + "/score.log");
 }
 
 TEST_CASE("the same seed gives the same tokens and logits on 1 and 2 threads (models big enough to split)") {
