@@ -37,6 +37,7 @@
 #include "engine/packed.h"
 #include "export/packed_writer.h"
 #include "tests/cli_check.h"
+#include "tests/engine_rows.h"
 
 namespace {
 
@@ -1519,19 +1520,23 @@ TEST_CASE("CLI: usage errors exit 2 with error: and no output") {
 // docs/BAD_INPUT.md, row by row: ./mamba prints each row's exact line
 
 TEST_CASE("docs/BAD_INPUT.md: every ./mamba model-file, input.bin and command-line row is one exact line") {
-    // The rows' numbers (sizes, offsets, checksums) are this fixture's, computed
-    // here from its bytes; the text around them is the documented line's.
+    // The rows every engine shares (tests/engine_rows.h), then ./mamba's own.
     Cfg c;
     Model m = random_model(c, 2);
     const std::string good = write_model(m, "rows_good.bin");
     const auto gb = read_bytes(good);
-    const std::string N = std::to_string(gb.size());
     auto imgs = random_images(c, 2, 7);
-    const std::string input = tmp_path("rows_input.bin");
+    check_container_rows(mamba_bin(), gb, imgs, int64_t(c.C) * c.H * c.W, tmp_dir());
+    // (the FIFO, device, socket, NaN/inf weight and header-float rows:
+    // "bad model files are refused ...", their SUBCASEs' check_exact; the
+    // input FIFO: "bad input.bin is refused ..."; the output cap: "CLI: an
+    // input whose probabilities would pass the output cap ...": all exact)
+
+    const std::string input = tmp_path("rows_mamba_input.bin");
     write_bytes(input, imgs.data(), imgs.size() * 4);
     int n_file = 0;
     auto variant = [&](const std::vector<uint8_t>& b) {
-        std::string p = tmp_path("row_" + std::to_string(n_file++) + ".bin");
+        std::string p = tmp_path("rows_mamba_" + std::to_string(n_file++) + ".bin");
         write_bytes(p, b.data(), b.size());
         return p;
     };
@@ -1539,31 +1544,7 @@ TEST_CASE("docs/BAD_INPUT.md: every ./mamba model-file, input.bin and command-li
         cli_check_fails_exact(mamba_bin(), shell_quote(path) + " " + shell_quote(input), "error: " + path + ": " + why,
                               tmp_dir());
     };
-    auto entry = [&](const std::vector<uint8_t>& b, int i) {
-        MmiaTensorEntry e;
-        std::memcpy(&e, b.data() + entry_at(i), sizeof e);
-        return e;
-    };
-    MmiaHeader h;
-    std::memcpy(&h, gb.data(), sizeof h);
-
-    // --- model files
-    model_row(tmp_path("rows_none.bin"), "cannot open: No such file or directory");
-    model_row(variant({}), "file is empty");
-    model_row(variant(std::vector<uint8_t>(gb.begin(), gb.begin() + 100)),
-              "file is 100 bytes, too small for the 256-byte header (truncated?)");
-    model_row(variant(std::vector<uint8_t>(gb.begin(), gb.end() - 100)),
-              "header says " + N + " bytes but the file has " + std::to_string(gb.size() - 100) + " (truncated)");
     auto b = gb;
-    b.resize(b.size() + 8, 0);
-    model_row(variant(b), "header says " + N + " bytes but the file has " + std::to_string(gb.size() + 8) + " (trailing bytes)");
-    b = gb;
-    b[0] = 'X';
-    model_row(variant(b), "not a packed model file (bad magic; expected \"MAMBAMIA\")");
-    b = gb;
-    wr32(b, 8, 2);
-    model_row(variant(b), "unsupported format version 2 (this reader knows version 1)");
-    b = gb;
     wr32(b, 12, MMIA_KIND_CNN);
     model_row(variant(b), "model kind 2 is a CNN (run it with ./cnn); this engine runs kind 1 = Mamba");
     b = gb;
@@ -1572,84 +1553,13 @@ TEST_CASE("docs/BAD_INPUT.md: every ./mamba model-file, input.bin and command-li
     b = gb;
     wr32(b, offsetof(MmiaHeader, hp) + 4 * MMIA_HP_D_MODEL, 1000000000);
     model_row(variant(b), "d_model is 1000000000, outside 1..16384");
-    b = gb;
-    wr32(b, offsetof(MmiaHeader, n_tensors), 5000);
-    model_row(variant(b), "tensor count 5000 outside 1..4096");
-    {  // tensor 3's data moved to the first aligned offset at or past the end
-        const MmiaTensorEntry e = entry(gb, 3);
-        const uint64_t off = (gb.size() + 63) / 64 * 64;
-        b = gb;
-        wr64(b, entry_at(3) + 80, off);
-        fix_checksum(b);
-        model_row(variant(b), "tensor '" + std::string(e.name) + "': bytes [" + std::to_string(off) + ", +" +
-                                  std::to_string(e.nbytes) + ") lie outside the " + N + "-byte file");
-    }
-    {  // tensor 0 at offset 0; the data starts at the table's end, 64-byte aligned
-        const uint64_t data_start = (256 + 96 * uint64_t(h.n_tensors) + 63) / 64 * 64;
-        b = gb;
-        wr64(b, entry_at(0) + 80, 0);
-        fix_checksum(b);
-        model_row(variant(b), "tensor '" + std::string(entry(gb, 0).name) +
-                                  "': offset 0 overlaps the header or tensor table (data starts at " +
-                                  std::to_string(data_start) + ")");
-    }
-    {
-        const MmiaTensorEntry e = entry(gb, 2);
-        b = gb;
-        wr64(b, entry_at(2) + 88, 12345);
-        fix_checksum(b);
-        model_row(variant(b), "tensor '" + std::string(e.name) + "': nbytes 12345 but shape implies " + std::to_string(e.nbytes));
-    }
-    {
-        b = gb;
-        b[b.size() - 3] ^= 0x40;
-        char want[160];
-        snprintf(want, sizeof want, "checksum mismatch (file is corrupted: stored %016llx, computed %016llx)",
-                 (unsigned long long)rd64(gb, offsetof(MmiaHeader, checksum)),
-                 (unsigned long long)mmia_checksum(b.data() + 256, b.size() - 256));
-        model_row(variant(b), want);
-    }
-    model_row(tmp_dir(), "not a regular file");
     {
         Model m2 = m;
         for (auto& t : m2.tensors)
             if (t.name == "layers.1.A") t.data[7] = 0.5f;
         model_row(write_model(m2, "rows_posA.bin"), "tensor 'layers.1.A' has entry 7 = 0.5; A = -exp(A_log) must be <= 0");
     }
-    // (the FIFO, device, socket, NaN/inf weight and header-float rows:
-    // "bad model files are refused ...", their SUBCASEs' check_exact)
-
-    // --- input.bin
     const std::string model = good;
-    const int64_t fpi = int64_t(c.C) * c.H * c.W;
-    const std::string per = std::to_string(fpi * 4) + " bytes = " + std::to_string(fpi) + " float32 pixels each";
-    auto input_row = [&](const std::vector<float>& px, size_t nbytes, const std::string& why) {
-        std::string p = tmp_path("rows_in_" + std::to_string(n_file++) + ".bin");
-        write_bytes(p, px.data(), nbytes);
-        cli_check_fails_exact(mamba_bin(), shell_quote(model) + " " + shell_quote(p), "error: " + p + ": " + why, tmp_dir());
-    };
-    {
-        const std::string none = tmp_path("rows_none_in.bin");
-        cli_check_fails_exact(mamba_bin(), shell_quote(model) + " " + shell_quote(none),
-                              "error: " + none + ": cannot open: No such file or directory", tmp_dir());
-    }
-    input_row(imgs, 0, "file is empty (expected images of " + per + ")");
-    input_row(imgs, imgs.size() * 4 - 4,
-              std::to_string(imgs.size() * 4 - 4) + " bytes is not a whole number of images (" + per + ")");
-    auto px = imgs;
-    px[5] = NAN;
-    input_row(px, px.size() * 4, "image 0, pixel 5 is NaN");
-    px = imgs;
-    px[7] = INFINITY;
-    input_row(px, px.size() * 4, "image 0, pixel 7 is +inf");
-    px = imgs;
-    px[8] = 255.0f;
-    input_row(px, px.size() * 4, "image 0, pixel 8 is 255, outside [0, 1] (pixels must be scaled to [0,1])");
-    px = imgs;
-    px[9] = std::nextafter(1.0f, 2.0f);
-    input_row(px, px.size() * 4, "image 0, pixel 9 is 1.00000012, outside [0, 1] (pixels must be scaled to [0,1])");
-    // (the FIFO row: "bad input.bin is refused ..."; the output cap: "CLI: an
-    // input whose probabilities would pass the output cap ...", both exact)
 
     // --- command lines
     const std::string args = shell_quote(model) + " " + shell_quote(input);
