@@ -506,6 +506,7 @@ TEST_CASE("a real run writes every output; a re-run trains nothing and replaces 
     const double bound = 0.62;
     CHECK(bound - 0.5 > 2.9 * se0);
     CHECK(bound > 0.5 + 4 * std::sqrt((400.0 + 400 + 1) / (12 * 400.0 * 400)));
+    MESSAGE("loss AUC " << t["attacks"]["loss"]["auc"].get<double>() << " (bound " << bound << ")");
     CHECK(t["attacks"]["loss"]["auc"].get<double>() > bound);
     // Every number from the run directory's files alone (an outside tool's view).
     check_shokri_run_dir(dir, r, load_dataset("mnist"));
