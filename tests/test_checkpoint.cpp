@@ -870,6 +870,12 @@ TEST_CASE("docs/BAD_INPUT.md: bin/train and bin/export command-line, dataset, co
         for (char& ch : noise) ch = char(g());
         write_text(rnd, noise);
         export_row(rnd, unreadable);
+        // a directory (the FIFO and device rows: "... a FIFO or device as any file argument ...")
+        const std::string as_dir = dir.file("rows_ckpt_dir");
+        fs::create_directories(as_dir);
+        export_row(as_dir, "not a regular file");
+        row({T, "--config", dir.file("config.json"), "--limit-train", "64", "--epochs", "1", "--output", as_dir}, 1,
+            "error: " + as_dir + ": not a regular file");
         // bin/train --seed 5 over a checkpoint trained with the config's seed 7
         const std::string other = dir.file("rows_other.pt");
         fs::copy_file(reference_run().path, other, fs::copy_options::overwrite_existing);
