@@ -157,10 +157,10 @@ $(BUILD)/tests/test_lm_train: $(PROG_PREFIX)bin/train $(PROG_PREFIX)bin/export
 # packed writer only, so a change to an engine header rebuilds them in
 # seconds (and a mutation pass over engine/ stays cheap).
 $(BUILD)/tests/test_engine: tests/test_engine.cpp $(BUILD)/tests/doctest_main.o $(BUILD)/mamba_lib.o \
-                            $(BUILD)/export/packed_writer.o $(ENGINE_HDRS) tests/cli_check.h $(PROG_PREFIX)mamba
+                            $(BUILD)/export/packed_writer.o $(ENGINE_HDRS) tests/cli_check.h tests/engine_rows.h $(PROG_PREFIX)mamba
 	$(CXX) $(HOST_CXXFLAGS) $(filter %.cpp %.o,$^) -o $@
 $(BUILD)/tests/test_cnn_engine: tests/test_cnn_engine.cpp $(BUILD)/tests/doctest_main.o $(BUILD)/cnn_lib.o \
-                                $(BUILD)/export/packed_writer.o $(ENGINE_HDRS) tests/cli_check.h
+                                $(BUILD)/export/packed_writer.o $(ENGINE_HDRS) tests/cli_check.h tests/engine_rows.h
 	$(CXX) $(HOST_CXXFLAGS) $(filter %.cpp %.o,$^) -o $@
 # The packed writer includes only engine/format.h.
 $(BUILD)/export/packed_writer.o: export/packed_writer.cpp export/packed_writer.h engine/format.h

@@ -24,6 +24,7 @@
 #include "engine/kernels.h"
 #include "export/packed_writer.h"
 #include "tests/cli_check.h"
+#include "tests/engine_rows.h"
 
 namespace {
 
@@ -784,4 +785,25 @@ TEST_CASE("./cnn: default, --quiet, --probs, --out .npy/.csv, --threads agree wi
     CHECK(r.code == 1);
     CHECK(r.out.empty());
     CHECK(r.err.rfind("error: " + bad_out + ": ", 0) == 0);
+}
+
+TEST_CASE("docs/BAD_INPUT.md: ./cnn answers the model-file and input.bin rows with the same exact lines") {
+    // The rows every engine shares (tests/engine_rows.h), then the kinds.
+    Net n = small_net();
+    fill_tensors(n, 5);
+    const auto gb = read_file(write_net(n, "rows_good.bin"));
+    auto imgs = random_images(n, 2, 7);
+    check_container_rows(cnn_bin(), gb, imgs, int64_t(n.C) * n.H * n.W, cnn_tmp_dir());
+    const std::string input = tmp("rows_cnn_input.bin");
+    write_file(input, imgs.data(), imgs.size() * 4);
+    int k = 0;
+    for (const auto& [kind, why] : {std::pair<uint32_t, std::string>{MMIA_KIND_MAMBA,
+                                        "model kind 1 is a Mamba model (run it with ./mamba); this engine runs kind 2 = CNN"},
+                                    {9, "unknown model kind 9; this engine runs kind 2 = CNN"}}) {
+        auto b = gb;
+        wr32(b, 12, kind);
+        const std::string p = tmp("rows_cnn_kind" + std::to_string(k++) + ".bin");
+        write_file(p, b.data(), b.size());
+        cli_check_fails_exact(cnn_bin(), cli_quote(p) + " " + cli_quote(input), "error: " + p + ": " + why, cnn_tmp_dir());
+    }
 }

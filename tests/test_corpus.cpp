@@ -629,3 +629,123 @@ TEST_CASE("every named corpus builds from its packages and follows its document 
         }
     }
 }
+
+// docs/BAD_INPUT.md, row by row, through bin/corpus: each row's exact line.
+TEST_CASE("docs/BAD_INPUT.md: every bin/corpus row is one exact line") {
+    TempDir dir("mmia_corpus_rows");
+    const std::string w = dir.path.string(), d = dir.file("c");
+    auto row = [&](const std::string& args, int code, const std::string& line) {
+        REQUIRE_MESSAGE(access(kCorpusBin.c_str(), X_OK) == 0, "no executable " << kCorpusBin << " (make bin/corpus)");
+        CliRun r = cli_run(kCorpusBin, args, w);
+        INFO("args: " << args << "\nstderr: " << r.err);
+        CHECK(r.code == code);
+        CHECK(r.out.empty());
+        CHECK(r.err == line + "\n");
+    };
+    auto info = [&](const std::string& line) { row("info " + cli_quote(d), 1, "error: " + line); };
+    auto fresh = [&]() {
+        std::filesystem::remove_all(d);
+        build_fixture(d, 120, 1, {1, 2});
+    };
+    // documents.jsonl replaced by `lines` (the manifest's checksum and counts
+    // made to match, so the check behind the checksum answers), no canaries
+    auto with_docs = [&](const std::string& lines, int64_t n, int64_t bytes) {
+        fresh();
+        spit(d + "/canaries.json", "[]\n");
+        replace_documents(d, lines, n, bytes);
+    };
+    const std::string D = d + "/documents.jsonl: ";
+    const std::string train0 = R"({"id":0,"source":"x","split":"train","copies":1,"text":"hello\n"})" "\n";
+    const std::string held1 = R"({"id":1,"source":"x","split":"heldout","copies":1,"text":"world\n"})" "\n";
+
+    row("info " + cli_quote(dir.file("none")), 1,
+        "error: " + dir.file("none") + ": cannot open corpus directory (No such file or directory)");
+    fresh();
+    row("info " + cli_quote(d + "/manifest.json"), 1,
+        "error: " + d + "/manifest.json: not a directory (a corpus is a directory built by bin/corpus build)");
+    std::remove((d + "/canaries.json").c_str());
+    info(d + "/canaries.json: cannot open (No such file or directory)");
+    {  // one letter of the first text changed, the manifest not
+        fresh();
+        const std::string recorded = json::parse(slurp(d + "/manifest.json"))["sha256"];
+        std::string docs = slurp(d + "/documents.jsonl");
+        docs[docs.find("\"text\":\"") + 8] ^= 1;
+        spit(d + "/documents.jsonl", docs);
+        info(D + "sha256 " + corpus_sha256_hex(docs.data(), docs.size()) + " differs from the manifest's " + recorded +
+             " (changed since it was built)");
+    }
+    with_docs("{\"id\":0,\"source\":\"x\",\n", 1, 1);
+    info(D + "line 1: malformed JSON ([json.exception.parse_error.101] parse error at line 1, column 22: syntax error "
+             "while parsing object key - unexpected end of input; expected string literal)");
+    with_docs(R"({"id":0,"source":"x","split":"train","copies":1,"text":"a \ud800"})" "\n", 1, 1);
+    info(D + "line 1: malformed JSON ([json.exception.parse_error.101] parse error at line 1, column 65: syntax error "
+             "while parsing value - invalid string: surrogate U+D800..U+DBFF must be followed by U+DC00..U+DFFF; last "
+             "read: '\"a \\ud800\"')");
+    with_docs("{\"id\":0,\"source\":\"x\",\"split\":\"train\",\"copies\":1,\"text\":\"\xff\xfe\"}\n", 1, 1);
+    info(D + "line 1: malformed JSON ([json.exception.parse_error.101] parse error at line 1, column 57: syntax error "
+             "while parsing value - invalid string: ill-formed UTF-8 byte; last read: '\"?')");
+    with_docs(R"({"id":0,"source":"x","split":"train","copies":1e999,"text":"a"})" "\n", 1, 1);
+    info(D + "line 1: malformed JSON ([json.exception.out_of_range.406] number overflow parsing '1e999')");
+    with_docs(R"({"id":0,"source":"x","split":"train","copies":1,"text":"a\u0000"})" "\n", 1, 2);
+    info(D + "line 1: \"text\" contains byte 0 (the end-of-text byte that separates documents)");
+    with_docs(R"({"id":3,"source":"x","split":"train","copies":1,"text":"a"})" "\n", 1, 1);
+    info(D + "line 1: id 3, expected 0 (ids are 0..n-1 in file order)");
+    with_docs(R"({"id":0,"source":"x","split":"test","copies":1,"text":"a"})" "\n", 1, 1);
+    info(D + "line 1: \"split\" is \"test\", expected \"train\" or \"heldout\"");
+    with_docs(train0 + R"({"id":1,"source":"x","split":"heldout","copies":0,"text":"w"})" "\n", 2, 7);
+    info(D + "line 2: \"copies\" is 0, outside 1..1000000");
+    {  // an empty documents.jsonl behind a manifest of one document; a manifest of none
+        with_docs("", 1, 1);
+        info(D + "no documents (empty file)");
+        with_docs("", 0, 0);
+        info(d + "/manifest.json: \"n_documents\" is 0, outside 1..9223372036854775807");
+    }
+    with_docs(train0 + R"({"id":1,"source":"x","split":"train","copies":1,"text":"world\n"})" "\n", 2, 12);
+    info(d + ": no held-out documents");
+    with_docs(train0 + held1, 2, 13);
+    info(d + ": documents hold 12 bytes of text, the manifest says 13");
+    with_docs(train0 + R"({"id":1,"source":"x","split":"train","copies":1000000,"text":")" + std::string(2000, 'a') +
+                  "\"}\n" + R"({"id":2,"source":"x","split":"heldout","copies":1,"text":"w"})" "\n",
+              3, 6 + 2000 + 1);
+    info(d + ": the training stream (documents x copies) would pass the cap of 1073741824 bytes");
+    with_docs(train0 + held1, 2, 12);
+    spit(d + "/canaries.json", R"([{"id":0,"text":"hello","secret":"ell","insertions":1,"doc_ids":[0],"offsets":[3]}])");
+    info(d + ": canary 0: not found in document 0 at offset 3");
+    spit(d + "/canaries.json", R"([{"id":0,"text":"hello","secret":"ell","insertions":1,"doc_ids":[1],"offsets":[0]}])");
+    info(d + ": canary 0: document 1 is held out");
+    with_docs(train0 + held1 + R"({"id":2,"source":"x","split":"train","copies":1,"text":"help\n"})" "\n", 3, 17);
+    spit(d + "/canaries.json", R"([{"id":0,"text":"hel","secret":"e","insertions":1,"doc_ids":[0],"offsets":[0]}])");
+    info(d + ": canary 0: occurs 2 times in the training stream, recorded 1");
+
+    // command lines
+    const std::string out = " --out " + cli_quote(dir.file("o"));
+    row("", 2, "error: A subcommand is required (see --help)");
+    row("build --name novels" + out, 2, "error: --name: novels not in {prose,code,legal,dictionary,man} (see --help)");
+    row("build --name prose --heldout 1.5" + out, 2,
+        "error: --heldout: Value 1.5 not in range 0.000001 to 0.999999 (see --help)");
+    row("build --name prose --canary-insertions 1,x" + out, 2,
+        "error: --canary-insertions: 'x' is not a count in 1..1000000 (give e.g. 1,2,4,8) (see --help)");
+    CHECK(!cli_file_exists(dir.file("o")));
+    // (a package that is not installed: "bin/corpus refuses bad command lines ...", exact)
+    // The rows that read a Debian package's text: run where it is installed.
+    if (!cli_file_exists("/usr/share/doc/jargon-text/jargon.txt.gz") || !cli_file_exists("/usr/share/man/man1")) {
+        cli_skip("jargon-text or man pages not installed: the --out, --dedup and host-count rows of bin/corpus");
+        return;
+    }
+    spit(dir.file("plain_file"), "x");
+    row("build --name dictionary --out " + cli_quote(dir.file("plain_file") + "/x"), 1,
+        "error: " + dir.file("plain_file") + "/x: cannot create directory (Not a directory)");
+    row("build --name man --dedup" + out, 1, "error: corpus 'man': --dedup dropped every held-out document");
+    // a canary inserted 5000 times: more than the training documents with
+    // one copy, counted here in a build without canaries
+    const std::string plain = dir.file("dict");
+    CliRun b = cli_run(kCorpusBin, "build --name dictionary --out " + cli_quote(plain), w);
+    REQUIRE_MESSAGE(b.code == 0, b.err);
+    int64_t hosts = 0;
+    for (const CorpusDocument& doc : load_corpus(plain).docs) hosts += doc.train && doc.copies == 1;
+    REQUIRE(hosts < 5000);
+    row("build --name dictionary --canaries 1 --canary-insertions 5000" + out, 1,
+        "error: corpus 'dictionary': a canary inserted 5000 times needs that many training documents with one copy; "
+        "there are " + std::to_string(hosts));
+    CHECK(!cli_file_exists(dir.file("o")));
+}

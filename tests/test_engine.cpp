@@ -41,6 +41,7 @@
 #include "engine/packed.h"
 #include "export/packed_writer.h"
 #include "tests/cli_check.h"
+#include "tests/engine_rows.h"
 
 namespace {
 
@@ -1576,8 +1577,9 @@ TEST_CASE("CLI: an input whose probabilities would pass the output cap is refuse
     auto imgs = random_images(c, int(too_many), 3);
     std::string input = tmp_path("many_images.bin");
     write_bytes(input, imgs.data(), imgs.size() * 4);
-    check_cli_fails(shell_quote(model) + " " + shell_quote(input),
-                    input + ": 672 images x 100000 classes is more than the 67108864 probabilities one run writes");
+    cli_check_fails_exact(mamba_bin(), shell_quote(model) + " " + shell_quote(input),
+                          "error: " + input + ": 672 images x 100000 classes is more than the 67108864 probabilities one run writes; split the file",
+                          tmp_dir());
     write_bytes(input, imgs.data(), (imgs.size() - 1) * 4);  // one image fewer: runs
     Run r = run_cli(shell_quote(model) + " " + shell_quote(input) + " --quiet");
     CHECK(r.code == 0);
@@ -1706,5 +1708,82 @@ TEST_CASE("CLI: usage errors exit 2 with error: and no output") {
         CHECK(r.out.empty());
         CHECK(r.err.rfind("error: " + bad_out + ": ", 0) == 0);
         CHECK(!file_exists(bad_out));
+    }
+}
+
+// ===========================================================================
+// docs/BAD_INPUT.md, row by row: ./mamba prints each row's exact line
+
+TEST_CASE("docs/BAD_INPUT.md: every ./mamba model-file, input.bin and command-line row is one exact line") {
+    // The rows every engine shares (tests/engine_rows.h), then ./mamba's own.
+    Cfg c;
+    Model m = random_model(c, 2);
+    const std::string good = write_model(m, "rows_good.bin");
+    const auto gb = read_bytes(good);
+    auto imgs = random_images(c, 2, 7);
+    check_container_rows(mamba_bin(), gb, imgs, int64_t(c.C) * c.H * c.W, tmp_dir());
+    // (the FIFO, device, socket, NaN/inf weight and header-float rows:
+    // "bad model files are refused ...", their SUBCASEs' check_exact; the
+    // input FIFO: "bad input.bin is refused ..."; the output cap: "CLI: an
+    // input whose probabilities would pass the output cap ...": all exact)
+
+    const std::string input = tmp_path("rows_mamba_input.bin");
+    write_bytes(input, imgs.data(), imgs.size() * 4);
+    int n_file = 0;
+    auto variant = [&](const std::vector<uint8_t>& b) {
+        std::string p = tmp_path("rows_mamba_" + std::to_string(n_file++) + ".bin");
+        write_bytes(p, b.data(), b.size());
+        return p;
+    };
+    auto model_row = [&](const std::string& path, const std::string& why) {
+        cli_check_fails_exact(mamba_bin(), shell_quote(path) + " " + shell_quote(input), "error: " + path + ": " + why,
+                              tmp_dir());
+    };
+    auto b = gb;
+    wr32(b, 12, MMIA_KIND_CNN);
+    model_row(variant(b), "model kind 2 is a CNN (run it with ./cnn); this engine runs kind 1 = Mamba");
+    b = gb;
+    wr32(b, 12, 9);
+    model_row(variant(b), "unknown model kind 9; this engine runs kind 1 = Mamba");
+    b = gb;
+    wr32(b, offsetof(MmiaHeader, hp) + 4 * MMIA_HP_D_MODEL, 1000000000);
+    model_row(variant(b), "d_model is 1000000000, outside 1..16384");
+    {
+        Model m2 = m;
+        for (auto& t : m2.tensors)
+            if (t.name == "layers.1.A") t.data[7] = 0.5f;
+        model_row(write_model(m2, "rows_posA.bin"), "tensor 'layers.1.A' has entry 7 = 0.5; A = -exp(A_log) must be <= 0");
+    }
+    const std::string model = good;
+
+    // --- command lines
+    const std::string args = shell_quote(model) + " " + shell_quote(input);
+    const std::string see = " (see ./mamba --help)";
+    cli_check_fails_exact(mamba_bin(), args + " --bogus", "error: unknown flag '--bogus'" + see, tmp_dir(), 2);
+    // cli_check_fails_exact appends --out FILE: these two go without it
+    for (const std::string& a : {std::string(""), shell_quote(model)}) {
+        CliRun r = cli_run(mamba_bin(), a, tmp_dir());
+        CHECK(r.code == 2);
+        CHECK(r.out.empty());
+        CHECK(r.err == "error: missing arguments: need model.bin and input.bin" + see + "\n");
+    }
+    cli_check_fails_exact(mamba_bin(), args + " --threads 0", "error: --threads: '0' is not a thread count in 1..1024" + see,
+                          tmp_dir(), 2);
+    cli_check_fails_exact(mamba_bin(), args + " --quiet --probs", "error: --quiet and --probs cannot be combined" + see,
+                          tmp_dir(), 2);
+    {  // the temporary file's name carries the pid: the line is checked around it
+        const std::string bad_out = tmp_dir() + "/no/dir/p.npy";
+        CliRun r = cli_run(mamba_bin(), args + " --out " + shell_quote(bad_out), tmp_dir());
+        INFO("stderr: " << r.err);
+        CHECK(r.code == 1);
+        CHECK(r.out.empty());
+        const std::string head = "error: " + bad_out + ": cannot create " + bad_out + ".tmp.";
+        const std::string tail = ": No such file or directory\n";
+        REQUIRE(r.err.size() > head.size() + tail.size());
+        CHECK(r.err.substr(0, head.size()) == head);
+        CHECK(r.err.substr(r.err.size() - tail.size()) == tail);
+        const std::string pid = r.err.substr(head.size(), r.err.size() - head.size() - tail.size());
+        CHECK(!pid.empty());
+        CHECK(pid.find_first_not_of("0123456789") == std::string::npos);
     }
 }

@@ -421,6 +421,18 @@ void check_prefill_decode(AnyLm& lm, const std::vector<int>& toks, int k, const 
 
 std::string bin(const char* env, const char* fallback) { return cli_env_or(env, fallback); }
 
+// A failed run without --out (generation takes none): exit code, stderr
+// exactly `line` + "\n" (docs/BAD_INPUT.md's row), nothing on stdout.
+void lm_check_fails(const std::string& b, const std::string& args, const std::string& line, const std::string& dir,
+                    int code = 1) {
+    REQUIRE_MESSAGE(access(b.c_str(), X_OK) == 0, "no executable " << b << " (run from the repo root after make)");
+    CliRun r = cli_run(b, args, dir);
+    INFO("args: " << args << "\nstderr: " << r.err);
+    CHECK(r.code == code);
+    CHECK(r.out.empty());
+    CHECK(r.err == line + "\n");
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -644,7 +656,11 @@ TEST_CASE("sampler: temperature, top-k, top-p on hand-worked distributions, in H
 TEST_CASE("bad LM files are refused with one clear error") {
     MambaCfg mc;
     TfCfg tc;
-    auto refused = [](const LmModel& m, const std::string& needle, bool as_tf) {
+    // The library's message is exactly `why`, and the engine a user runs
+    // (./mamba or ./transformer FILE -i ab) prints exactly "error: FILE: why".
+    TempDir files("test_lm_bad_files");
+    int n_file = 0;
+    auto refused = [&](const LmModel& m, const std::string& why, bool as_tf) {
         std::vector<uint64_t> b = m.bytes();
         char err[512] = "";
         int rc;
@@ -657,21 +673,28 @@ TEST_CASE("bad LM files are refused with one clear error") {
             rc = mamba_lm_open_memory(&l, b.data(), m.size, err, sizeof err);
             if (rc == 0) mamba_lm_close(&l);
         }
-        INFO("expected: " << needle << "\ngot: " << err);
+        INFO("expected: " << why << "\ngot: " << err);
         CHECK(rc != 0);
-        CHECK(std::string(err).find(needle) != std::string::npos);
+        CHECK(std::string(err) == why);
+        const std::string path = files.file("bad_" + std::to_string(n_file++) + ".bin");
+        FILE* f = fopen(path.c_str(), "wb");
+        REQUIRE(f);
+        REQUIRE(fwrite(b.data(), 1, m.size, f) == m.size);
+        fclose(f);
+        const std::string engine = as_tf ? bin("TRANSFORMER_BIN", "./transformer") : bin("MAMBA_BIN", "./mamba");
+        lm_check_fails(engine, cli_quote(path) + " -i ab", "error: " + path + ": " + why, files.path.string());
     };
     {
         LmModel m = mamba_model(mc, 1);
         m.h.hp[MMIA_LM_HP_TOKENIZER] = MMIA_TOKENIZER_BPE;
-        refused(m, "tokenizer hp[24] = 1 (BPE) is not supported yet", false);
+        refused(m, "tokenizer hp[24] = 1 (BPE) is not supported yet: this engine reads byte-level models (hp[24] = 0) only", false);
         m.h.hp[MMIA_LM_HP_TOKENIZER] = 2;
         refused(m, "tokenizer hp[24] is 2, outside 0..1", false);
     }
     {
         LmModel m = tf_model(tc, 1);
         m.h.hp[MMIA_LM_HP_TOKENIZER] = MMIA_TOKENIZER_BPE;
-        refused(m, "(BPE) is not supported yet", true);
+        refused(m, "tokenizer hp[24] = 1 (BPE) is not supported yet: this engine reads byte-level models (hp[24] = 0) only", true);
     }
     auto mam = [&](auto edit, const std::string& needle) {
         LmModel m = mamba_model(mc, 2);
@@ -690,12 +713,12 @@ TEST_CASE("bad LM files are refused with one clear error") {
     mam([](LmModel& m) { m.h.hp[MMIA_HP_POOL] = 1; }, "hp[9] is 1 but a language model of this kind leaves it 0");
     mam([](LmModel& m) { m.h.hp[30] = 1; }, "hp[30] is 1 but a language model leaves it 0");
     mam([](LmModel& m) { m.h.fp[3] = 0.5f; }, "fp[3] is 0.5 but a language model of this kind leaves it 0");
-    mam([](LmModel& m) { m.h.in_channels = 1; }, "a language model leaves the image fields");
+    mam([](LmModel& m) { m.h.in_channels = 1; }, "a language model leaves the image fields (in_channels .. in_std) 0");
     mam([](LmModel& m) { m.h.hp[MMIA_HP_D_MODEL] = 1000000; }, "d_model is 1000000, outside 1..16384");
     mam([](LmModel& m) { m.h.fp[MMIA_FP_NORM_EPS] = 0; }, "norm eps is 0, outside (0, 1]");
     mam([](LmModel& m) { m.h.hp[MMIA_LM_HP_TIED] = 0; }, "missing tensor 'lm_head.weight'");
     mam([](LmModel& m) { m.tensors.push_back({"lm_head.weight", {256, 16}, std::vector<float>(256 * 16)}); },
-        "tensor 'lm_head.weight' is present but hp[26] = 1 says the head is tied");
+        "tensor 'lm_head.weight' is present but hp[26] = 1 says the head is tied to the embedding");
     mam([](LmModel& m) { m.tensors.push_back({"extra", {1}, {0.0f}}); },
         "unknown tensor 'extra' (a 2-layer tied Mamba LM has exactly 22 tensors)");
     mam([](LmModel& m) { m.tensors[3].shape = {40, 2, 2}; }, "tensor 'layers.0.conv1d.weight' has shape [40, 2, 2], expected [40, 4]");
@@ -707,7 +730,7 @@ TEST_CASE("bad LM files are refused with one clear error") {
         "model kind 4 is a transformer language model (run it with ./transformer); this engine runs kind 3 = Mamba LM");
     tf([](LmModel& m) { m.h.kind = MMIA_KIND_MAMBA_LM; },
        "model kind 3 is a Mamba language model (run it with ./mamba); this engine runs kind 4 = transformer LM");
-    tf([](LmModel& m) { m.h.kind = MMIA_KIND_MAMBA; }, "model kind 1 is a Mamba classifier");
+    tf([](LmModel& m) { m.h.kind = MMIA_KIND_MAMBA; }, "model kind 1 is a Mamba classifier (run it with ./mamba model.bin input.bin); this engine runs kind 4 = transformer LM");
     tf([](LmModel& m) { m.h.kind = 9; }, "unknown model kind 9; this engine runs kind 4 = transformer LM");
     tf([](LmModel& m) { m.h.hp[MMIA_TF_HP_N_HEADS] = 5; }, "d_model 32 is not a multiple of n_heads 5");
     tf([](LmModel& m) { m.h.hp[MMIA_TF_HP_ROTARY_NDIMS] = 3; }, "rotary_ndims is 3, not even");
@@ -794,20 +817,6 @@ void check_same_numbers(const std::string& a, const std::string& b) {
     }
     const bool tabs_a = a.find('\t') != std::string::npos, tabs_b = b.find('\t') != std::string::npos;
     CHECK(tabs_a == tabs_b);  // the same separators
-}
-
-// A failed run without --out (generation takes none): exit code, one
-// error line with the needle, nothing on stdout.
-void lm_check_fails(const std::string& b, const std::string& args, const std::string& needle, const std::string& dir,
-                    int code = 1) {
-    REQUIRE_MESSAGE(access(b.c_str(), X_OK) == 0, "no executable " << b << " (run from the repo root after make)");
-    CliRun r = cli_run(b, args, dir);
-    INFO("args: " << args << "\nstderr: " << r.err);
-    CHECK(r.code == code);
-    CHECK(r.out.empty());
-    CHECK(r.err.rfind("error: ", 0) == 0);
-    CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
-    CHECK(r.err.find(needle) != std::string::npos);
 }
 
 }  // namespace
@@ -906,35 +915,38 @@ TEST_CASE("CLI: bad LM input gives one error line (./mamba, ./transformer, ./cnn
     const std::string mm = cli_quote(cm.mamba_path), tm = cli_quote(cm.tf_path);
     for (const std::string& b : {mb, tb}) {
         const std::string m = b == mb ? mm : tm;
+        const std::string see = b == mb ? " (see ./mamba lm.bin --help)" : " (see ./transformer lm.bin --help)";
         lm_check_fails(b, m + " -i ''", "error: -i: the prompt is empty (give at least one byte)", dir);
-        lm_check_fails(b, m + " -i ab -n 0", "error: -n: '0' is not a token count in 1..1048576", dir, 2);
-        lm_check_fails(b, m + " -i ab -n 99999999999", "error: -n: '99999999999' is not a token count in 1..1048576", dir, 2);
-        lm_check_fails(b, m + " -i ab -t -1", "error: -t: '-1' is not a temperature >= 0", dir, 2);
-        lm_check_fails(b, m + " -i ab -p 0", "error: -p: '0' is not a top-p in (0, 1]", dir, 2);
-        lm_check_fails(b, m + " -i ab -k -3", "error: -k: '-3' is not a top-k in 0..262144", dir, 2);
-        lm_check_fails(b, m + " -i ab -s x", "error: -s: 'x' is not an integer seed", dir, 2);
-        lm_check_fails(b, m, "error: nothing to do: give -i PROMPT or --score TEXTS", dir, 2);
-        lm_check_fails(b, m + " -i ab --out x.txt", "error: --out goes with --score", dir, 2);
-        lm_check_fails(b, m + " -i ab --bogus", "error: unknown flag '--bogus'", dir, 2);
-        lm_check_fails(b, m + " -i ab -p 1.5", "error: -p: '1.5' is not a top-p in (0, 1]", dir, 2);
-        lm_check_fails(b, m + " -i ab --score x.txt", "error: -i and --score cannot be combined", dir, 2);
-        lm_check_fails(b, m + " -i", "error: -i: missing value", dir, 2);
+        lm_check_fails(b, m + " -i ab -n 0", "error: -n: '0' is not a token count in 1..1048576" + see, dir, 2);
+        lm_check_fails(b, m + " -i ab -n 99999999999", "error: -n: '99999999999' is not a token count in 1..1048576" + see, dir, 2);
+        lm_check_fails(b, m + " -i ab -t -1", "error: -t: '-1' is not a temperature >= 0" + see, dir, 2);
+        lm_check_fails(b, m + " -i ab -p 0", "error: -p: '0' is not a top-p in (0, 1]" + see, dir, 2);
+        lm_check_fails(b, m + " -i ab -k -3", "error: -k: '-3' is not a top-k in 0..262144" + see, dir, 2);
+        lm_check_fails(b, m + " -i ab -s x", "error: -s: 'x' is not an integer seed" + see, dir, 2);
+        lm_check_fails(b, m, "error: nothing to do: give -i PROMPT or --score TEXTS" + see, dir, 2);
+        lm_check_fails(b, m + " -i ab --out x.txt", "error: --out goes with --score" + see, dir, 2);
+        lm_check_fails(b, m + " -i ab --bogus", "error: unknown flag '--bogus'" + see, dir, 2);
+        lm_check_fails(b, m + " -i ab -p 1.5", "error: -p: '1.5' is not a top-p in (0, 1]" + see, dir, 2);
+        lm_check_fails(b, m + " -i ab --score x.txt", "error: -i and --score cannot be combined" + see, dir, 2);
+        lm_check_fails(b, m + " -i", "error: -i: missing value" + see, dir, 2);
         std::string texts = dir + "/short.txt";
         FILE* f = fopen(texts.c_str(), "wb");
         fputs("fine line\nx\n", f);
         fclose(f);
-        cli_check_fails(b, m + " --score " + cli_quote(texts),
-                        "short.txt: line 2 has 1 byte: scoring needs at least 2 (one to predict)", dir);
+        lm_check_fails(b, m + " --score " + cli_quote(texts),
+                       "error: " + texts + ": line 2 has 1 byte: scoring needs at least 2 (one to predict)", dir);
         std::string empty = dir + "/empty.txt";
         f = fopen(empty.c_str(), "wb");
         fclose(f);
-        cli_check_fails(b, m + " --score " + cli_quote(empty), "empty.txt: no lines to score (the file is empty)", dir);
+        lm_check_fails(b, m + " --score " + cli_quote(empty), "error: " + empty + ": no lines to score (the file is empty)", dir);
         std::string blank = dir + "/blank.txt";
         f = fopen(blank.c_str(), "wb");
         fputs("ab\n\ncd\n", f);
         fclose(f);
-        cli_check_fails(b, m + " --score " + cli_quote(blank), "blank.txt: line 2 has 0 bytes: scoring needs at least 2", dir);
-        cli_check_fails(b, m + " --score " + cli_quote(dir + "/none.txt"), "none.txt: cannot open: No such file or directory", dir);
+        lm_check_fails(b, m + " --score " + cli_quote(blank),
+                       "error: " + blank + ": line 2 has 0 bytes: scoring needs at least 2 (one to predict)", dir);
+        lm_check_fails(b, m + " --score " + cli_quote(dir + "/none.txt"),
+                       "error: " + dir + "/none.txt: cannot open: No such file or directory", dir);
     }
     // the transformer's context: prompt + -n beyond it, a scored line beyond it
     lm_check_fails(tb, tm + " -i " + cli_quote(std::string(60, 'a')) + " -n 5",
@@ -946,8 +958,8 @@ TEST_CASE("CLI: bad LM input gives one error line (./mamba, ./transformer, ./cnn
         FILE* f = fopen(texts.c_str(), "wb");
         fputs((std::string(65, 'z') + "\n").c_str(), f);
         fclose(f);
-        cli_check_fails(tb, tm + " --score " + cli_quote(texts),
-                        "long.txt: line 1 has 65 tokens, more than the model's context of 64", dir);
+        lm_check_fails(tb, tm + " --score " + cli_quote(texts),
+                       "error: " + texts + ": line 1 has 65 tokens, more than the model's context of 64", dir);
         // Mamba runs past its training window
         CliRun r = cli_run(mb, mm + " --score " + cli_quote(texts), dir);
         CHECK(r.code == 0);
@@ -962,7 +974,7 @@ TEST_CASE("CLI: bad LM input gives one error line (./mamba, ./transformer, ./cnn
         FILE* f = fopen(p.c_str(), "wb");
         fwrite(b.data(), 1, b.size() - 100, f);
         fclose(f);
-        lm_check_fails(tb, cli_quote(p) + " -i ab", "trunc.bin: header says " + std::to_string(b.size()) + " bytes but the file has " +
+        lm_check_fails(tb, cli_quote(p) + " -i ab", "error: " + p + ": header says " + std::to_string(b.size()) + " bytes but the file has " +
                                                      std::to_string(b.size() - 100) + " (truncated)", dir);
         // a truncated kind-3 file: ./mamba cannot tell its kind from a
         // broken file, so the classifier's reader reports it the same way
@@ -970,24 +982,26 @@ TEST_CASE("CLI: bad LM input gives one error line (./mamba, ./transformer, ./cnn
         f = fopen(p.c_str(), "wb");
         fwrite(mbytes.data(), 1, mbytes.size() - 100, f);
         fclose(f);
-        lm_check_fails(mb, cli_quote(p) + " -i ab", "(truncated)", dir);
+        lm_check_fails(mb, cli_quote(p) + " -i ab", "error: " + p + ": header says " + std::to_string(mbytes.size()) +
+                                                     " bytes but the file has " + std::to_string(mbytes.size() - 100) + " (truncated)", dir);
     }
     // each engine names the right one for the other kinds
-    lm_check_fails(mb, tm + " -i ab", "model kind 4 is a transformer language model (run it with ./transformer); this engine runs kind 3 = Mamba LM", dir);
-    cli_check_fails(mb, tm + " input.bin", "model kind 4 is a transformer language model (run it with ./transformer)", dir);
-    lm_check_fails(tb, mm + " -i ab", "model kind 3 is a Mamba language model (run it with ./mamba); this engine runs kind 4 = transformer LM", dir);
-    cli_check_fails(cb, mm + " input.bin", "model kind 3 is a Mamba language model (run it with ./mamba); this engine runs kind 2 = CNN", dir);
-    cli_check_fails(cb, tm + " input.bin", "model kind 4 is a transformer language model (run it with ./transformer); this engine runs kind 2 = CNN", dir);
+    lm_check_fails(mb, tm + " -i ab", "error: " + cm.tf_path + ": model kind 4 is a transformer language model (run it with ./transformer); this engine runs kind 3 = Mamba LM", dir);
+    cli_check_fails_exact(mb, tm + " input.bin",
+                          "error: " + cm.tf_path + ": model kind 4 is a transformer language model (run it with ./transformer); this engine runs kind 3 = Mamba LM", dir);
+    lm_check_fails(tb, mm + " -i ab", "error: " + cm.mamba_path + ": model kind 3 is a Mamba language model (run it with ./mamba); this engine runs kind 4 = transformer LM", dir);
+    cli_check_fails_exact(cb, mm + " input.bin", "error: " + cm.mamba_path + ": model kind 3 is a Mamba language model (run it with ./mamba); this engine runs kind 2 = CNN", dir);
+    cli_check_fails_exact(cb, tm + " input.bin", "error: " + cm.tf_path + ": model kind 4 is a transformer language model (run it with ./transformer); this engine runs kind 2 = CNN", dir);
     // an LM flag makes ./mamba run the LM command line, so a missing or
     // classifier file gets the LM reader's error rather than "unknown flag"
-    lm_check_fails(mb, cli_quote(dir + "/none.bin") + " -i ab", "none.bin: cannot open: No such file or directory", dir);
+    lm_check_fails(mb, cli_quote(dir + "/none.bin") + " -i ab", "error: " + dir + "/none.bin: cannot open: No such file or directory", dir);
     {
         LmModel m = cm.mamba;
         m.h.kind = MMIA_KIND_MAMBA;
         std::string p = dir + "/kind1.bin";
         write_packed_model(p, m.h, m.tensors);
         lm_check_fails(mb, cli_quote(p) + " -i ab",
-                       "kind1.bin: model kind 1 is a Mamba classifier (run it with ./mamba model.bin input.bin); this engine runs kind 3 = Mamba LM", dir);
+                       "error: " + p + ": model kind 1 is a Mamba classifier (run it with ./mamba model.bin input.bin); this engine runs kind 3 = Mamba LM", dir);
     }
     // a BPE file
     {
@@ -996,7 +1010,7 @@ TEST_CASE("CLI: bad LM input gives one error line (./mamba, ./transformer, ./cnn
         std::string p = dir + "/bpe.bin";
         write_packed_model(p, m.h, m.tensors);
         lm_check_fails(mb, cli_quote(p) + " -i ab",
-                       "bpe.bin: tokenizer hp[24] = 1 (BPE) is not supported yet: this engine reads byte-level models (hp[24] = 0) only", dir);
+                       "error: " + p + ": tokenizer hp[24] = 1 (BPE) is not supported yet: this engine reads byte-level models (hp[24] = 0) only", dir);
     }
 }
 
