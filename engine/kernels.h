@@ -22,6 +22,14 @@
 // The `omp simd` pragmas need -fopenmp or -fopenmp-simd (the Makefile sets
 // the latter for every engine build); no threads are used in here.
 
+// Loops over exactly 16 lanes (a register tile's row, the scan's 16
+// channels) say so with K_SIMD16: GCC's default for -march=native on
+// AVX-512 CPUs is 256-bit vectors (-mprefer-vector-width=256), which splits
+// each such loop into two ymm halves and halves the FMAs per instruction;
+// simdlen(16) asks for one 512-bit vector instead (two 256-bit ones on AVX2
+// machines: no loss there).
+#define K_SIMD16 _Pragma("omp simd simdlen(16)")
+
 // ---------------------------------------------------------------------------
 // Scalar functions, written branch-free so they vectorise inside simd loops
 // (libm's expf/log1pf are not vectorised without -ffast-math).
@@ -231,7 +239,7 @@ __attribute__((always_inline)) static inline void k_mm_tile(float* out, const fl
     for (int k = 0; k < rows; k++) {
         float b = bias ? bias[o0 + k] : 0.0f;
         const float* prev = out + (int64_t)(o0 + k) * T + t0;
-#pragma omp simd
+K_SIMD16
         for (int j = 0; j < K_MM_TT; j++) acc[k][j] = accumulate ? prev[j] + b : b;
     }
     const float* w0 = w + (int64_t)o0 * I;
@@ -240,7 +248,7 @@ __attribute__((always_inline)) static inline void k_mm_tile(float* out, const fl
 #pragma GCC unroll 8
         for (int k = 0; k < rows; k++) {
             float wk = w0[(int64_t)k * I + i];
-#pragma omp simd
+K_SIMD16
             for (int j = 0; j < K_MM_TT; j++) acc[k][j] += wk * xi[j];
         }
     }
@@ -248,7 +256,7 @@ __attribute__((always_inline)) static inline void k_mm_tile(float* out, const fl
     for (int k = 0; k < rows; k++) {
         float* ok = out + (int64_t)(o0 + k) * T + t0;
         // a fixed-width blend rather than a loop from j0, so acc stays in registers
-#pragma omp simd
+K_SIMD16
         for (int j = 0; j < K_MM_TT; j++) ok[j] = j >= j0 ? acc[k][j] : ok[j];
     }
 }
@@ -416,7 +424,7 @@ static inline void k_scan_lanes16(int L, int N, const float* u, const float* del
         const float* Bt = B + (int64_t)t * N;
         const float* Ct = C + (int64_t)t * N;
         float du[K_SCAN_LANES], acc[K_SCAN_LANES];
-#pragma omp simd
+K_SIMD16
         for (int j = 0; j < K_SCAN_LANES; j++) {
             du[j] = dt[j] * ut[j];
             acc[j] = Dskip[j] * ut[j];
@@ -425,7 +433,7 @@ static inline void k_scan_lanes16(int L, int N, const float* u, const float* del
             float b = Bt[n], c = Ct[n];
             float* hn = h + n * K_SCAN_LANES;
             const float* an = at + n * K_SCAN_LANES;
-#pragma omp simd
+K_SIMD16
             for (int j = 0; j < K_SCAN_LANES; j++) {
                 float hv = k_expf_nonpos(dt[j] * an[j]) * hn[j] + du[j] * b;
                 hn[j] = hv;
@@ -435,10 +443,10 @@ static inline void k_scan_lanes16(int L, int N, const float* u, const float* del
         float* yt = y + t * ld;
         if (z) {
             const float* zt = z + t * ld;
-#pragma omp simd
+K_SIMD16
             for (int j = 0; j < K_SCAN_LANES; j++) yt[j] = acc[j] * k_silu(zt[j]);
         } else {
-#pragma omp simd
+K_SIMD16
             for (int j = 0; j < K_SCAN_LANES; j++) yt[j] = acc[j];
         }
     }
@@ -458,9 +466,36 @@ static inline float k_tanhf(float x) {
     return x < 0.0f ? -t : t;
 }
 
-// x[i] = act(x[i]), i < n; act is an MmiaAct (format.h). GELU is the exact erf form (PyTorch's default);
-// libm's erff keeps it exact in the tails (where 1 + erf cancels) at the price of speed: it is not
-// vectorised, and takes ~18% of mamba-seed000's engine time (its stem).
+// erfc(z) for z >= 0: Numerical Recipes' erfcc (Press et al., 2nd ed.,
+// section 6.2), a Chebyshev fit with fractional error < 1.2e-7 for every
+// z >= 0, so the tail keeps its relative precision (1 + erf(-z) would
+// cancel). One k_expf and one division: vectorises.
+static inline float k_erfc_nonneg(float z) {
+    float t = 1.0f / (1.0f + 0.5f * z);
+    float p = 0.17087277f;
+    p = p * t - 0.82215223f;
+    p = p * t + 1.48851587f;
+    p = p * t - 1.13520398f;
+    p = p * t + 0.27886807f;
+    p = p * t - 0.18628806f;
+    p = p * t + 0.09678418f;
+    p = p * t + 0.37409196f;
+    p = p * t + 1.00002368f;
+    p = p * t - 1.26551223f;
+    return t * k_expf(p - z * z);
+}
+
+// gelu(x) = x/2 (1 + erf(x/sqrt2)) = x/2 erfc(-x/sqrt2), the exact erf form
+// (PyTorch's default): with e = erfc(|x|/sqrt2), x/2 e for x < 0 (relative
+// precision kept in the negative tail) and x/2 (2 - e) for x >= 0.
+static inline float k_gelu(float x) {
+    float e = k_erfc_nonneg(fabsf(x) * 0.70710678118654752f);
+    return 0.5f * x * (x < 0.0f ? e : 2.0f - e);
+}
+
+// x[i] = act(x[i]), i < n; act is an MmiaAct (format.h). GELU is the exact
+// erf form (k_gelu; it replaced libm's erff, which does not vectorise and
+// took ~18% of mamba-seed000's engine time in its stem).
 static inline void k_activate(float* x, int64_t n, int act) {
     if (act == MMIA_ACT_RELU) {
 #pragma omp simd
@@ -469,7 +504,8 @@ static inline void k_activate(float* x, int64_t n, int act) {
 #pragma omp simd
         for (int64_t i = 0; i < n; i++) x[i] = k_tanhf(x[i]);
     } else if (act == MMIA_ACT_GELU) {
-        for (int64_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) x[i] = k_gelu(x[i]);
     }
 }
 
@@ -528,7 +564,7 @@ __attribute__((always_inline)) static inline void k_gemm_tile(float* out, const 
 #pragma GCC unroll 8
     for (int k = 0; k < rows; k++) {
         float b = bias ? bias[o0 + k] : 0.0f;
-#pragma omp simd
+K_SIMD16
         for (int j = 0; j < K_GEMM_NR; j++) acc[k][j] = b;
     }
     const float* w0 = w + (int64_t)o0 * I;
@@ -537,7 +573,7 @@ __attribute__((always_inline)) static inline void k_gemm_tile(float* out, const 
 #pragma GCC unroll 8
         for (int k = 0; k < rows; k++) {
             float wk = w0[(int64_t)k * I + i];
-#pragma omp simd
+K_SIMD16
             for (int j = 0; j < K_GEMM_NR; j++) acc[k][j] += wk * xi[j];
         }
     }
@@ -545,7 +581,7 @@ __attribute__((always_inline)) static inline void k_gemm_tile(float* out, const 
     for (int k = 0; k < rows; k++) {
         float* ok = out + (int64_t)(o0 + k) * T + t0;
         if (nt == K_GEMM_NR) {
-#pragma omp simd
+K_SIMD16
             for (int j = 0; j < K_GEMM_NR; j++) ok[j] = acc[k][j];
         } else {
             for (int j = 0; j < nt; j++) ok[j] = acc[k][j];
