@@ -432,6 +432,10 @@ LmOps transformer_ops(const Transformer* m) {
     return o;
 }
 
+void transformer_matmul_fm(float* out, const float* w, const float* x, const float* bias, int O, int I, int T) {
+    k_matmul_fm(out, w, x, bias, O, I, T, 0);
+}
+
 // ----------------------------------------------------------------------------
 // Loading: every header field and tensor checked before use
 

@@ -226,8 +226,8 @@ static inline void k_layernorm_fm(float* out, const float* x, const float* w, co
 // x and 8 broadcasts feed 16 FMAs. This reaches ~155 GFLOP/s on one
 // AVX-512 core for the LM shapes (~72% of the ~214 peak), where the earlier
 // 8 x 16 tile (one load per 8 FMAs) stayed at ~105; every output still sums
-// over i in order, so the result is bit-identical. Leftover outputs use
-// 1-row tiles; 16 <= T < 32 uses 16-token tiles. When T is not a multiple of
+// over i in order, so the result is bit-identical. Leftover outputs use a
+// 4-row tile, then 1-row tiles; 16 <= T < 32 uses 16-token tiles. When T is not a multiple of
 // the tile width the last tile is the one ending at T, overlapping the
 // previous one; it only stores its new columns, so nothing is computed
 // twice into out.
@@ -258,6 +258,15 @@ K_SIMD16
             for (int j = 0; j < nt; j++) acc[k][j] += wk * xi[j];
         }
     }
+    if (j0 == 0) {  // a plain store: no read of out (it may be cold, and the read would wait for it)
+#pragma GCC unroll 8
+        for (int k = 0; k < rows; k++) {
+            float* ok = out + (int64_t)(o0 + k) * T + t0;
+K_SIMD16
+            for (int j = 0; j < nt; j++) ok[j] = acc[k][j];
+        }
+        return;
+    }
 #pragma GCC unroll 8
     for (int k = 0; k < rows; k++) {
         float* ok = out + (int64_t)(o0 + k) * T + t0;
@@ -279,7 +288,12 @@ __attribute__((always_inline)) static inline void k_mm_sweep(float* out, const f
             t0 = T - nt;
         }
         for (int o0 = 0; o0 < O8; o0 += K_MM_TO) k_mm_tile(out, w, x, bias, K_MM_TO, nt, I, T, o0, t0, j0, accumulate);
-        for (int o0 = O8; o0 < O; o0++) k_mm_tile(out, w, x, bias, 1, nt, I, T, o0, t0, j0, accumulate);
+        int o0 = O8;
+        if (O - o0 >= 4) {  // e.g. x_proj's dt_rank + 2 d_state = 36 rows
+            k_mm_tile(out, w, x, bias, 4, nt, I, T, o0, t0, j0, accumulate);
+            o0 += 4;
+        }
+        for (; o0 < O; o0++) k_mm_tile(out, w, x, bias, 1, nt, I, T, o0, t0, j0, accumulate);
         if (j0) break;
     }
 }
