@@ -100,7 +100,7 @@ static int cache_reserve(const Transformer* m, TransformerState* st, int64_t nee
 
 // Floats of attention_blocked's scratch for one head over P positions.
 static int64_t att_head_floats(int64_t dh, int64_t P) {
-    return 2 * P * dh + 2 * dh * ATT_CHUNK + P * ATT_CHUNK + 2 * ATT_CHUNK;
+    return 3 * P * dh + 2 * dh * ATT_CHUNK + P * ATT_CHUNK + 2 * ATT_CHUNK;
 }
 
 // Scratch for T new tokens with P = pos + T positions in the cache: x, h,
@@ -191,8 +191,9 @@ static void attention(const Transformer* m, TransformerState* st, int l, int64_t
 }
 
 // The same attention for many new tokens, as blocked matrix products (the
-// prefill and teacher forcing): per head, keys K [P][dh] are gathered
-// from the cache once; then per block
+// prefill and teacher forcing): per head, keys K [P][dh] and values are
+// gathered from the cache once (compact: the cache's rows are L*D apart);
+// then per block
 // of up to ATT_CHUNK queries (positions pos0+t0 ..), with P1 = pos0 + t1
 // keys, the only ones the block can see (Vt gathered for them):
 //   S[s][t] = k_s . (q_t / sqrt(dh))          k_matmul_fm, [P1][Tc]
@@ -209,7 +210,8 @@ static void attention_blocked(const Transformer* m, TransformerState* st, int l,
     OMP(omp parallel for schedule(static) if ((int64_t)T * P * D >= (1 << 20)))
     for (int h = 0; h < H; h++) {
         float* kt = buf + (int64_t)h * att_head_floats(dh, P);  // [P][dh] keys, token-major
-        float* vt = kt + (int64_t)P * dh;                       // [dh][P1] values, feature-major
+        float* vs = kt + (int64_t)P * dh;                       // [P][dh] values, token-major
+        float* vt = vs + (int64_t)P * dh;                       // [dh][P1] values, feature-major
         float* qc = vt + (int64_t)dh * P;                       // [dh][Tc] the block's scaled queries
         float* oc = qc + (int64_t)dh * ATT_CHUNK;               // [dh][Tc] its outputs
         float* sc = oc + (int64_t)dh * ATT_CHUNK;               // [P1][Tc] scores, then weights
@@ -217,7 +219,10 @@ static void attention_blocked(const Transformer* m, TransformerState* st, int l,
         float* sum = mx + ATT_CHUNK;                            // [Tc] column sums
         const float* kh = st->k_cache + (int64_t)l * D + (int64_t)h * dh;
         const float* vh = st->v_cache + (int64_t)l * D + (int64_t)h * dh;
-        for (int s = 0; s < P; s++) memcpy(kt + (int64_t)s * dh, kh + s * stride, sizeof(float) * (size_t)dh);
+        for (int s = 0; s < P; s++) {
+            memcpy(kt + (int64_t)s * dh, kh + s * stride, sizeof(float) * (size_t)dh);
+            memcpy(vs + (int64_t)s * dh, vh + s * stride, sizeof(float) * (size_t)dh);
+        }
         const float* q = qkv + (int64_t)h * 3 * dh * T;  // [dh][T] this head's q rows
         for (int t0 = 0; t0 < T; t0 += ATT_CHUNK) {
             const int Tc = T - t0 < ATT_CHUNK ? T - t0 : ATT_CHUNK;
@@ -225,7 +230,7 @@ static void attention_blocked(const Transformer* m, TransformerState* st, int l,
             for (int i = 0; i < dh; i++)
                 for (int t = 0; t < Tc; t++) qc[i * Tc + t] = q[(int64_t)i * T + t0 + t] * scale;
             for (int s = 0; s < P1; s++)  // vt [dh][P1]: the matmul's weight rows are P1 long
-                for (int i = 0; i < dh; i++) vt[(int64_t)i * P1 + s] = vh[s * stride + i];
+                for (int i = 0; i < dh; i++) vt[(int64_t)i * P1 + s] = vs[(int64_t)s * dh + i];
             k_matmul_fm(sc, kt, qc, NULL, P1, dh, Tc, 0);
             // query t (of the block) sees keys s <= pos0 + t0 + t: row s
             // is live from column lo(s) = s - pos0 - t0 on
