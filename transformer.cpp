@@ -95,12 +95,22 @@ static int cache_reserve(const Transformer* m, TransformerState* st, int64_t nee
     return 0;
 }
 
-// Scratch for T new tokens: x, h, att, a [D][T] each; qkv [3D][T]; mlp
-// [F][T]; LayerNorm statistics [2T]; rotary cos, sin [T][r/2] each; the
-// head's scratch.
-static int64_t scratch_floats(const Transformer* m, int64_t T) {
+// Queries per block of the prefill attention (attention_blocked).
+#define ATT_CHUNK 64
+
+// Floats of attention_blocked's scratch for one head over P positions.
+static int64_t att_head_floats(int64_t dh, int64_t P) {
+    return 3 * P * dh + 2 * dh * ATT_CHUNK + P * ATT_CHUNK + 2 * ATT_CHUNK;
+}
+
+// Scratch for T new tokens with P = pos + T positions in the cache: x, h,
+// att, a [D][T] each; qkv [3D][T]; mlp [F][T]; LayerNorm statistics [2T];
+// rotary cos, sin [r/2][T] each; the head's scratch; the blocked
+// attention's, per head (T >= ATT_CHUNK only).
+static int64_t scratch_floats(const Transformer* m, int64_t T, int64_t P) {
     int64_t D = m->d_model, F = m->d_ff, r2 = m->rotary_ndims / 2;
-    return 4 * D * T + 3 * D * T + F * T + 2 * T + 2 * T * r2 + lm_head_scratch_floats(D, m->info.vocab);
+    int64_t att = T >= ATT_CHUNK ? m->n_heads * att_head_floats(m->head_dim, P) : 0;
+    return 4 * D * T + 3 * D * T + F * T + 2 * T + 2 * T * r2 + lm_head_scratch_floats(D, m->info.vocab) + att;
 }
 
 // ----------------------------------------------------------------------------
@@ -108,12 +118,20 @@ static int64_t scratch_floats(const Transformer* m, int64_t T) {
 
 // Rotate q or k of one head in place, NeoX half-split: for j < r/2,
 // (v_j, v_{j+r/2}) -> (v_j cos - v_{j+r/2} sin, v_{j+r/2} cos + v_j sin).
-// v: the head's first row in qkv [3D][T], token t; cs, sn: [r/2] of token t.
-static void rotate_half(float* v, int T, int t, int r2, const float* cs, const float* sn) {
+// v: the head's first row in qkv [3D][T] (rows j of all T tokens are
+// contiguous: vectorised over tokens); cs, sn: [r/2][T].
+static void rotate_half(float* v, int T, int r2, const float* cs, const float* sn) {
     for (int j = 0; j < r2; j++) {
-        float a = v[(int64_t)j * T + t], b = v[(int64_t)(j + r2) * T + t];
-        v[(int64_t)j * T + t] = a * cs[j] - b * sn[j];
-        v[(int64_t)(j + r2) * T + t] = b * cs[j] + a * sn[j];
+        float* a = v + (int64_t)j * T;
+        float* b = v + (int64_t)(j + r2) * T;
+        const float* c = cs + (int64_t)j * T;
+        const float* sv = sn + (int64_t)j * T;
+#pragma omp simd
+        for (int t = 0; t < T; t++) {
+            float at = a[t], bt = b[t];
+            a[t] = at * c[t] - bt * sv[t];
+            b[t] = bt * c[t] + at * sv[t];
+        }
     }
 }
 
@@ -172,6 +190,80 @@ static void attention(const Transformer* m, TransformerState* st, int l, int64_t
     }
 }
 
+// The same attention for many new tokens, as blocked matrix products (the
+// prefill and teacher forcing): per head, keys K [P][dh] and values are
+// gathered from the cache once (compact: the cache's rows are L*D apart);
+// then per block
+// of up to ATT_CHUNK queries (positions pos0+t0 ..), with P1 = pos0 + t1
+// keys, the only ones the block can see (Vt gathered for them):
+//   S[s][t] = k_s . (q_t / sqrt(dh))          k_matmul_fm, [P1][Tc]
+//   S[s][t] = exp(S[s][t] - max_s), 0 where s > pos0 + t (causal mask)
+//   att[t] = (Vt S)[.][t] / sum_s S[s][t]     k_matmul_fm, [dh][Tc]
+// The softmax runs down the columns of S, vectorised over the block's
+// queries. Heads in parallel when it pays; buf: H * att_head_floats(dh, P).
+static void attention_blocked(const Transformer* m, TransformerState* st, int l, int64_t pos0, int T,
+                              const float* qkv, float* att, float* buf) {
+    const int D = m->d_model, H = m->n_heads, dh = m->head_dim, L = m->n_layers;
+    const int P = (int)(pos0 + T);
+    const float scale = 1.0f / sqrtf((float)dh);
+    const int64_t stride = (int64_t)L * D;  // between positions in the cache
+    OMP(omp parallel for schedule(static) if ((int64_t)T * P * D >= (1 << 20)))
+    for (int h = 0; h < H; h++) {
+        float* kt = buf + (int64_t)h * att_head_floats(dh, P);  // [P][dh] keys, token-major
+        float* vs = kt + (int64_t)P * dh;                       // [P][dh] values, token-major
+        float* vt = vs + (int64_t)P * dh;                       // [dh][P1] values, feature-major
+        float* qc = vt + (int64_t)dh * P;                       // [dh][Tc] the block's scaled queries
+        float* oc = qc + (int64_t)dh * ATT_CHUNK;               // [dh][Tc] its outputs
+        float* sc = oc + (int64_t)dh * ATT_CHUNK;               // [P1][Tc] scores, then weights
+        float* mx = sc + (int64_t)P * ATT_CHUNK;                // [Tc] column maxima
+        float* sum = mx + ATT_CHUNK;                            // [Tc] column sums
+        const float* kh = st->k_cache + (int64_t)l * D + (int64_t)h * dh;
+        const float* vh = st->v_cache + (int64_t)l * D + (int64_t)h * dh;
+        for (int s = 0; s < P; s++) {
+            memcpy(kt + (int64_t)s * dh, kh + s * stride, sizeof(float) * (size_t)dh);
+            memcpy(vs + (int64_t)s * dh, vh + s * stride, sizeof(float) * (size_t)dh);
+        }
+        const float* q = qkv + (int64_t)h * 3 * dh * T;  // [dh][T] this head's q rows
+        for (int t0 = 0; t0 < T; t0 += ATT_CHUNK) {
+            const int Tc = T - t0 < ATT_CHUNK ? T - t0 : ATT_CHUNK;
+            const int P1 = (int)(pos0 + t0 + Tc);
+            for (int i = 0; i < dh; i++)
+                for (int t = 0; t < Tc; t++) qc[i * Tc + t] = q[(int64_t)i * T + t0 + t] * scale;
+            for (int s = 0; s < P1; s++)  // vt [dh][P1]: the matmul's weight rows are P1 long
+                for (int i = 0; i < dh; i++) vt[(int64_t)i * P1 + s] = vs[(int64_t)s * dh + i];
+            k_matmul_fm(sc, kt, qc, NULL, P1, dh, Tc, 0);
+            // query t (of the block) sees keys s <= pos0 + t0 + t: row s
+            // is live from column lo(s) = s - pos0 - t0 on
+            for (int t = 0; t < Tc; t++) {
+                mx[t] = -INFINITY;
+                sum[t] = 0.0f;
+            }
+            for (int s = 0; s < P1; s++) {
+                const float* r = sc + (int64_t)s * Tc;
+                int64_t lo = s - pos0 - t0 > 0 ? s - pos0 - t0 : 0;
+#pragma omp simd
+                for (int t = (int)lo; t < Tc; t++) mx[t] = r[t] > mx[t] ? r[t] : mx[t];
+            }
+            for (int s = 0; s < P1; s++) {
+                float* r = sc + (int64_t)s * Tc;
+                int lo = (int)(s - pos0 - t0 > 0 ? s - pos0 - t0 : 0);
+                for (int t = 0; t < lo; t++) r[t] = 0.0f;
+#pragma omp simd
+                for (int t = lo; t < Tc; t++) {
+                    r[t] = k_expf(r[t] - mx[t]);
+                    sum[t] += r[t];
+                }
+            }
+            k_matmul_fm(oc, vt, sc, NULL, dh, P1, Tc, 0);
+            for (int i = 0; i < dh; i++) {
+                float* a = att + (int64_t)(h * dh + i) * T + t0;
+#pragma omp simd
+                for (int t = 0; t < Tc; t++) a[t] = oc[i * Tc + t] / sum[t];
+            }
+        }
+    }
+}
+
 // T tokens appended to the sequence in the state; outputs as in
 // lm_head_outputs (all_logits and logprob only make sense for a fresh
 // sequence: row t is position pos+t).
@@ -195,7 +287,7 @@ static int forward(const Transformer* m, TransformerState* st, const int* tokens
             return -1;
         }
     }
-    int64_t need = scratch_floats(m, T);
+    int64_t need = scratch_floats(m, T, pos0 + T);
     if (need * 4 > LM_MAX_SCRATCH_BYTES) {
         packed_err(err, errlen, "a sequence of %d tokens needs %lld MiB of working memory (cap %lld MiB)", T,
                    (long long)(need * 4 >> 20), (long long)(LM_MAX_SCRATCH_BYTES >> 20));
@@ -221,9 +313,10 @@ static int forward(const Transformer* m, TransformerState* st, const int* tokens
     float* qkv = a + (int64_t)D * T;          // [3D][T]
     float* mlp = qkv + (int64_t)3 * D * T;    // [F][T]
     float* ss = mlp + (int64_t)F * T;         // [2T]
-    float* cs = ss + 2 * T;                   // [T][r/2] cos
-    float* sn = cs + (int64_t)T * r2;         // [T][r/2] sin
+    float* cs = ss + 2 * T;                   // [r/2][T] cos
+    float* sn = cs + (int64_t)T * r2;         // [r/2][T] sin
     float* hs = sn + (int64_t)T * r2;         // the head's scratch
+    float* ab = hs + lm_head_scratch_floats(D, V);  // attention_blocked's (T >= ATT_CHUNK)
 
     // x[d][t] = embed[token t][d]
     for (int t = 0; t < T; t++) {
@@ -240,8 +333,8 @@ static int forward(const Transformer* m, TransformerState* st, const int* tokens
             float e = (float)(2 * j) / (float)m->rotary_ndims;
             float inv_freq = 1.0f / (float)pow((double)m->rotary_base, (double)e);
             float ang = (float)(pos0 + t) * inv_freq;
-            cs[(int64_t)t * r2 + j] = (float)cos((double)ang);
-            sn[(int64_t)t * r2 + j] = (float)sin((double)ang);
+            cs[(int64_t)j * T + t] = (float)cos((double)ang);
+            sn[(int64_t)j * T + t] = (float)sin((double)ang);
         }
     const int64_t stride = (int64_t)L * D;
     for (int l = 0; l < L; l++) {
@@ -254,9 +347,9 @@ static int forward(const Transformer* m, TransformerState* st, const int* tokens
             float* q = qkv + (int64_t)hd * 3 * dh * T;
             float* k = q + (int64_t)dh * T;
             const float* v = k + (int64_t)dh * T;
+            rotate_half(q, T, r2, cs, sn);
+            rotate_half(k, T, r2, cs, sn);
             for (int t = 0; t < T; t++) {
-                rotate_half(q, T, t, r2, cs + (int64_t)t * r2, sn + (int64_t)t * r2);
-                rotate_half(k, T, t, r2, cs + (int64_t)t * r2, sn + (int64_t)t * r2);
                 float* kc = st->k_cache + (pos0 + t) * stride + (int64_t)l * D + (int64_t)hd * dh;
                 float* vc = st->v_cache + (pos0 + t) * stride + (int64_t)l * D + (int64_t)hd * dh;
                 for (int i = 0; i < dh; i++) {
@@ -265,7 +358,10 @@ static int forward(const Transformer* m, TransformerState* st, const int* tokens
                 }
             }
         }
-        attention(m, st, l, pos0, T, qkv, att);
+        if (T >= ATT_CHUNK)
+            attention_blocked(m, st, l, pos0, T, qkv, att, ab);
+        else
+            attention(m, st, l, pos0, T, qkv, att);
         // a = dense(att) + b                                    [D][T]
         linear(a, w->dense_w, att, w->dense_b, D, D, T);
         if (m->parallel) {
@@ -339,6 +435,10 @@ LmOps transformer_ops(const Transformer* m) {
     o.decode = ops_decode;
     o.score = ops_score;
     return o;
+}
+
+void transformer_matmul_fm(float* out, const float* w, const float* x, const float* bias, int O, int I, int T) {
+    k_matmul_fm(out, w, x, bias, O, I, T, 0);
 }
 
 // ----------------------------------------------------------------------------

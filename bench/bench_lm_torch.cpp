@@ -21,6 +21,13 @@
 //   score    teacher-forced log-probabilities of --texts texts of context
 //            tokens: engine lm_score_texts (OpenMP over texts) vs LibTorch
 //            forward of the batch + log_softmax + gather.
+// Kernel: the matmul both engines run for every projection (k_matmul_fm as
+// compiled into them) on each preset's shapes at T = context, all of one
+// layer's projections plus the head back to back: GFLOP/s (fastest of
+// 3 x --reps timings of ~5 ms: a kernel's speed on a shared machine), as a
+// fraction of this core's fp32 peak measured here (12 FMA chains, AVX-512;
+// bench/bench_peak.h), and the largest error against a double-precision dot
+// product (relative to sum |w x|; ~I 2^-24 at worst for a correct fp32 sum).
 // Training: one AdamW step (forward, next-token cross-entropy, backward,
 // step) on a batch of the preset's batch size x context tokens with the
 // fused selective scan (the Mamba default), tokens/s = batch x context /
@@ -34,8 +41,10 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <random>
 #include <stdexcept>
 
+#include "bench/bench_peak.h"
 #include "bench/bench_util.h"
 #include "common/config.h"
 #include "engine/lm.h"
@@ -93,6 +102,56 @@ ModelSpec resolve_lm(const json& cfg, const std::string& name) {
     return resolve_preset(cfg, kind, name);
 }
 
+// The projections of one layer and the head, as (O, I) = (outputs, inputs).
+std::vector<std::pair<int, int>> matmul_shapes(const EngineModel& e) {
+    if (e.is_mamba) {
+        const MambaBlockConfig& c = e.mamba.block;
+        return {{c.d_inner, c.d_model},  {c.d_inner, c.d_model},  // in_proj: x and z halves
+                {c.dt_rank + 2 * c.d_state, c.d_inner},            // x_proj
+                {c.d_inner, c.dt_rank},                            // dt_proj
+                {c.d_model, c.d_inner},                            // out_proj
+                {e.mamba.info.vocab, c.d_model}};                  // head
+    }
+    const Transformer& t = e.tf;
+    return {{3 * t.d_model, t.d_model}, {t.d_model, t.d_model}, {t.d_ff, t.d_model}, {t.d_model, t.d_ff},
+            {t.info.vocab, t.d_model}};
+}
+
+// GFLOP/s of those matmuls over T tokens, back to back, and their largest
+// error relative to sum |w x| (gemm_rel_error); above 4 I 2^-24 is refused.
+std::pair<double, double> matmul_gflops(const EngineModel& e, int T, int reps) {
+    std::mt19937 g(1);
+    std::uniform_real_distribution<float> d(-1, 1);
+    struct Mm {
+        int O, I;
+        std::vector<float> w, x, out;
+    };
+    std::vector<Mm> mm;
+    double flops = 0;
+    for (auto [O, I] : matmul_shapes(e)) {
+        Mm m{O, I, std::vector<float>(size_t(O) * I), std::vector<float>(size_t(I) * T),
+             std::vector<float>(size_t(O) * T)};
+        for (auto& v : m.w) v = d(g);
+        for (auto& v : m.x) v = d(g);
+        mm.push_back(std::move(m));
+        flops += 2.0 * O * I * T;
+    }
+    const int inner = std::max(1, int(0.005 * 100e9 / flops));
+    const double t = min_seconds(3 * reps, [&] {
+        for (int r = 0; r < inner; r++)
+            for (auto& m : mm) transformer_matmul_fm(m.out.data(), m.w.data(), m.x.data(), nullptr, m.O, m.I, T);
+    });
+    double err = 0;
+    for (auto& m : mm) {
+        const double e_m = gemm_rel_error(m.out, m.w, m.x, m.O, m.I, T);
+        if (!(e_m <= 4.0 * m.I * std::ldexp(1.0, -24)))
+            throw std::runtime_error("matmul " + std::to_string(m.O) + " x " + std::to_string(m.I) + ": error " +
+                                     std::to_string(e_m) + " x sum|wx|, above 4 I 2^-24");
+        err = std::max(err, e_m);
+    }
+    return {flops * inner / t / 1e9, err};
+}
+
 void check(int rc, const char* what, const char* err) {
     if (rc) throw std::runtime_error(std::string(what) + ": " + err);
 }
@@ -127,6 +186,8 @@ int main(int argc, char** argv) {
                     threads, threads == 1 ? "" : "s", reps);
         std::printf("LibTorch decode = full forward over the growing sequence (the models have no recurrent "
                     "step / K/V cache in LibTorch)\n");
+        const double peak = __builtin_cpu_supports("avx512f") ? best_of_bursts(peak_avx512_gflops) : 0.0;
+        std::printf("measured fp32 peak, one core, 12 FMA chains: AVX-512 %.1f GFLOP/s\n", peak);
         std::printf("%-18s %-8s %7s %14s %14s %8s\n", "preset", "row", "tokens", "engine tok/s", "torch tok/s",
                     "ratio");
         for (const auto& name : presets) {
@@ -146,6 +207,12 @@ int main(int argc, char** argv) {
                 std::fflush(stdout);
             };
 
+            // the kernel behind prefill and scoring, on this preset's shapes
+            {
+                const auto [gf, rel] = matmul_gflops(e, L, reps);
+                std::printf("%-18s %-8s %7d   %.1f GFLOP/s = %.0f%% of peak (max error %.1e x sum|wx|)\n",
+                            name.c_str(), "matmul", L, gf, peak > 0 ? 100 * gf / peak : 0.0, rel);
+            }
             // decode
             {
                 const int P = std::min(prompt, L - 1), G = std::min(gen, L - P);

@@ -106,3 +106,8 @@ int transformer_forward(const Transformer* m, TransformerState* st, const int* t
 
 // The engine-neutral interface (engine/lm.h) over an open model.
 LmOps transformer_ops(const Transformer* m);
+
+// The matmul every projection of both LM engines runs over a sequence, as
+// compiled into the engines (kernels.h k_matmul_fm), for benchmarks:
+// out[O][T] = W[O][I] x[I][T] + bias[O] (bias may be NULL), feature-major.
+void transformer_matmul_fm(float* out, const float* w, const float* x, const float* bias, int O, int I, int T);

@@ -547,9 +547,12 @@ TEST_CASE("rmsnorm over features, feature-major") {
 }
 
 TEST_CASE("matmul feature-major: odd sizes, bias, accumulate; matvec") {
-    for (int O : {1, 7, 8, 9, 24, 37})
-        for (int I : {1, 5, 16, 33})
-            for (int T : {1, 15, 16, 17, 49}) {
+    // O: 8-row tiles, the 4-row and 1-row leftovers; I: x read in place
+    // (< 32) or through panels of K_MM_KB = 128 features (several for 200,
+    // 300); T: row by row (< 16), 16- and 32-token tiles, shifted last tiles.
+    for (int O : {1, 7, 8, 9, 12, 13, 24, 37})
+        for (int I : {1, 5, 16, 33, 200, 300})
+            for (int T : {1, 15, 16, 17, 32, 49, 70}) {
                 std::mt19937 g(O * 1000 + I * 10 + T);
                 auto w = uniform(g, size_t(O) * I, -1, 1), x = uniform(g, size_t(I) * T, -1, 1),
                      b = uniform(g, O, -1, 1), prev = uniform(g, size_t(O) * T, -1, 1);
