@@ -792,7 +792,7 @@ static int mamba_lm_load(MambaLm* m, char* err, size_t errlen) {
     c->norm = MMIA_NORM_RMS;
     c->norm_placement = MMIA_NORM_PRE;
     c->eps = h->fp[MMIA_FP_NORM_EPS];
-    if (!(c->eps > 0.0f && c->eps <= 1.0f)) {  // also false for NaN
+    if (!(c->eps > 0.0f && c->eps <= 1.0f)) {  // NaN fails this too
         packed_err(err, errlen, "norm eps is %g, outside (0, 1]", (double)c->eps);
         return -1;
     }

@@ -201,7 +201,7 @@ PackedModelData pack_mamba_lm(MambaLM& model) {
     h.hp[MMIA_HP_D_CONV] = int32_t(K);
     h.hp[MMIA_HP_D_INNER] = int32_t(E);
     h.hp[MMIA_HP_DT_RANK] = int32_t(R);
-    h.fp[MMIA_FP_NORM_EPS] = float(c.norm_eps);
+    h.fp[MMIA_FP_NORM_EPS] = (float)c.norm_eps;  // every RMSNorm of the LM
 
     torch::NoGradGuard no_grad;
     auto& t = out.tensors;
