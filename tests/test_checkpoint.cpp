@@ -722,6 +722,7 @@ TEST_CASE("bin/export and bin/train: an --output that is a FIFO, device or direc
         check_line({T, "--config", dir.file("config.json"), "--data-dir", d, "--output", dir.file("never.pt")}, 1, line);
     }
     CHECK_FALSE(fs::exists(dir.file("never.bin")));
+}
 
 // ===========================================================================
 // docs/BAD_INPUT.md, row by row, through bin/train and bin/export: each
