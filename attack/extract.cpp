@@ -499,6 +499,7 @@ int lm_generate_decaying(const LmOps* ops, const int* prompt, int n_prompt, int 
     }
     uint64_t rng = lm_rng_seed(seed);
     int rc = ops->prefill(ops->model, st, prompt, n_prompt, logits.data(), err, errlen);
+    if (rc == 0) rc = lm_check_logits(logits.data(), V, n_prompt - 1, err, errlen);
     for (int i = 0; rc == 0 && i < n_new; i++) {
         LmSampler s;
         s.temperature = float(i >= steps ? t1 : t0 + (t1 - t0) * double(i) / double(steps));
@@ -508,6 +509,7 @@ int lm_generate_decaying(const LmOps* ops, const int* prompt, int n_prompt, int 
         out.push_back(tok);
         if (tok == ops->info.eos || i + 1 == n_new) break;
         rc = ops->decode(ops->model, st, tok, logits.data(), err, errlen);
+        if (rc == 0) rc = lm_check_logits(logits.data(), V, int64_t(n_prompt) + i, err, errlen);
     }
     ops->state_free(st);
     return rc;

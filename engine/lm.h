@@ -303,6 +303,21 @@ typedef struct {
 // seed (the same seed gives the same tokens on any thread count: the
 // sampler is serial and every logit is computed the same way by any
 // thread). 0, or -1 and err.
+// Finite weights can still overflow float32 inside the model (issue 16):
+// a NaN or inf logit must stop the run, never be sampled from or printed.
+// logits: [V] the output at position pos (0-based, prompt included).
+// 0, or -1 and err "position P: the model's output is not finite (...)".
+static inline int lm_check_logits(const float* logits, int V, int64_t pos, char* err, size_t errlen) {
+    for (int v = 0; v < V; v++)
+        if (!isfinite(logits[v])) {
+            packed_err(err, errlen,
+                       "position %lld: the model's output is not finite (NaN or inf: float32 overflow inside the model)",
+                       (long long)pos);
+            return -1;
+        }
+    return 0;
+}
+
 static inline int lm_generate(const LmOps* ops, const int* prompt, int n_prompt, int n_new, const LmSampler* s,
                               uint64_t seed, int* out, int* n_out, char* err, size_t errlen) {
     *n_out = 0;
@@ -318,11 +333,13 @@ static inline int lm_generate(const LmOps* ops, const int* prompt, int n_prompt,
     }
     uint64_t rng = lm_rng_seed(seed);
     if (rc == 0) rc = ops->prefill(ops->model, st, prompt, n_prompt, logits, err, errlen);
+    if (rc == 0) rc = lm_check_logits(logits, V, n_prompt - 1, err, errlen);
     for (int i = 0; rc == 0 && i < n_new; i++) {
         int tok = lm_sample(s, &ops->info, logits, V, &rng, cand, prob);
         out[(*n_out)++] = tok;
         if (tok == ops->info.eos || i + 1 == n_new) break;
         rc = ops->decode(ops->model, st, tok, logits, err, errlen);
+        if (rc == 0) rc = lm_check_logits(logits, V, (int64_t)n_prompt + i, err, errlen);
     }
     if (st) ops->state_free(st);
     free(logits);
@@ -348,8 +365,21 @@ static inline int lm_score_texts(const LmOps* ops, const int* tokens, const int6
         for (int64_t i = 0; i < n_texts; i++) {
             if (my_failed) continue;
             int64_t n = start[i + 1] - start[i];
-            if (ops->score(ops->model, st, tokens + start[i], (int)n, logprob + start[i] - i, my_err, sizeof my_err))
+            double* lp = logprob + start[i] - i;
+            if (ops->score(ops->model, st, tokens + start[i], (int)n, lp, my_err, sizeof my_err)) {
                 my_failed = 1;
+                continue;
+            }
+            // finite logits give finite log-probs: a non-finite one is an overflow inside the model
+            for (int64_t t = 0; t + 1 < n; t++)
+                if (!isfinite(lp[t])) {
+                    packed_err(my_err, sizeof my_err,
+                               "line %lld, position %lld: the model's output is not finite (NaN or inf: float32 "
+                               "overflow inside the model)",
+                               (long long)(i + 1), (long long)t);
+                    my_failed = 1;
+                    break;
+                }
         }
         if (my_failed) {
             OMP(omp critical(lm_score_err))

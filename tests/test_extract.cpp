@@ -499,7 +499,10 @@ TEST_CASE("bin/extract: bad flags and impossible configurations get one error li
         std::ofstream f(other + "/extract_config.json");
         f << "{\"seeds\": [7]}\n";
     }
-    CliRun r = cli_run(bin, "--run-dir " + cli_quote(other), tmp.path.string());
+    // a corpus of its own: a fresh clone has no data/corpora/prose
+    const std::string corpus = tmp.file("fixture_corpus");
+    write_fixture_corpus(corpus);
+    CliRun r = cli_run(bin, "--corpus " + cli_quote(corpus) + " --run-dir " + cli_quote(other), tmp.path.string());
     INFO("stderr: " << r.err);
     CHECK(r.code == 1);
     CHECK(r.err == "error: " + other + " holds a run with another configuration; choose another --run-dir or pass --force\n");

@@ -19,6 +19,7 @@
 #endif
 
 #include <algorithm>
+#include <fstream>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -1117,4 +1118,41 @@ TEST_CASE("the same seed gives the same tokens and logits on 1 and 2 threads (mo
 #else
     MESSAGE("skipped: built without OpenMP");
 #endif
+}
+
+TEST_CASE("finite weights whose output overflows float32: generation and scoring stop with one line, never print nan") {
+    // The final norm's weights x 2e38 (finite): the normed hidden state is
+    // ~1e38 per feature and the head's dot products overflow, so every
+    // logit is inf or NaN. The file passes every check of the reader.
+    CliModels cm;
+    const std::string dir = cm.dir.path.string();
+    LmModel m = cm.mamba, t = cm.tf;
+    for (LmModel* x : {&m, &t})
+        for (auto& tensor : x->tensors)
+            if (tensor.name == "norm_f.weight" || tensor.name == "final_layer_norm.weight")
+                for (float& v : tensor.data) v *= 2e38f;  // <= 1.5 x 2e38 < FLT_MAX
+    const std::string mp = cm.dir.file("overflow_mamba.bin"), tp = cm.dir.file("overflow_tf.bin");
+    write_packed_model(mp, m.h, m.tensors);
+    write_packed_model(tp, t.h, t.tensors);
+    const std::string texts = cm.dir.file("overflow_texts.txt");
+    std::ofstream(texts) << "hello world\nab\n";
+    const std::string why = "the model's output is not finite (NaN or inf: float32 overflow inside the model)";
+    for (int k = 0; k < 2; k++) {
+        const std::string b = k ? bin("TRANSFORMER_BIN", "./transformer") : bin("MAMBA_BIN", "./mamba");
+        const std::string p = k ? tp : mp;
+        // generation: the prompt's last position (4 bytes: position 3) is the first output
+        lm_check_fails(b, cli_quote(p) + " -i abcd -n 5", "error: " + p + ": position 3: " + why, dir);
+        lm_check_fails(b, cli_quote(p) + " -i abcd -n 5 -t 0.8 -k 40 -s 3", "error: " + p + ": position 3: " + why, dir);
+        // scoring: the first line's first predicted position; --out is not written
+        const std::string out = cm.dir.file("overflow_out.txt");
+        CliRun r = cli_run(b, cli_quote(p) + " --score " + cli_quote(texts) + " --out " + cli_quote(out), dir);
+        INFO("stderr: " << r.err);
+        CHECK(r.code == 1);
+        CHECK(r.out.empty());
+        CHECK(r.err == "error: " + texts + ": line 1, position 0: " + why + "\n");
+        CHECK_FALSE(std::ifstream(out).good());
+    }
+    // The unchanged models generate (the check passes finite outputs).
+    CliRun ok = cli_run(bin("MAMBA_BIN", "./mamba"), cli_quote(cm.mamba_path) + " -i abcd -n 5", dir);
+    CHECK(ok.code == 0);
 }
