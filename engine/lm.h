@@ -352,15 +352,19 @@ static inline int lm_generate(const LmOps* ops, const int* prompt, int n_prompt,
 // per thread). Text i is tokens[start[i] .. start[i+1]) and must have >= 2
 // tokens; its log-probs go to logprob[start[i] - i ..] (n_i - 1 of them).
 // The results do not depend on the thread count. 0, or -1 and err (the
-// first failing text's).
+// lowest-numbered failing text's, on any thread count).
 static inline int lm_score_texts(const LmOps* ops, const int* tokens, const int64_t* start, int64_t n_texts,
                                  double* logprob, char* err, size_t errlen) {
-    int failed = 0;
+    // The error reported is the lowest-numbered failing text's, whatever
+    // the thread count: each thread stops at its own first failure (later
+    // texts it is handed have higher numbers), and the lowest of those wins.
+    int64_t failed_at = -1;
     OMP(omp parallel if (n_texts > 1))
     {
         void* st = ops->state_new(ops->model);
         char my_err[256] = "out of memory";
         int my_failed = st == NULL;
+        int64_t my_at = st == NULL ? 0 : -1;
         OMP(omp for schedule(dynamic, 1))
         for (int64_t i = 0; i < n_texts; i++) {
             if (my_failed) continue;
@@ -368,6 +372,7 @@ static inline int lm_score_texts(const LmOps* ops, const int* tokens, const int6
             double* lp = logprob + start[i] - i;
             if (ops->score(ops->model, st, tokens + start[i], (int)n, lp, my_err, sizeof my_err)) {
                 my_failed = 1;
+                my_at = i;
                 continue;
             }
             // finite logits give finite log-probs: a non-finite one is an overflow inside the model
@@ -378,19 +383,22 @@ static inline int lm_score_texts(const LmOps* ops, const int* tokens, const int6
                                "overflow inside the model)",
                                (long long)(i + 1), (long long)t);
                     my_failed = 1;
+                    my_at = i;
                     break;
                 }
         }
         if (my_failed) {
             OMP(omp critical(lm_score_err))
             {
-                if (!failed) packed_err(err, errlen, "%s", my_err);
-                failed = 1;
+                if (failed_at < 0 || my_at < failed_at) {
+                    packed_err(err, errlen, "%s", my_err);
+                    failed_at = my_at;
+                }
             }
         }
         if (st) ops->state_free(st);
     }
-    return failed ? -1 : 0;
+    return failed_at >= 0 ? -1 : 0;
 }
 
 // ----------------------------------------------------------------------------
