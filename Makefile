@@ -17,6 +17,9 @@
 
 CXX      ?= g++
 BUILD    := build
+# Where the programs go: ./mamba, bin/train ... for BUILD=build; under
+# build-san/ for the sanitizer sub-make (mk/sanitize.mk).
+PROG_PREFIX := $(if $(filter build,$(BUILD)),,$(BUILD)/)
 ARCH     ?= -march=native
 # No -ffast-math / -Ofast: it lets the compiler assume no NaNs, which would
 # silently delete the engines' NaN-input checks. Reassociation alone is enough
@@ -37,7 +40,7 @@ SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recove
 # --- sources ---------------------------------------------------------------
 ENGINE_HDRS := $(wildcard engine/*.h)
 COMMON_SRCS := $(wildcard common/*.cpp)
-TRAIN_SRCS  := $(filter-out train/main.cpp,$(wildcard train/*.cpp))
+TRAIN_SRCS  := $(filter-out train/main.cpp train/accountant_main.cpp,$(wildcard train/*.cpp))
 EXPORT_SRCS := $(filter-out export/main.cpp,$(wildcard export/*.cpp))
 ATTACK_SRCS := $(filter-out attack/main.cpp attack/extract_main.cpp,$(wildcard attack/*.cpp))
 COMMON_OBJS := $(COMMON_SRCS:%.cpp=$(BUILD)/%.o)
@@ -80,7 +83,7 @@ $(BUILD)/transformer_lib.o: transformer.cpp $(ENGINE_HDRS)
 	@mkdir -p $(dir $@)
 	$(CXX) $(ENGINE_CXXFLAGS) $(OMPFLAG) -DTRANSFORMER_NO_MAIN -c transformer.cpp -o $@
 
-train-bins: bin/train bin/export bin/attack bin/corpus bin/extract
+train-bins: bin/train bin/export bin/attack bin/corpus bin/extract bin/accountant
 
 $(BUILD)/%.o: %.cpp $(ENGINE_HDRS) $(wildcard common/*.h train/*.h export/*.h attack/*.h)
 	@mkdir -p $(dir $@)
@@ -94,6 +97,12 @@ bin/train: $(BUILD)/train/main.o $(TRAIN_OBJS) $(COMMON_OBJS)
 bin/corpus: $(BUILD)/corpus/main.o $(COMMON_OBJS)
 	@mkdir -p bin
 	$(CXX) $(HOST_CXXFLAGS) $^ -o $@ -lz -lnettle
+
+# bin/accountant: the DP-SGD accountant (docs/PRIVACY.md); plain C++, no LibTorch.
+# (In the sanitizer sub-make, BUILD=build-san, it is build-san/bin/accountant.)
+$(PROG_PREFIX)bin/accountant: $(BUILD)/train/accountant_main.o $(BUILD)/train/dp_accountant.o
+	@mkdir -p $(dir $@)
+	$(CXX) $(HOST_CXXFLAGS) $^ -o $@
 
 # The default corpora (docs/CORPORA.md), into data/corpora/<name>.
 CORPORA := prose code legal dictionary man
@@ -143,7 +152,6 @@ $(BUILD)/tests/test_%: tests/test_%.cpp $(BUILD)/tests/doctest_main.o $(ENGINE_L
 # sanitizer sub-make, BUILD=build-san, points them at its own builds, which
 # the tests find through MAMBA_BIN, CNN_BIN, TRAIN_BIN, EXPORT_BIN,
 # ATTACK_BIN). They are not linked (the link line takes .cpp and .o only).
-PROG_PREFIX := $(if $(filter build,$(BUILD)),,$(BUILD)/)
 $(BUILD)/tests/test_cnn_engine: $(PROG_PREFIX)cnn $(PROG_PREFIX)mamba
 $(BUILD)/tests/test_mamba_cifar_parity: $(PROG_PREFIX)mamba
 $(BUILD)/tests/test_checkpoint: $(PROG_PREFIX)bin/train $(PROG_PREFIX)bin/export
@@ -162,13 +170,17 @@ $(BUILD)/tests/test_engine: tests/test_engine.cpp $(BUILD)/tests/doctest_main.o 
 $(BUILD)/tests/test_cnn_engine: tests/test_cnn_engine.cpp $(BUILD)/tests/doctest_main.o $(BUILD)/cnn_lib.o \
                                 $(BUILD)/export/packed_writer.o $(ENGINE_HDRS) tests/cli_check.h tests/engine_rows.h
 	$(CXX) $(HOST_CXXFLAGS) $(filter %.cpp %.o,$^) -o $@
+# The accountant's suite links the accountant alone (and runs bin/accountant).
+$(BUILD)/tests/test_accountant: tests/test_accountant.cpp $(BUILD)/tests/doctest_main.o $(BUILD)/train/dp_accountant.o \
+                                tests/cli_check.h $(PROG_PREFIX)bin/accountant
+	$(CXX) $(HOST_CXXFLAGS) $(filter %.cpp %.o,$^) -o $@
 # The packed writer includes only engine/format.h.
 $(BUILD)/export/packed_writer.o: export/packed_writer.cpp export/packed_writer.h engine/format.h
 	@mkdir -p $(dir $@)
 	$(CXX) $(HOST_CXXFLAGS) -c $< -o $@
 
 test: setup
-	@$(MAKE) --no-print-directory -j2 $(ENGINES) bin/train bin/export bin/attack bin/corpus bin/extract $(TEST_BINS)
+	@$(MAKE) --no-print-directory -j2 $(ENGINES) bin/train bin/export bin/attack bin/corpus bin/extract bin/accountant $(TEST_BINS)
 	@bash tests/run_all.sh $(TEST_BINS)
 
 # --- benchmarks ------------------------------------------------------------
