@@ -168,6 +168,108 @@ double select_threshold(const std::vector<double>& scores, const std::vector<int
     return mid > below ? mid : here;    // adjacent doubles: stay on this point
 }
 
+namespace {
+
+// The regularized incomplete beta function I_x(a, b), a, b > 0, x in [0, 1],
+// by its continued fraction (modified Lentz; Numerical Recipes 6.4), applied
+// directly where it converges fast (x < (a + 1) / (a + b + 2)) and through
+// I_x(a, b) = 1 - I_{1-x}(b, a) elsewhere.
+double beta_cf(double a, double b, double x) {
+    const double tiny = 1e-300;
+    double c = 1, d = 1 - (a + b) * x / (a + 1);
+    if (std::fabs(d) < tiny) d = tiny;
+    d = 1 / d;
+    double h = d;
+    for (int m = 1; m <= 10000; m++) {
+        const double m2 = 2.0 * m;
+        double aa = m * (b - m) * x / ((a + m2 - 1) * (a + m2));
+        d = 1 + aa * d;
+        if (std::fabs(d) < tiny) d = tiny;
+        c = 1 + aa / c;
+        if (std::fabs(c) < tiny) c = tiny;
+        d = 1 / d;
+        h *= d * c;
+        aa = -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1));
+        d = 1 + aa * d;
+        if (std::fabs(d) < tiny) d = tiny;
+        c = 1 + aa / c;
+        if (std::fabs(c) < tiny) c = tiny;
+        d = 1 / d;
+        const double del = d * c;
+        h *= del;
+        if (std::fabs(del - 1) < 1e-15) break;
+    }
+    return h;
+}
+
+double beta_inc(double a, double b, double x) {
+    if (x <= 0) return 0;
+    if (x >= 1) return 1;
+    const double front =
+        std::exp(std::lgamma(a + b) - std::lgamma(a) - std::lgamma(b) + a * std::log(x) + b * std::log1p(-x));
+    if (x < (a + 1) / (a + b + 2)) return front * beta_cf(a, b, x) / a;
+    return 1 - front * beta_cf(b, a, 1 - x) / b;
+}
+
+// The p-quantile of Beta(a, b) by bisection on I_x(a, b) (monotone in x),
+// to the resolution of doubles.
+double beta_quantile(double p, double a, double b) {
+    double lo = 0, hi = 1;
+    for (int i = 0; i < 200 && hi - lo > 1e-17; i++) {
+        const double mid = lo / 2 + hi / 2;
+        if (mid <= lo || mid >= hi) break;
+        (beta_inc(a, b, mid) < p ? lo : hi) = mid;
+    }
+    return lo / 2 + hi / 2;
+}
+
+void check_proportion(int64_t k, int64_t n, double alpha) {
+    if (n < 1 || k < 0 || k > n) throw std::invalid_argument("clopper_pearson: needs 0 <= k <= n and n >= 1");
+    if (!(alpha > 0 && alpha < 1)) throw std::invalid_argument("clopper_pearson: alpha must be in (0, 1)");
+}
+
+}  // namespace
+
+double clopper_pearson_lower(int64_t k, int64_t n, double alpha) {
+    check_proportion(k, n, alpha);
+    if (k == 0) return 0;
+    if (k == n) return std::pow(alpha, 1.0 / double(n));  // closed form of Beta(n, 1)
+    return beta_quantile(alpha, double(k), double(n - k + 1));
+}
+
+double clopper_pearson_upper(int64_t k, int64_t n, double alpha) {
+    check_proportion(k, n, alpha);
+    if (k == n) return 1;
+    if (k == 0) return 1 - std::pow(alpha, 1.0 / double(n));  // closed form of Beta(1, n)
+    return beta_quantile(1 - alpha, double(k + 1), double(n - k));
+}
+
+double epsilon_lower_bound(const std::vector<RocPoint>& roc, int64_t n_members, int64_t n_nonmembers, double alpha) {
+    if (n_members < 1 || n_nonmembers < 1) throw std::invalid_argument("epsilon_lower_bound: needs members and non-members");
+    double best = 0;
+    for (const RocPoint& p : roc) {
+        const int64_t tp = std::llround(p.tpr * double(n_members)), fp = std::llround(p.fpr * double(n_nonmembers));
+        const int64_t fn = n_members - tp, tn = n_nonmembers - fp;
+        const double tpr_low = clopper_pearson_lower(tp, n_members, alpha / 2);
+        const double fpr_high = clopper_pearson_upper(fp, n_nonmembers, alpha / 2);
+        const double tnr_low = clopper_pearson_lower(tn, n_nonmembers, alpha / 2);
+        const double fnr_high = clopper_pearson_upper(fn, n_members, alpha / 2);
+        if (tpr_low > 0) best = std::max(best, std::log(tpr_low / fpr_high));
+        if (tnr_low > 0) best = std::max(best, std::log(tnr_low / fnr_high));
+    }
+    return best;
+}
+
+double max_ppv(const std::vector<RocPoint>& roc, double r) {
+    if (!(r > 0) || std::isinf(r)) throw std::invalid_argument("max_ppv: the ratio of non-members to members must be > 0");
+    double best = 0;
+    for (const RocPoint& p : roc) {
+        const double ppv = p.tpr == 0 && p.fpr == 0 ? 1 / (1 + r) : p.tpr / (p.tpr + r * p.fpr);
+        best = std::max(best, ppv);
+    }
+    return best;
+}
+
 AttackMetrics evaluate_attack(const std::vector<double>& scores, const std::vector<int>& is_member,
                               double threshold) {
     std::vector<RocPoint> roc = roc_curve(scores, is_member);
@@ -179,6 +281,11 @@ AttackMetrics evaluate_attack(const std::vector<double>& scores, const std::vect
     m.advantage = max_advantage(roc);
     m.tpr_at_1pct_fpr = tpr_at_fpr(roc, 0.01);
     m.tpr_at_01pct_fpr = tpr_at_fpr(roc, 0.001);
+    m.tpr_at_001pct_fpr = tpr_at_fpr(roc, 0.0001);
+    m.tpr_at_0_fpr = tpr_at_fpr(roc, 0.0);
+    m.fpr_resolution = 1.0 / double(m.n_nonmembers);
+    m.ppv = max_ppv(roc, double(m.n_nonmembers) / double(m.n_members));
+    m.epsilon_lower_bound = epsilon_lower_bound(roc, m.n_members, m.n_nonmembers, 0.05);
     m.threshold = threshold;
     m.balanced_accuracy = balanced_accuracy(c);
     m.accuracy = accuracy(c);
@@ -217,6 +324,11 @@ const MetricField kMetricFields[] = {
     {"advantage", &AttackMetrics::advantage},
     {"tpr_at_1pct_fpr", &AttackMetrics::tpr_at_1pct_fpr},
     {"tpr_at_01pct_fpr", &AttackMetrics::tpr_at_01pct_fpr},
+    {"tpr_at_001pct_fpr", &AttackMetrics::tpr_at_001pct_fpr},
+    {"tpr_at_0_fpr", &AttackMetrics::tpr_at_0_fpr},
+    {"fpr_resolution", &AttackMetrics::fpr_resolution},
+    {"ppv", &AttackMetrics::ppv},
+    {"epsilon_lower_bound", &AttackMetrics::epsilon_lower_bound},
     {"balanced_accuracy", &AttackMetrics::balanced_accuracy},
     {"accuracy", &AttackMetrics::accuracy},
     {"precision", &AttackMetrics::precision},

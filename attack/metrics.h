@@ -50,6 +50,31 @@ double tpr_at_fpr(const std::vector<RocPoint>& roc, double max_fpr);
 // because (0, 0) is on every curve.
 double max_advantage(const std::vector<RocPoint>& roc);
 
+// Clopper-Pearson (exact binomial) one-sided bounds on a proportion, k
+// successes of n trials, at level alpha in (0, 1): the lower bound is the p
+// with P[Bin(n, p) >= k] = alpha (0 when k == 0), the upper the p with
+// P[Bin(n, p) <= k] = alpha (1 when k == n); computed as quantiles of
+// Beta(k, n - k + 1) at alpha and of Beta(k + 1, n - k) at 1 - alpha
+// (Clopper, Pearson 1934). Throws on k outside [0, n] or n < 1.
+double clopper_pearson_lower(int64_t k, int64_t n, double alpha);
+double clopper_pearson_upper(int64_t k, int64_t n, double alpha);
+
+// The pure-DP epsilon an attack's ROC proves at confidence 1 - alpha
+// (TF-Privacy privacy_tests/epsilon_lower_bound.py, Clopper-Pearson method;
+// Kairouz et al. 2015's hypothesis-testing view of DP): at every ROC point,
+// ln(CP_low(TP, P) / CP_high(FP, N)) and ln(CP_low(TN, N) / CP_high(FN, P)),
+// each bound at alpha / 2; the largest over points and both ratios, at least
+// 0. P = members, N = non-members, the counts recovered from the rates. An
+// epsilon-DP training could not let any attack exceed it (with probability
+// 1 - alpha), so it is a lower bound on the epsilon the model leaks.
+double epsilon_lower_bound(const std::vector<RocPoint>& roc, int64_t n_members, int64_t n_nonmembers,
+                           double alpha = 0.05);
+
+// Positive predictive value at the prior these counts imply (TF-Privacy's
+// get_ppv): max over ROC points of TPR / (TPR + r FPR), r = non-members /
+// members; 1 / (1 + r) (the prior) at a point with TPR = FPR = 0.
+double max_ppv(const std::vector<RocPoint>& roc, double r);
+
 // Counts at one threshold ("member iff score >= threshold").
 struct Confusion {
     int64_t tp = 0, fp = 0, tn = 0, fn = 0;
@@ -80,6 +105,13 @@ struct AttackMetrics {
     double advantage = 0;          // max(TPR - FPR) over the ROC
     double tpr_at_1pct_fpr = 0;    // tpr_at_fpr(roc, 0.01)
     double tpr_at_01pct_fpr = 0;   // tpr_at_fpr(roc, 0.001)
+    double tpr_at_001pct_fpr = 0;  // tpr_at_fpr(roc, 0.0001)
+    double tpr_at_0_fpr = 0;       // tpr_at_fpr(roc, 0): no false positive at all
+    // The smallest non-zero FPR this set can show, 1 / n_nonmembers: a TPR at
+    // an FPR level below it is the TPR at 0 FPR (the level is out of reach).
+    double fpr_resolution = 0;
+    double ppv = 0;                // max_ppv(roc, n_nonmembers / n_members)
+    double epsilon_lower_bound = 0;  // epsilon_lower_bound(roc, ..., 0.05)
     // at the given threshold (chosen on shadows)
     double threshold = 0;
     double balanced_accuracy = 0;

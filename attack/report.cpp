@@ -190,6 +190,40 @@ std::string markdown_report(const json& r) {
         o << "\n";
     }
 
+    // Low-FPR rates, PPV and the epsilon each attack proves (metrics.h).
+    o << "\n## Low false-positive rates and proven leakage\n\nTPR at 0.01% and at 0 FPR (a level below 1 / "
+         "non-members is out of reach: it shows the TPR at 0 FPR), PPV at the evaluation set's prior, and the "
+         "pure-DP epsilon lower bound the attack proves (Clopper-Pearson, 95%; TF-Privacy's definition).\n\n| attack |";
+    for (const auto& k : kinds) o << " " << k << " TPR@0.01%FPR | " << k << " TPR@0FPR | " << k << " PPV | " << k
+                                  << " ε lower bound |";
+    o << "\n| --- |";
+    for (size_t i = 0; i < kinds.size(); i++) o << " --- | --- | --- | --- |";
+    o << "\n";
+    for (const auto& a : attacks) {
+        o << "| " << a << " |";
+        for (const auto& k : kinds) {
+            const json& s = r["models"][k]["summary"]["attacks"];
+            if (!s.contains(a) || !s[a].contains("epsilon_lower_bound")) {
+                o << " n/a | n/a | n/a | n/a |";
+                continue;
+            }
+            const json& m = s[a];
+            o << " " << pm(m["tpr_at_001pct_fpr"]) << " | " << pm(m["tpr_at_0_fpr"]) << " | " << pm(m["ppv"])
+              << " | " << pm(m["epsilon_lower_bound"]) << " |";
+        }
+        o << "\n";
+    }
+    for (const auto& k : kinds) {
+        const json& s = r["models"][k]["summary"]["attacks"];
+        for (auto& [a, m] : s.items())
+            if (m.contains("fpr_resolution")) {
+                o << "\n" << k << ": about " << fmt("%.0f", 1 / m["fpr_resolution"]["mean"].get<double>())
+                  << " non-members per target, so the smallest FPR above 0 is " << fmt("%.2g", m["fpr_resolution"]["mean"].get<double>())
+                  << ".\n";
+                break;
+            }
+    }
+
     // The question the project exists for, answered from the numbers above.
     o << "\n## Which model leaks more?\n\n";
     for (const char* key : {"auc", "tpr_at_1pct_fpr"}) {

@@ -324,3 +324,108 @@ TEST_CASE("report: attacks without metrics are n/a, never -1 or another placehol
     CHECK(md.find("lira_online not evaluated: the scored examples hold no member") != std::string::npos);
     CHECK(md.find("lira_online 7.0") != std::string::npos);  // the unscored count, per target
 }
+
+TEST_CASE("TPR at 1%, 0.1%, 0.01% and 0 FPR differ where the non-members allow it (10,000 non-members)") {
+    // Non-members score 0..9999. Members: 5 above everyone (0 FP), 3 at 9998.5
+    // (1 FP: 9999), 4 at 9989.5 (10 FP), 6 at 9899.5 (100 FP), 2 below all.
+    // 20 members: TPR at 0 FPR 5/20, at 0.01% (1 FP) 8/20, at 0.1% (10 FP)
+    // 12/20, at 1% (100 FP) 18/20.
+    std::vector<double> s;
+    std::vector<int> m;
+    for (int i = 0; i < 10000; i++) s.push_back(i), m.push_back(0);
+    const std::pair<double, int> members[] = {{1e6, 5}, {9998.5, 3}, {9989.5, 4}, {9899.5, 6}, {-1, 2}};
+    for (auto [score, count] : members)
+        for (int i = 0; i < count; i++) s.push_back(score), m.push_back(1);
+    AttackMetrics em = evaluate_attack(s, m, 9899.5);
+    CHECK(em.tpr_at_0_fpr == 0.25);
+    CHECK(em.tpr_at_001pct_fpr == 0.4);
+    CHECK(em.tpr_at_01pct_fpr == 0.6);
+    CHECK(em.tpr_at_1pct_fpr == 0.9);
+    CHECK(em.fpr_resolution == 1e-4);
+    nlohmann::json j = to_json(em);
+    CHECK(j["tpr_at_001pct_fpr"].get<double>() == 0.4);
+    CHECK(j["tpr_at_0_fpr"].get<double>() == 0.25);
+}
+
+namespace {
+
+// P[Bin(n, p) >= k] by direct summation in long double: the definition the
+// Clopper-Pearson bounds invert, sharing no code with the beta functions.
+long double binom_tail_ge(int64_t k, int64_t n, long double p) {
+    long double sum = 0;
+    for (int64_t i = k; i <= n; i++) {
+        long double lc = std::lgamma((long double)n + 1) - std::lgamma((long double)i + 1) -
+                         std::lgamma((long double)(n - i) + 1);
+        sum += std::exp(lc + i * std::log(p) + (n - i) * std::log1p(-p));
+    }
+    return sum;
+}
+
+}  // namespace
+
+TEST_CASE("Clopper-Pearson bounds invert the binomial tail; closed forms at k = 0 and k = n") {
+    const std::pair<int64_t, int64_t> cases[] = {{3, 10}, {7, 20}, {50, 100}, {1, 1000}, {999, 1000}, {2500, 5000}};
+    for (auto [k, n] : cases)
+        for (double alpha : {0.025, 0.005}) {
+            CAPTURE(k);
+            CAPTURE(n);
+            CAPTURE(alpha);
+            double lo = clopper_pearson_lower(k, n, alpha), hi = clopper_pearson_upper(k, n, alpha);
+            CHECK(lo < double(k) / double(n));
+            CHECK(hi > double(k) / double(n));
+            // P[Bin(n, lo) >= k] = alpha and P[Bin(n, hi) <= k] = alpha.
+            CHECK(double(binom_tail_ge(k, n, lo)) == doctest::Approx(alpha).epsilon(1e-7));
+            CHECK(double(1 - binom_tail_ge(k + 1, n, hi)) == doctest::Approx(alpha).epsilon(1e-7));
+        }
+    CHECK(clopper_pearson_lower(0, 10, 0.025) == 0);
+    CHECK(clopper_pearson_upper(10, 10, 0.025) == 1);
+    CHECK(clopper_pearson_lower(10, 10, 0.025) == doctest::Approx(std::pow(0.025, 0.1)).epsilon(1e-15));
+    CHECK(clopper_pearson_upper(0, 10, 0.025) == doctest::Approx(1 - std::pow(0.025, 0.1)).epsilon(1e-15));
+    CHECK_THROWS_WITH(clopper_pearson_lower(11, 10, 0.025), "clopper_pearson: needs 0 <= k <= n and n >= 1");
+    CHECK_THROWS_WITH(clopper_pearson_upper(1, 10, 1.0), "clopper_pearson: alpha must be in (0, 1)");
+}
+
+TEST_CASE("the epsilon lower bound: TF-Privacy's published case (500 of 500 members, 0 of 500 non-members, alpha 0.01) is 4.5419") {
+    std::vector<double> s;
+    std::vector<int> m;
+    for (int i = 0; i < 500; i++) s.push_back(1), m.push_back(1);
+    for (int i = 0; i < 500; i++) s.push_back(0), m.push_back(0);
+    std::vector<RocPoint> roc = roc_curve(s, m);
+    // ln(0.005^(1/500) / (1 - 0.005^(1/500))), both ratios equal here.
+    const double closed = std::log(std::pow(0.005, 1.0 / 500) / (1 - std::pow(0.005, 1.0 / 500)));
+    CHECK(epsilon_lower_bound(roc, 500, 500, 0.01) == doctest::Approx(closed).epsilon(1e-12));
+    CHECK(std::fabs(epsilon_lower_bound(roc, 500, 500, 0.01) - 4.5419) < 5e-5);
+    // A random-guess attack proves nothing: the bound is 0.
+    std::vector<double> s2;
+    std::vector<int> m2;
+    for (int i = 0; i < 400; i++) s2.push_back(i / 2), m2.push_back(i % 2);
+    CHECK(epsilon_lower_bound(roc_curve(s2, m2), 200, 200) == 0);
+    // The hand-worked example (4 + 4): its best point (TP 1, FP 0) gives
+    // ln(CP_low(1, 4) / CP_high(0, 4)) < 0 at alpha/2 = 0.025, and so does
+    // every other: 0.
+    CHECK(epsilon_lower_bound(roc_curve(kScores, kMember), 4, 4) == 0);
+    // 9 of 10 members and 1 of 10 non-members above t: by hand,
+    // ln(CP_low(9, 10) / CP_high(1, 10)) = ln(0.554984 / 0.445016) < the
+    // TNR/FNR ratio, which is the same by symmetry: ln(1.24711) = 0.22083.
+    std::vector<double> s3;
+    std::vector<int> m3;
+    for (int i = 0; i < 10; i++) s3.push_back(i < 9 ? 2 : 0), m3.push_back(1);
+    for (int i = 0; i < 10; i++) s3.push_back(i < 1 ? 2 : 0), m3.push_back(0);
+    const double by_def = std::log(clopper_pearson_lower(9, 10, 0.025) / clopper_pearson_upper(1, 10, 0.025));
+    CHECK(epsilon_lower_bound(roc_curve(s3, m3), 10, 10) == doctest::Approx(by_def).epsilon(1e-12));
+    CHECK(by_def == doctest::Approx(std::log(0.554984 / 0.445016)).epsilon(1e-5));
+}
+
+TEST_CASE("PPV: the best TPR / (TPR + r FPR) over the ROC, the prior where nothing is called") {
+    // A non-member on top (0.9), two members (0.8, 0.7), a non-member (0.6).
+    // Points: (0,0) prior 1/(1+r); (.5,0) 0; (.5,.5) .5/(.5+.5r); (.5,1) 1/(1+.5r); (1,1) 1/(1+r).
+    std::vector<double> s = {0.9, 0.8, 0.7, 0.6};
+    std::vector<int> m = {0, 1, 1, 0};
+    std::vector<RocPoint> roc = roc_curve(s, m);
+    CHECK(max_ppv(roc, 1.0) == doctest::Approx(2.0 / 3).epsilon(1e-15));
+    CHECK(max_ppv(roc, 4.0) == doctest::Approx(1.0 / 3).epsilon(1e-15));
+    CHECK(max_ppv(roc_curve(kScores, kMember), 1.0) == 1.0);  // m.9 alone: no false positive
+    AttackMetrics em = evaluate_attack(s, m, 0.75);
+    CHECK(em.ppv == doctest::Approx(2.0 / 3).epsilon(1e-15));
+    CHECK_THROWS_WITH(max_ppv(roc, 0.0), "max_ppv: the ratio of non-members to members must be > 0");
+}

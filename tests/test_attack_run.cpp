@@ -132,10 +132,34 @@ double ref_phi(const std::vector<double>& z, int y) {
     return z[size_t(y)] - mx - std::log(sum);
 }
 
+// Clopper-Pearson bounds from their definition (P[Bin(n, p) >= k] = alpha
+// for the lower, P[Bin(n, p) <= k] = alpha for the upper), by bisection on
+// the binomial tail summed term by term: no beta function involved.
+double ref_binom_ge(int64_t k, int64_t n, double p) {
+    long double sum = 0;
+    for (int64_t i = k; i <= n; i++)
+        sum += std::exp(std::lgamma((long double)n + 1) - std::lgamma((long double)i + 1) -
+                        std::lgamma((long double)(n - i) + 1) + i * std::log((long double)p) +
+                        (n - i) * std::log1p(-(long double)p));
+    return double(sum);
+}
+double ref_cp(int64_t k, int64_t n, double alpha, bool lower) {
+    if (lower && k == 0) return 0;
+    if (!lower && k == n) return 1;
+    double lo = 0, hi = 1;
+    for (int it = 0; it < 100; it++) {
+        const double mid = (lo + hi) / 2;
+        // lower: the tail P[>= k] grows with p; upper: P[<= k] = 1 - P[>= k+1] falls with p.
+        const double v = lower ? ref_binom_ge(k, n, mid) : 1 - ref_binom_ge(k + 1, n, mid);
+        ((lower ? v < alpha : v > alpha) ? lo : hi) = mid;
+    }
+    return (lo + hi) / 2;
+}
+
 // Every metric of one attack, by brute force ("member iff score >= t").
 struct RefMetrics {
     int64_t n_members = 0, n_nonmembers = 0;
-    double auc = 0, advantage = 0, tpr_1 = 0, tpr_01 = 0;
+    double auc = 0, advantage = 0, tpr_1 = 0, tpr_01 = 0, tpr_001 = 0, tpr_0 = 0, ppv = 0, eps_lb = 0;
     double balanced_accuracy = 0, accuracy = 0, precision = 0, recall = 0, fpr = 0;
 };
 RefMetrics ref_metrics(const std::vector<double>& s, const std::vector<int>& m, double threshold) {
@@ -159,6 +183,15 @@ RefMetrics ref_metrics(const std::vector<double>& s, const std::vector<int>& m, 
         r.advantage = std::max(r.advantage, tpr - fpr);
         if (fp * 100 <= r.n_nonmembers) r.tpr_1 = std::max(r.tpr_1, tpr);    // FPR <= 1%
         if (fp * 1000 <= r.n_nonmembers) r.tpr_01 = std::max(r.tpr_01, tpr);  // FPR <= 0.1%
+        if (fp * 10000 <= r.n_nonmembers) r.tpr_001 = std::max(r.tpr_001, tpr);  // FPR <= 0.01%
+        if (fp == 0) r.tpr_0 = std::max(r.tpr_0, tpr);
+        const double ratio = double(r.n_nonmembers) / double(r.n_members);  // PPV at the set's prior
+        r.ppv = std::max(r.ppv, tp + fp == 0 ? 1 / (1 + ratio) : tpr / (tpr + ratio * fpr));
+        // The epsilon lower bound at 95%: both ratios, alpha/2 = 0.025 per bound.
+        const int64_t fn = r.n_members - tp, tn = r.n_nonmembers - fp;
+        const double a = 0.025, tpr_lo = ref_cp(tp, r.n_members, a, true), tnr_lo = ref_cp(tn, r.n_nonmembers, a, true);
+        if (tpr_lo > 0) r.eps_lb = std::max(r.eps_lb, std::log(tpr_lo / ref_cp(fp, r.n_nonmembers, a, false)));
+        if (tnr_lo > 0) r.eps_lb = std::max(r.eps_lb, std::log(tnr_lo / ref_cp(fn, r.n_members, a, false)));
     }
     int64_t tp = 0, fp = 0;
     for (size_t i = 0; i < s.size(); i++)
@@ -226,12 +259,18 @@ void check_metrics_from_csv(const ScoreTable& t, const json& attacks) {
         CHECK(j.at("n_nonmembers").get<int64_t>() == r.n_nonmembers);
         const std::pair<const char*, double> fields[] = {
             {"auc", r.auc}, {"advantage", r.advantage}, {"tpr_at_1pct_fpr", r.tpr_1},
-            {"tpr_at_01pct_fpr", r.tpr_01}, {"balanced_accuracy", r.balanced_accuracy},
+            {"tpr_at_01pct_fpr", r.tpr_01}, {"tpr_at_001pct_fpr", r.tpr_001}, {"tpr_at_0_fpr", r.tpr_0},
+            {"fpr_resolution", 1.0 / double(r.n_nonmembers)}, {"ppv", r.ppv}, {"balanced_accuracy", r.balanced_accuracy},
             {"accuracy", r.accuracy}, {"precision", r.precision}, {"recall", r.recall}, {"fpr", r.fpr}};
         for (const auto& [key, want] : fields) {
             INFO(key << ": metrics.json " << j.at(key).get<double>() << ", recomputed " << want);
             CHECK(std::fabs(j.at(key).get<double>() - want) <= 1e-9);
         }
+        // The bound goes through two root-findings (bisection here, a beta
+        // quantile there): equal to 1e-7.
+        INFO("epsilon_lower_bound: metrics.json " << j.at("epsilon_lower_bound").get<double>() << ", recomputed "
+                                                  << r.eps_lb);
+        CHECK(std::fabs(j.at("epsilon_lower_bound").get<double>() - r.eps_lb) <= 1e-7);
     }
 }
 
