@@ -80,7 +80,7 @@ $(BUILD)/transformer_lib.o: transformer.cpp $(ENGINE_HDRS)
 	@mkdir -p $(dir $@)
 	$(CXX) $(ENGINE_CXXFLAGS) $(OMPFLAG) -DTRANSFORMER_NO_MAIN -c transformer.cpp -o $@
 
-train-bins: bin/train bin/export bin/attack bin/corpus bin/extract
+train-bins: bin/train bin/export bin/attack bin/corpus bin/extract bin/tokenize
 
 $(BUILD)/%.o: %.cpp $(ENGINE_HDRS) $(wildcard common/*.h train/*.h export/*.h attack/*.h)
 	@mkdir -p $(dir $@)
@@ -99,6 +99,12 @@ bin/corpus: $(BUILD)/corpus/main.o $(COMMON_OBJS)
 CORPORA := prose code legal dictionary man
 corpora: bin/corpus
 	@for n in $(CORPORA); do bin/corpus build --name $$n --canaries 2 || exit 1; done
+
+# bin/tokenize: the BPE tokenizer (engine/bpe.h) from tokenizer.json, GPT-2
+# files or a blob; no LibTorch.
+bin/tokenize: $(BUILD)/tokenize/main.o $(BUILD)/common/tokenizer_json.o $(BUILD)/common/data.o
+	@mkdir -p bin
+	$(CXX) $(HOST_CXXFLAGS) $^ -o $@ -lz
 
 bin/export: $(BUILD)/export/main.o $(EXPORT_OBJS) $(TRAIN_OBJS) $(COMMON_OBJS)
 	@mkdir -p bin
