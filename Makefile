@@ -168,13 +168,18 @@ $(BUILD)/tests/test_engine: tests/test_engine.cpp $(BUILD)/tests/doctest_main.o 
 $(BUILD)/tests/test_cnn_engine: tests/test_cnn_engine.cpp $(BUILD)/tests/doctest_main.o $(BUILD)/cnn_lib.o \
                                 $(BUILD)/export/packed_writer.o $(ENGINE_HDRS) tests/cli_check.h tests/engine_rows.h
 	$(CXX) $(HOST_CXXFLAGS) $(filter %.cpp %.o,$^) -o $@
+# The tokenizer suite needs no LibTorch either: engine/bpe.h and the
+# tokenizer.json converter (nlohmann-json).
+$(BUILD)/tests/test_bpe: tests/test_bpe.cpp $(BUILD)/tests/doctest_main.o $(BUILD)/common/tokenizer_json.o \
+                         $(BUILD)/common/data.o $(ENGINE_HDRS) tests/cli_check.h tests/temp_dir.h $(PROG_PREFIX)bin/tokenize
+	$(CXX) $(HOST_CXXFLAGS) $(filter %.cpp %.o,$^) -o $@ -lz
 # The packed writer includes only engine/format.h.
 $(BUILD)/export/packed_writer.o: export/packed_writer.cpp export/packed_writer.h engine/format.h
 	@mkdir -p $(dir $@)
 	$(CXX) $(HOST_CXXFLAGS) -c $< -o $@
 
 test: setup
-	@$(MAKE) --no-print-directory -j2 $(ENGINES) bin/train bin/export bin/attack bin/corpus bin/extract $(TEST_BINS)
+	@$(MAKE) --no-print-directory -j2 $(ENGINES) bin/train bin/export bin/attack bin/corpus bin/extract bin/tokenize $(TEST_BINS)
 	@bash tests/run_all.sh $(TEST_BINS)
 
 # --- benchmarks ------------------------------------------------------------
