@@ -20,6 +20,10 @@ using json = nlohmann::json;
 
 [[noreturn]] void fail(const std::string& msg) { throw std::runtime_error(msg); }
 
+// s as a JSON string for a message; bytes that are not UTF-8 (vocab.bpe is
+// not checked) show as U+FFFD instead of throwing.
+std::string quote(const std::string& s) { return json(s).dump(-1, ' ', false, json::error_handler_t::replace); }
+
 // Code point -> byte for the byte-level alphabet (the inverse of
 // bpe_byte_to_unicode); -1 for code points outside it.
 const std::vector<int>& unicode_to_byte() {
@@ -42,7 +46,7 @@ std::string unmap(const std::string& s, const char* what) {
         if (cp >= inv.size() || inv[cp] < 0) {
             char hex[16];
             std::snprintf(hex, sizeof hex, "U+%04X", cp & 0x1FFFFF);
-            fail(std::string(what) + " " + json(s).dump() + " has character " + hex +
+            fail(std::string(what) + " " + quote(s) + " has character " + hex +
                  ", outside the byte-level alphabet");
         }
         out += char(inv[cp]);
@@ -79,7 +83,7 @@ void add_merge(BpeSpec& spec, const std::unordered_map<std::string, uint32_t>& v
                const std::string& b, size_t rank) {
     auto ia = vocab.find(a), ib = vocab.find(b), ir = vocab.find(a + b);
     if (ia == vocab.end() || ib == vocab.end() || ir == vocab.end())
-        fail("merge " + std::to_string(rank) + " " + json(a + " " + b).dump() + " uses a token that is not in the vocabulary");
+        fail("merge " + std::to_string(rank) + " " + quote(a + " " + b) + " uses a token that is not in the vocabulary");
     spec.merges.push_back({ia->second, ib->second, ir->second});
 }
 
@@ -140,7 +144,7 @@ BpeSpec bpe_spec_from_tokenizer_json(const std::string& json_text) {
             seen.resize(id + 1, false);
         }
         if (seen[id] && spec.tokens[id] != bytes)
-            fail("token id " + std::to_string(id) + " is both " + json(spec.tokens[id]).dump(-1, ' ', false, json::error_handler_t::replace) +
+            fail("token id " + std::to_string(id) + " is both " + quote(spec.tokens[id]) +
                  " and " + shown);
         spec.tokens[id] = bytes;
         seen[id] = true;
@@ -148,11 +152,11 @@ BpeSpec bpe_spec_from_tokenizer_json(const std::string& json_text) {
     for (auto it = m["vocab"].begin(); it != m["vocab"].end(); ++it) {
         if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 ||
             it.value().get<int64_t>() >= int64_t(BPE_MAX_VOCAB))
-            fail("model.vocab " + json(it.key()).dump() + " has id " + it.value().dump() + ", not an integer in 0.." +
+            fail("model.vocab " + quote(it.key()) + " has id " + it.value().dump() + ", not an integer in 0.." +
                  std::to_string(BPE_MAX_VOCAB - 1));
         uint32_t id = uint32_t(it.value().get<int64_t>());
         vocab[it.key()] = id;
-        assign(id, unmap(it.key(), "model.vocab token"), json(it.key()).dump());
+        assign(id, unmap(it.key(), "model.vocab token"), quote(it.key()));
     }
     size_t rank = 0;
     for (const json& mg : m["merges"]) {
@@ -181,15 +185,15 @@ BpeSpec bpe_spec_from_tokenizer_json(const std::string& json_text) {
             int64_t id = a["id"].get<int64_t>();
             const std::string content = a["content"].get<std::string>();
             if (id < 0 || id >= int64_t(BPE_MAX_VOCAB))
-                fail("added token " + json(content).dump() + " has id " + std::to_string(id) + ", outside 0.." +
+                fail("added token " + quote(content) + " has id " + std::to_string(id) + ", outside 0.." +
                      std::to_string(BPE_MAX_VOCAB - 1));
             if (content.empty()) fail("added token id " + std::to_string(id) + " is empty");
             for (const char* key : {"lstrip", "rstrip", "single_word"})
                 if (a.value(key, false) != false)
-                    fail("added token " + json(content).dump() + " has " + key + " true: not supported");
+                    fail("added token " + quote(content) + " has " + key + " true: not supported");
             bool special = a.value("special", false);
             bool normalized = a.value("normalized", !special);
-            assign(uint32_t(id), content, json(content).dump());
+            assign(uint32_t(id), content, quote(content));
             spec.added.push_back({uint32_t(id), (special ? BPE_ADDED_SPECIAL : 0u) | (normalized ? BPE_ADDED_NORMALIZED : 0u)});
         }
     }
@@ -212,7 +216,7 @@ BpeSpec bpe_spec_from_gpt2(const std::string& encoder_json_text, const std::stri
     for (auto it = j.begin(); it != j.end(); ++it) {
         if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 ||
             it.value().get<int64_t>() >= int64_t(BPE_MAX_VOCAB))
-            fail("encoder.json " + json(it.key()).dump() + " has id " + it.value().dump() + ", not an integer in 0.." +
+            fail("encoder.json " + quote(it.key()) + " has id " + it.value().dump() + ", not an integer in 0.." +
                  std::to_string(BPE_MAX_VOCAB - 1));
         uint32_t id = uint32_t(it.value().get<int64_t>());
         if (id >= spec.tokens.size()) {

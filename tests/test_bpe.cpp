@@ -117,7 +117,7 @@ OracleRun oracle(const std::string& mode, const std::vector<std::string>& texts)
                       " > " + dir.file("out.txt") + " 2> " + dir.file("err.txt");
     int rc = std::system(cmd.c_str());
     std::string err = slurp(dir.file("err.txt"));
-    REQUIRE_MESSAGE(rc == 0, "the npm oracle failed (run `make setup`): " << err);
+    if (rc != 0) FAIL("the npm oracle failed (run `make setup`): " << err);
     OracleRun r;
     std::ifstream out(dir.file("out.txt"));
     std::string line;
@@ -539,4 +539,27 @@ TEST_CASE("bin/tokenize: encode, decode, blob, and its error lines") {
     CHECK(r.err == "error: " + dir.file("norm.json") + ": normalizer NFKC is not supported (only NFC or none)\n");
     r = cli_run(prog, "--blob " + dir.file("in.txt") + " < " + dir.file("in.txt"), d);
     CHECK(r.err == "error: " + dir.file("in.txt") + ": BPE tokenizer blob is 16 bytes, shorter than its 1052-byte header\n");
+}
+
+TEST_CASE("GPT-2 files: malformed encoder.json and vocab.bpe are refused, one line each") {
+    const std::string enc = R"({"a": 0, "b": 1, "ab": 2, "\u0120": 3, "<|endoftext|>": 4})";
+    auto err = [](const std::string& e, const std::string& v) {
+        try {
+            bpe_spec_from_gpt2(e, v);
+        } catch (const std::runtime_error& ex) {
+            return std::string(ex.what());
+        }
+        return std::string("(accepted)");
+    };
+    BpeSpec ok = bpe_spec_from_gpt2(enc, "#version: 0.2\na b\n");
+    CHECK(ok.merges.size() == 1);
+    CHECK(ok.added.size() == 1);
+    CHECK(ok.added[0][0] == 4);
+    CHECK(err("[1]", "") == "encoder.json is not a JSON object");
+    CHECK(err("{\"a\": 0, \"b\": 2}", "") == "token id 1 has no token (ids must be 0..V-1 without gaps)");
+    CHECK(err("{\"a\": 0, \"b\": 0}", "") == "encoder.json gives id 0 to two tokens");
+    CHECK(err("{\"a\": -1}", "") == "encoder.json \"a\" has id -1, not an integer in 0..262143");
+    CHECK(err(enc, "#version: 0.2\na  b\n") == "vocab.bpe line 2 is not two tokens separated by one space");
+    CHECK(err(enc, "a \x80\n") == "merge 0 \"a \xef\xbf\xbd\" uses a token that is not in the vocabulary");
+    CHECK(err("{", "").rfind("encoder.json is not valid JSON (", 0) == 0);
 }
