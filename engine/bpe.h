@@ -447,6 +447,7 @@ static inline uint32_t bpe_compose(uint32_t a, uint32_t b) {
     if (a >= BPE_HANGUL_S && a < BPE_HANGUL_S + BPE_HANGUL_N && (a - BPE_HANGUL_S) % BPE_HANGUL_NT == 0 &&
         b > BPE_HANGUL_T && b < BPE_HANGUL_T + BPE_HANGUL_NT)
         return a + (b - BPE_HANGUL_T);
+    if (b < 0x300) return 0;  // no primary composite has a second character below U+0300 (checked by the generator)
     int lo = 0, hi = UNI_COMPOSE_N - 1;
     while (lo <= hi) {
         int mid = (lo + hi) / 2;

@@ -105,6 +105,9 @@ def full(cp):
 
 
 compose = sorted((d[0], d[1], c) for c, d in decomp.items() if len(d) == 2 and c not in full_excl)
+# bpe.h's bpe_compose skips its search for a second character below U+0300.
+if min(b for _, b, _ in compose) < 0x300:
+    sys.exit("gen_unicode_tables: a primary composite has a second character below U+0300")
 pool, dec_rows = [], []
 for cp in sorted(decomp):
     seq = full(cp)
