@@ -54,6 +54,26 @@ std::string unmap(const std::string& s, const char* what) {
     return out;
 }
 
+// The text parsed as JSON, which must be an object.
+json parse_object(const std::string& text, const char* what) {
+    json j;
+    try {
+        j = json::parse(text);
+    } catch (const json::exception& e) {
+        fail(std::string(what) + " is not valid JSON (" + e.what() + ")");
+    }
+    if (!j.is_object()) fail(std::string(what) + " is not a JSON object");
+    return j;
+}
+
+// A vocabulary entry's id, which must be an integer in 0..BPE_MAX_VOCAB-1.
+uint32_t vocab_id(const std::string& token, const json& id, const char* what) {
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= int64_t(BPE_MAX_VOCAB))
+        fail(std::string(what) + " " + quote(token) + " has id " + id.dump() + ", not an integer in 0.." +
+             std::to_string(BPE_MAX_VOCAB - 1));
+    return uint32_t(id.get<int64_t>());
+}
+
 std::string type_of(const json& j) {
     if (!j.is_object() || !j.contains("type") || !j["type"].is_string()) return "(no type)";
     return j["type"].get<std::string>();
@@ -72,10 +92,9 @@ bool null_or(const json& j, const char* key, const json& ok) {
 }
 
 // Ids 0..V-1 must all be assigned.
-void check_dense(const BpeSpec& spec, const std::vector<bool>& seen) {
+void check_dense(const std::vector<bool>& seen) {
     for (size_t i = 0; i < seen.size(); i++)
         if (!seen[i]) fail("token id " + std::to_string(i) + " has no token (ids must be 0..V-1 without gaps)");
-    (void)spec;
 }
 
 // Merges "a b" (or ["a", "b"]) -> (left, right, result) ids.
@@ -99,13 +118,7 @@ uint32_t bpe_byte_to_unicode(uint8_t b) {
 }
 
 BpeSpec bpe_spec_from_tokenizer_json(const std::string& json_text) {
-    json j;
-    try {
-        j = json::parse(json_text);
-    } catch (const json::exception& e) {
-        fail(std::string("not valid JSON (") + e.what() + ")");
-    }
-    if (!j.is_object()) fail("tokenizer.json is not a JSON object");
+    const json j = parse_object(json_text, "tokenizer.json");
     for (const char* key : {"truncation", "padding"})
         if (j.contains(key) && !j[key].is_null()) fail(std::string(key) + " is set: not supported (it must be null)");
     BpeSpec spec;
@@ -150,11 +163,7 @@ BpeSpec bpe_spec_from_tokenizer_json(const std::string& json_text) {
         seen[id] = true;
     };
     for (auto it = m["vocab"].begin(); it != m["vocab"].end(); ++it) {
-        if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 ||
-            it.value().get<int64_t>() >= int64_t(BPE_MAX_VOCAB))
-            fail("model.vocab " + quote(it.key()) + " has id " + it.value().dump() + ", not an integer in 0.." +
-                 std::to_string(BPE_MAX_VOCAB - 1));
-        uint32_t id = uint32_t(it.value().get<int64_t>());
+        uint32_t id = vocab_id(it.key(), it.value(), "model.vocab");
         vocab[it.key()] = id;
         assign(id, unmap(it.key(), "model.vocab token"), quote(it.key()));
     }
@@ -198,27 +207,17 @@ BpeSpec bpe_spec_from_tokenizer_json(const std::string& json_text) {
         }
     }
     if (spec.tokens.empty()) fail("the vocabulary is empty");
-    check_dense(spec, seen);
+    check_dense(seen);
     return spec;
 }
 
 BpeSpec bpe_spec_from_gpt2(const std::string& encoder_json_text, const std::string& vocab_bpe_text) {
-    json j;
-    try {
-        j = json::parse(encoder_json_text);
-    } catch (const json::exception& e) {
-        fail(std::string("encoder.json is not valid JSON (") + e.what() + ")");
-    }
-    if (!j.is_object()) fail("encoder.json is not a JSON object");
+    const json j = parse_object(encoder_json_text, "encoder.json");
     BpeSpec spec;
     std::unordered_map<std::string, uint32_t> vocab;
     std::vector<bool> seen;
     for (auto it = j.begin(); it != j.end(); ++it) {
-        if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 ||
-            it.value().get<int64_t>() >= int64_t(BPE_MAX_VOCAB))
-            fail("encoder.json " + quote(it.key()) + " has id " + it.value().dump() + ", not an integer in 0.." +
-                 std::to_string(BPE_MAX_VOCAB - 1));
-        uint32_t id = uint32_t(it.value().get<int64_t>());
+        uint32_t id = vocab_id(it.key(), it.value(), "encoder.json");
         if (id >= spec.tokens.size()) {
             spec.tokens.resize(id + 1);
             seen.resize(id + 1, false);
@@ -229,7 +228,7 @@ BpeSpec bpe_spec_from_gpt2(const std::string& encoder_json_text, const std::stri
         spec.tokens[id] = unmap(it.key(), "encoder.json token");
     }
     if (spec.tokens.empty()) fail("encoder.json is empty");
-    check_dense(spec, seen);
+    check_dense(seen);
     size_t rank = 0, line_no = 0, pos = 0;
     while (pos < vocab_bpe_text.size()) {
         size_t end = vocab_bpe_text.find('\n', pos);

@@ -11,7 +11,8 @@
 // hfjs: npm @huggingface/tokenizers (Hugging Face's pure-JS port).
 // Input: one JSON string (a text) a line. Output: that text's ids,
 // space-separated, one line each. stderr: "oracle MODE: N texts, B bytes,
-// encode S s" (the encode calls only, one thread: RAYON_NUM_THREADS=1).
+// encode S s, cpu C s" (the encode calls only: wall time, and CPU time of
+// the process, all its threads; RAYON_NUM_THREADS=1 keeps Rust on one).
 // The packages come from scripts/setup.sh (build/npm-oracles, pinned);
 // BPE_ORACLE_MODULES overrides that folder.
 "use strict";
@@ -47,7 +48,7 @@ async function main() {
     process.exit(2);
   }
   const out = [];
-  const t0 = process.hrtime.bigint();
+  const t0 = process.hrtime.bigint(), c0 = process.cpuUsage();
   if (batch) {
     for (let i = 0; i < texts.length; i += 256)
       for (const ids of await batch(texts.slice(i, i + 256))) out.push(Array.from(ids).join(" "));
@@ -55,7 +56,9 @@ async function main() {
     for (const t of texts) out.push(Array.from(await encode(t)).join(" "));
   }
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu = process.cpuUsage(c0);
+  const cpu_secs = (cpu.user + cpu.system) / 1e6;
   fs.writeFileSync(1, out.join("\n") + (out.length ? "\n" : ""));
-  console.error(`oracle ${mode}: ${texts.length} texts, ${bytes} bytes, encode ${secs.toFixed(3)} s`);
+  console.error(`oracle ${mode}: ${texts.length} texts, ${bytes} bytes, encode ${secs.toFixed(3)} s, cpu ${cpu_secs.toFixed(3)} s`);
 }
 main().catch((e) => { console.error("error: bpe_oracle.js: " + e.message); process.exit(1); });
