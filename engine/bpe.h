@@ -24,6 +24,12 @@
 // that token (GPT-NeoX has none for 0xC0 0xC1 0xF5..0xFF) refuses the text.
 // So decode(encode(x)) == NFC(x) for every byte string x that encodes.
 //
+// A loaded Bpe is read-only: bpe_encode / bpe_decode / bpe_token_bytes may
+// run on it from many threads at once (each encode call owns its scratch).
+// For streaming output, print bpe_token_bytes(t, id, &len) per generated id.
+// Cost: O(n log n) in a piece's length (no quadratic merge loop); about
+// 6-10 MB/s on one core of the development machine (BENCHMARKS.md).
+//
 // Header-only, static inline, C-style: libc only. Error strings are "<why>";
 // callers add "error: <what>: ".
 #pragma once

@@ -27,6 +27,12 @@ using namespace mmia;
 
 namespace {
 
+// The loaded tokenizer, freed on every way out of main (errors throw).
+struct LoadedBpe {
+    Bpe t{};
+    ~LoadedBpe() { bpe_free(&t); }
+};
+
 std::string text_of(const std::string& path) {
     std::vector<uint8_t> b = read_file(path, kMaxFileBytes);
     return std::string(b.begin(), b.end());
@@ -58,7 +64,8 @@ int main(int argc, char** argv) {
                                               : bpe_spec_from_gpt2(text_of(gpt2 + "/encoder.json"), text_of(gpt2 + "/vocab.bpe"));
             blob = bpe_blob_write(spec);
         }
-        Bpe t;
+        LoadedBpe loaded;
+        Bpe& t = loaded.t;
         char err[512];
         if (bpe_load(&t, blob.data(), blob.size(), err, sizeof err) != 0) throw std::runtime_error(err);
         if (!write_blob.empty()) {
@@ -66,13 +73,9 @@ int main(int argc, char** argv) {
             std::FILE* f = std::fopen(write_blob.c_str(), "wb");
             bool ok = f && std::fwrite(blob.data(), 1, blob.size(), f) == blob.size();
             if (f && std::fclose(f) != 0) ok = false;
-            if (!ok) {
-                bpe_free(&t);
-                throw std::runtime_error(std::string("cannot write (") + std::strerror(errno) + ")");
-            }
+            if (!ok) throw std::runtime_error(std::string("cannot write (") + std::strerror(errno) + ")");
             std::printf("wrote %zu bytes: vocabulary %u, merges %u, added tokens %u, NFC %s\n", blob.size(), t.vocab,
                         t.n_merges, t.n_added, (t.flags & BPE_FLAG_NFC) ? "on" : "off");
-            bpe_free(&t);
             return 0;
         }
         std::string input((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
@@ -93,7 +96,6 @@ int main(int argc, char** argv) {
             int rc = bpe_decode(&t, ids.data(), ids.size(), &out, err, sizeof err);
             if (rc == 0) std::fwrite(out.bytes, 1, out.n, stdout);
             free(out.bytes);
-            bpe_free(&t);
             if (rc != 0) throw std::runtime_error(err);
             return 0;
         }
@@ -104,7 +106,6 @@ int main(int argc, char** argv) {
             std::printf("\n");
         }
         free(ids.ids);
-        bpe_free(&t);
         if (rc != 0) throw std::runtime_error(err);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "error: %s: %s\n", what.c_str(), error_text(e).c_str());

@@ -50,15 +50,14 @@ async function main() {
   const out = [];
   const t0 = process.hrtime.bigint(), c0 = process.cpuUsage();
   if (batch) {
-    for (let i = 0; i < texts.length; i += 256)
-      for (const ids of await batch(texts.slice(i, i + 256))) out.push(Array.from(ids).join(" "));
+    for (let i = 0; i < texts.length; i += 256) for (const ids of await batch(texts.slice(i, i + 256))) out.push(ids);
   } else {
-    for (const t of texts) out.push(Array.from(await encode(t)).join(" "));
+    for (const t of texts) out.push(await encode(t));
   }
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   const cpu = process.cpuUsage(c0);
   const cpu_secs = (cpu.user + cpu.system) / 1e6;
-  fs.writeFileSync(1, out.join("\n") + (out.length ? "\n" : ""));
+  fs.writeFileSync(1, out.map((ids) => Array.from(ids).join(" ")).join("\n") + (out.length ? "\n" : ""));
   console.error(`oracle ${mode}: ${texts.length} texts, ${bytes} bytes, encode ${secs.toFixed(3)} s, cpu ${cpu_secs.toFixed(3)} s`);
 }
 main().catch((e) => { console.error("error: bpe_oracle.js: " + e.message); process.exit(1); });
