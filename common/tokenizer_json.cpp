@@ -3,6 +3,7 @@
 // tokenizer blob" and engine/bpe.h's bpe_load.
 #include "common/tokenizer_json.h"
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <stdexcept>
@@ -187,6 +188,14 @@ BpeSpec bpe_spec_from_tokenizer_json(const std::string& json_text) {
     }
     if (j.contains("added_tokens") && !j["added_tokens"].is_null()) {
         if (!j["added_tokens"].is_array()) fail("added_tokens is not a JSON array");
+        // Hugging Face ignores these ids when it loads the file and assigns
+        // its own (added_vocabulary.rs add_tokens): the vocabulary's id for
+        // the same string, else the id an earlier added token got, else the
+        // next id after the largest added one (at least the model's size).
+        // A file whose ids differ from that is refused.
+        const int64_t model_size = int64_t(vocab.size());
+        std::unordered_map<std::string, uint32_t> added_ids;
+        int64_t max_added = -1;
         for (const json& a : j["added_tokens"]) {
             if (!a.is_object() || !a.contains("id") || !a["id"].is_number_integer() || !a.contains("content") ||
                 !a["content"].is_string())
@@ -200,6 +209,16 @@ BpeSpec bpe_spec_from_tokenizer_json(const std::string& json_text) {
             for (const char* key : {"lstrip", "rstrip", "single_word"})
                 if (a.value(key, false) != false)
                     fail("added token " + quote(content) + " has " + key + " true: not supported");
+            auto in_vocab = vocab.find(content);
+            auto earlier = added_ids.find(content);
+            int64_t hf_id = in_vocab != vocab.end() ? int64_t(in_vocab->second)
+                            : earlier != added_ids.end() ? int64_t(earlier->second)
+                            : max_added >= model_size ? max_added + 1 : model_size;
+            if (hf_id != id)
+                fail("added token " + quote(content) + " has id " + std::to_string(id) + " but Hugging Face tokenizers gives it " +
+                     std::to_string(hf_id) + " (the vocabulary's id for that string, else the next free one): not supported");
+            added_ids[content] = uint32_t(id);
+            max_added = std::max(max_added, id);
             bool special = a.value("special", false);
             bool normalized = a.value("normalized", !special);
             assign(uint32_t(id), content, quote(content));

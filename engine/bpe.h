@@ -22,7 +22,9 @@
 // continuation) is one character of its own, of the regex's "other" class,
 // left alone by NFC, and encoded as its byte's token; a vocabulary without
 // that token (GPT-NeoX has none for 0xC0 0xC1 0xF5..0xFF) refuses the text.
-// So decode(encode(x)) == NFC(x) for every byte string x that encodes.
+// So decode(encode(x)) == x for every byte string x that encodes (without
+// NFC), and with NFC == NFC(x) when no non-normalized added token matched
+// (those keep their raw text; in general NFC(decode(encode(x))) == NFC(x)).
 //
 // A loaded Bpe is read-only: bpe_encode / bpe_decode / bpe_token_bytes may
 // run on it from many threads at once (each encode call owns its scratch).

@@ -7,7 +7,8 @@
 //
 // A finding: a crash, a sanitizer report, any exception but
 // std::runtime_error (a raw nlohmann error counts), an accepted tokenizer
-// whose blob is refused or whose decode(encode(x)) is not x.
+// whose blob is refused or whose decode(encode(x)) is not x (NFC(x) and
+// NFC(decode(encode(x))) differ, for an NFC tokenizer).
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,8 +38,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (bpe_encode(&t, text, strlen(text), 0, &ids, err, sizeof err) == 0) {
         BpeBytes back = {0};
         if (bpe_decode(&t, ids.ids, ids.n, &back, err, sizeof err) != 0) abort();
-        BpeBytes want = {0};
-        if (t.flags & BPE_FLAG_NFC) bpe_nfc((const uint8_t*)text, strlen(text), &want);
+        BpeBytes want = {0}, back_nfc = {0};
+        if (t.flags & BPE_FLAG_NFC) {  // raw-matched added tokens keep their text: compare NFCs
+            bpe_nfc((const uint8_t*)text, strlen(text), &want);
+            bpe_nfc(back.bytes, back.n, &back_nfc);
+            free(back.bytes);
+            back = back_nfc;
+        }
         const char* w = (t.flags & BPE_FLAG_NFC) ? (const char*)want.bytes : text;
         size_t wn = (t.flags & BPE_FLAG_NFC) ? want.n : strlen(text);
         if (back.n != wn || memcmp(back.bytes, w, wn) != 0) abort();
