@@ -75,6 +75,14 @@ uint32_t vocab_id(const std::string& token, const json& id, const char* what) {
     return uint32_t(id.get<int64_t>());
 }
 
+// obj[key] as a bool: dflt when absent or null; anything else but true or
+// false is refused.
+bool flag(const json& obj, const char* key, bool dflt, const std::string& what) {
+    if (!obj.contains(key) || obj[key].is_null()) return dflt;
+    if (!obj[key].is_boolean()) fail(what + " " + key + " is " + obj[key].dump() + ", not true or false");
+    return obj[key].get<bool>();
+}
+
 std::string type_of(const json& j) {
     if (!j.is_object() || !j.contains("type") || !j["type"].is_string()) return "(no type)";
     return j["type"].get<std::string>();
@@ -82,7 +90,7 @@ std::string type_of(const json& j) {
 
 // A ByteLevel pre-tokenizer / decoder / post-processor exactly as GPT-2 has it.
 void check_byte_level(const json& j, const char* what) {
-    if (j.value("add_prefix_space", false) != false)
+    if (flag(j, "add_prefix_space", false, what))
         fail(std::string(what) + " ByteLevel with add_prefix_space true is not supported (GPT-2 and GPT-NeoX use false)");
     if (j.contains("use_regex") && j["use_regex"] != true)
         fail(std::string(what) + " ByteLevel with use_regex false is not supported");
@@ -207,7 +215,7 @@ BpeSpec bpe_spec_from_tokenizer_json(const std::string& json_text) {
                      std::to_string(BPE_MAX_VOCAB - 1));
             if (content.empty()) fail("added token id " + std::to_string(id) + " is empty");
             for (const char* key : {"lstrip", "rstrip", "single_word"})
-                if (a.value(key, false) != false)
+                if (flag(a, key, false, "added token " + quote(content)))
                     fail("added token " + quote(content) + " has " + key + " true: not supported");
             auto in_vocab = vocab.find(content);
             auto earlier = added_ids.find(content);
@@ -219,8 +227,8 @@ BpeSpec bpe_spec_from_tokenizer_json(const std::string& json_text) {
                      std::to_string(hf_id) + " (the vocabulary's id for that string, else the next free one): not supported");
             added_ids[content] = uint32_t(id);
             max_added = std::max(max_added, id);
-            bool special = a.value("special", false);
-            bool normalized = a.value("normalized", !special);
+            bool special = flag(a, "special", false, "added token " + quote(content));
+            bool normalized = flag(a, "normalized", !special, "added token " + quote(content));
             assign(uint32_t(id), content, quote(content));
             spec.added.push_back({uint32_t(id), (special ? BPE_ADDED_SPECIAL : 0u) | (normalized ? BPE_ADDED_NORMALIZED : 0u)});
         }

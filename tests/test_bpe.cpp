@@ -568,6 +568,8 @@ TEST_CASE("tokenizer.json: features the engine cannot reproduce are refused, one
           "added token \"a\" has id 4 but Hugging Face tokenizers gives it 0 (the vocabulary's id for that string, else the next free one): not supported");
     CHECK(err([](json& k) { k["added_tokens"][0]["id"] = 7; }) ==
           "added token \"<|endoftext|>\" has id 7 but Hugging Face tokenizers gives it 4 (the vocabulary's id for that string, else the next free one): not supported");
+    CHECK(err([](json& k) { k["added_tokens"][0]["special"] = 1; }) ==
+          "added token \"<|endoftext|>\" special is 1, not true or false");
     CHECK(err([](json& k) { k["truncation"] = {{"max_length", 5}}; }) == "truncation is set: not supported (it must be null)");
     CHECK(err([](json& k) { k["model"]["merges"] = json::array({json::array({"a", "b"})}); }) == "(accepted)");
     CHECK(err([](json& k) { k.erase("model"); }) == "tokenizer.json has no \"model\" object");
