@@ -83,7 +83,7 @@ $(BUILD)/transformer_lib.o: transformer.cpp $(ENGINE_HDRS)
 	@mkdir -p $(dir $@)
 	$(CXX) $(ENGINE_CXXFLAGS) $(OMPFLAG) -DTRANSFORMER_NO_MAIN -c transformer.cpp -o $@
 
-train-bins: bin/train bin/export bin/attack bin/corpus bin/extract bin/accountant
+train-bins: bin/train bin/export bin/attack bin/corpus bin/extract bin/accountant bin/tokenize
 
 $(BUILD)/%.o: %.cpp $(ENGINE_HDRS) $(wildcard common/*.h train/*.h export/*.h attack/*.h)
 	@mkdir -p $(dir $@)
@@ -108,6 +108,12 @@ $(PROG_PREFIX)bin/accountant: $(BUILD)/train/accountant_main.o $(BUILD)/train/dp
 CORPORA := prose code legal dictionary man
 corpora: bin/corpus
 	@for n in $(CORPORA); do bin/corpus build --name $$n --canaries 2 || exit 1; done
+
+# bin/tokenize: the BPE tokenizer (engine/bpe.h) from tokenizer.json, GPT-2
+# files or a blob; no LibTorch.
+bin/tokenize: $(BUILD)/tokenize/main.o $(BUILD)/common/tokenizer_json.o $(BUILD)/common/data.o
+	@mkdir -p bin
+	$(CXX) $(HOST_CXXFLAGS) $^ -o $@ -lz
 
 bin/export: $(BUILD)/export/main.o $(EXPORT_OBJS) $(TRAIN_OBJS) $(COMMON_OBJS)
 	@mkdir -p bin
@@ -174,13 +180,18 @@ $(BUILD)/tests/test_cnn_engine: tests/test_cnn_engine.cpp $(BUILD)/tests/doctest
 $(BUILD)/tests/test_accountant: tests/test_accountant.cpp $(BUILD)/tests/doctest_main.o $(BUILD)/train/dp_accountant.o \
                                 tests/cli_check.h $(PROG_PREFIX)bin/accountant
 	$(CXX) $(HOST_CXXFLAGS) $(filter %.cpp %.o,$^) -o $@
+# The tokenizer suite needs no LibTorch either: engine/bpe.h and the
+# tokenizer.json converter (nlohmann-json).
+$(BUILD)/tests/test_bpe: tests/test_bpe.cpp $(BUILD)/tests/doctest_main.o $(BUILD)/common/tokenizer_json.o \
+                         $(BUILD)/common/data.o $(ENGINE_HDRS) tests/cli_check.h tests/temp_dir.h $(PROG_PREFIX)bin/tokenize
+	$(CXX) $(HOST_CXXFLAGS) $(filter %.cpp %.o,$^) -o $@ -lz
 # The packed writer includes only engine/format.h.
 $(BUILD)/export/packed_writer.o: export/packed_writer.cpp export/packed_writer.h engine/format.h
 	@mkdir -p $(dir $@)
 	$(CXX) $(HOST_CXXFLAGS) -c $< -o $@
 
 test: setup
-	@$(MAKE) --no-print-directory -j2 $(ENGINES) bin/train bin/export bin/attack bin/corpus bin/extract bin/accountant $(TEST_BINS)
+	@$(MAKE) --no-print-directory -j2 $(ENGINES) bin/train bin/export bin/attack bin/corpus bin/extract bin/accountant bin/tokenize $(TEST_BINS)
 	@bash tests/run_all.sh $(TEST_BINS)
 
 # --- benchmarks ------------------------------------------------------------

