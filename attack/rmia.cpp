@@ -79,9 +79,9 @@ LiraScores rmia_scores_excluding(const Matrix& p, const std::vector<int>& member
     s.score.assign(rx.size(), kNaN);
     for (size_t j = 0; j < rx.size(); j++) {
         if (std::isnan(rx[j])) continue;
-        // LR(x, z) > gamma  <=>  ratio(z) < ratio(x) / gamma (all positive).
+        // LR(x, z) >= gamma  <=>  ratio(z) <= ratio(x) / gamma (all positive).
         const double bound = rx[j] / o.gamma;
-        const size_t below = size_t(std::lower_bound(rz.begin(), rz.end(), bound) - rz.begin());
+        const size_t below = size_t(std::upper_bound(rz.begin(), rz.end(), bound) - rz.begin());
         s.score[j] = double(below) / double(rz.size());
         s.scored.push_back(int64_t(j));
     }
@@ -95,14 +95,15 @@ LiraScores rmia_scores(const Matrix& p, const std::vector<int>& membership, cons
     return rmia_scores_excluding(p, membership, p_pop, membership_pop, target, -1, options);
 }
 
-double rmia_tune_offline_a(const Matrix& p, const std::vector<int>& membership, const Matrix& p_pop,
-                           const std::vector<int>& membership_pop, int target, double gamma, int pseudo_targets) {
+std::vector<double> rmia_offline_a_aucs(const Matrix& p, const std::vector<int>& membership, const Matrix& p_pop,
+                                        const std::vector<int>& membership_pop, int target, double gamma,
+                                        int pseudo_targets) {
     if (p.rows < 3) throw std::invalid_argument("rmia_tune_offline_a: needs at least 3 models (a target and 2 references)");
     if (pseudo_targets < 1) throw std::invalid_argument("rmia_tune_offline_a: needs at least one pseudo-target");
     std::vector<int> pseudo;
     for (int m = 0; m < p.rows && int(pseudo.size()) < pseudo_targets; m++)
         if (m != target) pseudo.push_back(m);
-    double best_a = 0, best_auc = -1;
+    std::vector<double> aucs;
     for (int step = 0; step <= 10; step++) {
         RmiaOptions o;
         o.online = false;
@@ -122,10 +123,18 @@ double rmia_tune_offline_a(const Matrix& p, const std::vector<int>& membership, 
             used++;
         }
         if (used == 0) throw std::invalid_argument("rmia_tune_offline_a: no pseudo-target has members and non-members");
-        const double auc = auc_sum / used;
-        if (auc > best_auc) best_auc = auc, best_a = o.a;
+        aucs.push_back(auc_sum / used);
     }
-    return best_a;
+    return aucs;
+}
+
+double rmia_tune_offline_a(const Matrix& p, const std::vector<int>& membership, const Matrix& p_pop,
+                           const std::vector<int>& membership_pop, int target, double gamma, int pseudo_targets) {
+    const std::vector<double> aucs = rmia_offline_a_aucs(p, membership, p_pop, membership_pop, target, gamma, pseudo_targets);
+    size_t best = 0;
+    for (size_t i = 1; i < aucs.size(); i++)
+        if (aucs[i] > aucs[best]) best = i;  // the smallest a among equals
+    return double(best) / 10.0;
 }
 
 }  // namespace mmia

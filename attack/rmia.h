@@ -14,7 +14,9 @@
 //   ratio(x)  = p(x | theta_t) / Pr(x);
 //   LR(x, z)  = ratio(x) / ratio(z) for population points z (examples no
 //               model of the run trained on, the same rule for Pr(z));
-//   score(x)  = the fraction of z with LR(x, z) > gamma (higher = member).
+//   score(x)  = the fraction of z with LR(x, z) >= gamma (higher = member;
+//               the paper's definition; Privacy Meter counts > gamma, which
+//               differs only on exact ties).
 // The score is a rank statistic: ratio(z) is sorted once and each x costs
 // one binary search, O((n + |Z|) log |Z|) instead of the n x |Z| table.
 //
@@ -58,5 +60,11 @@ LiraScores rmia_scores(const Matrix& p, const std::vector<int>& membership, cons
 // wins (the smallest a among equals). Needs M >= 3.
 double rmia_tune_offline_a(const Matrix& p, const std::vector<int>& membership, const Matrix& p_pop,
                            const std::vector<int>& membership_pop, int target, double gamma, int pseudo_targets = 2);
+
+// The mean AUC behind rmia_tune_offline_a at each a = 0, 0.1, ..., 1 (11
+// values), for reports and tests: it must not depend on the target's row.
+std::vector<double> rmia_offline_a_aucs(const Matrix& p, const std::vector<int>& membership, const Matrix& p_pop,
+                                        const std::vector<int>& membership_pop, int target, double gamma,
+                                        int pseudo_targets = 2);
 
 }  // namespace mmia

@@ -2,6 +2,7 @@
 // a brute-force O(n |Z|) implementation of the paper's definition.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -31,7 +32,7 @@ Matrix hand_pop() {
 const std::vector<int> kPopOut(9, 0);
 
 // The definition, written out: Pr from the references of the mode, then
-// the fraction of z with ratio(x) / ratio(z) > gamma, by a double loop.
+// the fraction of z with ratio(x) / ratio(z) >= gamma, by a double loop.
 std::vector<double> brute_force(const Matrix& p, const std::vector<int>& in, const Matrix& z,
                                 const std::vector<int>& zin, int t, const RmiaOptions& o) {
     auto ratio = [&](const Matrix& q, const std::vector<int>& qin, int64_t j) {
@@ -52,7 +53,7 @@ std::vector<double> brute_force(const Matrix& p, const std::vector<int>& in, con
         }
         int64_t above = 0;
         for (int64_t k = 0; k < z.cols; k++)
-            if (rx / ratio(z, zin, k) > o.gamma) above++;
+            if (rx / ratio(z, zin, k) >= o.gamma) above++;
         out[size_t(x)] = double(above) / double(z.cols);
     }
     return out;
@@ -85,6 +86,12 @@ TEST_CASE("RMIA on a hand-worked case, offline and online") {
     s = rmia_scores(hand_p(), kHandIn, hand_pop(), kPopOut, 0, o);
     CHECK(s.score[0] == 1.0);
     CHECK(s.score[1] == 0.0);
+    // An exact tie: at gamma 1.5, LR(x0, z0) = LR(x0, z1) = 1.5 / 1 = gamma
+    // (every quotient here is exact in binary), which the paper's >= counts:
+    // 2 of 3 (z2: 1.5 / 1.286 < 1.5).
+    o.gamma = 1.5;
+    s = rmia_scores(hand_p(), kHandIn, hand_pop(), kPopOut, 0, o);
+    CHECK(s.score[0] == doctest::Approx(2.0 / 3));
 }
 
 TEST_CASE("RMIA equals the brute-force definition on random tables, both modes, several gamma and a") {
@@ -155,6 +162,11 @@ TEST_CASE("RMIA's a is tuned on the reference models alone: the target's outputs
     for (int64_t j = 0; j < n; j++) p2.at(0, j) = 0.5;
     for (int64_t j = 0; j < nz; j++) z2.at(0, j) = 0.01;
     CHECK(rmia_tune_offline_a(p2, in, z2, zin, 0, 1.0) == a);
+    // Not only the argmax: every AUC of the grid is the same without the target.
+    const std::vector<double> aucs = rmia_offline_a_aucs(p, in, z, zin, 0, 1.0);
+    CHECK(aucs.size() == 11);
+    CHECK(aucs == rmia_offline_a_aucs(p2, in, z2, zin, 0, 1.0));
+    CHECK(aucs[size_t(std::lround(a * 10))] == *std::max_element(aucs.begin(), aucs.end()));
     // The tuned attack separates members: AUC well above chance on the target.
     RmiaOptions o;
     o.a = a;

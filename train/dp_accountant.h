@@ -40,7 +40,8 @@ enum class FracSeries {
     // terms. An upper bound on A_alpha, so epsilon stays valid.
     abs_terms,
     // Opacus: signed terms (log-space add and subtract), stopped when both
-    // new terms are below e^-30. Equal to the integral up to rounding.
+    // new terms are below e^-30; +inf after 1000 terms, as abs_terms. Equal
+    // to the integral up to rounding.
     signed_terms,
 };
 
