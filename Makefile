@@ -162,8 +162,14 @@ $(BUILD)/tests/test_engine: tests/test_engine.cpp $(BUILD)/tests/doctest_main.o 
 $(BUILD)/tests/test_cnn_engine: tests/test_cnn_engine.cpp $(BUILD)/tests/doctest_main.o $(BUILD)/cnn_lib.o \
                                 $(BUILD)/export/packed_writer.o $(ENGINE_HDRS) tests/cli_check.h tests/engine_rows.h
 	$(CXX) $(HOST_CXXFLAGS) $(filter %.cpp %.o,$^) -o $@
-# The packed writer includes only engine/format.h.
-$(BUILD)/export/packed_writer.o: export/packed_writer.cpp export/packed_writer.h engine/format.h
+# test_cli_outputs runs every program and links nothing but doctest.
+$(BUILD)/tests/test_cli_outputs: tests/test_cli_outputs.cpp $(BUILD)/tests/doctest_main.o tests/cli_check.h \
+                                 tests/temp_dir.h $(ENGINES:%=$(PROG_PREFIX)%) $(PROG_PREFIX)bin/train \
+                                 $(PROG_PREFIX)bin/export $(PROG_PREFIX)bin/attack $(PROG_PREFIX)bin/extract \
+                                 $(PROG_PREFIX)bin/corpus
+	$(CXX) $(CXXSTD) -O1 $(WARN) -I. $(filter %.cpp %.o,$^) -o $@
+# The packed writer includes only engine/format.h and engine/io.h (+ packed.h).
+$(BUILD)/export/packed_writer.o: export/packed_writer.cpp export/packed_writer.h engine/format.h engine/io.h engine/packed.h
 	@mkdir -p $(dir $@)
 	$(CXX) $(HOST_CXXFLAGS) -c $< -o $@
 
