@@ -167,7 +167,7 @@ $(BUILD)/tests/test_cli_outputs: tests/test_cli_outputs.cpp $(BUILD)/tests/docte
                                  tests/temp_dir.h $(ENGINES:%=$(PROG_PREFIX)%) $(PROG_PREFIX)bin/train \
                                  $(PROG_PREFIX)bin/export $(PROG_PREFIX)bin/attack $(PROG_PREFIX)bin/extract \
                                  $(PROG_PREFIX)bin/corpus
-	$(CXX) $(CXXSTD) -O1 $(WARN) -I. $(filter %.cpp %.o,$^) -o $@
+	$(CXX) $(HOST_CXXFLAGS) $(filter %.cpp %.o,$^) -o $@
 # The packed writer includes only engine/format.h and engine/io.h (+ packed.h).
 $(BUILD)/export/packed_writer.o: export/packed_writer.cpp export/packed_writer.h engine/format.h engine/io.h engine/packed.h
 	@mkdir -p $(dir $@)
