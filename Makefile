@@ -185,8 +185,14 @@ $(BUILD)/tests/test_accountant: tests/test_accountant.cpp $(BUILD)/tests/doctest
 $(BUILD)/tests/test_bpe: tests/test_bpe.cpp $(BUILD)/tests/doctest_main.o $(BUILD)/common/tokenizer_json.o \
                          $(BUILD)/common/data.o $(ENGINE_HDRS) tests/cli_check.h tests/temp_dir.h $(PROG_PREFIX)bin/tokenize
 	$(CXX) $(HOST_CXXFLAGS) $(filter %.cpp %.o,$^) -o $@ -lz
-# The packed writer includes only engine/format.h.
-$(BUILD)/export/packed_writer.o: export/packed_writer.cpp export/packed_writer.h engine/format.h
+# test_cli_outputs runs every program and links nothing but doctest.
+$(BUILD)/tests/test_cli_outputs: tests/test_cli_outputs.cpp $(BUILD)/tests/doctest_main.o tests/cli_check.h \
+                                 tests/temp_dir.h $(ENGINES:%=$(PROG_PREFIX)%) $(PROG_PREFIX)bin/train \
+                                 $(PROG_PREFIX)bin/export $(PROG_PREFIX)bin/attack $(PROG_PREFIX)bin/extract \
+                                 $(PROG_PREFIX)bin/corpus
+	$(CXX) $(HOST_CXXFLAGS) $(filter %.cpp %.o,$^) -o $@
+# The packed writer includes only engine/format.h and engine/io.h (+ packed.h).
+$(BUILD)/export/packed_writer.o: export/packed_writer.cpp export/packed_writer.h engine/format.h engine/io.h engine/packed.h
 	@mkdir -p $(dir $@)
 	$(CXX) $(HOST_CXXFLAGS) -c $< -o $@
 

@@ -25,6 +25,7 @@
 #include "attack/metrics.h"
 #include "attack/report.h"
 #include "attack/suffix_array.h"
+#include "common/command_line.h"
 #include "common/config.h"
 #include "common/corpus.h"
 #include "engine/io.h"
@@ -146,6 +147,9 @@ void resolve_run(Run& r) {
     if (cfg.epochs < 0) throw std::runtime_error("--epochs must be at least 0");
     if (cfg.run_dir.empty()) cfg.run_dir = default_extract_run_dir(cfg);
     r.dir = cfg.run_dir;
+    // The run directory is all output: no input may live in it.
+    check_input_outside_dir(cfg.config_path, "--config", r.dir, "--run-dir");
+    check_input_outside_dir(corpus_dir_of(cfg.corpus), "--corpus", r.dir, "--run-dir");
     if (cfg.threads > 0) {
         torch::set_num_threads(cfg.threads);
         omp_set_num_threads(cfg.threads);
@@ -208,9 +212,8 @@ void resolve_run(Run& r) {
                                             std::to_string(NLOHMANN_JSON_VERSION_MINOR) + "." +
                                             std::to_string(NLOHMANN_JSON_VERSION_PATCH)}};
 
-    create_output_dir(r.dir);
-    fs::create_directories(r.dir + "/models");
-    fs::create_directories(r.dir + "/plots");
+    // Every check before anything is written: a refused run leaves no
+    // directory or extract_config.json behind to block the corrected command.
     const std::string cfg_path = r.dir + "/extract_config.json";
     if (regular_file_exists(cfg_path) && !cfg.force) {
         std::ifstream f(cfg_path);
@@ -220,6 +223,9 @@ void resolve_run(Run& r) {
             throw std::runtime_error(r.dir + " holds a run with another configuration; choose another --run-dir "
                                      "or pass --force");
     }
+    create_output_dir(r.dir);
+    fs::create_directories(r.dir + "/models");
+    fs::create_directories(r.dir + "/plots");
     write_file_atomic(cfg_path, j.dump(2) + "\n");
 }
 

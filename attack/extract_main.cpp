@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_option("--seeds", cfg.seeds, "seeds (data order, initialisation, sampling), comma-separated")
         ->delimiter(',')
+        ->check(seed_range())
         ->capture_default_str();
     app.add_option("--epochs", cfg.epochs, "training epochs of every model (0 = each preset's)")
         ->check(CLI::Range(0, 100000));

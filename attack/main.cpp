@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
     app.add_option("--mamba-preset", cfg.mamba_preset, "Mamba preset (default: the dataset's)");
     app.add_option("--cnn-preset", cfg.cnn_preset, "CNN preset (default: the dataset's)");
     app.add_option("--epochs", cfg.epochs, "training epochs (0 = the preset's)")->check(CLI::Range(0, 100000));
-    app.add_option("--seed", cfg.seed, "seed of the splits and of every model")->capture_default_str();
+    app.add_option("--seed", cfg.seed, "seed of the splits and of every model")->check(seed_range())->capture_default_str();
     app.add_option("--threads", cfg.threads, "threads (LibTorch and the engines)")->check(CLI::Range(1, 1024));
     app.add_option("--data-dir", cfg.data_dir, "dataset directory (default: the dataset's)");
     app.add_option("--config", cfg.config_path, "config.json")->capture_default_str();

@@ -2,6 +2,8 @@
 // the conventions).
 #include "attack/metrics.h"
 
+#include "engine/io.h"  // io_write_file_atomic
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -382,29 +384,19 @@ ScoreHistogram score_histogram(const std::vector<double>& scores, const std::vec
 
 void write_roc_csv(const std::string& path, const std::vector<RocPoint>& roc) {
     if (roc.empty()) throw std::invalid_argument("write_roc_csv: empty ROC curve");
-    std::string tmp = path + ".tmp";
-    FILE* f = std::fopen(tmp.c_str(), "wb");
-    if (!f) throw std::runtime_error(tmp + ": " + std::strerror(errno));
-    bool ok = std::fprintf(f, "threshold,fpr,tpr\n") > 0;
+    std::string text = "threshold,fpr,tpr\n";
+    char line[96];
     for (const RocPoint& p : roc) {
-        if (!ok) break;
         if (std::isinf(p.threshold))
-            ok = std::fprintf(f, "%sinf,%.17g,%.17g\n", p.threshold < 0 ? "-" : "", p.fpr, p.tpr) > 0;
+            std::snprintf(line, sizeof line, "%sinf,%.17g,%.17g\n", p.threshold < 0 ? "-" : "", p.fpr, p.tpr);
         else
-            ok = std::fprintf(f, "%.17g,%.17g,%.17g\n", p.threshold, p.fpr, p.tpr) > 0;
+            std::snprintf(line, sizeof line, "%.17g,%.17g,%.17g\n", p.threshold, p.fpr, p.tpr);
+        text += line;
     }
-    ok = (std::fflush(f) == 0) && ok;
-    int saved_errno = errno;
-    ok = (std::fclose(f) == 0) && ok;
-    if (!ok) {
-        std::remove(tmp.c_str());
-        throw std::runtime_error(tmp + ": write failed: " + std::strerror(saved_errno ? saved_errno : errno));
-    }
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-        int e = errno;
-        std::remove(tmp.c_str());
-        throw std::runtime_error(path + ": " + std::strerror(e));
-    }
+    // engine/io.h: <path>.tmp.<pid>, fsync, rename; nothing left on failure.
+    char err[512];
+    if (io_write_file_atomic(path.c_str(), text.data(), text.size(), err, sizeof err) != 0)
+        throw std::runtime_error(path + ": " + err);
 }
 
 }  // namespace mmia

@@ -33,6 +33,7 @@
 #include "attack/metric_attacks.h"
 #include "attack/metrics.h"
 #include "attack/report.h"
+#include "common/command_line.h"
 #include "common/config.h"
 #include "common/data.h"
 #include "engine/cnn.h"
@@ -403,6 +404,16 @@ std::string default_run_dir(const AttackRunConfig& c) {
     return d;
 }
 
+// The line a null-member run prints first (docs/ATTACKS.md), for either protocol.
+static std::string null_members_line(const std::string& protocol) {
+    return "null-members sanity run (not a real experiment): " +
+           std::string(protocol == "lira" ? "each model is scored on examples it never trained on, a random half "
+                                            "of them called members"
+                                          : "each target's \"members\" are fresh examples it never trained on") +
+           ", so every attack should score AUC about 0.5 (within noise); a clearly higher AUC means a leak in the "
+           "pipeline";
+}
+
 json run_attack(const AttackRunConfig& cfg_in) {
     const auto t_run = Clock::now();
     g_stats = {};
@@ -421,6 +432,10 @@ json run_attack(const AttackRunConfig& cfg_in) {
     if (cfg.ds < 10) throw std::runtime_error("--ds must be at least 10");
     if (cfg.run_dir.empty()) cfg.run_dir = default_run_dir(cfg);
     ex.dir = cfg.run_dir;
+    // The run directory is all output (files replaced, --force reuses it):
+    // no input may live in it.
+    check_input_outside_dir(cfg.config_path, "--config", ex.dir, "--run-dir");
+    if (!cfg.data_dir.empty()) check_input_outside_dir(cfg.data_dir, "--data-dir", ex.dir, "--run-dir");
 
     if (cfg.threads > 0) {
         torch::set_num_threads(cfg.threads);
@@ -463,7 +478,18 @@ json run_attack(const AttackRunConfig& cfg_in) {
                               std::to_string(NLOHMANN_JSON_VERSION_PATCH)},
         {"compiler", __VERSION__},
         {"openmp", _OPENMP}};
-    create_output_dir(ex.dir);
+    // Every check before anything is written: a refused run leaves no
+    // directory or attack_config.json behind to block the corrected command.
+    if (cfg.protocol == "shokri") {
+        const int64_t need = 2 * ds * cfg.targets + (cfg.null_members ? ds * cfg.targets : 0) + 2 * ds;
+        if (need > n_pool)
+            throw std::runtime_error("--ds " + std::to_string(ds) + " is too large: " + std::to_string(cfg.targets) +
+                                     " target(s) and the shadows need " + std::to_string(need) +
+                                     " examples, the dataset has " + std::to_string(n_pool));
+    } else if (2 * ds > n_pool) {
+        throw std::runtime_error("--ds " + std::to_string(ds) + " is too large: lira needs a pool of " +
+                                 std::to_string(2 * ds) + " examples, the dataset has " + std::to_string(n_pool));
+    }
     const std::string cfg_path = ex.dir + "/attack_config.json";
     if (regular_file_exists(cfg_path) && !cfg.force) {
         std::ifstream f(cfg_path);
@@ -474,6 +500,7 @@ json run_attack(const AttackRunConfig& cfg_in) {
             throw std::runtime_error(ex.dir + " holds a run with another configuration; choose another --run-dir "
                                      "or pass --force");
     }
+    create_output_dir(ex.dir);
     {
         json written = resolved;
         written["environment"] = environment;
@@ -490,10 +517,6 @@ json run_attack(const AttackRunConfig& cfg_in) {
     std::vector<std::pair<std::vector<int64_t>, std::vector<int>>> lira_null;
     if (cfg.protocol == "shokri") {
         const int64_t reserved = 2 * ds * cfg.targets + (cfg.null_members ? ds * cfg.targets : 0);
-        if (reserved + 2 * ds > n_pool)
-            throw std::runtime_error("--ds " + std::to_string(ds) + " is too large: " + std::to_string(cfg.targets) +
-                                     " target(s) and the shadows need " + std::to_string(reserved + 2 * ds) +
-                                     " examples, the dataset has " + std::to_string(n_pool));
         for (int t = 0; t < cfg.targets; t++) {
             ModelSplit s{"target" + std::to_string(t), {}, {}};
             s.members.assign(order.begin() + 2 * ds * t, order.begin() + 2 * ds * t + ds);
@@ -514,9 +537,6 @@ json run_attack(const AttackRunConfig& cfg_in) {
         }
     } else {
         lira_n = 2 * ds;
-        if (lira_n > n_pool)
-            throw std::runtime_error("--ds " + std::to_string(ds) + " is too large: lira needs a pool of " +
-                                     std::to_string(lira_n) + " examples, the dataset has " + std::to_string(n_pool));
         const int M = cfg.shadows + 1;
         membership.assign(size_t(M * lira_n), 0);
         for (int m = 0; m < M; m++) {
@@ -577,6 +597,8 @@ json run_attack(const AttackRunConfig& cfg_in) {
            cfg.protocol == "shokri" ? "shadows" : "reference models",
            cfg.protocol == "shokri" ? (", " + std::to_string(cfg.targets) + " target(s)").c_str() : "",
            ex.dir.c_str());
+    if (cfg.null_members)
+        ex.log("%s\n", null_members_line(cfg.protocol).c_str());
 
     // Decided before any training: a class with no shadow members or no
     // shadow non-members cannot have its own per-class attack; those attacks

@@ -6,9 +6,18 @@
 #pragma once
 #include <CLI/CLI.hpp>
 
+#include <cerrno>
+#include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
+#include <limits>
+#include <stdexcept>
 #include <string>
+#include <type_traits>
+#include <vector>
+
+#include "engine/io.h"  // io_check_not_input, io_path_inside
 
 namespace mmia {
 
@@ -35,6 +44,66 @@ inline std::string error_text(const std::exception& e) {
     size_t cut = 0;
     while ((cut = msg.find('\n', cut)) != std::string::npos && msg.compare(cut + 1, 2, "  ") == 0) cut++;
     return msg.substr(0, cut);
+}
+
+// An integer flag's check, for every integer flag (CLI11 converts "-1" to
+// an unsigned by wrapping and has no check of its own that prints a human
+// bound): the text must be a whole decimal number in [lo, hi], read without
+// wrapping (strtoll/strtoull with ERANGE, no sign for an unsigned type).
+// Else the usage line "--flag: '<text>' is not an integer in [lo, hi]".
+// Applies to each element of a comma-separated list option too.
+template <class T>
+CLI::Validator int_in(T lo, T hi) {
+    static_assert(std::is_integral<T>::value, "int_in is for integer flags");
+    const std::string bounds = "[" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+    return CLI::Validator(
+        [lo, hi, bounds](std::string& s) -> std::string {
+            const std::string bad = "'" + s + "' is not an integer in " + bounds;
+            if (s.empty() || s.size() > 40) return bad;
+            const char* v = s.c_str();
+            char* end = nullptr;
+            errno = 0;
+            bool ok;
+            if (std::is_signed<T>::value) {
+                const long long x = std::strtoll(v, &end, 10);
+                ok = errno == 0 && *end == 0 && x >= (long long)lo && x <= (long long)hi;
+            } else {
+                const bool digits = v[0] >= '0' && v[0] <= '9';  // strtoull would wrap "-1"
+                const unsigned long long x = std::strtoull(v, &end, 10);
+                ok = digits && errno == 0 && *end == 0 && x >= (unsigned long long)lo &&
+                     x <= (unsigned long long)hi;
+            }
+            return ok ? "" : bad;
+        },
+        "INT in " + bounds);
+}
+
+// Seeds: any 64-bit unsigned integer.
+inline CLI::Validator seed_range() { return int_in<uint64_t>(0, std::numeric_limits<uint64_t>::max()); }
+
+// Throws "<out>: <flag> is the same file as the input <in> (it would be
+// overwritten)" when the output `out` is one of `inputs` (engine/io.h's
+// io_check_not_input: device and inode, symlinks and hard links included).
+// Programs call it before any work.
+inline void check_output_not_input(const std::string& out, const std::string& flag,
+                                   const std::vector<std::string>& inputs) {
+    std::vector<const char*> in;
+    for (const std::string& s : inputs) in.push_back(s.c_str());
+    char err[1024];
+    if (io_check_not_input(out.c_str(), flag.c_str(), in.data(), int(in.size()), err, sizeof err) != 0)
+        throw std::runtime_error(out + ": " + err);
+}
+
+// Throws "<input>: <flag> lies inside the run directory <dir> (a run writes
+// and replaces files there; keep its inputs outside <dir_flag>)" when the
+// existing input lies in the existing run directory (engine/io.h's
+// io_path_inside).
+inline void check_input_outside_dir(const std::string& input, const std::string& flag, const std::string& dir,
+                                    const std::string& dir_flag) {
+    if (!input.empty() && !dir.empty() && io_path_inside(input.c_str(), dir.c_str()))
+        throw std::runtime_error(input + ": " + flag + " lies inside the run directory " + dir +
+                                 " (a run writes and replaces files there; keep its inputs outside " + dir_flag +
+                                 ")");
 }
 
 }  // namespace mmia

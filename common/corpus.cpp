@@ -16,6 +16,7 @@
 #include <unordered_map>
 
 #include "common/data.h"
+#include "engine/io.h"  // io_write_files_atomic
 
 namespace mmia {
 
@@ -37,21 +38,23 @@ std::string read_whole_file(const std::string& path) {
     return std::string(bytes.begin(), bytes.end());
 }
 
-// Writes bytes to path via path.tmp and a rename.
-void write_file_atomic(const std::string& path, const std::string& bytes) {
-    const std::string tmp = path + ".tmp";
-    std::FILE* f = std::fopen(tmp.c_str(), "wb");
-    if (!f) fail(tmp, std::string("cannot create (") + std::strerror(errno) + ")");
-    const size_t put = std::fwrite(bytes.data(), 1, bytes.size(), f);
-    const bool ok = put == bytes.size() && std::fflush(f) == 0 && !std::ferror(f);
-    if (std::fclose(f) != 0 || !ok) {
-        std::remove(tmp.c_str());
-        fail(tmp, "write error (disk full?)");
+// Writes the files as one (engine/io.h's io_write_files_atomic: each to
+// <path>.tmp.<pid>, fsync'd, renamed into place only when all are written),
+// so a failure never leaves a corpus whose documents and manifest disagree.
+void write_files_atomic(const std::vector<std::pair<std::string, std::string>>& files) {
+    std::vector<const char*> paths;
+    std::vector<const void*> bufs;
+    std::vector<size_t> lens;
+    for (const auto& [path, bytes] : files) {
+        paths.push_back(path.c_str());
+        bufs.push_back(bytes.data());
+        lens.push_back(bytes.size());
     }
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-        std::remove(tmp.c_str());
-        fail(path, std::string("cannot rename into place (") + std::strerror(errno) + ")");
-    }
+    int failed = 0;
+    char err[512];
+    if (io_write_files_atomic(int(files.size()), paths.data(), bufs.data(), lens.data(), &failed, err,
+                              sizeof err) != 0)
+        fail(files[size_t(failed)].first, err);
 }
 
 // Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing past U+10FFFF.
@@ -602,9 +605,9 @@ json write_corpus(Corpus& c, const std::string& dir) {
     c.manifest["sha256"] = c.sha256;
     c.manifest["files"] = {"documents.jsonl", "canaries.json", "manifest.json"};
     c.dir = dir;
-    write_file_atomic(dir + "/documents.jsonl", docs);
-    write_file_atomic(dir + "/canaries.json", canaries.dump(1) + "\n");
-    write_file_atomic(dir + "/manifest.json", c.manifest.dump(2) + "\n");
+    write_files_atomic({{dir + "/documents.jsonl", docs},
+                        {dir + "/canaries.json", canaries.dump(1) + "\n"},
+                        {dir + "/manifest.json", c.manifest.dump(2) + "\n"}});
     return c.manifest;
 }
 

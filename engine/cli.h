@@ -74,9 +74,11 @@ static inline int engine_cli_main(int argc, char** argv, const EngineCli* e) {
             probs_mode = 1;
         } else if (strcmp(a, "--out") == 0) {
             if (i + 1 >= argc) return engine_cli_usage_error(e, "%s: missing FILE", a);
+            if (out_path) return engine_cli_usage_error(e, "%s: given twice (give it once)", a);
             out_path = argv[++i];
         } else if (strcmp(a, "--threads") == 0) {
             if (i + 1 >= argc) return engine_cli_usage_error(e, "%s: missing N", a);
+            if (threads) return engine_cli_usage_error(e, "%s: given twice (give it once)", a);
             char* end;
             const char* v = argv[++i];
             long t = strtol(v, &end, 10);
@@ -103,7 +105,9 @@ static inline int engine_cli_main(int argc, char** argv, const EngineCli* e) {
 #endif
 
     char err[512];
-    if (out_path && io_check_output_path(out_path, err, sizeof err) != 0) {  // before any work
+    const char* inputs[2] = {model_path, input_path};
+    if (out_path && (io_check_output_path(out_path, err, sizeof err) != 0 ||  // before any work
+                     io_check_not_input(out_path, "--out", inputs, 2, err, sizeof err) != 0)) {
         fprintf(stderr, "error: %s: %s\n", out_path, err);
         return 1;
     }

@@ -190,49 +190,148 @@ static inline int io_check_output_path(const char* path, char* err, size_t errle
     return 0;
 }
 
+// The path `path` names, for comparing two paths of which at least one does
+// not exist yet: realpath() of its directory (symlinks, "..", "//" resolved)
+// + "/" + its last component; `path` itself when the directory cannot be
+// resolved. Writes at most n bytes (n >= 2) to buf.
+static inline void io_normal_path(const char* path, char* buf, size_t n) {
+    const char* slash = strrchr(path, '/');
+    char dir[4096];
+    size_t dl = slash ? (size_t)(slash - path) : 0;
+    if (!slash) {
+        snprintf(dir, sizeof dir, ".");
+    } else if (dl == 0) {
+        snprintf(dir, sizeof dir, "/");
+    } else {
+        snprintf(dir, sizeof dir, "%.*s", (int)(dl < sizeof dir ? dl : sizeof dir - 1), path);
+    }
+    char real[4096];
+    int k = -1;
+    if (dl < sizeof dir && realpath(dir, real))
+        k = snprintf(buf, n, "%s/%s", strcmp(real, "/") == 0 ? "" : real, slash ? slash + 1 : path);
+    if (k < 0 || (size_t)k >= n) snprintf(buf, n, "%s", path);  // unresolved, or too long to resolve
+}
+
+// 1 if paths a and b name the same file: when both exist, the same device
+// and inode (a symlink or hard link to the other counts); when neither
+// does, the same io_normal_path; else 0.
+static inline int io_same_file(const char* a, const char* b) {
+    struct stat sa, sb;
+    int ea = stat(a, &sa) == 0, eb = stat(b, &sb) == 0;
+    if (ea && eb) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    if (ea || eb) return 0;
+    char na[4096], nb[4096];
+    io_normal_path(a, na, sizeof na);
+    io_normal_path(b, nb, sizeof nb);
+    return strcmp(na, nb) == 0;
+}
+
+// 0 if writing the output `out` (given with `flag`, e.g. "--out") leaves
+// every one of the n input paths intact; -1 and err = "<flag> is the same
+// file as the input <in> (it would be overwritten)" when it is one of them
+// (io_same_file). Every program asks before any work: an atomic write
+// renames a new file over the old one, so the input would be lost.
+static inline int io_check_not_input(const char* out, const char* flag, const char* const* inputs, int n,
+                                     char* err, size_t errlen) {
+    for (int i = 0; i < n; i++)
+        if (inputs[i] && inputs[i][0] && io_same_file(out, inputs[i])) {
+            packed_err(err, errlen, "%s is the same file as the input %s (it would be overwritten)", flag,
+                       inputs[i]);
+            return -1;
+        }
+    return 0;
+}
+
+// 1 if the existing file or directory `path` lies inside the existing
+// directory `dir` (at any depth, after resolving symlinks); else 0 (also
+// when either does not exist). A run directory is all output: an input
+// kept in it could be replaced by the run.
+static inline int io_path_inside(const char* path, const char* dir) {
+    char rp[4096], rd[4096];
+    if (!realpath(path, rp) || !realpath(dir, rd)) return 0;
+    size_t n = strlen(rd);
+    if (n == 1) return 1;  // dir is "/"
+    return strncmp(rp, rd, n) == 0 && (rp[n] == '/' || rp[n] == 0);
+}
+
+// Write n files as one: each bufs[i] to <paths[i]>.tmp.<pid>, fsync'd,
+// and only when every one is written, rename each over its path. A failure
+// before the renames leaves every path as it was and no temporary file
+// behind; *failed = the index of the file that failed (err = its "<why>",
+// the caller prefixes paths[*failed]). Refuses a path io_check_output_path
+// refuses, before writing anything.
+static inline int io_write_files_atomic(int n, const char* const* paths, const void* const* bufs,
+                                        const size_t* lens, int* failed, char* err, size_t errlen) {
+    *failed = 0;
+    for (int i = 0; i < n; i++)
+        if (io_check_output_path(paths[i], err, errlen) != 0) {
+            *failed = i;
+            return -1;
+        }
+    char** tmps = (char**)calloc((size_t)(n > 0 ? n : 1), sizeof(char*));
+    if (!tmps) {
+        packed_err(err, errlen, "out of memory");
+        return -1;
+    }
+    int rc = 0, done = 0;  // done: temporary files created
+    for (int i = 0; i < n && rc == 0; i++) {
+        *failed = i;
+        size_t plen = strlen(paths[i]);
+        tmps[i] = (char*)malloc(plen + 32);
+        if (!tmps[i]) {
+            packed_err(err, errlen, "out of memory");
+            rc = -1;
+            break;
+        }
+        snprintf(tmps[i], plen + 32, "%s.tmp.%ld", paths[i], (long)getpid());
+        int fd = open(tmps[i], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            packed_err(err, errlen, "cannot create %s: %s", tmps[i], strerror(errno));
+            rc = -1;
+            break;
+        }
+        done = i + 1;
+        const char* what = NULL;
+        int e = 0;
+        if (io_write_all(fd, bufs[i], lens[i]) != 0) {
+            what = "write";
+            e = errno;
+        } else if (fsync(fd) != 0) {
+            what = "fsync";
+            e = errno;
+        }
+        if (close(fd) != 0 && !what) {
+            what = "close";
+            e = errno;
+        }
+        if (what) {
+            packed_err(err, errlen, "%s failed: %s", what, strerror(e));
+            rc = -1;
+        }
+    }
+    for (int i = 0; i < n && rc == 0; i++) {
+        if (rename(tmps[i], paths[i]) != 0) {
+            *failed = i;
+            packed_err(err, errlen, "rename failed: %s", strerror(errno));
+            rc = -1;
+            break;
+        }
+        free(tmps[i]);
+        tmps[i] = NULL;
+    }
+    for (int i = 0; i < done; i++)
+        if (tmps[i]) unlink(tmps[i]);
+    for (int i = 0; i < n; i++) free(tmps[i]);
+    free(tmps);
+    return rc;
+}
+
 // Write buf to path atomically: path.tmp.<pid>, fsync, rename. Leaves
 // nothing behind on failure; refuses a path io_check_output_path refuses.
 static inline int io_write_file_atomic(const char* path, const void* buf, size_t n, char* err,
                                        size_t errlen) {
-    if (io_check_output_path(path, err, errlen) != 0) return -1;
-    size_t plen = strlen(path);
-    char* tmp = (char*)malloc(plen + 32);
-    if (!tmp) {
-        packed_err(err, errlen, "out of memory");
-        return -1;
-    }
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        packed_err(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
-        free(tmp);
-        return -1;
-    }
-    const char* what = NULL;
-    int e = 0;
-    if (io_write_all(fd, buf, n) != 0) {
-        what = "write";
-        e = errno;
-    } else if (fsync(fd) != 0) {
-        what = "fsync";
-        e = errno;
-    }
-    if (close(fd) != 0 && !what) {
-        what = "close";
-        e = errno;
-    }
-    if (!what && rename(tmp, path) != 0) {
-        what = "rename";
-        e = errno;
-    }
-    if (what) {
-        unlink(tmp);
-        packed_err(err, errlen, "%s failed: %s", what, strerror(e));
-        free(tmp);
-        return -1;
-    }
-    free(tmp);
-    return 0;
+    int failed;
+    return io_write_files_atomic(1, &path, &buf, &n, &failed, err, errlen);
 }
 
 // data [rows][cols] float32 -> NumPy .npy (format 1.0, '<f4', C order).

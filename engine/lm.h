@@ -622,10 +622,16 @@ static inline int lm_cli_main(int argc, char** argv, const LmCli* e) {
     long long n_new = 256, top_k = 0, threads = 0;
     double temperature = 1.0, top_p = 1.0;
     uint64_t seed = 0;
+    // A flag with a value given twice is a usage error, never "the last wins".
+    static const char* const value_flags[] = {"-i", "--score", "--out", "-n", "-t", "-k", "-p", "-s", "--threads"};
+    int seen[sizeof value_flags / sizeof value_flags[0]] = {0};
     for (int i = 1; i < argc; i++) {
         const char* a = argv[i];
         int has_value = i + 1 < argc;
         const char* v = has_value ? argv[i + 1] : NULL;
+        for (size_t f = 0; f < sizeof value_flags / sizeof value_flags[0]; f++)
+            if (strcmp(a, value_flags[f]) == 0 && seen[f]++)
+                return lm_cli_usage_error(e, "%s: given twice (give it once)", a);
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             lm_cli_usage(e);
             return 0;
@@ -659,8 +665,9 @@ static inline int lm_cli_main(int argc, char** argv, const LmCli* e) {
             if (!has_value) return lm_cli_usage_error(e, "%s: missing value", a);
             char* end;
             errno = 0;
-            long long sv = strtoll(v, &end, 10);
-            if (*v == 0 || *end != 0 || errno) return lm_cli_usage_error(e, "-s: '%s' is not an integer seed", v);
+            unsigned long long sv = strtoull(v, &end, 10);  // a sign would wrap: digits only
+            if (!(*v >= '0' && *v <= '9') || *end != 0 || errno)
+                return lm_cli_usage_error(e, "-s: '%s' is not an integer seed in [0, 18446744073709551615]", v);
             seed = (uint64_t)sv;
             i++;
         } else if (strcmp(a, "--threads") == 0) {
@@ -685,7 +692,9 @@ static inline int lm_cli_main(int argc, char** argv, const LmCli* e) {
 #endif
 
     char err[512];
-    if (out_path && io_check_output_path(out_path, err, sizeof err) != 0) {  // before any work
+    const char* inputs[2] = {model_path, score_path};
+    if (out_path && (io_check_output_path(out_path, err, sizeof err) != 0 ||  // before any work
+                     io_check_not_input(out_path, "--out", inputs, 2, err, sizeof err) != 0)) {
         fprintf(stderr, "error: %s: %s\n", out_path, err);
         return 1;
     }

@@ -295,29 +295,24 @@ static void check_range(const ImageSet& set, int64_t first, int64_t count) {
                                  std::to_string(set.n) + " images of this split");
 }
 
-// Writes `bytes` atomically (engine/io.h: temp file, fsync, rename): a
-// failed write (a full disk) leaves whatever was at `path` before untouched,
-// and a FIFO, device or directory at `path` is refused, never replaced.
-static void write_file_atomically(const std::string& path, const void* bytes, size_t n) {
-    char err[512];
-    if (io_write_file_atomic(path.c_str(), bytes, n, err, sizeof err) != 0)
-        throw std::runtime_error(path + ": " + err);
-}
-
-void write_input_bin(const std::string& path, const ImageSet& set, int64_t first, int64_t count) {
+void write_images(const std::string& images_path, const std::string& labels_path, const ImageSet& set,
+                  int64_t first, int64_t count) {
     check_range(set, first, count);
     const int64_t per = int64_t(set.channels) * set.height * set.width;
     std::vector<float> floats(size_t(count * per));
     for (int64_t i = 0; i < count * per; i++)
         floats[size_t(i)] = float(set.pixels[size_t(first * per + i)]) / 255.0f;
-    write_file_atomically(path, floats.data(), floats.size() * sizeof(float));
-}
-
-void write_labels_txt(const std::string& path, const ImageSet& set, int64_t first, int64_t count) {
-    check_range(set, first, count);
     std::string text;
     for (int64_t i = first; i < first + count; i++) text += std::to_string(set.labels[size_t(i)]) + "\n";
-    write_file_atomically(path, text.data(), text.size());
+    // engine/io.h: temporaries, fsync, renames only when both are written;
+    // a FIFO, device or directory at either path is refused, never replaced.
+    const char* paths[2] = {images_path.c_str(), labels_path.c_str()};
+    const void* bufs[2] = {floats.data(), text.data()};
+    const size_t lens[2] = {floats.size() * sizeof(float), text.size()};
+    int failed = 0;
+    char err[512];
+    if (io_write_files_atomic(labels_path.empty() ? 1 : 2, paths, bufs, lens, &failed, err, sizeof err) != 0)
+        throw std::runtime_error(std::string(paths[failed]) + ": " + err);
 }
 
 }  // namespace mmia

@@ -51,10 +51,14 @@ void export_mamba_checkpoint(const std::string& checkpoint, const std::string& o
 // The same for a checkpoint of any kind: its meta's "model" picks the packer.
 void export_checkpoint(const std::string& checkpoint, const std::string& output);
 
-// Writes images [first, first+count) of `set` as raw float32 pixels in [0,1]
-// (C*H*W floats per image), atomically.
-void write_input_bin(const std::string& path, const ImageSet& set, int64_t first, int64_t count);
-// The labels of the same images, one decimal per line, atomically.
-void write_labels_txt(const std::string& path, const ImageSet& set, int64_t first, int64_t count);
+// Writes images [first, first+count) of `set` to images_path as raw float32
+// pixels in [0,1] (C*H*W floats per image) and, when labels_path is not
+// empty, their labels to labels_path, one decimal per line. All or nothing:
+// the range and both paths are checked first, both files are written to
+// temporaries and renamed into place only when both are complete, so a
+// failure leaves whatever was at either path untouched. Throws "images
+// [a, b) are outside the N images of this split", or "<path>: <why>".
+void write_images(const std::string& images_path, const std::string& labels_path, const ImageSet& set,
+                  int64_t first, int64_t count);
 
 }  // namespace mmia

@@ -116,30 +116,13 @@ void write_packed_model(const std::string& path, const MmiaHeader& header_templa
     } catch (const std::exception& e) {
         throw std::runtime_error(path + ": " + e.what());
     }
-    char why[64];
-    if (io_check_output_path(path.c_str(), why, sizeof why) != 0) throw std::runtime_error(path + ": " + why);
-    const std::string tmp = path + ".tmp";
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) throw std::runtime_error(path + ": cannot create " + tmp + ": " + std::strerror(errno));
-    auto fail = [&](const char* what, int err) {
-        if (fd >= 0) ::close(fd);
-        ::unlink(tmp.c_str());
-        throw std::runtime_error(path + ": " + what + " failed: " + std::strerror(err));
-    };
-    const uint8_t* p = buf.data();
-    size_t left = buf.size();
-    while (left > 0) {  // short writes and EINTR; ENOSPC/EIO surface here
-        ssize_t w = ::write(fd, p, left);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) fail("write", w < 0 ? errno : EIO);
-        p += w;
-        left -= size_t(w);
-    }
-    if (::fsync(fd) != 0) fail("fsync", errno);  // delayed allocation errors show here
-    int rc = ::close(fd);
-    fd = -1;
-    if (rc != 0) fail("close", errno);
-    if (::rename(tmp.c_str(), path.c_str()) != 0) fail("rename", errno);
+    // engine/io.h: <path>.tmp.<pid>, short writes and EINTR retried,
+    // ENOSPC/EIO and fsync's delayed-allocation errors surfaced, renamed
+    // into place; a FIFO, device or directory at path refused; nothing left
+    // behind on failure.
+    char why[512];
+    if (io_write_file_atomic(path.c_str(), buf.data(), buf.size(), why, sizeof why) != 0)
+        throw std::runtime_error(path + ": " + why);
     // Make the rename itself durable; failure here does not undo the write.
     std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/') + 1);
     int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

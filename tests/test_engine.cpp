@@ -862,7 +862,8 @@ TEST_CASE("writer: layout, alignment, checksum; refuses bad tensors and leaves n
         CHECK(e.nbytes == m.tensors[i].data.size() * 4);
         CHECK(std::memcmp(b.data() + e.offset, m.tensors[i].data.data(), e.nbytes) == 0);
     }
-    CHECK(!file_exists(p + ".tmp"));
+    // no temporary file (<p>.tmp.<pid>) left beside it
+    CHECK(system(("ls " + cli_quote(p) + ".tmp* >/dev/null 2>&1").c_str()) != 0);
 
     auto expect_throw = [&](std::vector<PackedTensor> ts, const std::string& needle) {
         std::string q = tmp_path("bad_writer.bin");
@@ -912,13 +913,14 @@ TEST_CASE("writer: layout, alignment, checksum; refuses bad tensors and leaves n
         cli_skip("no /dev/full on this machine: the full-disk write is not tested");
     } else {
         // A full disk: write() fails with ENOSPC. /dev/full is a device, so the
-        // temp file is what we point at it (a symlink named path.tmp).
-        std::string fp = tmp_path("full.bin");
-        REQUIRE(symlink("/dev/full", (fp + ".tmp").c_str()) == 0);
-        CHECK_THROWS_WITH_AS(write_packed_model(fp, make_header(c), m.tensors), doctest::Contains("No space left"),
-                             std::runtime_error);
+        // temp file is what we point at it (a symlink named path.tmp.<pid>,
+        // engine/io.h's temporary).
+        std::string fp = tmp_path("full.bin"), fp_tmp = fp + ".tmp." + std::to_string(getpid());
+        REQUIRE(symlink("/dev/full", fp_tmp.c_str()) == 0);
+        CHECK_THROWS_WITH_AS(write_packed_model(fp, make_header(c), m.tensors),
+                             (fp + ": write failed: No space left on device").c_str(), std::runtime_error);
         CHECK(!file_exists(fp));
-        CHECK(!file_exists(fp + ".tmp"));
+        CHECK(!file_exists(fp_tmp));
     }
 }
 

@@ -30,6 +30,7 @@
 #include "engine/mamba_lm.h"
 #include "tests/cli_check.h"
 #include "tests/temp_dir.h"
+#include "train/checkpoint.h"
 
 using namespace mmia;
 
@@ -426,6 +427,24 @@ TEST_CASE("run_extract on a fixture corpus: CSV columns, flags recomputed, held-
                           "plots/extraction_vs_prefix.svg", "plots/exposure_vs_insertions.svg"})
         CHECK(std::ifstream(cfg.run_dir + "/" + f).good());
 
+    // What decides the bits, recorded in the run directory and in each
+    // model's checkpoint (read back from the files).
+    {
+        const json ec = json::parse(cli_read_text(cfg.run_dir + "/extract_config.json"));
+        CHECK(ec["threads"] == 2);
+        CHECK(ec["seeds"] == json::array({5}));
+        CHECK(ec["presets"] == json::array({"tiny-mamba", "tiny-transformer"}));
+        CHECK(ec["libraries"]["libtorch"] == TORCH_VERSION);
+        for (const char* lib : {"zlib", "nlohmann_json"})
+            CHECK_MESSAGE(!ec["libraries"][lib].get<std::string>().empty(), lib);
+        const json meta = read_checkpoint_meta(cfg.run_dir + "/models/tiny-mamba-seed5.pt");
+        REQUIRE(meta.contains("reproducibility"));
+        CHECK(meta["reproducibility"]["threads"] == 2);
+        CHECK(meta["reproducibility"]["seed"] == 5);
+        CHECK(meta["reproducibility"]["preset"] == "tiny-mamba");
+        CHECK(meta["reproducibility"]["libtorch"] == TORCH_VERSION);
+    }
+
     // The decaying-temperature sampler with top-k 1 at any temperature is
     // greedy: it equals lm_generate's greedy output on the run's model.
     {
@@ -471,7 +490,7 @@ TEST_CASE("bin/extract: bad flags and impossible configurations get one error li
         {"--n-sequences 0", 2, "error: --n-sequences: Value 0 not in range 1 to 1000000 (see --help)"},
         {"--prefix-lengths 8,0", 2, "error: --prefix-lengths: Value 0 not in range 1 to 4096 (see --help)"},
         {"--untargeted 2", 2, "error: --untargeted: Value 2 not in range 4 to 10000000 (see --help)"},
-        {"--seeds x", 2, "error: Could not convert: --seeds = x (see --help)"},
+        {"--seeds x", 2, "error: --seeds: 'x' is not an integer in [0, 18446744073709551615] (see --help)"},
         {"--presets nosuch", 1, "error: unknown preset 'nosuch' (see config.json)"},
         {"--presets shokri", 1, "error: preset 'shokri' is not a language model (mamba-lm, transformer-lm)"},
         {"--prefix-lengths 8,300", 1,

@@ -923,7 +923,7 @@ TEST_CASE("CLI: bad LM input gives one error line (./mamba, ./transformer, ./cnn
         lm_check_fails(b, m + " -i ab -t -1", "error: -t: '-1' is not a temperature >= 0" + see, dir, 2);
         lm_check_fails(b, m + " -i ab -p 0", "error: -p: '0' is not a top-p in (0, 1]" + see, dir, 2);
         lm_check_fails(b, m + " -i ab -k -3", "error: -k: '-3' is not a top-k in 0..262144" + see, dir, 2);
-        lm_check_fails(b, m + " -i ab -s x", "error: -s: 'x' is not an integer seed" + see, dir, 2);
+        lm_check_fails(b, m + " -i ab -s x", "error: -s: 'x' is not an integer seed in [0, 18446744073709551615]" + see, dir, 2);
         lm_check_fails(b, m, "error: nothing to do: give -i PROMPT or --score TEXTS" + see, dir, 2);
         lm_check_fails(b, m + " -i ab --out x.txt", "error: --out goes with --score" + see, dir, 2);
         lm_check_fails(b, m + " -i ab --bogus", "error: unknown flag '--bogus'" + see, dir, 2);

@@ -200,6 +200,15 @@ TEST_CASE("a few training steps lower the held-out loss of both kinds") {
         CHECK(meta["history"].size() == 3);
         CHECK(meta["corpus"]["name"] == "toy");
         CHECK(meta["threads"] == 1);
+        // Everything else that decides the bits, in the checkpoint itself
+        // (read back from the file, not the returned meta).
+        const json stored = read_checkpoint_meta(job.checkpoint);
+        REQUIRE(stored.contains("reproducibility"));
+        CHECK(stored["reproducibility"]["threads"] == 1);
+        CHECK(stored["reproducibility"]["seed"] == job.train.seed);
+        CHECK(stored["reproducibility"]["preset"] == job.spec.preset);
+        CHECK(stored["reproducibility"]["libtorch"] == TORCH_VERSION);
+        CHECK(stored["reproducibility"]["compiler"] == std::string("g++ ") + __VERSION__);
         // The checkpoint's model gives the recorded held-out loss again.
         LanguageModel back = load_lm_checkpoint(job.checkpoint);
         CHECK(lm_stream_loss(back, heldout, 32, 8).first == doctest::Approx(after).epsilon(1e-9));

@@ -145,6 +145,9 @@ json train_lm(const TrainJob& job, const std::vector<uint8_t>& train_stream,
         }
     }
     meta["threads"] = job.threads;
+    // What else decides the bits (as the classifiers' meta records it): the
+    // seed, preset, library and compiler versions; not part of lm_identity.
+    meta["reproducibility"] = run_environment(tc.seed, job.spec.preset);
 
     auto tokens = stream_tokens(train_stream);
     std::vector<int64_t> order(size_t(n_windows), 0);

@@ -33,7 +33,8 @@ int main(int argc, char** argv) {
                 config_path = "config.json";
     int epochs = 0, batch_size = 0, threads = 0, checkpoint_every = -1;
     double lr = 0;
-    int64_t seed = -1, limit_train = 0;
+    uint64_t seed = 0;
+    int64_t limit_train = 0;
     bool force = false;
     app.add_option("--model", model, "model kind: mamba | cnn (images), mamba-lm | transformer-lm (text)")
         ->check(CLI::IsMember({"mamba", "cnn", "mamba-lm", "transformer-lm"}));
@@ -61,7 +62,7 @@ int main(int argc, char** argv) {
             "LR"));
     auto* augment_opt = app.add_option("--augment", augment, "images: override the augmentation: none | crop-flip (shift <= 4 px, mirror)")
         ->check(CLI::IsMember({"none", "crop-flip"}));
-    app.add_option("--seed", seed, "override the seed")->check(CLI::NonNegativeNumber);
+    auto* seed_opt = app.add_option("--seed", seed, "override the seed")->check(seed_range());
     app.add_option("--threads", threads, "intra-op threads (default: all cores)")->check(CLI::Range(1, 1024));
     auto* limit_opt = app.add_option("--limit-train", limit_train, "images: train on the first N training images only")
         ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
@@ -96,13 +97,20 @@ int main(int argc, char** argv) {
             if (epochs) job.train.epochs = epochs;
             if (batch_size) job.train.batch_size = batch_size;
             if (lr > 0) job.train.learning_rate = lr;
-            if (seed >= 0) job.train.seed = uint64_t(seed);
+            if (seed_opt->count()) job.train.seed = seed;
             if (checkpoint_every >= 0) job.train.checkpoint_every = checkpoint_every;
             job.force = force;
             const int n_threads = threads ? threads : int(std::max(1u, std::thread::hardware_concurrency()));
             torch::set_num_threads(n_threads);
             job.threads = n_threads;
 
+            // Before any work: the checkpoint is no input (it would be
+            // renamed over it at the first checkpoint). The default output
+            // lies under save_dir, named after the corpus.
+            if (!output.empty())
+                check_output_not_input(output, "--output",
+                                       {config_path, corpus_dir + "/manifest.json", corpus_dir + "/documents.jsonl",
+                                        corpus_dir + "/canaries.json"});
             Corpus corpus = load_corpus(corpus_dir);
             job.dataset = corpus.name;
             job.dataset_sha256 = corpus.sha256;
@@ -133,13 +141,18 @@ int main(int argc, char** argv) {
         if (epochs) job.train.epochs = epochs;
         if (batch_size) job.train.batch_size = batch_size;
         if (lr > 0) job.train.learning_rate = lr;
-        if (seed >= 0) job.train.seed = uint64_t(seed);
+        if (seed_opt->count()) job.train.seed = seed;
         if (!augment.empty()) job.train.augment = augment;
         job.dataset = dataset;
         job.force = force;
         job.checkpoint = output.empty()
                              ? job.train.save_dir + "/" + dataset + "_" + job.spec.preset + ".pt"
                              : output;
+        // Before any work: the checkpoint is no input (it would be renamed
+        // over it at the first epoch's end).
+        std::vector<std::string> inputs = dataset_files(dataset, data_dir);
+        inputs.push_back(config_path);
+        check_output_not_input(job.checkpoint, "--output", inputs);
 
         int n_threads = threads ? threads : int(std::max(1u, std::thread::hardware_concurrency()));
         torch::set_num_threads(n_threads);
