@@ -13,3 +13,7 @@ $(BUILD)/fuzz/fuzz_checkpoint_meta: fuzz/fuzz_checkpoint_meta.cpp train/checkpoi
 $(BUILD)/fuzz/fuzz_corpus: fuzz/fuzz_corpus.cpp common/corpus.cpp common/corpus.h common/data.cpp common/data.h
 	@mkdir -p $(dir $@)
 	clang++ $(FUZZ_FLAGS) fuzz/fuzz_corpus.cpp common/corpus.cpp common/data.cpp -lz -lnettle -o $@
+
+$(BUILD)/fuzz/fuzz_safetensors: fuzz/fuzz_safetensors.cpp export/safetensors.cpp export/safetensors.h common/config.cpp common/config.h $(ENGINE_HDRS)
+	@mkdir -p $(dir $@)
+	clang++ $(FUZZ_FLAGS) fuzz/fuzz_safetensors.cpp export/safetensors.cpp common/config.cpp -o $@
