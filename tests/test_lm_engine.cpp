@@ -688,14 +688,14 @@ TEST_CASE("bad LM files are refused with one clear error") {
     {
         LmModel m = mamba_model(mc, 1);
         m.h.hp[MMIA_LM_HP_TOKENIZER] = MMIA_TOKENIZER_BPE;
-        refused(m, "tokenizer hp[24] = 1 (BPE) is not supported yet: this engine reads byte-level models (hp[24] = 0) only", false);
+        refused(m, "the model's tokenizer is BPE (an imported Hugging Face model) and ./mamba has no BPE tokenizer yet: -i and --score take text (the C API takes token ids)", false);
         m.h.hp[MMIA_LM_HP_TOKENIZER] = 2;
         refused(m, "tokenizer hp[24] is 2, outside 0..1", false);
     }
     {
         LmModel m = tf_model(tc, 1);
         m.h.hp[MMIA_LM_HP_TOKENIZER] = MMIA_TOKENIZER_BPE;
-        refused(m, "tokenizer hp[24] = 1 (BPE) is not supported yet: this engine reads byte-level models (hp[24] = 0) only", true);
+        refused(m, "the model's tokenizer is BPE (an imported Hugging Face model) and ./transformer has no BPE tokenizer yet: -i and --score take text (the C API takes token ids)", true);
     }
     auto mam = [&](auto edit, const std::string& needle) {
         LmModel m = mamba_model(mc, 2);
@@ -1011,7 +1011,9 @@ TEST_CASE("CLI: bad LM input gives one error line (./mamba, ./transformer, ./cnn
         std::string p = dir + "/bpe.bin";
         write_packed_model(p, m.h, m.tensors);
         lm_check_fails(mb, cli_quote(p) + " -i ab",
-                       "error: " + p + ": tokenizer hp[24] = 1 (BPE) is not supported yet: this engine reads byte-level models (hp[24] = 0) only", dir);
+                       "error: " + p + ": the model's tokenizer is BPE (an imported Hugging Face model) and ./mamba has no BPE tokenizer yet: -i and --score take text (the C API takes token ids)", dir);
+        lm_check_fails(mb, cli_quote(p) + " --score " + cli_quote(p),
+                       "error: " + p + ": the model's tokenizer is BPE (an imported Hugging Face model) and ./mamba has no BPE tokenizer yet: -i and --score take text (the C API takes token ids)", dir);
     }
 }
 
