@@ -125,6 +125,8 @@ SafetensorsHeader parse_safetensors(const uint8_t* bytes, uint64_t size, const s
         j = nlohmann::json::parse(text);
     } catch (const nlohmann::json::parse_error& e) {
         fail(label + ": header is not valid UTF-8 JSON (parse error at byte " + std::to_string(e.byte) + ")");
+    } catch (const nlohmann::json::exception&) {  // out_of_range 406: a number past double (found by fuzz_safetensors)
+        fail(label + ": header is not valid JSON (a number out of range)");
     }
     if (!j.is_object()) fail(label + ": header is not a JSON object");
     for (auto it = j.begin(); it != j.end(); ++it) {
