@@ -22,3 +22,6 @@ for m in mamba-130m pythia-160m; do
   grep -E 'Maximum resident' "$work/$m.time" | sed "s/^/  decode $m: /"
   ls -l "$work/$m.bin" | awk '{print "  packed file bytes: " $5}'
 done
+# engines vs LibTorch at these shapes (tests/test_hf.cpp's opt-in case)
+make -s build/tests/test_hf
+HF_BIG_DIR="$work" build/tests/test_hf -tc='true shapes*' -s 2>&1 | grep -E 'max \|logit|test cases'

@@ -598,3 +598,27 @@ TEST_CASE("bin/export hf: every refusal is one exact line") {
     CHECK(r.code == 1);
     CHECK(r.err == "error: hf: give --dir DIR --output model.bin (import) or --checkpoint CKPT --output-dir DIR (export), not a mix\n");
 }
+
+TEST_CASE("true shapes, opt-in (HF_BIG_DIR = scripts/hf_bench.sh's directory): engines vs LibTorch, 256 positions") {
+    // mamba-130m's and pythia-160m's exact shapes, random weights, 1.2 GB of files:
+    // not for make test. scripts/hf_bench.sh runs this case with HF_BIG_DIR set.
+    const char* big = getenv("HF_BIG_DIR");
+    if (!big || !*big) {
+        MESSAGE("HF_BIG_DIR unset: skipped (run scripts/hf_bench.sh)");
+        return;
+    }
+    for (const std::string m : {"mamba-130m", "pythia-160m"}) {
+        const std::string hf = std::string(big) + "/" + m, bin = hf + ".bin";
+        REQUIRE_MESSAGE(cli_file_exists(bin), bin);
+        int V = 0;
+        const auto toks = random_tokens(256, 50000, 12);
+        const auto eng = engine_logits(bin, toks, &V);
+        LanguageModel model = load_hf_lm(hf);
+        const auto ref = torch_logits(model, toks);
+        const double d = max_abs_diff(ref, eng);
+        double mx = 0;
+        for (float x : ref) mx = std::max(mx, double(std::fabs(x)));
+        MESSAGE(m << " (V " << V << "): engine vs LibTorch max |logit diff| " << d << " over 256 positions (max |logit| " << mx << ")");
+        CHECK(d < 1e-4);
+    }
+}
