@@ -78,8 +78,10 @@ HfConfig parse_hf_config(const json& j, const std::string& label) {
     c.vocab = int(r.integer("vocab_size", 1, 262144));
     c.d_model = int(r.integer("hidden_size", 1, 16384));
     c.n_layers = int(r.integer("num_hidden_layers", 1, 256));
-    c.eos = r.has("eos_token_id") && j["eos_token_id"].is_number_integer() ? int(r.integer("eos_token_id", -1, 1ll << 31)) : -1;
-    if (c.eos >= c.vocab) c.eos = -1;
+    // eos: an id in [0, V), else none (-1); a list of ids (some configs) or null is none too
+    const long long eos = r.has("eos_token_id") && j["eos_token_id"].is_number_integer()
+                              ? j["eos_token_id"].get<long long>() : -1;
+    c.eos = eos >= 0 && eos < c.vocab ? int(eos) : -1;
     if (c.is_mamba()) {
         c.tied = r.boolean("tie_word_embeddings", true);
         c.d_state = int(r.integer("state_size", 1, 1024, 16));
@@ -108,8 +110,8 @@ HfConfig parse_hf_config(const json& j, const std::string& label) {
                  std::to_string(c.n_heads));
         c.d_ff = int(r.integer("intermediate_size", 1, 65536));
         c.context = int(r.integer("max_position_embeddings", 1, 65536, 2048));
-        c.rotary_pct = r.has("partial_rotary_factor") ? r.number("partial_rotary_factor", 0 - 1e-300, 1, 0.25)
-                                                       : r.number("rotary_pct", 0 - 1e-300, 1, 0.25);
+        c.rotary_pct = r.has("partial_rotary_factor") ? r.number("partial_rotary_factor", 0, 1, 0.25)
+                                                       : r.number("rotary_pct", 0, 1, 0.25);
         c.rotary_base = r.has("rope_theta") ? r.number("rope_theta", 0, 1e30, 10000) : r.number("rotary_emb_base", 0, 1e30, 10000);
         c.rotary_ndims = int(double(c.d_model / c.n_heads) * c.rotary_pct);
         if (c.rotary_ndims % 2 != 0)
@@ -176,7 +178,7 @@ HfWeights read_hf_weights(const std::string& dir, std::vector<std::string>* skip
     const std::string config_path = (fs::path(dir) / "config.json").string();
     w.cfg = read_hf_config(config_path);
     SafetensorsCheckpoint ck(dir);
-    const std::string desc = std::string(w.cfg.is_mamba() ? "a " : "a ") + std::to_string(w.cfg.n_layers) + "-layer " + w.cfg.arch;
+    const std::string desc = "a " + std::to_string(w.cfg.n_layers) + "-layer " + w.cfg.arch;
     std::set<std::string> used;
     for (const HfTensorMap& m : hf_tensor_map(w.cfg)) {
         std::string name = m.hf_name;
