@@ -101,28 +101,10 @@ void write_text(const std::string& path, const std::string& s) {
     f << s;
 }
 
-ModelSpec tiny_spec(const std::string& kind) {
-    ModelSpec spec;
-    spec.model = kind;
-    spec.preset = "tiny-" + kind;
-    if (kind == "mamba-lm") {
-        MambaLmConfig& c = spec.mamba_lm;
-        c.block.d_model = 32;
-        c.block.n_layers = 2;
-        c.block.d_state = 8;
-        c.block.d_conv = 4;
-        c.block.expand = 2;
-        c.block.dt_rank = 2;
-        c.context = 64;
-    } else {
-        TransformerLmConfig& c = spec.transformer_lm;
-        c.d_model = 32;
-        c.n_layers = 2;
-        c.n_heads = 2;
-        c.d_ff = 128;
-        c.context = 256;
-    }
-    return spec;
+// The smallest presets of config.json (mamba-lm-s: D 64, 3 layers, N 16, K 4,
+// E 128, R 4; transformer-lm-s: D 64, 2 layers, H 4, F 256; V 256, context 256).
+ModelSpec preset_spec(const std::string& kind) {
+    return resolve_preset(load_config_file("config.json"), kind, kind + "-s");
 }
 
 // Perturbs every parameter so no value is an initialisation constant (a
@@ -247,22 +229,22 @@ void import_fails(const std::string& dir, const std::string& line, const std::st
 
 TEST_CASE("hf export: tensor names, shapes and config keys are lm.md section 1's, one by one") {
     torch::manual_seed(1);
-    LanguageModel mamba = LanguageModel::build(tiny_spec("mamba-lm"));  // D 32, E 64, N 8, K 4, R 2, V 256
+    LanguageModel mamba = LanguageModel::build(preset_spec("mamba-lm"));  // D 64, E 128, N 16, K 4, R 4, V 256, 3 layers
     const std::vector<std::pair<std::string, std::vector<uint64_t>>> mamba_expected = {
-        {"backbone.embeddings.weight", {256, 32}},
-        {"backbone.layers.0.norm.weight", {32}},
-        {"backbone.layers.0.mixer.in_proj.weight", {128, 32}},
-        {"backbone.layers.0.mixer.conv1d.weight", {64, 1, 4}},
-        {"backbone.layers.0.mixer.conv1d.bias", {64}},
-        {"backbone.layers.0.mixer.x_proj.weight", {18, 64}},
-        {"backbone.layers.0.mixer.dt_proj.weight", {64, 2}},
-        {"backbone.layers.0.mixer.dt_proj.bias", {64}},
-        {"backbone.layers.0.mixer.A_log", {64, 8}},
-        {"backbone.layers.0.mixer.D", {64}},
-        {"backbone.layers.0.mixer.out_proj.weight", {32, 64}},
+        {"backbone.embeddings.weight", {256, 64}},
+        {"backbone.layers.0.norm.weight", {64}},
+        {"backbone.layers.0.mixer.in_proj.weight", {256, 64}},
+        {"backbone.layers.0.mixer.conv1d.weight", {128, 1, 4}},
+        {"backbone.layers.0.mixer.conv1d.bias", {128}},
+        {"backbone.layers.0.mixer.x_proj.weight", {36, 128}},
+        {"backbone.layers.0.mixer.dt_proj.weight", {128, 4}},
+        {"backbone.layers.0.mixer.dt_proj.bias", {128}},
+        {"backbone.layers.0.mixer.A_log", {128, 16}},
+        {"backbone.layers.0.mixer.D", {128}},
+        {"backbone.layers.0.mixer.out_proj.weight", {64, 128}},
     };
     auto sd = hf_state_dict(mamba, "F32");
-    REQUIRE(sd.size() == 1 + 2 * 10 + 1);  // tied: no lm_head.weight, as save_pretrained leaves it out
+    REQUIRE(sd.size() == 1 + 3 * 10 + 1);  // tied: no lm_head.weight, as save_pretrained leaves it out
     for (size_t i = 0; i < mamba_expected.size(); i++) {
         CHECK(sd[i].name == mamba_expected[i].first);
         CHECK(sd[i].shape == mamba_expected[i].second);
@@ -271,18 +253,18 @@ TEST_CASE("hf export: tensor names, shapes and config keys are lm.md section 1's
     CHECK(sd.back().name == "backbone.norm_f.weight");
     // values: A_log as stored (not A), conv1d (E, 1, K) row-major = our (E, 1, K)
     auto block = mamba.mamba->layers[0]->as<MambaBlock>();
-    CHECK(std::memcmp(sd[8].data.data(), block->A_log.data_ptr<float>(), 64 * 8 * 4) == 0);
-    CHECK(std::memcmp(sd[3].data.data(), block->conv1d->weight.data_ptr<float>(), 64 * 4 * 4) == 0);
+    CHECK(std::memcmp(sd[8].data.data(), block->A_log.data_ptr<float>(), 128 * 16 * 4) == 0);
+    CHECK(std::memcmp(sd[3].data.data(), block->conv1d->weight.data_ptr<float>(), 128 * 4 * 4) == 0);
     json mc = hf_config_json(mamba, "F32");
     CHECK(mc["architectures"] == json::array({"MambaForCausalLM"}));
     CHECK(mc["model_type"] == "mamba");
-    CHECK(mc["hidden_size"] == 32);
-    CHECK(mc["num_hidden_layers"] == 2);
-    CHECK(mc["state_size"] == 8);
+    CHECK(mc["hidden_size"] == 64);
+    CHECK(mc["num_hidden_layers"] == 3);
+    CHECK(mc["state_size"] == 16);
     CHECK(mc["expand"] == 2);
-    CHECK(mc["intermediate_size"] == 64);
+    CHECK(mc["intermediate_size"] == 128);
     CHECK(mc["conv_kernel"] == 4);
-    CHECK(mc["time_step_rank"] == 2);
+    CHECK(mc["time_step_rank"] == 4);
     CHECK(mc["layer_norm_epsilon"] == 1e-5);
     CHECK(mc["use_bias"] == false);
     CHECK(mc["use_conv_bias"] == true);
@@ -292,22 +274,22 @@ TEST_CASE("hf export: tensor names, shapes and config keys are lm.md section 1's
     CHECK(mc["vocab_size"] == 256);
     CHECK(mc["torch_dtype"] == "float32");
 
-    LanguageModel tf = LanguageModel::build(tiny_spec("transformer-lm"));  // D 32, H 2, F 128
+    LanguageModel tf = LanguageModel::build(preset_spec("transformer-lm"));  // D 64, H 4, F 256, 2 layers
     auto st = hf_state_dict(tf, "BF16");
     const std::vector<std::pair<std::string, std::vector<uint64_t>>> neox_expected = {
-        {"gpt_neox.embed_in.weight", {256, 32}},
-        {"gpt_neox.layers.0.input_layernorm.weight", {32}},
-        {"gpt_neox.layers.0.input_layernorm.bias", {32}},
-        {"gpt_neox.layers.0.post_attention_layernorm.weight", {32}},
-        {"gpt_neox.layers.0.post_attention_layernorm.bias", {32}},
-        {"gpt_neox.layers.0.attention.query_key_value.weight", {96, 32}},
-        {"gpt_neox.layers.0.attention.query_key_value.bias", {96}},
-        {"gpt_neox.layers.0.attention.dense.weight", {32, 32}},
-        {"gpt_neox.layers.0.attention.dense.bias", {32}},
-        {"gpt_neox.layers.0.mlp.dense_h_to_4h.weight", {128, 32}},
-        {"gpt_neox.layers.0.mlp.dense_h_to_4h.bias", {128}},
-        {"gpt_neox.layers.0.mlp.dense_4h_to_h.weight", {32, 128}},
-        {"gpt_neox.layers.0.mlp.dense_4h_to_h.bias", {32}},
+        {"gpt_neox.embed_in.weight", {256, 64}},
+        {"gpt_neox.layers.0.input_layernorm.weight", {64}},
+        {"gpt_neox.layers.0.input_layernorm.bias", {64}},
+        {"gpt_neox.layers.0.post_attention_layernorm.weight", {64}},
+        {"gpt_neox.layers.0.post_attention_layernorm.bias", {64}},
+        {"gpt_neox.layers.0.attention.query_key_value.weight", {192, 64}},
+        {"gpt_neox.layers.0.attention.query_key_value.bias", {192}},
+        {"gpt_neox.layers.0.attention.dense.weight", {64, 64}},
+        {"gpt_neox.layers.0.attention.dense.bias", {64}},
+        {"gpt_neox.layers.0.mlp.dense_h_to_4h.weight", {256, 64}},
+        {"gpt_neox.layers.0.mlp.dense_h_to_4h.bias", {256}},
+        {"gpt_neox.layers.0.mlp.dense_4h_to_h.weight", {64, 256}},
+        {"gpt_neox.layers.0.mlp.dense_4h_to_h.bias", {64}},
     };
     REQUIRE(st.size() == 1 + 2 * 12 + 3);
     for (size_t i = 0; i < neox_expected.size(); i++) {
@@ -318,7 +300,7 @@ TEST_CASE("hf export: tensor names, shapes and config keys are lm.md section 1's
     CHECK(st[st.size() - 3].name == "gpt_neox.final_layer_norm.weight");
     CHECK(st[st.size() - 2].name == "gpt_neox.final_layer_norm.bias");
     CHECK(st.back().name == "embed_out.weight");  // untied (Pythia)
-    CHECK(st.back().shape == std::vector<uint64_t>{256, 32});
+    CHECK(st.back().shape == std::vector<uint64_t>{256, 64});
     // every tensor's values come from the parameter its name says, by an independent rule:
     // drop "backbone." / "gpt_neox." and Mamba's "mixer." (docs/FORMAT.md: HF's names less the prefix)
     for (LanguageModel* m : {&mamba, &tf}) {
@@ -339,13 +321,13 @@ TEST_CASE("hf export: tensor names, shapes and config keys are lm.md section 1's
             CHECK(size_t(v.numel()) == t.data.size());
             checked++;
         }
-        CHECK(checked == int(m->mamba ? 22 : 28));
+        CHECK(checked == int(m->mamba ? 32 : 28));
     }
     json tc = hf_config_json(tf, "BF16");
     CHECK(tc["architectures"] == json::array({"GPTNeoXForCausalLM"}));
     CHECK(tc["model_type"] == "gpt_neox");
-    CHECK(tc["num_attention_heads"] == 2);
-    CHECK(tc["intermediate_size"] == 128);
+    CHECK(tc["num_attention_heads"] == 4);
+    CHECK(tc["intermediate_size"] == 256);
     CHECK(tc["rotary_pct"] == 0.25);
     CHECK(tc["rotary_emb_base"] == 10000.0);
     CHECK(tc["use_parallel_residual"] == true);
@@ -360,9 +342,9 @@ TEST_CASE("hf round trip through bin/export: train -> export hf -> import = the 
     TempDir dir("mmia_hf");
     const std::string d = dir.path.string();
     for (const std::string kind : {"mamba-lm", "transformer-lm"}) {
-        // a briefly trained checkpoint of a tiny model (the real path: bin/train's trainer)
+        // a briefly trained checkpoint of the smallest preset (the real path: bin/train's trainer)
         TrainJob job;
-        job.spec = tiny_spec(kind);
+        job.spec = preset_spec(kind);
         job.train.batch_size = 2;
         job.train.epochs = 1;
         job.train.learning_rate = 0.01;
