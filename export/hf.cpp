@@ -198,10 +198,11 @@ HfWeights read_hf_weights(const std::string& dir, std::vector<std::string>* skip
             if (skipped) skipped->push_back(n);
             continue;
         }
-        if (w.cfg.tied && n == "lm_head.weight") {  // a tied head saved anyway: must be the embedding
+        const std::string head = w.cfg.is_mamba() ? "lm_head.weight" : "embed_out.weight";
+        if (w.cfg.tied && n == head) {  // a tied head saved anyway: must be the embedding
             const std::vector<float>& emb = w.tensors.front().second;
             if (ck.find(n)->shape != w.tensors.front().first.hf_shape || ck.read_float(n) != emb)
-                fail(ck.file_of(n) + ": tensor 'lm_head.weight' differs from the embedding but config.json ties them "
+                fail(ck.file_of(n) + ": tensor '" + n + "' differs from the embedding but config.json ties them "
                                      "(\"tie_word_embeddings\" is true)");
             if (skipped) skipped->push_back(n);
             continue;

@@ -491,6 +491,21 @@ TEST_CASE("hf: mamba_ssm's backbone.embedding.weight, a sharded checkpoint, a ti
     REQUIRE(a.tensors.size() == b.tensors.size());
     for (size_t i = 0; i < a.tensors.size(); i++) CHECK(a.tensors[i].data == b.tensors[i].data);
     CHECK(a.header.hp[MMIA_LM_HP_TIED] == 1);
+    // a tied GPT-NeoX whose file carries embed_out anyway (equal to embed_in): accepted, head dropped
+    HfDir n = neox_hf(31, "F32", false);
+    n.config.replace(n.config.find("\"tie_word_embeddings\": false"), 28, "\"tie_word_embeddings\": true ");
+    n.tensors.back().data = n.tensors.front().data;
+    write_hf(n, dir.file("neox_tied"));
+    std::vector<std::string> skipped;
+    PackedModelData t = import_hf(dir.file("neox_tied"), &skipped);
+    CHECK(t.header.hp[MMIA_LM_HP_TIED] == 1);
+    CHECK(t.tensors.back().name == "final_layer_norm.bias");
+    CHECK(skipped == std::vector<std::string>{"embed_out.weight"});
+    const std::string bin = dir.file("neox_tied.bin");
+    write_packed_model(bin, t.header, t.tensors);
+    LanguageModel m = load_hf_lm(dir.file("neox_tied"));
+    const auto toks = random_tokens(64, 1000, 4);
+    CHECK(max_abs_diff(torch_logits(m, toks), engine_logits(bin, toks)) < 1e-4);
 }
 
 TEST_CASE("bin/export hf: every refusal is one exact line") {
