@@ -45,7 +45,7 @@
 
 typedef struct {
     int vocab;      // V: logits per token
-    int tokenizer;  // MMIA_TOKENIZER_BYTES (the only one supported)
+    int tokenizer;  // MMIA_TOKENIZER_BYTES, or MMIA_TOKENIZER_BPE (token ids only: no text CLI yet)
     int context;    // hp[25]: the transformer's cache cap; the Mamba LM's training window
     int tied;       // 1 = the head is the embedding matrix
     int eos;        // end-of-text id in [0, V), or -1
@@ -66,16 +66,14 @@ static inline int lm_read_info(const MmiaHeader* h, LmInfo* info, char* err, siz
         return -1;
     }
     info->vocab = (int)h->n_classes;
-    if (hp[MMIA_LM_HP_TOKENIZER] == MMIA_TOKENIZER_BPE) {
-        packed_err(err, errlen, "tokenizer hp[24] = 1 (BPE) is not supported yet: this engine reads byte-level models (hp[24] = 0) only");
-        return -1;
-    }
-    if (hp[MMIA_LM_HP_TOKENIZER] != MMIA_TOKENIZER_BYTES) {
+    if (hp[MMIA_LM_HP_TOKENIZER] != MMIA_TOKENIZER_BYTES && hp[MMIA_LM_HP_TOKENIZER] != MMIA_TOKENIZER_BPE) {
         packed_err(err, errlen, "tokenizer hp[24] is %d, outside 0..1", hp[MMIA_LM_HP_TOKENIZER]);
         return -1;
     }
-    info->tokenizer = MMIA_TOKENIZER_BYTES;
-    if (info->vocab < 256) {
+    // BPE (an imported Hugging Face model): the model runs on token ids (the
+    // API); the command line, which takes text, refuses it (lm_cli_main).
+    info->tokenizer = hp[MMIA_LM_HP_TOKENIZER];
+    if (info->tokenizer == MMIA_TOKENIZER_BYTES && info->vocab < 256) {
         packed_err(err, errlen, "vocabulary size %d is below the byte tokenizer's 256", info->vocab);
         return -1;
     }
@@ -218,7 +216,10 @@ static inline int lm_cand_cmp(const void* a, const void* b) {
 }
 
 // 1 if token id may be produced by a model with this info.
-static inline int lm_token_allowed(const LmInfo* info, int id) { return id < 256 || id == info->eos; }
+// (every id of a BPE vocabulary; ids < 256 and eos for the byte tokenizer)
+static inline int lm_token_allowed(const LmInfo* info, int id) {
+    return info->tokenizer == MMIA_TOKENIZER_BPE || id < 256 || id == info->eos;
+}
 
 // The kept candidates after temperature, top-k and top-p, with their
 // probabilities (renormalised, double) in prob; returns how many (>= 1).
@@ -704,7 +705,11 @@ static inline int lm_cli_main(int argc, char** argv, const LmCli* e) {
         return 1;
     }
     int rc = 0;
-    if (score_path) {
+    if (ops.info.tokenizer == MMIA_TOKENIZER_BPE) {
+        fprintf(stderr, "error: %s: the model's tokenizer is BPE (an imported Hugging Face model) and ./%s has no BPE "
+                        "tokenizer yet: -i and --score take text (the C API takes token ids)\n", model_path, e->name);
+        rc = 1;
+    } else if (score_path) {
         rc = lm_cli_score(e, &ops, score_path, out_path);
     } else {
         int64_t n_prompt = (int64_t)strlen(prompt);

@@ -2,13 +2,17 @@
 //
 //   bin/export model --checkpoint checkpoints/mnist_mamba-mnist.pt --output mnist_mamba.bin
 //   bin/export image --dataset mnist --index 0 [--count 1] [--split test] --output input.bin
+//   bin/export hf --dir HF_DIR --output model.bin          (Hugging Face -> packed; docs/HF.md)
+//   bin/export hf --checkpoint CKPT --output-dir HF_DIR [--dtype F32|F16|BF16]   (ours -> Hugging Face)
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <cstdio>
+#include <stdexcept>
 
 #include "common/command_line.h"
 #include "common/data.h"
+#include "export/hf.h"
 #include "export/model_export.h"
 
 using namespace mmia;
@@ -35,12 +39,38 @@ int main(int argc, char** argv) {
     image_cmd->add_option("--output", image_out, "input.bin to write")->required();
     image_cmd->add_option("--labels", labels_out, "also write the images' labels, one per line");
 
+    std::string hf_dir, hf_out, hf_ckpt, hf_out_dir, hf_dtype = "F32";
+    auto* hf_cmd = app.add_subcommand(
+        "hf", "Hugging Face checkpoints: --dir DIR --output model.bin imports MambaForCausalLM / "
+              "GPTNeoXForCausalLM (config.json + safetensors); --checkpoint CKPT --output-dir DIR exports ours");
+    hf_cmd->add_option("--dir", hf_dir, "import: directory with config.json and model.safetensors (or sharded)");
+    hf_cmd->add_option("--output", hf_out, "import: packed model file to write");
+    hf_cmd->add_option("--checkpoint", hf_ckpt, "export: a language-model checkpoint written by bin/train");
+    hf_cmd->add_option("--output-dir", hf_out_dir, "export: directory for config.json + model.safetensors");
+    hf_cmd->add_option("--dtype", hf_dtype, "export: stored dtype")
+        ->check(CLI::IsMember({"F32", "F16", "BF16"}))->capture_default_str();
+
     if (int code = parse_command_line(app, argc, argv); code >= 0) return code;
 
     try {
-        // Before any work: no output may be one of the inputs (an atomic
-        // write would rename the new file over it), nor the other output.
-        if (*model_cmd) {
+        if (*hf_cmd) {
+            const bool import = !hf_dir.empty() && !hf_out.empty() && hf_ckpt.empty() && hf_out_dir.empty();
+            const bool export_ = hf_dir.empty() && hf_out.empty() && !hf_ckpt.empty() && !hf_out_dir.empty();
+            if (!import && !export_)
+                throw std::runtime_error("hf: give --dir DIR --output model.bin (import) or --checkpoint CKPT "
+                                         "--output-dir DIR (export), not a mix");
+            // No output may be an input (docs/BAD_INPUT.md, "Command lines").
+            if (import)
+                check_output_not_input(hf_out, "--output", {hf_dir + "/config.json", hf_dir + "/model.safetensors",
+                                                            hf_dir + "/model.safetensors.index.json"});
+            else
+                for (const char* f : {"config.json", "model.safetensors"})
+                    check_output_not_input(hf_out_dir + "/" + f, "--output-dir", {hf_ckpt});
+            std::printf("%s\n", import ? import_hf_to_file(hf_dir, hf_out).c_str()
+                                       : export_hf(hf_ckpt, hf_out_dir, hf_dtype).c_str());
+        } else if (*model_cmd) {
+            // Before any work: no output may be one of the inputs (an atomic
+            // write would rename the new file over it), nor the other output.
             check_output_not_input(model_out, "--output", {checkpoint});
             export_checkpoint(checkpoint, model_out);
             std::printf("wrote %s\n", model_out.c_str());

@@ -27,7 +27,7 @@ static void exercise(const LmOps* ops, uint64_t weights) {
     if (weights > 2000000 || ops->info.vocab > 4096) return;
     const int n = 8;
     int toks[n];
-    for (int i = 0; i < n; i++) toks[i] = (i * 37) % 256;
+    for (int i = 0; i < n; i++) toks[i] = (i * 37) % 256 % ops->info.vocab;  // a BPE model may have V < 256
     float* logits = (float*)malloc(sizeof(float) * (size_t)ops->info.vocab);
     double lp[n];
     char err[256];

@@ -21,3 +21,7 @@ $(BUILD)/fuzz/fuzz_bpe_blob: fuzz/fuzz_bpe_blob.cpp engine/bpe.h engine/unicode_
 $(BUILD)/fuzz/fuzz_tokenizer_json: fuzz/fuzz_tokenizer_json.cpp common/tokenizer_json.cpp common/tokenizer_json.h engine/bpe.h engine/unicode_tables.h
 	@mkdir -p $(dir $@)
 	clang++ $(FUZZ_FLAGS) fuzz/fuzz_tokenizer_json.cpp common/tokenizer_json.cpp -o $@
+
+$(BUILD)/fuzz/fuzz_safetensors: fuzz/fuzz_safetensors.cpp export/safetensors.cpp export/safetensors.h common/config.cpp common/config.h $(ENGINE_HDRS)
+	@mkdir -p $(dir $@)
+	clang++ $(FUZZ_FLAGS) fuzz/fuzz_safetensors.cpp export/safetensors.cpp common/config.cpp -o $@

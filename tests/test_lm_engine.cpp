@@ -687,15 +687,51 @@ TEST_CASE("bad LM files are refused with one clear error") {
     };
     {
         LmModel m = mamba_model(mc, 1);
-        m.h.hp[MMIA_LM_HP_TOKENIZER] = MMIA_TOKENIZER_BPE;
-        refused(m, "tokenizer hp[24] = 1 (BPE) is not supported yet: this engine reads byte-level models (hp[24] = 0) only", false);
         m.h.hp[MMIA_LM_HP_TOKENIZER] = 2;
         refused(m, "tokenizer hp[24] is 2, outside 0..1", false);
     }
-    {
-        LmModel m = tf_model(tc, 1);
+    // BPE (hp[24] = 1, an imported Hugging Face model, docs/HF.md): the library opens it,
+    // any V >= 1, every id may be sampled; the text command line refuses it (one line)
+    for (int V : {300, 100}) {
+        MambaCfg bc = mc;
+        bc.V = V;
+        LmModel m = mamba_model(bc, 1);
         m.h.hp[MMIA_LM_HP_TOKENIZER] = MMIA_TOKENIZER_BPE;
-        refused(m, "tokenizer hp[24] = 1 (BPE) is not supported yet: this engine reads byte-level models (hp[24] = 0) only", true);
+        std::vector<uint64_t> b = m.bytes();
+        char err[512] = "";
+        MambaLm l;
+        REQUIRE_MESSAGE(mamba_lm_open_memory(&l, b.data(), m.size, err, sizeof err) == 0, err);
+        CHECK(l.info.tokenizer == MMIA_TOKENIZER_BPE);
+        CHECK(l.info.vocab == V);
+        CHECK(lm_token_allowed(&l.info, V - 1));
+        mamba_lm_close(&l);
+        m.h.hp[MMIA_LM_HP_TOKENIZER] = MMIA_TOKENIZER_BYTES;  // the same file as a byte model: ids >= 256 never sampled
+        b = m.bytes();
+        if (V > 256) {
+            REQUIRE(mamba_lm_open_memory(&l, b.data(), m.size, err, sizeof err) == 0);
+            CHECK(!lm_token_allowed(&l.info, V - 1));
+            mamba_lm_close(&l);
+        }
+    }
+    {
+        TfCfg bc = tc;
+        bc.V = 300;
+        LmModel m = tf_model(bc, 1);
+        m.h.hp[MMIA_LM_HP_TOKENIZER] = MMIA_TOKENIZER_BPE;
+        std::vector<uint64_t> b = m.bytes();
+        char err[512] = "";
+        Transformer t;
+        REQUIRE_MESSAGE(transformer_open_memory(&t, b.data(), m.size, err, sizeof err) == 0, err);
+        CHECK(t.info.tokenizer == MMIA_TOKENIZER_BPE);
+        transformer_close(&t);
+        const std::string path = files.file("bpe_tf.bin");
+        FILE* f = fopen(path.c_str(), "wb");
+        REQUIRE(f);
+        REQUIRE(fwrite(b.data(), 1, m.size, f) == m.size);
+        fclose(f);
+        lm_check_fails(bin("TRANSFORMER_BIN", "./transformer"), cli_quote(path) + " -i ab",
+                       "error: " + path + ": the model's tokenizer is BPE (an imported Hugging Face model) and ./transformer has no BPE tokenizer yet: -i and --score take text (the C API takes token ids)",
+                       files.path.string());
     }
     auto mam = [&](auto edit, const std::string& needle) {
         LmModel m = mamba_model(mc, 2);
@@ -1011,7 +1047,9 @@ TEST_CASE("CLI: bad LM input gives one error line (./mamba, ./transformer, ./cnn
         std::string p = dir + "/bpe.bin";
         write_packed_model(p, m.h, m.tensors);
         lm_check_fails(mb, cli_quote(p) + " -i ab",
-                       "error: " + p + ": tokenizer hp[24] = 1 (BPE) is not supported yet: this engine reads byte-level models (hp[24] = 0) only", dir);
+                       "error: " + p + ": the model's tokenizer is BPE (an imported Hugging Face model) and ./mamba has no BPE tokenizer yet: -i and --score take text (the C API takes token ids)", dir);
+        lm_check_fails(mb, cli_quote(p) + " --score " + cli_quote(p),
+                       "error: " + p + ": the model's tokenizer is BPE (an imported Hugging Face model) and ./mamba has no BPE tokenizer yet: -i and --score take text (the C API takes token ids)", dir);
     }
 }
 

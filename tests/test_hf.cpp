@@ -1,0 +1,621 @@
+// test_hf.cpp: Hugging Face checkpoints in and out (export/hf, bin/export hf).
+//   - the exported layout is lm.md section 1's, tensor by tensor and key by
+//     key (names and shapes written out here from the notes, not from
+//     hf_tensor_map)
+//   - round trip: our LM -> export hf -> import -> packed file whose tensors
+//     and logits equal the direct export's, through bin/export and the engines
+//   - checkpoints written here in HF's layout (Pythia- and mamba-hf-like
+//     configs scaled down, V = 1000, random weights, F32 / F16 / BF16, old
+//     Pythia buffers included) imported and run by the engines agree within
+//     1e-4 with our LibTorch models loaded from the same safetensors, at
+//     every position of a 256-token input
+//   - every refusal of bin/export hf, one exact line each (docs/BAD_INPUT.md)
+//
+// LibTorch before doctest: glog (pulled in by c10) defines CHECK too.
+#include <torch/torch.h>
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "engine/lm.h"
+#include "engine/mamba_lm.h"
+#include "engine/packed.h"
+#include "engine/transformer.h"
+#include "export/hf.h"
+#include "export/model_export.h"
+#include "tests/cli_check.h"
+#include "tests/temp_dir.h"
+#include "train/lm_trainer.h"
+
+using namespace mmia;
+
+namespace {
+
+std::string export_bin() { return cli_env_or("EXPORT_BIN", "bin/export"); }
+
+// Logits [n][V] of every position of `tokens` through the engine that runs `path`.
+std::vector<float> engine_logits(const std::string& path, const std::vector<int>& tokens, int* vocab = nullptr,
+                                 int* tokenizer = nullptr) {
+    char err[512] = "";
+    PackedFile pf;
+    REQUIRE_MESSAGE(packed_open(&pf, path.c_str(), err, sizeof err) == 0, err);
+    const uint32_t kind = pf.header->kind;
+    packed_close(&pf);
+    std::vector<float> all;
+    const int n = int(tokens.size());
+    if (kind == MMIA_KIND_MAMBA_LM) {
+        MambaLm m;
+        REQUIRE_MESSAGE(mamba_lm_open(&m, path.c_str(), err, sizeof err) == 0, err);
+        all.resize(size_t(n) * size_t(m.info.vocab));
+        MambaLmState* st = mamba_lm_state_new(&m);
+        CHECK_MESSAGE(mamba_lm_forward(&m, st, tokens.data(), n, all.data(), nullptr, err, sizeof err) == 0, err);
+        if (vocab) *vocab = m.info.vocab;
+        if (tokenizer) *tokenizer = m.info.tokenizer;
+        mamba_lm_state_free(st);
+        mamba_lm_close(&m);
+    } else {
+        Transformer m;
+        REQUIRE_MESSAGE(transformer_open(&m, path.c_str(), err, sizeof err) == 0, err);
+        all.resize(size_t(n) * size_t(m.info.vocab));
+        TransformerState* st = transformer_state_new(&m);
+        CHECK_MESSAGE(transformer_forward(&m, st, tokens.data(), n, all.data(), nullptr, err, sizeof err) == 0, err);
+        if (vocab) *vocab = m.info.vocab;
+        if (tokenizer) *tokenizer = m.info.tokenizer;
+        transformer_state_free(st);
+        transformer_close(&m);
+    }
+    return all;
+}
+
+std::vector<float> torch_logits(LanguageModel& m, const std::vector<int>& tokens) {
+    torch::NoGradGuard no_grad;
+    m.module().eval();
+    std::vector<int64_t> t(tokens.begin(), tokens.end());
+    auto out = m.forward(torch::tensor(t).view({1, int64_t(t.size())}))[0].contiguous();
+    return std::vector<float>(out.data_ptr<float>(), out.data_ptr<float>() + out.numel());
+}
+
+double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+    REQUIRE(a.size() == b.size());
+    double d = 0;
+    for (size_t i = 0; i < a.size(); i++) d = std::max(d, double(std::fabs(a[i] - b[i])));
+    return d;
+}
+
+std::vector<int> random_tokens(int n, int V, uint32_t seed) {
+    std::mt19937 rng(seed);
+    std::vector<int> t(static_cast<size_t>(n));
+    for (int& x : t) x = int(rng() % uint32_t(V));
+    return t;
+}
+
+void write_text(const std::string& path, const std::string& s) {
+    std::ofstream f(path, std::ios::binary);
+    f << s;
+}
+
+// The smallest presets of config.json (mamba-lm-s: D 64, 3 layers, N 16, K 4,
+// E 128, R 4; transformer-lm-s: D 64, 2 layers, H 4, F 256; V 256, context 256).
+ModelSpec preset_spec(const std::string& kind) {
+    return resolve_preset(load_config_file("config.json"), kind, kind + "-s");
+}
+
+// Perturbs every parameter so no value is an initialisation constant (a
+// swapped tensor, or a bias read as zeros, then shows in the logits).
+void perturb(LanguageModel& m, uint64_t seed) {
+    torch::manual_seed(seed);
+    torch::NoGradGuard no_grad;
+    for (auto& p : m.module().named_parameters()) p.value().add_(torch::randn_like(p.value()) * 0.05);
+}
+
+// --- an HF-layout checkpoint, written from lm.md section 1 ------------------
+
+struct HfDir {
+    std::string config;
+    std::vector<SafetensorsTensor> tensors;
+};
+
+std::vector<float> randn(size_t n, std::mt19937& rng, float mean, float std) {
+    std::normal_distribution<float> d(mean, std);
+    std::vector<float> v(n);
+    for (float& x : v) x = d(rng);
+    return v;
+}
+
+// MambaForCausalLM as mamba-130m-hf's config.json, scaled down: D 64, 2
+// layers, N 16, K 4, expand 2 (E 128), time_step_rank "auto" (= 4), V 1000.
+HfDir mamba_hf(uint32_t seed, const std::string& dtype) {
+    const uint64_t V = 1000, D = 64, E = 128, N = 16, K = 4, R = 4;
+    std::mt19937 rng(seed);
+    HfDir d;
+    d.config = R"({"architectures": ["MambaForCausalLM"], "bos_token_id": 0, "conv_kernel": 4, "d_inner": 128,
+      "d_model": 64, "eos_token_id": 0, "expand": 2, "fused_add_norm": true, "hidden_act": "silu",
+      "hidden_size": 64, "initializer_range": 0.1, "intermediate_size": 128, "layer_norm_epsilon": 1e-05,
+      "model_type": "mamba", "n_layer": 2, "num_hidden_layers": 2, "pad_token_id": 0,
+      "pad_vocab_size_multiple": 8, "rescale_prenorm_residual": false, "residual_in_fp32": true,
+      "rms_norm": true, "state_size": 16, "time_step_floor": 0.0001, "time_step_init_scheme": "random",
+      "time_step_max": 0.1, "time_step_min": 0.001, "time_step_rank": "auto", "time_step_scale": 1.0,
+      "torch_dtype": "float32", "transformers_version": "4.39.0.dev0", "use_bias": false, "use_cache": true,
+      "use_conv_bias": true, "vocab_size": 1000})";
+    auto add = [&](const std::string& name, std::vector<uint64_t> shape, std::vector<float> v) {
+        d.tensors.push_back({name, dtype, shape, std::move(v)});
+    };
+    add("backbone.embeddings.weight", {V, D}, randn(V * D, rng, 0, 0.5f));
+    for (int i = 0; i < 2; i++) {
+        const std::string p = "backbone.layers." + std::to_string(i) + ".";
+        add(p + "norm.weight", {D}, randn(D, rng, 1, 0.1f));
+        add(p + "mixer.in_proj.weight", {2 * E, D}, randn(2 * E * D, rng, 0, 0.1f));
+        add(p + "mixer.conv1d.weight", {E, 1, K}, randn(E * K, rng, 0, 0.3f));
+        add(p + "mixer.conv1d.bias", {E}, randn(E, rng, 0, 0.1f));
+        add(p + "mixer.x_proj.weight", {R + 2 * N, E}, randn((R + 2 * N) * E, rng, 0, 0.1f));
+        add(p + "mixer.dt_proj.weight", {E, R}, randn(E * R, rng, 0, 0.3f));
+        add(p + "mixer.dt_proj.bias", {E}, randn(E, rng, -4, 0.5f));  // softplus ~ 0.02
+        std::vector<float> a_log(E * N);
+        for (uint64_t e = 0; e < E; e++)
+            for (uint64_t n = 0; n < N; n++) a_log[e * N + n] = std::log(float(n + 1)) + 0.01f * float(e % 7);
+        add(p + "mixer.A_log", {E, N}, a_log);
+        add(p + "mixer.D", {E}, randn(E, rng, 1, 0.1f));
+        add(p + "mixer.out_proj.weight", {D, E}, randn(D * E, rng, 0, 0.1f));
+    }
+    add("backbone.norm_f.weight", {D}, randn(D, rng, 1, 0.1f));
+    return d;
+}
+
+// GPTNeoXForCausalLM as a Pythia config.json, scaled down: D 64, 2 layers, H
+// 4 (d_h 16, rotary_pct 0.25: 4 rotary dims), F 256, V 1000, untied, with the
+// buffers old Pythia files carry.
+HfDir neox_hf(uint32_t seed, const std::string& dtype, bool buffers) {
+    const uint64_t V = 1000, D = 64, F = 256;
+    std::mt19937 rng(seed);
+    HfDir d;
+    d.config = R"({"architectures": ["GPTNeoXForCausalLM"], "bos_token_id": 0, "classifier_dropout": 0.1,
+      "eos_token_id": 0, "hidden_act": "gelu", "hidden_size": 64, "initializer_range": 0.02,
+      "intermediate_size": 256, "layer_norm_eps": 1e-05, "max_position_embeddings": 512,
+      "model_type": "gpt_neox", "num_attention_heads": 4, "num_hidden_layers": 2, "rotary_emb_base": 10000,
+      "rotary_pct": 0.25, "tie_word_embeddings": false, "torch_dtype": "float16",
+      "transformers_version": "4.24.0", "use_cache": true, "use_parallel_residual": true, "vocab_size": 1000})";
+    auto add = [&](const std::string& name, std::vector<uint64_t> shape, std::vector<float> v, const std::string& dt = "") {
+        d.tensors.push_back({name, dt.empty() ? dtype : dt, shape, std::move(v)});
+    };
+    add("gpt_neox.embed_in.weight", {V, D}, randn(V * D, rng, 0, 0.5f));
+    for (int i = 0; i < 2; i++) {
+        const std::string p = "gpt_neox.layers." + std::to_string(i) + ".";
+        add(p + "input_layernorm.weight", {D}, randn(D, rng, 1, 0.1f));
+        add(p + "input_layernorm.bias", {D}, randn(D, rng, 0, 0.1f));
+        add(p + "post_attention_layernorm.weight", {D}, randn(D, rng, 1, 0.1f));
+        add(p + "post_attention_layernorm.bias", {D}, randn(D, rng, 0, 0.1f));
+        add(p + "attention.query_key_value.weight", {3 * D, D}, randn(3 * D * D, rng, 0, 0.15f));
+        add(p + "attention.query_key_value.bias", {3 * D}, randn(3 * D, rng, 0, 0.1f));
+        add(p + "attention.dense.weight", {D, D}, randn(D * D, rng, 0, 0.1f));
+        add(p + "attention.dense.bias", {D}, randn(D, rng, 0, 0.1f));
+        add(p + "mlp.dense_h_to_4h.weight", {F, D}, randn(F * D, rng, 0, 0.1f));
+        add(p + "mlp.dense_h_to_4h.bias", {F}, randn(F, rng, 0, 0.1f));
+        add(p + "mlp.dense_4h_to_h.weight", {D, F}, randn(D * F, rng, 0, 0.05f));
+        add(p + "mlp.dense_4h_to_h.bias", {D}, randn(D, rng, 0, 0.1f));
+        if (buffers) {  // bool mask, masked_bias, inv_freq, as old Pythia files hold them (small here)
+            add(p + "attention.bias", {1, 1, 4, 4}, std::vector<float>(16, 1.0f), "F32");
+            add(p + "attention.masked_bias", {}, {-1e9f}, "F32");
+            add(p + "attention.rotary_emb.inv_freq", {2}, {1.0f, 0.01f}, "F32");
+        }
+    }
+    add("gpt_neox.final_layer_norm.weight", {D}, randn(D, rng, 1, 0.1f));
+    add("gpt_neox.final_layer_norm.bias", {D}, randn(D, rng, 0, 0.1f));
+    add("embed_out.weight", {V, D}, randn(V * D, rng, 0, 0.1f));
+    return d;
+}
+
+void write_hf(const HfDir& d, const std::string& dir) {
+    std::filesystem::create_directories(dir);
+    write_text(dir + "/config.json", d.config);
+    write_safetensors(dir + "/model.safetensors", d.tensors, {{"format", "pt"}});
+}
+
+// bin/export hf --dir dir --output out: exit 1 and exactly `line` on stderr.
+void import_fails(const std::string& dir, const std::string& line, const std::string& tmp) {
+    CliRun r = cli_run(export_bin(), "hf --dir " + cli_quote(dir) + " --output " + cli_quote(tmp + "/x.bin"), tmp);
+    CHECK(r.code == 1);
+    CHECK(r.err == line + "\n");
+    CHECK(!cli_file_exists(tmp + "/x.bin"));
+}
+
+}  // namespace
+
+TEST_CASE("hf export: tensor names, shapes and config keys are lm.md section 1's, one by one") {
+    torch::manual_seed(1);
+    LanguageModel mamba = LanguageModel::build(preset_spec("mamba-lm"));  // D 64, E 128, N 16, K 4, R 4, V 256, 3 layers
+    const std::vector<std::pair<std::string, std::vector<uint64_t>>> mamba_expected = {
+        {"backbone.embeddings.weight", {256, 64}},
+        {"backbone.layers.0.norm.weight", {64}},
+        {"backbone.layers.0.mixer.in_proj.weight", {256, 64}},
+        {"backbone.layers.0.mixer.conv1d.weight", {128, 1, 4}},
+        {"backbone.layers.0.mixer.conv1d.bias", {128}},
+        {"backbone.layers.0.mixer.x_proj.weight", {36, 128}},
+        {"backbone.layers.0.mixer.dt_proj.weight", {128, 4}},
+        {"backbone.layers.0.mixer.dt_proj.bias", {128}},
+        {"backbone.layers.0.mixer.A_log", {128, 16}},
+        {"backbone.layers.0.mixer.D", {128}},
+        {"backbone.layers.0.mixer.out_proj.weight", {64, 128}},
+    };
+    auto sd = hf_state_dict(mamba, "F32");
+    REQUIRE(sd.size() == 1 + 3 * 10 + 1);  // tied: no lm_head.weight, as save_pretrained leaves it out
+    for (size_t i = 0; i < mamba_expected.size(); i++) {
+        CHECK(sd[i].name == mamba_expected[i].first);
+        CHECK(sd[i].shape == mamba_expected[i].second);
+    }
+    CHECK(sd[11].name == "backbone.layers.1.norm.weight");
+    CHECK(sd.back().name == "backbone.norm_f.weight");
+    // values: A_log as stored (not A), conv1d (E, 1, K) row-major = our (E, 1, K)
+    auto block = mamba.mamba->layers[0]->as<MambaBlock>();
+    CHECK(std::memcmp(sd[8].data.data(), block->A_log.data_ptr<float>(), 128 * 16 * 4) == 0);
+    CHECK(std::memcmp(sd[3].data.data(), block->conv1d->weight.data_ptr<float>(), 128 * 4 * 4) == 0);
+    json mc = hf_config_json(mamba, "F32");
+    CHECK(mc["architectures"] == json::array({"MambaForCausalLM"}));
+    CHECK(mc["model_type"] == "mamba");
+    CHECK(mc["hidden_size"] == 64);
+    CHECK(mc["num_hidden_layers"] == 3);
+    CHECK(mc["state_size"] == 16);
+    CHECK(mc["expand"] == 2);
+    CHECK(mc["intermediate_size"] == 128);
+    CHECK(mc["conv_kernel"] == 4);
+    CHECK(mc["time_step_rank"] == 4);
+    CHECK(mc["layer_norm_epsilon"] == 1e-5);
+    CHECK(mc["use_bias"] == false);
+    CHECK(mc["use_conv_bias"] == true);
+    CHECK(mc["hidden_act"] == "silu");
+    CHECK(mc["residual_in_fp32"] == true);
+    CHECK(mc["tie_word_embeddings"] == true);
+    CHECK(mc["vocab_size"] == 256);
+    CHECK(mc["torch_dtype"] == "float32");
+
+    LanguageModel tf = LanguageModel::build(preset_spec("transformer-lm"));  // D 64, H 4, F 256, 2 layers
+    auto st = hf_state_dict(tf, "BF16");
+    const std::vector<std::pair<std::string, std::vector<uint64_t>>> neox_expected = {
+        {"gpt_neox.embed_in.weight", {256, 64}},
+        {"gpt_neox.layers.0.input_layernorm.weight", {64}},
+        {"gpt_neox.layers.0.input_layernorm.bias", {64}},
+        {"gpt_neox.layers.0.post_attention_layernorm.weight", {64}},
+        {"gpt_neox.layers.0.post_attention_layernorm.bias", {64}},
+        {"gpt_neox.layers.0.attention.query_key_value.weight", {192, 64}},
+        {"gpt_neox.layers.0.attention.query_key_value.bias", {192}},
+        {"gpt_neox.layers.0.attention.dense.weight", {64, 64}},
+        {"gpt_neox.layers.0.attention.dense.bias", {64}},
+        {"gpt_neox.layers.0.mlp.dense_h_to_4h.weight", {256, 64}},
+        {"gpt_neox.layers.0.mlp.dense_h_to_4h.bias", {256}},
+        {"gpt_neox.layers.0.mlp.dense_4h_to_h.weight", {64, 256}},
+        {"gpt_neox.layers.0.mlp.dense_4h_to_h.bias", {64}},
+    };
+    REQUIRE(st.size() == 1 + 2 * 12 + 3);
+    for (size_t i = 0; i < neox_expected.size(); i++) {
+        CHECK(st[i].name == neox_expected[i].first);
+        CHECK(st[i].shape == neox_expected[i].second);
+        CHECK(st[i].dtype == "BF16");
+    }
+    CHECK(st[st.size() - 3].name == "gpt_neox.final_layer_norm.weight");
+    CHECK(st[st.size() - 2].name == "gpt_neox.final_layer_norm.bias");
+    CHECK(st.back().name == "embed_out.weight");  // untied (Pythia)
+    CHECK(st.back().shape == std::vector<uint64_t>{256, 64});
+    // every tensor's values come from the parameter its name says, by an independent rule:
+    // drop "backbone." / "gpt_neox." and Mamba's "mixer." (docs/FORMAT.md: HF's names less the prefix)
+    for (LanguageModel* m : {&mamba, &tf}) {
+        perturb(*m, 9);  // no two parameters equal (LayerNorm pairs start at 1 and 0)
+        auto params = m->module().named_parameters();
+        int checked = 0;
+        for (const auto& t : hf_state_dict(*m, "F32")) {
+            std::string n = t.name;
+            for (const std::string cut : {"backbone.", "gpt_neox.", "mixer."}) {
+                const size_t at = n.find(cut);
+                if (at != std::string::npos) n.erase(at, cut.size());
+            }
+            if (n == "embeddings.weight") n = "embedding.weight";
+            const torch::Tensor* p = params.find(n);
+            REQUIRE_MESSAGE(p, n);
+            auto v = p->detach().contiguous();
+            CHECK_MESSAGE(std::memcmp(t.data.data(), v.data_ptr<float>(), t.data.size() * 4) == 0, t.name);
+            CHECK(size_t(v.numel()) == t.data.size());
+            checked++;
+        }
+        CHECK(checked == int(m->mamba ? 32 : 28));
+    }
+    json tc = hf_config_json(tf, "BF16");
+    CHECK(tc["architectures"] == json::array({"GPTNeoXForCausalLM"}));
+    CHECK(tc["model_type"] == "gpt_neox");
+    CHECK(tc["num_attention_heads"] == 4);
+    CHECK(tc["intermediate_size"] == 256);
+    CHECK(tc["rotary_pct"] == 0.25);
+    CHECK(tc["rotary_emb_base"] == 10000.0);
+    CHECK(tc["use_parallel_residual"] == true);
+    CHECK(tc["hidden_act"] == "gelu");
+    CHECK(tc["layer_norm_eps"] == 1e-5);
+    CHECK(tc["tie_word_embeddings"] == false);
+    CHECK(tc["max_position_embeddings"] == 256);
+    CHECK(tc["torch_dtype"] == "bfloat16");
+}
+
+TEST_CASE("hf round trip through bin/export: train -> export hf -> import = the direct export, tensors and logits") {
+    TempDir dir("mmia_hf");
+    const std::string d = dir.path.string();
+    for (const std::string kind : {"mamba-lm", "transformer-lm"}) {
+        // a briefly trained checkpoint of the smallest preset (the real path: bin/train's trainer)
+        TrainJob job;
+        job.spec = preset_spec(kind);
+        job.train.batch_size = 2;
+        job.train.epochs = 1;
+        job.train.learning_rate = 0.01;
+        job.train.lr_schedule = "constant";
+        job.train.seed = 3;
+        job.dataset = "hf-text";
+        job.checkpoint = dir.file(kind + ".pt");
+        job.verbose = false;
+        job.threads = 1;
+        job.stop_after_steps = 2;
+        job.train.checkpoint_every = 2;
+        std::vector<uint8_t> text;
+        for (int i = 0; text.size() < 3000; i++) {
+            const std::string s = "the cat sat on the mat " + std::to_string(i) + ". ";
+            text.insert(text.end(), s.begin(), s.end());
+        }
+        train_lm(job, text, std::vector<uint8_t>(text.begin(), text.begin() + 300));
+        const std::string direct = dir.file(kind + "_direct.bin"), hf = dir.file(kind + "_hf"),
+                          back = dir.file(kind + "_back.bin");
+        CliRun r1 = cli_run(export_bin(), "model --checkpoint " + cli_quote(job.checkpoint) + " --output " + cli_quote(direct), d);
+        REQUIRE_MESSAGE(r1.code == 0, r1.err);
+        CliRun r2 = cli_run(export_bin(), "hf --checkpoint " + cli_quote(job.checkpoint) + " --output-dir " + cli_quote(hf), d);
+        REQUIRE_MESSAGE(r2.code == 0, r2.err);
+        CHECK(r2.out.find("model.safetensors") != std::string::npos);
+        CliRun r3 = cli_run(export_bin(), "hf --dir " + cli_quote(hf) + " --output " + cli_quote(back), d);
+        REQUIRE_MESSAGE(r3.code == 0, r3.err);
+        CHECK(r3.out.find("(bytes)") != std::string::npos);  // V = 256: the byte tokenizer
+        // the two packed files: same tensors bit for bit, same header but for the Mamba
+        // LM's informational context slot (HF's MambaConfig has no such key: 2048)
+        char err[512];
+        PackedFile a, b;
+        REQUIRE(packed_open(&a, direct.c_str(), err, sizeof err) == 0);
+        REQUIRE(packed_open(&b, back.c_str(), err, sizeof err) == 0);
+        REQUIRE(a.n_tensors == b.n_tensors);
+        for (uint32_t i = 0; i < a.n_tensors; i++) {
+            CHECK(std::string(a.table[i].name) == std::string(b.table[i].name));
+            CHECK(a.table[i].nbytes == b.table[i].nbytes);
+            CHECK(std::memcmp(a.bytes + a.table[i].offset, b.bytes + b.table[i].offset, a.table[i].nbytes) == 0);
+        }
+        MmiaHeader ha = *a.header, hb = *b.header;
+        if (kind == "mamba-lm") {
+            CHECK(hb.hp[MMIA_LM_HP_CONTEXT] == 2048);
+            hb.hp[MMIA_LM_HP_CONTEXT] = ha.hp[MMIA_LM_HP_CONTEXT];
+        }
+        CHECK(std::memcmp(ha.hp, hb.hp, sizeof ha.hp) == 0);
+        CHECK(std::memcmp(ha.fp, hb.fp, sizeof ha.fp) == 0);
+        CHECK(ha.kind == hb.kind);
+        CHECK(ha.n_classes == hb.n_classes);
+        packed_close(&a);
+        packed_close(&b);
+        // logits through the engines at every position of a 256-token text
+        std::vector<int> toks(text.begin() + 7, text.begin() + 7 + 256);
+        const auto la = engine_logits(direct, toks), lb = engine_logits(back, toks);
+        CHECK(max_abs_diff(la, lb) == 0.0);
+        // and the engine agrees with the checkpoint's LibTorch model (the export is right, not just stable)
+        LanguageModel m = load_lm_checkpoint(job.checkpoint);
+        const double d_torch = max_abs_diff(torch_logits(m, toks), lb);
+        MESSAGE(kind << ": round trip bit-identical; engine vs LibTorch max |diff| " << d_torch);
+        CHECK(d_torch < 1e-4);
+    }
+}
+
+TEST_CASE("hf round trip of the smallest presets (random weights), through the API") {
+    TempDir dir("mmia_hf");
+    const json cfg = load_config_file("config.json");
+    for (const std::string kind : {"mamba-lm", "transformer-lm"}) {
+        torch::manual_seed(7);
+        LanguageModel m = LanguageModel::build(resolve_preset(cfg, kind, kind + "-s"));
+        perturb(m, 8);
+        PackedModelData direct = pack_lm(m);
+        const std::string hf = dir.file(kind);
+        write_hf_dir(m, hf, "F32");
+        PackedModelData back = import_hf(hf);
+        REQUIRE(direct.tensors.size() == back.tensors.size());
+        for (size_t i = 0; i < direct.tensors.size(); i++) {
+            CHECK(direct.tensors[i].name == back.tensors[i].name);
+            CHECK(direct.tensors[i].shape == back.tensors[i].shape);
+            CHECK(direct.tensors[i].data == back.tensors[i].data);
+        }
+        const std::string pa = dir.file(kind + "_a.bin"), pb = dir.file(kind + "_b.bin");
+        write_packed_model(pa, direct.header, direct.tensors);
+        write_packed_model(pb, back.header, back.tensors);
+        const auto toks = random_tokens(256, 256, 3);
+        CHECK(max_abs_diff(engine_logits(pa, toks), engine_logits(pb, toks)) == 0.0);
+    }
+}
+
+TEST_CASE("HF-layout checkpoints (F32, F16, BF16): engines vs LibTorch from the same safetensors, 256 positions, 1e-4") {
+    TempDir dir("mmia_hf");
+    const auto toks = random_tokens(256, 1000, 11);
+    for (const std::string dtype : {"F32", "F16", "BF16"}) {
+        for (int arch = 0; arch < 2; arch++) {
+            const std::string name = std::string(arch ? "neox_" : "mamba_") + dtype;
+            const std::string hf = dir.file(name), bin = dir.file(name + ".bin");
+            write_hf(arch ? neox_hf(21, dtype, true) : mamba_hf(20, dtype), hf);
+            std::vector<std::string> skipped;
+            PackedModelData p = import_hf(hf, &skipped);
+            CHECK(skipped.size() == (arch ? 6u : 0u));  // 3 Pythia buffers per layer
+            write_packed_model(bin, p.header, p.tensors);
+            int V = 0, tok = -1;
+            const auto eng = engine_logits(bin, toks, &V, &tok);
+            CHECK(V == 1000);
+            CHECK(tok == MMIA_TOKENIZER_BPE);
+            LanguageModel m = load_hf_lm(hf);
+            const auto ref = torch_logits(m, toks);
+            const double d = max_abs_diff(ref, eng);
+            double mx = 0;
+            for (float x : ref) mx = std::max(mx, double(std::fabs(x)));
+            MESSAGE(name << ": engine vs LibTorch max |logit diff| " << d << " (max |logit| " << mx << ")");
+            CHECK(d < 1e-4);
+            CHECK(mx > 1.0);  // logits that carry information, not a near-zero model
+        }
+    }
+    // the F16 file's weights are the F32 ones rounded: the two models differ, by a little
+    write_hf(mamba_hf(20, "F32"), dir.file("m32"));
+    write_hf(mamba_hf(20, "F16"), dir.file("m16"));
+    LanguageModel a = load_hf_lm(dir.file("m32")), b = load_hf_lm(dir.file("m16"));
+    const double d = max_abs_diff(torch_logits(a, toks), torch_logits(b, toks));
+    MESSAGE("mamba F32 vs F16 weights: max |logit diff| " << d);
+    CHECK(d > 0.0);
+    CHECK(d < 0.1);
+}
+
+TEST_CASE("hf: mamba_ssm's backbone.embedding.weight, a sharded checkpoint, a tied head saved anyway") {
+    TempDir dir("mmia_hf");
+    HfDir h = mamba_hf(30, "F32");
+    h.tensors[0].name = "backbone.embedding.weight";
+    // two shards + index
+    const std::string hf = dir.file("sharded");
+    std::filesystem::create_directories(hf);
+    write_text(hf + "/config.json", h.config);
+    std::vector<SafetensorsTensor> s1(h.tensors.begin(), h.tensors.begin() + 10), s2(h.tensors.begin() + 10, h.tensors.end());
+    s2.push_back(h.tensors[0]);
+    s2.back().name = "lm_head.weight";  // tied, present and equal: accepted
+    write_safetensors(hf + "/model-00001-of-00002.safetensors", s1, {{"format", "pt"}});
+    write_safetensors(hf + "/model-00002-of-00002.safetensors", s2, {{"format", "pt"}});
+    json index = {{"metadata", {{"total_size", 0}}}, {"weight_map", json::object()}};
+    for (const auto& t : s1) index["weight_map"][t.name] = "model-00001-of-00002.safetensors";
+    for (const auto& t : s2) index["weight_map"][t.name] = "model-00002-of-00002.safetensors";
+    write_text(hf + "/model.safetensors.index.json", index.dump());
+    const std::string single = dir.file("single");
+    write_hf(mamba_hf(30, "F32"), single);
+    PackedModelData a = import_hf(hf), b = import_hf(single);
+    REQUIRE(a.tensors.size() == b.tensors.size());
+    for (size_t i = 0; i < a.tensors.size(); i++) CHECK(a.tensors[i].data == b.tensors[i].data);
+    CHECK(a.header.hp[MMIA_LM_HP_TIED] == 1);
+    // a tied GPT-NeoX whose file carries embed_out anyway (equal to embed_in): accepted, head dropped
+    HfDir n = neox_hf(31, "F32", false);
+    n.config.replace(n.config.find("\"tie_word_embeddings\": false"), 28, "\"tie_word_embeddings\": true ");
+    n.tensors.back().data = n.tensors.front().data;
+    write_hf(n, dir.file("neox_tied"));
+    std::vector<std::string> skipped;
+    PackedModelData t = import_hf(dir.file("neox_tied"), &skipped);
+    CHECK(t.header.hp[MMIA_LM_HP_TIED] == 1);
+    CHECK(t.tensors.back().name == "final_layer_norm.bias");
+    CHECK(skipped == std::vector<std::string>{"embed_out.weight"});
+    const std::string bin = dir.file("neox_tied.bin");
+    write_packed_model(bin, t.header, t.tensors);
+    LanguageModel m = load_hf_lm(dir.file("neox_tied"));
+    const auto toks = random_tokens(64, 1000, 4);
+    CHECK(max_abs_diff(torch_logits(m, toks), engine_logits(bin, toks)) < 1e-4);
+}
+
+TEST_CASE("bin/export hf: every refusal is one exact line") {
+    TempDir dir("mmia_hf");
+    const std::string d = dir.path.string();
+    auto fresh = [&](const std::string& name, const HfDir& h) {
+        const std::string p = dir.file(name);
+        write_hf(h, p);
+        return p;
+    };
+    auto with_config = [&](const std::string& name, HfDir h, const std::string& from, const std::string& to) {
+        const size_t at = h.config.find(from);
+        REQUIRE(at != std::string::npos);
+        h.config.replace(at, from.size(), to);
+        return fresh(name, h);
+    };
+    const HfDir m = mamba_hf(40, "F32"), n = neox_hf(41, "F32", false);
+    // config.json
+    std::string p = dir.file("empty_dir");
+    std::filesystem::create_directories(p);
+    import_fails(p, "error: " + p + "/config.json: missing (a Hugging Face model directory holds config.json and model.safetensors)", d);
+    p = with_config("arch", m, "MambaForCausalLM", "LlamaForCausalLM");
+    import_fails(p, "error: " + p + "/config.json: architecture \"LlamaForCausalLM\" is not supported (bin/export hf reads MambaForCausalLM and GPTNeoXForCausalLM)", d);
+    p = with_config("noarch", m, "\"architectures\": [\"MambaForCausalLM\"],", "");
+    import_fails(p, "error: " + p + "/config.json: no \"architectures\" list (expected [\"MambaForCausalLM\"] or [\"GPTNeoXForCausalLM\"])", d);
+    p = with_config("bias", m, "\"use_bias\": false", "\"use_bias\": true");
+    import_fails(p, "error: " + p + "/config.json: \"use_bias\" is true: ./mamba has no in_proj / out_proj biases (state-spaces checkpoints have false)", d);
+    p = with_config("convbias", m, "\"use_conv_bias\": true", "\"use_conv_bias\": false");
+    import_fails(p, "error: " + p + "/config.json: \"use_conv_bias\" is false: ./mamba's conv1d always has a bias", d);
+    p = with_config("act", n, "\"hidden_act\": \"gelu\"", "\"hidden_act\": \"gelu_new\"");
+    import_fails(p, "error: " + p + "/config.json: \"hidden_act\" is \"gelu_new\": ./transformer implements gelu (exact erf) only", d);
+    p = with_config("mact", m, "\"hidden_act\": \"silu\"", "\"hidden_act\": \"relu\"");
+    import_fails(p, "error: " + p + "/config.json: \"hidden_act\" is \"relu\": ./mamba implements silu only", d);
+    p = with_config("heads", n, "\"num_attention_heads\": 4", "\"num_attention_heads\": 5");
+    import_fails(p, "error: " + p + "/config.json: \"hidden_size\" 64 is not a multiple of \"num_attention_heads\" 5", d);
+    p = with_config("rot", n, "\"rotary_pct\": 0.25", "\"rotary_pct\": 0.2");
+    import_fails(p, "error: " + p + "/config.json: rotary dims int(head_dim * rotary_pct) = 3 is odd (the half-split rotation needs pairs)", d);
+    p = with_config("hidden", n, "\"hidden_size\": 64", "\"hidden_size\": \"64\"");
+    import_fails(p, "error: " + p + "/config.json: \"hidden_size\" is \"64\", not an integer", d);
+    p = with_config("vocab", n, "\"vocab_size\": 1000", "\"vocab_size\": 0");
+    import_fails(p, "error: " + p + "/config.json: \"vocab_size\" is 0, outside 1..262144", d);
+    p = with_config("layers", n, "\"num_hidden_layers\": 2,", "");
+    import_fails(p, "error: " + p + "/config.json: \"num_hidden_layers\" is missing", d);
+    p = with_config("rope", n, "\"use_cache\": true", "\"use_cache\": true, \"rope_scaling\": {\"type\": \"linear\", \"factor\": 2}");
+    import_fails(p, "error: " + p + "/config.json: \"rope_scaling\" is set: ./transformer implements plain rotary only", d);
+    // tensors
+    HfDir h = m;
+    h.tensors.erase(h.tensors.begin() + 6);  // layer 0's dt_proj.weight (after embeddings, norm, in_proj, conv1d w+b, x_proj)
+    p = fresh("missing", h);
+    import_fails(p, "error: " + p + ": missing tensor 'backbone.layers.0.mixer.dt_proj.weight' (a 2-layer MambaForCausalLM of this config.json has it)", d);
+    h = n;
+    h.tensors.push_back({"gpt_neox.layers.2.attention.dense.bias", "F32", {64}, std::vector<float>(64, 0.0f)});
+    p = fresh("extra", h);
+    import_fails(p, "error: " + p + "/model.safetensors: unexpected tensor 'gpt_neox.layers.2.attention.dense.bias' (not part of a 2-layer GPTNeoXForCausalLM of this config.json)", d);
+    h = n;
+    h.tensors[5].shape = {64, 192};  // qkv transposed
+    p = fresh("shape", h);
+    import_fails(p, "error: " + p + "/model.safetensors: tensor 'gpt_neox.layers.0.attention.query_key_value.weight' has shape [64, 192], expected [192, 64] (from config.json)", d);
+    h = m;
+    h.tensors.push_back({"lm_head.weight", "F32", {1000, 64}, std::vector<float>(64000, 0.5f)});
+    p = fresh("tied", h);
+    import_fails(p, "error: " + p + "/model.safetensors: tensor 'lm_head.weight' differs from the embedding but config.json ties them (\"tie_word_embeddings\" is true)", d);
+    h = m;
+    h.tensors[1].dtype = "F16";
+    h.tensors[1].data[3] = 1e6f;  // inf in F16
+    p = fresh("inf", h);
+    import_fails(p, "error: " + p + "/model.safetensors: tensor 'backbone.layers.0.norm.weight': element 3 is inf (weights must be finite)", d);
+    // the safetensors file itself (one case per kind of rule; test_safetensors has them all)
+    p = fresh("trail", m);
+    {
+        std::ofstream f(p + "/model.safetensors", std::ios::binary | std::ios::app);
+        f << "xx";
+    }
+    uint64_t hn = 0;
+    {
+        std::ifstream f(p + "/model.safetensors", std::ios::binary);
+        f.read(reinterpret_cast<char*>(&hn), 8);
+    }
+    const uint64_t buffer = std::filesystem::file_size(p + "/model.safetensors") - 8 - hn;
+    import_fails(p, "error: " + p + "/model.safetensors: 2 trailing bytes after the last tensor (the data buffer is " +
+                        std::to_string(buffer) + " bytes, the tensors end at " + std::to_string(buffer - 2) + ")", d);
+    p = fresh("nost", m);
+    std::filesystem::remove(p + "/model.safetensors");
+    import_fails(p, "error: " + p + ": no model.safetensors or model.safetensors.index.json (a Hugging Face model directory holds one; pytorch_model.bin is not read)", d);
+    // command line
+    CliRun r = cli_run(export_bin(), "hf --dir " + cli_quote(p) + " --output-dir " + cli_quote(d + "/o"), d);
+    CHECK(r.code == 1);
+    CHECK(r.err == "error: hf: give --dir DIR --output model.bin (import) or --checkpoint CKPT --output-dir DIR (export), not a mix\n");
+}
+
+TEST_CASE("true shapes, opt-in (HF_BIG_DIR = scripts/hf_bench.sh's directory): engines vs LibTorch, 256 positions") {
+    // mamba-130m's and pythia-160m's exact shapes, random weights, 1.2 GB of files:
+    // not for make test. scripts/hf_bench.sh runs this case with HF_BIG_DIR set.
+    const char* big = getenv("HF_BIG_DIR");
+    if (!big || !*big) {
+        MESSAGE("HF_BIG_DIR unset: skipped (run scripts/hf_bench.sh)");
+        return;
+    }
+    for (const std::string m : {"mamba-130m", "pythia-160m"}) {
+        const std::string hf = std::string(big) + "/" + m, bin = hf + ".bin";
+        REQUIRE_MESSAGE(cli_file_exists(bin), bin);
+        int V = 0;
+        const auto toks = random_tokens(256, 50000, 12);
+        const auto eng = engine_logits(bin, toks, &V);
+        LanguageModel model = load_hf_lm(hf);
+        const auto ref = torch_logits(model, toks);
+        const double d = max_abs_diff(ref, eng);
+        double mx = 0;
+        for (float x : ref) mx = std::max(mx, double(std::fabs(x)));
+        MESSAGE(m << " (V " << V << "): engine vs LibTorch max |logit diff| " << d << " over 256 positions (max |logit| " << mx << ")");
+        CHECK(d < 1e-4);
+    }
+}
