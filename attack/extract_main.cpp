@@ -58,6 +58,21 @@ int main(int argc, char** argv) {
                  "sequences with it (generalization, expected ~0)");
     app.add_flag("--force", cfg.force, "reuse a run directory (and checkpoints) made with another configuration");
     if (int code = parse_command_line(app, argc, argv); code >= 0) return code;
+    // The list flags: once each, no empty element, no value twice (a seed or
+    // preset given twice would repeat a model or compare one with itself).
+    for (const char* flag : {"--presets", "--seeds", "--prefix-lengths"})
+        if (std::string why = list_flag_problem(argc, argv, flag); !why.empty()) {
+            std::fprintf(stderr, "error: %s (see --help)\n", why.c_str());
+            return 2;
+        }
+    const std::pair<const char*, std::string> repeats[] = {{"--presets", first_repeat(cfg.presets)},
+                                                          {"--seeds", first_repeat(cfg.seeds)},
+                                                          {"--prefix-lengths", first_repeat(cfg.prefix_lengths)}};
+    for (const auto& [flag, value] : repeats)
+        if (!value.empty()) {
+            std::fprintf(stderr, "error: %s: %s given twice (each value once) (see --help)\n", flag, value.c_str());
+            return 2;
+        }
     try {
         run_extract(cfg);
         std::string dir = cfg.run_dir.empty() ? default_extract_run_dir(cfg) : cfg.run_dir;

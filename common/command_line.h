@@ -13,6 +13,7 @@
 #include <exception>
 #include <limits>
 #include <stdexcept>
+#include <sstream>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -104,6 +105,44 @@ inline void check_input_outside_dir(const std::string& input, const std::string&
         throw std::runtime_error(input + ": " + flag + " lies inside the run directory " + dir +
                                  " (a run writes and replaces files there; keep its inputs outside " + dir_flag +
                                  ")");
+}
+
+// A comma-separated list flag (CLI11 ->delimiter(',')) as the user wrote it:
+// returns "" when `flag` appears at most once with no empty element, else
+// the usage error's text ("--seeds: given twice (give one comma-separated
+// list)", "--seeds: an empty element in '1,,2'"). CLI11 itself would merge
+// repeated flags into one list and drop empty elements silently.
+inline std::string list_flag_problem(int argc, char** argv, const std::string& flag) {
+    int seen = 0;
+    for (int i = 1; i < argc; i++) {
+        const std::string a = argv[i];
+        std::string value;
+        if (a == flag) {
+            if (i + 1 < argc) value = argv[i + 1];
+        } else if (a.compare(0, flag.size() + 1, flag + "=") == 0) {
+            value = a.substr(flag.size() + 1);
+        } else {
+            continue;
+        }
+        if (++seen > 1) return flag + ": given twice (give one comma-separated list)";
+        if (value.empty() || value.front() == ',' || value.back() == ',' || value.find(",,") != std::string::npos)
+            return flag + ": an empty element in '" + value + "'";
+    }
+    return "";
+}
+
+// The first value that occurs twice in a list flag's values, as text; ""
+// when all differ.
+template <class T>
+std::string first_repeat(const std::vector<T>& v) {
+    for (size_t i = 0; i < v.size(); i++)
+        for (size_t j = 0; j < i; j++)
+            if (v[i] == v[j]) {
+                std::ostringstream o;
+                o << v[i];
+                return o.str();
+            }
+    return "";
 }
 
 }  // namespace mmia

@@ -11,6 +11,8 @@
 // (several MB; scripts/bpe_oracle.sh) instead of the fast slice of the
 // corpora's Debian sources, and prints encode throughput against the oracle.
 #include <doctest/doctest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -608,6 +610,29 @@ TEST_CASE("bin/tokenize: encode, decode, blob, and its error lines") {
     CHECK(r.err == "error: " + dir.file("norm.json") + ": normalizer NFKC is not supported (only NFC or none)\n");
     r = cli_run(prog, "--blob " + dir.file("in.txt") + " < " + dir.file("in.txt"), d);
     CHECK(r.err == "error: " + dir.file("in.txt") + ": BPE tokenizer blob is 16 bytes, shorter than its 1052-byte header\n");
+    // Files: one path in the line (read_file's "<path>: <why>"), never a wait.
+    r = cli_run(prog, "--tokenizer " + dir.file("none.json"), d);
+    CHECK(r.code == 1);
+    CHECK(r.err == "error: " + dir.file("none.json") + ": cannot open (No such file or directory)\n");
+    REQUIRE(mkfifo(dir.file("t.fifo").c_str(), 0600) == 0);
+    r = cli_run(prog, "--tokenizer " + dir.file("t.fifo"), d);
+    CHECK(r.err == "error: " + dir.file("t.fifo") + ": not a regular file\n");
+    // --write-blob never replaces an input (the path, a symlink to it, the
+    // blob it reads), before any work; the input stays intact.
+    const std::string blob_before = cli_read_text(dir.file("neox.bpe"));
+    r = cli_run(prog, "--blob " + dir.file("neox.bpe") + " --write-blob " + dir.file("neox.bpe"), d);
+    CHECK(r.code == 1);
+    CHECK(r.out.empty());
+    CHECK(r.err == "error: " + dir.file("neox.bpe") + ": --write-blob is the same file as the input " +
+                       dir.file("neox.bpe") + " (it would be overwritten)\n");
+    REQUIRE(symlink(dir.file("neox.bpe").c_str(), dir.file("link.bpe").c_str()) == 0);
+    r = cli_run(prog, "--blob " + dir.file("neox.bpe") + " --write-blob " + dir.file("link.bpe"), d);
+    CHECK(r.err == "error: " + dir.file("link.bpe") + ": --write-blob is the same file as the input " +
+                       dir.file("neox.bpe") + " (it would be overwritten)\n");
+    CHECK(cli_read_text(dir.file("neox.bpe")) == blob_before);
+    r = cli_run(prog, "--tokenizer " + dir.file("norm.json") + " --write-blob " + dir.file("norm.json"), d);
+    CHECK(r.err == "error: " + dir.file("norm.json") + ": --write-blob is the same file as the input " +
+                       dir.file("norm.json") + " (it would be overwritten)\n");
 }
 
 TEST_CASE("GPT-2 files: malformed encoder.json and vocab.bpe are refused, one line each") {

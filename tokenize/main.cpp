@@ -33,8 +33,22 @@ struct LoadedBpe {
     ~LoadedBpe() { bpe_free(&t); }
 };
 
+// An error whose message already names its file ("<path>: <why>", as
+// read_file's): printed as it is, not behind a second path.
+struct FileError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+std::vector<uint8_t> bytes_of(const std::string& path) {
+    try {
+        return read_file(path, kMaxFileBytes);
+    } catch (const std::exception& e) {
+        throw FileError(error_text(e));
+    }
+}
+
 std::string text_of(const std::string& path) {
-    std::vector<uint8_t> b = read_file(path, kMaxFileBytes);
+    std::vector<uint8_t> b = bytes_of(path);
     return std::string(b.begin(), b.end());
 }
 
@@ -56,9 +70,21 @@ int main(int argc, char** argv) {
 
     std::string what = !tokenizer.empty() ? tokenizer : !gpt2.empty() ? gpt2 : blob_path;
     try {
+        // Before any work: the blob must not replace one of the inputs.
+        if (!write_blob.empty()) {
+            std::vector<std::string> inputs;
+            if (!tokenizer.empty()) inputs.push_back(tokenizer);
+            if (!gpt2.empty()) inputs.insert(inputs.end(), {gpt2 + "/encoder.json", gpt2 + "/vocab.bpe"});
+            if (!blob_path.empty()) inputs.push_back(blob_path);
+            try {
+                check_output_not_input(write_blob, "--write-blob", inputs);
+            } catch (const std::exception& e) {
+                throw FileError(e.what());
+            }
+        }
         std::vector<uint8_t> blob;
         if (!blob_path.empty()) {
-            blob = read_file(blob_path, kMaxFileBytes);
+            blob = bytes_of(blob_path);
         } else {
             BpeSpec spec = !tokenizer.empty() ? bpe_spec_from_tokenizer_json(text_of(tokenizer))
                                               : bpe_spec_from_gpt2(text_of(gpt2 + "/encoder.json"), text_of(gpt2 + "/vocab.bpe"));
@@ -70,10 +96,9 @@ int main(int argc, char** argv) {
         if (bpe_load(&t, blob.data(), blob.size(), err, sizeof err) != 0) throw std::runtime_error(err);
         if (!write_blob.empty()) {
             what = write_blob;
-            std::FILE* f = std::fopen(write_blob.c_str(), "wb");
-            bool ok = f && std::fwrite(blob.data(), 1, blob.size(), f) == blob.size();
-            if (f && std::fclose(f) != 0) ok = false;
-            if (!ok) throw std::runtime_error(std::string("cannot write (") + std::strerror(errno) + ")");
+            // All or nothing: a temporary renamed into place (engine/io.h).
+            if (io_write_file_atomic(write_blob.c_str(), blob.data(), blob.size(), err, sizeof err) != 0)
+                throw FileError(err);
             std::printf("wrote %zu bytes: vocabulary %u, merges %u, added tokens %u, NFC %s\n", blob.size(), t.vocab,
                         t.n_merges, t.n_added, (t.flags & BPE_FLAG_NFC) ? "on" : "off");
             return 0;
@@ -107,6 +132,9 @@ int main(int argc, char** argv) {
         }
         free(ids.ids);
         if (rc != 0) throw std::runtime_error(err);
+    } catch (const FileError& e) {
+        std::fprintf(stderr, "error: %s\n", e.what());
+        return 1;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "error: %s: %s\n", what.c_str(), error_text(e).c_str());
         return 1;
