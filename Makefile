@@ -85,9 +85,15 @@ $(BUILD)/transformer_lib.o: transformer.cpp $(ENGINE_HDRS)
 
 train-bins: bin/train bin/export bin/attack bin/corpus bin/extract bin/accountant bin/tokenize
 
-$(BUILD)/%.o: %.cpp $(ENGINE_HDRS) $(wildcard common/*.h train/*.h export/*.h attack/*.h)
+# Header dependencies come from the compiler (-MMD -MP, one .d file beside
+# each object and test binary, included at the end of this file): a header
+# edit rebuilds exactly what includes it. A clean tree has no .d files and
+# builds everything anyway.
+DEPFLAGS = -MMD -MP -MF $@.d
+
+$(BUILD)/%.o: %.cpp
 	@mkdir -p $(dir $@)
-	$(CXX) $(HOST_CXXFLAGS) -c $< -o $@
+	$(CXX) $(HOST_CXXFLAGS) $(DEPFLAGS) -c $< -o $@
 
 bin/train: $(BUILD)/train/main.o $(TRAIN_OBJS) $(COMMON_OBJS)
 	@mkdir -p bin
@@ -151,7 +157,7 @@ $(BUILD)/tests/doctest_main.o: tests/doctest_main.cpp
 	$(CXX) $(CXXSTD) -O1 -c $< -o $@
 
 $(BUILD)/tests/test_%: tests/test_%.cpp $(BUILD)/tests/doctest_main.o $(ENGINE_LIB_OBJS) $(TRAIN_OBJS) $(EXPORT_OBJS) $(ATTACK_OBJS) $(COMMON_OBJS)
-	$(CXX) $(HOST_CXXFLAGS) $(filter %.cpp %.o,$^) -o $@ $(HOST_LDLIBS)
+	$(CXX) $(HOST_CXXFLAGS) $(DEPFLAGS) $(filter %.cpp %.o,$^) -o $@ $(HOST_LDLIBS)
 
 # The programs a test binary runs are its prerequisites, so `make
 # build/tests/test_x` never runs a stale ./mamba or bin/train (the
@@ -173,29 +179,29 @@ $(BUILD)/tests/test_hf: $(PROG_PREFIX)bin/export
 # seconds (and a mutation pass over engine/ stays cheap).
 $(BUILD)/tests/test_engine: tests/test_engine.cpp $(BUILD)/tests/doctest_main.o $(BUILD)/mamba_lib.o \
                             $(BUILD)/export/packed_writer.o $(ENGINE_HDRS) tests/cli_check.h tests/engine_rows.h $(PROG_PREFIX)mamba
-	$(CXX) $(HOST_CXXFLAGS) $(filter %.cpp %.o,$^) -o $@
+	$(CXX) $(HOST_CXXFLAGS) $(DEPFLAGS) $(filter %.cpp %.o,$^) -o $@
 $(BUILD)/tests/test_cnn_engine: tests/test_cnn_engine.cpp $(BUILD)/tests/doctest_main.o $(BUILD)/cnn_lib.o \
                                 $(BUILD)/export/packed_writer.o $(ENGINE_HDRS) tests/cli_check.h tests/engine_rows.h
-	$(CXX) $(HOST_CXXFLAGS) $(filter %.cpp %.o,$^) -o $@
+	$(CXX) $(HOST_CXXFLAGS) $(DEPFLAGS) $(filter %.cpp %.o,$^) -o $@
 # The accountant's suite links the accountant alone (and runs bin/accountant).
 $(BUILD)/tests/test_accountant: tests/test_accountant.cpp $(BUILD)/tests/doctest_main.o $(BUILD)/train/dp_accountant.o \
                                 tests/cli_check.h $(PROG_PREFIX)bin/accountant
-	$(CXX) $(HOST_CXXFLAGS) $(filter %.cpp %.o,$^) -o $@
+	$(CXX) $(HOST_CXXFLAGS) $(DEPFLAGS) $(filter %.cpp %.o,$^) -o $@
 # The tokenizer suite needs no LibTorch either: engine/bpe.h and the
 # tokenizer.json converter (nlohmann-json).
 $(BUILD)/tests/test_bpe: tests/test_bpe.cpp $(BUILD)/tests/doctest_main.o $(BUILD)/common/tokenizer_json.o \
                          $(BUILD)/common/data.o $(ENGINE_HDRS) tests/cli_check.h tests/temp_dir.h $(PROG_PREFIX)bin/tokenize
-	$(CXX) $(HOST_CXXFLAGS) $(filter %.cpp %.o,$^) -o $@ -lz
+	$(CXX) $(HOST_CXXFLAGS) $(DEPFLAGS) $(filter %.cpp %.o,$^) -o $@ -lz
 # test_cli_outputs runs every program and links nothing but doctest.
 $(BUILD)/tests/test_cli_outputs: tests/test_cli_outputs.cpp $(BUILD)/tests/doctest_main.o tests/cli_check.h \
                                  tests/temp_dir.h $(ENGINES:%=$(PROG_PREFIX)%) $(PROG_PREFIX)bin/train \
                                  $(PROG_PREFIX)bin/export $(PROG_PREFIX)bin/attack $(PROG_PREFIX)bin/extract \
                                  $(PROG_PREFIX)bin/corpus
-	$(CXX) $(HOST_CXXFLAGS) $(filter %.cpp %.o,$^) -o $@
+	$(CXX) $(HOST_CXXFLAGS) $(DEPFLAGS) $(filter %.cpp %.o,$^) -o $@
 # The packed writer includes only engine/format.h and engine/io.h (+ packed.h).
 $(BUILD)/export/packed_writer.o: export/packed_writer.cpp export/packed_writer.h engine/format.h engine/io.h engine/packed.h
 	@mkdir -p $(dir $@)
-	$(CXX) $(HOST_CXXFLAGS) -c $< -o $@
+	$(CXX) $(HOST_CXXFLAGS) $(DEPFLAGS) -c $< -o $@
 
 test: setup
 	@$(MAKE) --no-print-directory -j2 $(ENGINES) bin/train bin/export bin/attack bin/corpus bin/extract bin/accountant bin/tokenize $(TEST_BINS)
@@ -265,3 +271,6 @@ clean:
 
 # Further rules live in mk/*.mk (one file per concern, e.g. sanitizer runs).
 -include $(wildcard mk/*.mk)
+
+# Generated header dependencies (see DEPFLAGS).
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
