@@ -497,19 +497,42 @@ constexpr IdxFingerprint kIdxFingerprints[] = {
     {"fashion", "Fashion-MNIST", 0xb9f71c71bae5f277ull, 0x25bdf8123f06fac3ull},
 };
 
+// "t10k-labels-idx1-ubyte.gz" of "dir/t10k-labels-idx1-ubyte.gz".
+std::string base_name(const std::string& path) { return std::filesystem::path(path).filename().string(); }
+
+// The known IDX dataset whose official train (or test) labels these are, or
+// nullptr for files of none.
+const IdxFingerprint* idx_identity(const std::vector<uint8_t>& labels, bool train) {
+    const uint64_t h = fnv1a_labels(labels);
+    for (const IdxFingerprint& f : kIdxFingerprints)
+        if (h == (train ? f.train_labels : f.test_labels)) return &f;
+    return nullptr;
+}
+
 // Refuses train/test labels that are the official files of another IDX
-// dataset than `name`; files of neither are accepted.
+// dataset than `name`, and a directory mixing two datasets' files (naming
+// which file is whose); files of neither are accepted.
 void check_idx_identity(const std::string& name, const std::string& dir, const ImageSet& train,
-                        const ImageSet& test) {
+                        const ImageSet& test, const std::string& train_labels_path,
+                        const std::string& test_labels_path) {
     const char* asked = name.c_str();
     for (const IdxFingerprint& f : kIdxFingerprints)
         if (name == f.name) asked = f.long_name;
-    const uint64_t h[2] = {fnv1a_labels(train.labels), fnv1a_labels(test.labels)};
-    for (const IdxFingerprint& f : kIdxFingerprints)
-        if (name != f.name && (h[0] == f.train_labels || h[1] == f.test_labels))
-            throw std::runtime_error(dir + ": holds the " + f.long_name + " files (the labels are " + f.long_name +
-                                     "'s), not --dataset " + name + " (" + asked +
-                                     "); give --data-dir the directory with the " + asked + " files");
+    const IdxFingerprint* tr = idx_identity(train.labels, true);
+    const IdxFingerprint* te = idx_identity(test.labels, false);
+    if (tr && te && tr != te)
+        throw std::runtime_error(dir + ": mixes two datasets: " + base_name(train_labels_path) + " is " +
+                                 tr->long_name + "'s and " + base_name(test_labels_path) + " is " + te->long_name +
+                                 "'s; give --data-dir a directory with the four files of " + asked);
+    if (tr && te && tr->name != name)
+        throw std::runtime_error(dir + ": holds the " + tr->long_name + " files (the labels are " + tr->long_name +
+                                 "'s), not --dataset " + name + " (" + asked +
+                                 "); give --data-dir the directory with the " + asked + " files");
+    const IdxFingerprint* other = tr && tr->name != name ? tr : te && te->name != name ? te : nullptr;
+    if (other)
+        throw std::runtime_error(dir + ": " + base_name(other == tr ? train_labels_path : test_labels_path) +
+                                 " is " + other->long_name + "'s, not " + asked + "'s (--dataset " + name +
+                                 "); give --data-dir a directory with the four files of " + asked);
 }
 
 }  // namespace
@@ -524,7 +547,7 @@ Dataset load_dataset(const std::string& name, const std::string& data_dir) {
     if (spec.is_idx) {
         dataset.train = load_idx(files.train[0], files.train[1]);
         dataset.test = load_idx(files.test[0], files.test[1]);
-        check_idx_identity(spec.name, files.dir, dataset.train, dataset.test);
+        check_idx_identity(spec.name, files.dir, dataset.train, dataset.test, files.train[1], files.test[1]);
         dataset.class_names = spec.class_names;
     } else {
         dataset.train = load_cifar(files.train);

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -323,6 +324,35 @@ TEST_CASE("the dataset asked for and the files found must agree (bin/export, bin
                   1,
                   "error: " + fashion_dir + ": holds the Fashion-MNIST files (the labels are Fashion-MNIST's), not "
                   "--dataset mnist (MNIST); give --data-dir the directory with the MNIST files");
+    // A directory mixing the two: MNIST's train files beside Fashion-MNIST's
+    // test files is named as a mix, file by file, whichever --dataset is asked.
+    const std::string mix = t.file("mix");
+    REQUIRE(mkdir(mix.c_str(), 0755) == 0);
+    const std::string cwd = std::filesystem::current_path().string();
+    for (const char* f : {"train-images-idx3-ubyte", "train-labels-idx1-ubyte"})
+        REQUIRE(symlink((cwd + "/data/mnist/" + f).c_str(), (mix + "/" + f).c_str()) == 0);
+    for (const char* f : {"t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"})
+        REQUIRE(symlink((fashion_dir + "/" + f).c_str(), (mix + "/" + f).c_str()) == 0);
+    for (const char* ds : {"mnist", "fashion"})
+        check_refused(run(kExport, {"image", "--dataset", ds, "--data-dir", mix, "--output", t.file("o.bin")}, t.path),
+                      1,
+                      "error: " + mix + ": mixes two datasets: train-labels-idx1-ubyte is MNIST's and "
+                      "t10k-labels-idx1-ubyte.gz is Fashion-MNIST's; give --data-dir a directory with the four files of " +
+                      std::string(ds[0] == 'm' ? "MNIST" : "Fashion-MNIST"));
+    // One file of another dataset beside files of none: that file is named.
+    // (MNIST's test labels with one label changed are nobody's official file.)
+    std::string labels = cli_read_text("data/mnist/t10k-labels-idx1-ubyte");
+    labels[8] = char((labels[8] + 1) % 10);
+    REQUIRE(unlink((mix + "/t10k-labels-idx1-ubyte.gz").c_str()) == 0);
+    REQUIRE(unlink((mix + "/t10k-images-idx3-ubyte.gz").c_str()) == 0);
+    REQUIRE(symlink((cwd + "/data/mnist/t10k-images-idx3-ubyte").c_str(), (mix + "/t10k-images-idx3-ubyte").c_str()) == 0);
+    write_text(mix + "/t10k-labels-idx1-ubyte", labels);
+    check_refused(run(kExport, {"image", "--dataset", "fashion", "--data-dir", mix, "--output", t.file("o.bin")}, t.path),
+                  1,
+                  "error: " + mix + ": train-labels-idx1-ubyte is MNIST's, not Fashion-MNIST's (--dataset fashion); "
+                  "give --data-dir a directory with the four files of Fashion-MNIST");
+    CHECK(run(kExport, {"image", "--dataset", "mnist", "--data-dir", mix, "--output", t.file("m2.bin")}, t.path).code == 0);
+    CHECK(!cli_file_exists(t.file("o.bin")));
     // Each dataset in its own directory is read.
     CHECK(run(kExport, {"image", "--dataset", "fashion", "--data-dir", fashion_dir, "--output", t.file("f.bin")},
               t.path).code == 0);
