@@ -41,7 +41,7 @@ static inline void engine_cli_usage(const EngineCli* e) {
            "  --quiet        print only the predicted class, one per line\n"
            "  --probs        print each image's probability vector (space-separated)\n"
            "  --out FILE     also write all probability vectors, float32 [n, n_classes],\n"
-           "                 as .npy (or CSV if FILE ends in .csv), atomically\n"
+           "                 as .npy (or CSV if FILE ends in .csv, any case), atomically\n"
            "  --threads N    OpenMP threads (default: all cores)\n"
            "  --help         this text\n"
            "\n"

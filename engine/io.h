@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>  // strcasecmp
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -388,10 +389,10 @@ static inline int io_write_csv_f32(const char* path, const float* data, int64_t 
     return rc;
 }
 
-// .csv -> CSV, anything else -> .npy
+// .csv (any case: .CSV, .Csv) -> CSV, anything else -> .npy
 static inline int io_write_matrix(const char* path, const float* data, int64_t rows, int64_t cols, char* err,
                                   size_t errlen) {
     size_t n = strlen(path);
-    if (n >= 4 && strcmp(path + n - 4, ".csv") == 0) return io_write_csv_f32(path, data, rows, cols, err, errlen);
+    if (n >= 4 && strcasecmp(path + n - 4, ".csv") == 0) return io_write_csv_f32(path, data, rows, cols, err, errlen);
     return io_write_npy_f32(path, data, rows, cols, err, errlen);
 }

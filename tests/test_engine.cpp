@@ -1678,6 +1678,11 @@ TEST_CASE("CLI: default, --quiet, --probs, --out .npy/.csv, --threads agree with
         rows++;
     }
     CHECK(rows == n);
+    // The extension is matched in any case: FILE.CSV is CSV too (same bytes).
+    std::string csv_upper = tmp_path("probs.CSV");
+    r = run_cli(args + " --out " + shell_quote(csv_upper));
+    CHECK(r.code == 0);
+    CHECK(read_text(csv_upper) == read_text(csv));
 
     r = run_cli("--help");
     CHECK(r.code == 0);
