@@ -33,7 +33,7 @@ OMPFLAG  := -fopenmp
 TORCH_INC  := -isystem /usr/include/torch/csrc/api/include
 TORCH_LIBS := -ltorch -ltorch_cpu -lc10
 HOST_CXXFLAGS ?= $(CXXSTD) -O2 $(ARCH) $(WARN) $(OMPFLAG) $(TORCH_INC) -Iengine -I.
-HOST_LDLIBS   := $(TORCH_LIBS) -lz -lnettle -ldivsufsort -lpthread
+HOST_LDLIBS   := $(TORCH_LIBS) -lz -lnettle -ldivsufsort -lcmark-gfm -lcmark-gfm-extensions -lpthread
 
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 

@@ -3,7 +3,9 @@
 # quick when everything is there (`make setup` runs it before demo and test).
 #   - Debian packages: compiler, LibTorch + OpenBLAS (training), doctest,
 #     zlib, nlohmann-json, CLI11, clang (fuzzing), npm (to fetch MNIST),
-#     dataset-fashion-mnist (Fashion-MNIST IDX files), nettle-dev (SHA-256).
+#     dataset-fashion-mnist (Fashion-MNIST IDX files), nettle-dev (SHA-256),
+#     cmark-gfm (report.md -> report.html) and chromium-headless-shell (the
+#     test that opens report.html in a browser).
 #   - The text corpora's packages (docs/CORPORA.md; common/corpus.cpp reads
 #     only these): fortunes, jargon-text, manpages, the Python stdlib, and the
 #     packages whose copyright files make up the "legal" corpus.
@@ -19,7 +21,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(g++ make libtorch-dev libopenblas0 doctest-dev zlib1g-dev nlohmann-json3-dev
           libcli11-dev clang libclang-rt-dev dataset-fashion-mnist nettle-dev libdivsufsort-dev
-          unicode-data bzip2)
+          unicode-data bzip2 libcmark-gfm-dev libcmark-gfm-extensions-dev chromium-headless-shell)
 # Keep in step with legal_packages() and the sources in common/corpus.cpp.
 CORPUS_PACKAGES=(fortunes-min fortunes jargon-text manpages libpython3.11-stdlib
   apt base-files base-passwd bash bsdutils coreutils dash debconf debianutils diffutils dpkg

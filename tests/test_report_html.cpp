@@ -1,0 +1,120 @@
+// report.html: report.md rendered by cmark-gfm with the plots inline
+// (attack/report_html.h), checked as text and opened in headless Chromium
+// (Debian's chromium-headless-shell, installed by `make setup`): no console
+// error, every plot drawn, a screenshot taken.
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <fstream>
+#include <map>
+#include <string>
+
+#include "attack/report_html.h"
+#include "tests/cli_check.h"
+#include "tests/temp_dir.h"
+
+using namespace mmia;
+
+namespace {
+
+size_t count(const std::string& s, const std::string& needle) {
+    size_t n = 0;
+    for (size_t p = s.find(needle); p != std::string::npos; p = s.find(needle, p + needle.size())) n++;
+    return n;
+}
+
+PlotReader map_reader(const std::map<std::string, std::string>& files) {
+    return [files](const std::string& path, std::string* svg) {
+        auto it = files.find(path);
+        if (it == files.end()) return false;
+        *svg = it->second;
+        return true;
+    };
+}
+
+// A committed report of a real run (MNIST, shokri protocol, docs/results/).
+const std::string kRunDir = "docs/results/mnist-shokri-ds2500-s10-t3-seed42";
+
+}  // namespace
+
+TEST_CASE("html_report: headings, GitHub tables, plots inline, other links kept, raw HTML not passed") {
+    const std::string md =
+        "# Title & more\n\nText with <script>alert(1)</script> inline.\n\n"
+        "| attack | AUC |\n| --- | --- |\n| loss | 0.55 |\n\n"
+        "- cnn: [ROC](plots/a.svg), [missing](plots/none.svg)\n- all numbers: [metrics](metrics.json)\n";
+    const std::string svg = "<?xml version=\"1.0\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\"><polyline points=\"0,0 1,1\"/></svg>";
+    const std::string html = html_report(md, "a <run>", map_reader({{"plots/a.svg", svg}}));
+    CHECK(html.find("<title>a &lt;run&gt;</title>") != std::string::npos);
+    CHECK(html.find("<h1>Title &amp; more</h1>") != std::string::npos);
+    CHECK(html.find("<th>attack</th>") != std::string::npos);
+    CHECK(html.find("<td>0.55</td>") != std::string::npos);
+    // The plot is inline, without its XML declaration, captioned.
+    CHECK(count(html, "<svg") == 1);
+    CHECK(html.find("<?xml") == std::string::npos);
+    CHECK(html.find("<figcaption>ROC (plots/a.svg)</figcaption>") != std::string::npos);
+    CHECK(html.find("href=\"plots/a.svg\"") == std::string::npos);
+    // An unreadable plot is said, in place.
+    CHECK(html.find("missing: plots/none.svg could not be read") != std::string::npos);
+    // Other links stay links; raw HTML from the text never reaches the page.
+    CHECK(html.find("<a href=\"metrics.json\">metrics</a>") != std::string::npos);
+    CHECK(html.find("<script>") == std::string::npos);
+}
+
+TEST_CASE("plot_reader_in reads inside the run directory only") {
+    std::string svg;
+    PlotReader r = plot_reader_in(kRunDir);
+    CHECK(r("plots/cnn_roc.svg", &svg));
+    CHECK(svg.find("<svg") != std::string::npos);
+    CHECK_FALSE(r("../mnist-shokri-ds2500-s10-t3-seed42/plots/cnn_roc.svg", &svg));
+    CHECK_FALSE(r("/etc/passwd", &svg));
+    CHECK_FALSE(r("plots/none.svg", &svg));
+}
+
+TEST_CASE("report.html of a real run opens in headless Chromium: no console error, every plot drawn") {
+    const std::string chromium = cli_env_or("CHROMIUM_BIN", "/usr/bin/chromium-headless-shell");
+    std::ifstream mdf(kRunDir + "/report.md");
+    REQUIRE(mdf);
+    const std::string md((std::istreambuf_iterator<char>(mdf)), std::istreambuf_iterator<char>());
+    const size_t plots = count(md, "](plots/");
+    REQUIRE(plots == 6);
+    TempDir t("mmia_html");
+    const std::string page = t.file("report.html");
+    std::ofstream(page, std::ios::binary) << html_report(md, "mnist shokri", plot_reader_in(kRunDir));
+    if (!cli_file_exists(chromium)) {
+        cli_skip(chromium + " is not installed (make setup installs chromium-headless-shell)");
+        return;
+    }
+    const std::vector<std::string> common = {chromium, "--no-sandbox", "--disable-gpu", "--user-data-dir=" + t.file("profile"),
+                                             "--enable-logging=stderr", "--v=0"};
+    std::vector<std::string> dump = common;
+    dump.push_back("--dump-dom");
+    dump.push_back("file://" + page);
+    CliRun r = cli_run_argv(dump, t.file("dom"), 60);
+    REQUIRE(r.code == 0);
+    INFO("chromium stderr: " << r.err);
+    // Console messages (errors, failed loads, uncaught exceptions) are logged
+    // as ":CONSOLE" lines; a page that loads cleanly logs none.
+    CHECK(r.err.find(":CONSOLE") == std::string::npos);
+    // The DOM Chromium built has every plot as an SVG element with its curves
+    // (parsed as SVG, not as text), and the tables.
+    CHECK(count(r.out, "<svg") == plots);
+    CHECK(count(r.out, "<polyline") >= plots);
+    CHECK(count(r.out, "<table>") == 2);
+    CHECK(r.out.find("could not be read") == std::string::npos);
+    // A screenshot is taken: a PNG of the window's size.
+    std::vector<std::string> shot = common;
+    shot.push_back("--window-size=1280,2400");
+    shot.push_back("--screenshot=" + t.file("shot.png"));
+    shot.push_back("file://" + page);
+    CHECK(cli_run_argv(shot, t.file("shot"), 60).code == 0);
+    const std::string png = cli_read_text(t.file("shot.png"));
+    REQUIRE(png.size() > 24);
+    CHECK(png.compare(0, 8, "\x89PNG\r\n\x1a\n") == 0);
+    auto be32 = [&](size_t at) {
+        return (uint32_t(uint8_t(png[at])) << 24) | (uint32_t(uint8_t(png[at + 1])) << 16) |
+               (uint32_t(uint8_t(png[at + 2])) << 8) | uint32_t(uint8_t(png[at + 3]));
+    };
+    CHECK(be32(16) == 1280);  // IHDR width
+    CHECK(be32(20) == 2400);  // IHDR height
+    CHECK(png.size() > 50000);  // plots and tables drawn, not a blank page
+}
