@@ -134,11 +134,11 @@ std::string pm(const json& ms, const char* f = "%.3f") {
 
 }  // namespace
 
-std::string markdown_report(const json& r) {
+namespace {
+
+// The title and what the run was.
+void report_intro(std::ostream& o, const json& r) {
     const json& c = r.at("config");
-    std::ostringstream o;
-    std::vector<std::string> kinds;
-    for (auto& [k, v] : r.at("models").items()) kinds.push_back(k);
     const std::string protocol = c.at("protocol");
     o << "# Membership inference: " << c.at("dataset").get<std::string>() << ", " << protocol << " protocol\n\n";
     o << "Each model trains on ds = " << c.at("ds") << " examples; ";
@@ -154,6 +154,10 @@ std::string markdown_report(const json& r) {
     o << "\nValues are mean ± standard deviation over the targets. Membership is the positive class; "
          "scores are higher for members. Definitions: docs/ATTACKS.md.\n\n";
 
+}
+
+// Train and test accuracy per kind.
+void report_models(std::ostream& o, const json& r, const std::vector<std::string>& kinds) {
     o << "## Models\n\n| model | preset | targets | train acc | test acc | gap |\n| --- | --- | --- | --- | --- | --- |\n";
     for (const auto& k : kinds) {
         const json& m = r["models"][k];
@@ -163,14 +167,17 @@ std::string markdown_report(const json& r) {
           << " |\n";
     }
 
+}
+
+// AUC, TPR at 1% and 0.1% FPR, advantage and balanced accuracy of every attack.
+void report_attacks(std::ostream& o, const json& r, const std::vector<std::string>& kinds,
+                    const std::vector<std::string>& attacks) {
     o << "\n## Attacks\n\n| attack |";
     for (const auto& k : kinds) o << " " << k << " AUC | " << k << " TPR@1%FPR | " << k << " TPR@0.1%FPR | " << k
                                   << " advantage | " << k << " bal. acc |";
     o << "\n| --- |";
     for (size_t i = 0; i < kinds.size(); i++) o << " --- | --- | --- | --- | --- |";
     o << "\n";
-    std::vector<std::string> attacks;
-    for (auto& [a, v] : r["models"][kinds[0]]["summary"]["attacks"].items()) attacks.push_back(a);
     for (const auto& a : attacks) {
         o << "| " << a << " |";
         for (const auto& k : kinds) {
@@ -190,7 +197,11 @@ std::string markdown_report(const json& r) {
         o << "\n";
     }
 
-    // Low-FPR rates, PPV and the epsilon each attack proves (metrics.h).
+}
+
+// Low-FPR rates, PPV and the epsilon each attack proves (metrics.h).
+void report_low_fpr(std::ostream& o, const json& r, const std::vector<std::string>& kinds,
+                    const std::vector<std::string>& attacks) {
     o << "\n## Low false-positive rates and proven leakage\n\nTPR at 0.01% and at 0 FPR (a level below 1 / "
          "non-members is out of reach: it shows the TPR at 0 FPR), PPV at the evaluation set's prior, and the "
          "pure-DP epsilon lower bound the attack proves (Clopper-Pearson, 95%; TF-Privacy's definition).\n\n| attack |";
@@ -224,7 +235,11 @@ std::string markdown_report(const json& r) {
             }
     }
 
-    // The question the project exists for, answered from the numbers above.
+}
+
+// The question the project exists for, answered from the numbers above.
+void report_which_leaks(std::ostream& o, const json& r, const std::vector<std::string>& kinds) {
+    const std::string protocol = r.at("config").at("protocol");
     o << "\n## Which model leaks more?\n\n";
     for (const char* key : {"auc", "tpr_at_1pct_fpr"}) {
         o << "- Strongest attack by " << (std::string(key) == "auc" ? "AUC" : "TPR at 1% FPR") << ": ";
@@ -253,7 +268,10 @@ std::string markdown_report(const json& r) {
              "outputs with their true membership, scored on the other 20%): an upper bound on separability, not an "
              "attack an outsider can run; it is left out of \"strongest attack\".\n";
 
-    // Unscored examples: one rule for every attack (docs/ATTACKS.md).
+}
+
+// Unscored examples (one rule for every attack, docs/ATTACKS.md), fallbacks, time.
+void report_notes(std::ostream& o, const json& r, const std::vector<std::string>& kinds) {
     for (const auto& k : kinds) {
         const json& s = r["models"][k]["summary"]["attacks"];
         std::string list;
@@ -282,6 +300,10 @@ std::string markdown_report(const json& r) {
           << fmt("%.0f", r["seconds"]["attacks"].get<double>()) << " s, total "
           << fmt("%.0f", r["seconds"]["total"].get<double>()) << " s.\n";
 
+}
+
+void report_plots(std::ostream& o, const json& r, const std::vector<std::string>& kinds) {
+    const std::string protocol = r.at("config").at("protocol");
     o << "\n## Plots (first target)\n\n";
     for (const auto& k : kinds) {
         o << "- " << k << ": [ROC](plots/" << k << "_roc.svg), [ROC log-log](plots/" << k << "_roc_loglog.svg), ";
@@ -293,6 +315,23 @@ std::string markdown_report(const json& r) {
     }
     o << "\nPer-example scores: scores/; ROC points: roc/; engine logits: outputs/; splits: splits.json; "
          "all numbers: metrics.json.\n";
+}
+
+}  // namespace
+
+std::string markdown_report(const json& r) {
+    std::ostringstream o;
+    std::vector<std::string> kinds;
+    for (auto& [k, v] : r.at("models").items()) kinds.push_back(k);
+    std::vector<std::string> attacks;
+    for (auto& [a, v] : r["models"][kinds[0]]["summary"]["attacks"].items()) attacks.push_back(a);
+    report_intro(o, r);
+    report_models(o, r, kinds);
+    report_attacks(o, r, kinds, attacks);
+    report_low_fpr(o, r, kinds, attacks);
+    report_which_leaks(o, r, kinds);
+    report_notes(o, r, kinds);
+    report_plots(o, r, kinds);
     return o.str();
 }
 

@@ -10,6 +10,17 @@
 //   scores/<kind>_<target>.csv  per-example scores of every attack
 //   roc/<kind>_<target>_<attack>.csv
 //   metrics.json, report.md, plots/*.svg
+//
+// The stages of run_attack, each a function below, in this order:
+//   1 resolve the run     check_config, resolve_run, claim_run_dir
+//   2 plan                Protocol::plan (every model as a ModelSplit: role,
+//                         members, non-members, seed), write_plan, log_plan
+//   3 train the models    train_models -> train_model, one plan entry each
+//   4 engine outputs      engine_outputs -> model_outputs, Protocol::outputs
+//   5 attacks             attack_targets -> Protocol::targets, ::attacks,
+//                         evaluate_and_write
+//   6 metrics and report  write_results
+// Everything that differs between protocols is a row of kProtocols.
 #include "attack/run.h"
 
 #include <omp.h>
@@ -83,10 +94,31 @@ uint64_t fnv1a(const std::vector<int64_t>& v) {
 }
 
 // One model to train: its members, and the non-members it is tested on.
+// --- The plan: every model of the run, as training jobs ------------------------
+
+// One model to train (one job of the plan): its members, the non-members it
+// is tested on, and its training seed. The same plan serves every kind.
 struct ModelSplit {
     std::string role;              // "target0", "shadow3", "model5"
     std::vector<int64_t> members;  // pool indices
     std::vector<int64_t> nonmembers;
+    uint64_t seed = 0;             // the trainer's seed
+};
+
+// Everything the protocol decided before any training.
+struct Plan {
+    std::vector<int64_t> order;      // the pool permutation (seed)
+    std::vector<ModelSplit> models;  // the training jobs, in run order
+    // shokri --null-members: per target, the fresh examples called members
+    std::vector<std::vector<int64_t>> fresh;
+    // lira: the pool is order[0, lira_n); membership is M x lira_n
+    int64_t lira_n = 0;
+    std::vector<int> membership;
+    // lira --null-members: per model, the pool rows it is evaluated on and their fake membership
+    std::vector<std::pair<std::vector<int64_t>, std::vector<int>>> lira_null;
+    // shokri: classes the per-class attacks score with the global attack (metrics.json, log)
+    json fallback_note = nullptr;
+    std::string fallback_line;
 };
 
 // Everything the attacks need from one trained model.
@@ -156,12 +188,16 @@ std::string default_preset(const std::string& kind, const std::string& dataset) 
     return "";
 }
 
+// The resolved run: configuration, data, and where the time goes.
 struct Experiment {
     AttackRunConfig cfg;
     json config_json;
+    std::map<std::string, ModelSpec> specs;  // per kind
     Dataset data;
     Pool pool;
+    int k = 0;                               // classes
     std::string dir;
+    json resolved, environment;              // attack_config.json
     int step = 0, n_steps = 0;
     // Where the run's time goes (metrics.json "seconds", and the last log line).
     double seconds_training = 0, seconds_engine = 0, seconds_attacks = 0;
@@ -174,69 +210,23 @@ struct Experiment {
         va_end(ap);
         std::fflush(stdout);
     }
-
-    ModelSpec spec_for(const std::string& kind) const {
-        std::string preset = kind == "mamba" ? cfg.mamba_preset : cfg.cnn_preset;
-        if (preset.empty()) preset = default_preset(kind, cfg.dataset);
-        ModelSpec spec = resolve_preset(config_json, kind, preset);
-        if (spec.model != kind)
-            throw std::runtime_error("preset '" + spec.preset + "' is a " + spec.model + " preset, not " + kind);
-        return spec;
+    std::string bin_path(const std::string& kind, const std::string& role) const {
+        return dir + "/models/" + kind + "/" + role + ".bin";
     }
+};
 
-    // Trains (or finds cached) one model, exports it, and runs the engine on
-    // its members and non-members.
-    ModelResult run_model(const std::string& kind, const ModelSpec& spec, const ModelSplit& s, uint64_t seed) {
-        const std::string base = dir + "/models/" + kind + "/" + s.role;
-        fs::create_directories(dir + "/models/" + kind);
-        fs::create_directories(dir + "/outputs/" + kind);
-        TrainJob job;
-        job.spec = spec;
-        job.train = resolve_training(config_json, spec.preset);
-        if (cfg.epochs > 0) job.train.epochs = cfg.epochs;
-        job.train.seed = seed;
-        job.input = pool.input;
-        job.dataset = cfg.dataset;
-        job.checkpoint = base + ".pt";
-        job.verbose = false;
-        job.force = cfg.force;
-        job.extra_meta = {{"attack_role", s.role},
-                          {"members_fnv1a", std::to_string(fnv1a(s.members))},
-                          {"nonmembers_fnv1a", std::to_string(fnv1a(s.nonmembers))}};
+// A trained (or cached) model, exported for the engines.
+struct TrainedModel {
+    double train_acc = 0, test_acc = 0;  // trainer's, on members / non-members
+};
 
-        step++;
-        log("[%d/%d] %s %s: ", step, n_steps, kind.c_str(), s.role.c_str());
-        bool finished = false;
-        if (fs::exists(job.checkpoint)) finished = read_checkpoint_meta(job.checkpoint).contains("final");
-        auto t0 = Clock::now();
-        auto xin = rows_of(pool.images, s.members), xout = rows_of(pool.images, s.nonmembers);
-        json meta = train_classifier(job, xin, rows_of(pool.labels, s.members), xout,
-                                     rows_of(pool.labels, s.nonmembers));
-        const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-        seconds_training += secs;
-        (finished ? g_stats.cached : g_stats.trained)++;
-        const auto t_engine = Clock::now();
-
-        ModelResult r;
-        r.train_acc = meta.at("final").at("train_acc").get<double>();
-        r.test_acc = meta.at("final").at("test_acc").get<double>();
-        export_checkpoint(job.checkpoint, base + ".bin");
-        r.member_logits = engine_logits(kind, base + ".bin", xin);
-        r.nonmember_logits = engine_logits(kind, base + ".bin", xout);
-
-        // The logits the attacks read, for other tools: members then non-members.
-        std::vector<float> all(r.member_logits);
-        all.insert(all.end(), r.nonmember_logits.begin(), r.nonmember_logits.end());
-        char err[512];
-        const int k = pool.input.n_classes;
-        if (io_write_npy_f32((dir + "/outputs/" + kind + "/" + s.role + ".npy").c_str(), all.data(),
-                             int64_t(all.size() / k), k, err, sizeof err) != 0)
-            throw std::runtime_error(err);
-        seconds_engine += std::chrono::duration<double>(Clock::now() - t_engine).count();
-        log("%s in %.1f s, train acc %.4f, test acc %.4f\n", finished ? "cached" : "trained", secs, r.train_acc,
-            r.test_acc);
-        return r;
-    }
+// What the engines computed for one kind: every model's logits on its
+// members and non-members, and what the protocol adds (outputs hook).
+struct KindOutputs {
+    std::vector<ModelResult> models;                 // plan order
+    std::vector<std::vector<float>> fresh_logits;    // shokri null: target t on plan.fresh[t]
+    std::vector<std::vector<float>> pool_logits;     // lira: model m on the whole pool, pool order
+    Matrix phi;                                      // lira: M x lira_n logit-scaled confidences
 };
 
 // --- Attacks on one target ---------------------------------------------------
@@ -391,37 +381,320 @@ json summarize_targets(const json& per_target) {
     return out;
 }
 
-}  // namespace
+// One target as the attacks see it: the rows evaluated, their pool indices,
+// logits, labels and membership.
+struct TargetCase {
+    int index = 0;                    // position among the targets (0 draws the plots)
+    std::string role;
+    std::vector<int64_t> pool_index;  // per row
+    std::vector<int64_t> rows;        // lira: per row, its column of the lira pool
+    Labelled data;
+    double train_acc = 0, test_acc = 0;
+};
 
-const AttackRunStats& last_attack_run_stats() { return g_stats; }
+// --- Protocols: everything that differs between them ---------------------------
+//
+// A protocol is a row of this table: how many examples it needs, its plan
+// (the models and their splits), what the engines compute beyond each
+// model's members and non-members, the targets it evaluates and the attacks
+// it runs on each. A new protocol, attack or defence is a new row or a new
+// entry in one of these functions, not a branch in run_attack.
+struct Protocol {
+    const char* name;
+    const char* references;        // what its --shadow models are ("shadows", "reference models")
+    bool separate_targets;         // --targets applies (shokri)
+    const char* null_members_what; // the null-members sanity line's middle part
+    int64_t (*examples_needed)(const AttackRunConfig& cfg);
+    std::string (*who_needs)(const AttackRunConfig& cfg);  // for the "--ds is too large" line
+    Plan (*plan)(const Experiment& ex);
+    void (*outputs)(Experiment& ex, const std::string& kind, const Plan& plan, KindOutputs& out);
+    std::vector<TargetCase> (*targets)(Experiment& ex, const Plan& plan, const KindOutputs& out);
+    std::vector<AttackScores> (*attacks)(const Experiment& ex, const Plan& plan, const KindOutputs& out,
+                                         const TargetCase& t);
+};
 
-std::string default_run_dir(const AttackRunConfig& c) {
-    std::string d = "runs/" + c.dataset + "-" + c.protocol + "-ds" + std::to_string(c.ds) + "-s" +
-                    std::to_string(c.shadows) + (c.protocol == "shokri" ? "-t" + std::to_string(c.targets) : "") +
-                    "-seed" + std::to_string(c.seed);
-    if (c.epochs > 0) d += "-e" + std::to_string(c.epochs);
-    if (c.null_members) d += "-null";
-    return d;
+// --- shokri: targets and shadows on disjoint splits of the pool ----------------
+
+int64_t shokri_examples_needed(const AttackRunConfig& c) {
+    return 2 * c.ds * c.targets + (c.null_members ? c.ds * c.targets : 0) + 2 * c.ds;
 }
 
-// The line a null-member run prints first (docs/ATTACKS.md), for either protocol.
-static std::string null_members_line(const std::string& protocol) {
-    return "null-members sanity run (not a real experiment): " +
-           std::string(protocol == "lira" ? "each model is scored on examples it never trained on, a random half "
-                                            "of them called members"
-                                          : "each target's \"members\" are fresh examples it never trained on") +
-           ", so every attack should score AUC about 0.5 (within noise); a clearly higher AUC means a leak in the "
-           "pipeline";
+// Decided before any training: a class with no shadow members or no shadow
+// non-members cannot have its own per-class attack; those attacks score it
+// with their global version, said in the log and in metrics.json.
+void shokri_fallback_note(const Experiment& ex, Plan& plan) {
+    const AttackRunConfig& cfg = ex.cfg;
+    std::vector<int64_t> cm(size_t(ex.k), 0), cn(size_t(ex.k), 0);
+    for (int s = 0; s < cfg.shadows; s++) {
+        const ModelSplit& sp = plan.models[size_t(cfg.targets + s)];
+        for (int y : labels_of(ex.pool, sp.members)) cm[size_t(y)]++;
+        for (int y : labels_of(ex.pool, sp.nonmembers)) cn[size_t(y)]++;
+    }
+    std::vector<int> thin;
+    std::string list;
+    for (int c = 0; c < ex.k; c++)
+        if (cm[size_t(c)] == 0 || cn[size_t(c)] == 0) {
+            thin.push_back(c);
+            list += (list.empty() ? "" : ", ") + std::to_string(c) + " (" + std::to_string(cm[size_t(c)]) +
+                    " members, " + std::to_string(cn[size_t(c)]) + " non-members)";
+        }
+    if (thin.empty()) return;
+    plan.fallback_note = {{"classes", thin},
+                          {"reason", "no shadow members or no shadow non-members of the class; use a larger "
+                                     "--ds or more --shadow models"},
+                          {"attacks", "shokri_mlp, shokri_logreg and every *_per_class attack score these "
+                                      "classes with their global version"}};
+    plan.fallback_line = "note: --ds " + std::to_string(cfg.ds) + " with " + std::to_string(cfg.shadows) +
+                         " shadow(s) leaves class(es) " + list +
+                         "; the per-class attacks score them with the global attack (use a larger --ds or more "
+                         "--shadow models)\n";
 }
 
-json run_attack(const AttackRunConfig& cfg_in) {
-    const auto t_run = Clock::now();
-    g_stats = {};
-    Experiment ex;
-    ex.cfg = cfg_in;
-    AttackRunConfig& cfg = ex.cfg;
-    if (cfg.protocol != "shokri" && cfg.protocol != "lira")
-        throw std::runtime_error("unknown protocol '" + cfg.protocol + "' (shokri, lira)");
+// Target t trains on order[2t ds, 2t ds + ds), the next ds are its
+// non-members; (null) the ds after all targets' are its fresh "members";
+// shadow s draws ds + ds at random from the rest.
+Plan shokri_plan(const Experiment& ex) {
+    const AttackRunConfig& cfg = ex.cfg;
+    const int64_t ds = cfg.ds;
+    Plan plan;
+    plan.order = permutation(ex.pool.images.size(0), cfg.seed);
+    const auto& order = plan.order;
+    const int64_t reserved = 2 * ds * cfg.targets + (cfg.null_members ? ds * cfg.targets : 0);
+    for (int t = 0; t < cfg.targets; t++) {
+        ModelSplit s{"target" + std::to_string(t), {}, {}, 0};
+        s.members.assign(order.begin() + 2 * ds * t, order.begin() + 2 * ds * t + ds);
+        s.nonmembers.assign(order.begin() + 2 * ds * t + ds, order.begin() + 2 * ds * (t + 1));
+        plan.models.push_back(s);
+        if (cfg.null_members) {
+            const int64_t at = 2 * ds * cfg.targets + ds * t;
+            plan.fresh.emplace_back(order.begin() + at, order.begin() + at + ds);
+        }
+    }
+    const std::vector<int64_t> rest(order.begin() + reserved, order.end());
+    for (int s = 0; s < cfg.shadows; s++) {
+        auto pick_order = permutation(int64_t(rest.size()), cfg.seed * 7919 + 1 + s);
+        ModelSplit sp{"shadow" + std::to_string(s), {}, {}, 0};
+        for (int64_t i = 0; i < ds; i++) sp.members.push_back(rest[size_t(pick_order[i])]);
+        for (int64_t i = ds; i < 2 * ds; i++) sp.nonmembers.push_back(rest[size_t(pick_order[i])]);
+        plan.models.push_back(sp);
+    }
+    for (size_t i = 0; i < plan.models.size(); i++) plan.models[i].seed = cfg.seed + 1 + i;
+    shokri_fallback_note(ex, plan);
+    return plan;
+}
+
+// null: each target's logits on its fresh "members".
+void shokri_outputs(Experiment& ex, const std::string& kind, const Plan& plan, KindOutputs& out) {
+    for (size_t t = 0; t < plan.fresh.size(); t++)
+        out.fresh_logits.push_back(
+            engine_logits(kind, ex.bin_path(kind, plan.models[t].role), rows_of(ex.pool.images, plan.fresh[t])));
+}
+
+std::vector<TargetCase> shokri_targets(Experiment& ex, const Plan& plan, const KindOutputs& out) {
+    std::vector<TargetCase> cases;
+    for (int t = 0; t < ex.cfg.targets; t++) {
+        const ModelSplit& sp = plan.models[size_t(t)];
+        const ModelResult& r = out.models[size_t(t)];
+        TargetCase c;
+        c.index = t, c.role = sp.role, c.train_acc = r.train_acc, c.test_acc = r.test_acc;
+        if (ex.cfg.null_members) {
+            // Fresh examples the target never saw, labelled "member".
+            c.data.add(out.fresh_logits[size_t(t)], labels_of(ex.pool, plan.fresh[size_t(t)]), 1);
+            c.pool_index = plan.fresh[size_t(t)];
+        } else {
+            c.data.add(r.member_logits, labels_of(ex.pool, sp.members), 1);
+            c.pool_index = sp.members;
+        }
+        c.data.add(r.nonmember_logits, labels_of(ex.pool, sp.nonmembers), 0);
+        c.pool_index.insert(c.pool_index.end(), sp.nonmembers.begin(), sp.nonmembers.end());
+        cases.push_back(std::move(c));
+    }
+    return cases;
+}
+
+// The shadow-trained and metric attacks, and seed 000's own protocol.
+std::vector<AttackScores> shokri_attacks(const Experiment& ex, const Plan& plan, const KindOutputs& out,
+                                         const TargetCase& t) {
+    const AttackRunConfig& cfg = ex.cfg;
+    Labelled shadow;
+    for (int s = 0; s < cfg.shadows; s++) {
+        const ModelSplit& sp = plan.models[size_t(cfg.targets + s)];
+        const ModelResult& r = out.models[size_t(cfg.targets + s)];
+        shadow.add(r.member_logits, labels_of(ex.pool, sp.members), 1);
+        shadow.add(r.nonmember_logits, labels_of(ex.pool, sp.nonmembers), 0);
+    }
+    const uint64_t seed = cfg.seed + 17 * uint64_t(t.index);
+    auto attacks = shadow_attacks(shadow, t.data, ex.k, seed);
+    // Seed 000's own protocol (attack trained on the target's outputs), for
+    // comparison with its published numbers: scored on its held-out 20%,
+    // the rows it trained on have no score.
+    auto held = train_on_target_outputs(seed000_feature_matrix(t.data.logits, ex.k), t.data.is_member,
+                                        mlp_spec({64, 64}, seed), 0.2);
+    AttackScores own{"seed000_on_target",
+                     std::vector<double>(t.data.is_member.size(), std::nan("")),
+                     0.0,
+                     {},
+                     "the 80% of the target's rows the attack trained on (scored: the held-out 20%)"};
+    for (size_t i = 0; i < held.rows.size(); i++) own.scores[size_t(held.rows[i])] = held.score[i];
+    attacks.push_back(std::move(own));
+    return attacks;
+}
+
+// --- lira: M = shadows + 1 models on random halves of one pool ------------------
+
+int64_t lira_examples_needed(const AttackRunConfig& c) { return 2 * c.ds; }
+
+// Null mode: model m is evaluated only on the ds examples it never trained
+// on; a seeded random half of them are its "members". Every attack must
+// then score AUC 0.5 within noise.
+void lira_null_rows(const AttackRunConfig& cfg, Plan& plan) {
+    const int M = cfg.shadows + 1;
+    for (int m = 0; m < M; m++) {
+        std::vector<int64_t> out_rows;
+        for (int64_t j = 0; j < plan.lira_n; j++)
+            if (!plan.membership[size_t(m * plan.lira_n + j)]) out_rows.push_back(j);
+        auto p = permutation(int64_t(out_rows.size()), cfg.seed * 15485863 + 1 + m);
+        std::vector<int> fake(out_rows.size(), 0);
+        for (size_t i = 0; i < out_rows.size() / 2; i++) fake[size_t(p[i])] = 1;
+        plan.lira_null.push_back({out_rows, fake});
+    }
+}
+
+// Model m trains on a seeded random half of the pool order[0, 2 ds).
+Plan lira_plan(const Experiment& ex) {
+    const AttackRunConfig& cfg = ex.cfg;
+    const int64_t ds = cfg.ds;
+    Plan plan;
+    plan.order = permutation(ex.pool.images.size(0), cfg.seed);
+    const int64_t n = plan.lira_n = 2 * ds;
+    const int M = cfg.shadows + 1;
+    plan.membership.assign(size_t(M * n), 0);
+    for (int m = 0; m < M; m++) {
+        auto half = permutation(n, cfg.seed * 104729 + 1 + m);
+        ModelSplit sp{"model" + std::to_string(m), {}, {}, cfg.seed + 1 + uint64_t(m)};
+        for (int64_t i = 0; i < n; i++) {
+            const int64_t j = half[size_t(i)];
+            if (i < ds) {
+                plan.membership[size_t(m * n + j)] = 1;
+                sp.members.push_back(plan.order[size_t(j)]);
+            } else {
+                sp.nonmembers.push_back(plan.order[size_t(j)]);
+            }
+        }
+        plan.models.push_back(sp);
+    }
+    if (cfg.null_members) lira_null_rows(cfg, plan);
+    return plan;
+}
+
+std::vector<int64_t> lira_pool(const Plan& plan) {
+    return std::vector<int64_t>(plan.order.begin(), plan.order.begin() + plan.lira_n);
+}
+
+// Every model's logits and phi on the whole lira pool, pool order.
+void lira_outputs(Experiment& ex, const std::string& kind, const Plan& plan, KindOutputs& out) {
+    const int M = int(plan.models.size());
+    const int64_t n = plan.lira_n;
+    const std::vector<int64_t> pool = lira_pool(plan);
+    const std::vector<int> labels = labels_of(ex.pool, pool);
+    out.phi = Matrix(M, n);
+    for (int m = 0; m < M; m++) {
+        out.pool_logits.push_back(
+            engine_logits(kind, ex.bin_path(kind, plan.models[size_t(m)].role), rows_of(ex.pool.images, pool)));
+        auto p = logit_scaled_confidences(out.pool_logits.back(), ex.k, labels);
+        for (int64_t j = 0; j < n; j++) out.phi.at(m, j) = p[size_t(j)];
+    }
+}
+
+// Every model is the target in turn, on all the pool with its true
+// membership, or (null) on the rows of lira_null.
+std::vector<TargetCase> lira_targets(Experiment& ex, const Plan& plan, const KindOutputs& out) {
+    const int64_t n = plan.lira_n;
+    const int k = ex.k;
+    const std::vector<int64_t> pool = lira_pool(plan);
+    const std::vector<int> labels = labels_of(ex.pool, pool);
+    std::vector<TargetCase> cases;
+    for (int t = 0; t < int(plan.models.size()); t++) {
+        TargetCase c;
+        c.index = t, c.role = plan.models[size_t(t)].role;
+        c.train_acc = out.models[size_t(t)].train_acc, c.test_acc = out.models[size_t(t)].test_acc;
+        if (ex.cfg.null_members) {
+            c.rows = plan.lira_null[size_t(t)].first;
+            c.data.is_member = plan.lira_null[size_t(t)].second;
+        } else {
+            for (int64_t j = 0; j < n; j++) c.rows.push_back(j);
+            c.data.is_member.assign(plan.membership.begin() + t * n, plan.membership.begin() + (t + 1) * n);
+        }
+        const std::vector<float>& lg = out.pool_logits[size_t(t)];
+        for (int64_t j : c.rows) c.data.logits.insert(c.data.logits.end(), lg.begin() + j * k, lg.begin() + (j + 1) * k);
+        c.data.labels = pick(labels, c.rows);
+        c.pool_index = pick(pool, c.rows);
+        cases.push_back(std::move(c));
+    }
+    return cases;
+}
+
+// LiRA online / offline, per-example / fixed variance, then the metric
+// attacks with thresholds from the other models.
+std::vector<AttackScores> lira_attacks(const Experiment& ex, const Plan& plan, const KindOutputs& out,
+                                       const TargetCase& t) {
+    const int64_t n = plan.lira_n;
+    std::vector<AttackScores> attacks;
+    for (bool online : {true, false})
+        for (bool fixed : {false, true}) {
+            LiraScores ls = lira_scores(out.phi, plan.membership, t.index, {online, fixed});
+            const std::string name = std::string("lira_") + (online ? "online" : "offline") + (fixed ? "_fixed_var" : "");
+            // Unscorable examples (NaN: no IN or OUT reference) are left out
+            // of the metrics and counted (n_unscored). Decision thresholds,
+            // fixed in advance: online, a likelihood ratio of 1; offline, phi
+            // above the OUT references' mean.
+            attacks.push_back({name, pick(ls.score, t.rows), 0.0, {},
+                               online ? "examples with no IN or no OUT reference model"
+                                      : "examples with no OUT reference model"});
+        }
+    // The other models, as shadows for the metric attacks' thresholds.
+    Labelled refs;
+    const std::vector<int> labels = labels_of(ex.pool, lira_pool(plan));
+    for (int m = 0; m < int(plan.models.size()); m++) {
+        if (m == t.index) continue;
+        const auto& lg = out.pool_logits[size_t(m)];
+        refs.logits.insert(refs.logits.end(), lg.begin(), lg.end());
+        refs.labels.insert(refs.labels.end(), labels.begin(), labels.end());
+        refs.is_member.insert(refs.is_member.end(), plan.membership.begin() + m * n,
+                              plan.membership.begin() + (m + 1) * n);
+    }
+    for (MetricAttack m : all_metric_attacks()) {
+        auto s_scores = metric_scores(m, refs.logits, ex.k, refs.labels);
+        attacks.push_back({metric_attack_name(m), metric_scores(m, t.data.logits, ex.k, t.data.labels),
+                           select_threshold(s_scores, refs.is_member), {}, ""});
+    }
+    return attacks;
+}
+
+const Protocol kProtocols[] = {
+    {"shokri", "shadows", true, "each target's \"members\" are fresh examples it never trained on",
+     shokri_examples_needed,
+     [](const AttackRunConfig& c) { return std::to_string(c.targets) + " target(s) and the shadows need "; },
+     shokri_plan, shokri_outputs, shokri_targets, shokri_attacks},
+    {"lira", "reference models", false,
+     "each model is scored on examples it never trained on, a random half of them called members",
+     lira_examples_needed, [](const AttackRunConfig&) { return std::string("lira needs a pool of "); }, lira_plan,
+     lira_outputs, lira_targets, lira_attacks},
+};
+
+// The protocol of that name; nullptr when there is none.
+const Protocol* find_protocol(const std::string& name) {
+    for (const Protocol& p : kProtocols)
+        if (name == p.name) return &p;
+    return nullptr;
+}
+
+// --- Stage 1: resolve the run ---------------------------------------------------
+
+// The checks that need no data; returns the protocol.
+const Protocol& check_config(AttackRunConfig& cfg) {
+    const Protocol* proto = find_protocol(cfg.protocol);
+    if (!proto) throw std::runtime_error("unknown protocol '" + cfg.protocol + "' (shokri, lira)");
     if (cfg.models.empty()) throw std::runtime_error("no model kind to attack");
     for (const auto& m : cfg.models)
         if (m != "mamba" && m != "cnn") throw std::runtime_error("unknown model '" + m + "' (mamba, cnn)");
@@ -431,44 +704,40 @@ json run_attack(const AttackRunConfig& cfg_in) {
     if (cfg.targets < 1) throw std::runtime_error("--targets must be at least 1");
     if (cfg.ds < 10) throw std::runtime_error("--ds must be at least 10");
     if (cfg.run_dir.empty()) cfg.run_dir = default_run_dir(cfg);
-    ex.dir = cfg.run_dir;
     // The run directory is all output (files replaced, --force reuses it):
     // no input may live in it.
-    check_input_outside_dir(cfg.config_path, "--config", ex.dir, "--run-dir");
-    if (!cfg.data_dir.empty()) check_input_outside_dir(cfg.data_dir, "--data-dir", ex.dir, "--run-dir");
+    check_input_outside_dir(cfg.config_path, "--config", cfg.run_dir, "--run-dir");
+    if (!cfg.data_dir.empty()) check_input_outside_dir(cfg.data_dir, "--data-dir", cfg.run_dir, "--run-dir");
+    return *proto;
+}
 
-    if (cfg.threads > 0) {
-        torch::set_num_threads(cfg.threads);
-        omp_set_num_threads(cfg.threads);
-    }
-    ex.config_json = load_config_file(cfg.config_path);
-    std::map<std::string, ModelSpec> specs;
-    for (const auto& kind : cfg.models) specs[kind] = ex.spec_for(kind);
+ModelSpec spec_for(const Experiment& ex, const std::string& kind) {
+    std::string preset = kind == "mamba" ? ex.cfg.mamba_preset : ex.cfg.cnn_preset;
+    if (preset.empty()) preset = default_preset(kind, ex.cfg.dataset);
+    ModelSpec spec = resolve_preset(ex.config_json, kind, preset);
+    if (spec.model != kind)
+        throw std::runtime_error("preset '" + spec.preset + "' is a " + spec.model + " preset, not " + kind);
+    return spec;
+}
 
-    ex.data = cfg.data_dir.empty() ? load_dataset(cfg.dataset) : load_dataset(cfg.dataset, cfg.data_dir);
-    for (const auto& [kind, spec] : specs)
-        if (kind == "mamba")
-            validate_mamba(spec.mamba, ex.data.train.channels, ex.data.train.height, ex.data.train.width);
-    ex.pool = make_pool(ex.data);
-    const int64_t n_pool = ex.pool.images.size(0), ds = cfg.ds;
-    const int k = ex.pool.input.n_classes;
-
-    // The resolved configuration: a run directory holds one experiment.
-    json resolved = {{"protocol", cfg.protocol},  {"models", cfg.models}, {"dataset", cfg.dataset},
-                     {"shadows", cfg.shadows},    {"ds", ds},             {"epochs", cfg.epochs},
-                     {"seed", cfg.seed},          {"null_members", cfg.null_members}};
-    if (cfg.protocol == "shokri") resolved["targets"] = cfg.targets;
-    for (const auto& [kind, spec] : specs) {
-        resolved["presets"][kind] = spec.preset;
+// The resolved configuration (a run directory holds one experiment) and
+// what else decides the bits of the results (LibTorch's and the engines'
+// reductions depend on the thread count): recorded, not compared, so a run
+// can be resumed elsewhere; the file says who wrote it last.
+void describe_run(Experiment& ex) {
+    const AttackRunConfig& cfg = ex.cfg;
+    ex.resolved = {{"protocol", cfg.protocol}, {"models", cfg.models}, {"dataset", cfg.dataset},
+                   {"shadows", cfg.shadows},   {"ds", cfg.ds},         {"epochs", cfg.epochs},
+                   {"seed", cfg.seed},         {"null_members", cfg.null_members}};
+    if (find_protocol(cfg.protocol)->separate_targets) ex.resolved["targets"] = cfg.targets;
+    for (const auto& [kind, spec] : ex.specs) {
+        ex.resolved["presets"][kind] = spec.preset;
         TrainConfig tc = resolve_training(ex.config_json, spec.preset);
         if (cfg.epochs > 0) tc.epochs = cfg.epochs;
-        resolved["training"][kind] = to_json(tc);
-        resolved["model_config"][kind] = kind == "mamba" ? to_json(spec.mamba) : to_json(spec.cnn);
+        ex.resolved["training"][kind] = to_json(tc);
+        ex.resolved["model_config"][kind] = kind == "mamba" ? to_json(spec.mamba) : to_json(spec.cnn);
     }
-    // What else decides the bits of the results (LibTorch's and the engines'
-    // reductions depend on the thread count): recorded, not compared, so a
-    // run can be resumed elsewhere; the file says who wrote it last.
-    const json environment = {
+    ex.environment = {
         {"threads", cfg.threads > 0 ? cfg.threads : torch::get_num_threads()},
         {"seed", cfg.seed},
         {"libtorch", std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
@@ -478,288 +747,195 @@ json run_attack(const AttackRunConfig& cfg_in) {
                               std::to_string(NLOHMANN_JSON_VERSION_PATCH)},
         {"compiler", __VERSION__},
         {"openmp", _OPENMP}};
-    // Every check before anything is written: a refused run leaves no
-    // directory or attack_config.json behind to block the corrected command.
-    if (cfg.protocol == "shokri") {
-        const int64_t need = 2 * ds * cfg.targets + (cfg.null_members ? ds * cfg.targets : 0) + 2 * ds;
-        if (need > n_pool)
-            throw std::runtime_error("--ds " + std::to_string(ds) + " is too large: " + std::to_string(cfg.targets) +
-                                     " target(s) and the shadows need " + std::to_string(need) +
-                                     " examples, the dataset has " + std::to_string(n_pool));
-    } else if (2 * ds > n_pool) {
-        throw std::runtime_error("--ds " + std::to_string(ds) + " is too large: lira needs a pool of " +
-                                 std::to_string(2 * ds) + " examples, the dataset has " + std::to_string(n_pool));
+}
+
+// config.json, the presets, the dataset and its pool; the size check.
+void resolve_run(Experiment& ex, const Protocol& proto) {
+    const AttackRunConfig& cfg = ex.cfg;
+    ex.dir = cfg.run_dir;
+    if (cfg.threads > 0) {
+        torch::set_num_threads(cfg.threads);
+        omp_set_num_threads(cfg.threads);
     }
+    ex.config_json = load_config_file(cfg.config_path);
+    for (const auto& kind : cfg.models) ex.specs[kind] = spec_for(ex, kind);
+    ex.data = cfg.data_dir.empty() ? load_dataset(cfg.dataset) : load_dataset(cfg.dataset, cfg.data_dir);
+    for (const auto& [kind, spec] : ex.specs)
+        if (kind == "mamba") validate_mamba(spec.mamba, ex.data.train.channels, ex.data.train.height, ex.data.train.width);
+    ex.pool = make_pool(ex.data);
+    ex.k = ex.pool.input.n_classes;
+    describe_run(ex);
+    const int64_t need = proto.examples_needed(cfg), n_pool = ex.pool.images.size(0);
+    if (need > n_pool)
+        throw std::runtime_error("--ds " + std::to_string(cfg.ds) + " is too large: " + proto.who_needs(cfg) +
+                                 std::to_string(need) + " examples, the dataset has " + std::to_string(n_pool));
+}
+
+// Every check before anything is written: a refused run leaves no directory
+// or attack_config.json behind to block the corrected command.
+void claim_run_dir(Experiment& ex) {
     const std::string cfg_path = ex.dir + "/attack_config.json";
-    if (regular_file_exists(cfg_path) && !cfg.force) {
+    if (regular_file_exists(cfg_path) && !ex.cfg.force) {
         std::ifstream f(cfg_path);
         json old = json::parse(f, nullptr, /*allow_exceptions=*/false);
         if (old.is_discarded()) throw std::runtime_error(cfg_path + ": not valid JSON (a corrupt run directory?)");
         if (old.is_object()) old.erase("environment");
-        if (old != resolved)
+        if (old != ex.resolved)
             throw std::runtime_error(ex.dir + " holds a run with another configuration; choose another --run-dir "
                                      "or pass --force");
     }
     create_output_dir(ex.dir);
-    {
-        json written = resolved;
-        written["environment"] = environment;
-        write_file_atomic(cfg_path, written.dump(2) + "\n");
-    }
+    json written = ex.resolved;
+    written["environment"] = ex.environment;
+    write_file_atomic(cfg_path, written.dump(2) + "\n");
+}
 
-    // --- Splits ----------------------------------------------------------------
-    const auto order = permutation(n_pool, cfg.seed);
-    std::vector<ModelSplit> splits;       // every model of the protocol, same for every kind
-    std::vector<std::vector<int64_t>> fresh;  // shokri null mode: per target, the fake "members"
-    std::vector<int> membership;          // lira: M x n
-    int64_t lira_n = 0;
-    // lira null mode: per model, the pool rows it is evaluated on and their fake membership.
-    std::vector<std::pair<std::vector<int64_t>, std::vector<int>>> lira_null;
-    if (cfg.protocol == "shokri") {
-        const int64_t reserved = 2 * ds * cfg.targets + (cfg.null_members ? ds * cfg.targets : 0);
-        for (int t = 0; t < cfg.targets; t++) {
-            ModelSplit s{"target" + std::to_string(t), {}, {}};
-            s.members.assign(order.begin() + 2 * ds * t, order.begin() + 2 * ds * t + ds);
-            s.nonmembers.assign(order.begin() + 2 * ds * t + ds, order.begin() + 2 * ds * (t + 1));
-            splits.push_back(s);
-            if (cfg.null_members) {
-                const int64_t at = 2 * ds * cfg.targets + ds * t;
-                fresh.emplace_back(order.begin() + at, order.begin() + at + ds);
-            }
-        }
-        const std::vector<int64_t> rest(order.begin() + reserved, order.end());
-        for (int s = 0; s < cfg.shadows; s++) {
-            auto pick_order = permutation(int64_t(rest.size()), cfg.seed * 7919 + 1 + s);
-            ModelSplit sp{"shadow" + std::to_string(s), {}, {}};
-            for (int64_t i = 0; i < ds; i++) sp.members.push_back(rest[size_t(pick_order[i])]);
-            for (int64_t i = ds; i < 2 * ds; i++) sp.nonmembers.push_back(rest[size_t(pick_order[i])]);
-            splits.push_back(sp);
-        }
-    } else {
-        lira_n = 2 * ds;
-        const int M = cfg.shadows + 1;
-        membership.assign(size_t(M * lira_n), 0);
-        for (int m = 0; m < M; m++) {
-            auto half = permutation(lira_n, cfg.seed * 104729 + 1 + m);
-            ModelSplit sp{"model" + std::to_string(m), {}, {}};
-            for (int64_t i = 0; i < lira_n; i++) {
-                const int64_t j = half[size_t(i)];
-                if (i < ds) {
-                    membership[size_t(m * lira_n + j)] = 1;
-                    sp.members.push_back(order[size_t(j)]);
-                } else {
-                    sp.nonmembers.push_back(order[size_t(j)]);
-                }
-            }
-            splits.push_back(sp);
-        }
-        if (cfg.null_members)
-            for (int m = 0; m < M; m++) {
-                // Sanity run: model m is evaluated only on the ds examples it
-                // never trained on; a seeded random half of them are its
-                // "members". Every attack must then score AUC 0.5 within noise.
-                std::vector<int64_t> out_rows;
-                for (int64_t j = 0; j < lira_n; j++)
-                    if (!membership[size_t(m * lira_n + j)]) out_rows.push_back(j);
-                auto p = permutation(int64_t(out_rows.size()), cfg.seed * 15485863 + 1 + m);
-                std::vector<int> fake(out_rows.size(), 0);
-                for (size_t i = 0; i < out_rows.size() / 2; i++) fake[size_t(p[i])] = 1;
-                lira_null.push_back({out_rows, fake});
-            }
+// --- Stage 2: plan the splits and the models (written before any training) ------
+
+void write_plan(const Experiment& ex, const Plan& plan) {
+    if (plan.lira_n > 0) {
         std::ostringstream mcsv;
-        for (int m = 0; m < M; m++) {
-            for (int64_t j = 0; j < lira_n; j++) mcsv << (j ? "," : "") << membership[size_t(m * lira_n + j)];
+        for (size_t m = 0; m < plan.models.size(); m++) {
+            for (int64_t j = 0; j < plan.lira_n; j++)
+                mcsv << (j ? "," : "") << plan.membership[size_t(int64_t(m) * plan.lira_n + j)];
             mcsv << "\n";
         }
         write_file_atomic(ex.dir + "/membership.csv", mcsv.str());
     }
-    {
-        json sj = {{"pool", "dataset train part (indices 0.." + std::to_string(ex.pool.n_train_part - 1) +
-                                ") then test part"},
-                   {"models", json::array()}};
-        for (const auto& s : splits) sj["models"].push_back({{"role", s.role}, {"members", s.members},
-                                                            {"nonmembers", s.nonmembers}});
-        if (cfg.protocol == "lira") sj["lira_pool"] = std::vector<int64_t>(order.begin(), order.begin() + lira_n);
-        for (size_t t = 0; t < fresh.size(); t++) sj["null_members"]["target" + std::to_string(t)] = fresh[t];
-        for (size_t m = 0; m < lira_null.size(); m++) {
-            std::vector<int64_t> fake_members;
-            for (size_t i = 0; i < lira_null[m].first.size(); i++)
-                if (lira_null[m].second[i]) fake_members.push_back(order[size_t(lira_null[m].first[i])]);
-            sj["null_members"]["model" + std::to_string(m)] = fake_members;
-        }
-        write_file_atomic(ex.dir + "/splits.json", sj.dump() + "\n");
+    json sj = {{"pool", "dataset train part (indices 0.." + std::to_string(ex.pool.n_train_part - 1) +
+                            ") then test part"},
+               {"models", json::array()}};
+    for (const auto& s : plan.models)
+        sj["models"].push_back({{"role", s.role}, {"members", s.members}, {"nonmembers", s.nonmembers}});
+    if (plan.lira_n > 0) sj["lira_pool"] = lira_pool(plan);
+    for (size_t t = 0; t < plan.fresh.size(); t++) sj["null_members"]["target" + std::to_string(t)] = plan.fresh[t];
+    for (size_t m = 0; m < plan.lira_null.size(); m++) {
+        std::vector<int64_t> fake_members;
+        for (size_t i = 0; i < plan.lira_null[m].first.size(); i++)
+            if (plan.lira_null[m].second[i]) fake_members.push_back(plan.order[size_t(plan.lira_null[m].first[i])]);
+        sj["null_members"]["model" + std::to_string(m)] = fake_members;
     }
+    write_file_atomic(ex.dir + "/splits.json", sj.dump() + "\n");
+}
 
-    // --- Models ------------------------------------------------------------------
-    ex.n_steps = int(splits.size() * cfg.models.size());
+// The line a null-member run prints first (docs/ATTACKS.md).
+std::string null_members_line(const Protocol& proto) {
+    return std::string("null-members sanity run (not a real experiment): ") + proto.null_members_what +
+           ", so every attack should score AUC about 0.5 (within noise); a clearly higher AUC means a leak in the "
+           "pipeline";
+}
+
+// The run's first lines on stdout (docs/ATTACKS.md).
+void log_plan(Experiment& ex, const Protocol& proto, const Plan& plan) {
+    const AttackRunConfig& cfg = ex.cfg;
+    ex.n_steps = int(plan.models.size() * cfg.models.size());
     ex.log("%s: %s protocol on %s, models %s, ds %lld, %d %s%s -> %s\n", "attack", cfg.protocol.c_str(),
-           cfg.dataset.c_str(), json(cfg.models).dump().c_str(), (long long)ds, cfg.shadows,
-           cfg.protocol == "shokri" ? "shadows" : "reference models",
-           cfg.protocol == "shokri" ? (", " + std::to_string(cfg.targets) + " target(s)").c_str() : "",
+           cfg.dataset.c_str(), json(cfg.models).dump().c_str(), (long long)cfg.ds, cfg.shadows, proto.references,
+           proto.separate_targets ? (", " + std::to_string(cfg.targets) + " target(s)").c_str() : "",
            ex.dir.c_str());
-    if (cfg.null_members)
-        ex.log("%s\n", null_members_line(cfg.protocol).c_str());
+    if (cfg.null_members) ex.log("%s\n", null_members_line(proto).c_str());
+    if (!plan.fallback_line.empty()) ex.log("%s", plan.fallback_line.c_str());
+}
 
-    // Decided before any training: a class with no shadow members or no
-    // shadow non-members cannot have its own per-class attack; those attacks
-    // score it with their global version, said here and in metrics.json.
-    json fallback_note = nullptr;
-    if (cfg.protocol == "shokri") {
-        std::vector<int64_t> cm(size_t(k), 0), cn(size_t(k), 0);
-        for (int s = 0; s < cfg.shadows; s++) {
-            const ModelSplit& sp = splits[size_t(cfg.targets + s)];
-            for (int y : labels_of(ex.pool, sp.members)) cm[size_t(y)]++;
-            for (int y : labels_of(ex.pool, sp.nonmembers)) cn[size_t(y)]++;
-        }
-        std::vector<int> thin;
-        std::string list;
-        for (int c = 0; c < k; c++)
-            if (cm[size_t(c)] == 0 || cn[size_t(c)] == 0) {
-                thin.push_back(c);
-                list += (list.empty() ? "" : ", ") + std::to_string(c) + " (" + std::to_string(cm[size_t(c)]) +
-                        " members, " + std::to_string(cn[size_t(c)]) + " non-members)";
-            }
-        if (!thin.empty()) {
-            fallback_note = {{"classes", thin},
-                             {"reason", "no shadow members or no shadow non-members of the class; use a larger "
-                                        "--ds or more --shadow models"},
-                             {"attacks", "shokri_mlp, shokri_logreg and every *_per_class attack score these "
-                                         "classes with their global version"}};
-            ex.log("note: --ds %lld with %d shadow(s) leaves class(es) %s; the per-class attacks score them with "
-                   "the global attack (use a larger --ds or more --shadow models)\n",
-                   (long long)ds, cfg.shadows, list.c_str());
-        }
+// --- Stage 3: train the models (one plan entry = one job) ------------------------
+
+// Trains (or finds finished) the model of one plan entry and exports it for
+// the engines: models/<kind>/<role>.pt and .bin.
+TrainedModel train_model(Experiment& ex, const std::string& kind, const ModelSplit& s) {
+    const std::string base = ex.dir + "/models/" + kind + "/" + s.role;
+    fs::create_directories(ex.dir + "/models/" + kind);
+    TrainJob job;
+    job.spec = ex.specs.at(kind);
+    job.train = resolve_training(ex.config_json, job.spec.preset);
+    if (ex.cfg.epochs > 0) job.train.epochs = ex.cfg.epochs;
+    job.train.seed = s.seed;
+    job.input = ex.pool.input;
+    job.dataset = ex.cfg.dataset;
+    job.checkpoint = base + ".pt";
+    job.verbose = false;
+    job.force = ex.cfg.force;
+    job.extra_meta = {{"attack_role", s.role},
+                      {"members_fnv1a", std::to_string(fnv1a(s.members))},
+                      {"nonmembers_fnv1a", std::to_string(fnv1a(s.nonmembers))}};
+
+    ex.step++;
+    ex.log("[%d/%d] %s %s: ", ex.step, ex.n_steps, kind.c_str(), s.role.c_str());
+    bool finished = false;
+    if (fs::exists(job.checkpoint)) finished = read_checkpoint_meta(job.checkpoint).contains("final");
+    auto t0 = Clock::now();
+    json meta = train_classifier(job, rows_of(ex.pool.images, s.members), rows_of(ex.pool.labels, s.members),
+                                 rows_of(ex.pool.images, s.nonmembers), rows_of(ex.pool.labels, s.nonmembers));
+    const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    ex.seconds_training += secs;
+    (finished ? g_stats.cached : g_stats.trained)++;
+    const auto t_export = Clock::now();
+    export_checkpoint(job.checkpoint, base + ".bin");
+    ex.seconds_engine += std::chrono::duration<double>(Clock::now() - t_export).count();
+    TrainedModel r;
+    r.train_acc = meta.at("final").at("train_acc").get<double>();
+    r.test_acc = meta.at("final").at("test_acc").get<double>();
+    ex.log("%s in %.1f s, train acc %.4f, test acc %.4f\n", finished ? "cached" : "trained", secs, r.train_acc,
+           r.test_acc);
+    return r;
+}
+
+std::vector<TrainedModel> train_models(Experiment& ex, const std::string& kind, const Plan& plan) {
+    std::vector<TrainedModel> out;
+    for (const ModelSplit& s : plan.models) out.push_back(train_model(ex, kind, s));
+    return out;
+}
+
+// --- Stage 4: engine outputs ----------------------------------------------------------
+
+// One model's engine logits on its members and non-members, also written
+// to outputs/<kind>/<role>.npy (members then non-members) for other tools.
+ModelResult model_outputs(Experiment& ex, const std::string& kind, const ModelSplit& s, const TrainedModel& tm) {
+    fs::create_directories(ex.dir + "/outputs/" + kind);
+    const std::string bin = ex.bin_path(kind, s.role);
+    ModelResult r;
+    r.train_acc = tm.train_acc, r.test_acc = tm.test_acc;
+    r.member_logits = engine_logits(kind, bin, rows_of(ex.pool.images, s.members));
+    r.nonmember_logits = engine_logits(kind, bin, rows_of(ex.pool.images, s.nonmembers));
+    std::vector<float> all(r.member_logits);
+    all.insert(all.end(), r.nonmember_logits.begin(), r.nonmember_logits.end());
+    char err[512];
+    if (io_write_npy_f32((ex.dir + "/outputs/" + kind + "/" + s.role + ".npy").c_str(), all.data(),
+                         int64_t(all.size()) / ex.k, ex.k, err, sizeof err) != 0)
+        throw std::runtime_error(err);
+    return r;
+}
+
+KindOutputs engine_outputs(Experiment& ex, const Protocol& proto, const std::string& kind, const Plan& plan,
+                           const std::vector<TrainedModel>& trained) {
+    const auto t0 = Clock::now();
+    KindOutputs out;
+    for (size_t i = 0; i < plan.models.size(); i++) out.models.push_back(model_outputs(ex, kind, plan.models[i], trained[i]));
+    proto.outputs(ex, kind, plan, out);
+    ex.seconds_engine += std::chrono::duration<double>(Clock::now() - t0).count();
+    return out;
+}
+
+// --- Stage 5: attacks, every one on every target --------------------------------------
+
+json attack_targets(Experiment& ex, const Protocol& proto, const std::string& kind, const Plan& plan,
+                    const KindOutputs& out) {
+    const auto t0 = Clock::now();
+    json per_target = json::array();
+    for (const TargetCase& t : proto.targets(ex, plan, out)) {
+        const std::vector<AttackScores> attacks = proto.attacks(ex, plan, out, t);
+        json m = evaluate_and_write(ex.dir, kind, t.role, t.pool_index, t.data, attacks, t.index == 0);
+        per_target.push_back({{"role", t.role}, {"train_acc", t.train_acc}, {"test_acc", t.test_acc}, {"attacks", m}});
     }
+    ex.seconds_attacks += std::chrono::duration<double>(Clock::now() - t0).count();
+    return per_target;
+}
 
-    json result = {{"config", resolved}, {"environment", environment}, {"models", json::object()}};
-    if (!fallback_note.is_null()) result["per_class_fallback"] = fallback_note;
-    for (const auto& kind : cfg.models) {
-        std::vector<ModelResult> res;
-        for (size_t i = 0; i < splits.size(); i++)
-            res.push_back(ex.run_model(kind, specs[kind], splits[i], cfg.seed + 1 + i));
+// --- Stage 6: metrics and report --------------------------------------------------------
 
-        const auto t_attacks = Clock::now();
-        json per_target = json::array();
-        if (cfg.protocol == "shokri") {
-            Labelled shadow;
-            for (int s = 0; s < cfg.shadows; s++) {
-                const ModelSplit& sp = splits[size_t(cfg.targets + s)];
-                const ModelResult& r = res[size_t(cfg.targets + s)];
-                shadow.add(r.member_logits, labels_of(ex.pool, sp.members), 1);
-                shadow.add(r.nonmember_logits, labels_of(ex.pool, sp.nonmembers), 0);
-            }
-            for (int t = 0; t < cfg.targets; t++) {
-                const ModelSplit& sp = splits[size_t(t)];
-                const ModelResult& r = res[size_t(t)];
-                Labelled target;
-                std::vector<int64_t> idx;
-                if (cfg.null_members) {
-                    // Fresh examples the target never saw, labelled "member".
-                    const std::string bin = ex.dir + "/models/" + kind + "/" + sp.role + ".bin";
-                    target.add(engine_logits(kind, bin, rows_of(ex.pool.images, fresh[size_t(t)])),
-                               labels_of(ex.pool, fresh[size_t(t)]), 1);
-                    idx = fresh[size_t(t)];
-                } else {
-                    target.add(r.member_logits, labels_of(ex.pool, sp.members), 1);
-                    idx = sp.members;
-                }
-                target.add(r.nonmember_logits, labels_of(ex.pool, sp.nonmembers), 0);
-                idx.insert(idx.end(), sp.nonmembers.begin(), sp.nonmembers.end());
-                auto attacks = shadow_attacks(shadow, target, k, cfg.seed + 17 * t);
-                // Seed 000's own protocol (attack trained on the target's outputs), for
-                // comparison with its published numbers: scored on its held-out 20%,
-                // the rows it trained on have no score.
-                auto held = train_on_target_outputs(seed000_feature_matrix(target.logits, k), target.is_member,
-                                                    mlp_spec({64, 64}, cfg.seed + 17 * t), 0.2);
-                AttackScores own{"seed000_on_target",
-                                 std::vector<double>(target.is_member.size(), std::nan("")),
-                                 0.0,
-                                 {},
-                                 "the 80% of the target's rows the attack trained on (scored: the held-out 20%)"};
-                for (size_t i = 0; i < held.rows.size(); i++) own.scores[size_t(held.rows[i])] = held.score[i];
-                attacks.push_back(std::move(own));
-                json m = evaluate_and_write(ex.dir, kind, sp.role, idx, target, attacks, t == 0);
-                per_target.push_back({{"role", sp.role}, {"train_acc", r.train_acc}, {"test_acc", r.test_acc},
-                                      {"attacks", m}});
-            }
-        } else {
-            const int M = cfg.shadows + 1;
-            // phi and logits of every model on the whole lira pool, pool order.
-            Matrix phi(M, lira_n);
-            std::vector<std::vector<float>> logits(M);
-            const std::vector<int64_t> lira_pool(order.begin(), order.begin() + lira_n);
-            const std::vector<int> pool_labels = labels_of(ex.pool, lira_pool);
-            for (int m = 0; m < M; m++) {
-                const std::string bin = ex.dir + "/models/" + kind + "/" + splits[size_t(m)].role + ".bin";
-                logits[size_t(m)] = engine_logits(kind, bin, rows_of(ex.pool.images, lira_pool));
-                auto p = logit_scaled_confidences(logits[size_t(m)], k, pool_labels);
-                for (int64_t j = 0; j < lira_n; j++) phi.at(m, j) = p[size_t(j)];
-            }
-            for (int t = 0; t < M; t++) {
-                // The rows of the lira pool this target is evaluated on, and
-                // their membership: all of them with the true membership, or
-                // (null_members) only the examples the target never trained
-                // on, a fixed random half of them labelled "member".
-                std::vector<int64_t> rows;
-                std::vector<int> is_member;
-                if (cfg.null_members) {
-                    rows = lira_null[size_t(t)].first;
-                    is_member = lira_null[size_t(t)].second;
-                } else {
-                    for (int64_t j = 0; j < lira_n; j++) rows.push_back(j);
-                    is_member.assign(membership.begin() + t * lira_n, membership.begin() + (t + 1) * lira_n);
-                }
-                Labelled target;
-                for (int64_t j : rows)
-                    target.logits.insert(target.logits.end(), logits[size_t(t)].begin() + j * k,
-                                         logits[size_t(t)].begin() + (j + 1) * k);
-                target.labels = pick(pool_labels, rows);
-                target.is_member = is_member;
-                // The other models, as shadows for the metric attacks' thresholds.
-                Labelled refs;
-                for (int m = 0; m < M; m++) {
-                    if (m == t) continue;
-                    refs.logits.insert(refs.logits.end(), logits[size_t(m)].begin(), logits[size_t(m)].end());
-                    refs.labels.insert(refs.labels.end(), pool_labels.begin(), pool_labels.end());
-                    refs.is_member.insert(refs.is_member.end(), membership.begin() + m * lira_n,
-                                          membership.begin() + (m + 1) * lira_n);
-                }
-                std::vector<AttackScores> attacks;
-                for (bool online : {true, false})
-                    for (bool fixed : {false, true}) {
-                        LiraScores ls = lira_scores(phi, membership, t, {online, fixed});
-                        const std::string name = std::string("lira_") + (online ? "online" : "offline") +
-                                                 (fixed ? "_fixed_var" : "");
-                        // Unscorable examples (NaN: no IN or OUT reference) are
-                        // left out of the metrics and counted (n_unscored).
-                        // Decision thresholds, fixed in advance: online, a likelihood
-                        // ratio of 1; offline, phi above the OUT references' mean.
-                        attacks.push_back({name, pick(ls.score, rows), 0.0, {},
-                                           online ? "examples with no IN or no OUT reference model"
-                                                  : "examples with no OUT reference model"});
-                    }
-                for (MetricAttack m : all_metric_attacks()) {
-                    auto s_scores = metric_scores(m, refs.logits, k, refs.labels);
-                    attacks.push_back({metric_attack_name(m), metric_scores(m, target.logits, k, target.labels),
-                                       select_threshold(s_scores, refs.is_member), {}, ""});
-                }
-                json mt = evaluate_and_write(ex.dir, kind, splits[size_t(t)].role, pick(lira_pool, rows), target,
-                                             attacks, t == 0);
-                per_target.push_back({{"role", splits[size_t(t)].role},
-                                      {"train_acc", res[size_t(t)].train_acc},
-                                      {"test_acc", res[size_t(t)].test_acc},
-                                      {"attacks", mt}});
-            }
-        }
-        ex.seconds_attacks += std::chrono::duration<double>(Clock::now() - t_attacks).count();
-        result["models"][kind] = {{"preset", specs[kind].preset},
-                                  {"targets", per_target},
-                                  {"summary", summarize_targets(per_target)}};
-    }
+void write_results(Experiment& ex, json& result, Clock::time_point t_run) {
     result["trained_now"] = g_stats.trained;
     result["cached"] = g_stats.cached;
     const double total = std::chrono::duration<double>(Clock::now() - t_run).count();
-    // "attacks" includes the engine runs the LiRA and null-member paths make there.
     result["seconds"] = {{"training", ex.seconds_training}, {"export_and_engine_logits", ex.seconds_engine},
                          {"attacks", ex.seconds_attacks}, {"total", total}};
     ex.log("time: training %.0f s (%d models trained, %d cached), export + engine logits %.0f s, attacks %.0f s, "
@@ -767,6 +943,47 @@ json run_attack(const AttackRunConfig& cfg_in) {
            ex.seconds_training, g_stats.trained, g_stats.cached, ex.seconds_engine, ex.seconds_attacks, total);
     write_file_atomic(ex.dir + "/metrics.json", result.dump(2) + "\n");
     write_file_atomic(ex.dir + "/report.md", markdown_report(result));
+}
+
+}  // namespace
+
+const AttackRunStats& last_attack_run_stats() { return g_stats; }
+
+std::string default_run_dir(const AttackRunConfig& c) {
+    const Protocol* p = find_protocol(c.protocol);
+    std::string d = "runs/" + c.dataset + "-" + c.protocol + "-ds" + std::to_string(c.ds) + "-s" +
+                    std::to_string(c.shadows) + (p && p->separate_targets ? "-t" + std::to_string(c.targets) : "") +
+                    "-seed" + std::to_string(c.seed);
+    if (c.epochs > 0) d += "-e" + std::to_string(c.epochs);
+    if (c.null_members) d += "-null";
+    return d;
+}
+
+// The stages, in order; each is a function above.
+json run_attack(const AttackRunConfig& cfg_in) {
+    const auto t_run = Clock::now();
+    g_stats = {};
+    Experiment ex;
+    ex.cfg = cfg_in;
+    const Protocol& proto = check_config(ex.cfg);
+    resolve_run(ex, proto);
+    claim_run_dir(ex);
+
+    const Plan plan = proto.plan(ex);
+    write_plan(ex, plan);
+    log_plan(ex, proto, plan);
+
+    json result = {{"config", ex.resolved}, {"environment", ex.environment}, {"models", json::object()}};
+    if (!plan.fallback_note.is_null()) result["per_class_fallback"] = plan.fallback_note;
+    for (const auto& kind : ex.cfg.models) {
+        const std::vector<TrainedModel> trained = train_models(ex, kind, plan);
+        const KindOutputs out = engine_outputs(ex, proto, kind, plan, trained);
+        const json per_target = attack_targets(ex, proto, kind, plan, out);
+        result["models"][kind] = {{"preset", ex.specs.at(kind).preset},
+                                  {"targets", per_target},
+                                  {"summary", summarize_targets(per_target)}};
+    }
+    write_results(ex, result, t_run);
     return result;
 }
 
