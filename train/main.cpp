@@ -203,6 +203,23 @@ int main(int argc, char** argv) {
         if (!augment.empty()) job.train.augment = augment;
         job.dataset = dataset;
         job.force = force;
+        if (dp_on) {
+            // Batch norm mixes the examples of a batch, so an example's
+            // gradient depends on the others and clipping bounds nothing.
+            // Opacus swaps it for group norm; the engines have no group norm
+            // to run the result, so such presets are refused.
+            const char* bn_where = nullptr;
+            if (model == "mamba" && !job.spec.mamba.stem.empty()) bn_where = "its conv stem has batch norm";
+            if (model == "cnn")
+                for (const CnnLayer& l : job.spec.cnn.layers)
+                    if (l.batch_norm) bn_where = "a conv layer has batch norm";
+            if (bn_where)
+                throw std::runtime_error("DP-SGD: preset " + job.spec.preset + ": " + bn_where +
+                                         ", which mixes the examples of a batch (no per-example gradient), and the "
+                                         "engines have no group norm to replace it; choose a preset without batch "
+                                         "norm (mamba-mnist, shokri)");
+        }
+
         job.checkpoint = output.empty()
                              ? job.train.save_dir + "/" + dataset + "_" + job.spec.preset + ".pt"
                              : output;
@@ -231,20 +248,6 @@ int main(int argc, char** argv) {
                          job.input.n_classes);
         if (limit_train > 0) job.extra_meta["limit_train"] = limit_train;
         if (dp_on) {
-            // Batch norm mixes the examples of a batch, so an example's
-            // gradient depends on the others and clipping bounds nothing.
-            // Opacus swaps it for group norm; the engines have no group norm
-            // to run the result, so such presets are refused.
-            const char* bn_where = nullptr;
-            if (model == "mamba" && !job.spec.mamba.stem.empty()) bn_where = "its conv stem has batch norm";
-            if (model == "cnn")
-                for (const CnnLayer& l : job.spec.cnn.layers)
-                    if (l.batch_norm) bn_where = "a conv layer has batch norm";
-            if (bn_where)
-                throw std::runtime_error("DP-SGD: preset " + job.spec.preset + ": " + bn_where +
-                                         ", which mixes the examples of a batch (no per-example gradient), and the "
-                                         "engines have no group norm to replace it; choose a preset without batch "
-                                         "norm (mamba-mnist, shokri)");
             DpConfig& dp = job.dp;
             dp.enabled = true;
             dp.max_grad_norm = dp_clip;

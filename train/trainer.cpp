@@ -147,22 +147,26 @@ DpStepStats dp_sgd_gradients(torch::nn::Module& model,
     for (const auto& p : params) sum.push_back(torch::zeros_like(p));
     DpStepStats st;
     const int64_t b = x.size(0);
+    std::vector<torch::Tensor> losses, logits_all;  // per example, for the stats at the end
     for (int64_t i = 0; i < b; i++) {
         auto logits = forward(x.narrow(0, i, 1));  // (1, n_classes)
-        auto yi = y.narrow(0, i, 1);
-        auto loss = torch::nn::functional::cross_entropy(logits, yi);
+        auto loss = torch::nn::functional::cross_entropy(logits, y.narrow(0, i, 1));
         std::vector<torch::Tensor> g = torch::autograd::grad({loss}, params, {}, false, false, true);
-        double sq = 0;
-        for (const auto& gj : g)
-            if (gj.defined()) sq += gj.pow(2).sum().item<double>();
-        const double norm = std::sqrt(sq);
+        for (size_t j = 0; j < g.size(); j++)
+            if (!g[j].defined()) g[j] = torch::zeros_like(params[j]);
+        // The norm over all parameters; the foreach ops keep the per-example
+        // overhead to a few dispatches (this loop is DP-SGD's cost).
+        const double norm = torch::stack(at::_foreach_norm(g, 2)).norm().item<double>();
         const double factor = std::min(1.0, dp.max_grad_norm / (norm + 1e-6));
         torch::NoGradGuard no_grad;
-        for (size_t j = 0; j < g.size(); j++)
-            if (g[j].defined()) sum[j].add_(g[j], factor);
-        st.loss_sum += loss.item<double>();
-        st.correct += logits.argmax(1).eq(yi).sum().item<int64_t>();
+        at::_foreach_add_(sum, g, factor);
+        losses.push_back(loss.detach());
+        logits_all.push_back(logits.detach());
         st.max_norm = std::max(st.max_norm, norm);
+    }
+    if (b > 0) {
+        st.loss_sum = torch::stack(losses).to(torch::kFloat64).sum().item<double>();
+        st.correct = torch::cat(logits_all).argmax(1).eq(y).sum().item<int64_t>();
     }
     torch::NoGradGuard no_grad;
     const double std_noise = dp.noise_multiplier * dp.max_grad_norm;
