@@ -13,7 +13,9 @@
 //     accountant's (dp_accountant.h) for the steps actually taken (after one
 //     epoch of two, then after both); --target-epsilon gives epsilon <= the
 //     target and within 1% of it (through bin/train);
-//   - bad DP flags through bin/train: one exact error line each.
+//   - bad DP flags through bin/train: one exact error line each; also
+//     bin/train's integer flags (a non-integer such as 1e3 says so) and the
+//     line for adding epochs to a finished run.
 //
 // LibTorch before doctest: glog (pulled in by c10) defines CHECK too.
 #include <torch/torch.h>
@@ -425,4 +427,34 @@ TEST_CASE("bin/train: bad DP flags get one error line each") {
         CHECK(!cli_file_exists(t.file("x.pt")));
         CHECK(!cli_file_exists(t.file("x.pt.privacy.json")));
     }
+}
+
+TEST_CASE("bin/train: integer flags say 'not an integer'; adding epochs to a finished run says what to do") {
+    TempDir t("mmia_dp");
+    struct Row {
+        std::string args, line;
+    };
+    const std::vector<Row> rows = {
+        {"--batch-size 1e3", "error: --batch-size: '1e3' is not an integer in [1, 1048576] (see --help)"},
+        {"--batch-size 0", "error: --batch-size: '0' is not an integer in [1, 1048576] (see --help)"},
+        {"--epochs 2.5", "error: --epochs: '2.5' is not an integer in [1, 100000] (see --help)"},
+        {"--limit-train 1e3", "error: --limit-train: '1e3' is not an integer in [1, 1099511627776] (see --help)"},
+        {"--threads 0", "error: --threads: '0' is not an integer in [1, 1024] (see --help)"},
+    };
+    for (const Row& r : rows) {
+        CAPTURE(r.args);
+        CliRun c = cli_run(kTrain, r.args + " --output " + cli_quote(t.file("x.pt")), t.path.string());
+        CHECK(c.code == 2);
+        CHECK(c.err == r.line + "\n");
+    }
+    const std::string out = cli_quote(t.file("f.pt"));
+    const std::string base = "--model cnn --dataset mnist --limit-train 100 --batch-size 50 --threads 1 --output " + out;
+    CliRun first = cli_run(kTrain, base + " --epochs 1", t.path.string());
+    REQUIRE_MESSAGE(first.code == 0, first.err);
+    CliRun more = cli_run(kTrain, base + " --epochs 2", t.path.string());
+    CHECK(more.code == 1);
+    CHECK(more.err == "error: " + t.file("f.pt") +
+                          ": exists and was trained for 1 epochs; bin/train cannot add epochs to a run (its "
+                          "learning-rate schedule is set by the total): pass --force to train 2 epochs from scratch "
+                          "over it, or choose another --output\n");
 }
