@@ -451,7 +451,7 @@ TEST_CASE("bin/train with a language model: bad flags and inputs get one error l
         {"--model cnn --checkpoint-every 5", 2,
          "error: --checkpoint-every is for language models (--model mamba-lm | transformer-lm) (see --help)"},
         {"--model mamba-lm --corpus " + corpus + " --checkpoint-every -1", 2,
-         "error: --checkpoint-every: Value -1 not in range 0 to 1073741824 (see --help)"},
+         "error: --checkpoint-every: '-1' is not an integer in [0, 1073741824] (see --help)"},
         {"--model gpt --corpus " + corpus, 2, "error: --model: gpt not in {mamba,cnn,mamba-lm,transformer-lm} (see --help)"},
         {"--model mamba-lm --corpus " + dir.file("nothing"), 1,
          "error: " + dir.file("nothing") + ": cannot open corpus directory (No such file or directory)"},

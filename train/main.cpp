@@ -3,6 +3,8 @@
 //
 //   bin/train --model mamba|cnn --dataset mnist|fashion|cifar10 [--preset mamba-mnist] [--epochs 10]
 //             [--seed 42] [--threads 2] [--output checkpoints/mnist_mamba-mnist.pt]
+//   bin/train --model mamba|cnn ... --dp-noise-multiplier 1.1 | --target-epsilon 8
+//             [--dp-max-grad-norm 1] [--dp-sample-rate q (default batch/N)] [--dp-delta 1e-5]
 //   bin/train --model mamba-lm|transformer-lm --corpus data/corpora/NAME [--preset mamba-lm-s]
 //             [--epochs 1] [--batch-size 16] [--lr 0.002] [--seed 42] [--threads 2]
 //             [--checkpoint-every STEPS] [--output checkpoints/NAME_mamba-lm-s.pt] [--force]
@@ -26,6 +28,23 @@
 
 using namespace mmia;
 
+// A real-valued flag's check: the text is a finite number in the interval
+// (lo or [lo, hi]; nan and inf fail), else "'<text>' is not <what> in
+// [lo, hi]" (CLI11 prefixes the flag's name).
+static CLI::Validator real_in(double lo, bool lo_open, double hi, const std::string& what) {
+    char b[96];
+    std::snprintf(b, sizeof b, "%s%g, %g]", lo_open ? "(" : "[", lo, hi);
+    const std::string bounds = b;
+    return CLI::Validator(
+        [=](std::string& s) -> std::string {
+            char* end = nullptr;
+            const double v = std::strtod(s.c_str(), &end);
+            const bool ok = !s.empty() && *end == 0 && (lo_open ? v > lo : v >= lo) && v <= hi;  // false for nan
+            return ok ? "" : "'" + s + "' is not " + what + " in " + bounds;
+        },
+        "X in " + bounds);
+}
+
 int main(int argc, char** argv) {
     keep_freed_memory();
     CLI::App app{"Train a classifier (LibTorch) and write a checkpoint for bin/export."};
@@ -42,12 +61,12 @@ int main(int argc, char** argv) {
     auto* corpus_opt = app.add_option("--corpus", corpus_dir, "language models: a built corpus directory (common/corpus.h)");
     auto* every_opt = app.add_option("--checkpoint-every", checkpoint_every,
                                      "language models: also checkpoint every N steps inside an epoch (0 = per epoch)")
-                          ->check(CLI::Range(0, 1 << 30));
+                          ->check(int_in(0, 1 << 30));
     app.add_option("--preset", preset, "preset in config.json (default: the model's default)");
     app.add_option("--config", config_path, "config file")->capture_default_str();
     auto* data_dir_opt = app.add_option("--data-dir", data_dir, "images: directory holding the dataset files");
-    app.add_option("--epochs", epochs, "override the preset's epochs")->check(CLI::Range(1, 100000));
-    app.add_option("--batch-size", batch_size, "override the batch size")->check(CLI::Range(1, 1 << 20));
+    app.add_option("--epochs", epochs, "override the preset's epochs")->check(int_in(1, 100000));
+    auto* batch_opt = app.add_option("--batch-size", batch_size, "override the batch size")->check(int_in(1, 1 << 20));
     // The range config.json allows: CLI::PositiveNumber would let inf and
     // nan through (nan <= 0 is false), and training would diverge at once.
     app.add_option("--lr", lr, "override the learning rate (1e-12..10)")
@@ -63,9 +82,25 @@ int main(int argc, char** argv) {
     auto* augment_opt = app.add_option("--augment", augment, "images: override the augmentation: none | crop-flip (shift <= 4 px, mirror)")
         ->check(CLI::IsMember({"none", "crop-flip"}));
     auto* seed_opt = app.add_option("--seed", seed, "override the seed")->check(seed_range());
-    app.add_option("--threads", threads, "intra-op threads (default: all cores)")->check(CLI::Range(1, 1024));
+    app.add_option("--threads", threads, "intra-op threads (default: all cores)")->check(int_in(1, 1024));
     auto* limit_opt = app.add_option("--limit-train", limit_train, "images: train on the first N training images only")
-        ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
+        ->check(int_in(int64_t(1), int64_t(1) << 40));
+    // DP-SGD (image models): on with --dp-noise-multiplier or --target-epsilon.
+    double dp_sigma = -1, dp_clip = 1.0, dp_q = 0, dp_delta = 1e-5, target_epsilon = 0;
+    auto* sigma_opt = app.add_option("--dp-noise-multiplier", dp_sigma,
+                                     "DP-SGD: noise stddev / clipping norm (sigma); turns DP-SGD on")
+                          ->check(real_in(0, false, 1000, "a noise multiplier"));
+    auto* target_opt = app.add_option("--target-epsilon", target_epsilon,
+                                      "DP-SGD: find sigma by bisection so that epsilon <= this (within 1%); turns DP-SGD on")
+                           ->check(real_in(0, true, 1000, "an epsilon"));
+    auto* clip_opt = app.add_option("--dp-max-grad-norm", dp_clip, "DP-SGD: per-example gradient clipping norm C (default 1)")
+                         ->check(real_in(0, true, 1e6, "a clipping norm"));
+    auto* q_opt = app.add_option("--dp-sample-rate", dp_q,
+                                 "DP-SGD: Poisson sampling rate q (default batch size / training images)")
+                      ->check(real_in(0, true, 1, "a sampling rate"));
+    auto* delta_opt = app.add_option("--dp-delta", dp_delta,
+                                     "DP-SGD: the statement's delta (default 1e-5, below 1/N for MNIST and CIFAR-10)")
+                          ->check(real_in(0, true, 0.5, "a delta"));
     app.add_option("--output", output, "checkpoint path (default: <save_dir>/<dataset>_<preset>.pt)");
     app.add_flag("--force", force, "overwrite a checkpoint made with another configuration");
     if (int code = parse_command_line(app, argc, argv); code >= 0) return code;
@@ -83,6 +118,29 @@ int main(int argc, char** argv) {
                          opt->get_name().c_str());
             return 2;
         }
+    const bool dp_on = sigma_opt->count() > 0 || target_opt->count() > 0;
+    if (sigma_opt->count() > 0 && target_opt->count() > 0) {
+        std::fprintf(stderr, "error: --target-epsilon and --dp-noise-multiplier: give one (--target-epsilon finds the "
+                             "noise multiplier) (see --help)\n");
+        return 2;
+    }
+    for (auto* opt : {clip_opt, q_opt, delta_opt})
+        if (!dp_on && opt->count() > 0) {
+            std::fprintf(stderr, "error: %s is a DP-SGD setting: DP-SGD is on with --dp-noise-multiplier or "
+                                 "--target-epsilon (see --help)\n", opt->get_name().c_str());
+            return 2;
+        }
+    if (q_opt->count() > 0 && batch_opt->count() > 0) {
+        std::fprintf(stderr, "error: --batch-size and --dp-sample-rate: give one (DP-SGD's expected batch is q * N) "
+                             "(see --help)\n");
+        return 2;
+    }
+    if (lm && dp_on) {
+        std::fprintf(stderr, "error: %s: DP-SGD is for image models (--model mamba | cnn); bin/train has no DP-SGD "
+                             "for language models (see --help)\n",
+                     (sigma_opt->count() ? sigma_opt : target_opt)->get_name().c_str());
+        return 2;
+    }
     if (lm && corpus_dir.empty()) {
         std::fprintf(stderr, "error: --model %s needs --corpus DIR (see --help)\n", model.c_str());
         return 2;
@@ -145,6 +203,23 @@ int main(int argc, char** argv) {
         if (!augment.empty()) job.train.augment = augment;
         job.dataset = dataset;
         job.force = force;
+        if (dp_on) {
+            // Batch norm mixes the examples of a batch, so an example's
+            // gradient depends on the others and clipping bounds nothing.
+            // Opacus swaps it for group norm; the engines have no group norm
+            // to run the result, so such presets are refused.
+            const char* bn_where = nullptr;
+            if (model == "mamba" && !job.spec.mamba.stem.empty()) bn_where = "its conv stem has batch norm";
+            if (model == "cnn")
+                for (const CnnLayer& l : job.spec.cnn.layers)
+                    if (l.batch_norm) bn_where = "a conv layer has batch norm";
+            if (bn_where)
+                throw std::runtime_error("DP-SGD: preset " + job.spec.preset + ": " + bn_where +
+                                         ", which mixes the examples of a batch (no per-example gradient), and the "
+                                         "engines have no group norm to replace it; choose a preset without batch "
+                                         "norm (mamba-mnist, shokri)");
+        }
+
         job.checkpoint = output.empty()
                              ? job.train.save_dir + "/" + dataset + "_" + job.spec.preset + ".pt"
                              : output;
@@ -172,6 +247,27 @@ int main(int argc, char** argv) {
             validate_cnn(job.spec.cnn, job.input.channels, job.input.height, job.input.width,
                          job.input.n_classes);
         if (limit_train > 0) job.extra_meta["limit_train"] = limit_train;
+        if (dp_on) {
+            DpConfig& dp = job.dp;
+            dp.enabled = true;
+            dp.max_grad_norm = dp_clip;
+            dp.delta = dp_delta;
+            dp.sample_rate = q_opt->count() ? dp_q : std::min(1.0, double(job.train.batch_size) / double(data.train.n));
+            const int64_t steps = int64_t(job.train.epochs) * dp_steps_per_epoch(dp.sample_rate);
+            if (target_opt->count()) {
+                dp.target_epsilon = target_epsilon;
+                dp.noise_multiplier =
+                    dp::sigma_for_epsilon(dp_accounting(dp, steps), target_epsilon, 0.005 * target_epsilon);
+            } else {
+                dp.noise_multiplier = dp_sigma;
+            }
+            const dp::EpsilonAt e = dp::epsilon(dp_accounting(dp, steps));
+            std::printf("DP-SGD: Poisson sampling q %g (expected batch %.1f), %lld steps (%lld per epoch), clip C %g, "
+                        "noise multiplier %.6g%s: epsilon %.4g at delta %g (RDP, improved conversion)\n",
+                        dp.sample_rate, dp.sample_rate * double(data.train.n), (long long)steps,
+                        (long long)dp_steps_per_epoch(dp.sample_rate), dp.max_grad_norm, dp.noise_multiplier,
+                        dp.target_epsilon > 0 ? " (from --target-epsilon)" : "", e.epsilon, dp.delta);
+        }
 
         std::printf("training %s (preset %s) on %s: %lld train / %lld test images, %d epochs, "
                     "batch %d, lr %g, augment %s, seed %llu, %d threads\n",

@@ -14,6 +14,7 @@
 #include <torch/version.h>
 
 #include "common/progress.h"
+#include "engine/io.h"
 #include "train/cnn_model.h"
 
 namespace mmia {
@@ -82,7 +83,7 @@ json run_environment(uint64_t seed, const std::string& preset) {
 static json identity_of(const json& meta) {
     json id;
     for (const char* k : {"model", "preset", "mamba", "cnn", "training", "dataset", "input", "n_train",
-                          "extra"})
+                          "extra", "dp"})
         if (meta.contains(k)) id[k] = meta[k];
     return id;
 }
@@ -111,6 +112,119 @@ static void set_lr(torch::optim::AdamW& opt, double lr) {
         static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
 }
 
+// --- DP-SGD ---------------------------------------------------------------
+
+json to_json(const DpConfig& dp) {
+    json j = {{"noise_multiplier", dp.noise_multiplier},
+              {"max_grad_norm", dp.max_grad_norm},
+              {"sample_rate", dp.sample_rate},
+              {"delta", dp.delta},
+              {"sampling", "poisson"},
+              {"clipping", "flat"},
+              {"per_example_gradients", "microbatches of one"}};
+    if (dp.target_epsilon > 0) j["target_epsilon"] = dp.target_epsilon;
+    return j;
+}
+
+int64_t dp_steps_per_epoch(double q) {
+    return std::max<int64_t>(1, int64_t(std::floor(1.0 / q)));
+}
+
+std::vector<int64_t> poisson_sample(int64_t n, double q, std::mt19937_64& rng) {
+    std::vector<int64_t> out;
+    out.reserve(size_t(double(n) * q * 1.2) + 16);
+    for (int64_t i = 0; i < n; i++)
+        if (double(rng() >> 11) * 0x1.0p-53 < q) out.push_back(i);
+    return out;
+}
+
+DpStepStats dp_sgd_gradients(torch::nn::Module& model,
+                             const std::function<torch::Tensor(const torch::Tensor&)>& forward,
+                             const torch::Tensor& x, const torch::Tensor& y, const DpConfig& dp,
+                             int64_t n_train) {
+    std::vector<torch::Tensor> params = model.parameters();
+    std::vector<torch::Tensor> sum;  // one per parameter: the clipped gradients' sum
+    for (const auto& p : params) sum.push_back(torch::zeros_like(p));
+    DpStepStats st;
+    const int64_t b = x.size(0);
+    std::vector<torch::Tensor> losses, logits_all;  // per example, for the stats at the end
+    for (int64_t i = 0; i < b; i++) {
+        auto logits = forward(x.narrow(0, i, 1));  // (1, n_classes)
+        auto loss = torch::nn::functional::cross_entropy(logits, y.narrow(0, i, 1));
+        std::vector<torch::Tensor> g = torch::autograd::grad({loss}, params, {}, false, false, true);
+        for (size_t j = 0; j < g.size(); j++)
+            if (!g[j].defined()) g[j] = torch::zeros_like(params[j]);
+        // The norm over all parameters; the foreach ops keep the per-example
+        // overhead to a few dispatches (this loop is DP-SGD's cost).
+        const double norm = torch::stack(at::_foreach_norm(g, 2)).norm().item<double>();
+        const double factor = std::min(1.0, dp.max_grad_norm / (norm + 1e-6));
+        torch::NoGradGuard no_grad;
+        at::_foreach_add_(sum, g, factor);
+        losses.push_back(loss.detach());
+        logits_all.push_back(logits.detach());
+        st.max_norm = std::max(st.max_norm, norm);
+    }
+    if (b > 0) {
+        st.loss_sum = torch::stack(losses).to(torch::kFloat64).sum().item<double>();
+        st.correct = torch::cat(logits_all).argmax(1).eq(y).sum().item<int64_t>();
+    }
+    torch::NoGradGuard no_grad;
+    const double std_noise = dp.noise_multiplier * dp.max_grad_norm;
+    const double expected_batch = dp.sample_rate * double(n_train);
+    for (size_t j = 0; j < params.size(); j++) {
+        if (std_noise > 0) sum[j].add_(torch::randn_like(sum[j]), std_noise);
+        sum[j].div_(expected_batch);
+        params[j].mutable_grad() = sum[j];
+    }
+    return st;
+}
+
+dp::Accounting dp_accounting(const DpConfig& dp, int64_t steps) {
+    dp::Accounting a;
+    a.q = dp.sample_rate;
+    a.sigma = dp.noise_multiplier;
+    a.steps = steps;
+    a.delta = dp.delta;
+    return a;
+}
+
+json dp_statement(const DpConfig& dp, int64_t steps, int64_t n_train, int epochs_done,
+                  const std::string& checkpoint) {
+    const dp::Accounting a = dp_accounting(dp, steps);
+    json j = json::parse(dp::statement_json(a, dp::epsilon(a)));
+    j["max_grad_norm"] = dp.max_grad_norm;
+    j["noise_stddev"] = dp.noise_multiplier * dp.max_grad_norm;
+    j["dataset_size"] = n_train;
+    j["expected_batch_size"] = dp.sample_rate * double(n_train);
+    j["steps_per_epoch"] = dp_steps_per_epoch(dp.sample_rate);
+    j["epochs_done"] = epochs_done;
+    if (dp.target_epsilon > 0) j["target_epsilon"] = dp.target_epsilon;
+    j["checkpoint"] = std::filesystem::path(checkpoint).filename().string();
+    return j;
+}
+
+std::string dp_statement_path(const std::string& checkpoint) { return checkpoint + ".privacy.json"; }
+
+// Writes the checkpoint and, for a DP run, its privacy statement for the
+// steps taken so far (each atomically; the statement after the checkpoint,
+// so a statement never claims fewer steps than the checkpoint beside it has).
+static void save_with_statement(const TrainJob& job, torch::nn::Module& model, torch::optim::Optimizer* optimizer,
+                                json& meta, int64_t steps_done) {
+    if (job.dp.enabled) {
+        const int epochs_done = meta["epochs_done"].get<int>();
+        json st = dp_statement(job.dp, steps_done, meta["n_train"].get<int64_t>(), epochs_done, job.checkpoint);
+        meta["privacy"] = st;
+        save_checkpoint(job.checkpoint, model, optimizer, meta);
+        const std::string text = st.dump(2) + "\n";
+        const std::string path = dp_statement_path(job.checkpoint);
+        char err[512];
+        if (io_write_file_atomic(path.c_str(), text.data(), text.size(), err, sizeof err) != 0)
+            throw std::runtime_error(path + ": " + err);
+        return;
+    }
+    save_checkpoint(job.checkpoint, model, optimizer, meta);
+}
+
 // The loop itself, for any classifier: `model` holds the parameters,
 // `forward` maps images (B, C, H, W) to logits (B, n_classes).
 static json train_loop(const TrainJob& job, torch::nn::Module& model,
@@ -129,6 +243,7 @@ static json train_loop(const TrainJob& job, torch::nn::Module& model,
                  {"history", json::array()}};
     if (job.spec.model == "mamba") meta["mamba"] = to_json(job.spec.mamba);
     if (job.spec.model == "cnn") meta["cnn"] = to_json(job.spec.cnn);
+    if (job.dp.enabled) meta["dp"] = to_json(job.dp);
     // What decides the bits besides the configuration above: results are
     // bit-identical only for the same thread count and libraries. Not part
     // of identity_of (a resume on another machine is allowed), so each
@@ -143,6 +258,16 @@ static json train_loop(const TrainJob& job, torch::nn::Module& model,
     int start_epoch = 0;
     if (std::filesystem::exists(job.checkpoint)) {
         json old = read_checkpoint_meta(job.checkpoint);
+        json old_id = identity_of(old), new_id = identity_of(meta);
+        const int old_epochs = old_id["training"].value("epochs", 0);
+        old_id["training"]["epochs"] = tc.epochs;
+        if (old_id == new_id && old_epochs != tc.epochs && !job.force)
+            // No resume mode adds epochs: the cosine schedule (and DP-SGD's
+            // accounting) are fixed by the total at the start.
+            throw std::runtime_error(job.checkpoint + ": exists and was trained for " + std::to_string(old_epochs) +
+                                     " epochs; bin/train cannot add epochs to a run (its learning-rate schedule "
+                                     "is set by the total): pass --force to train " + std::to_string(tc.epochs) +
+                                     " epochs from scratch over it, or choose another --output");
         if (identity_of(old) != identity_of(meta) && !job.force)
             throw std::runtime_error(job.checkpoint +
                                      ": exists and was trained with another configuration; "
@@ -166,7 +291,9 @@ static json train_loop(const TrainJob& job, torch::nn::Module& model,
     }
 
     const int64_t n = train_x.size(0);
-    const int64_t steps_per_epoch = (n + tc.batch_size - 1) / tc.batch_size;
+    // DP-SGD: floor(1/q) Poisson-sampled steps per epoch (Opacus's count).
+    const int64_t steps_per_epoch =
+        job.dp.enabled ? dp_steps_per_epoch(job.dp.sample_rate) : (n + tc.batch_size - 1) / tc.batch_size;
     const int64_t total_steps = steps_per_epoch * tc.epochs;
     std::vector<int64_t> order(n);
 
@@ -175,7 +302,8 @@ static json train_loop(const TrainJob& job, torch::nn::Module& model,
         // The shuffle depends only on (seed, epoch): resuming replays it exactly.
         std::iota(order.begin(), order.end(), 0);
         std::mt19937_64 rng(tc.seed * 1000003ull + uint64_t(epoch));
-        std::shuffle(order.begin(), order.end(), rng);
+        // DP-SGD samples each step's batch from the same generator instead.
+        if (!job.dp.enabled) std::shuffle(order.begin(), order.end(), rng);
         auto perm = torch::from_blob(order.data(), {n}, torch::kInt64);
         // So does LibTorch's generator (dropout masks): a model without
         // dropout never draws from it while training.
@@ -184,7 +312,7 @@ static json train_loop(const TrainJob& job, torch::nn::Module& model,
         Progress bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(tc.epochs),
                      steps_per_epoch);
         double loss_sum = 0;
-        int64_t correct = 0;
+        int64_t correct = 0, seen = 0;
         for (int64_t s = 0; s < steps_per_epoch; s++) {
             const int64_t step = int64_t(epoch) * steps_per_epoch + s;
             double lr = tc.learning_rate;
@@ -192,6 +320,29 @@ static json train_loop(const TrainJob& job, torch::nn::Module& model,
                 lr *= 0.5 * (1.0 + std::cos(M_PI * double(step) / double(total_steps)));
             set_lr(optimizer, lr);
 
+            if (job.dp.enabled) {
+                std::vector<int64_t> batch = poisson_sample(n, job.dp.sample_rate, rng);
+                auto idx = torch::tensor(batch, torch::kInt64);
+                auto x = train_x.index_select(0, idx);
+                if (tc.augment == "crop-flip") x = augment_crop_flip(x, 4, rng);
+                auto y = train_y.index_select(0, idx);
+                DpStepStats st = dp_sgd_gradients(model, forward, x, y, job.dp, n);
+                if (!std::isfinite(st.loss_sum))
+                    throw std::runtime_error(where_in_run(job, epoch, s, steps_per_epoch) + ": the training loss is " +
+                                             (std::isnan(st.loss_sum) ? "NaN" : "inf") + "; " + kDiverged);
+                optimizer.step();
+                if (std::string bad = first_nonfinite_step(model); !bad.empty())
+                    throw std::runtime_error(where_in_run(job, epoch, s, steps_per_epoch) +
+                                             ": after the optimizer step " + bad + "; " + kDiverged);
+                loss_sum += st.loss_sum;
+                correct += st.correct;
+                seen += int64_t(batch.size());
+                if (job.verbose)
+                    bar.update(s + 1, "batch " + std::to_string(batch.size()) + " loss " +
+                                          std::to_string(batch.empty() ? 0.0 : st.loss_sum / double(batch.size()))
+                                              .substr(0, 6));
+                continue;
+            }
             auto idx = perm.narrow(0, s * tc.batch_size, std::min<int64_t>(tc.batch_size, n - s * tc.batch_size));
             auto x = train_x.index_select(0, idx);
             if (tc.augment == "crop-flip") x = augment_crop_flip(x, 4, rng);
@@ -211,14 +362,15 @@ static json train_loop(const TrainJob& job, torch::nn::Module& model,
                 throw std::runtime_error(where_in_run(job, epoch, s, steps_per_epoch) + ": after the optimizer step " +
                                          bad + "; " + kDiverged);
             loss_sum += loss_value * double(idx.size(0));
+            seen += idx.size(0);
             correct += logits.argmax(1).eq(y).sum().item<int64_t>();
             if (job.verbose) bar.update(s + 1, "loss " + std::to_string(loss.item<double>()).substr(0, 6));
         }
         if (job.verbose) bar.finish();
         double test_acc = accuracy(predict_logits(model, forward, test_x), test_y);
         json h = {{"epoch", epoch + 1},
-                  {"loss", loss_sum / double(n)},
-                  {"train_acc_running", double(correct) / double(n)},
+                  {"loss", loss_sum / double(std::max<int64_t>(seen, 1))},
+                  {"train_acc_running", double(correct) / double(std::max<int64_t>(seen, 1))},
                   {"test_acc", test_acc},
                   {"seconds", bar.seconds()},
                   {"threads", torch::get_num_threads()}};
@@ -229,7 +381,8 @@ static json train_loop(const TrainJob& job, torch::nn::Module& model,
                         epoch + 1, tc.epochs, h["loss"].get<double>(),
                         h["train_acc_running"].get<double>(), test_acc, bar.seconds());
         std::fflush(stdout);
-        if (epoch + 1 < tc.epochs) save_checkpoint(job.checkpoint, model, &optimizer, meta);
+        if (epoch + 1 < tc.epochs)
+            save_with_statement(job, model, &optimizer, meta, int64_t(epoch + 1) * steps_per_epoch);
         if (epoch + 1 == job.stop_after_epochs) return meta;
     }
 
@@ -238,10 +391,15 @@ static json train_loop(const TrainJob& job, torch::nn::Module& model,
     double train_acc = accuracy(predict_logits(model, forward, train_x), train_y);
     double test_acc = accuracy(predict_logits(model, forward, test_x), test_y);
     meta["final"] = {{"train_acc", train_acc}, {"test_acc", test_acc}};
-    save_checkpoint(job.checkpoint, model, &optimizer, meta);
+    save_with_statement(job, model, &optimizer, meta, int64_t(tc.epochs) * steps_per_epoch);
     if (job.verbose)
         std::printf("final: train acc %.4f  test acc %.4f  -> %s\n", train_acc, test_acc,
                     job.checkpoint.c_str());
+    if (job.verbose && job.dp.enabled)
+        std::printf("privacy: epsilon %.4g at delta %g after %lld steps (q %g, sigma %g, C %g) -> %s\n",
+                    meta["privacy"]["epsilon"].is_string() ? INFINITY : meta["privacy"]["epsilon"].get<double>(),
+                    job.dp.delta, (long long)(int64_t(tc.epochs) * steps_per_epoch), job.dp.sample_rate,
+                    job.dp.noise_multiplier, job.dp.max_grad_norm, dp_statement_path(job.checkpoint).c_str());
     return meta;
 }
 

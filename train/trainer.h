@@ -3,18 +3,32 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <functional>
 #include <random>
 #include <string>
 
 #include "common/config.h"
 #include "common/data.h"
 #include "train/checkpoint.h"
+#include "train/dp_accountant.h"
 
 namespace mmia {
 
 // Pixels as float in [0,1], shape (n, C, H, W); the model normalises.
 torch::Tensor images_to_tensor(const ImageSet& set);
 torch::Tensor labels_to_tensor(const ImageSet& set);  // (n) int64
+
+// DP-SGD (Abadi et al. 2016, as Opacus and TF-Privacy implement it;
+// ../shared/notes/defences.md section 1.1). Off unless `enabled`.
+struct DpConfig {
+    bool enabled = false;
+    double noise_multiplier = 0;  // sigma >= 0: noise stddev / max_grad_norm
+    double max_grad_norm = 1.0;   // C > 0: each example's gradient (all parameters) is clipped to L2 norm C
+    double sample_rate = 0;       // q in (0, 1]: each example joins a step with probability q
+    double delta = 1e-5;          // the statement's delta, in (0, 1)
+    double target_epsilon = 0;    // > 0: noise_multiplier was found by bisection for this epsilon
+};
+json to_json(const DpConfig& dp);
 
 struct TrainJob {
     ModelSpec spec;
@@ -25,6 +39,7 @@ struct TrainJob {
     bool force = false;      // overwrite a checkpoint made with another config
     bool verbose = true;     // per-epoch lines on stdout
     json extra_meta = json::object();  // e.g. the attack's split description
+    DpConfig dp;             // DP-SGD (image models only)
     int stop_after_epochs = 0;  // tests: return after this many epochs, as a killed run would
     // Language models (train_lm) only:
     std::string dataset_sha256;  // the corpus's checksum (manifest sha256), recorded and part of the identity
@@ -71,5 +86,52 @@ double accuracy(const torch::Tensor& logits, const torch::Tensor& labels);
 // three numbers per image from `rng`, the epoch's (seed, epoch) generator, so
 // a resumed run replays the same augmentations.
 torch::Tensor augment_crop_flip(const torch::Tensor& x, int pad, std::mt19937_64& rng);
+
+// --- DP-SGD ---------------------------------------------------------------
+
+// Steps per epoch under Poisson sampling at rate q: floor(1/q), at least 1
+// (Opacus's DPDataLoader: int(1 / sample_rate) batches per epoch).
+int64_t dp_steps_per_epoch(double q);
+
+// Poisson sampling: each of the n indices independently with probability q,
+// in increasing order; may be empty. Draws exactly n numbers from rng (the
+// top 53 bits of each, compared with q), so the same generator state gives
+// the same batch on every standard library.
+std::vector<int64_t> poisson_sample(int64_t n, double q, std::mt19937_64& rng);
+
+struct DpStepStats {
+    double loss_sum = 0;     // sum of the sampled examples' cross-entropy losses
+    int64_t correct = 0;     // of the sampled examples, how many were classified right
+    double max_norm = 0;     // the largest per-example gradient L2 norm (before clipping)
+};
+
+// One DP-SGD gradient: for each example i of the batch (x (B, C, H, W), y
+// (B); B may be 0) the gradient g_i of its cross-entropy loss w.r.t. every
+// parameter of `model` (microbatches of one), clipped to
+// g_i * min(1, C / (||g_i||_2 + 1e-6)) with the norm over all parameters
+// together (Opacus's flat clipping); the clipped gradients are summed,
+// N(0, (sigma C)^2) noise is added to every coordinate (from LibTorch's
+// global generator), and the result is divided by the expected batch size
+// q * n_train. Writes it into each parameter's .grad (for any optimizer's
+// step). `model` should be in train mode; it must not mix examples (no
+// batch norm).
+DpStepStats dp_sgd_gradients(torch::nn::Module& model,
+                             const std::function<torch::Tensor(const torch::Tensor&)>& forward,
+                             const torch::Tensor& x, const torch::Tensor& y, const DpConfig& dp,
+                             int64_t n_train);
+
+// The accountant's view of `steps` DP-SGD steps: Poisson sampling at q,
+// noise multiplier sigma, delta; dp_accounting's orders, the improved
+// conversion, |terms| fractional series (an upper bound) (train/dp_accountant.h).
+dp::Accounting dp_accounting(const DpConfig& dp, int64_t steps);
+
+// The JSON privacy statement of a DP-trained checkpoint after `steps`
+// steps: dp::statement_json's fields plus max_grad_norm, dataset_size,
+// expected_batch_size, steps_per_epoch, epochs_done, target_epsilon (if
+// any), and "checkpoint" (its file name).
+json dp_statement(const DpConfig& dp, int64_t steps, int64_t n_train, int epochs_done,
+                  const std::string& checkpoint);
+// Where the statement of `checkpoint` lives: "<checkpoint>.privacy.json".
+std::string dp_statement_path(const std::string& checkpoint);
 
 }  // namespace mmia

@@ -1,0 +1,460 @@
+// test_dp_sgd.cpp: DP-SGD in the image trainer (train/trainer.h) and bin/train,
+// each number against an independent definition:
+//   - with sigma = 0 and C huge, the DP gradient times q*N is the gradient of
+//     the batch's summed loss from one ordinary batched backward (Mamba with
+//     its fused scan, and CNN), and one DP step is that SGD step;
+//   - clipping: each example's clipped gradient is g_i * min(1, C/(|g_i|+1e-6))
+//     with g_i and its norm computed here; removing an example whose gradient
+//     is huge moves the summed gradient by at most C (and, clipped, by C);
+//   - Poisson sampling: batch sizes' mean nq and variance nq(1-q) over many
+//     steps, the share of empty batches (1-q)^n, replay from the seed;
+//   - the noise of an empty batch: mean 0 and std sigma*C/(qN);
+//   - the privacy statement beside a checkpoint: epsilon equals the
+//     accountant's (dp_accountant.h) for the steps actually taken (after one
+//     epoch of two, then after both); --target-epsilon gives epsilon <= the
+//     target and within 1% of it (through bin/train);
+//   - bad DP flags through bin/train: one exact error line each; also
+//     bin/train's integer flags (a non-integer such as 1e3 says so) and the
+//     line for adding epochs to a finished run.
+//
+// LibTorch before doctest: glog (pulled in by c10) defines CHECK too.
+#include <torch/torch.h>
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <random>
+
+#include "tests/cli_check.h"
+#include "tests/temp_dir.h"
+#include "train/cnn_model.h"
+#include "train/dp_accountant.h"
+#include "train/mamba_model.h"
+#include "train/trainer.h"
+
+using namespace mmia;
+
+namespace {
+
+const std::string kTrain = cli_env_or("TRAIN_BIN", "bin/train");
+const std::string kExport = cli_env_or("EXPORT_BIN", "bin/export");
+const std::string kCnn = cli_env_or("CNN_BIN", "./cnn");
+
+// 8x8 one-channel images, 3 classes.
+constexpr int kH = 8, kW = 8, kClasses = 3;
+
+MambaConfig tiny_mamba() {
+    MambaConfig c;
+    c.d_model = 8;
+    c.n_layers = 2;
+    c.d_state = 4;
+    c.d_conv = 3;
+    c.expand = 2;
+    c.dt_rank = 2;
+    c.patch_h = c.patch_w = 2;  // 16 tokens: the scan runs
+    return c;
+}
+
+CnnConfig tiny_cnn() {
+    CnnConfig c;
+    CnnLayer conv;
+    conv.type = "conv";
+    conv.out = 4;
+    conv.kernel = 3;
+    conv.padding = 1;
+    conv.activation = "tanh";
+    CnnLayer pool;
+    pool.type = "maxpool";
+    pool.kernel = 2;
+    CnnLayer flat;
+    flat.type = "flatten";
+    CnnLayer head;
+    head.type = "dense";
+    c.layers = {conv, pool, flat, head};
+    return c;
+}
+
+struct Batch {
+    torch::Tensor x, y;
+};
+Batch random_batch(int64_t b, uint64_t seed) {
+    torch::manual_seed(seed);
+    return {torch::rand({b, 1, kH, kW}), torch::randint(0, kClasses, {b}, torch::kInt64)};
+}
+
+// A model and its forward, of either kind.
+struct Model {
+    std::shared_ptr<torch::nn::Module> module;
+    std::function<torch::Tensor(const torch::Tensor&)> forward;
+};
+Model make_model(const std::string& kind, uint64_t seed) {
+    torch::manual_seed(seed);
+    const std::vector<float> mean{0.5f}, stdv{0.25f};
+    if (kind == "mamba") {
+        MambaClassifier m(tiny_mamba(), 1, kH, kW, kClasses, mean, stdv);
+        return {m.ptr(), [m](const torch::Tensor& x) mutable { return m->forward(x); }};
+    }
+    CnnClassifier m(tiny_cnn(), 1, kH, kW, kClasses, mean, stdv);
+    return {m.ptr(), [m](const torch::Tensor& x) mutable { return m->forward(x); }};
+}
+
+// The gradient of the batch's summed cross-entropy, one batched backward.
+std::vector<torch::Tensor> summed_loss_grad(Model& m, const Batch& b) {
+    auto loss = torch::nn::functional::cross_entropy(
+        m.forward(b.x), b.y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+    return torch::autograd::grad({loss}, m.module->parameters());
+}
+
+std::vector<torch::Tensor> grads_of(torch::nn::Module& m) {
+    std::vector<torch::Tensor> g;
+    for (const auto& p : m.parameters()) g.push_back(p.grad().clone());
+    return g;
+}
+
+double max_rel_diff(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
+    REQUIRE(a.size() == b.size());
+    double worst = 0;
+    for (size_t j = 0; j < a.size(); j++) {
+        const double scale = std::max(1e-3, b[j].abs().max().item<double>());
+        worst = std::max(worst, (a[j] - b[j]).abs().max().item<double>() / scale);
+    }
+    return worst;
+}
+
+double flat_norm(const std::vector<torch::Tensor>& g) {
+    double s = 0;
+    for (const auto& t : g) s += t.to(torch::kFloat64).pow(2).sum().item<double>();
+    return std::sqrt(s);
+}
+
+std::string read_text(const std::string& p) {
+    std::ifstream f(p);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+}
+
+}  // namespace
+
+TEST_CASE("DP-SGD with sigma 0 and C huge is the batch's summed-loss gradient / (qN), and one step is that SGD step") {
+    for (const std::string kind : {"mamba", "cnn"}) {
+        CAPTURE(kind);
+        Model m = make_model(kind, 7);
+        m.module->train();
+        const Batch b = random_batch(9, 11);
+        const std::vector<torch::Tensor> ref = summed_loss_grad(m, b);
+        DpConfig dp;
+        dp.enabled = true;
+        dp.noise_multiplier = 0;
+        dp.max_grad_norm = 1e9;
+        dp.sample_rate = 0.05;
+        const int64_t n_train = 200;  // expected batch q*N = 10
+        std::vector<torch::Tensor> before;
+        for (const auto& p : m.module->parameters()) before.push_back(p.detach().clone());
+        DpStepStats st = dp_sgd_gradients(*m.module, m.forward, b.x, b.y, dp, n_train);
+        std::vector<torch::Tensor> got = grads_of(*m.module);
+        for (auto& g : got) g.mul_(dp.sample_rate * double(n_train));
+        // Every parameter (the fused scan's A_log, D, dt bias for the Mamba).
+        CHECK(got.size() == ref.size());
+        CHECK(max_rel_diff(got, ref) < 1e-5);
+        CHECK(st.max_norm > 0);
+        // The stats: the summed loss, as the batched forward computes it.
+        {
+            torch::NoGradGuard ng;
+            auto loss = torch::nn::functional::cross_entropy(
+                m.forward(b.x), b.y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+            CHECK(st.loss_sum == doctest::Approx(loss.item<double>()).epsilon(1e-5));
+        }
+        // One plain SGD step with lr 0.1 on that gradient.
+        torch::optim::SGD sgd(m.module->parameters(), torch::optim::SGDOptions(0.1));
+        sgd.step();
+        std::vector<torch::Tensor> after, expect;
+        for (size_t j = 0; j < before.size(); j++) {
+            after.push_back(m.module->parameters()[j].detach().clone());
+            expect.push_back(before[j] - 0.1 * ref[j] / (dp.sample_rate * double(n_train)));
+        }
+        CHECK(max_rel_diff(after, expect) < 1e-5);
+    }
+}
+
+TEST_CASE("clipping: each example's contribution is g_i min(1, C/(|g_i|+1e-6)); a huge example moves the sum by <= C") {
+    for (const std::string kind : {"mamba", "cnn"}) {
+        CAPTURE(kind);
+        Model m = make_model(kind, 3);
+        m.module->train();
+        Batch b = random_batch(6, 5);
+        // Example 0 made extreme: pixels scaled far outside [0, 1] give a
+        // gradient far above C.
+        b.x[0].mul_(300.0);
+        DpConfig dp;
+        dp.enabled = true;
+        dp.noise_multiplier = 0;
+        dp.max_grad_norm = 0.01;
+        dp.sample_rate = 0.1;
+        const int64_t n_train = 60;
+        const double qn = dp.sample_rate * double(n_train);
+        // The definition, example by example, computed here.
+        std::vector<torch::Tensor> expect;
+        for (const auto& p : m.module->parameters()) expect.push_back(torch::zeros_like(p));
+        double norm0 = 0;
+        for (int64_t i = 0; i < b.x.size(0); i++) {
+            Batch one{b.x.narrow(0, i, 1), b.y.narrow(0, i, 1)};
+            std::vector<torch::Tensor> g = summed_loss_grad(m, one);
+            const double norm = flat_norm(g);
+            if (i == 0) norm0 = norm;
+            const double f = std::min(1.0, dp.max_grad_norm / (norm + 1e-6));
+            for (size_t j = 0; j < g.size(); j++) expect[j] += f * g[j];
+        }
+        CHECK(norm0 > 50 * dp.max_grad_norm);
+        DpStepStats st = dp_sgd_gradients(*m.module, m.forward, b.x, b.y, dp, n_train);
+        CHECK(st.max_norm == doctest::Approx(norm0).epsilon(1e-4));
+        std::vector<torch::Tensor> with = grads_of(*m.module);
+        for (auto& g : with) g.mul_(qn);
+        CHECK(max_rel_diff(with, expect) < 1e-5);
+        // Without example 0: the summed gradient moves by its clipped
+        // contribution, of norm C (it was clipped), never more.
+        dp_sgd_gradients(*m.module, m.forward, b.x.narrow(0, 1, 5), b.y.narrow(0, 1, 5), dp, n_train);
+        std::vector<torch::Tensor> without = grads_of(*m.module);
+        std::vector<torch::Tensor> diff;
+        for (size_t j = 0; j < with.size(); j++) diff.push_back(with[j] - without[j] * qn);
+        const double moved = flat_norm(diff);
+        CHECK(moved <= dp.max_grad_norm * (1 + 1e-5));
+        CHECK(moved >= dp.max_grad_norm * (1 - 1e-4));
+    }
+}
+
+TEST_CASE("Poisson sampling: batch sizes have mean nq and variance nq(1-q); empty batches occur; the seed replays it") {
+    const int64_t n = 1000;
+    const double q = 0.05;
+    const int steps = 4000;
+    std::mt19937_64 rng(123);
+    double sum = 0, sum2 = 0;
+    std::vector<int64_t> hits(n, 0);
+    for (int s = 0; s < steps; s++) {
+        std::vector<int64_t> b = poisson_sample(n, q, rng);
+        for (size_t i = 1; i < b.size(); i++) REQUIRE(b[i] > b[i - 1]);  // increasing, no repeats
+        for (int64_t i : b) hits[size_t(i)]++;
+        sum += double(b.size());
+        sum2 += double(b.size()) * double(b.size());
+    }
+    const double mean = sum / steps, var = (sum2 - sum * sum / steps) / (steps - 1);
+    const double nq = double(n) * q, v = nq * (1 - q);
+    CHECK(std::fabs(mean - nq) < 4 * std::sqrt(v / steps));          // 4 standard errors
+    CHECK(std::fabs(var - v) < 4 * v * std::sqrt(2.0 / (steps - 1)));  // ~normal: se of s^2
+    // Every index is drawn independently at rate q: the first and last.
+    const double se_hit = std::sqrt(steps * q * (1 - q));
+    CHECK(std::fabs(double(hits[0]) - steps * q) < 4 * se_hit);
+    CHECK(std::fabs(double(hits[n - 1]) - steps * q) < 4 * se_hit);
+    // Small n: an empty batch with probability (1-q)^n = 0.5987 for n 10.
+    int empty = 0;
+    for (int s = 0; s < steps; s++) empty += poisson_sample(10, q, rng).empty();
+    const double p0 = std::pow(1 - q, 10);
+    CHECK(std::fabs(double(empty) / steps - p0) < 4 * std::sqrt(p0 * (1 - p0) / steps));
+    // The same generator state, the same batch; q = 1 takes everything.
+    std::mt19937_64 a(9), b(9);
+    CHECK(poisson_sample(n, q, a) == poisson_sample(n, q, b));
+    CHECK(poisson_sample(5, 1.0, a) == std::vector<int64_t>{0, 1, 2, 3, 4});
+    CHECK(dp_steps_per_epoch(128.0 / 60000) == 468);  // Opacus: int(1/q)
+    CHECK(dp_steps_per_epoch(1.0) == 1);
+}
+
+TEST_CASE("the noise: an empty batch's DP gradient has mean 0 and std sigma*C/(qN) over every coordinate") {
+    Model m = make_model("mamba", 1);
+    DpConfig dp;
+    dp.enabled = true;
+    dp.noise_multiplier = 1.3;
+    dp.max_grad_norm = 0.7;
+    dp.sample_rate = 0.02;
+    const int64_t n_train = 500;  // qN = 10
+    torch::manual_seed(99);
+    auto x = torch::zeros({0, 1, kH, kW});
+    auto y = torch::zeros({0}, torch::kInt64);
+    DpStepStats st = dp_sgd_gradients(*m.module, m.forward, x, y, dp, n_train);
+    CHECK(st.loss_sum == 0);
+    std::vector<torch::Tensor> flat;
+    for (auto& g : grads_of(*m.module)) flat.push_back(g.flatten().to(torch::kFloat64));
+    auto all = torch::cat(flat);
+    const double count = double(all.numel());
+    REQUIRE(count > 1000);
+    const double want = dp.noise_multiplier * dp.max_grad_norm / (dp.sample_rate * double(n_train));
+    const double mean = all.mean().item<double>(), sd = all.std().item<double>();
+    CHECK(std::fabs(mean) < 4 * want / std::sqrt(count));
+    CHECK(std::fabs(sd / want - 1) < 4 * std::sqrt(1.0 / (2 * count)));
+}
+
+TEST_CASE("the privacy statement beside a checkpoint: the accountant's epsilon for the steps taken, epoch by epoch") {
+    TempDir t("mmia_dp");
+    const int64_t n = 40;
+    Batch tr = random_batch(n, 21), te = random_batch(10, 22);
+    TrainJob job;
+    job.spec.model = "cnn";
+    job.spec.preset = "tiny";
+    job.spec.cnn = tiny_cnn();
+    job.train.epochs = 2;
+    job.train.batch_size = 10;
+    job.train.learning_rate = 0.01;
+    job.input = {1, kH, kW, kClasses, {0.5f}, {0.25f}};
+    job.dataset = "synthetic";
+    job.checkpoint = t.file("c.pt");
+    job.verbose = false;
+    job.dp.enabled = true;
+    job.dp.noise_multiplier = 0.9;
+    job.dp.max_grad_norm = 1.5;
+    job.dp.sample_rate = 0.3;  // floor(1/0.3) = 3 steps per epoch
+    job.dp.delta = 1e-4;
+    const std::string path = dp_statement_path(job.checkpoint);
+    CHECK(path == t.file("c.pt.privacy.json"));
+    // The independent value: RDP of each order composed over the steps,
+    // converted by the improved formula (dp_accountant.h's own pieces, no
+    // dp::epsilon shortcut).
+    auto eps_after = [&](int64_t steps) {
+        const std::vector<double> orders = dp::default_orders(dp::OrderSet::dp_accounting);
+        return dp::epsilon_from_rdp(orders, dp::rdp_steps(0.3, 0.9, steps, orders, dp::FracSeries::abs_terms), 1e-4,
+                                    dp::Conversion::improved)
+            .epsilon;
+    };
+    for (int stop : {1, 0}) {  // a run stopped after epoch 1, then resumed to the end
+        CAPTURE(stop);
+        job.stop_after_epochs = stop;
+        json meta = train_classifier(job, tr.x, tr.y, te.x, te.y);
+        const json st = json::parse(read_text(path));
+        const int64_t steps = stop == 1 ? 3 : 6;
+        CHECK(st["steps"] == steps);
+        CHECK(st["epochs_done"] == (stop == 1 ? 1 : 2));
+        CHECK(st["q"] == 0.3);
+        CHECK(st["sigma"] == 0.9);
+        CHECK(st["max_grad_norm"] == 1.5);
+        CHECK(st["delta"] == 1e-4);
+        CHECK(st["sampling"] == "poisson");
+        CHECK(st["conversion"] == "improved");
+        CHECK(st["orders"] == "dp_accounting");
+        CHECK(st["checkpoint"] == "c.pt");
+        CHECK(st["epsilon"].get<double>() == doctest::Approx(eps_after(steps)).epsilon(1e-12));
+        CHECK(meta["privacy"] == st);
+        CHECK(meta["dp"]["noise_multiplier"] == 0.9);
+    }
+    CHECK(eps_after(6) > eps_after(3));
+    // Another noise multiplier is another configuration: not resumed.
+    job.dp.noise_multiplier = 1.0;
+    CHECK_THROWS_WITH_AS(train_classifier(job, tr.x, tr.y, te.x, te.y),
+                         doctest::Contains("exists and was trained with another configuration"), std::runtime_error);
+}
+
+TEST_CASE("bin/train --target-epsilon: epsilon <= target and within 1%; the statement is written, the model exports") {
+    TempDir t("mmia_dp");
+    const std::string out = t.file("m.pt");
+    for (double target : {4.0}) {
+        CAPTURE(target);
+        std::filesystem::remove(out);
+        CliRun r = cli_run(kTrain,
+                           "--model cnn --dataset mnist --limit-train 300 --batch-size 30 --epochs 2 --threads 1 "
+                           "--target-epsilon " + std::to_string(target) + " --output " + cli_quote(out),
+                           t.path.string());
+        REQUIRE_MESSAGE(r.code == 0, r.err);
+        const json st = json::parse(read_text(out + ".privacy.json"));
+        CHECK(st["steps"] == 20);  // floor(300/30) = 10 per epoch
+        CHECK(st["target_epsilon"] == target);
+        const double eps = st["epsilon"].get<double>();
+        CHECK(eps <= target);
+        CHECK(eps >= 0.99 * target);
+        dp::Accounting a;
+        a.q = 0.1;
+        a.sigma = st["sigma"].get<double>();
+        a.steps = 20;
+        a.delta = 1e-5;
+        CHECK(dp::epsilon(a).epsilon == doctest::Approx(eps).epsilon(1e-12));
+        CHECK(r.out.find("DP-SGD: Poisson sampling q 0.1 (expected batch 30.0), 20 steps (10 per epoch)") !=
+              std::string::npos);
+    }
+    // A DP-trained model is an ordinary model: it exports and the engine runs it.
+    const std::string d = cli_quote(t.path.string());
+    CliRun e = cli_run(kExport, "model --checkpoint " + cli_quote(out) + " --output " + d + "/m.bin", t.path.string());
+    REQUIRE_MESSAGE(e.code == 0, e.err);
+    CliRun i = cli_run(kExport, "image --dataset mnist --count 2 --output " + d + "/in.bin", t.path.string());
+    REQUIRE_MESSAGE(i.code == 0, i.err);
+    CliRun c = cli_run(kCnn, d + "/m.bin " + d + "/in.bin --quiet", t.path.string());
+    CHECK(c.code == 0);
+    CHECK(std::count(c.out.begin(), c.out.end(), '\n') == 2);
+}
+
+TEST_CASE("bin/train: bad DP flags get one error line each") {
+    TempDir t("mmia_dp");
+    struct Row {
+        std::string args;
+        int code;
+        std::string line;
+    };
+    const std::vector<Row> rows = {
+        {"--dp-noise-multiplier -1", 2,
+         "error: --dp-noise-multiplier: '-1' is not a noise multiplier in [0, 1000] (see --help)"},
+        {"--dp-noise-multiplier nan", 2,
+         "error: --dp-noise-multiplier: 'nan' is not a noise multiplier in [0, 1000] (see --help)"},
+        {"--dp-noise-multiplier 1 --dp-max-grad-norm 0", 2,
+         "error: --dp-max-grad-norm: '0' is not a clipping norm in (0, 1e+06] (see --help)"},
+        {"--dp-noise-multiplier 1 --dp-sample-rate 0", 2,
+         "error: --dp-sample-rate: '0' is not a sampling rate in (0, 1] (see --help)"},
+        {"--dp-noise-multiplier 1 --dp-sample-rate 1.5", 2,
+         "error: --dp-sample-rate: '1.5' is not a sampling rate in (0, 1] (see --help)"},
+        {"--dp-noise-multiplier 1 --dp-delta 1", 2, "error: --dp-delta: '1' is not a delta in (0, 0.5] (see --help)"},
+        {"--target-epsilon 0", 2, "error: --target-epsilon: '0' is not an epsilon in (0, 1000] (see --help)"},
+        {"--target-epsilon 8 --dp-noise-multiplier 1", 2,
+         "error: --target-epsilon and --dp-noise-multiplier: give one (--target-epsilon finds the noise multiplier) "
+         "(see --help)"},
+        {"--dp-max-grad-norm 1", 2,
+         "error: --dp-max-grad-norm is a DP-SGD setting: DP-SGD is on with --dp-noise-multiplier or --target-epsilon "
+         "(see --help)"},
+        {"--dp-noise-multiplier 1 --dp-sample-rate 0.01 --batch-size 64", 2,
+         "error: --batch-size and --dp-sample-rate: give one (DP-SGD's expected batch is q * N) (see --help)"},
+        {"--model mamba-lm --corpus /nonexistent --dp-noise-multiplier 1", 2,
+         "error: --dp-noise-multiplier: DP-SGD is for image models (--model mamba | cnn); bin/train has no DP-SGD for "
+         "language models (see --help)"},
+        {"--model cnn --preset mambaris-cnn --dp-noise-multiplier 1", 1,
+         "error: DP-SGD: preset mambaris-cnn: a conv layer has batch norm, which mixes the examples of a batch (no "
+         "per-example gradient), and the engines have no group norm to replace it; choose a preset without batch "
+         "norm (mamba-mnist, shokri)"},
+        {"--model mamba --preset mamba-cifar --dataset cifar10 --dp-noise-multiplier 1", 1,
+         "error: DP-SGD: preset mamba-cifar: its conv stem has batch norm, which mixes the examples of a batch (no "
+         "per-example gradient), and the engines have no group norm to replace it; choose a preset without batch "
+         "norm (mamba-mnist, shokri)"},
+    };
+    for (const Row& r : rows) {
+        CAPTURE(r.args);
+        CliRun c = cli_run(kTrain, r.args + " --output " + cli_quote(t.file("x.pt")), t.path.string());
+        CHECK(c.code == r.code);
+        CHECK(c.err == r.line + "\n");
+        CHECK(!cli_file_exists(t.file("x.pt")));
+        CHECK(!cli_file_exists(t.file("x.pt.privacy.json")));
+    }
+}
+
+TEST_CASE("bin/train: integer flags say 'not an integer'; adding epochs to a finished run says what to do") {
+    TempDir t("mmia_dp");
+    struct Row {
+        std::string args, line;
+    };
+    const std::vector<Row> rows = {
+        {"--batch-size 1e3", "error: --batch-size: '1e3' is not an integer in [1, 1048576] (see --help)"},
+        {"--batch-size 0", "error: --batch-size: '0' is not an integer in [1, 1048576] (see --help)"},
+        {"--epochs 2.5", "error: --epochs: '2.5' is not an integer in [1, 100000] (see --help)"},
+        {"--limit-train 1e3", "error: --limit-train: '1e3' is not an integer in [1, 1099511627776] (see --help)"},
+        {"--threads 0", "error: --threads: '0' is not an integer in [1, 1024] (see --help)"},
+    };
+    for (const Row& r : rows) {
+        CAPTURE(r.args);
+        CliRun c = cli_run(kTrain, r.args + " --output " + cli_quote(t.file("x.pt")), t.path.string());
+        CHECK(c.code == 2);
+        CHECK(c.err == r.line + "\n");
+    }
+    const std::string out = cli_quote(t.file("f.pt"));
+    const std::string base = "--model cnn --dataset mnist --limit-train 100 --batch-size 50 --threads 1 --output " + out;
+    CliRun first = cli_run(kTrain, base + " --epochs 1", t.path.string());
+    REQUIRE_MESSAGE(first.code == 0, first.err);
+    CliRun more = cli_run(kTrain, base + " --epochs 2", t.path.string());
+    CHECK(more.code == 1);
+    CHECK(more.err == "error: " + t.file("f.pt") +
+                          ": exists and was trained for 1 epochs; bin/train cannot add epochs to a run (its "
+                          "learning-rate schedule is set by the total): pass --force to train 2 epochs from scratch "
+                          "over it, or choose another --output\n");
+}
