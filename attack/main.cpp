@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
         if (!preset.empty()) (model == "mamba" ? cfg.mamba_preset : cfg.cnn_preset) = preset;
         run_attack(cfg);
         std::string dir = cfg.run_dir.empty() ? default_run_dir(cfg) : cfg.run_dir;
-        std::printf("report: %s/report.md (metrics: %s/metrics.json)\n", dir.c_str(), dir.c_str());
+        std::printf("report: %s/report.md, %s/report.html (metrics: %s/metrics.json)\n", dir.c_str(), dir.c_str(), dir.c_str());
     } catch (const std::exception& e) {
         std::fprintf(stderr, "error: %s\n", error_text(e).c_str());
         return 1;

@@ -9,7 +9,7 @@
 //   outputs/<kind>/<role>.npy   engine logits on the examples the attacks read
 //   scores/<kind>_<target>.csv  per-example scores of every attack
 //   roc/<kind>_<target>_<attack>.csv
-//   metrics.json, report.md, plots/*.svg
+//   metrics.json, report.md, report.html, plots/*.svg
 //
 // The stages of run_attack, each a function below, in this order:
 //   1 resolve the run     check_config, resolve_run, claim_run_dir
@@ -44,6 +44,7 @@
 #include "attack/metric_attacks.h"
 #include "attack/metrics.h"
 #include "attack/report.h"
+#include "attack/report_html.h"
 #include "common/command_line.h"
 #include "common/config.h"
 #include "common/data.h"
@@ -942,7 +943,12 @@ void write_results(Experiment& ex, json& result, Clock::time_point t_run) {
            "total %.0f s\n",
            ex.seconds_training, g_stats.trained, g_stats.cached, ex.seconds_engine, ex.seconds_attacks, total);
     write_file_atomic(ex.dir + "/metrics.json", result.dump(2) + "\n");
-    write_file_atomic(ex.dir + "/report.md", markdown_report(result));
+    const std::string md = markdown_report(result);
+    write_file_atomic(ex.dir + "/report.md", md);
+    // The same report for a browser, plots inline (attack/report_html.h).
+    const std::string title = "Membership inference: " + result["config"]["dataset"].get<std::string>() + ", " +
+                              result["config"]["protocol"].get<std::string>() + " protocol";
+    write_file_atomic(ex.dir + "/report.html", html_report(md, title, plot_reader_in(ex.dir)));
 }
 
 }  // namespace
