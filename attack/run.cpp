@@ -7,6 +7,7 @@
 //   models/<kind>/<role>.pt     checkpoints (cached: a re-run skips finished ones)
 //   models/<kind>/<role>.bin    the same models, packed for the engines
 //   outputs/<kind>/<role>.npy   engine logits on the examples the attacks read
+//   outputs/<kind>/population/<role>.npy   lira: logits on RMIA's population points
 //   scores/<kind>_<target>.csv  per-example scores of every attack
 //   roc/<kind>_<target>_<attack>.csv
 //   metrics.json, report.md, plots/*.svg
@@ -44,6 +45,7 @@
 #include "attack/metric_attacks.h"
 #include "attack/metrics.h"
 #include "attack/report.h"
+#include "attack/rmia.h"
 #include "common/command_line.h"
 #include "common/config.h"
 #include "common/data.h"
@@ -116,6 +118,8 @@ struct Plan {
     std::vector<int> membership;
     // lira --null-members: per model, the pool rows it is evaluated on and their fake membership
     std::vector<std::pair<std::vector<int64_t>, std::vector<int>>> lira_null;
+    // lira: RMIA's population points (dataset indices outside the pool, no model's member)
+    std::vector<int64_t> population;
     // shokri: classes the per-class attacks score with the global attack (metrics.json, log)
     json fallback_note = nullptr;
     std::string fallback_line;
@@ -227,6 +231,7 @@ struct KindOutputs {
     std::vector<std::vector<float>> fresh_logits;    // shokri null: target t on plan.fresh[t]
     std::vector<std::vector<float>> pool_logits;     // lira: model m on the whole pool, pool order
     Matrix phi;                                      // lira: M x lira_n logit-scaled confidences
+    Matrix p, p_pop;  // lira: true-label probabilities, M x lira_n and M x |population| (RMIA)
 };
 
 // --- Attacks on one target ---------------------------------------------------
@@ -249,6 +254,7 @@ struct AttackScores {
     double threshold = 0;        // the decision threshold (chosen without the target's membership)
     std::vector<int> fallback_classes;  // per-class attacks: classes scored by the global attack instead
     std::string unscored_reason;        // what a NaN score means for this attack ("" = none expected)
+    json parameters = nullptr;          // the attack's parameters, copied into its metrics
 };
 
 // Shadow-trained attacks and the metric attacks, scored on the target.
@@ -343,6 +349,7 @@ json evaluate_and_write(const std::string& dir, const std::string& kind, const s
         j["n_unscored"] = int64_t(a.scores.size() - rows.size());
         if (!a.unscored_reason.empty()) j["unscored_are"] = a.unscored_reason;
         if (!a.fallback_classes.empty()) j["fallback_classes"] = a.fallback_classes;
+        if (!a.parameters.is_null()) j.update(a.parameters);
         metrics[a.name] = j;
     }
     if (with_plots) {
@@ -404,6 +411,7 @@ struct Protocol {
     const char* references;        // what its --shadow models are ("shadows", "reference models")
     bool separate_targets;         // --targets applies (shokri)
     const char* null_members_what; // the null-members sanity line's middle part
+    void (*describe)(const AttackRunConfig& cfg, json& resolved);  // its own keys of attack_config.json
     int64_t (*examples_needed)(const AttackRunConfig& cfg);
     std::string (*who_needs)(const AttackRunConfig& cfg);  // for the "--ds is too large" line
     Plan (*plan)(const Experiment& ex);
@@ -584,6 +592,8 @@ Plan lira_plan(const Experiment& ex) {
         plan.models.push_back(sp);
     }
     if (cfg.null_members) lira_null_rows(cfg, plan);
+    const int64_t n_pop = std::min<int64_t>(cfg.rmia_population, int64_t(plan.order.size()) - n);
+    plan.population.assign(plan.order.begin() + n, plan.order.begin() + n + n_pop);
     return plan;
 }
 
@@ -591,7 +601,38 @@ std::vector<int64_t> lira_pool(const Plan& plan) {
     return std::vector<int64_t>(plan.order.begin(), plan.order.begin() + plan.lira_n);
 }
 
-// Every model's logits and phi on the whole lira pool, pool order.
+// M x n true-label softmax probabilities of each model's logits (RMIA's
+// signal), floored at the smallest normal double so that a probability
+// that underflows stays in rmia_scores' (0, 1].
+Matrix true_label_probabilities(const std::vector<std::vector<float>>& logits, int k, const std::vector<int>& labels) {
+    Matrix p(int64_t(logits.size()), int64_t(labels.size()));
+    for (int64_t m = 0; m < p.rows; m++)
+        for (int64_t j = 0; j < p.cols; j++)
+            p.at(m, j) = std::max(true_class_confidence(logits[size_t(m)].data() + j * k, k, labels[size_t(j)]),
+                                  std::numeric_limits<double>::min());
+    return p;
+}
+
+// Every model's logits on the population points, saved to
+// outputs/<kind>/population/<role>.npy (rows in splits.json's
+// "rmia_population" order).
+void population_outputs(Experiment& ex, const std::string& kind, const Plan& plan, KindOutputs& out) {
+    if (plan.population.empty()) return;
+    fs::create_directories(ex.dir + "/outputs/" + kind + "/population");
+    std::vector<std::vector<float>> logits;
+    for (const ModelSplit& s : plan.models) {
+        logits.push_back(engine_logits(kind, ex.bin_path(kind, s.role), rows_of(ex.pool.images, plan.population)));
+        char err[512];
+        const std::string path = ex.dir + "/outputs/" + kind + "/population/" + s.role + ".npy";
+        if (io_write_npy_f32(path.c_str(), logits.back().data(), int64_t(plan.population.size()), ex.k, err,
+                             sizeof err) != 0)
+            throw std::runtime_error(err);
+    }
+    out.p_pop = true_label_probabilities(logits, ex.k, labels_of(ex.pool, plan.population));
+}
+
+// Every model's logits, phi and true-label probability on the whole lira
+// pool (pool order), and on RMIA's population.
 void lira_outputs(Experiment& ex, const std::string& kind, const Plan& plan, KindOutputs& out) {
     const int M = int(plan.models.size());
     const int64_t n = plan.lira_n;
@@ -604,6 +645,8 @@ void lira_outputs(Experiment& ex, const std::string& kind, const Plan& plan, Kin
         auto p = logit_scaled_confidences(out.pool_logits.back(), ex.k, labels);
         for (int64_t j = 0; j < n; j++) out.phi.at(m, j) = p[size_t(j)];
     }
+    out.p = true_label_probabilities(out.pool_logits, ex.k, labels);
+    population_outputs(ex, kind, plan, out);
 }
 
 // Every model is the target in turn, on all the pool with its true
@@ -634,8 +677,33 @@ std::vector<TargetCase> lira_targets(Experiment& ex, const Plan& plan, const Kin
     return cases;
 }
 
-// LiRA online / offline, per-example / fixed variance, then the metric
-// attacks with thresholds from the other models.
+// RMIA offline (a tuned on the reference models alone) and online, against
+// the population; none when the dataset leaves no example outside the pool.
+// Decision threshold, fixed in advance: x dominates half the population.
+std::vector<AttackScores> rmia_attacks(const Experiment& ex, const Plan& plan, const KindOutputs& out,
+                                       const TargetCase& t) {
+    std::vector<AttackScores> attacks;
+    if (out.p_pop.cols == 0) return attacks;
+    const std::vector<int> membership_pop(out.p_pop.values.size(), 0);
+    const std::vector<int>& membership = plan.membership;
+    RmiaOptions o;
+    o.gamma = ex.cfg.rmia_gamma;
+    const json common = {{"rmia_gamma", o.gamma}, {"rmia_population", out.p_pop.cols},
+                         {"rmia_reference_models", out.p.rows - 1}};
+    o.a = rmia_tune_offline_a(out.p, membership, out.p_pop, membership_pop, t.index, o.gamma);
+    o.online = false;
+    LiraScores off = rmia_scores(out.p, membership, out.p_pop, membership_pop, t.index, o);
+    json pa = common;
+    pa["rmia_a"] = o.a;
+    attacks.push_back({"rmia_offline", pick(off.score, t.rows), 0.5, {}, "examples with no OUT reference model", pa});
+    o.online = true;
+    LiraScores on = rmia_scores(out.p, membership, out.p_pop, membership_pop, t.index, o);
+    attacks.push_back({"rmia_online", pick(on.score, t.rows), 0.5, {}, "", common});
+    return attacks;
+}
+
+// LiRA online / offline, per-example / fixed variance, RMIA, then the
+// metric attacks with thresholds from the other models.
 std::vector<AttackScores> lira_attacks(const Experiment& ex, const Plan& plan, const KindOutputs& out,
                                        const TargetCase& t) {
     const int64_t n = plan.lira_n;
@@ -652,6 +720,7 @@ std::vector<AttackScores> lira_attacks(const Experiment& ex, const Plan& plan, c
                                online ? "examples with no IN or no OUT reference model"
                                       : "examples with no OUT reference model"});
         }
+    for (AttackScores& a : rmia_attacks(ex, plan, out, t)) attacks.push_back(std::move(a));
     // The other models, as shadows for the metric attacks' thresholds.
     Labelled refs;
     const std::vector<int> labels = labels_of(ex.pool, lira_pool(plan));
@@ -673,11 +742,15 @@ std::vector<AttackScores> lira_attacks(const Experiment& ex, const Plan& plan, c
 
 const Protocol kProtocols[] = {
     {"shokri", "shadows", true, "each target's \"members\" are fresh examples it never trained on",
-     shokri_examples_needed,
+     [](const AttackRunConfig& c, json& r) { r["targets"] = c.targets; }, shokri_examples_needed,
      [](const AttackRunConfig& c) { return std::to_string(c.targets) + " target(s) and the shadows need "; },
      shokri_plan, shokri_outputs, shokri_targets, shokri_attacks},
     {"lira", "reference models", false,
      "each model is scored on examples it never trained on, a random half of them called members",
+     [](const AttackRunConfig& c, json& r) {
+         r["rmia_gamma"] = c.rmia_gamma;
+         r["rmia_population"] = c.rmia_population;
+     },
      lira_examples_needed, [](const AttackRunConfig&) { return std::string("lira needs a pool of "); }, lira_plan,
      lira_outputs, lira_targets, lira_attacks},
 };
@@ -729,7 +802,7 @@ void describe_run(Experiment& ex) {
     ex.resolved = {{"protocol", cfg.protocol}, {"models", cfg.models}, {"dataset", cfg.dataset},
                    {"shadows", cfg.shadows},   {"ds", cfg.ds},         {"epochs", cfg.epochs},
                    {"seed", cfg.seed},         {"null_members", cfg.null_members}};
-    if (find_protocol(cfg.protocol)->separate_targets) ex.resolved["targets"] = cfg.targets;
+    find_protocol(cfg.protocol)->describe(cfg, ex.resolved);
     for (const auto& [kind, spec] : ex.specs) {
         ex.resolved["presets"][kind] = spec.preset;
         TrainConfig tc = resolve_training(ex.config_json, spec.preset);
@@ -808,6 +881,7 @@ void write_plan(const Experiment& ex, const Plan& plan) {
     for (const auto& s : plan.models)
         sj["models"].push_back({{"role", s.role}, {"members", s.members}, {"nonmembers", s.nonmembers}});
     if (plan.lira_n > 0) sj["lira_pool"] = lira_pool(plan);
+    if (!plan.population.empty()) sj["rmia_population"] = plan.population;
     for (size_t t = 0; t < plan.fresh.size(); t++) sj["null_members"]["target" + std::to_string(t)] = plan.fresh[t];
     for (size_t m = 0; m < plan.lira_null.size(); m++) {
         std::vector<int64_t> fake_members;

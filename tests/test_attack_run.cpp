@@ -19,6 +19,8 @@
 #include <sstream>
 #include <string>
 
+#include "attack/features.h"
+#include "attack/rmia.h"
 #include "attack/run.h"
 #include "common/data.h"
 #include "tests/cli_check.h"
@@ -625,6 +627,7 @@ TEST_CASE("lira protocol: every model is a target, the membership matrix is save
     c.protocol = "lira";
     c.models = {"cnn"};
     c.shadows = 3;  // M = 4 models on random halves of a 300-example pool
+    c.rmia_population = 300;
     json r = run_attack(c);
     const json& targets = r["models"]["cnn"]["targets"];
     REQUIRE(targets.size() == 4);
@@ -673,6 +676,7 @@ TEST_CASE("lira null members: each model's members are examples it never saw, ev
     c.protocol = "lira";
     c.models = {"cnn"};
     c.shadows = 3;
+    c.rmia_population = 300;
     c.null_members = true;
     json r = run_attack(c);
     CHECK(r["config"]["null_members"] == true);
@@ -737,6 +741,149 @@ TEST_CASE("a run whose shadows lack a class's members or non-members finishes, f
     CHECK(fs::exists(c.run_dir + "/report.md"));
     CHECK(cli_read_text(c.run_dir + "/report.md").find("scored them with their global version") != std::string::npos);
     check_shokri_run_dir(c.run_dir, r, d);
+}
+
+// RMIA through bin/attack, from the run directory's files alone: the
+// population (splits.json) lies outside the lira pool and is no model's
+// member; every model's logits on it are saved (outputs/cnn/population/);
+// each target's rmia_offline / rmia_online columns equal
+//   (a) attack/rmia.h's functions on the true-label probabilities of the
+//       saved logits, a re-tuned on the references alone (rmia_a), and
+//   (b) the paper's definition computed here, example by population point:
+//       score(x) = |{z : (p_t(x) / Pr(x)) / (p_t(z) / Pr(z)) >= gamma}| / |Z|,
+//       Pr = the mean over the references (online: all; offline: the OUT
+//       ones, 1/2 [(1 + a) mean + (1 - a)]), p from a softmax of our own;
+// and every metric of the rows follows from the CSV (check_lira_run_dir).
+TEST_CASE("bin/attack lira: RMIA's rows recompute from the saved outputs, by attack/rmia and by the paper's formula") {
+    TempDir tmp("mmia_attack_rmia");
+    const std::string bin = cli_env_or("ATTACK_BIN", "bin/attack");
+    REQUIRE_MESSAGE(access(bin.c_str(), X_OK) == 0, "no executable " << bin << " (make bin/attack)");
+    const std::string dir = tmp.file("run");
+    const int64_t n_pop = 150;
+    const double gamma = 1.5;
+    CliRun run = cli_run_argv({bin, "--protocol", "lira", "--model", "cnn", "--ds", "60", "--shadow", "3", "--epochs",
+                               "3", "--threads", "2", "--rmia-gamma", "1.5", "--rmia-population", "150", "--run-dir",
+                               dir},
+                              tmp.file("log"), 300);
+    REQUIRE_MESSAGE(run.code == 0, run.err);
+    const json r = json::parse(cli_read_text(dir + "/metrics.json"));
+    const Dataset d = load_dataset("mnist");
+    check_lira_run_dir(dir, r, d);  // every metric of every row, RMIA's among them, from the CSV
+
+    const json splits = json::parse(cli_read_text(dir + "/splits.json"));
+    const std::vector<int64_t> pool = splits["lira_pool"], pop = splits["rmia_population"];
+    REQUIRE(int64_t(pop.size()) == n_pop);
+    std::set<int64_t> members_of_any;
+    for (const auto& m : splits["models"])
+        for (int64_t i : m["members"].get<std::vector<int64_t>>()) members_of_any.insert(i);
+    const std::set<int64_t> pool_set(pool.begin(), pool.end()), pop_set(pop.begin(), pop.end());
+    CHECK(pop_set.size() == pop.size());
+    for (int64_t z : pop) {
+        CHECK(pool_set.count(z) == 0);
+        CHECK(members_of_any.count(z) == 0);
+    }
+    const int M = 4, k = 10;
+    const int64_t n = int64_t(pool.size());
+    // logits[m][j] on the pool (outputs/cnn/<role>.npy: members then
+    // non-members) and zlogits[m][i] on the population.
+    std::vector<std::vector<std::vector<double>>> logits(M), zlogits(M);
+    std::vector<int> membership(size_t(M * n));
+    for (int m = 0; m < M; m++) {
+        const std::string role = "model" + std::to_string(m);
+        const json* sp = split_of(splits, role);
+        std::vector<int64_t> order = (*sp)["members"], no = (*sp)["nonmembers"];
+        const size_t n_members = order.size();
+        order.insert(order.end(), no.begin(), no.end());
+        const auto rows = read_npy_rows(dir + "/outputs/cnn/" + role + ".npy");
+        std::map<int64_t, size_t> at;
+        for (size_t i = 0; i < order.size(); i++) at[order[i]] = i;
+        for (int64_t j = 0; j < n; j++) {
+            logits[size_t(m)].push_back(rows[at.at(pool[size_t(j)])]);
+            membership[size_t(m * n + j)] = int(at.at(pool[size_t(j)]) < n_members);
+        }
+        zlogits[size_t(m)] = read_npy_rows(dir + "/outputs/cnn/population/" + role + ".npy");
+        REQUIRE(int64_t(zlogits[size_t(m)].size()) == n_pop);
+    }
+    auto labels_at = [&](const std::vector<int64_t>& idx) {
+        std::vector<int> y;
+        for (int64_t i : idx) y.push_back(pool_label(d, i));
+        return y;
+    };
+    const std::vector<int> y = labels_at(pool), yz = labels_at(pop);
+    // (a) attack/rmia.h on the saved logits.
+    auto lib_p = [&](const std::vector<std::vector<std::vector<double>>>& lg, const std::vector<int>& lab) {
+        Matrix p(M, int64_t(lab.size()));
+        for (int m = 0; m < M; m++)
+            for (size_t j = 0; j < lab.size(); j++) {
+                std::vector<float> z(lg[size_t(m)][j].begin(), lg[size_t(m)][j].end());
+                p.at(m, int64_t(j)) = std::max(true_class_confidence(z.data(), k, lab[j]), 1e-300);
+            }
+        return p;
+    };
+    const Matrix p = lib_p(logits, y), pz = lib_p(zlogits, yz);
+    const std::vector<int> mz(size_t(M * n_pop), 0);
+    // (b) the paper's definition, with p from our own softmax.
+    auto ref_p = [](const std::vector<double>& z, int label) { return std::exp(ref_log_p(z, label)); };
+    int compared = 0;
+    for (int t = 0; t < M; t++) {
+        const std::string role = "model" + std::to_string(t);
+        INFO(role);
+        const json& a = r["models"]["cnn"]["targets"][size_t(t)]["attacks"];
+        const ScoreTable tab = read_scores(dir + "/scores/cnn_" + role + ".csv");
+        REQUIRE(int64_t(tab.pool.size()) == n);
+        const double a_used = a["rmia_offline"]["rmia_a"].get<double>();
+        CHECK(a_used == rmia_tune_offline_a(p, membership, pz, mz, t, gamma));
+        CHECK(a["rmia_offline"]["rmia_gamma"].get<double>() == gamma);
+        CHECK(a["rmia_online"]["rmia_population"].get<int64_t>() == n_pop);
+        for (bool online : {false, true}) {
+            const std::string name = online ? "rmia_online" : "rmia_offline";
+            RmiaOptions o;
+            o.online = online, o.a = a_used, o.gamma = gamma;
+            const LiraScores lib = rmia_scores(p, membership, pz, mz, t, o);
+            // Pr over the references: online all of them, offline the OUT ones, corrected by a.
+            auto pr = [&](const std::vector<double>& ps, const std::vector<int>& in) -> double {
+                double s = 0;
+                int c = 0;
+                for (size_t i = 0; i < ps.size(); i++)
+                    if (online || !in[i]) s += ps[i], c++;
+                if (c == 0) return NAN;
+                return online ? s / c : 0.5 * ((1 + a_used) * s / c + (1 - a_used));
+            };
+            std::vector<double> ratio_z;
+            for (int64_t i = 0; i < n_pop; i++) {
+                std::vector<double> ps;
+                for (int m = 0; m < M; m++)
+                    if (m != t) ps.push_back(ref_p(zlogits[size_t(m)][size_t(i)], yz[size_t(i)]));
+                ratio_z.push_back(ref_p(zlogits[size_t(t)][size_t(i)], yz[size_t(i)]) /
+                                  pr(ps, std::vector<int>(ps.size(), 0)));
+            }
+            for (int64_t j = 0; j < n; j++) {
+                const double got = tab.col.at(name)[size_t(j)];
+                INFO(name << " example " << j);
+                CHECK(((std::isnan(got) && std::isnan(lib.score[size_t(j)])) || got == lib.score[size_t(j)]));
+                std::vector<double> ps;
+                std::vector<int> in;
+                for (int m = 0; m < M; m++)
+                    if (m != t) {
+                        ps.push_back(ref_p(logits[size_t(m)][size_t(j)], y[size_t(j)]));
+                        in.push_back(membership[size_t(m * n + j)]);
+                    }
+                const double prx = pr(ps, in);
+                CHECK(std::isnan(got) == std::isnan(prx));  // offline: no OUT reference
+                if (std::isnan(prx)) continue;
+                const double rx = ref_p(logits[size_t(t)][size_t(j)], y[size_t(j)]) / prx;
+                int64_t count = 0, near = 0;
+                for (double rz : ratio_z) {
+                    const double lr = rx / rz;
+                    count += lr >= gamma;
+                    near += std::fabs(lr / gamma - 1) < 1e-9;  // a tie within rounding may fall either way
+                }
+                CHECK(std::fabs(got - double(count) / double(n_pop)) <= double(near) / double(n_pop) + 1e-15);
+                compared++;
+            }
+        }
+    }
+    CHECK(compared > 4 * 60);  // online scores every example, offline most
 }
 
 // bin/attack killed with SIGKILL at random points and started again each time
@@ -827,9 +974,23 @@ TEST_CASE("bin/attack: bad flags and impossible configurations get one error lin
         {"--protocol foo", 2, "error: --protocol: foo not in {shokri,lira} (see --help)"},
         {"--model rnn", 2, "error: --model: rnn not in {mamba,cnn,both} (see --help)"},
         {"--dataset svhn", 2, "error: --dataset: svhn not in {mnist,fashion,cifar10} (see --help)"},
-        {"--shadow 0", 2, "error: --shadow: Value 0 not in range 1 to 1000 (see --help)"},
-        {"--targets 0", 2, "error: --targets: Value 0 not in range 1 to 100 (see --help)"},
-        {"--ds 5", 2, "error: --ds: Value 5 not in range 10 to 1073741824 (see --help)"},
+        {"--shadow 0", 2, "error: --shadow: '0' is not an integer in [1, 1000] (see --help)"},
+        {"--targets 0", 2, "error: --targets: '0' is not an integer in [1, 100] (see --help)"},
+        {"--ds 5", 2, "error: --ds: '5' is not an integer in [10, 1073741824] (see --help)"},
+        {"--ds 1e3", 2, "error: --ds: '1e3' is not an integer in [10, 1073741824] (see --help)"},
+        {"--epochs 2.5", 2, "error: --epochs: '2.5' is not an integer in [0, 100000] (see --help)"},
+        {"--threads 0x10", 2, "error: --threads: '0x10' is not an integer in [1, 1024] (see --help)"},
+        {"--protocol lira --rmia-gamma 0", 2, "error: --rmia-gamma: '0' is not a gamma in (0, 1000000] (see --help)"},
+        {"--protocol lira --rmia-gamma nan", 2,
+         "error: --rmia-gamma: 'nan' is not a gamma in (0, 1000000] (see --help)"},
+        {"--protocol lira --rmia-population 0", 2,
+         "error: --rmia-population: '0' is not an integer in [1, 1073741824] (see --help)"},
+        {"--rmia-gamma 2", 2,
+         "error: --rmia-gamma: lira protocol only (RMIA needs reference models trained with and without each "
+         "example) (see --help)"},
+        {"--protocol shokri --rmia-population 100", 2,
+         "error: --rmia-population: lira protocol only (RMIA needs reference models trained with and without each "
+         "example) (see --help)"},
         {"--bogus", 2, "error: The following argument was not expected: --bogus (see --help)"},
         {"--ds 40000", 1,
          "error: --ds 40000 is too large: 3 target(s) and the shadows need 320000 examples, the dataset has 70000"},
