@@ -229,50 +229,74 @@ double ref_threshold(const std::vector<double>& s, const std::vector<int>& m) {
     return mid > d[at + 1] ? mid : d[at];
 }
 
+// Compares one metrics.json entry (an attack, or one of its slices) with
+// the recomputation on the given CSV rows: counts, every number to 1e-9.
+void check_metrics_on_rows(const ScoreTable& t, const std::string& name, const json& j, const std::vector<size_t>& rows) {
+    std::vector<double> s;
+    std::vector<int> m;
+    int64_t unscored = 0;
+    for (size_t i : rows) {
+        const double v = t.col.at(name)[i];
+        if (std::isnan(v)) {
+            unscored++;
+            continue;
+        }
+        s.push_back(v), m.push_back(t.member[i]);
+    }
+    CHECK(j.at("n_unscored").get<int64_t>() == unscored);
+    if (j.contains("not_evaluated")) {
+        const int64_t nm = std::count(m.begin(), m.end(), 1);
+        CHECK((nm == 0 || nm == int64_t(m.size())));
+        return;
+    }
+    const RefMetrics r = ref_metrics(s, m, j.at("threshold").get<double>());
+    CHECK(j.at("n_members").get<int64_t>() == r.n_members);
+    CHECK(j.at("n_nonmembers").get<int64_t>() == r.n_nonmembers);
+    const std::pair<const char*, double> fields[] = {
+        {"auc", r.auc}, {"advantage", r.advantage}, {"tpr_at_1pct_fpr", r.tpr_1},
+        {"tpr_at_01pct_fpr", r.tpr_01}, {"tpr_at_001pct_fpr", r.tpr_001}, {"tpr_at_0_fpr", r.tpr_0},
+        {"fpr_resolution", 1.0 / double(r.n_nonmembers)}, {"ppv", r.ppv}, {"balanced_accuracy", r.balanced_accuracy},
+        {"accuracy", r.accuracy}, {"precision", r.precision}, {"recall", r.recall}, {"fpr", r.fpr}};
+    for (const auto& [key, want] : fields) {
+        INFO(key << ": metrics.json " << j.at(key).get<double>() << ", recomputed " << want);
+        CHECK(std::fabs(j.at(key).get<double>() - want) <= 1e-9);
+    }
+    // The bound goes through two root-findings (bisection here, a beta
+    // quantile there): equal to 1e-7.
+    INFO("epsilon_lower_bound: metrics.json " << j.at("epsilon_lower_bound").get<double>() << ", recomputed "
+                                              << r.eps_lb);
+    CHECK(std::fabs(j.at("epsilon_lower_bound").get<double>() - r.eps_lb) <= 1e-7);
+}
+
 // Compares one target's metrics.json entry with the recomputation from its
-// scores CSV: every attack present in both, every number to 1e-9.
+// scores CSV: every attack present in both, every number to 1e-9; and each
+// attack's slices (TF-Privacy's): class_<c> = the rows labelled c, correct /
+// incorrect = the rows the target classifies right / wrong (the CSV's
+// correctness column, checked against the logits' argmax by the callers).
 void check_metrics_from_csv(const ScoreTable& t, const json& attacks) {
     std::set<std::string> in_json, in_csv(t.attacks.begin(), t.attacks.end());
     for (auto& [name, m] : attacks.items()) in_json.insert(name);
     CHECK(in_json == in_csv);
+    std::map<std::string, std::vector<size_t>> slices;
+    for (size_t i = 0; i < t.member.size(); i++) {
+        for (int c = 0; c < 10; c++) slices["class_" + std::to_string(c)];  // every class, even an empty one
+        slices["class_" + std::to_string(t.label[i])].push_back(i);
+        slices[t.col.at("correctness")[i] == 1.0 ? "correct" : "incorrect"].push_back(i);
+    }
+    slices["correct"], slices["incorrect"];
+    std::vector<size_t> all(t.member.size());
+    for (size_t i = 0; i < all.size(); i++) all[i] = i;
     for (const std::string& name : t.attacks) {
         INFO("attack " << name);
         REQUIRE(attacks.contains(name));
-        const json& j = attacks[name];
-        std::vector<double> s;
-        std::vector<int> m;
-        int64_t unscored = 0;
-        for (size_t i = 0; i < t.member.size(); i++) {
-            const double v = t.col.at(name)[i];
-            if (std::isnan(v)) {
-                unscored++;
-                continue;
-            }
-            s.push_back(v), m.push_back(t.member[i]);
+        check_metrics_on_rows(t, name, attacks[name], all);
+        REQUIRE(attacks[name].contains("slices"));
+        CHECK(attacks[name]["slices"].size() == slices.size());
+        for (const auto& [slice, rows] : slices) {
+            INFO("slice " << slice << " of " << rows.size() << " rows");
+            REQUIRE(attacks[name]["slices"].contains(slice));
+            check_metrics_on_rows(t, name, attacks[name]["slices"][slice], rows);
         }
-        CHECK(j.at("n_unscored").get<int64_t>() == unscored);
-        if (j.contains("not_evaluated")) {
-            const int64_t nm = std::count(m.begin(), m.end(), 1);
-            CHECK((nm == 0 || nm == int64_t(m.size())));
-            continue;
-        }
-        const RefMetrics r = ref_metrics(s, m, j.at("threshold").get<double>());
-        CHECK(j.at("n_members").get<int64_t>() == r.n_members);
-        CHECK(j.at("n_nonmembers").get<int64_t>() == r.n_nonmembers);
-        const std::pair<const char*, double> fields[] = {
-            {"auc", r.auc}, {"advantage", r.advantage}, {"tpr_at_1pct_fpr", r.tpr_1},
-            {"tpr_at_01pct_fpr", r.tpr_01}, {"tpr_at_001pct_fpr", r.tpr_001}, {"tpr_at_0_fpr", r.tpr_0},
-            {"fpr_resolution", 1.0 / double(r.n_nonmembers)}, {"ppv", r.ppv}, {"balanced_accuracy", r.balanced_accuracy},
-            {"accuracy", r.accuracy}, {"precision", r.precision}, {"recall", r.recall}, {"fpr", r.fpr}};
-        for (const auto& [key, want] : fields) {
-            INFO(key << ": metrics.json " << j.at(key).get<double>() << ", recomputed " << want);
-            CHECK(std::fabs(j.at(key).get<double>() - want) <= 1e-9);
-        }
-        // The bound goes through two root-findings (bisection here, a beta
-        // quantile there): equal to 1e-7.
-        INFO("epsilon_lower_bound: metrics.json " << j.at("epsilon_lower_bound").get<double>() << ", recomputed "
-                                                  << r.eps_lb);
-        CHECK(std::fabs(j.at("epsilon_lower_bound").get<double>() - r.eps_lb) <= 1e-7);
     }
 }
 
@@ -347,6 +371,18 @@ void check_shokri_run_dir(const std::string& dir, const json& r, const Dataset& 
             // argmax: the same model, so at most a near-tie apart.
             CHECK(std::fabs(tj["train_acc"].get<double>() - double(right_in) / double(ds)) <= 2.0 / double(ds));
             CHECK(std::fabs(tj["test_acc"].get<double>() - double(right_out) / double(ds)) <= 2.0 / double(ds));
+            // The label-only attack's counts: the target's argmax on the 12
+            // shifted queries (outputs/<kind>/augmented/, query-major).
+            const auto aug = read_npy_rows(dir + "/outputs/" + kind + "/augmented/" + role + ".npy");
+            REQUIRE(aug.size() == 12 * size_t(2 * ds));
+            for (int64_t i = 0; i < 2 * ds; i++) {
+                double right = 0;
+                for (size_t q = 0; q < 12; q++) {
+                    const auto& z = aug[q * size_t(2 * ds) + size_t(i)];
+                    right += std::max_element(z.begin(), z.end()) - z.begin() == t.label[size_t(i)];
+                }
+                CHECK(t.col.at("label_only_augment")[size_t(i)] == right);
+            }
             // The loss attack's threshold, chosen on the shadows alone.
             std::vector<double> shadow_loss;
             std::vector<int> shadow_member;
@@ -370,6 +406,100 @@ void check_shokri_run_dir(const std::string& dir, const json& r, const Dataset& 
     }
 }
 
+
+// LiRA's four scores of target t from phi (M x n) and membership, by the
+// definitions of docs/ATTACKS.md (a second implementation): per example the
+// IN / OUT references' mean and spread, the pooled spreads, then online
+// log N(in) - log N(out) and offline (phi - mu_out) / sd_out; NaN where
+// the references cannot score. Keys: lira_online, lira_online_fixed_var,
+// lira_offline, lira_offline_fixed_var.
+std::map<std::string, std::vector<double>> ref_lira(const std::vector<std::vector<double>>& phi,
+                                                    const std::vector<std::vector<int>>& mem, int t) {
+    const int M = int(phi.size());
+    const size_t n = phi[0].size();
+    struct Ref { int64_t c = 0; double mean = 0, ss = 0; };
+    std::vector<Ref> in(n), out(n);
+    for (size_t j = 0; j < n; j++) {
+        std::vector<double> vin, vout;
+        for (int m = 0; m < M; m++)
+            if (m != t) (mem[size_t(m)][j] ? vin : vout).push_back(phi[size_t(m)][j]);
+        for (auto [v, ref] : {std::pair{&vin, &in[j]}, std::pair{&vout, &out[j]}}) {
+            ref->c = int64_t(v->size());
+            for (double x : *v) ref->mean += x / double(v->size());
+            for (double x : *v) ref->ss += (x - ref->mean) * (x - ref->mean);
+        }
+    }
+    auto pooled = [](const std::vector<Ref>& refs) {
+        double ss = 0, dof = 0;
+        for (const Ref& q : refs)
+            if (q.c >= 2) ss += q.ss, dof += double(q.c - 1);
+        return dof > 0 ? std::max(std::sqrt(ss / dof), 1e-6) : NAN;
+    };
+    const double pin = pooled(in), pout = pooled(out);
+    auto sd = [](const Ref& q, double p, bool fixed) {
+        return fixed || q.c < 2 ? p : std::max(std::sqrt(q.ss / double(q.c - 1)), 1e-6);
+    };
+    auto log_n = [](double x, double mu, double s) { return -std::log(s) - 0.5 * (x - mu) * (x - mu) / (s * s); };
+    std::map<std::string, std::vector<double>> res;
+    for (bool fixed : {false, true}) {
+        const std::string suffix = fixed ? "_fixed_var" : "";
+        auto& on = res["lira_online" + suffix];
+        auto& off = res["lira_offline" + suffix];
+        for (size_t j = 0; j < n; j++) {
+            const Ref& qi = in[j];
+            const Ref& qo = out[j];
+            const double x = phi[size_t(t)][j];
+            off.push_back(qo.c > 0 ? (x - qo.mean) / sd(qo, pout, fixed) : NAN);
+            on.push_back(qo.c > 0 && qi.c > 0 ? log_n(x, qi.mean, sd(qi, pin, fixed)) - log_n(x, qo.mean, sd(qo, pout, fixed))
+                                              : NAN);
+        }
+    }
+    return res;
+}
+
+// The augmented-query attacks of a lira run from outputs/<kind>/augmented/
+// (every model's logits on the 12 shifted queries of every pool example,
+// query-major, pool order): label_only_augment = how many queries the
+// target labels right; lira_*_aug = the mean over the example itself and
+// the 12 queries of ref_lira's per-query scores.
+void check_augmented_lira(const std::string& dir, const std::string& kind,
+                          const std::vector<std::vector<std::vector<double>>>& logits /*[m][j]*/,
+                          const std::vector<std::vector<int>>& mem, const std::vector<int>& labels) {
+    const int M = int(logits.size());
+    const size_t n = labels.size();
+    std::vector<std::vector<std::vector<double>>> phi(13, std::vector<std::vector<double>>(size_t(M)));
+    std::vector<std::vector<double>> right(size_t(M), std::vector<double>(n, 0.0));
+    for (int m = 0; m < M; m++) {
+        const auto aug = read_npy_rows(dir + "/outputs/" + kind + "/augmented/model" + std::to_string(m) + ".npy");
+        REQUIRE(aug.size() == 12 * n);
+        for (size_t j = 0; j < n; j++) phi[0][size_t(m)].push_back(ref_phi(logits[size_t(m)][j], labels[j]));
+        for (size_t q = 0; q < 12; q++)
+            for (size_t j = 0; j < n; j++) {
+                const auto& z = aug[q * n + j];
+                phi[q + 1][size_t(m)].push_back(ref_phi(z, labels[j]));
+                right[size_t(m)][j] += std::max_element(z.begin(), z.end()) - z.begin() == labels[j];
+            }
+    }
+    for (int t = 0; t < M; t++) {
+        const ScoreTable tab = read_scores(dir + "/scores/" + kind + "_model" + std::to_string(t) + ".csv");
+        INFO(kind << " model" << t);
+        CHECK(tab.col.at("label_only_augment") == right[size_t(t)]);
+        std::map<std::string, std::vector<double>> mean;
+        for (const auto& p : phi)
+            for (auto& [name, v] : ref_lira(p, mem, t)) {
+                auto& acc = mean[name];
+                acc.resize(n, 0.0);
+                for (size_t j = 0; j < n; j++) acc[j] += v[j] / 13.0;
+            }
+        for (const auto& [name, want] : mean)
+            for (size_t j = 0; j < n; j++) {
+                const double got = tab.col.at(name + "_aug")[j];
+                INFO(name << "_aug example " << j << ": csv " << got << ", recomputed " << want[j]);
+                CHECK(std::isnan(got) == std::isnan(want[j]));
+                if (!std::isnan(want[j])) CHECK(std::fabs(got - want[j]) <= 1e-9 * std::max(1.0, std::fabs(want[j])));
+            }
+    }
+}
 
 // A finished lira run, from its files alone: every model's logits on every
 // pool example (outputs/, rows = its members then non-members), phi from
@@ -428,6 +558,8 @@ void check_lira_run_dir(const std::string& dir, const json& r, const Dataset& d)
                 CHECK(tab.label[size_t(j)] == y);
                 CHECK(tab.member[size_t(j)] == mem[size_t(t)][size_t(j)]);
                 CHECK(std::fabs(tab.col.at("loss")[size_t(j)] - ref_log_p(logits[size_t(t)][size_t(j)], y)) <= 1e-9);
+                const auto& z = logits[size_t(t)][size_t(j)];
+                CHECK(tab.col.at("correctness")[size_t(j)] == double(std::max_element(z.begin(), z.end()) - z.begin() == y));
                 phi_t[size_t(j)] = ref_phi(logits[size_t(t)][size_t(j)], y);
                 std::vector<double> vin, vout;
                 for (int m = 0; m < M; m++)
@@ -480,6 +612,11 @@ void check_lira_run_dir(const std::string& dir, const json& r, const Dataset& d)
             const double th = ref_threshold(rl, rm);
             CHECK(std::fabs(tj["attacks"]["loss"]["threshold"].get<double>() - th) <= 1e-9 * std::max(1.0, std::fabs(th)));
             check_metrics_from_csv(tab, tj["attacks"]);
+        }
+        if (!r["config"]["null_members"].get<bool>()) {
+            std::vector<int> labels;
+            for (int64_t j = 0; j < n; j++) labels.push_back(pool_label(d, pool[size_t(j)]));
+            check_augmented_lira(dir, kind, logits, mem, labels);
         }
         check_summary(km);
     }
