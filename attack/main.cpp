@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <thread>
 
 #include "attack/run.h"
@@ -14,6 +15,28 @@
 #include "train/trainer.h"
 
 using namespace mmia;
+
+// Every flag works in every mode it is accepted in; the combinations where
+// one would do nothing are usage errors (docs/ATTACKS.md, "Flags"): the
+// problem, or "" when there is none.
+static std::string flag_combination_problem(const CLI::App& app, const AttackRunConfig& cfg,
+                                            const std::string& model, const std::string& preset) {
+    if (cfg.protocol == "lira" && app.count("--targets"))
+        return "--targets: shokri protocol only (lira makes every model the target in turn)";
+    for (const char* flag : {"--rmia-gamma", "--rmia-population"})
+        if (cfg.protocol != "lira" && app.count(flag))
+            return std::string(flag) + ": lira protocol only (RMIA needs reference models trained with and "
+                                       "without each example)";
+    if (!preset.empty() && model == "both")
+        return "--preset needs one --model; use --mamba-preset/--cnn-preset";
+    if (!preset.empty() && (app.count("--mamba-preset") || app.count("--cnn-preset")))
+        return "--preset: give it or --mamba-preset/--cnn-preset, not both";
+    if (model == "cnn" && app.count("--mamba-preset"))
+        return "--mamba-preset: no Mamba model with --model cnn";
+    if (model == "mamba" && app.count("--cnn-preset"))
+        return "--cnn-preset: no CNN model with --model mamba";
+    return "";
+}
 
 int main(int argc, char** argv) {
     keep_freed_memory();
@@ -31,44 +54,48 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"mnist", "fashion", "cifar10"}))
         ->capture_default_str();
     app.add_option("--shadow", cfg.shadows, "shadow models (lira: reference models; M = N + 1)")
-        ->check(CLI::Range(1, 1000))
+        ->check(int_in<int>(1, 1000))
         ->capture_default_str();
     app.add_option("--targets", cfg.targets, "shokri: independent target models (repeats)")
-        ->check(CLI::Range(1, 100))
+        ->check(int_in<int>(1, 100))
         ->capture_default_str();
     app.add_option("--ds", cfg.ds, "examples each model trains on (as many non-members)")
-        ->check(CLI::Range(int64_t(10), int64_t(1) << 30))
+        ->check(int_in<int64_t>(10, int64_t(1) << 30))
         ->capture_default_str();
     app.add_option("--preset", preset, "config.json preset (with one --model)");
     app.add_option("--mamba-preset", cfg.mamba_preset, "Mamba preset (default: the dataset's)");
     app.add_option("--cnn-preset", cfg.cnn_preset, "CNN preset (default: the dataset's)");
-    app.add_option("--epochs", cfg.epochs, "training epochs (0 = the preset's)")->check(CLI::Range(0, 100000));
+    app.add_option("--epochs", cfg.epochs, "training epochs (0 = the preset's)")->check(int_in<int>(0, 100000));
     app.add_option("--seed", cfg.seed, "seed of the splits and of every model")->check(seed_range())->capture_default_str();
-    app.add_option("--threads", cfg.threads, "threads (LibTorch and the engines)")->check(CLI::Range(1, 1024));
+    app.add_option("--threads", cfg.threads, "threads (LibTorch and the engines)")->check(int_in<int>(1, 1024));
     app.add_option("--data-dir", cfg.data_dir, "dataset directory (default: the dataset's)");
     app.add_option("--config", cfg.config_path, "config.json")->capture_default_str();
     app.add_option("--run-dir", cfg.run_dir, "run directory (default: runs/<dataset>-<protocol>-...)");
     app.add_flag("--force", cfg.force, "reuse a run directory made with another configuration");
     app.add_flag("--null-members", cfg.null_members,
                  "sanity run: the targets' members are fresh examples they never saw (AUC must be 0.5)");
+    app.add_option("--rmia-gamma", cfg.rmia_gamma,
+                   "lira: RMIA's likelihood-ratio threshold gamma (the paper's CIFAR-10 value)")
+        ->check(CLI::Validator(
+            [](std::string& s) -> std::string {
+                char* end = nullptr;
+                const double v = std::strtod(s.c_str(), &end);
+                if (s.empty() || *end != 0 || !(v > 0 && v <= 1e6))  // false for nan
+                    return "'" + s + "' is not a gamma in (0, 1000000]";
+                return "";
+            },
+            "GAMMA"))
+        ->capture_default_str();
+    app.add_option("--rmia-population", cfg.rmia_population,
+                   "lira: RMIA's population points, at most (taken from outside the pool)")
+        ->check(int_in<int64_t>(1, int64_t(1) << 30))
+        ->capture_default_str();
     if (int code = parse_command_line(app, argc, argv); code >= 0) return code;
 
-    // Every flag works in every mode it is accepted in; the combinations
-    // where one would do nothing are usage errors (docs/ATTACKS.md, "Flags").
-    auto usage = [](const std::string& what) {
-        std::fprintf(stderr, "error: %s (see --help)\n", what.c_str());
+    if (std::string problem = flag_combination_problem(app, cfg, model, preset); !problem.empty()) {
+        std::fprintf(stderr, "error: %s (see --help)\n", problem.c_str());
         return 2;
-    };
-    if (cfg.protocol == "lira" && app.count("--targets"))
-        return usage("--targets: shokri protocol only (lira makes every model the target in turn)");
-    if (!preset.empty() && model == "both")
-        return usage("--preset needs one --model; use --mamba-preset/--cnn-preset");
-    if (!preset.empty() && (app.count("--mamba-preset") || app.count("--cnn-preset")))
-        return usage("--preset: give it or --mamba-preset/--cnn-preset, not both");
-    if (model == "cnn" && app.count("--mamba-preset"))
-        return usage("--mamba-preset: no Mamba model with --model cnn");
-    if (model == "mamba" && app.count("--cnn-preset"))
-        return usage("--cnn-preset: no CNN model with --model mamba");
+    }
 
     try {
         cfg.models = model == "both" ? std::vector<std::string>{"mamba", "cnn"} : std::vector<std::string>{model};

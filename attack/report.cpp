@@ -302,6 +302,34 @@ void report_notes(std::ostream& o, const json& r, const std::vector<std::string>
 
 }
 
+// TF-Privacy's slices (per class, correctly / incorrectly classified) of
+// the first target: counts and the AUC of the headline attacks; every
+// attack's every metric per slice is in metrics.json ("slices").
+void report_slices(std::ostream& o, const json& r, const std::vector<std::string>& kinds) {
+    const char* headline[] = {"shokri_mlp", "loss", "lira_online", "lira_offline_fixed_var", "rmia_offline",
+                              "rmia_online"};
+    for (const auto& k : kinds) {
+        const json& t = r["models"][k]["targets"][0];
+        std::vector<std::string> shown;
+        for (const char* a : headline)
+            if (t["attacks"].contains(a)) shown.push_back(a);
+        if (shown.empty() || !t["attacks"][shown[0]].contains("slices")) continue;
+        o << "\n### " << k << " " << t["role"].get<std::string>() << ": slices\n\n| slice | members | non-members |";
+        for (const auto& a : shown) o << " " << a << " AUC |";
+        o << "\n| --- | --- | --- |";
+        for (size_t i = 0; i < shown.size(); i++) o << " --- |";
+        o << "\n";
+        for (auto& [name, sl] : t["attacks"][shown[0]]["slices"].items()) {
+            o << "| " << name << " | " << sl["n_members"] << " | " << sl["n_nonmembers"] << " |";
+            for (const auto& a : shown) {
+                const json& m = t["attacks"][a]["slices"][name];
+                o << " " << (m.contains("auc") ? fmt("%.3f", m["auc"].get<double>()) : std::string("n/a")) << " |";
+            }
+            o << "\n";
+        }
+    }
+}
+
 void report_plots(std::ostream& o, const json& r, const std::vector<std::string>& kinds) {
     const std::string protocol = r.at("config").at("protocol");
     o << "\n## Plots (first target)\n\n";
@@ -331,6 +359,11 @@ std::string markdown_report(const json& r) {
     report_low_fpr(o, r, kinds, attacks);
     report_which_leaks(o, r, kinds);
     report_notes(o, r, kinds);
+    o << "\n## Slices (first target)\n\nTF-Privacy's slicing: the target's examples per true class and by whether "
+         "the target classifies them correctly; counts of the scored members and non-members of the first attack "
+         "shown (LiRA and RMIA offline leave unscored examples out). Every metric of every attack per slice: "
+         "metrics.json, \"slices\".\n";
+    report_slices(o, r, kinds);
     report_plots(o, r, kinds);
     return o.str();
 }

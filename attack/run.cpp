@@ -7,6 +7,7 @@
 //   models/<kind>/<role>.pt     checkpoints (cached: a re-run skips finished ones)
 //   models/<kind>/<role>.bin    the same models, packed for the engines
 //   outputs/<kind>/<role>.npy   engine logits on the examples the attacks read
+//   outputs/<kind>/population/<role>.npy   lira: logits on RMIA's population points
 //   scores/<kind>_<target>.csv  per-example scores of every attack
 //   roc/<kind>_<target>_<attack>.csv
 //   metrics.json, report.md, report.html, plots/*.svg
@@ -38,6 +39,7 @@
 #include <set>
 #include <sstream>
 
+#include "attack/augment.h"
 #include "attack/classifiers.h"
 #include "attack/features.h"
 #include "attack/lira.h"
@@ -45,6 +47,7 @@
 #include "attack/metrics.h"
 #include "attack/report.h"
 #include "attack/report_html.h"
+#include "attack/rmia.h"
 #include "common/command_line.h"
 #include "common/config.h"
 #include "common/data.h"
@@ -117,6 +120,8 @@ struct Plan {
     std::vector<int> membership;
     // lira --null-members: per model, the pool rows it is evaluated on and their fake membership
     std::vector<std::pair<std::vector<int64_t>, std::vector<int>>> lira_null;
+    // lira: RMIA's population points (dataset indices outside the pool, no model's member)
+    std::vector<int64_t> population;
     // shokri: classes the per-class attacks score with the global attack (metrics.json, log)
     json fallback_note = nullptr;
     std::string fallback_line;
@@ -228,6 +233,12 @@ struct KindOutputs {
     std::vector<std::vector<float>> fresh_logits;    // shokri null: target t on plan.fresh[t]
     std::vector<std::vector<float>> pool_logits;     // lira: model m on the whole pool, pool order
     Matrix phi;                                      // lira: M x lira_n logit-scaled confidences
+    Matrix p, p_pop;  // lira: true-label probabilities, M x lira_n and M x |population| (RMIA)
+    // The label-only augmentation attack's counts (augment.h), per model: on
+    // its members then non-members (shokri) or on the whole pool (lira);
+    // shokri null: target t's on plan.fresh[t].
+    std::vector<std::vector<double>> label_only, label_only_fresh;
+    std::vector<Matrix> phi_aug;  // lira: per augmented query, M x lira_n phi (LiRA with augmented queries)
 };
 
 // --- Attacks on one target ---------------------------------------------------
@@ -250,6 +261,7 @@ struct AttackScores {
     double threshold = 0;        // the decision threshold (chosen without the target's membership)
     std::vector<int> fallback_classes;  // per-class attacks: classes scored by the global attack instead
     std::string unscored_reason;        // what a NaN score means for this attack ("" = none expected)
+    json parameters = nullptr;          // the attack's parameters, copied into its metrics
 };
 
 // Shadow-trained attacks and the metric attacks, scored on the target.
@@ -299,16 +311,12 @@ std::string csv_number(double v) {
 // The attacks drawn in the ROC plots (all are in roc/ as CSV).
 const std::set<std::string> plot_attacks = {"shokri_mlp", "seed000_mlp", "loss", "loss_per_class",
                                             "modified_entropy_per_class", "lira_online", "lira_offline",
-                                            "lira_online_fixed_var"};
+                                            "lira_online_fixed_var", "lira_online_aug", "rmia_offline",
+                                            "rmia_online", "label_only_augment"};
 
-// Writes scores/<kind>_<target>.csv and roc/<kind>_<target>_<attack>.csv,
-// and with_plots, plots/<kind>_*.svg; returns {attack name: metrics}.
-json evaluate_and_write(const std::string& dir, const std::string& kind, const std::string& target,
-                        const std::vector<int64_t>& pool_index, const Labelled& t,
-                        const std::vector<AttackScores>& attacks, bool with_plots) {
-    fs::create_directories(dir + "/scores");
-    fs::create_directories(dir + "/roc");
-    json metrics = json::object();
+// scores/<kind>_<target>.csv: pool_index,label,is_member, then one column per attack.
+void write_scores_csv(const std::string& path, const std::vector<int64_t>& pool_index, const Labelled& t,
+                      const std::vector<AttackScores>& attacks) {
     std::ostringstream csv;
     csv << "pool_index,label,is_member";
     for (const auto& a : attacks) csv << "," << a.name;
@@ -318,45 +326,99 @@ json evaluate_and_write(const std::string& dir, const std::string& kind, const s
         for (const auto& a : attacks) csv << "," << csv_number(a.scores[i]);
         csv << "\n";
     }
-    write_file_atomic(dir + "/scores/" + kind + "_" + target + ".csv", csv.str());
+    write_file_atomic(path, csv.str());
+}
+
+// The metrics of one attack on the given rows, or why there are none;
+// n_unscored counts the rows without a score (left out).
+json metrics_on_rows(const AttackScores& a, const std::vector<int>& is_member, const std::vector<int64_t>& among) {
+    std::vector<int64_t> rows;
+    for (int64_t i : among)
+        if (!std::isnan(a.scores[size_t(i)])) rows.push_back(i);
+    const auto s = pick(a.scores, rows);
+    const auto m = pick(is_member, rows);
+    const int64_t members = std::count(m.begin(), m.end(), 1);
+    json j;
+    if (members == 0 || members == int64_t(m.size())) {
+        // Nothing to rank: say so instead of failing the whole run.
+        j["not_evaluated"] = "the scored examples hold " + std::string(members ? "no non-member" : "no member");
+        j["n_members"] = members, j["n_nonmembers"] = int64_t(m.size()) - members;
+    } else {
+        j = to_json(evaluate_attack(s, m, a.threshold));
+    }
+    j["n_unscored"] = int64_t(among.size() - rows.size());
+    return j;
+}
+
+// TF-Privacy's slices of the target's rows: per true class ("class_<c>")
+// and by whether the target classifies the example correctly (argmax of
+// its logits = label: "correct", "incorrect").
+std::vector<std::pair<std::string, std::vector<int64_t>>> slices_of(const Labelled& t) {
+    const size_t n = t.labels.size();
+    const int k = n ? int(t.logits.size() / n) : 0;
+    std::vector<std::pair<std::string, std::vector<int64_t>>> out;
+    for (int c = 0; c < k; c++) out.push_back({"class_" + std::to_string(c), {}});
+    out.push_back({"correct", {}});
+    out.push_back({"incorrect", {}});
+    for (size_t i = 0; i < n; i++) {
+        out[size_t(t.labels[i])].second.push_back(int64_t(i));
+        out[size_t(k) + (is_correct(t.logits.data() + i * size_t(k), k, t.labels[i]) ? 0 : 1)].second.push_back(
+            int64_t(i));
+    }
+    return out;
+}
+
+void write_plots(const std::string& dir, const std::string& kind, const std::string& target,
+                 const std::vector<NamedRoc>& curves,
+                 const std::map<std::string, std::pair<std::vector<double>, std::vector<int>>>& scored_sets) {
+    fs::create_directories(dir + "/plots");
+    const std::string title = kind + " " + target;
+    write_file_atomic(dir + "/plots/" + kind + "_roc.svg", svg_roc(curves, false, title + ": ROC"));
+    write_file_atomic(dir + "/plots/" + kind + "_roc_loglog.svg", svg_roc(curves, true, title + ": ROC, log-log"));
+    for (const auto& [name, sm] : scored_sets)
+        if (name == "loss" || name == "lira_online")
+            write_file_atomic(dir + "/plots/" + kind + "_hist_" + name + ".svg",
+                              svg_histogram(score_histogram(sm.first, sm.second, 40),
+                                            title + ": " + name + " score, members vs non-members (scored only)"));
+}
+
+// Writes scores/<kind>_<target>.csv and roc/<kind>_<target>_<attack>.csv,
+// and with_plots, plots/<kind>_*.svg; returns {attack name: metrics}, each
+// with its "slices" (slices_of).
+json evaluate_and_write(const std::string& dir, const std::string& kind, const std::string& target,
+                        const std::vector<int64_t>& pool_index, const Labelled& t,
+                        const std::vector<AttackScores>& attacks, bool with_plots) {
+    fs::create_directories(dir + "/scores");
+    fs::create_directories(dir + "/roc");
+    write_scores_csv(dir + "/scores/" + kind + "_" + target + ".csv", pool_index, t, attacks);
+    const auto slices = slices_of(t);
+    std::vector<int64_t> all(t.labels.size());
+    for (size_t i = 0; i < all.size(); i++) all[i] = int64_t(i);
+    json metrics = json::object();
     std::vector<NamedRoc> curves;
     std::map<std::string, std::pair<std::vector<double>, std::vector<int>>> scored_sets;  // for the histograms
     for (const auto& a : attacks) {
         // The one rule for unscored examples (NaN): left out of every metric,
         // the ROC file and the histogram; metrics.json counts them.
-        std::vector<int64_t> rows;
-        for (size_t i = 0; i < a.scores.size(); i++)
-            if (!std::isnan(a.scores[i])) rows.push_back(int64_t(i));
-        const auto s = pick(a.scores, rows);
-        const auto m = pick(t.is_member, rows);
-        const int64_t members = std::count(m.begin(), m.end(), 1);
-        json j;
-        if (members == 0 || members == int64_t(m.size())) {
-            // Nothing to rank: say so instead of failing the whole run.
-            j["not_evaluated"] = "the scored examples hold " + std::string(members ? "no non-member" : "no member");
-        } else {
-            j = to_json(evaluate_attack(s, m, a.threshold));
+        json j = metrics_on_rows(a, t.is_member, all);
+        if (!j.contains("not_evaluated")) {
+            std::vector<int64_t> rows;
+            for (int64_t i : all)
+                if (!std::isnan(a.scores[size_t(i)])) rows.push_back(i);
+            const auto s = pick(a.scores, rows);
+            const auto m = pick(t.is_member, rows);
             auto roc = roc_curve(s, m);
             write_roc_csv(dir + "/roc/" + kind + "_" + target + "_" + a.name + ".csv", roc);
             if (plot_attacks.count(a.name)) curves.push_back({a.name, std::move(roc)});
             scored_sets[a.name] = {s, m};
         }
-        j["n_unscored"] = int64_t(a.scores.size() - rows.size());
         if (!a.unscored_reason.empty()) j["unscored_are"] = a.unscored_reason;
         if (!a.fallback_classes.empty()) j["fallback_classes"] = a.fallback_classes;
+        if (!a.parameters.is_null()) j.update(a.parameters);
+        for (const auto& [name, rows] : slices) j["slices"][name] = metrics_on_rows(a, t.is_member, rows);
         metrics[a.name] = j;
     }
-    if (with_plots) {
-        fs::create_directories(dir + "/plots");
-        const std::string title = kind + " " + target;
-        write_file_atomic(dir + "/plots/" + kind + "_roc.svg", svg_roc(curves, false, title + ": ROC"));
-        write_file_atomic(dir + "/plots/" + kind + "_roc_loglog.svg", svg_roc(curves, true, title + ": ROC, log-log"));
-        for (const auto& [name, sm] : scored_sets)
-            if (name == "loss" || name == "lira_online")
-                write_file_atomic(dir + "/plots/" + kind + "_hist_" + name + ".svg",
-                                  svg_histogram(score_histogram(sm.first, sm.second, 40),
-                                                title + ": " + name + " score, members vs non-members (scored only)"));
-    }
+    if (with_plots) write_plots(dir, kind, target, curves, scored_sets);
     return metrics;
 }
 
@@ -390,6 +452,7 @@ struct TargetCase {
     std::vector<int64_t> pool_index;  // per row
     std::vector<int64_t> rows;        // lira: per row, its column of the lira pool
     Labelled data;
+    std::vector<double> label_only;   // per row: augmented queries labelled correctly
     double train_acc = 0, test_acc = 0;
 };
 
@@ -405,6 +468,7 @@ struct Protocol {
     const char* references;        // what its --shadow models are ("shadows", "reference models")
     bool separate_targets;         // --targets applies (shokri)
     const char* null_members_what; // the null-members sanity line's middle part
+    void (*describe)(const AttackRunConfig& cfg, json& resolved);  // its own keys of attack_config.json
     int64_t (*examples_needed)(const AttackRunConfig& cfg);
     std::string (*who_needs)(const AttackRunConfig& cfg);  // for the "--ds is too large" line
     Plan (*plan)(const Experiment& ex);
@@ -413,6 +477,49 @@ struct Protocol {
     std::vector<AttackScores> (*attacks)(const Experiment& ex, const Plan& plan, const KindOutputs& out,
                                          const TargetCase& t);
 };
+
+// --- What the protocols share -------------------------------------------------
+
+// The model's logits on the augmented queries (augment.h) of the pool
+// examples idx, one engine run per query; also written to
+// outputs/<kind>/augmented/<file>.npy, (queries x |idx|) rows, query-major.
+std::vector<std::vector<float>> augmented_logits(const Experiment& ex, const std::string& kind,
+                                                 const std::string& role, const std::vector<int64_t>& idx,
+                                                 const std::string& file) {
+    const torch::Tensor x = rows_of(ex.pool.images, idx);
+    const std::vector<float> images(x.data_ptr<float>(), x.data_ptr<float>() + x.numel());
+    const InputSpec& in = ex.pool.input;
+    std::vector<std::vector<float>> per_query;
+    std::vector<float> all;
+    for (const Augmentation& a : augmented_queries(ex.cfg.dataset)) {
+        std::vector<float> aug = augment_batch(images, int64_t(idx.size()), in.channels, in.height, in.width, a);
+        per_query.push_back(
+            engine_logits(kind, ex.bin_path(kind, role), torch::from_blob(aug.data(), x.sizes(), torch::kFloat32)));
+        all.insert(all.end(), per_query.back().begin(), per_query.back().end());
+    }
+    fs::create_directories(ex.dir + "/outputs/" + kind + "/augmented");
+    char err[512];
+    const std::string path = ex.dir + "/outputs/" + kind + "/augmented/" + file + ".npy";
+    if (io_write_npy_f32(path.c_str(), all.data(), int64_t(all.size()) / ex.k, ex.k, err, sizeof err) != 0)
+        throw std::runtime_error(err);
+    return per_query;
+}
+
+// How many of the augmented queries the model labels correctly, for each
+// pool example of idx.
+std::vector<double> augmented_correct(const Experiment& ex, const std::string& kind, const std::string& role,
+                                      const std::vector<int64_t>& idx, const std::string& file) {
+    return correct_query_counts(augmented_logits(ex, kind, role, idx, file), ex.k, labels_of(ex.pool, idx));
+}
+
+// The label-only augmentation attack (Choquette-Choo et al. 2021): the
+// target's counts, thresholded where the reference counts (shadows' or the
+// other models', with their membership) separate best.
+AttackScores label_only_attack(const Experiment& ex, const TargetCase& t, const std::vector<double>& ref_counts,
+                               const std::vector<int>& ref_member) {
+    return {"label_only_augment", t.label_only, select_threshold(ref_counts, ref_member), {}, "",
+            {{"augmented_queries", augmented_queries(ex.cfg.dataset).size()}}};
+}
 
 // --- shokri: targets and shadows on disjoint splits of the pool ----------------
 
@@ -485,10 +592,19 @@ Plan shokri_plan(const Experiment& ex) {
 }
 
 // null: each target's logits on its fresh "members".
+// Every model's label-only counts on its members and non-members.
 void shokri_outputs(Experiment& ex, const std::string& kind, const Plan& plan, KindOutputs& out) {
-    for (size_t t = 0; t < plan.fresh.size(); t++)
+    for (size_t t = 0; t < plan.fresh.size(); t++) {
         out.fresh_logits.push_back(
             engine_logits(kind, ex.bin_path(kind, plan.models[t].role), rows_of(ex.pool.images, plan.fresh[t])));
+        out.label_only_fresh.push_back(
+            augmented_correct(ex, kind, plan.models[t].role, plan.fresh[t], plan.models[t].role + "_null_members"));
+    }
+    for (const ModelSplit& s : plan.models) {
+        std::vector<int64_t> idx = s.members;
+        idx.insert(idx.end(), s.nonmembers.begin(), s.nonmembers.end());
+        out.label_only.push_back(augmented_correct(ex, kind, s.role, idx, s.role));
+    }
 }
 
 std::vector<TargetCase> shokri_targets(Experiment& ex, const Plan& plan, const KindOutputs& out) {
@@ -498,14 +614,18 @@ std::vector<TargetCase> shokri_targets(Experiment& ex, const Plan& plan, const K
         const ModelResult& r = out.models[size_t(t)];
         TargetCase c;
         c.index = t, c.role = sp.role, c.train_acc = r.train_acc, c.test_acc = r.test_acc;
+        const std::vector<double>& lo = out.label_only[size_t(t)];
         if (ex.cfg.null_members) {
             // Fresh examples the target never saw, labelled "member".
             c.data.add(out.fresh_logits[size_t(t)], labels_of(ex.pool, plan.fresh[size_t(t)]), 1);
             c.pool_index = plan.fresh[size_t(t)];
+            c.label_only = out.label_only_fresh[size_t(t)];
         } else {
             c.data.add(r.member_logits, labels_of(ex.pool, sp.members), 1);
             c.pool_index = sp.members;
+            c.label_only.assign(lo.begin(), lo.begin() + int64_t(sp.members.size()));
         }
+        c.label_only.insert(c.label_only.end(), lo.begin() + int64_t(sp.members.size()), lo.end());
         c.data.add(r.nonmember_logits, labels_of(ex.pool, sp.nonmembers), 0);
         c.pool_index.insert(c.pool_index.end(), sp.nonmembers.begin(), sp.nonmembers.end());
         cases.push_back(std::move(c));
@@ -518,11 +638,14 @@ std::vector<AttackScores> shokri_attacks(const Experiment& ex, const Plan& plan,
                                          const TargetCase& t) {
     const AttackRunConfig& cfg = ex.cfg;
     Labelled shadow;
+    std::vector<double> shadow_label_only;
     for (int s = 0; s < cfg.shadows; s++) {
         const ModelSplit& sp = plan.models[size_t(cfg.targets + s)];
         const ModelResult& r = out.models[size_t(cfg.targets + s)];
         shadow.add(r.member_logits, labels_of(ex.pool, sp.members), 1);
         shadow.add(r.nonmember_logits, labels_of(ex.pool, sp.nonmembers), 0);
+        const auto& lo = out.label_only[size_t(cfg.targets + s)];
+        shadow_label_only.insert(shadow_label_only.end(), lo.begin(), lo.end());
     }
     const uint64_t seed = cfg.seed + 17 * uint64_t(t.index);
     auto attacks = shadow_attacks(shadow, t.data, ex.k, seed);
@@ -538,6 +661,7 @@ std::vector<AttackScores> shokri_attacks(const Experiment& ex, const Plan& plan,
                      "the 80% of the target's rows the attack trained on (scored: the held-out 20%)"};
     for (size_t i = 0; i < held.rows.size(); i++) own.scores[size_t(held.rows[i])] = held.score[i];
     attacks.push_back(std::move(own));
+    attacks.push_back(label_only_attack(ex, t, shadow_label_only, shadow.is_member));
     return attacks;
 }
 
@@ -585,6 +709,8 @@ Plan lira_plan(const Experiment& ex) {
         plan.models.push_back(sp);
     }
     if (cfg.null_members) lira_null_rows(cfg, plan);
+    const int64_t n_pop = std::min<int64_t>(cfg.rmia_population, int64_t(plan.order.size()) - n);
+    plan.population.assign(plan.order.begin() + n, plan.order.begin() + n + n_pop);
     return plan;
 }
 
@@ -592,7 +718,38 @@ std::vector<int64_t> lira_pool(const Plan& plan) {
     return std::vector<int64_t>(plan.order.begin(), plan.order.begin() + plan.lira_n);
 }
 
-// Every model's logits and phi on the whole lira pool, pool order.
+// M x n true-label softmax probabilities of each model's logits (RMIA's
+// signal), floored at the smallest normal double so that a probability
+// that underflows stays in rmia_scores' (0, 1].
+Matrix true_label_probabilities(const std::vector<std::vector<float>>& logits, int k, const std::vector<int>& labels) {
+    Matrix p(int64_t(logits.size()), int64_t(labels.size()));
+    for (int64_t m = 0; m < p.rows; m++)
+        for (int64_t j = 0; j < p.cols; j++)
+            p.at(m, j) = std::max(true_class_confidence(logits[size_t(m)].data() + j * k, k, labels[size_t(j)]),
+                                  std::numeric_limits<double>::min());
+    return p;
+}
+
+// Every model's logits on the population points, saved to
+// outputs/<kind>/population/<role>.npy (rows in splits.json's
+// "rmia_population" order).
+void population_outputs(Experiment& ex, const std::string& kind, const Plan& plan, KindOutputs& out) {
+    if (plan.population.empty()) return;
+    fs::create_directories(ex.dir + "/outputs/" + kind + "/population");
+    std::vector<std::vector<float>> logits;
+    for (const ModelSplit& s : plan.models) {
+        logits.push_back(engine_logits(kind, ex.bin_path(kind, s.role), rows_of(ex.pool.images, plan.population)));
+        char err[512];
+        const std::string path = ex.dir + "/outputs/" + kind + "/population/" + s.role + ".npy";
+        if (io_write_npy_f32(path.c_str(), logits.back().data(), int64_t(plan.population.size()), ex.k, err,
+                             sizeof err) != 0)
+            throw std::runtime_error(err);
+    }
+    out.p_pop = true_label_probabilities(logits, ex.k, labels_of(ex.pool, plan.population));
+}
+
+// Every model's logits, phi and true-label probability on the whole lira
+// pool (pool order), and on RMIA's population.
 void lira_outputs(Experiment& ex, const std::string& kind, const Plan& plan, KindOutputs& out) {
     const int M = int(plan.models.size());
     const int64_t n = plan.lira_n;
@@ -605,6 +762,18 @@ void lira_outputs(Experiment& ex, const std::string& kind, const Plan& plan, Kin
         auto p = logit_scaled_confidences(out.pool_logits.back(), ex.k, labels);
         for (int64_t j = 0; j < n; j++) out.phi.at(m, j) = p[size_t(j)];
     }
+    out.p = true_label_probabilities(out.pool_logits, ex.k, labels);
+    out.phi_aug.assign(augmented_queries(ex.cfg.dataset).size(), Matrix(M, n));
+    for (int m = 0; m < M; m++) {
+        const std::string& role = plan.models[size_t(m)].role;
+        const auto per_query = augmented_logits(ex, kind, role, pool, role);
+        out.label_only.push_back(correct_query_counts(per_query, ex.k, labels));
+        for (size_t q = 0; q < per_query.size(); q++) {
+            auto phi = logit_scaled_confidences(per_query[q], ex.k, labels);
+            for (int64_t j = 0; j < n; j++) out.phi_aug[q].at(m, j) = phi[size_t(j)];
+        }
+    }
+    population_outputs(ex, kind, plan, out);
 }
 
 // Every model is the target in turn, on all the pool with its true
@@ -630,13 +799,63 @@ std::vector<TargetCase> lira_targets(Experiment& ex, const Plan& plan, const Kin
         for (int64_t j : c.rows) c.data.logits.insert(c.data.logits.end(), lg.begin() + j * k, lg.begin() + (j + 1) * k);
         c.data.labels = pick(labels, c.rows);
         c.pool_index = pick(pool, c.rows);
+        c.label_only = pick(out.label_only[size_t(t)], c.rows);
         cases.push_back(std::move(c));
     }
     return cases;
 }
 
-// LiRA online / offline, per-example / fixed variance, then the metric
-// attacks with thresholds from the other models.
+// LiRA with augmented queries (Carlini et al. 2022, section 5.2): the
+// example itself and each augmented query get their own Gaussians from the
+// references, and the score is the mean over the 1 + Q queries of the
+// per-query LiRA score (online: log-likelihood ratios; offline: z-scores).
+std::vector<AttackScores> lira_augmented_attacks(const Plan& plan, const KindOutputs& out, const TargetCase& t) {
+    std::vector<AttackScores> attacks;
+    for (bool online : {true, false})
+        for (bool fixed : {false, true}) {
+            std::vector<double> mean = lira_scores(out.phi, plan.membership, t.index, {online, fixed}).score;
+            for (const Matrix& phi : out.phi_aug) {
+                const std::vector<double> s = lira_scores(phi, plan.membership, t.index, {online, fixed}).score;
+                for (size_t j = 0; j < mean.size(); j++) mean[j] += s[j];  // NaN stays NaN: same references
+            }
+            for (double& v : mean) v /= double(1 + out.phi_aug.size());
+            const std::string name =
+                std::string("lira_") + (online ? "online" : "offline") + (fixed ? "_fixed_var" : "") + "_aug";
+            attacks.push_back({name, pick(mean, t.rows), 0.0, {},
+                               online ? "examples with no IN or no OUT reference model"
+                                      : "examples with no OUT reference model",
+                               {{"queries", 1 + out.phi_aug.size()}}});
+        }
+    return attacks;
+}
+
+// RMIA offline (a tuned on the reference models alone) and online, against
+// the population; none when the dataset leaves no example outside the pool.
+// Decision threshold, fixed in advance: x dominates half the population.
+std::vector<AttackScores> rmia_attacks(const Experiment& ex, const Plan& plan, const KindOutputs& out,
+                                       const TargetCase& t) {
+    std::vector<AttackScores> attacks;
+    if (out.p_pop.cols == 0) return attacks;
+    const std::vector<int> membership_pop(out.p_pop.values.size(), 0);
+    const std::vector<int>& membership = plan.membership;
+    RmiaOptions o;
+    o.gamma = ex.cfg.rmia_gamma;
+    const json common = {{"rmia_gamma", o.gamma}, {"rmia_population", out.p_pop.cols},
+                         {"rmia_reference_models", out.p.rows - 1}};
+    o.a = rmia_tune_offline_a(out.p, membership, out.p_pop, membership_pop, t.index, o.gamma);
+    o.online = false;
+    LiraScores off = rmia_scores(out.p, membership, out.p_pop, membership_pop, t.index, o);
+    json pa = common;
+    pa["rmia_a"] = o.a;
+    attacks.push_back({"rmia_offline", pick(off.score, t.rows), 0.5, {}, "examples with no OUT reference model", pa});
+    o.online = true;
+    LiraScores on = rmia_scores(out.p, membership, out.p_pop, membership_pop, t.index, o);
+    attacks.push_back({"rmia_online", pick(on.score, t.rows), 0.5, {}, "", common});
+    return attacks;
+}
+
+// LiRA online / offline, per-example / fixed variance, RMIA, then the
+// metric attacks with thresholds from the other models.
 std::vector<AttackScores> lira_attacks(const Experiment& ex, const Plan& plan, const KindOutputs& out,
                                        const TargetCase& t) {
     const int64_t n = plan.lira_n;
@@ -653,6 +872,8 @@ std::vector<AttackScores> lira_attacks(const Experiment& ex, const Plan& plan, c
                                online ? "examples with no IN or no OUT reference model"
                                       : "examples with no OUT reference model"});
         }
+    for (AttackScores& a : lira_augmented_attacks(plan, out, t)) attacks.push_back(std::move(a));
+    for (AttackScores& a : rmia_attacks(ex, plan, out, t)) attacks.push_back(std::move(a));
     // The other models, as shadows for the metric attacks' thresholds.
     Labelled refs;
     const std::vector<int> labels = labels_of(ex.pool, lira_pool(plan));
@@ -669,16 +890,25 @@ std::vector<AttackScores> lira_attacks(const Experiment& ex, const Plan& plan, c
         attacks.push_back({metric_attack_name(m), metric_scores(m, t.data.logits, ex.k, t.data.labels),
                            select_threshold(s_scores, refs.is_member), {}, ""});
     }
+    std::vector<double> ref_label_only;
+    for (int m = 0; m < int(plan.models.size()); m++)
+        if (m != t.index)
+            ref_label_only.insert(ref_label_only.end(), out.label_only[size_t(m)].begin(), out.label_only[size_t(m)].end());
+    attacks.push_back(label_only_attack(ex, t, ref_label_only, refs.is_member));
     return attacks;
 }
 
 const Protocol kProtocols[] = {
     {"shokri", "shadows", true, "each target's \"members\" are fresh examples it never trained on",
-     shokri_examples_needed,
+     [](const AttackRunConfig& c, json& r) { r["targets"] = c.targets; }, shokri_examples_needed,
      [](const AttackRunConfig& c) { return std::to_string(c.targets) + " target(s) and the shadows need "; },
      shokri_plan, shokri_outputs, shokri_targets, shokri_attacks},
     {"lira", "reference models", false,
      "each model is scored on examples it never trained on, a random half of them called members",
+     [](const AttackRunConfig& c, json& r) {
+         r["rmia_gamma"] = c.rmia_gamma;
+         r["rmia_population"] = c.rmia_population;
+     },
      lira_examples_needed, [](const AttackRunConfig&) { return std::string("lira needs a pool of "); }, lira_plan,
      lira_outputs, lira_targets, lira_attacks},
 };
@@ -730,7 +960,7 @@ void describe_run(Experiment& ex) {
     ex.resolved = {{"protocol", cfg.protocol}, {"models", cfg.models}, {"dataset", cfg.dataset},
                    {"shadows", cfg.shadows},   {"ds", cfg.ds},         {"epochs", cfg.epochs},
                    {"seed", cfg.seed},         {"null_members", cfg.null_members}};
-    if (find_protocol(cfg.protocol)->separate_targets) ex.resolved["targets"] = cfg.targets;
+    find_protocol(cfg.protocol)->describe(cfg, ex.resolved);
     for (const auto& [kind, spec] : ex.specs) {
         ex.resolved["presets"][kind] = spec.preset;
         TrainConfig tc = resolve_training(ex.config_json, spec.preset);
@@ -809,6 +1039,7 @@ void write_plan(const Experiment& ex, const Plan& plan) {
     for (const auto& s : plan.models)
         sj["models"].push_back({{"role", s.role}, {"members", s.members}, {"nonmembers", s.nonmembers}});
     if (plan.lira_n > 0) sj["lira_pool"] = lira_pool(plan);
+    if (!plan.population.empty()) sj["rmia_population"] = plan.population;
     for (size_t t = 0; t < plan.fresh.size(); t++) sj["null_members"]["target" + std::to_string(t)] = plan.fresh[t];
     for (size_t m = 0; m < plan.lira_null.size(); m++) {
         std::vector<int64_t> fake_members;

@@ -13,7 +13,10 @@
 //           compared on identical members and non-members.
 //   lira    (Carlini et al. 2022) M = shadows + 1 models, each trained on a
 //           random half of a pool of 2*ds examples; every model serves as
-//           the target in turn, the other M - 1 as its references.
+//           the target in turn, the other M - 1 as its references. RMIA
+//           compares each example with population points Z taken from
+//           outside the pool (splits.json "rmia_population"), every
+//           model's logits on them in outputs/<kind>/population/.
 //
 // Membership convention everywhere: is_member = 1 for a training example
 // (the positive class), 0 for a non-member; scores: higher = member.
@@ -46,6 +49,13 @@ struct AttackRunConfig {
     // Sanity mode: the targets' "members" are replaced by fresh examples no
     // target ever trained on, so every attack must score AUC 0.5 within noise.
     bool null_members = false;
+    // RMIA (lira protocol; attack/rmia.h): the LR threshold gamma (the
+    // paper's CIFAR-10 configuration: 2) and the population size |Z|: Z is
+    // the first examples of the shuffled dataset after the lira pool, at most
+    // this many (the paper's research code scores against the 25,000
+    // non-members of its pool), never a member of any model.
+    double rmia_gamma = 2.0;
+    int64_t rmia_population = 25000;
 };
 
 // The default run directory name for cfg (see AttackRunConfig::run_dir).

@@ -1,12 +1,16 @@
 // test_attack_features.cpp: per-example features from logits
 // (attack/features.h) and the threshold attacks built on them
-// (attack/metric_attacks.h), against values worked out by hand.
+// (attack/metric_attacks.h), and the label-only attack's augmented queries
+// (attack/augment.h), against values worked out by hand.
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <stdexcept>
 #include <vector>
 
+#include "attack/augment.h"
 #include "attack/features.h"
 #include "attack/metric_attacks.h"
 #include "attack/metrics.h"
@@ -191,4 +195,52 @@ TEST_CASE("per-class thresholds (Song & Mittal) by hand: they separate what one 
     CHECK(t3[0] == doctest::Approx(3.5));
     CHECK(t3[1] == doctest::Approx(0.3));
     CHECK(t3[2] == doctest::Approx(3.5));
+}
+
+TEST_CASE("augmented queries: the shifts (and CIFAR-10's mirrors) and the images they make, by hand") {
+    // 12 shifts with |dx| + |dy| in {1, 2}, none twice, never the identity.
+    const auto q = augmented_queries("mnist");
+    REQUIRE(q.size() == 12);
+    for (size_t i = 0; i < q.size(); i++) {
+        const int d = std::abs(q[i].dx) + std::abs(q[i].dy);
+        CHECK((d == 1 || d == 2));
+        CHECK(!q[i].mirror);
+        for (size_t j = 0; j < i; j++) CHECK((q[i].dx != q[j].dx || q[i].dy != q[j].dy));
+    }
+    CHECK(augmented_queries("fashion").size() == 12);
+    const auto qc = augmented_queries("cifar10");
+    REQUIRE(qc.size() == 25);  // the 12 shifts, the mirror, the 12 mirrored shifts
+    CHECK(std::count_if(qc.begin(), qc.end(), [](const Augmentation& a) { return a.mirror; }) == 13);
+
+    // One channel, 2 x 3:   1 2 3
+    //                       4 5 6
+    const std::vector<float> img = {1, 2, 3, 4, 5, 6};
+    auto apply = [&](Augmentation a) {
+        std::vector<float> out(6, -1.0f);
+        augment_image(img.data(), 1, 2, 3, a, out.data());
+        return out;
+    };
+    CHECK(apply({1, 0, false}) == std::vector<float>{0, 1, 2, 0, 4, 5});    // right by 1
+    CHECK(apply({-2, 0, false}) == std::vector<float>{3, 0, 0, 6, 0, 0});   // left by 2
+    CHECK(apply({0, 1, false}) == std::vector<float>{0, 0, 0, 1, 2, 3});    // down by 1
+    CHECK(apply({-1, -1, false}) == std::vector<float>{5, 6, 0, 0, 0, 0});  // up and left
+    CHECK(apply({0, 0, true}) == std::vector<float>{3, 2, 1, 6, 5, 4});     // mirror
+    CHECK(apply({1, 0, true}) == std::vector<float>{0, 3, 2, 0, 6, 5});     // mirror, then right by 1
+    // Two channels move together.
+    const std::vector<float> two = {1, 2, 3, 4, 10, 20, 30, 40};  // 2 channels of 2 x 2
+    std::vector<float> out(8);
+    augment_image(two.data(), 2, 2, 2, {1, 0, false}, out.data());
+    CHECK(out == std::vector<float>{0, 1, 0, 3, 0, 10, 0, 30});
+    CHECK(augment_batch(two, 2, 1, 2, 2, {0, -1, false}) == std::vector<float>{3, 4, 0, 0, 30, 40, 0, 0});
+}
+
+TEST_CASE("label-only augmentation score: how many queries keep the right label, by hand") {
+    // 3 examples, 3 classes, labels 0, 1, 2; three queries.
+    const std::vector<int> y = {0, 1, 2};
+    const std::vector<std::vector<float>> q = {
+        {5, 1, 1, /**/ 0, 3, 1, /**/ 1, 1, 1},   // right, right, wrong (a tie: the first maximum, class 0)
+        {5, 6, 1, /**/ 0, 3, 4, /**/ 0, 0, 2},   // wrong, wrong, right
+        {9, 1, 1, /**/ 2, 3, 1, /**/ 0, 2, 2}};  // right, right, wrong (tie 1 and 2: class 1 first)
+    CHECK(correct_query_counts(q, 3, y) == std::vector<double>{2, 2, 1});
+    CHECK_THROWS_AS(correct_query_counts({{1, 2}}, 3, y), std::invalid_argument);
 }

@@ -19,6 +19,8 @@
 #include <sstream>
 #include <string>
 
+#include "attack/features.h"
+#include "attack/rmia.h"
 #include "attack/run.h"
 #include "common/data.h"
 #include "tests/cli_check.h"
@@ -227,50 +229,74 @@ double ref_threshold(const std::vector<double>& s, const std::vector<int>& m) {
     return mid > d[at + 1] ? mid : d[at];
 }
 
+// Compares one metrics.json entry (an attack, or one of its slices) with
+// the recomputation on the given CSV rows: counts, every number to 1e-9.
+void check_metrics_on_rows(const ScoreTable& t, const std::string& name, const json& j, const std::vector<size_t>& rows) {
+    std::vector<double> s;
+    std::vector<int> m;
+    int64_t unscored = 0;
+    for (size_t i : rows) {
+        const double v = t.col.at(name)[i];
+        if (std::isnan(v)) {
+            unscored++;
+            continue;
+        }
+        s.push_back(v), m.push_back(t.member[i]);
+    }
+    CHECK(j.at("n_unscored").get<int64_t>() == unscored);
+    if (j.contains("not_evaluated")) {
+        const int64_t nm = std::count(m.begin(), m.end(), 1);
+        CHECK((nm == 0 || nm == int64_t(m.size())));
+        return;
+    }
+    const RefMetrics r = ref_metrics(s, m, j.at("threshold").get<double>());
+    CHECK(j.at("n_members").get<int64_t>() == r.n_members);
+    CHECK(j.at("n_nonmembers").get<int64_t>() == r.n_nonmembers);
+    const std::pair<const char*, double> fields[] = {
+        {"auc", r.auc}, {"advantage", r.advantage}, {"tpr_at_1pct_fpr", r.tpr_1},
+        {"tpr_at_01pct_fpr", r.tpr_01}, {"tpr_at_001pct_fpr", r.tpr_001}, {"tpr_at_0_fpr", r.tpr_0},
+        {"fpr_resolution", 1.0 / double(r.n_nonmembers)}, {"ppv", r.ppv}, {"balanced_accuracy", r.balanced_accuracy},
+        {"accuracy", r.accuracy}, {"precision", r.precision}, {"recall", r.recall}, {"fpr", r.fpr}};
+    for (const auto& [key, want] : fields) {
+        INFO(key << ": metrics.json " << j.at(key).get<double>() << ", recomputed " << want);
+        CHECK(std::fabs(j.at(key).get<double>() - want) <= 1e-9);
+    }
+    // The bound goes through two root-findings (bisection here, a beta
+    // quantile there): equal to 1e-7.
+    INFO("epsilon_lower_bound: metrics.json " << j.at("epsilon_lower_bound").get<double>() << ", recomputed "
+                                              << r.eps_lb);
+    CHECK(std::fabs(j.at("epsilon_lower_bound").get<double>() - r.eps_lb) <= 1e-7);
+}
+
 // Compares one target's metrics.json entry with the recomputation from its
-// scores CSV: every attack present in both, every number to 1e-9.
+// scores CSV: every attack present in both, every number to 1e-9; and each
+// attack's slices (TF-Privacy's): class_<c> = the rows labelled c, correct /
+// incorrect = the rows the target classifies right / wrong (the CSV's
+// correctness column, checked against the logits' argmax by the callers).
 void check_metrics_from_csv(const ScoreTable& t, const json& attacks) {
     std::set<std::string> in_json, in_csv(t.attacks.begin(), t.attacks.end());
     for (auto& [name, m] : attacks.items()) in_json.insert(name);
     CHECK(in_json == in_csv);
+    std::map<std::string, std::vector<size_t>> slices;
+    for (size_t i = 0; i < t.member.size(); i++) {
+        for (int c = 0; c < 10; c++) slices["class_" + std::to_string(c)];  // every class, even an empty one
+        slices["class_" + std::to_string(t.label[i])].push_back(i);
+        slices[t.col.at("correctness")[i] == 1.0 ? "correct" : "incorrect"].push_back(i);
+    }
+    slices["correct"], slices["incorrect"];
+    std::vector<size_t> all(t.member.size());
+    for (size_t i = 0; i < all.size(); i++) all[i] = i;
     for (const std::string& name : t.attacks) {
         INFO("attack " << name);
         REQUIRE(attacks.contains(name));
-        const json& j = attacks[name];
-        std::vector<double> s;
-        std::vector<int> m;
-        int64_t unscored = 0;
-        for (size_t i = 0; i < t.member.size(); i++) {
-            const double v = t.col.at(name)[i];
-            if (std::isnan(v)) {
-                unscored++;
-                continue;
-            }
-            s.push_back(v), m.push_back(t.member[i]);
+        check_metrics_on_rows(t, name, attacks[name], all);
+        REQUIRE(attacks[name].contains("slices"));
+        CHECK(attacks[name]["slices"].size() == slices.size());
+        for (const auto& [slice, rows] : slices) {
+            INFO("slice " << slice << " of " << rows.size() << " rows");
+            REQUIRE(attacks[name]["slices"].contains(slice));
+            check_metrics_on_rows(t, name, attacks[name]["slices"][slice], rows);
         }
-        CHECK(j.at("n_unscored").get<int64_t>() == unscored);
-        if (j.contains("not_evaluated")) {
-            const int64_t nm = std::count(m.begin(), m.end(), 1);
-            CHECK((nm == 0 || nm == int64_t(m.size())));
-            continue;
-        }
-        const RefMetrics r = ref_metrics(s, m, j.at("threshold").get<double>());
-        CHECK(j.at("n_members").get<int64_t>() == r.n_members);
-        CHECK(j.at("n_nonmembers").get<int64_t>() == r.n_nonmembers);
-        const std::pair<const char*, double> fields[] = {
-            {"auc", r.auc}, {"advantage", r.advantage}, {"tpr_at_1pct_fpr", r.tpr_1},
-            {"tpr_at_01pct_fpr", r.tpr_01}, {"tpr_at_001pct_fpr", r.tpr_001}, {"tpr_at_0_fpr", r.tpr_0},
-            {"fpr_resolution", 1.0 / double(r.n_nonmembers)}, {"ppv", r.ppv}, {"balanced_accuracy", r.balanced_accuracy},
-            {"accuracy", r.accuracy}, {"precision", r.precision}, {"recall", r.recall}, {"fpr", r.fpr}};
-        for (const auto& [key, want] : fields) {
-            INFO(key << ": metrics.json " << j.at(key).get<double>() << ", recomputed " << want);
-            CHECK(std::fabs(j.at(key).get<double>() - want) <= 1e-9);
-        }
-        // The bound goes through two root-findings (bisection here, a beta
-        // quantile there): equal to 1e-7.
-        INFO("epsilon_lower_bound: metrics.json " << j.at("epsilon_lower_bound").get<double>() << ", recomputed "
-                                                  << r.eps_lb);
-        CHECK(std::fabs(j.at("epsilon_lower_bound").get<double>() - r.eps_lb) <= 1e-7);
     }
 }
 
@@ -345,6 +371,18 @@ void check_shokri_run_dir(const std::string& dir, const json& r, const Dataset& 
             // argmax: the same model, so at most a near-tie apart.
             CHECK(std::fabs(tj["train_acc"].get<double>() - double(right_in) / double(ds)) <= 2.0 / double(ds));
             CHECK(std::fabs(tj["test_acc"].get<double>() - double(right_out) / double(ds)) <= 2.0 / double(ds));
+            // The label-only attack's counts: the target's argmax on the 12
+            // shifted queries (outputs/<kind>/augmented/, query-major).
+            const auto aug = read_npy_rows(dir + "/outputs/" + kind + "/augmented/" + role + ".npy");
+            REQUIRE(aug.size() == 12 * size_t(2 * ds));
+            for (int64_t i = 0; i < 2 * ds; i++) {
+                double right = 0;
+                for (size_t q = 0; q < 12; q++) {
+                    const auto& z = aug[q * size_t(2 * ds) + size_t(i)];
+                    right += std::max_element(z.begin(), z.end()) - z.begin() == t.label[size_t(i)];
+                }
+                CHECK(t.col.at("label_only_augment")[size_t(i)] == right);
+            }
             // The loss attack's threshold, chosen on the shadows alone.
             std::vector<double> shadow_loss;
             std::vector<int> shadow_member;
@@ -368,6 +406,100 @@ void check_shokri_run_dir(const std::string& dir, const json& r, const Dataset& 
     }
 }
 
+
+// LiRA's four scores of target t from phi (M x n) and membership, by the
+// definitions of docs/ATTACKS.md (a second implementation): per example the
+// IN / OUT references' mean and spread, the pooled spreads, then online
+// log N(in) - log N(out) and offline (phi - mu_out) / sd_out; NaN where
+// the references cannot score. Keys: lira_online, lira_online_fixed_var,
+// lira_offline, lira_offline_fixed_var.
+std::map<std::string, std::vector<double>> ref_lira(const std::vector<std::vector<double>>& phi,
+                                                    const std::vector<std::vector<int>>& mem, int t) {
+    const int M = int(phi.size());
+    const size_t n = phi[0].size();
+    struct Ref { int64_t c = 0; double mean = 0, ss = 0; };
+    std::vector<Ref> in(n), out(n);
+    for (size_t j = 0; j < n; j++) {
+        std::vector<double> vin, vout;
+        for (int m = 0; m < M; m++)
+            if (m != t) (mem[size_t(m)][j] ? vin : vout).push_back(phi[size_t(m)][j]);
+        for (auto [v, ref] : {std::pair{&vin, &in[j]}, std::pair{&vout, &out[j]}}) {
+            ref->c = int64_t(v->size());
+            for (double x : *v) ref->mean += x / double(v->size());
+            for (double x : *v) ref->ss += (x - ref->mean) * (x - ref->mean);
+        }
+    }
+    auto pooled = [](const std::vector<Ref>& refs) {
+        double ss = 0, dof = 0;
+        for (const Ref& q : refs)
+            if (q.c >= 2) ss += q.ss, dof += double(q.c - 1);
+        return dof > 0 ? std::max(std::sqrt(ss / dof), 1e-6) : NAN;
+    };
+    const double pin = pooled(in), pout = pooled(out);
+    auto sd = [](const Ref& q, double p, bool fixed) {
+        return fixed || q.c < 2 ? p : std::max(std::sqrt(q.ss / double(q.c - 1)), 1e-6);
+    };
+    auto log_n = [](double x, double mu, double s) { return -std::log(s) - 0.5 * (x - mu) * (x - mu) / (s * s); };
+    std::map<std::string, std::vector<double>> res;
+    for (bool fixed : {false, true}) {
+        const std::string suffix = fixed ? "_fixed_var" : "";
+        auto& on = res["lira_online" + suffix];
+        auto& off = res["lira_offline" + suffix];
+        for (size_t j = 0; j < n; j++) {
+            const Ref& qi = in[j];
+            const Ref& qo = out[j];
+            const double x = phi[size_t(t)][j];
+            off.push_back(qo.c > 0 ? (x - qo.mean) / sd(qo, pout, fixed) : NAN);
+            on.push_back(qo.c > 0 && qi.c > 0 ? log_n(x, qi.mean, sd(qi, pin, fixed)) - log_n(x, qo.mean, sd(qo, pout, fixed))
+                                              : NAN);
+        }
+    }
+    return res;
+}
+
+// The augmented-query attacks of a lira run from outputs/<kind>/augmented/
+// (every model's logits on the 12 shifted queries of every pool example,
+// query-major, pool order): label_only_augment = how many queries the
+// target labels right; lira_*_aug = the mean over the example itself and
+// the 12 queries of ref_lira's per-query scores.
+void check_augmented_lira(const std::string& dir, const std::string& kind,
+                          const std::vector<std::vector<std::vector<double>>>& logits /*[m][j]*/,
+                          const std::vector<std::vector<int>>& mem, const std::vector<int>& labels) {
+    const int M = int(logits.size());
+    const size_t n = labels.size();
+    std::vector<std::vector<std::vector<double>>> phi(13, std::vector<std::vector<double>>(size_t(M)));
+    std::vector<std::vector<double>> right(size_t(M), std::vector<double>(n, 0.0));
+    for (int m = 0; m < M; m++) {
+        const auto aug = read_npy_rows(dir + "/outputs/" + kind + "/augmented/model" + std::to_string(m) + ".npy");
+        REQUIRE(aug.size() == 12 * n);
+        for (size_t j = 0; j < n; j++) phi[0][size_t(m)].push_back(ref_phi(logits[size_t(m)][j], labels[j]));
+        for (size_t q = 0; q < 12; q++)
+            for (size_t j = 0; j < n; j++) {
+                const auto& z = aug[q * n + j];
+                phi[q + 1][size_t(m)].push_back(ref_phi(z, labels[j]));
+                right[size_t(m)][j] += std::max_element(z.begin(), z.end()) - z.begin() == labels[j];
+            }
+    }
+    for (int t = 0; t < M; t++) {
+        const ScoreTable tab = read_scores(dir + "/scores/" + kind + "_model" + std::to_string(t) + ".csv");
+        INFO(kind << " model" << t);
+        CHECK(tab.col.at("label_only_augment") == right[size_t(t)]);
+        std::map<std::string, std::vector<double>> mean;
+        for (const auto& p : phi)
+            for (auto& [name, v] : ref_lira(p, mem, t)) {
+                auto& acc = mean[name];
+                acc.resize(n, 0.0);
+                for (size_t j = 0; j < n; j++) acc[j] += v[j] / 13.0;
+            }
+        for (const auto& [name, want] : mean)
+            for (size_t j = 0; j < n; j++) {
+                const double got = tab.col.at(name + "_aug")[j];
+                INFO(name << "_aug example " << j << ": csv " << got << ", recomputed " << want[j]);
+                CHECK(std::isnan(got) == std::isnan(want[j]));
+                if (!std::isnan(want[j])) CHECK(std::fabs(got - want[j]) <= 1e-9 * std::max(1.0, std::fabs(want[j])));
+            }
+    }
+}
 
 // A finished lira run, from its files alone: every model's logits on every
 // pool example (outputs/, rows = its members then non-members), phi from
@@ -426,6 +558,8 @@ void check_lira_run_dir(const std::string& dir, const json& r, const Dataset& d)
                 CHECK(tab.label[size_t(j)] == y);
                 CHECK(tab.member[size_t(j)] == mem[size_t(t)][size_t(j)]);
                 CHECK(std::fabs(tab.col.at("loss")[size_t(j)] - ref_log_p(logits[size_t(t)][size_t(j)], y)) <= 1e-9);
+                const auto& z = logits[size_t(t)][size_t(j)];
+                CHECK(tab.col.at("correctness")[size_t(j)] == double(std::max_element(z.begin(), z.end()) - z.begin() == y));
                 phi_t[size_t(j)] = ref_phi(logits[size_t(t)][size_t(j)], y);
                 std::vector<double> vin, vout;
                 for (int m = 0; m < M; m++)
@@ -478,6 +612,11 @@ void check_lira_run_dir(const std::string& dir, const json& r, const Dataset& d)
             const double th = ref_threshold(rl, rm);
             CHECK(std::fabs(tj["attacks"]["loss"]["threshold"].get<double>() - th) <= 1e-9 * std::max(1.0, std::fabs(th)));
             check_metrics_from_csv(tab, tj["attacks"]);
+        }
+        if (!r["config"]["null_members"].get<bool>()) {
+            std::vector<int> labels;
+            for (int64_t j = 0; j < n; j++) labels.push_back(pool_label(d, pool[size_t(j)]));
+            check_augmented_lira(dir, kind, logits, mem, labels);
         }
         check_summary(km);
     }
@@ -625,6 +764,7 @@ TEST_CASE("lira protocol: every model is a target, the membership matrix is save
     c.protocol = "lira";
     c.models = {"cnn"};
     c.shadows = 3;  // M = 4 models on random halves of a 300-example pool
+    c.rmia_population = 300;
     json r = run_attack(c);
     const json& targets = r["models"]["cnn"]["targets"];
     REQUIRE(targets.size() == 4);
@@ -673,6 +813,7 @@ TEST_CASE("lira null members: each model's members are examples it never saw, ev
     c.protocol = "lira";
     c.models = {"cnn"};
     c.shadows = 3;
+    c.rmia_population = 300;
     c.null_members = true;
     json r = run_attack(c);
     CHECK(r["config"]["null_members"] == true);
@@ -737,6 +878,149 @@ TEST_CASE("a run whose shadows lack a class's members or non-members finishes, f
     CHECK(fs::exists(c.run_dir + "/report.md"));
     CHECK(cli_read_text(c.run_dir + "/report.md").find("scored them with their global version") != std::string::npos);
     check_shokri_run_dir(c.run_dir, r, d);
+}
+
+// RMIA through bin/attack, from the run directory's files alone: the
+// population (splits.json) lies outside the lira pool and is no model's
+// member; every model's logits on it are saved (outputs/cnn/population/);
+// each target's rmia_offline / rmia_online columns equal
+//   (a) attack/rmia.h's functions on the true-label probabilities of the
+//       saved logits, a re-tuned on the references alone (rmia_a), and
+//   (b) the paper's definition computed here, example by population point:
+//       score(x) = |{z : (p_t(x) / Pr(x)) / (p_t(z) / Pr(z)) >= gamma}| / |Z|,
+//       Pr = the mean over the references (online: all; offline: the OUT
+//       ones, 1/2 [(1 + a) mean + (1 - a)]), p from a softmax of our own;
+// and every metric of the rows follows from the CSV (check_lira_run_dir).
+TEST_CASE("bin/attack lira: RMIA's rows recompute from the saved outputs, by attack/rmia and by the paper's formula") {
+    TempDir tmp("mmia_attack_rmia");
+    const std::string bin = cli_env_or("ATTACK_BIN", "bin/attack");
+    REQUIRE_MESSAGE(access(bin.c_str(), X_OK) == 0, "no executable " << bin << " (make bin/attack)");
+    const std::string dir = tmp.file("run");
+    const int64_t n_pop = 150;
+    const double gamma = 1.5;
+    CliRun run = cli_run_argv({bin, "--protocol", "lira", "--model", "cnn", "--ds", "60", "--shadow", "3", "--epochs",
+                               "3", "--threads", "2", "--rmia-gamma", "1.5", "--rmia-population", "150", "--run-dir",
+                               dir},
+                              tmp.file("log"), 300);
+    REQUIRE_MESSAGE(run.code == 0, run.err);
+    const json r = json::parse(cli_read_text(dir + "/metrics.json"));
+    const Dataset d = load_dataset("mnist");
+    check_lira_run_dir(dir, r, d);  // every metric of every row, RMIA's among them, from the CSV
+
+    const json splits = json::parse(cli_read_text(dir + "/splits.json"));
+    const std::vector<int64_t> pool = splits["lira_pool"], pop = splits["rmia_population"];
+    REQUIRE(int64_t(pop.size()) == n_pop);
+    std::set<int64_t> members_of_any;
+    for (const auto& m : splits["models"])
+        for (int64_t i : m["members"].get<std::vector<int64_t>>()) members_of_any.insert(i);
+    const std::set<int64_t> pool_set(pool.begin(), pool.end()), pop_set(pop.begin(), pop.end());
+    CHECK(pop_set.size() == pop.size());
+    for (int64_t z : pop) {
+        CHECK(pool_set.count(z) == 0);
+        CHECK(members_of_any.count(z) == 0);
+    }
+    const int M = 4, k = 10;
+    const int64_t n = int64_t(pool.size());
+    // logits[m][j] on the pool (outputs/cnn/<role>.npy: members then
+    // non-members) and zlogits[m][i] on the population.
+    std::vector<std::vector<std::vector<double>>> logits(M), zlogits(M);
+    std::vector<int> membership(size_t(M * n));
+    for (int m = 0; m < M; m++) {
+        const std::string role = "model" + std::to_string(m);
+        const json* sp = split_of(splits, role);
+        std::vector<int64_t> order = (*sp)["members"], no = (*sp)["nonmembers"];
+        const size_t n_members = order.size();
+        order.insert(order.end(), no.begin(), no.end());
+        const auto rows = read_npy_rows(dir + "/outputs/cnn/" + role + ".npy");
+        std::map<int64_t, size_t> at;
+        for (size_t i = 0; i < order.size(); i++) at[order[i]] = i;
+        for (int64_t j = 0; j < n; j++) {
+            logits[size_t(m)].push_back(rows[at.at(pool[size_t(j)])]);
+            membership[size_t(m * n + j)] = int(at.at(pool[size_t(j)]) < n_members);
+        }
+        zlogits[size_t(m)] = read_npy_rows(dir + "/outputs/cnn/population/" + role + ".npy");
+        REQUIRE(int64_t(zlogits[size_t(m)].size()) == n_pop);
+    }
+    auto labels_at = [&](const std::vector<int64_t>& idx) {
+        std::vector<int> y;
+        for (int64_t i : idx) y.push_back(pool_label(d, i));
+        return y;
+    };
+    const std::vector<int> y = labels_at(pool), yz = labels_at(pop);
+    // (a) attack/rmia.h on the saved logits.
+    auto lib_p = [&](const std::vector<std::vector<std::vector<double>>>& lg, const std::vector<int>& lab) {
+        Matrix p(M, int64_t(lab.size()));
+        for (int m = 0; m < M; m++)
+            for (size_t j = 0; j < lab.size(); j++) {
+                std::vector<float> z(lg[size_t(m)][j].begin(), lg[size_t(m)][j].end());
+                p.at(m, int64_t(j)) = std::max(true_class_confidence(z.data(), k, lab[j]), 1e-300);
+            }
+        return p;
+    };
+    const Matrix p = lib_p(logits, y), pz = lib_p(zlogits, yz);
+    const std::vector<int> mz(size_t(M * n_pop), 0);
+    // (b) the paper's definition, with p from our own softmax.
+    auto ref_p = [](const std::vector<double>& z, int label) { return std::exp(ref_log_p(z, label)); };
+    int compared = 0;
+    for (int t = 0; t < M; t++) {
+        const std::string role = "model" + std::to_string(t);
+        INFO(role);
+        const json& a = r["models"]["cnn"]["targets"][size_t(t)]["attacks"];
+        const ScoreTable tab = read_scores(dir + "/scores/cnn_" + role + ".csv");
+        REQUIRE(int64_t(tab.pool.size()) == n);
+        const double a_used = a["rmia_offline"]["rmia_a"].get<double>();
+        CHECK(a_used == rmia_tune_offline_a(p, membership, pz, mz, t, gamma));
+        CHECK(a["rmia_offline"]["rmia_gamma"].get<double>() == gamma);
+        CHECK(a["rmia_online"]["rmia_population"].get<int64_t>() == n_pop);
+        for (bool online : {false, true}) {
+            const std::string name = online ? "rmia_online" : "rmia_offline";
+            RmiaOptions o;
+            o.online = online, o.a = a_used, o.gamma = gamma;
+            const LiraScores lib = rmia_scores(p, membership, pz, mz, t, o);
+            // Pr over the references: online all of them, offline the OUT ones, corrected by a.
+            auto pr = [&](const std::vector<double>& ps, const std::vector<int>& in) -> double {
+                double s = 0;
+                int c = 0;
+                for (size_t i = 0; i < ps.size(); i++)
+                    if (online || !in[i]) s += ps[i], c++;
+                if (c == 0) return NAN;
+                return online ? s / c : 0.5 * ((1 + a_used) * s / c + (1 - a_used));
+            };
+            std::vector<double> ratio_z;
+            for (int64_t i = 0; i < n_pop; i++) {
+                std::vector<double> ps;
+                for (int m = 0; m < M; m++)
+                    if (m != t) ps.push_back(ref_p(zlogits[size_t(m)][size_t(i)], yz[size_t(i)]));
+                ratio_z.push_back(ref_p(zlogits[size_t(t)][size_t(i)], yz[size_t(i)]) /
+                                  pr(ps, std::vector<int>(ps.size(), 0)));
+            }
+            for (int64_t j = 0; j < n; j++) {
+                const double got = tab.col.at(name)[size_t(j)];
+                INFO(name << " example " << j);
+                CHECK(((std::isnan(got) && std::isnan(lib.score[size_t(j)])) || got == lib.score[size_t(j)]));
+                std::vector<double> ps;
+                std::vector<int> in;
+                for (int m = 0; m < M; m++)
+                    if (m != t) {
+                        ps.push_back(ref_p(logits[size_t(m)][size_t(j)], y[size_t(j)]));
+                        in.push_back(membership[size_t(m * n + j)]);
+                    }
+                const double prx = pr(ps, in);
+                CHECK(std::isnan(got) == std::isnan(prx));  // offline: no OUT reference
+                if (std::isnan(prx)) continue;
+                const double rx = ref_p(logits[size_t(t)][size_t(j)], y[size_t(j)]) / prx;
+                int64_t count = 0, near = 0;
+                for (double rz : ratio_z) {
+                    const double lr = rx / rz;
+                    count += lr >= gamma;
+                    near += std::fabs(lr / gamma - 1) < 1e-9;  // a tie within rounding may fall either way
+                }
+                CHECK(std::fabs(got - double(count) / double(n_pop)) <= double(near) / double(n_pop) + 1e-15);
+                compared++;
+            }
+        }
+    }
+    CHECK(compared > 4 * 60);  // online scores every example, offline most
 }
 
 // bin/attack killed with SIGKILL at random points and started again each time
@@ -827,9 +1111,23 @@ TEST_CASE("bin/attack: bad flags and impossible configurations get one error lin
         {"--protocol foo", 2, "error: --protocol: foo not in {shokri,lira} (see --help)"},
         {"--model rnn", 2, "error: --model: rnn not in {mamba,cnn,both} (see --help)"},
         {"--dataset svhn", 2, "error: --dataset: svhn not in {mnist,fashion,cifar10} (see --help)"},
-        {"--shadow 0", 2, "error: --shadow: Value 0 not in range 1 to 1000 (see --help)"},
-        {"--targets 0", 2, "error: --targets: Value 0 not in range 1 to 100 (see --help)"},
-        {"--ds 5", 2, "error: --ds: Value 5 not in range 10 to 1073741824 (see --help)"},
+        {"--shadow 0", 2, "error: --shadow: '0' is not an integer in [1, 1000] (see --help)"},
+        {"--targets 0", 2, "error: --targets: '0' is not an integer in [1, 100] (see --help)"},
+        {"--ds 5", 2, "error: --ds: '5' is not an integer in [10, 1073741824] (see --help)"},
+        {"--ds 1e3", 2, "error: --ds: '1e3' is not an integer in [10, 1073741824] (see --help)"},
+        {"--epochs 2.5", 2, "error: --epochs: '2.5' is not an integer in [0, 100000] (see --help)"},
+        {"--threads 0x10", 2, "error: --threads: '0x10' is not an integer in [1, 1024] (see --help)"},
+        {"--protocol lira --rmia-gamma 0", 2, "error: --rmia-gamma: '0' is not a gamma in (0, 1000000] (see --help)"},
+        {"--protocol lira --rmia-gamma nan", 2,
+         "error: --rmia-gamma: 'nan' is not a gamma in (0, 1000000] (see --help)"},
+        {"--protocol lira --rmia-population 0", 2,
+         "error: --rmia-population: '0' is not an integer in [1, 1073741824] (see --help)"},
+        {"--rmia-gamma 2", 2,
+         "error: --rmia-gamma: lira protocol only (RMIA needs reference models trained with and without each "
+         "example) (see --help)"},
+        {"--protocol shokri --rmia-population 100", 2,
+         "error: --rmia-population: lira protocol only (RMIA needs reference models trained with and without each "
+         "example) (see --help)"},
         {"--bogus", 2, "error: The following argument was not expected: --bogus (see --help)"},
         {"--ds 40000", 1,
          "error: --ds 40000 is too large: 3 target(s) and the shadows need 320000 examples, the dataset has 70000"},

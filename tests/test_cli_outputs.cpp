@@ -263,7 +263,7 @@ TEST_CASE("integer flags: negative, out of range or past 2^64 is one usage line 
         {kAttack, {"--seed", "18446744073709551616"},
          "error: --seed: '18446744073709551616' is not an integer in " + u64 + " (see --help)"},
         {kAttack, {"--ds", "99999999999999999999"},
-         "error: --ds: Value 99999999999999999999 not in range 10 to 1073741824 (see --help)"},
+         "error: --ds: '99999999999999999999' is not an integer in [10, 1073741824] (see --help)"},
         {kTrain, {"--seed", "-1"}, "error: --seed: '-1' is not an integer in " + u64 + " (see --help)"},
         {kTrain, {"--seed", "18446744073709551616"},
          "error: --seed: '18446744073709551616' is not an integer in " + u64 + " (see --help)"},
