@@ -140,6 +140,22 @@ std::string read_text(const std::string& p) {
     return ss.str();
 }
 
+// A training job for the tiny CNN on synthetic data, writing `checkpoint`.
+TrainJob tiny_cnn_job(const std::string& checkpoint, int epochs, int batch_size, double lr) {
+    TrainJob job;
+    job.spec.model = "cnn";
+    job.spec.preset = "tiny";
+    job.spec.cnn = tiny_cnn();
+    job.train.epochs = epochs;
+    job.train.batch_size = batch_size;
+    job.train.learning_rate = lr;
+    job.input = {1, kH, kW, kClasses, {0.5f}, {0.25f}};
+    job.dataset = "synthetic";
+    job.checkpoint = checkpoint;
+    job.verbose = false;
+    return job;
+}
+
 }  // namespace
 
 TEST_CASE("DP-SGD with sigma 0 and C huge is the batch's summed-loss gradient / (qN), and one step is that SGD step") {
@@ -292,17 +308,7 @@ TEST_CASE("the privacy statement beside a checkpoint: the accountant's epsilon f
     TempDir t("mmia_dp");
     const int64_t n = 40;
     Batch tr = random_batch(n, 21), te = random_batch(10, 22);
-    TrainJob job;
-    job.spec.model = "cnn";
-    job.spec.preset = "tiny";
-    job.spec.cnn = tiny_cnn();
-    job.train.epochs = 2;
-    job.train.batch_size = 10;
-    job.train.learning_rate = 0.01;
-    job.input = {1, kH, kW, kClasses, {0.5f}, {0.25f}};
-    job.dataset = "synthetic";
-    job.checkpoint = t.file("c.pt");
-    job.verbose = false;
+    TrainJob job = tiny_cnn_job(t.file("c.pt"), 2, 10, 0.01);
     job.dp.enabled = true;
     job.dp.noise_multiplier = 0.9;
     job.dp.max_grad_norm = 1.5;
@@ -496,20 +502,10 @@ TEST_CASE("label smoothing: the loss written out by hand, and the trainer's loss
     TempDir t("mmia_dp");
     const int64_t n = 12;
     Batch tr = random_batch(n, 31), te = random_batch(4, 32);
-    TrainJob job;
-    job.spec.model = "cnn";
-    job.spec.preset = "tiny";
-    job.spec.cnn = tiny_cnn();
-    job.train.epochs = 1;
-    job.train.batch_size = int(n);
-    job.train.learning_rate = 1e-12;
+    TrainJob job = tiny_cnn_job(t.file("ls.pt"), 1, int(n), 1e-12);
     job.train.lr_schedule = "constant";
     job.train.weight_decay = 0;
-    job.input = {1, kH, kW, kClasses, {0.5f}, {0.25f}};
-    job.dataset = "synthetic";
-    job.verbose = false;
     job.label_smoothing = 0.3;
-    job.checkpoint = t.file("ls.pt");
     torch::manual_seed(job.train.seed);  // the trainer's initial weights
     const std::vector<float> mean{0.5f}, stdv{0.25f};
     CnnClassifier init(job.spec.cnn, 1, kH, kW, kClasses, mean, stdv);
