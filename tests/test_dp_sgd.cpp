@@ -11,7 +11,8 @@
 //   - the noise of an empty batch: mean 0 and std sigma*C/(qN);
 //   - the privacy statement beside a checkpoint: epsilon equals the
 //     accountant's (dp_accountant.h) for the steps actually taken (after one
-//     epoch of two, then after both); --target-epsilon gives epsilon <= the
+//     epoch of two, then after both); the resumed run's weights equal an
+//     uninterrupted run's; --target-epsilon gives epsilon <= the
 //     target and within 1% of it (through bin/train);
 //   - label smoothing: classification_loss against the loss written out by
 //     hand, and the trainer's epoch loss at lr ~0 equal to it; weight decay
@@ -346,6 +347,23 @@ TEST_CASE("the privacy statement beside a checkpoint: the accountant's epsilon f
         CHECK(meta["dp"]["noise_multiplier"] == 0.9);
     }
     CHECK(eps_after(6) > eps_after(3));
+    // The stopped-and-resumed run ends where an uninterrupted one does: the
+    // Poisson batches and the noise replay from (seed, epoch).
+    {
+        TrainJob whole = job;
+        whole.checkpoint = t.file("whole.pt");
+        whole.stop_after_epochs = 0;
+        train_classifier(whole, tr.x, tr.y, te.x, te.y);
+        CnnClassifier a = load_cnn_checkpoint(job.checkpoint), b = load_cnn_checkpoint(whole.checkpoint);
+        for (size_t j = 0; j < a->parameters().size(); j++)
+            CHECK(torch::equal(a->parameters()[j], b->parameters()[j]));
+        // And another seed draws other batches and noise: other weights.
+        whole.checkpoint = t.file("seed2.pt");
+        whole.train.seed = 43;
+        train_classifier(whole, tr.x, tr.y, te.x, te.y);
+        CnnClassifier c = load_cnn_checkpoint(whole.checkpoint);
+        CHECK_FALSE(torch::equal(a->parameters()[0], c->parameters()[0]));
+    }
     // Another noise multiplier is another configuration: not resumed.
     job.dp.noise_multiplier = 1.0;
     CHECK_THROWS_WITH_AS(train_classifier(job, tr.x, tr.y, te.x, te.y),
