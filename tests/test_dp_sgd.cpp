@@ -11,9 +11,14 @@
 //   - the noise of an empty batch: mean 0 and std sigma*C/(qN);
 //   - the privacy statement beside a checkpoint: epsilon equals the
 //     accountant's (dp_accountant.h) for the steps actually taken (after one
-//     epoch of two, then after both); --target-epsilon gives epsilon <= the
+//     epoch of two, then after both); the resumed run's weights equal an
+//     uninterrupted run's; --target-epsilon gives epsilon <= the
 //     target and within 1% of it (through bin/train);
-//   - bad DP flags through bin/train: one exact error line each; also
+//   - label smoothing: classification_loss against the loss written out by
+//     hand, and the trainer's epoch loss at lr ~0 equal to it; weight decay
+//     (--weight-decay, AdamW's decoupled form): one step with wd moves every
+//     weight by -lr*wd*w_init relative to the same step without;
+//   - bad DP and regularisation flags through bin/train: one exact error line each; also
 //     bin/train's integer flags (a non-integer such as 1e3 says so) and the
 //     line for adding epochs to a finished run.
 //
@@ -134,6 +139,22 @@ std::string read_text(const std::string& p) {
     std::stringstream ss;
     ss << f.rdbuf();
     return ss.str();
+}
+
+// A training job for the tiny CNN on synthetic data, writing `checkpoint`.
+TrainJob tiny_cnn_job(const std::string& checkpoint, int epochs, int batch_size, double lr) {
+    TrainJob job;
+    job.spec.model = "cnn";
+    job.spec.preset = "tiny";
+    job.spec.cnn = tiny_cnn();
+    job.train.epochs = epochs;
+    job.train.batch_size = batch_size;
+    job.train.learning_rate = lr;
+    job.input = {1, kH, kW, kClasses, {0.5f}, {0.25f}};
+    job.dataset = "synthetic";
+    job.checkpoint = checkpoint;
+    job.verbose = false;
+    return job;
 }
 
 }  // namespace
@@ -288,17 +309,7 @@ TEST_CASE("the privacy statement beside a checkpoint: the accountant's epsilon f
     TempDir t("mmia_dp");
     const int64_t n = 40;
     Batch tr = random_batch(n, 21), te = random_batch(10, 22);
-    TrainJob job;
-    job.spec.model = "cnn";
-    job.spec.preset = "tiny";
-    job.spec.cnn = tiny_cnn();
-    job.train.epochs = 2;
-    job.train.batch_size = 10;
-    job.train.learning_rate = 0.01;
-    job.input = {1, kH, kW, kClasses, {0.5f}, {0.25f}};
-    job.dataset = "synthetic";
-    job.checkpoint = t.file("c.pt");
-    job.verbose = false;
+    TrainJob job = tiny_cnn_job(t.file("c.pt"), 2, 10, 0.01);
     job.dp.enabled = true;
     job.dp.noise_multiplier = 0.9;
     job.dp.max_grad_norm = 1.5;
@@ -336,6 +347,23 @@ TEST_CASE("the privacy statement beside a checkpoint: the accountant's epsilon f
         CHECK(meta["dp"]["noise_multiplier"] == 0.9);
     }
     CHECK(eps_after(6) > eps_after(3));
+    // The stopped-and-resumed run ends where an uninterrupted one does: the
+    // Poisson batches and the noise replay from (seed, epoch).
+    {
+        TrainJob whole = job;
+        whole.checkpoint = t.file("whole.pt");
+        whole.stop_after_epochs = 0;
+        train_classifier(whole, tr.x, tr.y, te.x, te.y);
+        CnnClassifier a = load_cnn_checkpoint(job.checkpoint), b = load_cnn_checkpoint(whole.checkpoint);
+        for (size_t j = 0; j < a->parameters().size(); j++)
+            CHECK(torch::equal(a->parameters()[j], b->parameters()[j]));
+        // And another seed draws other batches and noise: other weights.
+        whole.checkpoint = t.file("seed2.pt");
+        whole.train.seed = 43;
+        train_classifier(whole, tr.x, tr.y, te.x, te.y);
+        CnnClassifier c = load_cnn_checkpoint(whole.checkpoint);
+        CHECK_FALSE(torch::equal(a->parameters()[0], c->parameters()[0]));
+    }
     // Another noise multiplier is another configuration: not resumed.
     job.dp.noise_multiplier = 1.0;
     CHECK_THROWS_WITH_AS(train_classifier(job, tr.x, tr.y, te.x, te.y),
@@ -379,7 +407,7 @@ TEST_CASE("bin/train --target-epsilon: epsilon <= target and within 1%; the stat
     CHECK(std::count(c.out.begin(), c.out.end(), '\n') == 2);
 }
 
-TEST_CASE("bin/train: bad DP flags get one error line each") {
+TEST_CASE("bin/train: bad DP and regularisation flags get one error line each") {
     TempDir t("mmia_dp");
     struct Row {
         std::string args;
@@ -414,6 +442,10 @@ TEST_CASE("bin/train: bad DP flags get one error line each") {
          "error: DP-SGD: preset mambaris-cnn: a conv layer has batch norm, which mixes the examples of a batch (no "
          "per-example gradient), and the engines have no group norm to replace it; choose a preset without batch "
          "norm (mamba-mnist, shokri)"},
+        {"--label-smoothing 1", 2, "error: --label-smoothing: '1' is not a label smoothing in [0, 0.99] (see --help)"},
+        {"--weight-decay -1", 2, "error: --weight-decay: '-1' is not a weight decay in [0, 10] (see --help)"},
+        {"--model mamba-lm --corpus /nonexistent --label-smoothing 0.1", 2,
+         "error: --label-smoothing is for image models; a language model trains on --corpus (see --help)"},
         {"--model mamba --preset mamba-cifar --dataset cifar10 --dp-noise-multiplier 1", 1,
          "error: DP-SGD: preset mamba-cifar: its conv stem has batch norm, which mixes the examples of a batch (no "
          "per-example gradient), and the engines have no group norm to replace it; choose a preset without batch "
@@ -457,4 +489,69 @@ TEST_CASE("bin/train: integer flags say 'not an integer'; adding epochs to a fin
                           ": exists and was trained for 1 epochs; bin/train cannot add epochs to a run (its "
                           "learning-rate schedule is set by the total): pass --force to train 2 epochs from scratch "
                           "over it, or choose another --output\n");
+}
+
+TEST_CASE("label smoothing: the loss written out by hand, and the trainer's loss; weight decay: -lr*wd*w_init per step") {
+    // Two rows of logits, K = 3, computed in double by hand.
+    const std::vector<std::vector<double>> z = {{1.0, 2.0, 3.0}, {0.5, -1.0, 0.25}};
+    const std::vector<int64_t> labels = {2, 0};
+    auto by_hand = [&](double eps) {
+        double total = 0;
+        for (size_t i = 0; i < z.size(); i++) {
+            double m = std::max({z[i][0], z[i][1], z[i][2]}), se = 0;
+            for (double v : z[i]) se += std::exp(v - m);
+            const double lse = m + std::log(se);
+            double sum_logp = 0;
+            for (double v : z[i]) sum_logp += v - lse;
+            total += -(1 - eps) * (z[i][size_t(labels[i])] - lse) - eps / 3.0 * sum_logp;
+        }
+        return total / double(z.size());
+    };
+    auto logits = torch::tensor({1.0f, 2.0f, 3.0f, 0.5f, -1.0f, 0.25f}).view({2, 3});
+    auto y = torch::tensor(labels, torch::kInt64);
+    for (double eps : {0.0, 0.1, 0.4}) {
+        CAPTURE(eps);
+        CHECK(classification_loss(logits, y, eps).item<double>() == doctest::Approx(by_hand(eps)).epsilon(1e-6));
+    }
+    CHECK(by_hand(0.1) != doctest::Approx(by_hand(0.0)));
+
+    // The trainer: one step over the whole set at lr 1e-12: the epoch's loss
+    // is the smoothed loss of the initial weights, computed here.
+    TempDir t("mmia_dp");
+    const int64_t n = 12;
+    Batch tr = random_batch(n, 31), te = random_batch(4, 32);
+    TrainJob job = tiny_cnn_job(t.file("ls.pt"), 1, int(n), 1e-12);
+    job.train.lr_schedule = "constant";
+    job.train.weight_decay = 0;
+    job.label_smoothing = 0.3;
+    torch::manual_seed(job.train.seed);  // the trainer's initial weights
+    const std::vector<float> mean{0.5f}, stdv{0.25f};
+    CnnClassifier init(job.spec.cnn, 1, kH, kW, kClasses, mean, stdv);
+    auto lg = init->forward(tr.x).to(torch::kFloat64).detach();
+    auto logp = torch::log_softmax(lg, 1);
+    double want = 0;
+    for (int64_t i = 0; i < n; i++) {
+        want += -(1 - 0.3) * logp[i][tr.y[i].item<int64_t>()].item<double>() -
+                0.3 / kClasses * logp[i].sum().item<double>();
+    }
+    want /= double(n);
+    json meta = train_classifier(job, tr.x, tr.y, te.x, te.y);
+    CHECK(meta["history"][0]["loss"].get<double>() == doctest::Approx(want).epsilon(1e-5));
+    CHECK(meta["training"]["label_smoothing"] == 0.3);
+
+    // Weight decay: the same single step with and without it.
+    job.label_smoothing = 0;
+    job.train.learning_rate = 0.01;
+    job.checkpoint = t.file("wd0.pt");
+    train_classifier(job, tr.x, tr.y, te.x, te.y);
+    job.train.weight_decay = 0.5;
+    job.checkpoint = t.file("wd.pt");
+    train_classifier(job, tr.x, tr.y, te.x, te.y);
+    CnnClassifier w0 = load_cnn_checkpoint(t.file("wd0.pt")), wd = load_cnn_checkpoint(t.file("wd.pt"));
+    const auto p0 = w0->parameters(), pd = wd->parameters(), pi = init->parameters();
+    REQUIRE(p0.size() == pi.size());
+    for (size_t j = 0; j < pi.size(); j++) {
+        auto expect = -0.01 * 0.5 * pi[j].detach();
+        CHECK((pd[j] - p0[j] - expect).abs().max().item<double>() < 1e-6 + 1e-4 * expect.abs().max().item<double>());
+    }
 }

@@ -85,6 +85,13 @@ int main(int argc, char** argv) {
     app.add_option("--threads", threads, "intra-op threads (default: all cores)")->check(int_in(1, 1024));
     auto* limit_opt = app.add_option("--limit-train", limit_train, "images: train on the first N training images only")
         ->check(int_in(int64_t(1), int64_t(1) << 40));
+    double weight_decay = -1, label_smoothing = 0;
+    app.add_option("--weight-decay", weight_decay,
+                   "override the preset's AdamW weight decay (decoupled: each step w -= lr * wd * w)")
+        ->check(real_in(0, false, 10, "a weight decay"));
+    auto* smooth_opt = app.add_option("--label-smoothing", label_smoothing,
+                                      "images: targets (1 - eps) onehot + eps / classes (default 0)")
+                           ->check(real_in(0, false, 0.99, "a label smoothing"));
     // DP-SGD (image models): on with --dp-noise-multiplier or --target-epsilon.
     double dp_sigma = -1, dp_clip = 1.0, dp_q = 0, dp_delta = 1e-5, target_epsilon = 0;
     auto* sigma_opt = app.add_option("--dp-noise-multiplier", dp_sigma,
@@ -106,7 +113,7 @@ int main(int argc, char** argv) {
     if (int code = parse_command_line(app, argc, argv); code >= 0) return code;
     // Flags of the other family of models: a usage error, like any bad flag.
     const bool lm = is_lm_model(model);
-    for (auto* opt : {dataset_opt, data_dir_opt, augment_opt, limit_opt})
+    for (auto* opt : {dataset_opt, data_dir_opt, augment_opt, limit_opt, smooth_opt})
         if (lm && opt->count() > 0) {
             std::fprintf(stderr, "error: %s is for image models; a language model trains on --corpus (see --help)\n",
                          opt->get_name().c_str());
@@ -155,6 +162,7 @@ int main(int argc, char** argv) {
             if (epochs) job.train.epochs = epochs;
             if (batch_size) job.train.batch_size = batch_size;
             if (lr > 0) job.train.learning_rate = lr;
+            if (weight_decay >= 0) job.train.weight_decay = weight_decay;
             if (seed_opt->count()) job.train.seed = seed;
             if (checkpoint_every >= 0) job.train.checkpoint_every = checkpoint_every;
             job.force = force;
@@ -199,8 +207,10 @@ int main(int argc, char** argv) {
         if (epochs) job.train.epochs = epochs;
         if (batch_size) job.train.batch_size = batch_size;
         if (lr > 0) job.train.learning_rate = lr;
+        if (weight_decay >= 0) job.train.weight_decay = weight_decay;
         if (seed_opt->count()) job.train.seed = seed;
         if (!augment.empty()) job.train.augment = augment;
+        job.label_smoothing = label_smoothing;
         job.dataset = dataset;
         job.force = force;
         if (dp_on) {
@@ -270,10 +280,11 @@ int main(int argc, char** argv) {
         }
 
         std::printf("training %s (preset %s) on %s: %lld train / %lld test images, %d epochs, "
-                    "batch %d, lr %g, augment %s, seed %llu, %d threads\n",
+                    "batch %d, lr %g, weight decay %g, label smoothing %g, augment %s, seed %llu, %d threads\n",
                     model.c_str(), job.spec.preset.c_str(), dataset.c_str(),
                     (long long)data.train.n, (long long)data.test.n, job.train.epochs,
-                    job.train.batch_size, job.train.learning_rate, job.train.augment.c_str(),
+                    job.train.batch_size, job.train.learning_rate, job.train.weight_decay, job.label_smoothing,
+                    job.train.augment.c_str(),
                     (unsigned long long)job.train.seed, n_threads);
         std::fflush(stdout);
         train_classifier(job, images_to_tensor(data.train), labels_to_tensor(data.train),

@@ -48,6 +48,11 @@ torch::Tensor predict_logits(torch::nn::Module& model,
     return torch::cat(out);
 }
 
+torch::Tensor classification_loss(const torch::Tensor& logits, const torch::Tensor& y, double label_smoothing) {
+    return torch::nn::functional::cross_entropy(
+        logits, y, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(label_smoothing));
+}
+
 double accuracy(const torch::Tensor& logits, const torch::Tensor& labels) {
     if (labels.size(0) == 0) return 0.0;
     return logits.argmax(1).eq(labels).sum().item<double>() / double(labels.size(0));
@@ -141,7 +146,7 @@ std::vector<int64_t> poisson_sample(int64_t n, double q, std::mt19937_64& rng) {
 DpStepStats dp_sgd_gradients(torch::nn::Module& model,
                              const std::function<torch::Tensor(const torch::Tensor&)>& forward,
                              const torch::Tensor& x, const torch::Tensor& y, const DpConfig& dp,
-                             int64_t n_train) {
+                             int64_t n_train, double label_smoothing) {
     std::vector<torch::Tensor> params = model.parameters();
     std::vector<torch::Tensor> sum;  // one per parameter: the clipped gradients' sum
     for (const auto& p : params) sum.push_back(torch::zeros_like(p));
@@ -150,7 +155,7 @@ DpStepStats dp_sgd_gradients(torch::nn::Module& model,
     std::vector<torch::Tensor> losses, logits_all;  // per example, for the stats at the end
     for (int64_t i = 0; i < b; i++) {
         auto logits = forward(x.narrow(0, i, 1));  // (1, n_classes)
-        auto loss = torch::nn::functional::cross_entropy(logits, y.narrow(0, i, 1));
+        auto loss = classification_loss(logits, y.narrow(0, i, 1), label_smoothing);
         std::vector<torch::Tensor> g = torch::autograd::grad({loss}, params, {}, false, false, true);
         for (size_t j = 0; j < g.size(); j++)
             if (!g[j].defined()) g[j] = torch::zeros_like(params[j]);
@@ -234,7 +239,7 @@ static json train_loop(const TrainJob& job, torch::nn::Module& model,
     const TrainConfig& tc = job.train;
     json meta = {{"model", job.spec.model},
                  {"preset", job.spec.preset},
-                 {"training", to_json(tc)},
+                 {"training", to_json(tc)},  // + label_smoothing below
                  {"dataset", job.dataset},
                  {"input", to_json(job.input)},
                  {"n_train", train_x.size(0)},
@@ -244,6 +249,7 @@ static json train_loop(const TrainJob& job, torch::nn::Module& model,
     if (job.spec.model == "mamba") meta["mamba"] = to_json(job.spec.mamba);
     if (job.spec.model == "cnn") meta["cnn"] = to_json(job.spec.cnn);
     if (job.dp.enabled) meta["dp"] = to_json(job.dp);
+    if (job.label_smoothing > 0) meta["training"]["label_smoothing"] = job.label_smoothing;
     // What decides the bits besides the configuration above: results are
     // bit-identical only for the same thread count and libraries. Not part
     // of identity_of (a resume on another machine is allowed), so each
@@ -326,7 +332,7 @@ static json train_loop(const TrainJob& job, torch::nn::Module& model,
                 auto x = train_x.index_select(0, idx);
                 if (tc.augment == "crop-flip") x = augment_crop_flip(x, 4, rng);
                 auto y = train_y.index_select(0, idx);
-                DpStepStats st = dp_sgd_gradients(model, forward, x, y, job.dp, n);
+                DpStepStats st = dp_sgd_gradients(model, forward, x, y, job.dp, n, job.label_smoothing);
                 if (!std::isfinite(st.loss_sum))
                     throw std::runtime_error(where_in_run(job, epoch, s, steps_per_epoch) + ": the training loss is " +
                                              (std::isnan(st.loss_sum) ? "NaN" : "inf") + "; " + kDiverged);
@@ -349,7 +355,7 @@ static json train_loop(const TrainJob& job, torch::nn::Module& model,
             auto y = train_y.index_select(0, idx);
             optimizer.zero_grad();
             auto logits = forward(x);
-            auto loss = torch::nn::functional::cross_entropy(logits, y);
+            auto loss = classification_loss(logits, y, job.label_smoothing);
             // A non-finite loss or weight stops the run here, before any
             // checkpoint of it exists (the last one written stays).
             const double loss_value = loss.item<double>();

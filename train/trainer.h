@@ -40,6 +40,9 @@ struct TrainJob {
     bool verbose = true;     // per-epoch lines on stdout
     json extra_meta = json::object();  // e.g. the attack's split description
     DpConfig dp;             // DP-SGD (image models only)
+    // Image models: label smoothing eps in [0, 1) (classification_loss);
+    // recorded in the meta's "training" when non-zero.
+    double label_smoothing = 0;
     int stop_after_epochs = 0;  // tests: return after this many epochs, as a killed run would
     // Language models (train_lm) only:
     std::string dataset_sha256;  // the corpus's checksum (manifest sha256), recorded and part of the identity
@@ -74,6 +77,13 @@ json train_classifier(const TrainJob& job, const torch::Tensor& train_x, const t
 json train_mamba(const TrainJob& job, const torch::Tensor& train_x, const torch::Tensor& train_y,
                  const torch::Tensor& test_x, const torch::Tensor& test_y);
 
+// The training loss of the image models: cross-entropy against smoothed
+// targets (1 - eps) onehot(y) + eps / K, averaged over the batch:
+//   mean_i [ -(1 - eps) log p_i[y_i] - (eps / K) sum_k log p_i[k] ]
+// (PyTorch's cross_entropy(label_smoothing=eps)); eps = 0 is plain
+// cross-entropy. logits (B, K), y (B) int64; B = 0 gives NaN (mean of none).
+torch::Tensor classification_loss(const torch::Tensor& logits, const torch::Tensor& y, double label_smoothing);
+
 // Logits of `model` in eval mode, no grad, in batches: (n, n_classes).
 torch::Tensor predict_logits(torch::nn::Module& model,
                              const std::function<torch::Tensor(const torch::Tensor&)>& forward,
@@ -106,7 +116,8 @@ struct DpStepStats {
 };
 
 // One DP-SGD gradient: for each example i of the batch (x (B, C, H, W), y
-// (B); B may be 0) the gradient g_i of its cross-entropy loss w.r.t. every
+// (B); B may be 0) the gradient g_i of its loss (classification_loss with
+// label_smoothing) w.r.t. every
 // parameter of `model` (microbatches of one), clipped to
 // g_i * min(1, C / (||g_i||_2 + 1e-6)) with the norm over all parameters
 // together (Opacus's flat clipping); the clipped gradients are summed,
@@ -118,7 +129,7 @@ struct DpStepStats {
 DpStepStats dp_sgd_gradients(torch::nn::Module& model,
                              const std::function<torch::Tensor(const torch::Tensor&)>& forward,
                              const torch::Tensor& x, const torch::Tensor& y, const DpConfig& dp,
-                             int64_t n_train);
+                             int64_t n_train, double label_smoothing = 0);
 
 // The accountant's view of `steps` DP-SGD steps: Poisson sampling at q,
 // noise multiplier sigma, delta; dp_accounting's orders, the improved
