@@ -131,34 +131,26 @@ HfConfig parse_hf_config(const json& j, const std::string& label) {
 
 // The packed header of an imported model (the LM slots of docs/FORMAT.md).
 MmiaHeader hf_header(const HfConfig& c) {
-    MmiaHeader h;
-    memset(&h, 0, sizeof h);
-    h.n_classes = uint32_t(c.vocab);
-    h.hp[MMIA_LM_HP_TOKENIZER] = c.vocab == 256 ? MMIA_TOKENIZER_BYTES : MMIA_TOKENIZER_BPE;
-    h.hp[MMIA_LM_HP_CONTEXT] = c.context;
-    h.hp[MMIA_LM_HP_TIED] = c.tied ? 1 : 0;
-    h.hp[MMIA_LM_HP_EOS] = c.eos;
-    if (c.is_mamba()) {
-        h.kind = MMIA_KIND_MAMBA_LM;
-        h.hp[MMIA_HP_D_MODEL] = c.d_model;
-        h.hp[MMIA_HP_N_LAYERS] = c.n_layers;
-        h.hp[MMIA_HP_D_STATE] = c.d_state;
-        h.hp[MMIA_HP_D_CONV] = c.d_conv;
-        h.hp[MMIA_HP_D_INNER] = c.d_inner;
-        h.hp[MMIA_HP_DT_RANK] = c.dt_rank;
-        h.fp[MMIA_FP_NORM_EPS] = float(c.eps);
-    } else {
-        h.kind = MMIA_KIND_TRANSFORMER_LM;
-        h.hp[MMIA_TF_HP_D_MODEL] = c.d_model;
-        h.hp[MMIA_TF_HP_N_LAYERS] = c.n_layers;
-        h.hp[MMIA_TF_HP_N_HEADS] = c.n_heads;
-        h.hp[MMIA_TF_HP_D_FF] = c.d_ff;
-        h.hp[MMIA_TF_HP_ROTARY_NDIMS] = c.rotary_ndims;
-        h.hp[MMIA_TF_HP_PARALLEL] = c.parallel ? 1 : 0;
-        h.fp[MMIA_TF_FP_NORM_EPS] = float(c.eps);
-        h.fp[MMIA_TF_FP_ROTARY_BASE] = float(c.rotary_base);
-    }
-    return h;
+    LmHeaderFields f;
+    f.kind = c.is_mamba() ? MMIA_KIND_MAMBA_LM : MMIA_KIND_TRANSFORMER_LM;
+    f.vocab = c.vocab;
+    f.context = c.context;
+    f.tied = c.tied;
+    f.eos = c.eos;
+    f.tokenizer = c.vocab == 256 ? MMIA_TOKENIZER_BYTES : MMIA_TOKENIZER_BPE;
+    f.d_model = c.d_model;
+    f.n_layers = c.n_layers;
+    f.d_state = c.d_state;
+    f.d_conv = c.d_conv;
+    f.d_inner = c.d_inner;
+    f.dt_rank = c.dt_rank;
+    f.n_heads = c.n_heads;
+    f.d_ff = c.d_ff;
+    f.rotary_ndims = c.rotary_ndims;
+    f.parallel = c.parallel;
+    f.eps = c.eps;
+    f.rotary_base = c.rotary_base;
+    return lm_header(f);
 }
 
 bool is_pythia_buffer(const std::string& n) {
