@@ -20,6 +20,7 @@ namespace mmia {
 struct PackedModelData {
     MmiaHeader header;  // magic, version, sizes and checksum are filled by the writer
     std::vector<PackedTensor> tensors;
+    std::vector<uint8_t> tokenizer;  // a BPE tokenizer blob (LMs with hp[24] = 1), or empty
 };
 
 // A batch norm folded into the conv before it: in eval mode
