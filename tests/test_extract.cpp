@@ -690,7 +690,7 @@ TEST_CASE("bin/extract --models --text: packed byte and BPE models on a JSONL co
     write_bytes(d + "/c.jsonl.zst", z);
     const std::string b1 = echo_lm(d + "/b1.bin", 256, 1), b2 = echo_lm(d + "/b2.bin", 256, 2),
                       bpe = echo_lm(d + "/bpe.bin", 260, 3, tiny_bpe_blob());
-    const int kmax = 8, suffix = 50;
+    const int kmax = 8, suffix = 50;  // the runs give --prefix-lengths 4,8
     for (const std::string& corpus : {d + "/c.jsonl", d + "/c.jsonl.zst"}) {
         CAPTURE(corpus);
         const std::string run = corpus + ".run";
@@ -740,12 +740,45 @@ TEST_CASE("bin/extract --models --text: packed byte and BPE models on a JSONL co
     corrupt[corrupt.size() / 2 + 1] ^= 0x55;
     write_bytes(d + "/corrupt.jsonl.zst", corrupt);
     write_bytes(d + "/cut.jsonl.zst", z.substr(0, z.size() - 5));
+    // a classifier's kind, a BPE model without its tokenizer, a transformer whose context is too short
+    {
+        std::ifstream f(b1, std::ios::binary);
+        std::string b((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+        b[12] = char(MMIA_KIND_CNN);  // kind: outside the checksum, so the container still opens
+        write_bytes(d + "/kind2.bin", b);
+        torch::manual_seed(5);
+        ModelSpec spec;
+        spec.model = "mamba-lm";
+        spec.mamba_lm.block.d_model = 16;
+        spec.mamba_lm.block.n_layers = 1;
+        spec.mamba_lm.block.dt_rank = 1;
+        spec.mamba_lm.vocab = 260;
+        LanguageModel m = LanguageModel::build(spec);
+        PackedModelData p = pack_lm(m);
+        p.header.hp[MMIA_LM_HP_TOKENIZER] = MMIA_TOKENIZER_BPE;
+        write_packed_model(d + "/noblob.bin", p.header, p.tensors);
+        spec.model = "transformer-lm";
+        spec.transformer_lm.d_model = 16;
+        spec.transformer_lm.n_layers = 1;
+        spec.transformer_lm.n_heads = 2;
+        spec.transformer_lm.d_ff = 32;
+        spec.transformer_lm.context = 32;
+        LanguageModel t = LanguageModel::build(spec);
+        PackedModelData q = pack_lm(t);
+        write_packed_model(d + "/ctx32.bin", q.header, q.tensors);
+    }
     struct Case {
         std::string args;
         int code;
         std::string line;
     };
     const Case cases[] = {
+        {"--models " + d + "/kind2.bin --text " + d + "/c.jsonl", 1,
+         "error: " + d + "/kind2.bin: model kind 2 is not a language model (--models takes kinds 3 and 4, the files ./mamba and ./transformer run as language models)"},
+        {"--models " + d + "/noblob.bin --text " + d + "/c.jsonl", 1,
+         "error: " + d + "/noblob.bin: the model's tokenizer is BPE but the file carries none (imported without tokenizer.json): a text corpus needs it"},
+        {"--models " + d + "/ctx32.bin --text " + d + "/c.jsonl", 1,
+         "error: --prefix-lengths: the longest prefix + the 50-token suffix = 178 tokens, more than " + d + "/ctx32.bin's context of 32"},
         {"--models " + b1 + "," + bpe + " --text " + d + "/c.jsonl", 1,
          "error: --models: " + b1 + " (bytes) and " + bpe + " (BPE, 258 tokens) have different tokenizers: one corpus would be different token sequences for each (compare models that share a tokenizer)"},
         {"--models " + b1 + " --text " + d + "/nul.txt", 1,
