@@ -33,7 +33,7 @@ OMPFLAG  := -fopenmp
 TORCH_INC  := -isystem /usr/include/torch/csrc/api/include
 TORCH_LIBS := -ltorch -ltorch_cpu -lc10
 HOST_CXXFLAGS ?= $(CXXSTD) -O2 $(ARCH) $(WARN) $(OMPFLAG) $(TORCH_INC) -Iengine -I.
-HOST_LDLIBS   := $(TORCH_LIBS) -lz -lnettle -ldivsufsort -lcmark-gfm -lcmark-gfm-extensions -lpthread
+HOST_LDLIBS   := $(TORCH_LIBS) -lz -lzstd -lnettle -ldivsufsort -lcmark-gfm -lcmark-gfm-extensions -lpthread
 
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
@@ -102,7 +102,7 @@ bin/train: $(BUILD)/train/main.o $(TRAIN_OBJS) $(COMMON_OBJS)
 # bin/corpus needs no LibTorch: common/ alone (zlib, nettle for SHA-256).
 bin/corpus: $(BUILD)/corpus/main.o $(COMMON_OBJS)
 	@mkdir -p bin
-	$(CXX) $(HOST_CXXFLAGS) $^ -o $@ -lz -lnettle
+	$(CXX) $(HOST_CXXFLAGS) $^ -o $@ -lz -lzstd -lnettle
 
 # bin/accountant: the DP-SGD accountant (docs/PRIVACY.md); plain C++, no LibTorch.
 # (In the sanitizer sub-make, BUILD=build-san, it is build-san/bin/accountant.)

@@ -779,7 +779,8 @@ static int mamba_lm_load(MambaLm* m, char* err, size_t errlen) {
         check_range("d_conv", hp[MMIA_HP_D_CONV], 1, MAMBA_MAX_CONV, err, errlen) ||
         check_range("d_inner", hp[MMIA_HP_D_INNER], 1, MAMBA_MAX_WIDTH, err, errlen) ||
         check_range("dt_rank", hp[MMIA_HP_DT_RANK], 1, MAMBA_MAX_WIDTH, err, errlen) ||
-        lm_check_zero_slots(h, 6, 24, 1, err, errlen))
+        lm_check_zero_slots(h, 6, 24, 1, err, errlen) ||
+        lm_read_tokenizer(&m->file, &m->info, err, errlen))
         return -1;
     MambaBlockConfig* c = &m->block;
     m->n_layers = hp[MMIA_HP_N_LAYERS];
@@ -886,6 +887,7 @@ int mamba_lm_open(MambaLm* m, const char* path, char* err, size_t errlen) {
 
 void mamba_lm_close(MambaLm* m) {
     free(m->layers);
+    lm_info_free(&m->info);
     packed_close(&m->file);
     memset(m, 0, sizeof *m);
 }
@@ -912,8 +914,9 @@ static int cli_lm_open(void* m, const char* path, LmOps* ops, char* err, size_t 
 }
 static void cli_lm_close(void* m) { mamba_lm_close((MambaLm*)m); }
 
-// The file's kind picks the command line: a kind-3 file (or any file with
-// an LM-only flag such as -i or --score) runs the LM CLI (engine/lm.h), a
+// The file's kind picks the command line: a kind-3 file (or any file but a
+// classifier with an LM-only flag such as -i or --score: a classifier with
+// one is a usage error naming the flag) runs the LM CLI (engine/lm.h), a
 // transformer LM is refused naming ./transformer, anything else runs the
 // classifier's (engine/cli.h), which also gives the errors for files that
 // are neither.
@@ -927,7 +930,15 @@ int main(int argc, char** argv) {
         fprintf(stderr, "error: %s\n", err);
         return 1;
     }
-    if (kind == MMIA_KIND_MAMBA_LM || lm_cli_has_lm_flags(argc, argv)) {
+    const char* lm_flag = lm_cli_first_lm_flag(argc, argv);
+    if (kind == MMIA_KIND_MAMBA && lm_flag) {  // a classifier given an LM flag: say which flag and why
+        fprintf(stderr,
+                "error: %s is a language-model flag, but %s is a Mamba classifier (model kind 1): run it as "
+                "./mamba model.bin input.bin (see ./mamba --help)\n",
+                lm_flag, path);
+        return 2;
+    }
+    if (kind == MMIA_KIND_MAMBA_LM || lm_flag) {
         MambaLm lm;
         memset(&lm, 0, sizeof lm);
         LmCli cli = {"mamba", "Mamba", cli_lm_open, cli_lm_close, &lm, 0};

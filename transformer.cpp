@@ -480,7 +480,8 @@ static int transformer_load(Transformer* m, char* err, size_t errlen) {
         check_range("n_heads", hp[MMIA_TF_HP_N_HEADS], 1, TRANSFORMER_MAX_HEADS, err, errlen) ||
         check_range("d_ff", hp[MMIA_TF_HP_D_FF], 1, TRANSFORMER_MAX_FF, err, errlen) ||
         check_range("parallel residual", hp[MMIA_TF_HP_PARALLEL], 0, 1, err, errlen) ||
-        lm_check_zero_slots(h, 6, 24, 2, err, errlen))
+        lm_check_zero_slots(h, 6, 24, 2, err, errlen) ||
+        lm_read_tokenizer(&m->file, &m->info, err, errlen))
         return -1;
     m->d_model = hp[MMIA_TF_HP_D_MODEL];
     m->n_layers = hp[MMIA_TF_HP_N_LAYERS];
@@ -593,6 +594,7 @@ int transformer_open(Transformer* m, const char* path, char* err, size_t errlen)
 
 void transformer_close(Transformer* m) {
     free(m->layers);
+    lm_info_free(&m->info);
     packed_close(&m->file);
     memset(m, 0, sizeof *m);
 }

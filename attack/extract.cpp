@@ -28,6 +28,7 @@
 #include "common/command_line.h"
 #include "common/config.h"
 #include "common/corpus.h"
+#include "common/corpus_text.h"
 #include "engine/io.h"
 #include "engine/mamba_lm.h"
 #include "engine/transformer.h"
@@ -1356,6 +1357,229 @@ json run_extract(const ExtractConfig& cfg_in) {
     write_file_atomic(r.dir + "/metrics.json", result.dump(2) + "\n");
     write_file_atomic(r.dir + "/report.md", markdown(result));
     return result;
+}
+
+// ---- already-packed models on a user's corpus -------------------------------------
+
+namespace {
+
+const PackedFile& file_of(const EngineLm& m) { return m.kind == "mamba-lm" ? m.mamba.file : m.tf.file; }
+
+// What two models must share to be compared on one tokenized corpus:
+// "bytes", or the BPE blob's bytes.
+std::string tokenizer_key(const EngineLm& m) {
+    if (m.ops.info.tokenizer == MMIA_TOKENIZER_BYTES) return "bytes";
+    const MmiaHeader* h = file_of(m).header;
+    return std::string(reinterpret_cast<const char*>(file_of(m).bytes) + uint64_t(h->hp[MMIA_LM_HP_BPE_AT]) * 64,
+                       size_t(h->hp[MMIA_LM_HP_BPE_BYTES]));
+}
+std::string tokenizer_desc(const EngineLm& m) {
+    if (m.ops.info.tokenizer == MMIA_TOKENIZER_BYTES) return "bytes";
+    return "BPE, " + std::to_string(m.ops.info.bpe->vocab) + " tokens";
+}
+
+std::string decode_ids(const LmInfo& info, const std::vector<int>& ids) {
+    BpeBytes b = {nullptr, 0, 0};
+    char err[256];
+    if (lm_decode_text(&info, ids.data(), int(ids.size()), &b, err, sizeof err) != 0) {
+        free(b.bytes);
+        throw std::runtime_error(std::string("decoding: ") + err);
+    }
+    std::string s(reinterpret_cast<const char*>(b.bytes), b.n);
+    free(b.bytes);
+    return s;
+}
+
+}  // namespace
+
+json run_extract_models(const ExtractConfig& cfg) {
+    if (cfg.models.empty()) throw std::runtime_error("--models: give at least one packed language model");
+    if (cfg.text.empty())
+        throw std::runtime_error("--models needs --text CORPUS (plain text or JSON lines with a \"text\" field, optionally .zst)");
+    if (cfg.prefix_lengths.empty()) throw std::runtime_error("--prefix-lengths: give at least one");
+    std::vector<std::unique_ptr<EngineLm>> models;
+    for (const std::string& path : cfg.models) {
+        PackedFile pf;
+        char err[512];
+        if (packed_open(&pf, path.c_str(), err, sizeof err) != 0) throw std::runtime_error(path + ": " + err);
+        const uint32_t kind = pf.header->kind;
+        packed_close(&pf);
+        if (kind != MMIA_KIND_MAMBA_LM && kind != MMIA_KIND_TRANSFORMER_LM)
+            throw std::runtime_error(path + ": model kind " + std::to_string(kind) +
+                                     " is not a language model (--models takes kinds 3 and 4, the files ./mamba and "
+                                     "./transformer run as language models)");
+        models.push_back(std::make_unique<EngineLm>(kind == MMIA_KIND_MAMBA_LM ? "mamba-lm" : "transformer-lm", path));
+        const LmInfo& info = models.back()->ops.info;
+        if (info.tokenizer == MMIA_TOKENIZER_BPE && !info.bpe)
+            throw std::runtime_error(path + ": the model's tokenizer is BPE but the file carries none (imported without "
+                                     "tokenizer.json): a text corpus needs it");
+    }
+    for (size_t i = 1; i < models.size(); i++)
+        if (tokenizer_key(*models[i]) != tokenizer_key(*models[0]))
+            throw std::runtime_error("--models: " + cfg.models[0] + " (" + tokenizer_desc(*models[0]) + ") and " +
+                                     cfg.models[i] + " (" + tokenizer_desc(*models[i]) +
+                                     ") have different tokenizers: one corpus would be different token sequences "
+                                     "for each (compare models that share a tokenizer)");
+    const LmInfo& info = models[0]->ops.info;
+    const std::vector<std::string> docs = load_text_documents(cfg.text);
+    const int kmax = *std::max_element(cfg.prefix_lengths.begin(), cfg.prefix_lengths.end());
+    const int need = kmax + cfg.suffix_len;
+    for (size_t i = 0; i < models.size(); i++)
+        if (models[i]->kind == "transformer-lm" && need > models[i]->ops.info.context)
+            throw std::runtime_error("--prefix-lengths: the longest prefix + the " + std::to_string(cfg.suffix_len) +
+                                     "-token suffix = " + std::to_string(need) + " tokens, more than " + cfg.models[i] +
+                                     "'s context of " + std::to_string(models[i]->ops.info.context));
+    // tokenize: the first `need` tokens of every document that has them
+    std::vector<std::vector<int>> tokens(docs.size());
+    std::vector<int64_t> eligible;
+    size_t longest = 0;
+    for (size_t d = 0; d < docs.size(); d++) {
+        BpeIds ids = {nullptr, 0, 0};
+        char err[256];
+        if (lm_encode_text(&info, docs[d].data(), docs[d].size(), &ids, err, sizeof err) != 0) {
+            free(ids.ids);
+            throw std::runtime_error(cfg.text + ": document " + std::to_string(d + 1) + ": " + err);
+        }
+        longest = std::max(longest, ids.n);
+        if (ids.n >= size_t(need)) {
+            tokens[d].assign(ids.ids, ids.ids + need);
+            eligible.push_back(int64_t(d));
+        }
+        free(ids.ids);
+    }
+    if (eligible.empty())
+        throw std::runtime_error(cfg.text + ": no document has " + std::to_string(need) +
+                                 " tokens (the longest prefix length + the suffix length; the longest document has " +
+                                 std::to_string(longest) + ")");
+    const uint64_t seed = cfg.seeds.empty() ? 42 : cfg.seeds[0];
+    const std::vector<int64_t> picked = seeded_pick(eligible, size_t(cfg.n_sequences), mix_seed(seed, 20));
+
+    struct Row {
+        size_t model = 0, seq = 0;
+        int k = 0;
+        std::vector<int> generated;
+        bool exact = false;
+        int match_len = 0;
+        double mem_score = 0;
+    };
+    std::vector<Row> rows;
+    for (size_t m = 0; m < models.size(); m++)
+        for (size_t q = 0; q < picked.size(); q++)
+            for (int k : cfg.prefix_lengths) rows.push_back(Row{m, q, k, {}, false, 0, 0});
+    int failed = 0;
+    std::string first_err;
+#pragma omp parallel for schedule(dynamic, 4)
+    for (int64_t i = 0; i < int64_t(rows.size()); i++) {
+        Row& row = rows[size_t(i)];
+        const std::vector<int>& t = tokens[size_t(picked[row.seq])];
+        std::vector<int> out(size_t(cfg.suffix_len));
+        const LmSampler greedy{0.0f, 0, 1.0};
+        int n_out = 0;
+        char err[512];
+        if (lm_generate(&models[row.model]->ops, t.data() + (kmax - row.k), row.k, cfg.suffix_len, &greedy, 0,
+                        out.data(), &n_out, err, sizeof err) != 0) {
+#pragma omp critical(extract_models_err)
+            {
+                if (!failed) first_err = cfg.models[row.model] + ": " + err;
+                failed = 1;
+            }
+            continue;
+        }
+        out.resize(size_t(n_out));
+        const std::vector<int> suffix(t.begin() + kmax, t.end());
+        row.generated = out;
+        row.exact = suffix_exact_match(out, suffix);
+        row.match_len = matching_prefix_length(out, suffix);
+        row.mem_score = memorization_score(out, suffix);
+    }
+    if (failed) throw std::runtime_error("generation: " + first_err);
+
+    std::vector<std::vector<int>> seqs;
+    for (int64_t d : picked) seqs.push_back(tokens[size_t(d)]);
+    std::vector<std::vector<std::vector<double>>> lp;  // [model][seq][token]
+    for (const auto& m : models) lp.push_back(engine_logprobs(m->ops, seqs));
+
+    json res = {{"mode", "models"},
+                {"text", cfg.text},
+                {"documents", docs.size()},
+                {"eligible_documents", eligible.size()},
+                {"sequences", picked.size()},
+                {"suffix_len", cfg.suffix_len},
+                {"prefix_lengths", cfg.prefix_lengths},
+                {"seed", seed},
+                {"models", json::array()}};
+    std::string prefix_csv = "model,sequence,document,k,exact,match_len,mem_score,prompt,suffix,generated\n";
+    std::string scores_csv = "model,sequence,document,tokens,loss,perplexity,zlib_bytes,min_k_20\n";
+    for (size_t m = 0; m < models.size(); m++) {
+        json per_k = json::object();
+        for (int k : cfg.prefix_lengths) {
+            int64_t n = 0, exact = 0;
+            double match = 0, mem = 0;
+            for (const Row& row : rows)
+                if (row.model == m && row.k == k) {
+                    n++;
+                    exact += row.exact;
+                    match += row.match_len;
+                    mem += row.mem_score;
+                }
+            const auto ci = wilson_interval(exact, n);
+            per_k[std::to_string(k)] = {{"n", n},
+                                        {"exact", exact},
+                                        {"rate", double(exact) / double(n)},
+                                        {"ci95", {ci.first, ci.second}},
+                                        {"mean_match_len", match / double(n)},
+                                        {"mean_mem_score", mem / double(n)}};
+        }
+        double loss_sum = 0;
+        for (size_t q = 0; q < picked.size(); q++) {
+            const double loss = -std::accumulate(lp[m][q].begin(), lp[m][q].end(), 0.0) / double(lp[m][q].size());
+            loss_sum += loss;
+            scores_csv += csv_text(cfg.models[m]) + "," + std::to_string(q) + "," + std::to_string(picked[q] + 1) + "," +
+                          std::to_string(seqs[q].size()) + "," + csv_num(loss) + "," + csv_num(perplexity(lp[m][q])) + "," +
+                          std::to_string(zlib_bytes(decode_ids(info, seqs[q]))) + "," + csv_num(min_k_percent(lp[m][q], 0.2)) + "\n";
+        }
+        res["models"].push_back({{"path", cfg.models[m]},
+                                 {"kind", models[m]->kind},
+                                 {"tokenizer", tokenizer_desc(*models[m])},
+                                 {"prefix", per_k},
+                                 {"mean_loss", loss_sum / double(picked.size())}});
+    }
+    for (const Row& row : rows) {
+        const std::vector<int>& t = tokens[size_t(picked[row.seq])];
+        prefix_csv += csv_text(cfg.models[row.model]) + "," + std::to_string(row.seq) + "," +
+                      std::to_string(picked[row.seq] + 1) + "," + std::to_string(row.k) + "," + (row.exact ? "1" : "0") +
+                      "," + std::to_string(row.match_len) + "," + csv_num(row.mem_score) + "," +
+                      csv_text(decode_ids(info, std::vector<int>(t.begin() + (kmax - row.k), t.begin() + kmax))) + "," +
+                      csv_text(decode_ids(info, std::vector<int>(t.begin() + kmax, t.end()))) + "," +
+                      csv_text(decode_ids(info, row.generated)) + "\n";
+    }
+    std::string stem = fs::path(cfg.text).filename().string();
+    for (const char* ext : {".zst", ".jsonl", ".json", ".txt"})
+        if (stem.size() > strlen(ext) && stem.compare(stem.size() - strlen(ext), strlen(ext), ext) == 0)
+            stem.resize(stem.size() - strlen(ext));
+    const std::string dir = cfg.run_dir.empty() ? "runs/extract-text-" + stem + "-seed" + std::to_string(seed) : cfg.run_dir;
+    create_output_dir(dir);
+    std::string md = "# Prefix extraction on " + cfg.text + "\n\n" + std::to_string(picked.size()) + " sequences of " +
+                     std::to_string(need) + " tokens (the first of " + std::to_string(eligible.size()) + " of " +
+                     std::to_string(docs.size()) + " documents long enough), greedy continuation of " +
+                     std::to_string(cfg.suffix_len) + " tokens after a prefix of k tokens; exact = all of them equal "
+                     "the document's.\n\n| model | tokenizer | k | exact | rate | 95% CI | mean matching prefix |\n|---|---|---|---|---|---|---|\n";
+    for (const json& m : res["models"])
+        for (int k : cfg.prefix_lengths) {
+            const json& e = m["prefix"][std::to_string(k)];
+            md += "| " + m["path"].get<std::string>() + " | " + m["tokenizer"].get<std::string>() + " | " + std::to_string(k) +
+                  " | " + std::to_string(e["exact"].get<int64_t>()) + " / " + std::to_string(e["n"].get<int64_t>()) + " | " +
+                  g4(e["rate"]) + " | [" + g4(e["ci95"][0]) + ", " + g4(e["ci95"][1]) + "] | " + g4(e["mean_match_len"]) + " |\n";
+        }
+    md += "\nMean loss per predicted token (nats) over the whole sequences:";
+    for (const json& m : res["models"]) md += " " + m["path"].get<std::string>() + " " + g4(m["mean_loss"]) + ";";
+    md += "\n";
+    write_file_atomic(dir + "/prefix.csv", prefix_csv);
+    write_file_atomic(dir + "/scores.csv", scores_csv);
+    write_file_atomic(dir + "/metrics.json", res.dump(2) + "\n");
+    write_file_atomic(dir + "/report.md", md);
+    res["run_dir"] = dir;
+    return res;
 }
 
 }  // namespace mmia

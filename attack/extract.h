@@ -56,6 +56,10 @@ struct ExtractConfig {
     bool control = false;
     bool force = false;
     bool verbose = true;
+    // Already-packed models on a user's corpus (run_extract_models): no
+    // training, no held-out split.
+    std::vector<std::string> models;  // packed LM files (ours or bin/export hf's), one tokenizer
+    std::string text;                 // the corpus (common/corpus_text.h): text or JSONL, optionally .zst
 };
 
 std::string default_extract_run_dir(const ExtractConfig& cfg);
@@ -63,6 +67,26 @@ std::string default_extract_run_dir(const ExtractConfig& cfg);
 // Runs (or resumes: cached models are reused) the experiment; returns the
 // content of metrics.json. Throws std::runtime_error("<why>").
 nlohmann::json run_extract(const ExtractConfig& cfg);
+
+// bin/extract --models A.bin[,B.bin...] --text CORPUS: prefix extraction
+// and per-sequence scores of already-packed language models (ours, or
+// imported by bin/export hf, byte or BPE) on a user's corpus. Every model
+// must have the same tokenizer (the corpus is tokenized once, with it). The
+// sequences: the first max(prefix_lengths) + suffix_len tokens of up to
+// n_sequences documents that have that many (seeded pick, seeds[0]); for
+// each prefix length k the prompt is the k tokens before the suffix, the
+// model continues it greedily for suffix_len tokens, and the row is
+// `exact` when all of them equal the document's (as run_extract's
+// `memorized`). Each sequence is also scored whole by every model (mean
+// -log p per predicted token, perplexity, zlib bytes of its text).
+// Writes run_dir (default runs/extract-text-<file stem>-seed<seed>):
+// metrics.json, prefix.csv, scores.csv, report.md; returns metrics.json.
+// Throws std::runtime_error("<why>"): no model, no --text, a file that is
+// not a language model or has a BPE kind without its tokenizer, models with
+// different tokenizers, the corpus errors of load_text_documents, a
+// document the tokenizer cannot encode, no document long enough, a
+// sequence longer than a transformer's context.
+nlohmann::json run_extract_models(const ExtractConfig& cfg);
 
 // What run_extract did, for tests: models trained now vs found finished.
 struct ExtractRunStats {

@@ -3,6 +3,7 @@
 //
 //   bin/extract                                   prose, mamba-lm-s vs transformer-lm-s, seed 42
 //   bin/extract --corpus code --presets mamba-lm-m,transformer-lm-m --seeds 1,2,3
+//   bin/extract --models mamba.bin,pythia.bin --text pile.jsonl.zst   already-packed models, a user's corpus
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
@@ -57,10 +58,17 @@ int main(int argc, char** argv) {
                  "sanity control: also train each preset on the held-out documents only and extract the training "
                  "sequences with it (generalization, expected ~0)");
     app.add_flag("--force", cfg.force, "reuse a run directory (and checkpoints) made with another configuration");
+    app.add_option("--models", cfg.models,
+                   "instead of training: already-packed language models (ours or bin/export hf's, one tokenizer), "
+                   "comma-separated, run on --text")
+        ->delimiter(',');
+    app.add_option("--text", cfg.text,
+                   "with --models: the corpus, plain text (documents separated by blank lines) or JSON lines with a "
+                   "\"text\" field, optionally zstd-compressed (.zst)");
     if (int code = parse_command_line(app, argc, argv); code >= 0) return code;
     // The list flags: once each, no empty element, no value twice (a seed or
     // preset given twice would repeat a model or compare one with itself).
-    for (const char* flag : {"--presets", "--seeds", "--prefix-lengths"})
+    for (const char* flag : {"--presets", "--seeds", "--prefix-lengths", "--models"})
         if (std::string why = list_flag_problem(argc, argv, flag); !why.empty()) {
             std::fprintf(stderr, "error: %s (see --help)\n", why.c_str());
             return 2;
@@ -73,6 +81,30 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "error: %s: %s given twice (each value once) (see --help)\n", flag, value.c_str());
             return 2;
         }
+    const bool given_models = !cfg.models.empty() || !cfg.text.empty();
+    if (given_models) {
+        for (const char* flag : {"--corpus", "--presets", "--epochs", "--control", "--config", "--force"})
+            for (int i = 1; i < argc; i++)
+                if (std::string(argv[i]) == flag || std::string(argv[i]).rfind(std::string(flag) + "=", 0) == 0) {
+                    std::fprintf(stderr, "error: %s trains models; --models/--text run packed ones: give one or the other (see --help)\n", flag);
+                    return 2;
+                }
+        try {
+            const nlohmann::json res = run_extract_models(cfg);
+            const std::string dir = res["run_dir"].get<std::string>();
+            for (const auto& m : res["models"])
+                for (int k : cfg.prefix_lengths) {
+                    const auto& e = m["prefix"][std::to_string(k)];
+                    std::printf("%s: k=%d exact %lld/%lld\n", m["path"].get<std::string>().c_str(), k,
+                                (long long)e["exact"].get<int64_t>(), (long long)e["n"].get<int64_t>());
+                }
+            std::printf("report: %s/report.md (metrics: %s/metrics.json)\n", dir.c_str(), dir.c_str());
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "error: %s\n", error_text(e).c_str());
+            return 1;
+        }
+        return 0;
+    }
     try {
         run_extract(cfg);
         std::string dir = cfg.run_dir.empty() ? default_extract_run_dir(cfg) : cfg.run_dir;

@@ -112,7 +112,7 @@ enum MmiaAct : int32_t {
 // pre-norm: the only LM block); fp[MMIA_FP_NORM_EPS] is the RMSNorm eps.
 // Kind 4, transformer LM: the MmiaTransformerHp slots; fp[0] LayerNorm eps,
 // fp[1] rotary base.
-// Both kinds: the MmiaLmHp slots 24..27; every other slot 0.
+// Both kinds: the MmiaLmHp slots 24..29; every other slot 0.
 enum MmiaTransformerHp {
     MMIA_TF_HP_D_MODEL = 0,       // D, hidden_size
     MMIA_TF_HP_N_LAYERS = 1,      // num_hidden_layers
@@ -131,10 +131,15 @@ enum MmiaLmHp {
                                 //   (max_position_embeddings); the Mamba LM's training window
     MMIA_LM_HP_TIED = 26,       // 1 = logits use the embedding matrix (no head tensor)
     MMIA_LM_HP_EOS = 27,        // end-of-text token id, or -1 for none
+    // The BPE tokenizer blob (docs/FORMAT.md "BPE tokenizer blob") a BPE
+    // file may carry after its tensors, as the last bytes of the file; both
+    // 0 when there is none (the byte tokenizer; a BPE model run by ids only).
+    MMIA_LM_HP_BPE_AT = 28,     // the blob's file offset / 64 (MMIA_ALIGN)
+    MMIA_LM_HP_BPE_BYTES = 29,  // the blob's length in bytes
 };
 enum MmiaTokenizer : int32_t {
     MMIA_TOKENIZER_BYTES = 0,  // token id = byte value 0..255; V >= 256, ids >= 256 never produced
-    MMIA_TOKENIZER_BPE = 1,    // reserved: a GPT-NeoX tokenizer.json carried in the file (later issue)
+    MMIA_TOKENIZER_BPE = 1,    // byte-level BPE (GPT-2, GPT-NeoX): the blob at hp[28..29], or none (ids only)
 };
 
 // Slots of MmiaHeader.fp (float hyperparameters).

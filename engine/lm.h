@@ -21,6 +21,7 @@
 #include <omp.h>
 #endif
 
+#include "bpe.h"
 #include "format.h"
 #include "io.h"
 #include "kernels.h"
@@ -45,10 +46,12 @@
 
 typedef struct {
     int vocab;      // V: logits per token
-    int tokenizer;  // MMIA_TOKENIZER_BYTES, or MMIA_TOKENIZER_BPE (token ids only: no text CLI yet)
+    int tokenizer;  // MMIA_TOKENIZER_BYTES, or MMIA_TOKENIZER_BPE
     int context;    // hp[25]: the transformer's cache cap; the Mamba LM's training window
     int tied;       // 1 = the head is the embedding matrix
     int eos;        // end-of-text id in [0, V), or -1
+    const Bpe* bpe; // BPE with a blob: the loaded tokenizer (lm_read_tokenizer; lm_info_free
+                    // frees it); NULL for bytes and for a BPE model run by token ids only
 } LmInfo;
 
 // Check the slots both kinds share and every header field an LM leaves 0
@@ -92,13 +95,76 @@ static inline int lm_read_info(const MmiaHeader* h, LmInfo* info, char* err, siz
         return -1;
     }
     info->eos = hp[MMIA_LM_HP_EOS];
-    for (int s = 28; s < 32; s++) {
+    info->bpe = NULL;  // lm_read_tokenizer
+    for (int s = 30; s < 32; s++) {
         if (hp[s] != 0) {
             packed_err(err, errlen, "hp[%d] is %d but a language model leaves it 0", s, hp[s]);
             return -1;
         }
     }
     return 0;
+}
+
+// The tokenizer blob slots hp[28..29] of a validated file pf whose LM slots
+// lm_read_info read into info; a BPE blob is loaded (bpe_load: every rule
+// of docs/FORMAT.md "BPE tokenizer blob") into info->bpe. Byte tokenizer:
+// both slots 0. BPE: both 0 (no blob: the model runs by token ids only),
+// or the blob is the last bytes of the file, 64-byte aligned after every
+// tensor, with at most V tokens. 0, or -1 and err = "<why>" (info->bpe
+// NULL). Free with lm_info_free.
+static inline int lm_read_tokenizer(const PackedFile* pf, LmInfo* info, char* err, size_t errlen) {
+    const int32_t at = pf->header->hp[MMIA_LM_HP_BPE_AT], nb = pf->header->hp[MMIA_LM_HP_BPE_BYTES];
+    info->bpe = NULL;
+    if (info->tokenizer == MMIA_TOKENIZER_BYTES || (at == 0 && nb == 0)) {
+        if (at != 0 || nb != 0) {
+            packed_err(err, errlen, "hp[%d] is %d but a byte-tokenizer model carries no tokenizer blob (hp[28..29] = 0)",
+                       at ? 28 : 29, at ? at : nb);
+            return -1;
+        }
+        return 0;
+    }
+    uint64_t tensors_end = 0;
+    for (uint32_t i = 0; i < pf->n_tensors; i++) {
+        uint64_t e = pf->table[i].offset + pf->table[i].nbytes;
+        tensors_end = e > tensors_end ? e : tensors_end;
+    }
+    const uint64_t off = (uint64_t)(at > 0 ? at : 0) * MMIA_ALIGN;
+    if (at <= 0 || nb <= 0 || off < tensors_end || off > pf->size || (uint64_t)nb != pf->size - off) {
+        packed_err(err, errlen,
+                   "tokenizer blob at hp[28] = %d (x 64 bytes), hp[29] = %d bytes is not the end of the file after "
+                   "the tensors (they end at byte %llu, the file at %llu)",
+                   at, nb, (unsigned long long)tensors_end, (unsigned long long)pf->size);
+        return -1;
+    }
+    Bpe* t = (Bpe*)malloc(sizeof(Bpe));
+    if (!t) {
+        packed_err(err, errlen, "out of memory loading the tokenizer");
+        return -1;
+    }
+    char why[384];
+    if (bpe_load(t, pf->bytes + off, (uint64_t)nb, why, sizeof why) != 0) {
+        packed_err(err, errlen, "tokenizer blob: %s", why);
+        free(t);
+        return -1;
+    }
+    if ((int64_t)t->vocab > info->vocab) {
+        packed_err(err, errlen, "the tokenizer has %u tokens, more than the model's vocabulary of %d", t->vocab,
+                   info->vocab);
+        bpe_free(t);
+        free(t);
+        return -1;
+    }
+    info->bpe = t;
+    return 0;
+}
+
+// Frees what lm_read_tokenizer loaded (NULL-safe; info->bpe = NULL).
+static inline void lm_info_free(LmInfo* info) {
+    if (info->bpe) {
+        bpe_free((Bpe*)info->bpe);
+        free((void*)info->bpe);
+    }
+    info->bpe = NULL;
 }
 
 // 0 if hp[from..to) and fp[ffrom..8) are all 0, else -1 naming the first.
@@ -144,6 +210,50 @@ static inline void lm_wrong_kind(uint32_t kind, const char* this_engine, char* e
 static inline void lm_encode_bytes(const void* text, int64_t n, int* tokens) {
     const unsigned char* s = (const unsigned char*)text;
     for (int64_t i = 0; i < n; i++) tokens[i] = s[i];
+}
+
+// Text -> the model's token ids, appended to out: one id per byte (byte
+// tokenizer), or info->bpe's bpe_encode (special added tokens such as
+// <|endoftext|> not matched in the text: bin/tokenize's default). The BPE
+// case needs the blob (info->bpe != NULL). 0, or -1 and err = "<why>" (a
+// byte the BPE vocabulary has no token for; out of memory).
+static inline int lm_encode_text(const LmInfo* info, const void* text, size_t n, BpeIds* out, char* err,
+                                 size_t errlen) {
+    if (info->tokenizer == MMIA_TOKENIZER_BPE) return bpe_encode(info->bpe, (const char*)text, n, 0, out, err, errlen);
+    const unsigned char* s = (const unsigned char*)text;
+    for (size_t i = 0; i < n; i++)
+        if (bpe_push(out, s[i]) != 0) {
+            packed_err(err, errlen, "out of memory for %zu tokens", n);
+            return -1;
+        }
+    return 0;
+}
+
+// Generated ids -> the text printed for them, appended to out: the bytes
+// of each id < 256 (byte tokenizer) or each id's string (BPE); eos is not
+// printed. ids: what lm_generate produced (lm_token_allowed ids only).
+// 0, or -1 and err.
+static inline int lm_decode_text(const LmInfo* info, const int* ids, int n, BpeBytes* out, char* err, size_t errlen) {
+    for (int i = 0; i < n; i++) {
+        if (ids[i] == info->eos) continue;
+        if (info->tokenizer == MMIA_TOKENIZER_BPE) {
+            int32_t id = ids[i];
+            if (bpe_decode(info->bpe, &id, 1, out, err, errlen) != 0) return -1;
+        } else {
+            if (out->n + 1 > out->cap) {
+                size_t cap = out->cap ? 2 * out->cap : 256;
+                uint8_t* p = (uint8_t*)realloc(out->bytes, cap);
+                if (!p) {
+                    packed_err(err, errlen, "out of memory decoding %d tokens", n);
+                    return -1;
+                }
+                out->bytes = p;
+                out->cap = cap;
+            }
+            out->bytes[out->n++] = (uint8_t)ids[i];
+        }
+    }
+    return 0;
 }
 
 // ----------------------------------------------------------------------------
@@ -215,10 +325,13 @@ static inline int lm_cand_cmp(const void* a, const void* b) {
     return (x->id > y->id) - (x->id < y->id);
 }
 
-// 1 if token id may be produced by a model with this info.
-// (every id of a BPE vocabulary; ids < 256 and eos for the byte tokenizer)
+// 1 if token id may be produced by a model with this info: ids < 256 and
+// eos for the byte tokenizer; the tokenizer's ids for BPE with a blob (the
+// model's rows past them, padding such as Pythia's 50277..50303, have no
+// text); every id of a BPE model run by ids only.
 static inline int lm_token_allowed(const LmInfo* info, int id) {
-    return info->tokenizer == MMIA_TOKENIZER_BPE || id < 256 || id == info->eos;
+    if (info->tokenizer == MMIA_TOKENIZER_BPE) return !info->bpe || (uint32_t)id < info->bpe->vocab || id == info->eos;
+    return id < 256 || id == info->eos;
 }
 
 // The kept candidates after temperature, top-k and top-p, with their
@@ -469,10 +582,13 @@ static inline void lm_cli_usage(const LmCli* e) {
     printf("usage: ./%s lm.bin -i PROMPT [-n N] [-t T] [-k K] [-p P] [-s SEED] [--threads N]\n"
            "       ./%s lm.bin --score TEXTS [--out FILE] [--threads N]\n"
            "\n"
-           "Run the %s language model in lm.bin (byte tokenizer: one token per byte).\n"
+           "Run the %s language model in lm.bin with its tokenizer: bytes (one token per\n"
+           "byte), or the BPE tokenizer the file carries (bin/export hf with tokenizer.json).\n"
            "\n"
-           "generation (prints the N generated bytes, then a newline; stops early at eos):\n"
-           "  -i PROMPT      the prompt (at least one byte; any bytes, UTF-8 or not)\n"
+           "generation (prints the text of the N generated tokens, then a newline; stops\n"
+           "early at eos, which is not printed):\n"
+           "  -i PROMPT      the prompt (at least one byte; any bytes, UTF-8 or not, that\n"
+           "                 the tokenizer encodes; <|endoftext|> in it is plain text)\n"
            "  -n N           tokens to generate, 1..%d (default 256)\n"
            "  -t T           temperature >= 0; 0 = greedy (default 1.0)\n"
            "  -k K           top-k, 0 = off (default 0)\n"
@@ -481,10 +597,11 @@ static inline void lm_cli_usage(const LmCli* e) {
            "                 the same text on any thread count\n"
            "scoring:\n"
            "  --score TEXTS  score each line of TEXTS (without its newline; at least 2\n"
-           "                 bytes): prints 'tokens<TAB>loss<TAB>perplexity' per line,\n"
-           "                 tokens = bytes - 1 predicted, loss = mean -log p in nats\n"
+           "                 tokens): prints 'tokens<TAB>loss<TAB>perplexity' per line,\n"
+           "                 tokens = the line's tokens - 1 predicted, loss = mean -log p\n"
+           "                 in nats\n"
            "  --out FILE     also write each line's per-token log-probs (natural log,\n"
-           "                 p(byte i+1 | bytes 0..i), space-separated %%.9g), one line\n"
+           "                 p(token i+1 | tokens 0..i), space-separated %%.9g), one line\n"
            "                 per input line, atomically\n"
            "  --threads N    OpenMP threads (default: all cores)\n"
            "  --help         this text\n"
@@ -518,8 +635,9 @@ static inline int lm_parse_float(const char* v, double* out) {
     return 0;
 }
 
-// --score: the lines of the mapped file -> tokens + starts. Fails on an
-// empty file or a line of fewer than 2 bytes (nothing to predict).
+// --score: the lines of the mapped file -> tokens (lm_encode_text) +
+// starts. Fails on an empty file, a line the tokenizer refuses, or a line
+// of fewer than 2 tokens (nothing to predict).
 static inline int lm_cli_score(const LmCli* e, const LmOps* ops, const char* path, const char* out_path) {
     const uint8_t* bytes;
     uint64_t size;
@@ -539,38 +657,53 @@ static inline int lm_cli_score(const LmCli* e, const LmOps* ops, const char* pat
         fprintf(stderr, "error: %s: no lines to score (the file is empty)\n", path);
         rc = 1;
     }
-    int* tokens = rc ? NULL : (int*)malloc(sizeof(int) * (size_t)(size ? size : 1));
+    // ids holds the lines' tokens back to back (without their newlines)
+    BpeIds ids = {NULL, 0, 0};
     int64_t* start = rc ? NULL : (int64_t*)malloc(sizeof(int64_t) * (size_t)(n_lines + 1));
-    double* lp = rc ? NULL : (double*)malloc(sizeof(double) * (size_t)(size ? size : 1));
-    if (rc == 0 && (!tokens || !start || !lp)) {
+    if (rc == 0 && !start) {
         fprintf(stderr, "error: %s: out of memory for %lld lines\n", path, (long long)n_lines);
         rc = 1;
     }
-    // tokens holds the lines back to back without their newlines
-    int64_t nt = 0;
+    const int bpe = ops->info.tokenizer == MMIA_TOKENIZER_BPE;
     uint64_t at = 0;
     if (start) start[0] = 0;
     for (int64_t line = 0; rc == 0 && line < n_lines; line++) {
         uint64_t end = at;
         while (end < size && bytes[end] != '\n') end++;
         int64_t len = (int64_t)(end - at);
-        if (len < 2) {
-            fprintf(stderr, "error: %s: line %lld has %lld byte%s: scoring needs at least 2 (one to predict)\n",
-                    path, (long long)(line + 1), (long long)len, len == 1 ? "" : "s");
-            rc = 1;
-        } else if (e->context_is_cap && len > ops->info.context) {
-            fprintf(stderr, "error: %s: line %lld has %lld tokens, more than the model's context of %d\n", path,
-                    (long long)(line + 1), (long long)len, ops->info.context);
-            rc = 1;
-        } else if (len > INT32_MAX / 2) {
+        if (len > INT32_MAX / 2) {
             fprintf(stderr, "error: %s: line %lld is too long (%lld bytes)\n", path, (long long)(line + 1),
                     (long long)len);
             rc = 1;
+            break;
         }
-        lm_encode_bytes(bytes + at, len, tokens + nt);
-        nt += len;
-        start[line + 1] = nt;
+        if (lm_encode_text(&ops->info, bytes + at, (size_t)len, &ids, err, sizeof err) != 0) {
+            fprintf(stderr, "error: %s: line %lld: %s\n", path, (long long)(line + 1), err);
+            rc = 1;
+            break;
+        }
+        int64_t nt = (int64_t)ids.n - start[line];
+        if (nt < 2) {
+            fprintf(stderr, "error: %s: line %lld has %lld %s%s: scoring needs at least 2 (one to predict)\n", path,
+                    (long long)(line + 1), (long long)nt, bpe ? "token" : "byte", nt == 1 ? "" : "s");
+            rc = 1;
+        } else if (e->context_is_cap && nt > ops->info.context) {
+            fprintf(stderr, "error: %s: line %lld has %lld tokens, more than the model's context of %d\n", path,
+                    (long long)(line + 1), (long long)nt, ops->info.context);
+            rc = 1;
+        } else if (nt > INT32_MAX / 2) {
+            fprintf(stderr, "error: %s: line %lld is too long (%lld tokens)\n", path, (long long)(line + 1),
+                    (long long)nt);
+            rc = 1;
+        }
+        start[line + 1] = (int64_t)ids.n;
         at = end + 1;
+    }
+    const int* tokens = (const int*)ids.ids;  // int32_t ids
+    double* lp = rc ? NULL : (double*)malloc(sizeof(double) * (ids.n ? ids.n : 1));
+    if (rc == 0 && !lp) {
+        fprintf(stderr, "error: %s: out of memory for %lld lines\n", path, (long long)n_lines);
+        rc = 1;
     }
     if (rc == 0 && lm_score_texts(ops, tokens, start, n_lines, lp, err, sizeof err) != 0) {
         fprintf(stderr, "error: %s: %s\n", path, err);
@@ -606,7 +739,7 @@ static inline int lm_cli_score(const LmCli* e, const LmOps* ops, const char* pat
     if (rc == 0 && sb.len && fwrite(sb.p, 1, sb.len, stdout) != sb.len) rc = 1;
     free(ob.p);
     free(sb.p);
-    free(tokens);
+    free(ids.ids);
     free(start);
     free(lp);
     packed_unmap_file(map, map_len);
@@ -705,15 +838,21 @@ static inline int lm_cli_main(int argc, char** argv, const LmCli* e) {
         return 1;
     }
     int rc = 0;
-    if (ops.info.tokenizer == MMIA_TOKENIZER_BPE) {
-        fprintf(stderr, "error: %s: the model's tokenizer is BPE (an imported Hugging Face model) and ./%s has no BPE "
-                        "tokenizer yet: -i and --score take text (the C API takes token ids)\n", model_path, e->name);
+    if (ops.info.tokenizer == MMIA_TOKENIZER_BPE && !ops.info.bpe) {
+        fprintf(stderr, "error: %s: the model's tokenizer is BPE but the file carries none (imported without "
+                        "tokenizer.json): -i and --score take text (the C API takes token ids)\n", model_path);
         rc = 1;
     } else if (score_path) {
         rc = lm_cli_score(e, &ops, score_path, out_path);
     } else {
-        int64_t n_prompt = (int64_t)strlen(prompt);
-        if (n_prompt == 0) {
+        BpeIds pids = {NULL, 0, 0};
+        if (lm_encode_text(&ops.info, prompt, strlen(prompt), &pids, err, sizeof err) != 0) {
+            fprintf(stderr, "error: -i: %s\n", err);
+            rc = 1;
+        }
+        int64_t n_prompt = (int64_t)pids.n;
+        if (rc) {
+        } else if (n_prompt == 0) {
             fprintf(stderr, "error: -i: the prompt is empty (give at least one byte)\n");
             rc = 1;
         } else if (e->context_is_cap && n_prompt + n_new > ops.info.context) {
@@ -721,7 +860,7 @@ static inline int lm_cli_main(int argc, char** argv, const LmCli* e) {
                     (long long)n_prompt, n_new, (long long)n_prompt + n_new, ops.info.context);
             rc = 1;
         } else if (n_prompt > INT32_MAX / 2) {
-            fprintf(stderr, "error: -i: the prompt is too long (%lld bytes)\n", (long long)n_prompt);
+            fprintf(stderr, "error: -i: the prompt is too long (%lld tokens)\n", (long long)n_prompt);
             rc = 1;
         }
         int* toks = rc ? NULL : (int*)malloc(sizeof(int) * (size_t)(n_prompt + n_new));
@@ -731,7 +870,7 @@ static inline int lm_cli_main(int argc, char** argv, const LmCli* e) {
         }
         int n_out = 0;
         if (rc == 0) {
-            lm_encode_bytes(prompt, n_prompt, toks);
+            memcpy(toks, pids.ids, sizeof(int) * (size_t)n_prompt);
             LmSampler s = {(float)temperature, (int)top_k, top_p};
             if (lm_generate(&ops, toks, (int)n_prompt, (int)n_new, &s, seed, toks + n_prompt, &n_out, err,
                             sizeof err) != 0) {
@@ -739,18 +878,15 @@ static inline int lm_cli_main(int argc, char** argv, const LmCli* e) {
                 rc = 1;
             }
         }
-        if (rc == 0) {
-            unsigned char* text = (unsigned char*)malloc((size_t)n_out + 1);
-            int nb = 0;
-            for (int i = 0; text && i < n_out; i++)
-                if (toks[n_prompt + i] < 256) text[nb++] = (unsigned char)toks[n_prompt + i];  // eos: not printed
-            if (!text) rc = 1;
-            else {
-                text[nb++] = '\n';
-                if (fwrite(text, 1, (size_t)nb, stdout) != (size_t)nb) rc = 1;
-            }
-            free(text);
+        BpeBytes text = {NULL, 0, 0};
+        if (rc == 0 && lm_decode_text(&ops.info, toks + n_prompt, n_out, &text, err, sizeof err) != 0) {
+            fprintf(stderr, "error: %s: %s\n", model_path, err);
+            rc = 1;
         }
+        if (rc == 0 && ((text.n && fwrite(text.bytes, 1, text.n, stdout) != text.n) || fputc('\n', stdout) == EOF))
+            rc = 1;
+        free(text.bytes);
+        free(pids.ids);
         free(toks);
     }
     if (rc == 0 && (fflush(stdout) != 0 || ferror(stdout))) {
@@ -761,15 +897,16 @@ static inline int lm_cli_main(int argc, char** argv, const LmCli* e) {
     return rc;
 }
 
-// 1 if the command line has a flag only the LM command line knows (-i, -n,
-// -t, -k, -p, -s, --score): ./mamba then runs the LM CLI whatever the file,
-// so a missing or wrong file gets the LM reader's error, not "unknown flag".
-static inline int lm_cli_has_lm_flags(int argc, char** argv) {
+// The first flag only the LM command line knows (-i, -n, -t, -k, -p, -s,
+// --score), or NULL: ./mamba then runs the LM CLI whatever the file (but a
+// classifier), so a missing or wrong file gets the LM reader's error, not
+// "unknown flag".
+static inline const char* lm_cli_first_lm_flag(int argc, char** argv) {
     static const char* lm_flags[] = {"-i", "-n", "-t", "-k", "-p", "-s", "--score", NULL};
     for (int i = 1; i < argc; i++)
         for (int f = 0; lm_flags[f]; f++)
-            if (strcmp(argv[i], lm_flags[f]) == 0) return 1;
-    return 0;
+            if (strcmp(argv[i], lm_flags[f]) == 0) return lm_flags[f];
+    return NULL;
 }
 
 // Which CLI a program runs: the kind of the first argument that is not a

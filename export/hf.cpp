@@ -9,6 +9,8 @@
 
 #include "common/config.h"
 #include "common/corpus.h"
+#include "common/data.h"
+#include "common/tokenizer_json.h"
 #include "engine/io.h"
 #include "train/lm_trainer.h"
 
@@ -130,35 +132,29 @@ HfConfig parse_hf_config(const json& j, const std::string& label) {
 }
 
 // The packed header of an imported model (the LM slots of docs/FORMAT.md).
-MmiaHeader hf_header(const HfConfig& c) {
-    MmiaHeader h;
-    memset(&h, 0, sizeof h);
-    h.n_classes = uint32_t(c.vocab);
-    h.hp[MMIA_LM_HP_TOKENIZER] = c.vocab == 256 ? MMIA_TOKENIZER_BYTES : MMIA_TOKENIZER_BPE;
-    h.hp[MMIA_LM_HP_CONTEXT] = c.context;
-    h.hp[MMIA_LM_HP_TIED] = c.tied ? 1 : 0;
-    h.hp[MMIA_LM_HP_EOS] = c.eos;
-    if (c.is_mamba()) {
-        h.kind = MMIA_KIND_MAMBA_LM;
-        h.hp[MMIA_HP_D_MODEL] = c.d_model;
-        h.hp[MMIA_HP_N_LAYERS] = c.n_layers;
-        h.hp[MMIA_HP_D_STATE] = c.d_state;
-        h.hp[MMIA_HP_D_CONV] = c.d_conv;
-        h.hp[MMIA_HP_D_INNER] = c.d_inner;
-        h.hp[MMIA_HP_DT_RANK] = c.dt_rank;
-        h.fp[MMIA_FP_NORM_EPS] = float(c.eps);
-    } else {
-        h.kind = MMIA_KIND_TRANSFORMER_LM;
-        h.hp[MMIA_TF_HP_D_MODEL] = c.d_model;
-        h.hp[MMIA_TF_HP_N_LAYERS] = c.n_layers;
-        h.hp[MMIA_TF_HP_N_HEADS] = c.n_heads;
-        h.hp[MMIA_TF_HP_D_FF] = c.d_ff;
-        h.hp[MMIA_TF_HP_ROTARY_NDIMS] = c.rotary_ndims;
-        h.hp[MMIA_TF_HP_PARALLEL] = c.parallel ? 1 : 0;
-        h.fp[MMIA_TF_FP_NORM_EPS] = float(c.eps);
-        h.fp[MMIA_TF_FP_ROTARY_BASE] = float(c.rotary_base);
-    }
-    return h;
+// bpe: a tokenizer blob goes with it (BPE whatever V); else V = 256 is
+// the byte tokenizer, any other V BPE run by token ids only.
+MmiaHeader hf_header(const HfConfig& c, bool bpe) {
+    LmHeaderFields f;
+    f.kind = c.is_mamba() ? MMIA_KIND_MAMBA_LM : MMIA_KIND_TRANSFORMER_LM;
+    f.vocab = c.vocab;
+    f.context = c.context;
+    f.tied = c.tied;
+    f.eos = c.eos;
+    f.tokenizer = !bpe && c.vocab == 256 ? MMIA_TOKENIZER_BYTES : MMIA_TOKENIZER_BPE;
+    f.d_model = c.d_model;
+    f.n_layers = c.n_layers;
+    f.d_state = c.d_state;
+    f.d_conv = c.d_conv;
+    f.d_inner = c.d_inner;
+    f.dt_rank = c.dt_rank;
+    f.n_heads = c.n_heads;
+    f.d_ff = c.d_ff;
+    f.rotary_ndims = c.rotary_ndims;
+    f.parallel = c.parallel;
+    f.eps = c.eps;
+    f.rotary_base = c.rotary_base;
+    return lm_header(f);
 }
 
 bool is_pythia_buffer(const std::string& n) {
@@ -174,6 +170,10 @@ struct HfWeights {
 
 // config.json + safetensors -> the checked tensors of hf_tensor_map, HF values as stored.
 HfWeights read_hf_weights(const std::string& dir, std::vector<std::string>* skipped) {
+    std::error_code ec;
+    const fs::file_status st = fs::status(dir, ec);
+    if (fs::exists(st) && !fs::is_directory(st))
+        fail(dir + ": not a directory (--dir names a Hugging Face model directory: config.json and model.safetensors)");
     HfWeights w;
     const std::string config_path = (fs::path(dir) / "config.json").string();
     w.cfg = read_hf_config(config_path);
@@ -279,10 +279,59 @@ std::vector<HfTensorMap> hf_tensor_map(const HfConfig& c) {
     return m;
 }
 
-PackedModelData import_hf(const std::string& dir, std::vector<std::string>* skipped) {
+// DIR's tokenizer as a BPE blob: tokenizer.json, else GPT-2's
+// encoder.json + vocab.bpe; empty (and *source empty) when neither is
+// there. Refuses, one line each: a file read_file refuses ("<path>: <why>"),
+// one of GPT-2's two files without the other, a tokenizer the parser
+// refuses ("<path>: <why>"), more tokens than the model's vocab_size.
+std::vector<uint8_t> read_hf_tokenizer(const std::string& dir, int vocab, std::string* source) {
+    const fs::path d(dir);
+    const std::string tj = (d / "tokenizer.json").string(), enc = (d / "encoder.json").string(),
+                      bpe = (d / "vocab.bpe").string();
+    std::error_code ec;
+    auto text = [](const std::string& path) {
+        std::vector<uint8_t> b = read_file(path, kMaxFileBytes);  // "<path>: <why>"
+        return std::string(b.begin(), b.end());
+    };
+    auto parse = [](const std::string& what, auto&& f) {
+        try {
+            return f();
+        } catch (const std::exception& e) {
+            fail(what + ": " + e.what());
+        }
+    };
+    const bool has_tj = fs::exists(tj, ec), has_enc = fs::exists(enc, ec), has_bpe = fs::exists(bpe, ec);
+    BpeSpec spec;
+    std::string from;
+    if (has_tj) {
+        from = tj;
+        const std::string t = text(tj);
+        spec = parse(tj, [&] { return bpe_spec_from_tokenizer_json(t); });
+    } else if (has_enc || has_bpe) {
+        if (!has_enc || !has_bpe)
+            fail(dir + ": " + (has_enc ? "encoder.json without vocab.bpe" : "vocab.bpe without encoder.json") +
+                 " (GPT-2's tokenizer is the two files together)");
+        from = enc + " + vocab.bpe";
+        const std::string e = text(enc), v = text(bpe);
+        spec = parse(from, [&] { return bpe_spec_from_gpt2(e, v); });
+    } else {
+        if (source) source->clear();
+        return {};
+    }
+    if (spec.tokens.size() > size_t(vocab))
+        fail(from + ": the tokenizer has " + std::to_string(spec.tokens.size()) +
+             " tokens, more than config.json's vocab_size " + std::to_string(vocab));
+    if (source) *source = from;
+    return bpe_blob_write(spec);
+}
+
+PackedModelData import_hf(const std::string& dir, std::vector<std::string>* skipped, std::string* tokenizer_source) {
     HfWeights w = read_hf_weights(dir, skipped);
     PackedModelData out;
-    out.header = hf_header(w.cfg);
+    std::string source;
+    out.tokenizer = read_hf_tokenizer(dir, w.cfg.vocab, &source);
+    if (tokenizer_source) *tokenizer_source = source;
+    out.header = hf_header(w.cfg, !out.tokenizer.empty());
     for (auto& [m, data] : w.tensors) {
         PackedTensor p;
         p.name = m.packed_name;
@@ -302,13 +351,20 @@ PackedModelData import_hf(const std::string& dir, std::vector<std::string>* skip
 
 std::string import_hf_to_file(const std::string& dir, const std::string& output) {
     std::vector<std::string> skipped;
-    PackedModelData packed = import_hf(dir, &skipped);
-    write_packed_model(output, packed.header, packed.tensors);
+    std::string source;
+    PackedModelData packed = import_hf(dir, &skipped, &source);
+    write_packed_model(output, packed.header, packed.tensors, packed.tokenizer);
     const MmiaHeader& h = packed.header;
+    std::string tok;
+    if (!packed.tokenizer.empty())
+        tok = " (BPE tokenizer from " + source + ": text in and out)";
+    else if (h.hp[MMIA_LM_HP_TOKENIZER] == MMIA_TOKENIZER_BPE)
+        tok = " (BPE, but no tokenizer.json or encoder.json + vocab.bpe in " + dir + ": run by token ids only)";
+    else
+        tok = " (bytes)";
     std::string s = "wrote " + output + ": " + (h.kind == MMIA_KIND_MAMBA_LM ? "MambaForCausalLM" : "GPTNeoXForCausalLM") +
                     ", " + std::to_string(h.hp[1]) + " layers, d_model " + std::to_string(h.hp[0]) + ", vocab " +
-                    std::to_string(h.n_classes) + (h.hp[MMIA_LM_HP_TOKENIZER] == MMIA_TOKENIZER_BPE ? " (BPE: run by token ids)" : " (bytes)") +
-                    ", " + std::to_string(packed.tensors.size()) + " tensors";
+                    std::to_string(h.n_classes) + tok + ", " + std::to_string(packed.tensors.size()) + " tensors";
     if (!skipped.empty()) {
         s += "; skipped " + std::to_string(skipped.size()) + ":";
         for (size_t i = 0; i < skipped.size() && i < 3; i++) s += " " + skipped[i];
@@ -466,6 +522,12 @@ std::string write_hf_dir(LanguageModel& model, const std::string& out_dir, const
 
 std::string export_hf(const std::string& checkpoint, const std::string& out_dir, const std::string& dtype) {
     (void)dtype_torch_name(dtype);
+    const json meta = read_checkpoint_meta(checkpoint);
+    const auto kind = meta.find("model");
+    if (kind != meta.end() && kind->is_string() && (*kind == "mamba" || *kind == "cnn"))
+        fail(checkpoint + ": a " + kind->get<std::string>() +
+             " classifier checkpoint, not a language model (bin/export hf exports mamba-lm and transformer-lm; "
+             "bin/export model packs classifiers)");
     LanguageModel model = load_lm_checkpoint(checkpoint);
     return write_hf_dir(model, out_dir, dtype);
 }

@@ -68,11 +68,17 @@ std::vector<HfTensorMap> hf_tensor_map(const HfConfig& c);
 // (attention.bias, attention.masked_bias, attention.rotary_emb.inv_freq),
 // naming them in `skipped`; accepts mamba_ssm's backbone.embedding.weight
 // for backbone.embeddings.weight (HF's load hook renames it) and, for a
-// tied model, an lm_head.weight equal to the embedding. Tokenizer slot:
-// bytes (0) when V == 256, else BPE (1; the engines then take token ids).
+// tied model, an lm_head.weight equal to the embedding. Tokenizer:
+// DIR/tokenizer.json, else GPT-2's DIR/encoder.json + DIR/vocab.bpe, as a
+// BPE blob in `tokenizer` (hp[24] = 1; the engines take and print text;
+// *tokenizer_source = the file(s) read); without them, bytes (0) when
+// V == 256, else BPE run by token ids only (*tokenizer_source empty).
+// Tokenizer refusals: an unreadable or unsupported file ("<path>: <why>"),
+// one of GPT-2's two files alone, more tokens than vocab_size.
 // Context: max_position_embeddings (GPT-NeoX), 2048 for Mamba (its
 // training window; informational).
-PackedModelData import_hf(const std::string& dir, std::vector<std::string>* skipped = nullptr);
+PackedModelData import_hf(const std::string& dir, std::vector<std::string>* skipped = nullptr,
+                          std::string* tokenizer_source = nullptr);
 // The same, written to `output` atomically; returns a one-line summary.
 std::string import_hf_to_file(const std::string& dir, const std::string& output);
 

@@ -173,17 +173,33 @@ PackedModelData pack_cnn(CnnClassifier& model) {
     return out;
 }
 
-// A zeroed header for a language model: no image fields, n_classes = V, the
-// shared LM slots.
-static MmiaHeader lm_header(uint32_t kind, int vocab, int context, bool tied) {
+MmiaHeader lm_header(const LmHeaderFields& f) {
     MmiaHeader h;
     memset(&h, 0, sizeof h);
-    h.kind = kind;
-    h.n_classes = uint32_t(vocab);
-    h.hp[MMIA_LM_HP_TOKENIZER] = MMIA_TOKENIZER_BYTES;
-    h.hp[MMIA_LM_HP_CONTEXT] = context;
-    h.hp[MMIA_LM_HP_TIED] = tied ? 1 : 0;
-    h.hp[MMIA_LM_HP_EOS] = kCorpusEos;
+    h.kind = f.kind;
+    h.n_classes = uint32_t(f.vocab);
+    h.hp[MMIA_LM_HP_TOKENIZER] = f.tokenizer;
+    h.hp[MMIA_LM_HP_CONTEXT] = f.context;
+    h.hp[MMIA_LM_HP_TIED] = f.tied ? 1 : 0;
+    h.hp[MMIA_LM_HP_EOS] = f.eos;
+    if (f.kind == MMIA_KIND_MAMBA_LM) {
+        h.hp[MMIA_HP_D_MODEL] = f.d_model;
+        h.hp[MMIA_HP_N_LAYERS] = f.n_layers;
+        h.hp[MMIA_HP_D_STATE] = f.d_state;
+        h.hp[MMIA_HP_D_CONV] = f.d_conv;
+        h.hp[MMIA_HP_D_INNER] = f.d_inner;
+        h.hp[MMIA_HP_DT_RANK] = f.dt_rank;
+        h.fp[MMIA_FP_NORM_EPS] = float(f.eps);  // every RMSNorm of the LM
+    } else {
+        h.hp[MMIA_TF_HP_D_MODEL] = f.d_model;
+        h.hp[MMIA_TF_HP_N_LAYERS] = f.n_layers;
+        h.hp[MMIA_TF_HP_N_HEADS] = f.n_heads;
+        h.hp[MMIA_TF_HP_D_FF] = f.d_ff;
+        h.hp[MMIA_TF_HP_ROTARY_NDIMS] = f.rotary_ndims;
+        h.hp[MMIA_TF_HP_PARALLEL] = f.parallel ? 1 : 0;
+        h.fp[MMIA_TF_FP_NORM_EPS] = float(f.eps);
+        h.fp[MMIA_TF_FP_ROTARY_BASE] = float(f.rotary_base);
+    }
     return h;
 }
 
@@ -194,14 +210,19 @@ PackedModelData pack_mamba_lm(MambaLM& model) {
     const uint32_t V = uint32_t(lc.vocab);
     PackedModelData out;
     MmiaHeader& h = out.header;
-    h = lm_header(MMIA_KIND_MAMBA_LM, lc.vocab, lc.context, /*tied=*/true);
-    h.hp[MMIA_HP_D_MODEL] = int32_t(D);
-    h.hp[MMIA_HP_N_LAYERS] = c.n_layers;
-    h.hp[MMIA_HP_D_STATE] = int32_t(N);
-    h.hp[MMIA_HP_D_CONV] = int32_t(K);
-    h.hp[MMIA_HP_D_INNER] = int32_t(E);
-    h.hp[MMIA_HP_DT_RANK] = int32_t(R);
-    h.fp[MMIA_FP_NORM_EPS] = (float)c.norm_eps;  // every RMSNorm of the LM
+    LmHeaderFields f;
+    f.kind = MMIA_KIND_MAMBA_LM;
+    f.vocab = lc.vocab;
+    f.context = lc.context;
+    f.tied = true;
+    f.d_model = int(D);
+    f.n_layers = c.n_layers;
+    f.d_state = int(N);
+    f.d_conv = int(K);
+    f.d_inner = int(E);
+    f.dt_rank = int(R);
+    f.eps = c.norm_eps;
+    h = lm_header(f);
 
     torch::NoGradGuard no_grad;
     auto& t = out.tensors;
@@ -229,15 +250,20 @@ PackedModelData pack_transformer_lm(TransformerLM& model) {
     const uint32_t D = c.d_model, F = c.d_ff, V = uint32_t(c.vocab);
     PackedModelData out;
     MmiaHeader& h = out.header;
-    h = lm_header(MMIA_KIND_TRANSFORMER_LM, c.vocab, c.context, /*tied=*/false);
-    h.hp[MMIA_TF_HP_D_MODEL] = int32_t(D);
-    h.hp[MMIA_TF_HP_N_LAYERS] = c.n_layers;
-    h.hp[MMIA_TF_HP_N_HEADS] = c.n_heads;
-    h.hp[MMIA_TF_HP_D_FF] = int32_t(F);
-    h.hp[MMIA_TF_HP_ROTARY_NDIMS] = c.rotary_ndims();
-    h.hp[MMIA_TF_HP_PARALLEL] = c.parallel_residual ? 1 : 0;
-    h.fp[MMIA_TF_FP_NORM_EPS] = float(c.norm_eps);
-    h.fp[MMIA_TF_FP_ROTARY_BASE] = float(c.rotary_base);
+    LmHeaderFields f;
+    f.kind = MMIA_KIND_TRANSFORMER_LM;
+    f.vocab = c.vocab;
+    f.context = c.context;
+    f.tied = false;
+    f.d_model = int(D);
+    f.n_layers = c.n_layers;
+    f.n_heads = c.n_heads;
+    f.d_ff = int(F);
+    f.rotary_ndims = c.rotary_ndims();
+    f.parallel = c.parallel_residual;
+    f.eps = c.norm_eps;
+    f.rotary_base = c.rotary_base;
+    h = lm_header(f);
 
     torch::NoGradGuard no_grad;
     auto& t = out.tensors;

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "common/corpus.h"
 #include "common/data.h"
 #include "engine/format.h"
 #include "export/packed_writer.h"
@@ -19,6 +20,7 @@ namespace mmia {
 struct PackedModelData {
     MmiaHeader header;  // magic, version, sizes and checksum are filled by the writer
     std::vector<PackedTensor> tensors;
+    std::vector<uint8_t> tokenizer;  // a BPE tokenizer blob (LMs with hp[24] = 1), or empty
 };
 
 // A batch norm folded into the conv before it: in eval mode
@@ -43,6 +45,25 @@ PackedModelData pack_cnn(CnnClassifier& model);
 // to (E, K), its head tied (no lm_head tensor, hp[26] = 1); the transformer's
 // embed_out untied (hp[26] = 0). Byte tokenizer, EOS = kCorpusEos.
 PackedModelData pack_mamba_lm(MambaLM& model);
+
+// Every field of a language model's packed header (docs/FORMAT.md,
+// "Language models"): the one place that writes them, for our own LMs
+// (pack_*_lm) and imported ones (export/hf.cpp).
+struct LmHeaderFields {
+    uint32_t kind = MMIA_KIND_MAMBA_LM;  // 3 or 4
+    int vocab = 0, context = 0;          // n_classes = V; hp[25]
+    bool tied = false;                   // hp[26]
+    int eos = kCorpusEos;                // hp[27]: an id in [0, V), or -1
+    int32_t tokenizer = MMIA_TOKENIZER_BYTES;  // hp[24]
+    int d_model = 0, n_layers = 0;
+    int d_state = 0, d_conv = 0, d_inner = 0, dt_rank = 0;  // kind 3: N, K, E, R
+    int n_heads = 0, d_ff = 0, rotary_ndims = 0;            // kind 4
+    bool parallel = true;                                   // kind 4: parallel residual
+    double eps = 1e-5;                                      // fp[0]: RMSNorm (3) / LayerNorm (4) eps
+    double rotary_base = 10000;                             // kind 4: fp[1]
+};
+// A zeroed header with those slots filled (magic, sizes, checksum: the writer's).
+MmiaHeader lm_header(const LmHeaderFields& f);
 PackedModelData pack_transformer_lm(TransformerLM& model);
 PackedModelData pack_lm(LanguageModel& model);
 

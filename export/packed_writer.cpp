@@ -68,7 +68,8 @@ void check_header_floats(const MmiaHeader& h) {
 
 }  // namespace
 
-std::vector<uint8_t> pack_model_bytes(const MmiaHeader& header_template, const std::vector<PackedTensor>& tensors) {
+std::vector<uint8_t> pack_model_bytes(const MmiaHeader& header_template, const std::vector<PackedTensor>& tensors,
+                                      const std::vector<uint8_t>& tokenizer) {
     if (tensors.empty() || tensors.size() > 4096)
         throw std::runtime_error("need 1..4096 tensors, got " + std::to_string(tensors.size()));
     check_header_floats(header_template);
@@ -92,13 +93,25 @@ std::vector<uint8_t> pack_model_bytes(const MmiaHeader& header_template, const s
         e.nbytes = uint64_t(t.data.size()) * 4;
         at = e.offset + e.nbytes;
     }
+    MmiaHeader h = header_template;
+    const uint64_t blob_at = align_up(at, MMIA_ALIGN);
+    if (!tokenizer.empty()) {
+        const bool lm = h.kind == MMIA_KIND_MAMBA_LM || h.kind == MMIA_KIND_TRANSFORMER_LM;
+        if (!lm || h.hp[MMIA_LM_HP_TOKENIZER] != MMIA_TOKENIZER_BPE)
+            throw std::runtime_error("a tokenizer blob goes only into a language model whose tokenizer is BPE");
+        if (tokenizer.size() > 0x7fffffffu || blob_at / MMIA_ALIGN > 0x7fffffffu)
+            throw std::runtime_error("the tokenizer blob is too large or too far into the file for hp[28..29]");
+        h.hp[MMIA_LM_HP_BPE_AT] = int32_t(blob_at / MMIA_ALIGN);
+        h.hp[MMIA_LM_HP_BPE_BYTES] = int32_t(tokenizer.size());
+        at = blob_at + tokenizer.size();
+    }
     const uint64_t file_bytes = at;
     std::vector<uint8_t> buf(file_bytes, 0);  // zero padding between tensors
     std::memcpy(buf.data() + MMIA_HEADER_BYTES, table.data(), MMIA_TENSOR_ENTRY_BYTES * n);
     for (uint64_t i = 0; i < n; i++)
         std::memcpy(buf.data() + table[i].offset, tensors[i].data.data(), table[i].nbytes);  // LE host
+    if (!tokenizer.empty()) std::memcpy(buf.data() + blob_at, tokenizer.data(), tokenizer.size());
 
-    MmiaHeader h = header_template;
     std::memcpy(h.magic, MMIA_MAGIC, 8);
     h.version = MMIA_FORMAT_VERSION;
     h.n_tensors = uint32_t(n);
@@ -109,10 +122,10 @@ std::vector<uint8_t> pack_model_bytes(const MmiaHeader& header_template, const s
 }
 
 void write_packed_model(const std::string& path, const MmiaHeader& header_template,
-                        const std::vector<PackedTensor>& tensors) {
+                        const std::vector<PackedTensor>& tensors, const std::vector<uint8_t>& tokenizer) {
     std::vector<uint8_t> buf;
     try {
-        buf = pack_model_bytes(header_template, tensors);
+        buf = pack_model_bytes(header_template, tensors, tokenizer);
     } catch (const std::exception& e) {
         throw std::runtime_error(path + ": " + e.what());
     }

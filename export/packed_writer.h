@@ -21,10 +21,16 @@ struct PackedTensor {
 // element or header float included: "tensor 'head.bias': element 3 is
 // NaN (weights must be finite numbers)") or any I/O
 // failure (disk full included) and leaves no file behind.
+// tokenizer: a BPE tokenizer blob (docs/FORMAT.md) for a language model
+// whose header says BPE (hp[24] = 1), stored after the tensors as the last
+// bytes of the file, 64-byte aligned, hp[28] = its offset / 64 and hp[29] =
+// its length; empty = none (hp[28] = hp[29] = 0). Not checked here beyond
+// its size: callers write blobs bpe_blob_write made (it checks them).
 void write_packed_model(const std::string& path, const MmiaHeader& header_template,
-                        const std::vector<PackedTensor>& tensors);
+                        const std::vector<PackedTensor>& tensors, const std::vector<uint8_t>& tokenizer = {});
 
 // The same file as bytes in memory (tests and fuzz seeds use it). Throws
 // std::runtime_error("<why>") on bad tensors.
 std::vector<uint8_t> pack_model_bytes(const MmiaHeader& header_template,
-                                      const std::vector<PackedTensor>& tensors);
+                                      const std::vector<PackedTensor>& tensors,
+                                      const std::vector<uint8_t>& tokenizer = {});

@@ -12,7 +12,7 @@ $(BUILD)/fuzz/fuzz_checkpoint_meta: fuzz/fuzz_checkpoint_meta.cpp train/checkpoi
 
 $(BUILD)/fuzz/fuzz_corpus: fuzz/fuzz_corpus.cpp common/corpus.cpp common/corpus.h common/data.cpp common/data.h
 	@mkdir -p $(dir $@)
-	clang++ $(FUZZ_FLAGS) fuzz/fuzz_corpus.cpp common/corpus.cpp common/data.cpp -lz -lnettle -o $@
+	clang++ $(FUZZ_FLAGS) fuzz/fuzz_corpus.cpp common/corpus.cpp common/data.cpp -lz -lzstd -lnettle -o $@
 
 $(BUILD)/fuzz/fuzz_bpe_blob: fuzz/fuzz_bpe_blob.cpp engine/bpe.h engine/unicode_tables.h engine/packed.h
 	@mkdir -p $(dir $@)

@@ -68,7 +68,7 @@ $(SAN_BUILD)/bin/export: $(SAN_BUILD)/export/main.o $(EXPORT_OBJS) $(TRAIN_OBJS)
 
 $(SAN_BUILD)/bin/corpus: $(SAN_BUILD)/corpus/main.o $(COMMON_OBJS)
 	@mkdir -p $(dir $@)
-	$(CXX) $(SAN_HOST_CXXFLAGS) $^ -o $@ -lz -lnettle
+	$(CXX) $(SAN_HOST_CXXFLAGS) $^ -o $@ -lz -lzstd -lnettle
 
 $(SAN_BUILD)/bin/tokenize: $(SAN_BUILD)/tokenize/main.o $(SAN_BUILD)/common/tokenizer_json.o $(SAN_BUILD)/common/data.o
 	@mkdir -p $(dir $@)

@@ -19,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(g++ make libtorch-dev libopenblas0 doctest-dev zlib1g-dev nlohmann-json3-dev
+PACKAGES=(g++ make libtorch-dev libopenblas0 doctest-dev zlib1g-dev libzstd-dev nlohmann-json3-dev
           libcli11-dev clang libclang-rt-dev dataset-fashion-mnist nettle-dev libdivsufsort-dev
           unicode-data bzip2 libcmark-gfm-dev libcmark-gfm-extensions-dev chromium-headless-shell)
 # Keep in step with legal_packages() and the sources in common/corpus.cpp.

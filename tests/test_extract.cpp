@@ -24,9 +24,13 @@
 #include <string>
 #include <vector>
 
+#include <zstd.h>
+
 #include "attack/extract.h"
 #include "attack/lm_scores.h"
 #include "common/corpus.h"
+#include "common/tokenizer_json.h"
+#include "export/model_export.h"
 #include "engine/mamba_lm.h"
 #include "tests/cli_check.h"
 #include "tests/temp_dir.h"
@@ -582,4 +586,219 @@ TEST_CASE("bin/extract: a FIFO, device or file where a file or directory goes: o
                        tmp.path.string());
     CHECK(r.code == 1);
     CHECK(r.err == "error: " + corpus + "/documents.jsonl: not a regular file\n");
+}
+
+// --- bin/extract --models --text: packed models on a user's corpus -----------
+
+namespace {
+
+// A Mamba LM whose blocks add nothing (every out_proj = 0): the logits at a
+// position are rmsnorm(e_t) . E, largest (for random embeddings) at t
+// itself, so greedy decoding repeats the last token. Packed, with `blob` as
+// its BPE tokenizer when given.
+std::string echo_lm(const std::string& path, int V, uint64_t seed, const std::vector<uint8_t>& blob = {}) {
+    torch::manual_seed(seed);
+    ModelSpec spec;
+    spec.model = "mamba-lm";
+    spec.mamba_lm.block.d_model = 64;
+    spec.mamba_lm.block.n_layers = 1;
+    spec.mamba_lm.block.d_state = 4;
+    spec.mamba_lm.block.dt_rank = 4;
+    spec.mamba_lm.vocab = V;
+    LanguageModel m = LanguageModel::build(spec);
+    PackedModelData p = pack_lm(m);
+    for (PackedTensor& t : p.tensors)
+        if (t.name.find("out_proj") != std::string::npos) std::fill(t.data.begin(), t.data.end(), 0.0f);
+    if (!blob.empty()) p.header.hp[MMIA_LM_HP_TOKENIZER] = MMIA_TOKENIZER_BPE;
+    write_packed_model(path, p.header, p.tensors, blob);
+    return path;
+}
+
+// A byte-level BPE with the 256 byte tokens and two merges: "aa" (256), "bb" (257).
+std::vector<uint8_t> tiny_bpe_blob() {
+    BpeSpec s;
+    for (int b = 0; b < 256; b++) s.tokens.push_back(std::string(1, char(b)));
+    s.tokens.push_back("aa");
+    s.tokens.push_back("bb");
+    s.merges = {{'a', 'a', 256}, {'b', 'b', 257}};
+    return bpe_blob_write(s);
+}
+
+void write_bytes(const std::string& path, const std::string& b) {
+    std::ofstream f(path, std::ios::binary);
+    f << b;
+}
+
+// What `exact` must be for each eligible document, recomputed through the
+// engine's API from the test's own tokenization (not bin/extract's code).
+struct Recount {
+    int64_t exact = 0, n = 0;
+    std::vector<double> losses;  // per sequence (document order)
+};
+Recount recount(const std::string& model, const std::vector<std::string>& docs, int k, int kmax, int suffix) {
+    MambaLm m;
+    char err[512] = "";
+    REQUIRE_MESSAGE(mamba_lm_open(&m, model.c_str(), err, sizeof err) == 0, err);
+    LmOps ops = mamba_lm_ops(&m);
+    Recount r;
+    for (const std::string& d : docs) {
+        std::vector<int> t;
+        if (m.info.bpe) {
+            BpeIds ids = {nullptr, 0, 0};
+            REQUIRE(bpe_encode(m.info.bpe, d.data(), d.size(), 0, &ids, err, sizeof err) == 0);
+            t.assign(ids.ids, ids.ids + ids.n);
+            free(ids.ids);
+        } else {
+            for (unsigned char c : d) t.push_back(c);
+        }
+        if (int(t.size()) < kmax + suffix) continue;
+        t.resize(size_t(kmax + suffix));
+        std::vector<int> out(static_cast<size_t>(suffix));
+        int n_out = 0;
+        LmSampler greedy{0.0f, 0, 1.0};
+        REQUIRE(lm_generate(&ops, t.data() + kmax - k, k, suffix, &greedy, 0, out.data(), &n_out, err, sizeof err) == 0);
+        bool same = n_out == suffix;
+        for (int i = 0; same && i < suffix; i++) same = out[size_t(i)] == t[size_t(kmax + i)];
+        r.exact += same;
+        r.n++;
+        std::vector<double> lp(t.size() - 1);
+        void* st = ops.state_new(ops.model);
+        REQUIRE(ops.score(ops.model, st, t.data(), int(t.size()), lp.data(), err, sizeof err) == 0);
+        ops.state_free(st);
+        double s = 0;
+        for (double v : lp) s -= v;
+        r.losses.push_back(s / double(lp.size()));
+    }
+    mamba_lm_close(&m);
+    return r;
+}
+
+}  // namespace
+
+TEST_CASE("bin/extract --models --text: packed byte and BPE models on a JSONL corpus, plain and .zst; refusals") {
+    TempDir tmp("mmia_extract_text");
+    const std::string d = tmp.path.string(), bin = cli_env_or("EXTRACT_BIN", "bin/extract");
+    const std::vector<std::string> docs = {std::string(200, 'a'), std::string(5, 'x') + "The quick brown fox jumps over the lazy dog. The end? No: more text follows here, enough for 58 tokens.",
+                                           "hi", std::string(120, 'b') + std::string(80, 'a')};
+    std::string jsonl;
+    for (size_t i = 0; i < docs.size(); i++)
+        jsonl += nlohmann::json({{"text", docs[i]}, {"meta", {{"i", i}}}}).dump() + "\n";
+    write_bytes(d + "/c.jsonl", jsonl);
+    std::string z(ZSTD_compressBound(jsonl.size()), '\0');
+    z.resize(ZSTD_compress(z.data(), z.size(), jsonl.data(), jsonl.size(), 3));
+    REQUIRE(!ZSTD_isError(z.size()));
+    write_bytes(d + "/c.jsonl.zst", z);
+    const std::string b1 = echo_lm(d + "/b1.bin", 256, 1), b2 = echo_lm(d + "/b2.bin", 256, 2),
+                      bpe = echo_lm(d + "/bpe.bin", 260, 3, tiny_bpe_blob());
+    const int kmax = 8, suffix = 50;  // the runs give --prefix-lengths 4,8
+    for (const std::string& corpus : {d + "/c.jsonl", d + "/c.jsonl.zst"}) {
+        CAPTURE(corpus);
+        const std::string run = corpus + ".run";
+        CliRun r = cli_run(bin, "--models " + cli_quote(b1 + "," + b2) + " --text " + cli_quote(corpus) +
+                                    " --prefix-lengths 4,8 --run-dir " + cli_quote(run), d);
+        REQUIRE_MESSAGE(r.code == 0, r.err);
+        const nlohmann::json m = nlohmann::json::parse(cli_read_text(run + "/metrics.json"));
+        CHECK(m["documents"] == 4);
+        CHECK(m["eligible_documents"] == 3);  // "hi" is too short
+        for (int mi = 0; mi < 2; mi++)
+            for (int k : {4, 8}) {
+                const Recount want = recount(mi ? b2 : b1, docs, k, kmax, suffix);
+                const nlohmann::json& e = m["models"][size_t(mi)]["prefix"][std::to_string(k)];
+                CHECK(e["n"] == want.n);
+                CHECK(e["exact"] == want.exact);
+                CHECK(want.exact == 2);  // the echo repeats 'a' and 'b' (documents 1 and 4), not the fox
+                CHECK(r.out.find((mi ? b2 : b1) + ": k=" + std::to_string(k) + " exact " + std::to_string(want.exact) + "/3\n") !=
+                      std::string::npos);
+                double mean = 0;
+                for (double l : want.losses) mean += l / double(want.losses.size());
+                CHECK(std::fabs(m["models"][size_t(mi)]["mean_loss"].get<double>() - mean) < 1e-6);
+            }
+        const auto rows = read_csv(run + "/prefix.csv");
+        CHECK(rows.size() == 1 + 2 * 3 * 2);
+    }
+    // the BPE model reads the .zst corpus with its own tokenizer ("aa" and "bb" are one token each)
+    {
+        const std::string run = d + "/bpe.run";
+        CliRun r = cli_run(bin, "--models " + cli_quote(bpe) + " --text " + cli_quote(d + "/c.jsonl.zst") +
+                                    " --prefix-lengths 8 --run-dir " + cli_quote(run), d);
+        REQUIRE_MESSAGE(r.code == 0, r.err);
+        const nlohmann::json m = nlohmann::json::parse(cli_read_text(run + "/metrics.json"));
+        const Recount want = recount(bpe, docs, 8, kmax, suffix);
+        CHECK(m["eligible_documents"] == want.n);
+        CHECK(want.n == 3);  // 100 "aa" tokens; the fox's bytes; 60 "bb" + 40 "aa"
+        CHECK(want.exact == 2);  // the echo repeats "aa" and "bb"
+        CHECK(m["models"][0]["prefix"]["8"]["exact"] == want.exact);
+        CHECK(m["models"][0]["tokenizer"] == "BPE, 258 tokens");
+    }
+    // refusals, one exact line each
+    write_bytes(d + "/nul.txt", std::string("abc\0def", 7));
+    write_bytes(d + "/notext.jsonl", "{\"text\": \"ok\"}\n{\"txt\": \"x\"}\n");
+    write_bytes(d + "/num.jsonl", "{\"text\": 3}\n");
+    write_bytes(d + "/bad.jsonl", "{\"text\": \"ok\"}\n[1, 2]\n");
+    std::string corrupt = z;
+    corrupt[corrupt.size() / 2] ^= 0x55;
+    corrupt[corrupt.size() / 2 + 1] ^= 0x55;
+    write_bytes(d + "/corrupt.jsonl.zst", corrupt);
+    write_bytes(d + "/cut.jsonl.zst", z.substr(0, z.size() - 5));
+    // a classifier's kind, a BPE model without its tokenizer, a transformer whose context is too short
+    {
+        std::ifstream f(b1, std::ios::binary);
+        std::string b((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+        b[12] = char(MMIA_KIND_CNN);  // kind: outside the checksum, so the container still opens
+        write_bytes(d + "/kind2.bin", b);
+        torch::manual_seed(5);
+        ModelSpec spec;
+        spec.model = "mamba-lm";
+        spec.mamba_lm.block.d_model = 16;
+        spec.mamba_lm.block.n_layers = 1;
+        spec.mamba_lm.block.dt_rank = 1;
+        spec.mamba_lm.vocab = 260;
+        LanguageModel m = LanguageModel::build(spec);
+        PackedModelData p = pack_lm(m);
+        p.header.hp[MMIA_LM_HP_TOKENIZER] = MMIA_TOKENIZER_BPE;
+        write_packed_model(d + "/noblob.bin", p.header, p.tensors);
+        spec.model = "transformer-lm";
+        spec.transformer_lm.d_model = 16;
+        spec.transformer_lm.n_layers = 1;
+        spec.transformer_lm.n_heads = 2;
+        spec.transformer_lm.d_ff = 32;
+        spec.transformer_lm.context = 32;
+        LanguageModel t = LanguageModel::build(spec);
+        PackedModelData q = pack_lm(t);
+        write_packed_model(d + "/ctx32.bin", q.header, q.tensors);
+    }
+    struct Case {
+        std::string args;
+        int code;
+        std::string line;
+    };
+    const Case cases[] = {
+        {"--models " + d + "/kind2.bin --text " + d + "/c.jsonl", 1,
+         "error: " + d + "/kind2.bin: model kind 2 is not a language model (--models takes kinds 3 and 4, the files ./mamba and ./transformer run as language models)"},
+        {"--models " + d + "/noblob.bin --text " + d + "/c.jsonl", 1,
+         "error: " + d + "/noblob.bin: the model's tokenizer is BPE but the file carries none (imported without tokenizer.json): a text corpus needs it"},
+        {"--models " + d + "/ctx32.bin --text " + d + "/c.jsonl", 1,
+         "error: --prefix-lengths: the longest prefix + the 50-token suffix = 178 tokens, more than " + d + "/ctx32.bin's context of 32"},
+        {"--models " + b1 + "," + bpe + " --text " + d + "/c.jsonl", 1,
+         "error: --models: " + b1 + " (bytes) and " + bpe + " (BPE, 258 tokens) have different tokenizers: one corpus would be different token sequences for each (compare models that share a tokenizer)"},
+        {"--models " + b1 + " --text " + d + "/nul.txt", 1,
+         "error: " + d + "/nul.txt: not text (byte 0x00 at offset 3): give plain text or JSON lines with a \"text\" field, optionally zstd-compressed (.zst)"},
+        {"--models " + b1 + " --text " + d + "/notext.jsonl", 1, "error: " + d + "/notext.jsonl: line 2: no string \"text\" field"},
+        {"--models " + b1 + " --text " + d + "/num.jsonl", 1, "error: " + d + "/num.jsonl: line 1: no string \"text\" field"},
+        {"--models " + b1 + " --text " + d + "/bad.jsonl", 1, "error: " + d + "/bad.jsonl: line 2: not a JSON object (a JSON array)"},
+        {"--models " + b1 + " --text " + d + "/corrupt.jsonl.zst", 1, "error: " + d + "/corrupt.jsonl.zst: corrupt zstd stream (Data corruption detected)"},
+        {"--models " + b1 + " --text " + d + "/cut.jsonl.zst", 1, "error: " + d + "/cut.jsonl.zst: truncated zstd stream (it ends inside a frame)"},
+        {"--models " + b1, 1, "error: --models needs --text CORPUS (plain text or JSON lines with a \"text\" field, optionally .zst)"},
+        {"--models " + b1 + " --text " + d + "/c.jsonl --presets mamba-lm-s", 2,
+         "error: --presets trains models; --models/--text run packed ones: give one or the other (see --help)"},
+        {"--models " + b1 + " --text " + d + "/c.jsonl --prefix-lengths 200", 1,
+         "error: " + d + "/c.jsonl: no document has 250 tokens (the longest prefix length + the suffix length; the longest document has 200)"},
+    };
+    for (const Case& c : cases) {
+        CAPTURE(c.args);
+        CliRun r = cli_run(bin, c.args + " --run-dir " + cli_quote(d + "/refused"), d);
+        CHECK(r.code == c.code);
+        CHECK(r.err == c.line + "\n");
+        CHECK(r.out.empty());
+    }
 }

@@ -16,11 +16,15 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <iterator>
 #include <random>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -131,8 +135,8 @@ std::vector<float> randn(size_t n, std::mt19937& rng, float mean, float std) {
 
 // MambaForCausalLM as mamba-130m-hf's config.json, scaled down: D 64, 2
 // layers, N 16, K 4, expand 2 (E 128), time_step_rank "auto" (= 4), V 1000.
-HfDir mamba_hf(uint32_t seed, const std::string& dtype) {
-    const uint64_t V = 1000, D = 64, E = 128, N = 16, K = 4, R = 4;
+HfDir mamba_hf(uint32_t seed, const std::string& dtype, uint64_t V = 1000) {
+    const uint64_t D = 64, E = 128, N = 16, K = 4, R = 4;
     std::mt19937 rng(seed);
     HfDir d;
     d.config = R"({"architectures": ["MambaForCausalLM"], "bos_token_id": 0, "conv_kernel": 4, "d_inner": 128,
@@ -143,7 +147,7 @@ HfDir mamba_hf(uint32_t seed, const std::string& dtype) {
       "rms_norm": true, "state_size": 16, "time_step_floor": 0.0001, "time_step_init_scheme": "random",
       "time_step_max": 0.1, "time_step_min": 0.001, "time_step_rank": "auto", "time_step_scale": 1.0,
       "torch_dtype": "float32", "transformers_version": "4.39.0.dev0", "use_bias": false, "use_cache": true,
-      "use_conv_bias": true, "vocab_size": 1000})";
+      "use_conv_bias": true, "vocab_size": )" + std::to_string(V) + "}";
     auto add = [&](const std::string& name, std::vector<uint64_t> shape, std::vector<float> v) {
         d.tensors.push_back({name, dtype, shape, std::move(v)});
     };
@@ -171,8 +175,8 @@ HfDir mamba_hf(uint32_t seed, const std::string& dtype) {
 // GPTNeoXForCausalLM as a Pythia config.json, scaled down: D 64, 2 layers, H
 // 4 (d_h 16, rotary_pct 0.25: 4 rotary dims), F 256, V 1000, untied, with the
 // buffers old Pythia files carry.
-HfDir neox_hf(uint32_t seed, const std::string& dtype, bool buffers) {
-    const uint64_t V = 1000, D = 64, F = 256;
+HfDir neox_hf(uint32_t seed, const std::string& dtype, bool buffers, uint64_t V = 1000) {
+    const uint64_t D = 64, F = 256;
     std::mt19937 rng(seed);
     HfDir d;
     d.config = R"({"architectures": ["GPTNeoXForCausalLM"], "bos_token_id": 0, "classifier_dropout": 0.1,
@@ -180,7 +184,7 @@ HfDir neox_hf(uint32_t seed, const std::string& dtype, bool buffers) {
       "intermediate_size": 256, "layer_norm_eps": 1e-05, "max_position_embeddings": 512,
       "model_type": "gpt_neox", "num_attention_heads": 4, "num_hidden_layers": 2, "rotary_emb_base": 10000,
       "rotary_pct": 0.25, "tie_word_embeddings": false, "torch_dtype": "float16",
-      "transformers_version": "4.24.0", "use_cache": true, "use_parallel_residual": true, "vocab_size": 1000})";
+      "transformers_version": "4.24.0", "use_cache": true, "use_parallel_residual": true, "vocab_size": )" + std::to_string(V) + "}";
     auto add = [&](const std::string& name, std::vector<uint64_t> shape, std::vector<float> v, const std::string& dt = "") {
         d.tensors.push_back({name, dt.empty() ? dtype : dt, shape, std::move(v)});
     };
@@ -590,6 +594,36 @@ TEST_CASE("bin/export hf: every refusal is one exact line") {
     p = fresh("nost", m);
     std::filesystem::remove(p + "/model.safetensors");
     import_fails(p, "error: " + p + ": no model.safetensors or model.safetensors.index.json (a Hugging Face model directory holds one; pytorch_model.bin is not read)", d);
+    // the tokenizer beside the weights
+    p = fresh("tok_big", m);  // V 1000: GPT-NeoX's 50277 tokens do not fit
+    std::filesystem::copy_file("../shared/data/tokenizers/gpt-neox-20b-tokenizer.json", p + "/tokenizer.json");
+    import_fails(p, "error: " + p + "/tokenizer.json: the tokenizer has 50277 tokens, more than config.json's vocab_size 1000", d);
+    p = fresh("tok_bad", m);
+    write_text(p + "/tokenizer.json", "{\"model\": {\"type\": \"WordPiece\"}}");
+    {
+        CliRun t = cli_run(export_bin(), "hf --dir " + cli_quote(p) + " --output " + cli_quote(d + "/x.bin"), d);
+        CHECK(t.code == 1);
+        CHECK(t.err.rfind("error: " + p + "/tokenizer.json: ", 0) == 0);  // the parser's reason (test_bpe pins those)
+        CHECK(std::count(t.err.begin(), t.err.end(), '\n') == 1);
+    }
+    p = fresh("tok_half", m);
+    write_text(p + "/encoder.json", "{}");
+    import_fails(p, "error: " + p + ": encoder.json without vocab.bpe (GPT-2's tokenizer is the two files together)", d);
+    // --dir that is not a directory (a FIFO: refused by its type, never opened)
+    p = d + "/fifo";
+    REQUIRE(mkfifo(p.c_str(), 0600) == 0);
+    import_fails(p, "error: " + p + ": not a directory (--dir names a Hugging Face model directory: config.json and model.safetensors)", d);
+    // --checkpoint of a classifier
+    {
+        torch::nn::Linear lin(2, 2);
+        const nlohmann::json meta = {{"checkpoint_version", kCheckpointVersion}, {"model", "cnn"}, {"epochs_done", 1},
+                           {"history", nlohmann::json::array()}, {"input", to_json(InputSpec{1, 28, 28, 10, {0.1f}, {0.3f}})}};
+        save_checkpoint(d + "/cls.pt", *lin, nullptr, meta);
+        CliRun t = cli_run(export_bin(), "hf --checkpoint " + cli_quote(d + "/cls.pt") + " --output-dir " + cli_quote(d + "/cls_hf"), d);
+        CHECK(t.code == 1);
+        CHECK(t.err == "error: " + d + "/cls.pt: a cnn classifier checkpoint, not a language model (bin/export hf exports mamba-lm and transformer-lm; bin/export model packs classifiers)\n");
+        CHECK(!std::filesystem::exists(d + "/cls_hf"));
+    }
     // command line
     CliRun r = cli_run(export_bin(), "hf --dir " + cli_quote(p) + " --output-dir " + cli_quote(d + "/o"), d);
     CHECK(r.code == 1);
@@ -618,4 +652,213 @@ TEST_CASE("true shapes, opt-in (HF_BIG_DIR = scripts/hf_bench.sh's directory): e
         MESSAGE(m << " (V " << V << "): engine vs LibTorch max |logit diff| " << d << " over 256 positions (max |logit| " << mx << ")");
         CHECK(d < 1e-4);
     }
+}
+
+// --- text in and out: the tokenizer carried in the packed file ---------------
+
+namespace {
+
+const char* kNeoxJson = "../shared/data/tokenizers/gpt-neox-20b-tokenizer.json";
+
+// An open packed LM of either kind as LmOps (the engines' C API).
+struct OpenLm {
+    MambaLm m{};
+    Transformer t{};
+    bool is_mamba = false;
+    LmOps ops{};
+    explicit OpenLm(const std::string& path) {
+        char err[512] = "";
+        PackedFile pf;
+        REQUIRE_MESSAGE(packed_open(&pf, path.c_str(), err, sizeof err) == 0, err);
+        is_mamba = pf.header->kind == MMIA_KIND_MAMBA_LM;
+        packed_close(&pf);
+        if (is_mamba) {
+            REQUIRE_MESSAGE(mamba_lm_open(&m, path.c_str(), err, sizeof err) == 0, err);
+            ops = mamba_lm_ops(&m);
+        } else {
+            REQUIRE_MESSAGE(transformer_open(&t, path.c_str(), err, sizeof err) == 0, err);
+            ops = transformer_ops(&t);
+        }
+    }
+    ~OpenLm() { is_mamba ? mamba_lm_close(&m) : transformer_close(&t); }
+};
+
+// Token ids of each text from npm tokenizers (Hugging Face's Rust library;
+// scripts/oracles/bpe_oracle.js, installed by make setup): nobody here wrote it.
+std::vector<std::vector<int>> npm_tokenizers_ids(const std::vector<std::string>& texts, const TempDir& dir) {
+    {
+        std::ofstream in(dir.file("oracle_in.jsonl"), std::ios::binary);
+        for (const auto& t : texts) in << nlohmann::json(t).dump() << "\n";
+    }
+    const std::string cmd = "RAYON_NUM_THREADS=1 node scripts/oracles/bpe_oracle.js hf " + cli_quote(kNeoxJson) + " < " +
+                            cli_quote(dir.file("oracle_in.jsonl")) + " > " + cli_quote(dir.file("oracle_out.txt")) +
+                            " 2> " + cli_quote(dir.file("oracle_err.txt"));
+    REQUIRE_MESSAGE(std::system(cmd.c_str()) == 0, "the npm oracle failed (run `make setup`): " << cli_read_text(dir.file("oracle_err.txt")));
+    std::vector<std::vector<int>> ids;
+    std::ifstream out(dir.file("oracle_out.txt"));
+    std::string line;
+    while (std::getline(out, line)) {
+        std::istringstream ls(line);
+        std::vector<int> v;
+        for (int x; ls >> x;) v.push_back(x);
+        ids.push_back(v);
+    }
+    REQUIRE(ids.size() == texts.size());
+    return ids;
+}
+
+// The text of ids through bin/tokenize --decode (the tokenizer.json read by
+// its own path, not the packed file's blob).
+std::string tokenize_decode(const std::vector<int>& ids, const TempDir& dir) {
+    std::string s;
+    for (int id : ids) s += std::to_string(id) + " ";
+    write_text(dir.file("decode_in.txt"), s + "\n");
+    CliRun r = cli_run(cli_env_or("TOKENIZE_BIN", "bin/tokenize"),
+                       "--tokenizer " + cli_quote(kNeoxJson) + " --decode < " + cli_quote(dir.file("decode_in.txt")), dir.path.string());
+    REQUIRE_MESSAGE(r.code == 0, r.err);
+    return r.out;
+}
+
+// The packed file at path with `edit` applied to its bytes and the checksum
+// redone (so the reader's own checks, not the checksum, see the change).
+std::string patched(const std::string& path, const std::string& out, const std::function<void(std::vector<uint8_t>&)>& edit) {
+    std::ifstream f(path, std::ios::binary);
+    std::vector<uint8_t> b((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    edit(b);
+    MmiaHeader h;
+    std::memcpy(&h, b.data(), sizeof h);
+    h.file_bytes = b.size();
+    h.checksum = mmia_checksum(b.data() + MMIA_HEADER_BYTES, b.size() - MMIA_HEADER_BYTES);
+    std::memcpy(b.data(), &h, sizeof h);
+    std::ofstream o(out, std::ios::binary);
+    o.write(reinterpret_cast<const char*>(b.data()), std::streamsize(b.size()));
+    return out;
+}
+
+int32_t& hp_of(std::vector<uint8_t>& b, int slot) { return reinterpret_cast<MmiaHeader*>(b.data())->hp[slot]; }
+
+}  // namespace
+
+TEST_CASE("imported with GPT-NeoX's tokenizer.json: ./mamba and ./transformer take and print text, as the API on npm tokenizers' ids") {
+    REQUIRE_MESSAGE(std::filesystem::exists(kNeoxJson), "no " << kNeoxJson);
+    TempDir dir("mmia_hf_text");
+    const std::string d = dir.path.string();
+    // mamba-130m-hf's and pythia's real vocabulary sizes (the tokenizer has 50277 ids; the rest is padding)
+    struct Case {
+        std::string name, bin;
+        HfDir hf;
+    };
+    std::vector<Case> cases = {{"mamba", cli_env_or("MAMBA_BIN", "./mamba"), mamba_hf(60, "F32", 50280)},
+                               {"neox", cli_env_or("TRANSFORMER_BIN", "./transformer"), neox_hf(61, "BF16", true, 50304)}};
+    const std::vector<std::string> prompts = {
+        "Hello, world! The quick brown fox",
+        "naïve café — 東京 🙂  two  spaces\tand a tab",
+        "def f(x):    return x**2  # code with   runs of spaces",
+        "a"};
+    const std::vector<std::vector<int>> want_ids = npm_tokenizers_ids(prompts, dir);
+    CHECK(want_ids[1].size() > 10);  // multi-byte characters and runs of spaces: many tokens
+    write_text(d + "/score.txt", prompts[0] + "\n" + prompts[1] + "\n" + prompts[2] + "\n");
+    for (Case& c : cases) {
+        CAPTURE(c.name);
+        const std::string hf = d + "/" + c.name, bin = d + "/" + c.name + ".bin";
+        write_hf(c.hf, hf);
+        std::filesystem::copy_file(kNeoxJson, hf + "/tokenizer.json");
+        CliRun r = cli_run(export_bin(), "hf --dir " + cli_quote(hf) + " --output " + cli_quote(bin), d);
+        REQUIRE_MESSAGE(r.code == 0, r.err);
+        CHECK(r.out.find("(BPE tokenizer from " + hf + "/tokenizer.json: text in and out)") != std::string::npos);
+        OpenLm lm(bin);
+        REQUIRE(lm.ops.info.bpe != nullptr);
+        CHECK(lm.ops.info.bpe->vocab == 50277);
+        for (size_t i = 0; i < prompts.size(); i++) {
+            CAPTURE(prompts[i]);
+            // greedy, then sampled: the CLI's text is the decode of what the API generates from npm's ids
+            for (const char* how : {"-t 0", "-t 0.9 -k 50 -p 0.95 -s 7"}) {
+                CAPTURE(how);
+                LmSampler s = std::string(how) == "-t 0" ? LmSampler{0.0f, 0, 1.0} : LmSampler{0.9f, 50, 0.95};
+                const uint64_t seed = std::string(how) == "-t 0" ? 0 : 7;
+                std::vector<int> gen(12);
+                int n_out = 0;
+                char err[256] = "";
+                REQUIRE_MESSAGE(lm_generate(&lm.ops, want_ids[i].data(), int(want_ids[i].size()), 12, &s, seed, gen.data(),
+                                            &n_out, err, sizeof err) == 0, err);
+                gen.resize(size_t(n_out));
+                std::vector<int> printed;
+                for (int id : gen) {
+                    CHECK(id < 50277);  // padding rows have no text: never sampled
+                    if (id != 0) printed.push_back(id);  // eos (<|endoftext|>, id 0) ends the text, unprinted
+                }
+                const std::string want_text = printed.empty() ? "" : tokenize_decode(printed, dir);
+                CliRun g = cli_run(c.bin, cli_quote(bin) + " -i " + cli_quote(prompts[i]) + " -n 12 " + how, d);
+                REQUIRE_MESSAGE(g.code == 0, g.err);
+                CHECK(g.out == want_text + "\n");
+            }
+        }
+        // --score: per-token log-probs of npm's ids, as the API scores them
+        CliRun sc = cli_run(c.bin, cli_quote(bin) + " --score " + cli_quote(d + "/score.txt") + " --out " + cli_quote(d + "/lp.txt"), d);
+        REQUIRE_MESSAGE(sc.code == 0, sc.err);
+        std::istringstream score_lines(sc.out), lp_lines(cli_read_text(d + "/lp.txt"));
+        for (size_t i = 0; i < 3; i++) {
+            std::string line, lp_line;
+            REQUIRE(std::getline(score_lines, line));
+            REQUIRE(std::getline(lp_lines, lp_line));
+            CHECK(std::stoul(line.substr(0, line.find('\t'))) == want_ids[i].size() - 1);
+            std::vector<double> want(want_ids[i].size() - 1);
+            char err[256] = "";
+            void* st = lm.ops.state_new(lm.ops.model);
+            REQUIRE(lm.ops.score(lm.ops.model, st, want_ids[i].data(), int(want_ids[i].size()), want.data(), err, sizeof err) == 0);
+            lm.ops.state_free(st);
+            std::istringstream ls(lp_line);
+            size_t k = 0;
+            for (double v; ls >> v; k++)
+                if (k < want.size()) CHECK(std::fabs(v - want[k]) <= 1e-6 * (1 + std::fabs(want[k])));
+            CHECK(k == want.size());
+        }
+    }
+    // a file whose tokenizer is corrupt or misplaced: one line, through the program a user runs
+    const std::string good = d + "/mamba.bin", mb = cases[0].bin;
+    const std::string bad_version = patched(good, d + "/v2.bin", [](std::vector<uint8_t>& b) {
+        const uint64_t at = uint64_t(hp_of(b, MMIA_LM_HP_BPE_AT)) * 64;
+        b[at + 4] = 2;  // blob version 2
+    });
+    CliRun r = cli_run(mb, cli_quote(bad_version) + " -i hi", d);
+    CHECK(r.code == 1);
+    CHECK(r.err == "error: " + bad_version + ": tokenizer blob: BPE tokenizer blob version 2 is not supported (this build reads 1)\n");
+    std::string placed;
+    const std::string moved = patched(good, d + "/moved.bin", [&](std::vector<uint8_t>& b) {
+        hp_of(b, MMIA_LM_HP_BPE_AT) -= 1;
+        placed = "tokenizer blob at hp[28] = " + std::to_string(hp_of(b, MMIA_LM_HP_BPE_AT)) + " (x 64 bytes), hp[29] = " +
+                 std::to_string(hp_of(b, MMIA_LM_HP_BPE_BYTES)) + " bytes is not the end of the file after the tensors";
+    });
+    r = cli_run(mb, cli_quote(moved) + " --score " + cli_quote(d + "/score.txt"), d);
+    CHECK(r.code == 1);
+    CHECK(r.err.rfind("error: " + moved + ": " + placed + " (they end at byte ", 0) == 0);
+    const std::string bytes_tok = patched(good, d + "/bytes.bin", [](std::vector<uint8_t>& b) {
+        hp_of(b, MMIA_LM_HP_TOKENIZER) = MMIA_TOKENIZER_BYTES;
+    });
+    r = cli_run(mb, cli_quote(bytes_tok) + " -i hi", d);
+    CHECK(r.code == 1);
+    CHECK(r.err.rfind("error: " + bytes_tok + ": hp[28] is ", 0) == 0);
+    CHECK(r.err.find(" but a byte-tokenizer model carries no tokenizer blob (hp[28..29] = 0)\n") != std::string::npos);
+    const std::string small_v = patched(good, d + "/small_v.bin", [](std::vector<uint8_t>& b) {
+        reinterpret_cast<MmiaHeader*>(b.data())->n_classes = 1000;  // the tokenizer is read before the tensors' shapes
+    });
+    r = cli_run(mb, cli_quote(small_v) + " -i hi", d);
+    CHECK(r.code == 1);
+    CHECK(r.err == "error: " + small_v + ": the tokenizer has 50277 tokens, more than the model's vocabulary of 1000\n");
+    // a text the vocabulary cannot encode (GPT-NeoX has no token for byte 0xFF)
+    r = cli_run(mb, cli_quote(good) + " -i " + cli_quote(std::string("a\xff" "b")), d);
+    CHECK(r.code == 1);
+    CHECK(r.err == "error: -i: byte 0xFF has no token in this vocabulary (not valid UTF-8?)\n");
+    write_text(d + "/ff.txt", "ok line\na\xff" "b\n");
+    r = cli_run(mb, cli_quote(good) + " --score " + cli_quote(d + "/ff.txt"), d);
+    CHECK(r.code == 1);
+    CHECK(r.err == "error: " + d + "/ff.txt: line 2: byte 0xFF has no token in this vocabulary (not valid UTF-8?)\n");
+    // without tokenizer.json the import says so and the model runs by ids only
+    std::filesystem::remove(d + "/mamba/tokenizer.json");
+    r = cli_run(export_bin(), "hf --dir " + cli_quote(d + "/mamba") + " --output " + cli_quote(d + "/ids.bin"), d);
+    REQUIRE_MESSAGE(r.code == 0, r.err);
+    CHECK(r.out.find("(BPE, but no tokenizer.json or encoder.json + vocab.bpe in " + d + "/mamba: run by token ids only)") != std::string::npos);
+    r = cli_run(mb, cli_quote(d + "/ids.bin") + " -i hi", d);
+    CHECK(r.code == 1);
+    CHECK(r.err == "error: " + d + "/ids.bin: the model's tokenizer is BPE but the file carries none (imported without tokenizer.json): -i and --score take text (the C API takes token ids)\n");
 }

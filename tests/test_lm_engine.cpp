@@ -575,7 +575,7 @@ TEST_CASE("greedy generation is the reference argmax chain") {
 }
 
 TEST_CASE("sampler: temperature, top-k, top-p on hand-worked distributions, in Hugging Face's order") {
-    LmInfo info = {256, 0, 64, 1, -1};
+    LmInfo info = {256, 0, 64, 1, -1, NULL};
     std::vector<float> logits(256, -1e30f);  // only four tokens matter
     const double p[4] = {0.5, 0.3, 0.15, 0.05};
     const int id[4] = {65, 10, 200, 3};
@@ -628,7 +628,7 @@ TEST_CASE("sampler: temperature, top-k, top-p on hand-worked distributions, in H
     LmSampler s = {1.0f, 2, 1.0f};
     CHECK(lm_sampler_filter(&s, &info, tie.data(), 256, cand.data(), prob.data()) == 3);
     // greedy: the first largest; ids >= 256 other than eos are never produced
-    LmInfo big = {260, 0, 64, 1, 258};
+    LmInfo big = {260, 0, 64, 1, 258, NULL};
     std::vector<float> l2(260, 0.0f);
     l2[257] = 9.0f, l2[258] = 5.0f, l2[7] = 4.0f;
     LmSampler g = {0.0f, 0, 1.0f};
@@ -730,7 +730,7 @@ TEST_CASE("bad LM files are refused with one clear error") {
         REQUIRE(fwrite(b.data(), 1, m.size, f) == m.size);
         fclose(f);
         lm_check_fails(bin("TRANSFORMER_BIN", "./transformer"), cli_quote(path) + " -i ab",
-                       "error: " + path + ": the model's tokenizer is BPE (an imported Hugging Face model) and ./transformer has no BPE tokenizer yet: -i and --score take text (the C API takes token ids)",
+                       "error: " + path + ": the model's tokenizer is BPE but the file carries none (imported without tokenizer.json): -i and --score take text (the C API takes token ids)",
                        files.path.string());
     }
     auto mam = [&](auto edit, const std::string& needle) {
@@ -1038,7 +1038,10 @@ TEST_CASE("CLI: bad LM input gives one error line (./mamba, ./transformer, ./cnn
         std::string p = dir + "/kind1.bin";
         write_packed_model(p, m.h, m.tensors);
         lm_check_fails(mb, cli_quote(p) + " -i ab",
-                       "error: " + p + ": model kind 1 is a Mamba classifier (run it with ./mamba model.bin input.bin); this engine runs kind 3 = Mamba LM", dir);
+                       "error: -i is a language-model flag, but " + p + " is a Mamba classifier (model kind 1): run it as ./mamba model.bin input.bin (see ./mamba --help)", dir, 2);
+        // issue 12: "./mamba m.bin in.bin -n 3" on a classifier said "unexpected extra argument"
+        lm_check_fails(mb, cli_quote(p) + " in.bin -n 3",
+                       "error: -n is a language-model flag, but " + p + " is a Mamba classifier (model kind 1): run it as ./mamba model.bin input.bin (see ./mamba --help)", dir, 2);
     }
     // a BPE file
     {
@@ -1047,9 +1050,9 @@ TEST_CASE("CLI: bad LM input gives one error line (./mamba, ./transformer, ./cnn
         std::string p = dir + "/bpe.bin";
         write_packed_model(p, m.h, m.tensors);
         lm_check_fails(mb, cli_quote(p) + " -i ab",
-                       "error: " + p + ": the model's tokenizer is BPE (an imported Hugging Face model) and ./mamba has no BPE tokenizer yet: -i and --score take text (the C API takes token ids)", dir);
+                       "error: " + p + ": the model's tokenizer is BPE but the file carries none (imported without tokenizer.json): -i and --score take text (the C API takes token ids)", dir);
         lm_check_fails(mb, cli_quote(p) + " --score " + cli_quote(p),
-                       "error: " + p + ": the model's tokenizer is BPE (an imported Hugging Face model) and ./mamba has no BPE tokenizer yet: -i and --score take text (the C API takes token ids)", dir);
+                       "error: " + p + ": the model's tokenizer is BPE but the file carries none (imported without tokenizer.json): -i and --score take text (the C API takes token ids)", dir);
     }
 }
 
