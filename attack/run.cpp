@@ -8,6 +8,8 @@
 //   models/<kind>/<role>.bin    the same models, packed for the engines
 //   outputs/<kind>/<role>.npy   engine logits on the examples the attacks read
 //   outputs/<kind>/population/<role>.npy   lira: logits on RMIA's population points
+//   outputs/<kind>/augmented/<role>.npy    logits on the 12 (CIFAR-10: 25) shifted /
+//                               mirrored queries, query-major (label-only, LiRA-aug)
 //   scores/<kind>_<target>.csv  per-example scores of every attack
 //   roc/<kind>_<target>_<attack>.csv
 //   metrics.json, report.md, report.html, plots/*.svg
