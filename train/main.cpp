@@ -70,15 +70,7 @@ int main(int argc, char** argv) {
     // The range config.json allows: CLI::PositiveNumber would let inf and
     // nan through (nan <= 0 is false), and training would diverge at once.
     app.add_option("--lr", lr, "override the learning rate (1e-12..10)")
-        ->check(CLI::Validator(
-            [](std::string& s) -> std::string {
-                char* end = nullptr;
-                const double v = std::strtod(s.c_str(), &end);
-                if (s.empty() || *end != 0 || !(v >= 1e-12 && v <= 10.0))  // false for nan
-                    return "'" + s + "' is not a learning rate in [1e-12, 10]";
-                return "";
-            },
-            "LR"));
+        ->check(real_in(1e-12, false, 10, "a learning rate"));
     auto* augment_opt = app.add_option("--augment", augment, "images: override the augmentation: none | crop-flip (shift <= 4 px, mirror)")
         ->check(CLI::IsMember({"none", "crop-flip"}));
     auto* seed_opt = app.add_option("--seed", seed, "override the seed")->check(seed_range());
