@@ -363,7 +363,9 @@ std::pair<double, double> wilson_interval(int64_t k, int64_t n, double z) {
     const double denom = 1.0 + z2 / nn;
     const double centre = (p + z2 / (2 * nn)) / denom;
     const double half = z * std::sqrt(p * (1 - p) / nn + z2 / (4 * nn * nn)) / denom;
-    return {std::max(0.0, centre - half), std::min(1.0, centre + half)};
+    // At k = 0 (k = n) the lower (upper) end is exactly 0 (1): centre and
+    // half are equal there, but rounding can leave 5.6e-17.
+    return {k == 0 ? 0.0 : std::max(0.0, centre - half), k == n ? 1.0 : std::min(1.0, centre + half)};
 }
 
 namespace {
@@ -1397,6 +1399,16 @@ json run_extract_models(const ExtractConfig& cfg) {
     if (cfg.text.empty())
         throw std::runtime_error("--models needs --text CORPUS (plain text or JSON lines with a \"text\" field, optionally .zst)");
     if (cfg.prefix_lengths.empty()) throw std::runtime_error("--prefix-lengths: give at least one");
+    // One seed picks the sequences (extract_main refuses several).
+    const uint64_t seed = cfg.seeds.empty() ? 42 : cfg.seeds[0];
+    // The run directory is checked first, so a bad --run-dir is said before
+    // any work (and created only when the results are written).
+    std::string stem = fs::path(cfg.text).filename().string();
+    for (const char* ext : {".zst", ".jsonl", ".json", ".txt"})
+        if (stem.size() > strlen(ext) && stem.compare(stem.size() - strlen(ext), strlen(ext), ext) == 0)
+            stem.resize(stem.size() - strlen(ext));
+    const std::string dir = cfg.run_dir.empty() ? "runs/extract-text-" + stem + "-seed" + std::to_string(seed) : cfg.run_dir;
+    check_output_dir(dir);
     std::vector<std::unique_ptr<EngineLm>> models;
     for (const std::string& path : cfg.models) {
         PackedFile pf;
@@ -1451,7 +1463,6 @@ json run_extract_models(const ExtractConfig& cfg) {
         throw std::runtime_error(cfg.text + ": no document has " + std::to_string(need) +
                                  " tokens (the longest prefix length + the suffix length; the longest document has " +
                                  std::to_string(longest) + ")");
-    const uint64_t seed = cfg.seeds.empty() ? 42 : cfg.seeds[0];
     const std::vector<int64_t> picked = seeded_pick(eligible, size_t(cfg.n_sequences), mix_seed(seed, 20));
 
     struct Row {
@@ -1553,15 +1564,10 @@ json run_extract_models(const ExtractConfig& cfg) {
                       csv_text(decode_ids(info, std::vector<int>(t.begin() + kmax, t.end()))) + "," +
                       csv_text(decode_ids(info, row.generated)) + "\n";
     }
-    std::string stem = fs::path(cfg.text).filename().string();
-    for (const char* ext : {".zst", ".jsonl", ".json", ".txt"})
-        if (stem.size() > strlen(ext) && stem.compare(stem.size() - strlen(ext), strlen(ext), ext) == 0)
-            stem.resize(stem.size() - strlen(ext));
-    const std::string dir = cfg.run_dir.empty() ? "runs/extract-text-" + stem + "-seed" + std::to_string(seed) : cfg.run_dir;
-    create_output_dir(dir);
     std::string md = "# Prefix extraction on " + cfg.text + "\n\n" + std::to_string(picked.size()) + " sequences of " +
-                     std::to_string(need) + " tokens (the first of " + std::to_string(eligible.size()) + " of " +
-                     std::to_string(docs.size()) + " documents long enough), greedy continuation of " +
+                     std::to_string(need) + " tokens, a seeded sample (seed " + std::to_string(seed) + ") of the " +
+                     std::to_string(eligible.size()) + " of " + std::to_string(docs.size()) +
+                     " documents long enough (their first tokens), greedy continuation of " +
                      std::to_string(cfg.suffix_len) + " tokens after a prefix of k tokens; exact = all of them equal "
                      "the document's.\n\n| model | tokenizer | k | exact | rate | 95% CI | mean matching prefix |\n|---|---|---|---|---|---|---|\n";
     for (const json& m : res["models"])
@@ -1574,6 +1580,7 @@ json run_extract_models(const ExtractConfig& cfg) {
     md += "\nMean loss per predicted token (nats) over the whole sequences:";
     for (const json& m : res["models"]) md += " " + m["path"].get<std::string>() + " " + g4(m["mean_loss"]) + ";";
     md += "\n";
+    create_output_dir(dir);
     write_file_atomic(dir + "/prefix.csv", prefix_csv);
     write_file_atomic(dir + "/scores.csv", scores_csv);
     write_file_atomic(dir + "/metrics.json", res.dump(2) + "\n");

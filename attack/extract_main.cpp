@@ -82,6 +82,10 @@ int main(int argc, char** argv) {
             return 2;
         }
     const bool given_models = !cfg.models.empty() || !cfg.text.empty();
+    if (given_models && cfg.seeds.size() > 1) {
+        std::fprintf(stderr, "error: --seeds: --models/--text runs one seed (it picks the sequences); give one (see --help)\n");
+        return 2;
+    }
     if (given_models) {
         for (const char* flag : {"--corpus", "--presets", "--epochs", "--control", "--config", "--force"})
             for (int i = 1; i < argc; i++)

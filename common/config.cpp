@@ -97,6 +97,18 @@ void create_output_dir(const std::string& dir) {
     if (ec) fail(dir + ": cannot create directory (" + ec.message() + ")");
 }
 
+void check_output_dir(const std::string& dir) {
+    std::error_code ec;
+    for (std::filesystem::path p = dir; !p.empty(); p = p.parent_path()) {
+        const auto status = std::filesystem::status(p, ec);
+        if (std::filesystem::exists(status)) {
+            if (!std::filesystem::is_directory(status)) fail(dir + ": cannot create directory (Not a directory)");
+            return;
+        }
+        if (p == p.parent_path()) return;
+    }
+}
+
 bool regular_file_exists(const std::string& path) {
     std::error_code ec;
     const auto status = std::filesystem::status(path, ec);

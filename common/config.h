@@ -164,6 +164,11 @@ json load_config_file(const std::string& path);
 // or a device (bin/corpus build's words for --out).
 void create_output_dir(const std::string& dir);
 
+// The same refusal as create_output_dir, without creating anything: the
+// path, or the nearest of its ancestors that exists, must be a directory. A
+// run calls it before its work and creates the directory when it writes.
+void check_output_dir(const std::string& dir);
+
 // Whether a file a run directory holds (its recorded configuration) is
 // there to read: false if missing, true if a regular file; throws
 // std::runtime_error("<path>: not a regular file") otherwise (a FIFO would

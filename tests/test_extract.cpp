@@ -135,6 +135,10 @@ TEST_CASE("wilson_interval: hand-worked values") {
     auto [lon, hin] = wilson_interval(20, 20, 1.96);
     CHECK(lon == doctest::Approx(1 - 0.161130).epsilon(1e-5));
     CHECK(hin == 1.0);
+    // Exact ends where rounding would leave 5.6e-17 (0 of 3 at the default z).
+    CHECK(wilson_interval(0, 3).first == 0.0);
+    CHECK(wilson_interval(3, 3).second == 1.0);
+    CHECK(wilson_interval(0, 3).second == doctest::Approx(0.56151).epsilon(1e-4));
     auto [le, he] = wilson_interval(0, 0);
     CHECK(le == 0.0);
     CHECK(he == 1.0);
@@ -800,5 +804,19 @@ TEST_CASE("bin/extract --models --text: packed byte and BPE models on a JSONL co
         CHECK(r.code == c.code);
         CHECK(r.err == c.line + "\n");
         CHECK(r.out.empty());
+    }
+    // A refused run writes nothing, not even its run directory.
+    CHECK(!cli_file_exists(d + "/refused"));
+    // A --run-dir that cannot be a directory is said before any work; one
+    // seed picks the sequences.
+    {
+        std::ofstream(d + "/plain") << "x";
+        CliRun r = cli_run(bin, "--models " + b1 + " --text " + d + "/c.jsonl --run-dir " + cli_quote(d + "/plain/run"), d);
+        CHECK(r.code == 1);
+        CHECK(r.err == "error: " + d + "/plain/run: cannot create directory (Not a directory)\n");
+        r = cli_run(bin, "--models " + b1 + " --text " + d + "/c.jsonl --seeds 1,2 --run-dir " + cli_quote(d + "/refused"), d);
+        CHECK(r.code == 2);
+        CHECK(r.err == "error: --seeds: --models/--text runs one seed (it picks the sequences); give one (see --help)\n");
+        CHECK(!cli_file_exists(d + "/refused"));
     }
 }
