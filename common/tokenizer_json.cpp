@@ -88,12 +88,14 @@ std::string type_of(const json& j) {
     return j["type"].get<std::string>();
 }
 
-// A ByteLevel pre-tokenizer / decoder / post-processor exactly as GPT-2 has it.
-void check_byte_level(const json& j, const char* what) {
+// A ByteLevel pre-tokenizer / decoder / post-processor as GPT-2 has it.
+// use_regex false is noted in *no_regex (the first `what` with it): the
+// caller refuses it when there are merges; without merges every byte is
+// its own token however the text is split (our byte-level models' file).
+void check_byte_level(const json& j, const char* what, const char** no_regex) {
     if (flag(j, "add_prefix_space", false, what))
         fail(std::string(what) + " ByteLevel with add_prefix_space true is not supported (GPT-2 and GPT-NeoX use false)");
-    if (j.contains("use_regex") && j["use_regex"] != true)
-        fail(std::string(what) + " ByteLevel with use_regex false is not supported");
+    if (j.contains("use_regex") && j["use_regex"] != true && !*no_regex) *no_regex = what;
 }
 
 bool null_or(const json& j, const char* key, const json& ok) {
@@ -139,12 +141,13 @@ BpeSpec bpe_spec_from_tokenizer_json(const std::string& json_text) {
     const json& pre = j.contains("pre_tokenizer") ? j["pre_tokenizer"] : json();
     if (type_of(pre) != "ByteLevel")
         fail("pre_tokenizer " + (pre.is_null() ? std::string("null") : type_of(pre)) + " is not supported (only ByteLevel)");
-    check_byte_level(pre, "pre_tokenizer");
+    const char* no_regex = nullptr;
+    check_byte_level(pre, "pre_tokenizer", &no_regex);
     for (const char* key : {"decoder", "post_processor"}) {
         const json& d = j.contains(key) ? j[key] : json();
         if (d.is_null()) continue;
         if (type_of(d) != "ByteLevel") fail(std::string(key) + " " + type_of(d) + " is not supported (only ByteLevel or none)");
-        check_byte_level(d, key);
+        check_byte_level(d, key, &no_regex);
     }
     if (!j.contains("model") || !j["model"].is_object()) fail("tokenizer.json has no \"model\" object");
     const json& m = j["model"];
@@ -194,6 +197,8 @@ BpeSpec bpe_spec_from_tokenizer_json(const std::string& json_text) {
         }
         add_merge(spec, vocab, a, b, rank++);
     }
+    if (no_regex && !spec.merges.empty())
+        fail(std::string(no_regex) + " ByteLevel with use_regex false is not supported with merges (without merges it changes nothing)");
     if (j.contains("added_tokens") && !j["added_tokens"].is_null()) {
         if (!j["added_tokens"].is_array()) fail("added_tokens is not a JSON array");
         // Hugging Face ignores these ids when it loads the file and assigns

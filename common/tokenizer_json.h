@@ -4,7 +4,7 @@
 //
 //   - Hugging Face tokenizer.json (GPT-NeoX-20B's: Pythia, mamba-*-hf):
 //     normalizer NFC or none, pre_tokenizer ByteLevel (add_prefix_space
-//     false, use_regex true), model BPE without dropout, unk token,
+//     false; use_regex true, or false when there are no merges), model BPE without dropout, unk token,
 //     subword prefix/suffix or byte fallback, decoder and post_processor
 //     ByteLevel or none, added tokens without lstrip/rstrip/single_word.
 //     Anything else is refused with one line naming it.

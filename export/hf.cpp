@@ -11,6 +11,7 @@
 #include "common/corpus.h"
 #include "common/data.h"
 #include "common/tokenizer_json.h"
+#include "engine/bpe.h"  // bpe_put_utf8
 #include "engine/io.h"
 #include "train/lm_trainer.h"
 
@@ -163,21 +164,36 @@ bool is_pythia_buffer(const std::string& n) {
            (ends(".attention.bias") || ends(".attention.masked_bias") || ends(".attention.rotary_emb.inv_freq"));
 }
 
-struct HfWeights {
+// An opened checkpoint: config.json read, the safetensors files mapped, and
+// every name and shape checked against hf_tensor_map (no values read yet,
+// except a tied head saved anyway, compared with the embedding).
+struct HfSource {
     HfConfig cfg;
-    std::vector<std::pair<HfTensorMap, std::vector<float>>> tensors;  // hf_tensor_map order, HF values
+    std::unique_ptr<SafetensorsCheckpoint> ck;
+    std::vector<std::pair<HfTensorMap, std::string>> tensors;  // hf_tensor_map order, name in the files
+    // Tensor i's values as stored (F16 / BF16 converted), its mapped pages
+    // dropped after the read.
+    std::vector<float> read(size_t i) const {
+        std::vector<float> v = ck->read_float(tensors[i].second);
+        ck->release(tensors[i].second);
+        return v;
+    }
 };
 
-// config.json + safetensors -> the checked tensors of hf_tensor_map, HF values as stored.
-HfWeights read_hf_weights(const std::string& dir, std::vector<std::string>* skipped) {
+bool ends_with(const std::string& s, const std::string& tail) {
+    return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+HfSource open_hf(const std::string& dir, std::vector<std::string>* skipped) {
     std::error_code ec;
     const fs::file_status st = fs::status(dir, ec);
     if (fs::exists(st) && !fs::is_directory(st))
         fail(dir + ": not a directory (--dir names a Hugging Face model directory: config.json and model.safetensors)");
-    HfWeights w;
+    HfSource w;
     const std::string config_path = (fs::path(dir) / "config.json").string();
     w.cfg = read_hf_config(config_path);
-    SafetensorsCheckpoint ck(dir);
+    w.ck = std::make_unique<SafetensorsCheckpoint>(dir);
+    const SafetensorsCheckpoint& ck = *w.ck;
     const std::string desc = "a " + std::to_string(w.cfg.n_layers) + "-layer " + w.cfg.arch;
     std::set<std::string> used;
     for (const HfTensorMap& m : hf_tensor_map(w.cfg)) {
@@ -189,7 +205,7 @@ HfWeights read_hf_weights(const std::string& dir, std::vector<std::string>* skip
         if (e->shape != m.hf_shape)
             fail(ck.file_of(name) + ": tensor '" + name + "' has shape " + shape_str(e->shape) + ", expected " +
                  shape_str(m.hf_shape) + " (from config.json)");
-        w.tensors.push_back({m, ck.read_float(name)});
+        w.tensors.push_back({m, name});
         used.insert(name);
     }
     for (const std::string& n : ck.names()) {
@@ -200,16 +216,26 @@ HfWeights read_hf_weights(const std::string& dir, std::vector<std::string>* skip
         }
         const std::string head = w.cfg.is_mamba() ? "lm_head.weight" : "embed_out.weight";
         if (w.cfg.tied && n == head) {  // a tied head saved anyway: must be the embedding
-            const std::vector<float>& emb = w.tensors.front().second;
-            if (ck.find(n)->shape != w.tensors.front().first.hf_shape || ck.read_float(n) != emb)
+            if (ck.find(n)->shape != w.tensors.front().first.hf_shape || ck.read_float(n) != w.read(0))
                 fail(ck.file_of(n) + ": tensor '" + n + "' differs from the embedding but config.json ties them "
                                      "(\"tie_word_embeddings\" is true)");
+            ck.release(n);
             if (skipped) skipped->push_back(n);
             continue;
         }
         fail(ck.file_of(n) + ": unexpected tensor '" + n + "' (not part of " + desc + " of this config.json)");
     }
     return w;
+}
+
+// A tensor's packed values from its HF values: Mamba's A_log becomes
+// A = -exp(A_log), in float32 by LibTorch exactly as pack_mamba_lm folds
+// it; every other tensor is the same row-major values.
+std::vector<float> packed_values(const HfTensorMap& m, std::vector<float> data) {
+    if (!ends_with(m.hf_name, ".A_log")) return data;
+    torch::NoGradGuard no_grad;
+    auto a = -torch::exp(torch::from_blob(data.data(), {int64_t(data.size())}, torch::kFloat32));
+    return std::vector<float>(a.data_ptr<float>(), a.data_ptr<float>() + a.numel());
 }
 
 std::string dtype_torch_name(const std::string& dtype) {
@@ -322,49 +348,75 @@ std::vector<uint8_t> read_hf_tokenizer(const std::string& dir, int vocab, std::s
         fail(from + ": the tokenizer has " + std::to_string(spec.tokens.size()) +
              " tokens, more than config.json's vocab_size " + std::to_string(vocab));
     if (source) *source = from;
+    // Our byte tokenizer (byte_tokenizer_json: token i = byte i, no merges,
+    // nothing added) on a 256-token model is the packed bytes tokenizer.
+    bool bytes = vocab == 256 && spec.tokens.size() == 256 && spec.merges.empty() && spec.added.empty() && !spec.nfc;
+    for (size_t i = 0; bytes && i < spec.tokens.size(); i++) bytes = spec.tokens[i] == std::string(1, char(i));
+    if (bytes) return {};
     return bpe_blob_write(spec);
 }
 
+namespace {
+
+// An import ready to write: the opened checkpoint, the packed header and
+// the tokenizer blob (empty = none; source = the file(s) read).
+struct HfImport {
+    HfSource src;
+    MmiaHeader header;
+    std::vector<uint8_t> tokenizer;
+    std::string tokenizer_source;
+};
+
+HfImport prepare_import(const std::string& dir, std::vector<std::string>* skipped) {
+    HfImport im;
+    im.src = open_hf(dir, skipped);
+    im.tokenizer = read_hf_tokenizer(dir, im.src.cfg.vocab, &im.tokenizer_source);
+    im.header = hf_header(im.src.cfg, !im.tokenizer.empty());
+    return im;
+}
+
+}  // namespace
+
 PackedModelData import_hf(const std::string& dir, std::vector<std::string>* skipped, std::string* tokenizer_source) {
-    HfWeights w = read_hf_weights(dir, skipped);
+    HfImport im = prepare_import(dir, skipped);
+    if (tokenizer_source) *tokenizer_source = im.tokenizer_source;
     PackedModelData out;
-    std::string source;
-    out.tokenizer = read_hf_tokenizer(dir, w.cfg.vocab, &source);
-    if (tokenizer_source) *tokenizer_source = source;
-    out.header = hf_header(w.cfg, !out.tokenizer.empty());
-    for (auto& [m, data] : w.tensors) {
-        PackedTensor p;
-        p.name = m.packed_name;
-        p.shape = m.packed_shape;
-        if (m.hf_name.size() > 6 && m.hf_name.compare(m.hf_name.size() - 6, 6, ".A_log") == 0) {
-            // A = -exp(A_log) in float32 by LibTorch, exactly as pack_mamba_lm folds it
-            torch::NoGradGuard no_grad;
-            auto a = -torch::exp(torch::from_blob(data.data(), {int64_t(data.size())}, torch::kFloat32));
-            p.data.assign(a.data_ptr<float>(), a.data_ptr<float>() + a.numel());
-        } else {
-            p.data = std::move(data);
-        }
-        out.tensors.push_back(std::move(p));
+    out.header = im.header;
+    out.tokenizer = std::move(im.tokenizer);
+    for (size_t i = 0; i < im.src.tensors.size(); i++) {
+        const HfTensorMap& m = im.src.tensors[i].first;
+        out.tensors.push_back({m.packed_name, m.packed_shape, packed_values(m, im.src.read(i))});
     }
     return out;
 }
 
 std::string import_hf_to_file(const std::string& dir, const std::string& output) {
     std::vector<std::string> skipped;
-    std::string source;
-    PackedModelData packed = import_hf(dir, &skipped, &source);
-    write_packed_model(output, packed.header, packed.tensors, packed.tokenizer);
-    const MmiaHeader& h = packed.header;
+    HfImport im = prepare_import(dir, &skipped);
+    // Streamed: one tensor in memory at a time (docs/HF.md "Memory").
+    std::vector<PackedTensorInfo> infos;
+    for (const auto& [m, name] : im.src.tensors) infos.push_back({m.packed_name, m.packed_shape});
+    std::vector<float> current;
+    write_packed_model_stream(
+        output, im.header, infos,
+        [&](size_t i) -> const std::vector<float>& {
+            current.clear();
+            current.shrink_to_fit();  // the last tensor's memory goes before the next is read
+            current = packed_values(im.src.tensors[i].first, im.src.read(i));
+            return current;
+        },
+        im.tokenizer);
+    const MmiaHeader& h = im.header;
     std::string tok;
-    if (!packed.tokenizer.empty())
-        tok = " (BPE tokenizer from " + source + ": text in and out)";
+    if (!im.tokenizer.empty())
+        tok = " (BPE tokenizer from " + im.tokenizer_source + ": text in and out)";
     else if (h.hp[MMIA_LM_HP_TOKENIZER] == MMIA_TOKENIZER_BPE)
         tok = " (BPE, but no tokenizer.json or encoder.json + vocab.bpe in " + dir + ": run by token ids only)";
     else
         tok = " (bytes)";
     std::string s = "wrote " + output + ": " + (h.kind == MMIA_KIND_MAMBA_LM ? "MambaForCausalLM" : "GPTNeoXForCausalLM") +
                     ", " + std::to_string(h.hp[1]) + " layers, d_model " + std::to_string(h.hp[0]) + ", vocab " +
-                    std::to_string(h.n_classes) + tok + ", " + std::to_string(packed.tensors.size()) + " tensors";
+                    std::to_string(h.n_classes) + tok + ", " + std::to_string(infos.size()) + " tensors";
     if (!skipped.empty()) {
         s += "; skipped " + std::to_string(skipped.size()) + ":";
         for (size_t i = 0; i < skipped.size() && i < 3; i++) s += " " + skipped[i];
@@ -374,7 +426,7 @@ std::string import_hf_to_file(const std::string& dir, const std::string& output)
 }
 
 LanguageModel load_hf_lm(const std::string& dir) {
-    HfWeights w = read_hf_weights(dir, nullptr);
+    const HfSource w = open_hf(dir, nullptr);
     const HfConfig& c = w.cfg;
     ModelSpec spec;
     spec.preset = "hf";
@@ -409,17 +461,17 @@ LanguageModel load_hf_lm(const std::string& dir) {
     LanguageModel model = LanguageModel::build(spec);
     torch::NoGradGuard no_grad;
     auto params = model.module().named_parameters();
-    auto put = [&](const std::string& name, std::vector<float>& data) {
+    auto put = [&](const std::string& name, std::vector<float> data) {
         torch::Tensor* p = params.find(name);
         if (!p) fail("load_hf_lm: no parameter " + name);
         p->copy_(torch::from_blob(data.data(), p->sizes(), torch::kFloat32));
     };
-    for (auto& [m, data] : w.tensors) {
-        std::string name = m.packed_name;
-        if (name.size() > 2 && name.compare(name.size() - 2, 2, ".A") == 0) name += "_log";  // stored as A_log
-        put(name, data);
+    for (size_t i = 0; i < w.tensors.size(); i++) {
+        std::string name = w.tensors[i].first.packed_name;
+        if (ends_with(name, ".A")) name += "_log";  // stored as A_log
+        put(name, w.read(i));
     }
-    if (!c.is_mamba() && c.tied) put("embed_out.weight", w.tensors.front().second);
+    if (!c.is_mamba() && c.tied) put("embed_out.weight", w.read(0));
     return model;
 }
 
@@ -506,6 +558,35 @@ std::vector<SafetensorsTensor> hf_state_dict(LanguageModel& model, const std::st
     return out;
 }
 
+std::string byte_tokenizer_json() {
+    json vocab = json::object();
+    for (int b = 0; b < 256; b++) {
+        uint8_t u[4];
+        const int n = bpe_put_utf8(bpe_byte_to_unicode(uint8_t(b)), u);
+        vocab[std::string(reinterpret_cast<const char*>(u), size_t(n))] = b;
+    }
+    const json byte_level = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", false}};
+    const json j = {{"version", "1.0"},
+                    {"truncation", nullptr},
+                    {"padding", nullptr},
+                    {"added_tokens", json::array()},
+                    {"normalizer", nullptr},
+                    {"pre_tokenizer", byte_level},
+                    {"post_processor", nullptr},
+                    {"decoder", byte_level},
+                    {"model", {{"type", "BPE"},
+                               {"dropout", nullptr},
+                               {"unk_token", nullptr},
+                               {"continuing_subword_prefix", nullptr},
+                               {"end_of_word_suffix", nullptr},
+                               {"fuse_unk", false},
+                               {"byte_fallback", false},
+                               {"ignore_merges", false},
+                               {"vocab", vocab},
+                               {"merges", json::array()}}}};
+    return j.dump(2) + "\n";
+}
+
 std::string write_hf_dir(LanguageModel& model, const std::string& out_dir, const std::string& dtype) {
     const json config = hf_config_json(model, dtype);  // checks dtype first
     const std::vector<SafetensorsTensor> tensors = hf_state_dict(model, dtype);
@@ -515,8 +596,13 @@ std::string write_hf_dir(LanguageModel& model, const std::string& out_dir, const
     char err[512];
     if (io_write_file_atomic(config_path.c_str(), text.data(), text.size(), err, sizeof err) != 0)
         fail(config_path + ": " + err);
+    const bool bytes = config["vocab_size"] == 256;
+    if (bytes) {
+        const std::string tok = byte_tokenizer_json(), tok_path = (fs::path(out_dir) / "tokenizer.json").string();
+        if (io_write_file_atomic(tok_path.c_str(), tok.data(), tok.size(), err, sizeof err) != 0) fail(tok_path + ": " + err);
+    }
     write_safetensors((fs::path(out_dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
-    return "wrote " + out_dir + "/config.json and model.safetensors: " + config["architectures"][0].get<std::string>() +
+    return "wrote " + out_dir + "/config.json" + (bytes ? ", tokenizer.json" : "") + " and model.safetensors: " + config["architectures"][0].get<std::string>() +
            ", " + std::to_string(tensors.size()) + " tensors, " + dtype;
 }
 

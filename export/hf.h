@@ -71,8 +71,9 @@ std::vector<HfTensorMap> hf_tensor_map(const HfConfig& c);
 // tied model, an lm_head.weight equal to the embedding. Tokenizer:
 // DIR/tokenizer.json, else GPT-2's DIR/encoder.json + DIR/vocab.bpe, as a
 // BPE blob in `tokenizer` (hp[24] = 1; the engines take and print text;
-// *tokenizer_source = the file(s) read); without them, bytes (0) when
-// V == 256, else BPE run by token ids only (*tokenizer_source empty).
+// *tokenizer_source = the file(s) read); without them, or with our own
+// byte tokenizer.json (byte_tokenizer_json) and V == 256, bytes (0); else
+// BPE run by token ids only (*tokenizer_source empty).
 // Tokenizer refusals: an unreadable or unsupported file ("<path>: <why>"),
 // one of GPT-2's two files alone, more tokens than vocab_size.
 // Context: max_position_embeddings (GPT-NeoX), 2048 for Mamba (its
@@ -92,8 +93,18 @@ LanguageModel load_hf_lm(const std::string& dir);
 // save_pretrained does).
 nlohmann::json hf_config_json(LanguageModel& model, const std::string& dtype);
 std::vector<SafetensorsTensor> hf_state_dict(LanguageModel& model, const std::string& dtype);
+// Our byte tokenizer (token id = byte value, ids 0..255) as a Hugging Face
+// tokenizer.json: model BPE whose vocabulary is GPT-2's byte-to-unicode
+// alphabet (bpe_byte_to_unicode(b) -> id b) and no merges; pre_tokenizer
+// and decoder ByteLevel (add_prefix_space false, use_regex false); no
+// normalizer, no post_processor, no added tokens (eos is byte 0, id 0, a
+// byte like any other: config.json's eos_token_id). docs/HF.md "tokenizer.json".
+std::string byte_tokenizer_json();
+
 // Writes out_dir/config.json and out_dir/model.safetensors (dtype F32, F16
-// or BF16; metadata {"format": "pt"}); creates out_dir. Returns a summary.
+// or BF16; metadata {"format": "pt"}), and out_dir/tokenizer.json
+// (byte_tokenizer_json) for a byte-level model (vocab_size 256); creates
+// out_dir. Returns a summary.
 std::string export_hf(const std::string& checkpoint, const std::string& out_dir, const std::string& dtype = "F32");
 std::string write_hf_dir(LanguageModel& model, const std::string& out_dir, const std::string& dtype = "F32");
 

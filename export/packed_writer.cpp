@@ -1,5 +1,6 @@
-// packed_writer.cpp: see packed_writer.h. The file is built in memory (the
-// checksum covers everything after the header), then written in one go.
+// packed_writer.cpp: see packed_writer.h. One streaming pass (pack_stream)
+// writes both the file and the in-memory bytes: the checksum covers
+// everything after the header, so the header is written last.
 #include "export/packed_writer.h"
 
 #include <fcntl.h>
@@ -8,11 +9,12 @@
 
 #include <cerrno>
 #include <cmath>
+#include <algorithm>
 #include <cstring>
 #include <set>
 #include <stdexcept>
 
-#include "engine/io.h"  // io_check_output_path
+#include "engine/io.h"  // io_check_output_path, io_write_all
 
 namespace {
 
@@ -26,7 +28,8 @@ std::string shape_str(const std::vector<uint32_t>& s) {
 
 const char* nonfinite_str(float v) { return std::isnan(v) ? "NaN" : v > 0 ? "+inf" : "-inf"; }
 
-void check_tensor(const PackedTensor& t) {
+// Name and shape; returns the element count.
+uint64_t check_info(const PackedTensorInfo& t) {
     if (t.name.empty()) throw std::runtime_error("tensor with an empty name");
     if (t.name.size() > MMIA_NAME_BYTES - 1)
         throw std::runtime_error("tensor name '" + t.name + "' is longer than " +
@@ -44,15 +47,19 @@ void check_tensor(const PackedTensor& t) {
         if (n > (uint64_t(1) << 61) / d) throw std::runtime_error("tensor '" + t.name + "' is too large");
         n *= d;
     }
-    if (n != t.data.size())
-        throw std::runtime_error("tensor '" + t.name + "' has " + std::to_string(t.data.size()) +
+    return n;
+}
+
+void check_data(const PackedTensorInfo& t, uint64_t n, const std::vector<float>& data) {
+    if (n != data.size())
+        throw std::runtime_error("tensor '" + t.name + "' has " + std::to_string(data.size()) +
                                  " values but shape " + shape_str(t.shape) + " needs " + std::to_string(n));
     // The readers refuse a non-finite weight (engine/packed.h); the writer
     // never produces one, so a NaN from training stops here, named.
-    for (size_t i = 0; i < t.data.size(); i++)
-        if (!std::isfinite(t.data[i]))
+    for (size_t i = 0; i < data.size(); i++)
+        if (!std::isfinite(data[i]))
             throw std::runtime_error("tensor '" + t.name + "': element " + std::to_string(i) + " is " +
-                                     nonfinite_str(t.data[i]) + " (weights must be finite numbers)");
+                                     nonfinite_str(data[i]) + " (weights must be finite numbers)");
 }
 
 // The header's floats, as engine/packed.h checks them.
@@ -66,23 +73,80 @@ void check_header_floats(const MmiaHeader& h) {
     }
 }
 
-}  // namespace
+// An error a PackedTensorSource threw: passed on as it is (it names its file).
+struct SourceError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
 
-std::vector<uint8_t> pack_model_bytes(const MmiaHeader& header_template, const std::vector<PackedTensor>& tensors,
-                                      const std::vector<uint8_t>& tokenizer) {
-    if (tensors.empty() || tensors.size() > 4096)
-        throw std::runtime_error("need 1..4096 tensors, got " + std::to_string(tensors.size()));
+// Where the bytes go: put() appends, put_header() writes the 256 header
+// bytes over the placeholder at offset 0.
+struct PackSink {
+    virtual ~PackSink() = default;
+    virtual void put(const uint8_t* p, size_t n) = 0;
+    virtual void put_header(const MmiaHeader& h) = 0;
+};
+
+// Appends bytes after the header through a 1 MiB buffer and checksums them
+// in buffer-sized pieces (a multiple of 8 bytes, as mmia_checksum_update
+// needs), so any split of the stream gives mmia_checksum of the whole.
+class ChecksumOut {
+public:
+    explicit ChecksumOut(PackSink& sink) : sink_(sink) { buf_.reserve(kChunk); }
+    void put(const void* p, size_t n) {
+        const uint8_t* b = static_cast<const uint8_t*>(p);
+        while (n > 0) {
+            const size_t k = std::min(n, kChunk - buf_.size());
+            buf_.insert(buf_.end(), b, b + k);
+            b += k;
+            n -= k;
+            if (buf_.size() == kChunk) flush();
+        }
+    }
+    void zeros(size_t n) {
+        static const uint8_t z[MMIA_ALIGN] = {};
+        while (n > 0) {
+            const size_t k = std::min(n, sizeof z);
+            put(z, k);
+            n -= k;
+        }
+    }
+    // The last piece; returns the checksum of everything put.
+    uint64_t finish() {
+        flush();
+        return h_;
+    }
+
+private:
+    static constexpr size_t kChunk = size_t(1) << 20;
+    void flush() {
+        h_ = mmia_checksum_update(h_, buf_.data(), buf_.size());
+        sink_.put(buf_.data(), buf_.size());
+        buf_.clear();
+    }
+    PackSink& sink_;
+    std::vector<uint8_t> buf_;
+    uint64_t h_ = MMIA_CHECKSUM_INIT;
+};
+
+// The one layout and writing of the format: header placeholder, tensor
+// table, each tensor (asked of source, checked) at its aligned offset, the
+// tokenizer blob, then the finished header. Throws "<why>".
+void pack_stream(const MmiaHeader& header_template, const std::vector<PackedTensorInfo>& infos,
+                 const PackedTensorSource& source, const std::vector<uint8_t>& tokenizer, PackSink& sink) {
+    if (infos.empty() || infos.size() > 4096)
+        throw std::runtime_error("need 1..4096 tensors, got " + std::to_string(infos.size()));
     check_header_floats(header_template);
     std::set<std::string> names;
-    for (const auto& t : tensors) {
-        check_tensor(t);
-        if (!names.insert(t.name).second) throw std::runtime_error("tensor '" + t.name + "' given twice");
+    std::vector<uint64_t> numel(infos.size());
+    for (size_t i = 0; i < infos.size(); i++) {
+        numel[i] = check_info(infos[i]);
+        if (!names.insert(infos[i].name).second) throw std::runtime_error("tensor '" + infos[i].name + "' given twice");
     }
-    const uint64_t n = tensors.size();
+    const uint64_t n = infos.size();
     uint64_t at = align_up(MMIA_HEADER_BYTES + MMIA_TENSOR_ENTRY_BYTES * n, MMIA_ALIGN);
     std::vector<MmiaTensorEntry> table(n);
     for (uint64_t i = 0; i < n; i++) {
-        const PackedTensor& t = tensors[i];
+        const PackedTensorInfo& t = infos[i];
         MmiaTensorEntry& e = table[i];
         std::memset(&e, 0, sizeof e);
         std::memcpy(e.name, t.name.data(), t.name.size());
@@ -90,7 +154,7 @@ std::vector<uint8_t> pack_model_bytes(const MmiaHeader& header_template, const s
         e.ndim = uint32_t(t.shape.size());
         for (int d = 0; d < 4; d++) e.shape[d] = d < int(t.shape.size()) ? t.shape[d] : 1;
         e.offset = align_up(at, MMIA_ALIGN);
-        e.nbytes = uint64_t(t.data.size()) * 4;
+        e.nbytes = numel[i] * 4;
         at = e.offset + e.nbytes;
     }
     MmiaHeader h = header_template;
@@ -106,41 +170,126 @@ std::vector<uint8_t> pack_model_bytes(const MmiaHeader& header_template, const s
         at = blob_at + tokenizer.size();
     }
     const uint64_t file_bytes = at;
-    std::vector<uint8_t> buf(file_bytes, 0);  // zero padding between tensors
-    std::memcpy(buf.data() + MMIA_HEADER_BYTES, table.data(), MMIA_TENSOR_ENTRY_BYTES * n);
-    for (uint64_t i = 0; i < n; i++)
-        std::memcpy(buf.data() + table[i].offset, tensors[i].data.data(), table[i].nbytes);  // LE host
-    if (!tokenizer.empty()) std::memcpy(buf.data() + blob_at, tokenizer.data(), tokenizer.size());
 
+    const MmiaHeader placeholder{};
+    sink.put(reinterpret_cast<const uint8_t*>(&placeholder), sizeof placeholder);
+    ChecksumOut out(sink);
+    uint64_t pos = MMIA_HEADER_BYTES;
+    out.put(table.data(), MMIA_TENSOR_ENTRY_BYTES * n);
+    pos += MMIA_TENSOR_ENTRY_BYTES * n;
+    for (uint64_t i = 0; i < n; i++) {
+        const std::vector<float>* data_p;
+        try {
+            data_p = &source(size_t(i));
+        } catch (const std::exception& e) {
+            throw SourceError(e.what());
+        }
+        const std::vector<float>& data = *data_p;
+        check_data(infos[i], numel[i], data);
+        out.zeros(table[i].offset - pos);  // zero padding between tensors
+        out.put(data.data(), table[i].nbytes);  // little-endian host
+        pos = table[i].offset + table[i].nbytes;
+    }
+    if (!tokenizer.empty()) {
+        out.zeros(blob_at - pos);
+        out.put(tokenizer.data(), tokenizer.size());
+    }
     std::memcpy(h.magic, MMIA_MAGIC, 8);
     h.version = MMIA_FORMAT_VERSION;
     h.n_tensors = uint32_t(n);
     h.file_bytes = file_bytes;
-    h.checksum = mmia_checksum(buf.data() + MMIA_HEADER_BYTES, file_bytes - MMIA_HEADER_BYTES);
-    std::memcpy(buf.data(), &h, sizeof h);
-    return buf;
+    h.checksum = out.finish();
+    sink.put_header(h);
+}
+
+struct MemorySink : PackSink {
+    std::vector<uint8_t> bytes;
+    void put(const uint8_t* p, size_t n) override { bytes.insert(bytes.end(), p, p + n); }
+    void put_header(const MmiaHeader& h) override { std::memcpy(bytes.data(), &h, sizeof h); }
+};
+
+// The temporary file of an atomic write (engine/io.h's naming and error
+// lines); the destructor removes it unless commit() renamed it into place.
+class AtomicFileSink : public PackSink {
+public:
+    explicit AtomicFileSink(const std::string& path) : path_(path), tmp_(path + ".tmp." + std::to_string(getpid())) {}
+    ~AtomicFileSink() override {
+        if (fd_ >= 0) ::close(fd_);
+        if (!committed_) ::unlink(tmp_.c_str());
+    }
+    void put(const uint8_t* p, size_t n) override {
+        if (fd_ < 0) open_tmp();
+        if (io_write_all(fd_, p, n) != 0) failed("write");
+    }
+    void put_header(const MmiaHeader& h) override {
+        if (::lseek(fd_, 0, SEEK_SET) != 0) failed("lseek");
+        put(reinterpret_cast<const uint8_t*>(&h), sizeof h);
+    }
+    // fsync, close, rename over path, then make the rename durable (a
+    // failure of that last fsync does not undo the write).
+    void commit() {
+        if (::fsync(fd_) != 0) failed("fsync");
+        const int fd = fd_;
+        fd_ = -1;
+        if (::close(fd) != 0) failed("close");
+        if (::rename(tmp_.c_str(), path_.c_str()) != 0) failed("rename");
+        committed_ = true;
+        const std::string dir = path_.find('/') == std::string::npos ? "." : path_.substr(0, path_.rfind('/') + 1);
+        const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            ::fsync(dfd);
+            ::close(dfd);
+        }
+    }
+
+private:
+    // On the first bytes, so a refused model leaves no trace at all.
+    void open_tmp() {
+        char why[512];
+        if (io_check_output_path(path_.c_str(), why, sizeof why) != 0) throw std::runtime_error(why);
+        fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd_ < 0) throw std::runtime_error("cannot create " + tmp_ + ": " + std::strerror(errno));
+    }
+    [[noreturn]] void failed(const char* what) {
+        throw std::runtime_error(std::string(what) + " failed: " + std::strerror(errno));
+    }
+    std::string path_, tmp_;
+    int fd_ = -1;
+    bool committed_ = false;
+};
+
+std::vector<PackedTensorInfo> infos_of(const std::vector<PackedTensor>& tensors) {
+    std::vector<PackedTensorInfo> infos;
+    for (const PackedTensor& t : tensors) infos.push_back({t.name, t.shape});
+    return infos;
+}
+
+}  // namespace
+
+std::vector<uint8_t> pack_model_bytes(const MmiaHeader& header_template, const std::vector<PackedTensor>& tensors,
+                                      const std::vector<uint8_t>& tokenizer) {
+    MemorySink sink;
+    pack_stream(header_template, infos_of(tensors), [&](size_t i) -> const std::vector<float>& { return tensors[i].data; },
+                tokenizer, sink);
+    return std::move(sink.bytes);
+}
+
+void write_packed_model_stream(const std::string& path, const MmiaHeader& header_template,
+                               const std::vector<PackedTensorInfo>& infos, const PackedTensorSource& source,
+                               const std::vector<uint8_t>& tokenizer) {
+    try {
+        AtomicFileSink sink(path);
+        pack_stream(header_template, infos, source, tokenizer, sink);
+        sink.commit();
+    } catch (const SourceError& e) {
+        throw std::runtime_error(e.what());
+    } catch (const std::exception& e) {
+        throw std::runtime_error(path + ": " + e.what());
+    }
 }
 
 void write_packed_model(const std::string& path, const MmiaHeader& header_template,
                         const std::vector<PackedTensor>& tensors, const std::vector<uint8_t>& tokenizer) {
-    std::vector<uint8_t> buf;
-    try {
-        buf = pack_model_bytes(header_template, tensors, tokenizer);
-    } catch (const std::exception& e) {
-        throw std::runtime_error(path + ": " + e.what());
-    }
-    // engine/io.h: <path>.tmp.<pid>, short writes and EINTR retried,
-    // ENOSPC/EIO and fsync's delayed-allocation errors surfaced, renamed
-    // into place; a FIFO, device or directory at path refused; nothing left
-    // behind on failure.
-    char why[512];
-    if (io_write_file_atomic(path.c_str(), buf.data(), buf.size(), why, sizeof why) != 0)
-        throw std::runtime_error(path + ": " + why);
-    // Make the rename itself durable; failure here does not undo the write.
-    std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/') + 1);
-    int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        ::fsync(dfd);
-        ::close(dfd);
-    }
+    write_packed_model_stream(path, header_template, infos_of(tensors),
+                              [&](size_t i) -> const std::vector<float>& { return tensors[i].data; }, tokenizer);
 }

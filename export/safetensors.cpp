@@ -1,6 +1,9 @@
 // safetensors.cpp: see safetensors.h.
 #include "export/safetensors.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -246,6 +249,13 @@ std::vector<float> SafetensorsFile::read_float(const SafetensorsEntry& t) const 
     return out;
 }
 
+void SafetensorsFile::release(const SafetensorsEntry& t) const {
+    const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+    const uintptr_t a = uintptr_t(bytes_ + header_.data_start() + t.begin) / page * page;
+    const uintptr_t b = uintptr_t(bytes_ + header_.data_start() + t.end);
+    if (b > a) madvise(reinterpret_cast<void*>(a), size_t(b - a), MADV_DONTNEED);
+}
+
 // ---------------------------------------------------------------------------
 // Sharded checkpoints
 
@@ -307,6 +317,11 @@ const SafetensorsEntry* SafetensorsCheckpoint::find(const std::string& name) con
 std::vector<float> SafetensorsCheckpoint::read_float(const std::string& name) const {
     const auto& [file, entry] = index_.at(name);
     return files_[file]->read_float(*entry);
+}
+
+void SafetensorsCheckpoint::release(const std::string& name) const {
+    const auto& [file, entry] = index_.at(name);
+    files_[file]->release(*entry);
 }
 
 const std::string& SafetensorsCheckpoint::file_of(const std::string& name) const {

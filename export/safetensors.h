@@ -83,6 +83,11 @@ public:
     // weight (F32, F16 and BF16 are read)" and "<path>: tensor '<name>':
     // element 3 is NaN (weights must be finite)" (or inf).
     std::vector<float> read_float(const SafetensorsEntry& t) const;
+    // Drops the mapped pages of t's bytes from this process (madvise
+    // MADV_DONTNEED; the file and the page cache are untouched, a later read
+    // maps them again), so reading a checkpoint tensor by tensor keeps the
+    // resident set at about one tensor, not the whole file. A hint: no error.
+    void release(const SafetensorsEntry& t) const;
 
 private:
     std::string path_;
@@ -107,6 +112,7 @@ public:
     std::vector<std::string> names() const;
     const SafetensorsEntry* find(const std::string& name) const;
     std::vector<float> read_float(const std::string& name) const;  // name must exist
+    void release(const std::string& name) const;                   // SafetensorsFile::release
     // The file holding a tensor (for error lines).
     const std::string& file_of(const std::string& name) const;
     // Number of files (1, or the shards).

@@ -8,6 +8,7 @@ export/safetensors.cpp. Values come from one small random block, tiled
 (decode speed does not depend on them).
 
   scripts/hf_random.py mamba-130m OUT_DIR
+  scripts/hf_random.py mamba-370m OUT_DIR     (1.5 GB: the import's memory check)
   scripts/hf_random.py pythia-160m OUT_DIR
 """
 import array, json, math, os, random, struct, sys
@@ -18,8 +19,8 @@ def main():
     rnd = random.Random(1)
     block = array.array('f', [rnd.uniform(-0.05, 0.05) for _ in range(1 << 16)])
     tensors = []  # (name, shape, fill) fill: 'rand' | float constant | 'alog'
-    if which == 'mamba-130m':
-        V, D, L, N, K = 50280, 768, 24, 16, 4
+    if which in ('mamba-130m', 'mamba-370m'):
+        V, D, L, N, K = (50280, 768, 24, 16, 4) if which == 'mamba-130m' else (50280, 1024, 48, 16, 4)
         E, R = 2 * D, math.ceil(D / 16)
         config = {"architectures": ["MambaForCausalLM"], "model_type": "mamba", "vocab_size": V,
                   "hidden_size": D, "num_hidden_layers": L, "state_size": N, "expand": 2,

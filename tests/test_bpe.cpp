@@ -544,7 +544,7 @@ TEST_CASE("tokenizer.json: features the engine cannot reproduce are refused, one
     CHECK(err([](json& k) { k["pre_tokenizer"]["add_prefix_space"] = true; }) ==
           "pre_tokenizer ByteLevel with add_prefix_space true is not supported (GPT-2 and GPT-NeoX use false)");
     CHECK(err([](json& k) { k["pre_tokenizer"]["use_regex"] = false; }) ==
-          "pre_tokenizer ByteLevel with use_regex false is not supported");
+          "pre_tokenizer ByteLevel with use_regex false is not supported with merges (without merges it changes nothing)");
     CHECK(err([](json& k) { k["post_processor"] = {{"type", "TemplateProcessing"}}; }) ==
           "post_processor TemplateProcessing is not supported (only ByteLevel or none)");
     CHECK(err([](json& k) { k["model"]["type"] = "WordPiece"; }) == "model WordPiece is not supported (only BPE)");

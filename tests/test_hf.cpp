@@ -25,10 +25,13 @@
 #include <iterator>
 #include <map>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "common/tokenizer_json.h"
+#include "engine/bpe.h"
 #include "engine/lm.h"
 #include "engine/mamba_lm.h"
 #include "engine/packed.h"
@@ -228,6 +231,10 @@ void import_fails(const std::string& dir, const std::string& line, const std::st
     CHECK(r.code == 1);
     CHECK(r.err == line + "\n");
     CHECK(!cli_file_exists(tmp + "/x.bin"));
+    // nor the streamed writer's temporary (x.bin.tmp.<pid>): a bad tensor
+    // found halfway through the stream removes it
+    for (const auto& e : std::filesystem::directory_iterator(tmp))
+        CHECK_MESSAGE(e.path().filename().string().rfind("x.bin.tmp", 0) != 0, "left behind: " << e.path());
 }
 
 }  // namespace
@@ -374,9 +381,19 @@ TEST_CASE("hf round trip through bin/export: train -> export hf -> import = the 
         CliRun r2 = cli_run(export_bin(), "hf --checkpoint " + cli_quote(job.checkpoint) + " --output-dir " + cli_quote(hf), d);
         REQUIRE_MESSAGE(r2.code == 0, r2.err);
         CHECK(r2.out.find("model.safetensors") != std::string::npos);
+        // V = 256: the byte tokenizer's tokenizer.json goes with it (checked token by
+        // token in "the byte tokenizer.json ..."), and the import below reads it back as bytes
+        CHECK(cli_read_text(hf + "/tokenizer.json") == byte_tokenizer_json());
         CliRun r3 = cli_run(export_bin(), "hf --dir " + cli_quote(hf) + " --output " + cli_quote(back), d);
         REQUIRE_MESSAGE(r3.code == 0, r3.err);
         CHECK(r3.out.find("(bytes)") != std::string::npos);  // V = 256: the byte tokenizer
+        {
+            // the streamed file (one tensor in memory at a time) is byte for
+            // byte the file built from the whole model in memory
+            const PackedModelData whole = import_hf(hf);
+            const std::vector<uint8_t> want = pack_model_bytes(whole.header, whole.tensors, whole.tokenizer);
+            CHECK(read_file(back, size_t(1) << 32) == want);
+        }
         // the two packed files: same tensors bit for bit, same header but for the Mamba
         // LM's informational context slot (HF's MambaConfig has no such key: 2048)
         char err[512];
@@ -882,4 +899,135 @@ TEST_CASE("imported with GPT-NeoX's tokenizer.json: ./mamba and ./transformer ta
     r = cli_run(mb, cli_quote(d + "/ids.bin") + " -i hi", d);
     CHECK(r.code == 1);
     CHECK(r.err == "error: " + d + "/ids.bin: the model's tokenizer is BPE but the file carries none (imported without tokenizer.json): -i and --score take text (the C API takes token ids)\n");
+}
+
+namespace {
+
+// Texts for the byte tokenizer.json: hand-written edge cases (non-ASCII,
+// emoji, NUL, bytes 1..31 and DEL, runs of spaces and newlines) and, where `make corpora` has built them, from each corpus its
+// first document and its first with a multi-byte character, cut to 3000
+// bytes at a character boundary. Every one valid UTF-8 (the oracle takes
+// JavaScript strings).
+std::vector<std::string> byte_tokenizer_texts() {
+    std::vector<std::string> texts = {"héllo  wörld, naïve café — “quoted” …", "emoji 😀👍🏽 and 🇫🇷 flags",
+                                      "日本語のテキスト   and Ελληνικά", std::string("nul \0 inside", 12),
+                                      "tabs\tand\r\nCRLF\x0b\x0c\x1b[0m\x7f end", "    four spaces\n\n\n   three   \n",
+                                      " leading space", "trailing spaces   "};
+    std::string controls;
+    for (int c = 1; c < 32; c++) controls += char(c);
+    texts.push_back(controls);
+    for (const char* name : {"prose", "code", "legal", "dictionary", "man"}) {
+        std::ifstream in(std::string("data/corpora/") + name + "/documents.jsonl");
+        if (!in.good()) {
+            MESSAGE("data/corpora/" << name << " is missing (make corpora): its texts are not tested");
+            continue;
+        }
+        std::string line;
+        bool first = true, multibyte = false;
+        while ((first || !multibyte) && std::getline(in, line)) {
+            std::string t = json::parse(line).at("text").get<std::string>();
+            const bool mb = std::any_of(t.begin(), t.end(), [](char c) { return uint8_t(c) >= 0x80; });
+            if (!first && (!mb || multibyte)) continue;
+            size_t n = std::min<size_t>(t.size(), 3000);
+            while (n < t.size() && (uint8_t(t[n]) & 0xC0) == 0x80) n--;  // not inside a character
+            texts.push_back(t.substr(0, n));
+            first = false;
+            multibyte = multibyte || mb;
+        }
+    }
+    return texts;
+}
+
+std::vector<int> byte_values(const std::string& s) {
+    std::vector<int> v;
+    for (char c : s) v.push_back(uint8_t(c));
+    return v;
+}
+
+}  // namespace
+
+TEST_CASE("hf export: the byte tokenizer.json gives token id = byte value in our reader, bin/tokenize and npm tokenizers") {
+    TempDir dir("mmia_hf");
+    const std::string tj = dir.file("tokenizer.json"), d = dir.path.string();
+    write_text(tj, byte_tokenizer_json());
+    const std::vector<std::string> texts = byte_tokenizer_texts();
+    REQUIRE(texts.size() >= 9);
+    std::vector<int> want_bytes;
+    for (const auto& t : texts) for (uint8_t c : t) want_bytes.push_back(c);
+    CHECK(std::set<int>(want_bytes.begin(), want_bytes.end()).size() >= 100);  // many distinct bytes covered
+
+    // the vocabulary is GPT-2's byte-to-unicode alphabet, computed here from
+    // openai/gpt-2 encoder.py's definition (not through bpe_byte_to_unicode)
+    const json j = json::parse(byte_tokenizer_json());
+    std::vector<int> bs;
+    for (int b = '!'; b <= '~'; b++) bs.push_back(b);
+    for (int b = 0xA1; b <= 0xAC; b++) bs.push_back(b);
+    for (int b = 0xAE; b <= 0xFF; b++) bs.push_back(b);
+    std::map<int, int> cp;
+    for (int b : bs) cp[b] = b;
+    for (int b = 0, n = 0; b < 256; b++)
+        if (!cp.count(b)) cp[b] = 256 + n++;
+    REQUIRE(j["model"]["vocab"].size() == 256);
+    for (int b = 0; b < 256; b++) {
+        std::string u;  // UTF-8 of a code point < 0x800
+        if (cp[b] < 0x80) u = std::string(1, char(cp[b]));
+        else u = {char(0xC0 | (cp[b] >> 6)), char(0x80 | (cp[b] & 0x3F))};
+        CHECK(j["model"]["vocab"].value(u, -1) == b);
+    }
+    CHECK(j["model"]["merges"].empty());
+    CHECK(j["pre_tokenizer"]["use_regex"] == false);
+    CHECK(j["pre_tokenizer"]["add_prefix_space"] == false);
+
+    // (a) our reader -> blob -> engine/bpe.h: ids = bytes, decode = text
+    const BpeSpec spec = bpe_spec_from_tokenizer_json(byte_tokenizer_json());
+    const std::vector<uint8_t> blob = bpe_blob_write(spec);
+    Bpe t{};
+    char err[256] = {0};
+    REQUIRE_MESSAGE(bpe_load(&t, blob.data(), blob.size(), err, sizeof err) == 0, err);
+    for (const auto& s : texts) {
+        BpeIds ids = {};
+        REQUIRE(bpe_encode(&t, s.data(), s.size(), 0, &ids, err, sizeof err) == 0);
+        const std::vector<int> got(ids.ids, ids.ids + ids.n);
+        free(ids.ids);
+        CHECK_MESSAGE(got == byte_values(s), json(s).dump().substr(0, 80));
+        BpeBytes back = {};
+        REQUIRE(bpe_decode(&t, got.data(), got.size(), &back, err, sizeof err) == 0);
+        CHECK(std::string(reinterpret_cast<char*>(back.bytes), back.n) == s);
+        free(back.bytes);
+    }
+    bpe_free(&t);
+
+    // bin/tokenize --tokenizer (the program a user runs), text by text
+    for (size_t i = 0; i < texts.size(); i++) {
+        write_text(dir.file("in.txt"), texts[i]);
+        CliRun r = cli_run(cli_env_or("TOKENIZE_BIN", "bin/tokenize"),
+                           "--tokenizer " + cli_quote(tj) + " < " + cli_quote(dir.file("in.txt")), d);
+        REQUIRE_MESSAGE(r.code == 0, r.err);
+        std::istringstream ls(r.out);
+        std::vector<int> got;
+        for (int x; ls >> x;) got.push_back(x);
+        CHECK_MESSAGE(got == byte_values(texts[i]), "text " << i);
+        CHECK(tokenize_decode("--tokenizer " + cli_quote(tj), got, dir) == texts[i]);
+    }
+
+    // (b) npm tokenizers (Hugging Face's Rust library) loads the same file:
+    // the same ids, and its decode(encode(text)) == text
+    {
+        std::ofstream in(dir.file("in.jsonl"), std::ios::binary);
+        for (const auto& s : texts) in << json(s).dump() << "\n";
+    }
+    const int rc = std::system(("RAYON_NUM_THREADS=1 node scripts/oracles/bpe_oracle.js hfdecode " + cli_quote(tj) +
+                                " < " + cli_quote(dir.file("in.jsonl")) + " > " + cli_quote(dir.file("out.jsonl")) +
+                                " 2> " + cli_quote(dir.file("err.txt")))
+                                   .c_str());
+    REQUIRE_MESSAGE(rc == 0, "the npm oracle failed (run `make setup`): " << cli_read_text(dir.file("err.txt")));
+    std::ifstream out(dir.file("out.jsonl"));
+    std::string line;
+    size_t i = 0;
+    for (; std::getline(out, line) && i < texts.size(); i++) {
+        const json r = json::parse(line);
+        CHECK_MESSAGE(r[0].get<std::vector<int>>() == byte_values(texts[i]), "text " << i);
+        CHECK_MESSAGE(r[1].get<std::string>() == texts[i], "text " << i);
+    }
+    CHECK(i == texts.size());
 }
