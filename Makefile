@@ -173,7 +173,7 @@ $(BUILD)/tests/test_corpus: $(PROG_PREFIX)bin/corpus
 $(BUILD)/tests/test_lm_engine: $(PROG_PREFIX)mamba $(PROG_PREFIX)transformer $(PROG_PREFIX)cnn
 $(BUILD)/tests/test_lm_train: $(PROG_PREFIX)bin/train $(PROG_PREFIX)bin/export
 $(BUILD)/tests/test_dp_sgd: $(PROG_PREFIX)bin/train $(PROG_PREFIX)bin/export $(PROG_PREFIX)cnn
-$(BUILD)/tests/test_hf: $(PROG_PREFIX)bin/export
+$(BUILD)/tests/test_hf: $(PROG_PREFIX)bin/export $(PROG_PREFIX)bin/tokenize $(PROG_PREFIX)mamba $(PROG_PREFIX)transformer
 
 # The engine suites need no LibTorch: they link the engine library and the
 # packed writer only, so a change to an engine header rebuilds them in

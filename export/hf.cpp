@@ -187,7 +187,8 @@ bool ends_with(const std::string& s, const std::string& tail) {
 HfSource open_hf(const std::string& dir, std::vector<std::string>* skipped) {
     std::error_code ec;
     const fs::file_status st = fs::status(dir, ec);
-    if (fs::exists(st) && !fs::is_directory(st))
+    if (!fs::exists(st)) fail(dir + ": no such directory (--dir names a Hugging Face model directory: config.json and model.safetensors)");
+    if (!fs::is_directory(st))
         fail(dir + ": not a directory (--dir names a Hugging Face model directory: config.json and model.safetensors)");
     HfSource w;
     const std::string config_path = (fs::path(dir) / "config.json").string();

@@ -56,6 +56,10 @@ int main(int argc, char** argv) {
         if (*hf_cmd) {
             const bool import = !hf_dir.empty() && !hf_out.empty() && hf_ckpt.empty() && hf_out_dir.empty();
             const bool export_ = hf_dir.empty() && hf_out.empty() && !hf_ckpt.empty() && !hf_out_dir.empty();
+            if (!hf_dir.empty() && hf_out.empty() && hf_ckpt.empty() && hf_out_dir.empty())
+                throw std::runtime_error("hf: --dir needs --output model.bin (the packed file to write)");
+            if (!hf_ckpt.empty() && hf_out_dir.empty() && hf_dir.empty() && hf_out.empty())
+                throw std::runtime_error("hf: --checkpoint needs --output-dir DIR (the Hugging Face directory to write)");
             if (!import && !export_)
                 throw std::runtime_error("hf: give --dir DIR --output model.bin (import) or --checkpoint CKPT "
                                          "--output-dir DIR (export), not a mix");

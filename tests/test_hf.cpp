@@ -646,6 +646,17 @@ TEST_CASE("bin/export hf: every refusal is one exact line") {
     CliRun r = cli_run(export_bin(), "hf --dir " + cli_quote(p) + " --output-dir " + cli_quote(d + "/o"), d);
     CHECK(r.code == 1);
     CHECK(r.err == "error: hf: give --dir DIR --output model.bin (import) or --checkpoint CKPT --output-dir DIR (export), not a mix\n");
+    // one half of a pair: the missing flag is named
+    r = cli_run(export_bin(), "hf --dir " + cli_quote(p), d);
+    CHECK(r.code == 1);
+    CHECK(r.err == "error: hf: --dir needs --output model.bin (the packed file to write)\n");
+    r = cli_run(export_bin(), "hf --checkpoint " + cli_quote(d + "/cls.pt"), d);
+    CHECK(r.code == 1);
+    CHECK(r.err == "error: hf: --checkpoint needs --output-dir DIR (the Hugging Face directory to write)\n");
+    // a --dir that does not exist is said so
+    r = cli_run(export_bin(), "hf --dir " + cli_quote(d + "/nowhere") + " --output " + cli_quote(d + "/o.bin"), d);
+    CHECK(r.code == 1);
+    CHECK(r.err == "error: " + d + "/nowhere: no such directory (--dir names a Hugging Face model directory: config.json and model.safetensors)\n");
 }
 
 TEST_CASE("true shapes, opt-in (HF_BIG_DIR = scripts/hf_bench.sh's directory): engines vs LibTorch, 256 positions") {
