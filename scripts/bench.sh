@@ -68,4 +68,7 @@ done
     [ -f "$C" ] || C=build/bench/cifar10_${P}_quick.pt
     OMP_NUM_THREADS=$THREADS "${BASELINE[@]}" bin/bench_cnn --checkpoint "$C" --model "build/bench/cnn_$P.bin" --threads "$THREADS"
   done
+  echo
+  echo "== Hugging Face imports at real shapes: import peak RSS, open time, decode tokens/s against the bandwidth bound (scripts/hf_bench.sh, 1 thread)"
+  bash scripts/hf_bench.sh build/bench/hf 1
 } 2>&1 | tee bench/results.txt
