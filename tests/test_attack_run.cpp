@@ -18,6 +18,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <tuple>
 
 #include "attack/features.h"
 #include "attack/rmia.h"
@@ -145,7 +146,7 @@ double ref_binom_ge(int64_t k, int64_t n, double p) {
                         (n - i) * std::log1p(-(long double)p));
     return double(sum);
 }
-double ref_cp(int64_t k, int64_t n, double alpha, bool lower) {
+double ref_cp_uncached(int64_t k, int64_t n, double alpha, bool lower) {
     if (lower && k == 0) return 0;
     if (!lower && k == n) return 1;
     double lo = 0, hi = 1;
@@ -156,6 +157,17 @@ double ref_cp(int64_t k, int64_t n, double alpha, bool lower) {
         ((lower ? v < alpha : v > alpha) ? lo : hi) = mid;
     }
     return (lo + hi) / 2;
+}
+// The same, remembered: the brute-force metrics below ask for the same few
+// (k, n) pairs at every threshold of every attack, slice and target, and
+// each bisection sums a binomial tail 100 times (most of this file's time
+// before it was cached).
+double ref_cp(int64_t k, int64_t n, double alpha, bool lower) {
+    static std::map<std::tuple<int64_t, int64_t, double, bool>, double> seen;
+    const auto key = std::make_tuple(k, n, alpha, lower);
+    auto it = seen.find(key);
+    if (it == seen.end()) it = seen.emplace(key, ref_cp_uncached(k, n, alpha, lower)).first;
+    return it->second;
 }
 
 // Every metric of one attack, by brute force ("member iff score >= t").
@@ -407,6 +419,30 @@ void check_shokri_run_dir(const std::string& dir, const json& r, const Dataset& 
 }
 
 
+// LiRA's per-example reference statistics (count, mean, sum of squared
+// deviations) and the pieces both recomputations below use: the pooled
+// spread over examples with >= 2 references, the per-example spread (or the
+// pooled one when fixed or too few), the Gaussian log density up to a
+// constant.
+struct LiraRef { int64_t c = 0; double mean = 0, ss = 0; };
+double lira_pooled_sd(const std::vector<LiraRef>& refs) {
+    double ss = 0, dof = 0;
+    for (const LiraRef& q : refs)
+        if (q.c >= 2) ss += q.ss, dof += double(q.c - 1);
+    return dof > 0 ? std::max(std::sqrt(ss / dof), 1e-6) : NAN;
+}
+double lira_sd(const LiraRef& q, double pooled, bool fixed) {
+    return fixed || q.c < 2 ? pooled : std::max(std::sqrt(q.ss / double(q.c - 1)), 1e-6);
+}
+double lira_log_n(double x, double mu, double s) { return -std::log(s) - 0.5 * (x - mu) * (x - mu) / (s * s); }
+LiraRef lira_ref_of(const std::vector<double>& v) {
+    LiraRef r;
+    r.c = int64_t(v.size());
+    for (double x : v) r.mean += x / double(v.size());
+    for (double x : v) r.ss += (x - r.mean) * (x - r.mean);
+    return r;
+}
+
 // LiRA's four scores of target t from phi (M x n) and membership, by the
 // definitions of docs/ATTACKS.md (a second implementation): per example the
 // IN / OUT references' mean and spread, the pooled spreads, then online
@@ -417,40 +453,26 @@ std::map<std::string, std::vector<double>> ref_lira(const std::vector<std::vecto
                                                     const std::vector<std::vector<int>>& mem, int t) {
     const int M = int(phi.size());
     const size_t n = phi[0].size();
-    struct Ref { int64_t c = 0; double mean = 0, ss = 0; };
-    std::vector<Ref> in(n), out(n);
+    std::vector<LiraRef> in(n), out(n);
     for (size_t j = 0; j < n; j++) {
         std::vector<double> vin, vout;
         for (int m = 0; m < M; m++)
             if (m != t) (mem[size_t(m)][j] ? vin : vout).push_back(phi[size_t(m)][j]);
-        for (auto [v, ref] : {std::pair{&vin, &in[j]}, std::pair{&vout, &out[j]}}) {
-            ref->c = int64_t(v->size());
-            for (double x : *v) ref->mean += x / double(v->size());
-            for (double x : *v) ref->ss += (x - ref->mean) * (x - ref->mean);
-        }
+        in[j] = lira_ref_of(vin);
+        out[j] = lira_ref_of(vout);
     }
-    auto pooled = [](const std::vector<Ref>& refs) {
-        double ss = 0, dof = 0;
-        for (const Ref& q : refs)
-            if (q.c >= 2) ss += q.ss, dof += double(q.c - 1);
-        return dof > 0 ? std::max(std::sqrt(ss / dof), 1e-6) : NAN;
-    };
-    const double pin = pooled(in), pout = pooled(out);
-    auto sd = [](const Ref& q, double p, bool fixed) {
-        return fixed || q.c < 2 ? p : std::max(std::sqrt(q.ss / double(q.c - 1)), 1e-6);
-    };
-    auto log_n = [](double x, double mu, double s) { return -std::log(s) - 0.5 * (x - mu) * (x - mu) / (s * s); };
+    const double pin = lira_pooled_sd(in), pout = lira_pooled_sd(out);
     std::map<std::string, std::vector<double>> res;
     for (bool fixed : {false, true}) {
         const std::string suffix = fixed ? "_fixed_var" : "";
         auto& on = res["lira_online" + suffix];
         auto& off = res["lira_offline" + suffix];
         for (size_t j = 0; j < n; j++) {
-            const Ref& qi = in[j];
-            const Ref& qo = out[j];
+            const LiraRef& qi = in[j];
+            const LiraRef& qo = out[j];
             const double x = phi[size_t(t)][j];
-            off.push_back(qo.c > 0 ? (x - qo.mean) / sd(qo, pout, fixed) : NAN);
-            on.push_back(qo.c > 0 && qi.c > 0 ? log_n(x, qi.mean, sd(qi, pin, fixed)) - log_n(x, qo.mean, sd(qo, pout, fixed))
+            off.push_back(qo.c > 0 ? (x - qo.mean) / lira_sd(qo, pout, fixed) : NAN);
+            on.push_back(qo.c > 0 && qi.c > 0 ? lira_log_n(x, qi.mean, lira_sd(qi, pin, fixed)) - lira_log_n(x, qo.mean, lira_sd(qo, pout, fixed))
                                               : NAN);
         }
     }
@@ -550,8 +572,7 @@ void check_lira_run_dir(const std::string& dir, const json& r, const Dataset& d)
             const ScoreTable tab = read_scores(dir + "/scores/" + kind + "_" + role + ".csv");
             REQUIRE(int64_t(tab.pool.size()) == n);
             std::vector<double> phi_t(static_cast<size_t>(n));
-            struct Ref { int64_t c = 0; double mean = 0, ss = 0; };
-            std::vector<Ref> in(static_cast<size_t>(n)), out(static_cast<size_t>(n));
+            std::vector<LiraRef> in(static_cast<size_t>(n)), out(static_cast<size_t>(n));
             for (int64_t j = 0; j < n; j++) {
                 const int y = pool_label(d, pool[size_t(j)]);
                 CHECK(tab.pool[size_t(j)] == pool[size_t(j)]);
@@ -564,34 +585,21 @@ void check_lira_run_dir(const std::string& dir, const json& r, const Dataset& d)
                 std::vector<double> vin, vout;
                 for (int m = 0; m < M; m++)
                     if (m != t) (mem[size_t(m)][size_t(j)] ? vin : vout).push_back(ref_phi(logits[size_t(m)][size_t(j)], y));
-                for (auto [v, ref] : {std::pair{&vin, &in[size_t(j)]}, std::pair{&vout, &out[size_t(j)]}}) {
-                    ref->c = int64_t(v->size());
-                    for (double x : *v) ref->mean += x / double(v->size());
-                    for (double x : *v) ref->ss += (x - ref->mean) * (x - ref->mean);
-                }
+                in[size_t(j)] = lira_ref_of(vin);
+                out[size_t(j)] = lira_ref_of(vout);
             }
-            auto pooled = [&](const std::vector<Ref>& refs) {
-                double ss = 0, dof = 0;
-                for (const Ref& q : refs)
-                    if (q.c >= 2) ss += q.ss, dof += double(q.c - 1);
-                return dof > 0 ? std::max(std::sqrt(ss / dof), 1e-6) : NAN;
-            };
-            const double pin = pooled(in), pout = pooled(out);
-            auto sd = [](const Ref& q, double p, bool fixed) {
-                return fixed || q.c < 2 ? p : std::max(std::sqrt(q.ss / double(q.c - 1)), 1e-6);
-            };
-            auto log_n = [](double x, double mu, double s) { return -std::log(s) - 0.5 * (x - mu) * (x - mu) / (s * s); };
+            const double pin = lira_pooled_sd(in), pout = lira_pooled_sd(out);
             for (bool fixed : {false, true}) {
                 const std::string on = std::string("lira_online") + (fixed ? "_fixed_var" : "");
                 const std::string off = std::string("lira_offline") + (fixed ? "_fixed_var" : "");
                 for (int64_t j = 0; j < n; j++) {
-                    const Ref& qi = in[size_t(j)];
-                    const Ref& qo = out[size_t(j)];
+                    const LiraRef& qi = in[size_t(j)];
+                    const LiraRef& qo = out[size_t(j)];
                     const double x = phi_t[size_t(j)];
                     double want_on = NAN, want_off = NAN;
-                    if (qo.c > 0) want_off = (x - qo.mean) / sd(qo, pout, fixed);
+                    if (qo.c > 0) want_off = (x - qo.mean) / lira_sd(qo, pout, fixed);
                     if (qo.c > 0 && qi.c > 0)
-                        want_on = log_n(x, qi.mean, sd(qi, pin, fixed)) - log_n(x, qo.mean, sd(qo, pout, fixed));
+                        want_on = lira_log_n(x, qi.mean, lira_sd(qi, pin, fixed)) - lira_log_n(x, qo.mean, lira_sd(qo, pout, fixed));
                     for (auto [name, want] : {std::pair{on, want_on}, std::pair{off, want_off}}) {
                         const double got = tab.col.at(name)[size_t(j)];
                         INFO(name << " example " << j << ": csv " << got << ", recomputed " << want);
