@@ -110,7 +110,8 @@ static inline int lm_read_info(const MmiaHeader* h, LmInfo* info, char* err, siz
 // of docs/FORMAT.md "BPE tokenizer blob") into info->bpe. Byte tokenizer:
 // both slots 0. BPE: both 0 (no blob: the model runs by token ids only),
 // or the blob is the last bytes of the file, 64-byte aligned after every
-// tensor, with at most V tokens. 0, or -1 and err = "<why>" (info->bpe
+// tensor, with at most V tokens, and eos (if any) one of its ids and one of
+// its special tokens when it has some. 0, or -1 and err = "<why>" (info->bpe
 // NULL). Free with lm_info_free.
 static inline int lm_read_tokenizer(const PackedFile* pf, LmInfo* info, char* err, size_t errlen) {
     const int32_t at = pf->header->hp[MMIA_LM_HP_BPE_AT], nb = pf->header->hp[MMIA_LM_HP_BPE_BYTES];
@@ -147,9 +148,24 @@ static inline int lm_read_tokenizer(const PackedFile* pf, LmInfo* info, char* er
         free(t);
         return -1;
     }
-    if ((int64_t)t->vocab > info->vocab) {
+    // The tokenizer must fit the model: at most V tokens (V may be larger:
+    // padded rows, Pythia's 50304 for 50277 tokens), and eos one of its ids
+    // and one of its special tokens when it has any (bin/export hf's rule
+    // for config.json's eos_token_id).
+    uint32_t special = BPE_NONE;
+    int bad = 1;
+    if ((int64_t)t->vocab > info->vocab)
         packed_err(err, errlen, "the tokenizer has %u tokens, more than the model's vocabulary of %d", t->vocab,
                    info->vocab);
+    else if (info->eos >= 0 && (uint32_t)info->eos >= t->vocab)
+        packed_err(err, errlen, "eos token hp[27] is %d, outside the tokenizer's %u tokens (ids 0..%u)", info->eos,
+                   t->vocab, t->vocab - 1);
+    else if (info->eos >= 0 && !bpe_is_special(t, (uint32_t)info->eos, &special) && special != BPE_NONE)
+        packed_err(err, errlen, "eos token hp[27] is %d, not one of the tokenizer's special tokens (%u is one)",
+                   info->eos, special);
+    else
+        bad = 0;
+    if (bad) {
         bpe_free(t);
         free(t);
         return -1;
@@ -229,29 +245,63 @@ static inline int lm_encode_text(const LmInfo* info, const void* text, size_t n,
     return 0;
 }
 
-// Generated ids -> the text printed for them, appended to out: the bytes
-// of each id < 256 (byte tokenizer) or each id's string (BPE); eos is not
-// printed. ids: what lm_generate produced (lm_token_allowed ids only).
-// 0, or -1 and err.
-static inline int lm_decode_text(const LmInfo* info, const int* ids, int n, BpeBytes* out, char* err, size_t errlen) {
-    for (int i = 0; i < n; i++) {
-        if (ids[i] == info->eos) continue;
-        if (info->tokenizer == MMIA_TOKENIZER_BPE) {
-            int32_t id = ids[i];
-            if (bpe_decode(info->bpe, &id, 1, out, err, errlen) != 0) return -1;
-        } else {
-            if (out->n + 1 > out->cap) {
-                size_t cap = out->cap ? 2 * out->cap : 256;
-                uint8_t* p = (uint8_t*)realloc(out->bytes, cap);
-                if (!p) {
-                    packed_err(err, errlen, "out of memory decoding %d tokens", n);
-                    return -1;
-                }
-                out->bytes = p;
-                out->cap = cap;
-            }
-            out->bytes[out->n++] = (uint8_t)ids[i];
+// One token id -> its bytes, appended to out: the byte of an id < 256
+// (byte tokenizer; eos and other ids >= 256 have no text), or the BPE
+// token's string (info->bpe needed; special tokens print as their text).
+// 0, or -1 and err = "<why>" (an id without text; out of memory).
+static inline int lm_decode_token(const LmInfo* info, int id, BpeBytes* out, char* err, size_t errlen) {
+    if (info->tokenizer == MMIA_TOKENIZER_BPE) {
+        int32_t i = id;
+        return bpe_decode(info->bpe, &i, 1, out, err, errlen);
+    }
+    if (id < 0 || id > 255) {
+        packed_err(err, errlen, "token id %d has no text (the byte tokenizer's ids are 0..255)", id);
+        return -1;
+    }
+    if (out->n + 1 > out->cap) {
+        size_t cap = out->cap ? 2 * out->cap : 256;
+        uint8_t* p = (uint8_t*)realloc(out->bytes, cap);
+        if (!p) {
+            packed_err(err, errlen, "out of memory decoding token %d", id);
+            return -1;
         }
+        out->bytes = p;
+        out->cap = cap;
+    }
+    out->bytes[out->n++] = (uint8_t)id;
+    return 0;
+}
+
+// Generated ids -> the text printed for them, appended to out: each id's
+// lm_decode_token, eos not printed. ids: what lm_generate produced
+// (lm_token_allowed ids only). 0, or -1 and err.
+static inline int lm_decode_text(const LmInfo* info, const int* ids, int n, BpeBytes* out, char* err, size_t errlen) {
+    for (int i = 0; i < n; i++)
+        if (ids[i] != info->eos && lm_decode_token(info, ids[i], out, err, errlen) != 0) return -1;
+    return 0;
+}
+
+// The tokenizer of the language model at path, read as the engines read it
+// (lm_read_info, lm_read_tokenizer) without the weights: bin/tokenize
+// --model. Opens pf (the blob stays in it at hp[28] * 64, hp[29] bytes);
+// the caller frees with lm_info_free, then packed_close. A BPE file without
+// a blob opens with info->bpe NULL. 0, or -1 and err = "<path>: <why>"
+// (pf closed).
+static inline int lm_open_tokenizer(PackedFile* pf, const char* path, LmInfo* info, char* err, size_t errlen) {
+    char why[400];
+    memset(info, 0, sizeof *info);
+    int rc = packed_open(pf, path, why, sizeof why);
+    if (rc == 0 && pf->header->kind != MMIA_KIND_MAMBA_LM && pf->header->kind != MMIA_KIND_TRANSFORMER_LM) {
+        packed_err(why, sizeof why, "model kind %u is not a language model (only kinds 3 and 4 carry a tokenizer)",
+                   pf->header->kind);
+        rc = -1;
+    }
+    if (rc == 0) rc = lm_read_info(pf->header, info, why, sizeof why);
+    if (rc == 0) rc = lm_read_tokenizer(pf, info, why, sizeof why);
+    if (rc != 0) {
+        packed_err(err, errlen, "%s: %s", path, why);
+        packed_close(pf);
+        return -1;
     }
     return 0;
 }
