@@ -773,6 +773,13 @@ std::string tokenize_decode(const std::string& source, const std::vector<int>& i
     return r.out;
 }
 
+// The engines' --show-tokens line: "<label> (N): id id ...\n".
+std::string ids_line(const std::string& label, const std::vector<int>& ids) {
+    std::string l = label + " (" + std::to_string(ids.size()) + "):";
+    for (int id : ids) l += " " + std::to_string(id);
+    return l + "\n";
+}
+
 // bin/tokenize ARGS TEXT: its ids (exit 0 required).
 std::vector<int> tokenize_ids(const std::string& args, const std::string& text, const TempDir& dir) {
     CliRun r = cli_run(cli_env_or("TOKENIZE_BIN", "bin/tokenize"), args + " " + cli_quote(text), dir.path.string());
@@ -889,14 +896,17 @@ TEST_CASE("imported with GPT-NeoX's tokenizer.json: ./mamba and ./transformer ta
                     if (id != lm.ops.info.eos) printed.push_back(id);  // eos ends the text, unprinted
                 }
                 const std::string want_text = printed.empty() ? "" : tokenize_decode(source, printed, dir);
-                CliRun g = cli_run(c.bin, cli_quote(bin) + " -i " + cli_quote(prompts[i]) + " -n 12 " + how, d);
+                CliRun g = cli_run(c.bin, cli_quote(bin) + " -i " + cli_quote(prompts[i]) + " -n 12 " + how + " --show-tokens", d);
                 REQUIRE_MESSAGE(g.code == 0, g.err);
                 CHECK(g.out == want_text + "\n");
+                // --show-tokens: npm's ids of the prompt, then the API's generated ids (eos included)
+                CHECK(g.err == ids_line("prompt ids", want_ids[i]) + ids_line("generated ids", gen));
             }
         }
         // --score: per-token log-probs of npm's ids, as the API scores them
-        CliRun sc = cli_run(c.bin, cli_quote(bin) + " --score " + cli_quote(d + "/score.txt") + " --out " + cli_quote(d + "/lp.txt"), d);
+        CliRun sc = cli_run(c.bin, cli_quote(bin) + " --score " + cli_quote(d + "/score.txt") + " --out " + cli_quote(d + "/lp.txt") + " --show-tokens", d);
         REQUIRE_MESSAGE(sc.code == 0, sc.err);
+        CHECK(sc.err == ids_line("line 1 ids", want_ids[0]) + ids_line("line 2 ids", want_ids[1]) + ids_line("line 3 ids", want_ids[2]));
         std::istringstream score_lines(sc.out), lp_lines(cli_read_text(d + "/lp.txt"));
         for (size_t i = 0; i < 3; i++) {
             std::string line, lp_line;
