@@ -828,7 +828,9 @@ std::vector<int> tokenize_ids(const std::string& args, const std::string& text, 
 // redone (so the reader's own checks, not the checksum, see the change).
 std::string patched(const std::string& path, const std::string& out, const std::function<void(std::vector<uint8_t>&)>& edit) {
     std::ifstream f(path, std::ios::binary);
-    std::vector<uint8_t> b((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    std::vector<uint8_t> b(std::filesystem::file_size(path));  // one read (a byte iterator took 9% of the test)
+    f.read(reinterpret_cast<char*>(b.data()), std::streamsize(b.size()));
+    REQUIRE(f.gcount() == std::streamsize(b.size()));
     edit(b);
     MmiaHeader h;
     std::memcpy(&h, b.data(), sizeof h);
