@@ -951,7 +951,7 @@ int main(int argc, char** argv) {
     for (int i = 1; rc == 0 && i < argc; i++)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             printf("\nA Mamba language model (kind 3) file runs the LM command line instead:\n"
-                   "  ./mamba lm.bin -i PROMPT [-n N] [-t T] [-k K] [-p P] [-s SEED]\n"
+                   "  ./mamba lm.bin -i PROMPT [-n N] [-t T] [-k K] [-p P] [-s SEED] [--show-tokens]\n"
                    "  ./mamba lm.bin --score TEXTS [--out FILE]   (./mamba lm.bin --help for details)\n");
             break;
         }

@@ -733,6 +733,21 @@ static inline size_t bpe_added_at(const Bpe* t, const uint8_t* s, size_t n, uint
     return best;
 }
 
+// Whether id is a special added token (BPE_ADDED_SPECIAL: <|endoftext|>):
+// 1 or 0. *lowest (optional): the lowest id of any special added token, or
+// BPE_NONE when the tokenizer has none. A walk over the added-token trie.
+static inline int bpe_is_special(const Bpe* t, uint32_t id, uint32_t* lowest) {
+    int found = 0;
+    uint32_t low = BPE_NONE;
+    for (uint32_t k = 1; k < t->n_nodes; k++) {
+        if (t->node_id[k] == BPE_NONE || !(t->node_flags[k] & BPE_ADDED_SPECIAL)) continue;
+        found |= t->node_id[k] == id;
+        low = t->node_id[k] < low ? t->node_id[k] : low;
+    }
+    if (lowest) *lowest = low;
+    return found;
+}
+
 // Pre-tokenize and BPE s[0..n) (no added tokens in it).
 static inline int bpe_pieces(const Bpe* t, BpeScratch* w, const uint8_t* s, size_t n, BpeIds* out, char* err,
                              size_t errlen) {

@@ -2,8 +2,8 @@
 // transformer.cpp kind 4): the file's LM slots, the byte tokenizer, the
 // sampler, per-token scoring, generation, and the LM command line
 //
-//   ./mamba lm.bin -i "prompt" -n 256 [-t 1.0] [-k 40] [-p 1.0] [-s seed]
-//   ./mamba lm.bin --score texts.txt [--out logprobs.txt]
+//   ./mamba lm.bin -i "prompt" -n 256 [-t 1.0] [-k 40] [-p 1.0] [-s seed] [--show-tokens]
+//   ./mamba lm.bin --score texts.txt [--out logprobs.txt] [--show-tokens]
 //
 // An engine describes itself by an LmOps (its model plus four calls:
 // state_new/state_free, prefill, decode, score); everything here works
@@ -110,7 +110,8 @@ static inline int lm_read_info(const MmiaHeader* h, LmInfo* info, char* err, siz
 // of docs/FORMAT.md "BPE tokenizer blob") into info->bpe. Byte tokenizer:
 // both slots 0. BPE: both 0 (no blob: the model runs by token ids only),
 // or the blob is the last bytes of the file, 64-byte aligned after every
-// tensor, with at most V tokens. 0, or -1 and err = "<why>" (info->bpe
+// tensor, with at most V tokens, and eos (if any) one of its ids and one of
+// its special tokens when it has some. 0, or -1 and err = "<why>" (info->bpe
 // NULL). Free with lm_info_free.
 static inline int lm_read_tokenizer(const PackedFile* pf, LmInfo* info, char* err, size_t errlen) {
     const int32_t at = pf->header->hp[MMIA_LM_HP_BPE_AT], nb = pf->header->hp[MMIA_LM_HP_BPE_BYTES];
@@ -147,9 +148,24 @@ static inline int lm_read_tokenizer(const PackedFile* pf, LmInfo* info, char* er
         free(t);
         return -1;
     }
-    if ((int64_t)t->vocab > info->vocab) {
+    // The tokenizer must fit the model: at most V tokens (V may be larger:
+    // padded rows, Pythia's 50304 for 50277 tokens), and eos one of its ids
+    // and one of its special tokens when it has any (bin/export hf's rule
+    // for config.json's eos_token_id).
+    uint32_t special = BPE_NONE;
+    int bad = 1;
+    if ((int64_t)t->vocab > info->vocab)
         packed_err(err, errlen, "the tokenizer has %u tokens, more than the model's vocabulary of %d", t->vocab,
                    info->vocab);
+    else if (info->eos >= 0 && (uint32_t)info->eos >= t->vocab)
+        packed_err(err, errlen, "eos token hp[27] is %d, outside the tokenizer's %u tokens (ids 0..%u)", info->eos,
+                   t->vocab, t->vocab - 1);
+    else if (info->eos >= 0 && !bpe_is_special(t, (uint32_t)info->eos, &special) && special != BPE_NONE)
+        packed_err(err, errlen, "eos token hp[27] is %d, not one of the tokenizer's special tokens (%u is one)",
+                   info->eos, special);
+    else
+        bad = 0;
+    if (bad) {
         bpe_free(t);
         free(t);
         return -1;
@@ -229,29 +245,63 @@ static inline int lm_encode_text(const LmInfo* info, const void* text, size_t n,
     return 0;
 }
 
-// Generated ids -> the text printed for them, appended to out: the bytes
-// of each id < 256 (byte tokenizer) or each id's string (BPE); eos is not
-// printed. ids: what lm_generate produced (lm_token_allowed ids only).
-// 0, or -1 and err.
-static inline int lm_decode_text(const LmInfo* info, const int* ids, int n, BpeBytes* out, char* err, size_t errlen) {
-    for (int i = 0; i < n; i++) {
-        if (ids[i] == info->eos) continue;
-        if (info->tokenizer == MMIA_TOKENIZER_BPE) {
-            int32_t id = ids[i];
-            if (bpe_decode(info->bpe, &id, 1, out, err, errlen) != 0) return -1;
-        } else {
-            if (out->n + 1 > out->cap) {
-                size_t cap = out->cap ? 2 * out->cap : 256;
-                uint8_t* p = (uint8_t*)realloc(out->bytes, cap);
-                if (!p) {
-                    packed_err(err, errlen, "out of memory decoding %d tokens", n);
-                    return -1;
-                }
-                out->bytes = p;
-                out->cap = cap;
-            }
-            out->bytes[out->n++] = (uint8_t)ids[i];
+// One token id -> its bytes, appended to out: the byte of an id < 256
+// (byte tokenizer; eos and other ids >= 256 have no text), or the BPE
+// token's string (info->bpe needed; special tokens print as their text).
+// 0, or -1 and err = "<why>" (an id without text; out of memory).
+static inline int lm_decode_token(const LmInfo* info, int id, BpeBytes* out, char* err, size_t errlen) {
+    if (info->tokenizer == MMIA_TOKENIZER_BPE) {
+        int32_t i = id;
+        return bpe_decode(info->bpe, &i, 1, out, err, errlen);
+    }
+    if (id < 0 || id > 255) {
+        packed_err(err, errlen, "token id %d has no text (the byte tokenizer's ids are 0..255)", id);
+        return -1;
+    }
+    if (out->n + 1 > out->cap) {
+        size_t cap = out->cap ? 2 * out->cap : 256;
+        uint8_t* p = (uint8_t*)realloc(out->bytes, cap);
+        if (!p) {
+            packed_err(err, errlen, "out of memory decoding token %d", id);
+            return -1;
         }
+        out->bytes = p;
+        out->cap = cap;
+    }
+    out->bytes[out->n++] = (uint8_t)id;
+    return 0;
+}
+
+// Generated ids -> the text printed for them, appended to out: each id's
+// lm_decode_token, eos not printed. ids: what lm_generate produced
+// (lm_token_allowed ids only). 0, or -1 and err.
+static inline int lm_decode_text(const LmInfo* info, const int* ids, int n, BpeBytes* out, char* err, size_t errlen) {
+    for (int i = 0; i < n; i++)
+        if (ids[i] != info->eos && lm_decode_token(info, ids[i], out, err, errlen) != 0) return -1;
+    return 0;
+}
+
+// The tokenizer of the language model at path, read as the engines read it
+// (lm_read_info, lm_read_tokenizer) without the weights: bin/tokenize
+// --model. Opens pf (the blob stays in it at hp[28] * 64, hp[29] bytes);
+// the caller frees with lm_info_free, then packed_close. A BPE file without
+// a blob opens with info->bpe NULL. 0, or -1 and err = "<path>: <why>"
+// (pf closed).
+static inline int lm_open_tokenizer(PackedFile* pf, const char* path, LmInfo* info, char* err, size_t errlen) {
+    char why[400];
+    memset(info, 0, sizeof *info);
+    int rc = packed_open(pf, path, why, sizeof why);
+    if (rc == 0 && pf->header->kind != MMIA_KIND_MAMBA_LM && pf->header->kind != MMIA_KIND_TRANSFORMER_LM) {
+        packed_err(why, sizeof why, "model kind %u is not a language model (only kinds 3 and 4 carry a tokenizer)",
+                   pf->header->kind);
+        rc = -1;
+    }
+    if (rc == 0) rc = lm_read_info(pf->header, info, why, sizeof why);
+    if (rc == 0) rc = lm_read_tokenizer(pf, info, why, sizeof why);
+    if (rc != 0) {
+        packed_err(err, errlen, "%s: %s", path, why);
+        packed_close(pf);
+        return -1;
     }
     return 0;
 }
@@ -579,8 +629,8 @@ typedef struct {
 } LmCli;
 
 static inline void lm_cli_usage(const LmCli* e) {
-    printf("usage: ./%s lm.bin -i PROMPT [-n N] [-t T] [-k K] [-p P] [-s SEED] [--threads N]\n"
-           "       ./%s lm.bin --score TEXTS [--out FILE] [--threads N]\n"
+    printf("usage: ./%s lm.bin -i PROMPT [-n N] [-t T] [-k K] [-p P] [-s SEED] [--show-tokens] [--threads N]\n"
+           "       ./%s lm.bin --score TEXTS [--out FILE] [--show-tokens] [--threads N]\n"
            "\n"
            "Run the %s language model in lm.bin with its tokenizer: bytes (one token per\n"
            "byte), or the BPE tokenizer the file carries (bin/export hf with tokenizer.json).\n"
@@ -603,6 +653,10 @@ static inline void lm_cli_usage(const LmCli* e) {
            "  --out FILE     also write each line's per-token log-probs (natural log,\n"
            "                 p(token i+1 | tokens 0..i), space-separated %%.9g), one line\n"
            "                 per input line, atomically\n"
+           "both:\n"
+           "  --show-tokens  also print the token ids on stderr, one line each:\n"
+           "                 'prompt ids (N): ...' then 'generated ids (M): ...' (eos\n"
+           "                 included) with -i; 'line K ids (N): ...' with --score\n"
            "  --threads N    OpenMP threads (default: all cores)\n"
            "  --help         this text\n"
            "\n"
@@ -635,10 +689,18 @@ static inline int lm_parse_float(const char* v, double* out) {
     return 0;
 }
 
+// --show-tokens: "<label> ids (N): id id ...\n" on stderr.
+static inline void lm_cli_show_ids(const char* label, long long k, const int* ids, int64_t n) {
+    if (k > 0) fprintf(stderr, "%s %lld ids (%lld):", label, k, (long long)n);
+    else fprintf(stderr, "%s ids (%lld):", label, (long long)n);
+    for (int64_t i = 0; i < n; i++) fprintf(stderr, " %d", ids[i]);
+    fputc('\n', stderr);
+}
+
 // --score: the lines of the mapped file -> tokens (lm_encode_text) +
 // starts. Fails on an empty file, a line the tokenizer refuses, or a line
-// of fewer than 2 tokens (nothing to predict).
-static inline int lm_cli_score(const LmCli* e, const LmOps* ops, const char* path, const char* out_path) {
+// of fewer than 2 tokens (nothing to predict). show: --show-tokens.
+static inline int lm_cli_score(const LmCli* e, const LmOps* ops, const char* path, const char* out_path, int show) {
     const uint8_t* bytes;
     uint64_t size;
     void* map;
@@ -700,6 +762,8 @@ static inline int lm_cli_score(const LmCli* e, const LmOps* ops, const char* pat
         at = end + 1;
     }
     const int* tokens = (const int*)ids.ids;  // int32_t ids
+    for (int64_t i = 0; rc == 0 && show && i < n_lines; i++)
+        lm_cli_show_ids("line", (long long)(i + 1), tokens + start[i], start[i + 1] - start[i]);
     double* lp = rc ? NULL : (double*)malloc(sizeof(double) * (ids.n ? ids.n : 1));
     if (rc == 0 && !lp) {
         fprintf(stderr, "error: %s: out of memory for %lld lines\n", path, (long long)n_lines);
@@ -756,6 +820,7 @@ static inline int lm_cli_main(int argc, char** argv, const LmCli* e) {
     long long n_new = 256, top_k = 0, threads = 0;
     double temperature = 1.0, top_p = 1.0;
     uint64_t seed = 0;
+    int show_tokens = 0;
     // A flag with a value given twice is a usage error, never "the last wins".
     static const char* const value_flags[] = {"-i", "--score", "--out", "-n", "-t", "-k", "-p", "-s", "--threads"};
     int seen[sizeof value_flags / sizeof value_flags[0]] = {0};
@@ -769,6 +834,8 @@ static inline int lm_cli_main(int argc, char** argv, const LmCli* e) {
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             lm_cli_usage(e);
             return 0;
+        } else if (strcmp(a, "--show-tokens") == 0) {
+            show_tokens = 1;
         } else if (strcmp(a, "-i") == 0 || strcmp(a, "--score") == 0 || strcmp(a, "--out") == 0) {
             if (!has_value) return lm_cli_usage_error(e, "%s: missing value", a);
             if (a[1] == 'i') prompt = v;
@@ -843,7 +910,7 @@ static inline int lm_cli_main(int argc, char** argv, const LmCli* e) {
                         "tokenizer.json): -i and --score take text (the C API takes token ids)\n", model_path);
         rc = 1;
     } else if (score_path) {
-        rc = lm_cli_score(e, &ops, score_path, out_path);
+        rc = lm_cli_score(e, &ops, score_path, out_path, show_tokens);
     } else {
         BpeIds pids = {NULL, 0, 0};
         if (lm_encode_text(&ops.info, prompt, strlen(prompt), &pids, err, sizeof err) != 0) {
@@ -863,6 +930,7 @@ static inline int lm_cli_main(int argc, char** argv, const LmCli* e) {
             fprintf(stderr, "error: -i: the prompt is too long (%lld tokens)\n", (long long)n_prompt);
             rc = 1;
         }
+        if (rc == 0 && show_tokens) lm_cli_show_ids("prompt", 0, (const int*)pids.ids, n_prompt);  // before the run
         int* toks = rc ? NULL : (int*)malloc(sizeof(int) * (size_t)(n_prompt + n_new));
         if (rc == 0 && !toks) {
             fprintf(stderr, "error: -n: out of memory for %lld tokens\n", n_new);
@@ -878,6 +946,7 @@ static inline int lm_cli_main(int argc, char** argv, const LmCli* e) {
                 rc = 1;
             }
         }
+        if (rc == 0 && show_tokens) lm_cli_show_ids("generated", 0, toks + n_prompt, n_out);
         BpeBytes text = {NULL, 0, 0};
         if (rc == 0 && lm_decode_text(&ops.info, toks + n_prompt, n_out, &text, err, sizeof err) != 0) {
             fprintf(stderr, "error: %s: %s\n", model_path, err);
@@ -898,11 +967,11 @@ static inline int lm_cli_main(int argc, char** argv, const LmCli* e) {
 }
 
 // The first flag only the LM command line knows (-i, -n, -t, -k, -p, -s,
-// --score), or NULL: ./mamba then runs the LM CLI whatever the file (but a
+// --score, --show-tokens), or NULL: ./mamba then runs the LM CLI whatever the file (but a
 // classifier), so a missing or wrong file gets the LM reader's error, not
 // "unknown flag".
 static inline const char* lm_cli_first_lm_flag(int argc, char** argv) {
-    static const char* lm_flags[] = {"-i", "-n", "-t", "-k", "-p", "-s", "--score", NULL};
+    static const char* lm_flags[] = {"-i", "-n", "-t", "-k", "-p", "-s", "--score", "--show-tokens", NULL};
     for (int i = 1; i < argc; i++)
         for (int f = 0; lm_flags[f]; f++)
             if (strcmp(argv[i], lm_flags[f]) == 0) return lm_flags[f];

@@ -1,6 +1,7 @@
 // hf.cpp: see hf.h.
 #include "export/hf.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -81,10 +82,13 @@ HfConfig parse_hf_config(const json& j, const std::string& label) {
     c.vocab = int(r.integer("vocab_size", 1, 262144));
     c.d_model = int(r.integer("hidden_size", 1, 16384));
     c.n_layers = int(r.integer("num_hidden_layers", 1, 256));
-    // eos: an id in [0, V), else none (-1); a list of ids (some configs) or null is none too
-    const long long eos = r.has("eos_token_id") && j["eos_token_id"].is_number_integer()
-                              ? j["eos_token_id"].get<long long>() : -1;
-    c.eos = eos >= 0 && eos < c.vocab ? int(eos) : -1;
+    // eos / bos: an id in [0, V) (one outside is refused: it names no row of
+    // the embedding); a list of ids (some configs), null or missing is none (-1)
+    auto token_id = [&](const char* k) {
+        return r.has(k) && j[k].is_number_integer() ? int(r.integer(k, 0, c.vocab - 1)) : -1;
+    };
+    c.eos = token_id("eos_token_id");
+    c.bos = token_id("bos_token_id");
     if (c.is_mamba()) {
         c.tied = r.boolean("tie_word_embeddings", true);
         c.d_state = int(r.integer("state_size", 1, 1024, 16));
@@ -306,12 +310,47 @@ std::vector<HfTensorMap> hf_tensor_map(const HfConfig& c) {
     return m;
 }
 
+namespace {
+
+// A token's bytes for a message: JSON-quoted (control bytes escaped), cut
+// at 40 bytes; invalid UTF-8 as \xNN.
+std::string quoted_token(const std::string& bytes) {
+    return json(bytes.substr(0, 40)).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// config.json's eos_token_id and bos_token_id against the tokenizer spec
+// (read_hf_tokenizer's rule). from: the tokenizer's file(s), for the message.
+void check_special_ids(const BpeSpec& spec, const HfConfig& cfg, const std::string& from) {
+    std::vector<uint32_t> special;  // ids of the special added tokens, in the file's order
+    for (const auto& a : spec.added)
+        if (a[1] & BPE_ADDED_SPECIAL) special.push_back(a[0]);
+    const size_t n = spec.tokens.size();
+    for (const auto& [key, id] : {std::pair<const char*, int>{"eos_token_id", cfg.eos}, {"bos_token_id", cfg.bos}}) {
+        if (id < 0) continue;
+        if (size_t(id) >= n)
+            fail(from + ": config.json's " + key + " " + std::to_string(id) + " is not a token of the tokenizer (it has " +
+                 std::to_string(n) + " tokens, ids 0.." + std::to_string(n - 1) + "): the tokenizer is not the model's");
+        if (!special.empty() && std::find(special.begin(), special.end(), uint32_t(id)) == special.end())
+            fail(from + ": config.json's " + key + " " + std::to_string(id) + " is " + quoted_token(spec.tokens[size_t(id)]) +
+                 " in the tokenizer, not one of its special tokens (" + quoted_token(spec.tokens[special[0]]) + " = " +
+                 std::to_string(special[0]) + (special.size() > 1 ? ", ..." : "") + "): the tokenizer is not the model's");
+    }
+}
+
+}  // namespace
+
 // DIR's tokenizer as a BPE blob: tokenizer.json, else GPT-2's
 // encoder.json + vocab.bpe; empty (and *source empty) when neither is
 // there. Refuses, one line each: a file read_file refuses ("<path>: <why>"),
 // one of GPT-2's two files without the other, a tokenizer the parser
-// refuses ("<path>: <why>"), more tokens than the model's vocab_size.
-std::vector<uint8_t> read_hf_tokenizer(const std::string& dir, int vocab, std::string* source) {
+// refuses ("<path>: <why>"), more tokens than the model's vocab_size (a
+// tokenizer smaller than it is fine: HF pads the embedding, Pythia's 50304
+// rows for 50277 tokens), and config.json's eos / bos ids that are not the
+// tokenizer's: outside its ids, or a plain token when it has special
+// tokens (GPT-2's files beside Pythia's config: eos 0 is "!" there, not
+// <|endoftext|> = 50256).
+std::vector<uint8_t> read_hf_tokenizer(const std::string& dir, const HfConfig& cfg, std::string* source) {
+    const int vocab = cfg.vocab;
     const fs::path d(dir);
     const std::string tj = (d / "tokenizer.json").string(), enc = (d / "encoder.json").string(),
                       bpe = (d / "vocab.bpe").string();
@@ -348,6 +387,7 @@ std::vector<uint8_t> read_hf_tokenizer(const std::string& dir, int vocab, std::s
     if (spec.tokens.size() > size_t(vocab))
         fail(from + ": the tokenizer has " + std::to_string(spec.tokens.size()) +
              " tokens, more than config.json's vocab_size " + std::to_string(vocab));
+    check_special_ids(spec, cfg, from);
     if (source) *source = from;
     // Our byte tokenizer (byte_tokenizer_json: token i = byte i, no merges,
     // nothing added) on a 256-token model is the packed bytes tokenizer.
@@ -371,7 +411,7 @@ struct HfImport {
 HfImport prepare_import(const std::string& dir, std::vector<std::string>* skipped) {
     HfImport im;
     im.src = open_hf(dir, skipped);
-    im.tokenizer = read_hf_tokenizer(dir, im.src.cfg.vocab, &im.tokenizer_source);
+    im.tokenizer = read_hf_tokenizer(dir, im.src.cfg, &im.tokenizer_source);
     im.header = hf_header(im.src.cfg, !im.tokenizer.empty());
     return im;
 }

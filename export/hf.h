@@ -27,7 +27,8 @@ struct HfConfig {
     int d_model = 0;   // D = hidden_size
     int n_layers = 0;  // num_hidden_layers
     bool tied = false; // tie_word_embeddings (HF default: true for Mamba, false for GPT-NeoX)
-    int eos = -1;      // eos_token_id in [0, V), else -1
+    int eos = -1;      // eos_token_id in [0, V), or -1 (missing, null or a list)
+    int bos = -1;      // bos_token_id, the same way (checked against the tokenizer, not stored)
     double eps = 1e-5; // layer_norm_epsilon (Mamba) / layer_norm_eps (GPT-NeoX)
     // Mamba
     int d_state = 0, d_conv = 0, d_inner = 0, dt_rank = 0;  // N, K, E, R (time_step_rank "auto" = ceil(D/16))

@@ -32,6 +32,7 @@
 #include "common/tokenizer_json.h"
 #include "export/model_export.h"
 #include "engine/mamba_lm.h"
+#include "tests/cli_batch.h"
 #include "tests/cli_check.h"
 #include "tests/temp_dir.h"
 #include "train/checkpoint.h"
@@ -517,12 +518,19 @@ TEST_CASE("bin/extract: bad flags and impossible configurations get one error li
         {"--config /nonexistent.json", 1,
          "error: /nonexistent.json: cannot open (run from the project root, or pass --config)"},
     };
-    for (const Case& c : cases) {
-        CliRun r = cli_run(bin, c.args + " --run-dir " + cli_quote(run_dir), tmp.path.string());
+    // side by side (cli_run_batch: each run is mostly bin/extract's LibTorch start-up), each
+    // with its own run directory, which none of the lines names
+    std::vector<std::string> cmds;
+    for (size_t i = 0; i < std::size(cases); i++)
+        cmds.push_back(cli_quote(bin) + " " + cases[i].args + " --run-dir " + cli_quote(run_dir + std::to_string(i)));
+    const std::vector<CliRun> runs = cli_run_batch(cmds, tmp.path.string());
+    for (size_t i = 0; i < std::size(cases); i++) {
+        const Case& c = cases[i];
+        const CliRun& r = runs[i];
         INFO("args: " << c.args << "\nstdout: " << r.out << "\nstderr: " << r.err);
         CHECK(r.code == c.code);
         CHECK(r.err == c.line + "\n");
-        CHECK(!cli_file_exists(run_dir + "/metrics.json"));
+        CHECK(!cli_file_exists(run_dir + std::to_string(i) + "/metrics.json"));
     }
     // A run directory made with another configuration (its recorded
     // extract_config.json differs): refused before any work, left as it was.
@@ -562,18 +570,37 @@ TEST_CASE("bin/extract: a FIFO, device or file where a file or directory goes: o
         CHECK(r.err == line + "\n");
     };
     const std::string run = tmp.file("run");
+    // the first eight side by side (cli_run_batch, 60 s each at most: a wait fails the test)
+    std::vector<std::pair<std::vector<std::string>, std::string>> first;
     for (const std::string& bad : {fifo, std::string("/dev/zero"), tmp.path.string()})
-        check_line({"--config", bad, "--corpus", corpus, "--run-dir", run}, "error: " + bad + ": not a regular file");
+        first.push_back({{"--config", bad, "--corpus", corpus, "--run-dir", run}, "error: " + bad + ": not a regular file"});
     for (const std::string& bad : {fifo, std::string("/dev/zero")})
-        check_line({"--config", config, "--corpus", bad, "--run-dir", run},
-                   "error: " + bad + ": not a directory (a corpus is a directory built by bin/corpus build)");
+        first.push_back({{"--config", config, "--corpus", bad, "--run-dir", run},
+                         "error: " + bad + ": not a directory (a corpus is a directory built by bin/corpus build)"});
     // the run directory: a FIFO, a device (a link to /dev/null), a file
     const std::string null_link = tmp.file("null_run"), plain = tmp.file("plain_run");
     REQUIRE(symlink("/dev/null", null_link.c_str()) == 0);
     std::ofstream(plain) << "x";
     for (const std::string& bad : {fifo, null_link, plain})
-        check_line({"--config", config, "--corpus", corpus, "--run-dir", bad},
-                   "error: " + bad + ": cannot create directory (Not a directory)");
+        first.push_back({{"--config", config, "--corpus", corpus, "--run-dir", bad},
+                         "error: " + bad + ": cannot create directory (Not a directory)"});
+    {
+        std::vector<std::string> cmds;
+        for (auto& [args, line] : first) {
+            std::string c = cli_quote(bin);
+            for (const char* a : {"--presets", "tiny-mamba,tiny-transformer", "--prefix-lengths", "8,16", "--threads", "1"})
+                args.push_back(a);
+            for (const std::string& a : args) c += " " + cli_quote(a);
+            cmds.push_back(c);
+        }
+        const std::vector<CliRun> runs = cli_run_batch(cmds, tmp.path.string(), 2, 60);
+        for (size_t i = 0; i < first.size(); i++) {
+            INFO(first[i].first[0] << " " << first[i].first[1] << " ... stderr: " << runs[i].err);
+            CHECK(runs[i].code == 1);
+            CHECK(runs[i].out.empty());
+            CHECK(runs[i].err == first[i].second + "\n");
+        }
+    }
     // a run directory whose recorded configuration is a FIFO
     std::filesystem::create_directories(run);
     REQUIRE(mkfifo((run + "/extract_config.json").c_str(), 0600) == 0);
@@ -798,9 +825,13 @@ TEST_CASE("bin/extract --models --text: packed byte and BPE models on a JSONL co
         {"--models " + b1 + " --text " + d + "/c.jsonl --prefix-lengths 200", 1,
          "error: " + d + "/c.jsonl: no document has 250 tokens (the longest prefix length + the suffix length; the longest document has 200)"},
     };
-    for (const Case& c : cases) {
+    std::vector<std::string> cmds;  // side by side (cli_run_batch), all refused
+    for (const Case& c : cases) cmds.push_back(cli_quote(bin) + " " + c.args + " --run-dir " + cli_quote(d + "/refused"));
+    const std::vector<CliRun> runs = cli_run_batch(cmds, d);
+    for (size_t i = 0; i < std::size(cases); i++) {
+        const Case& c = cases[i];
+        const CliRun& r = runs[i];
         CAPTURE(c.args);
-        CliRun r = cli_run(bin, c.args + " --run-dir " + cli_quote(d + "/refused"), d);
         CHECK(r.code == c.code);
         CHECK(r.err == c.line + "\n");
         CHECK(r.out.empty());

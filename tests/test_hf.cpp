@@ -38,6 +38,7 @@
 #include "engine/transformer.h"
 #include "export/hf.h"
 #include "export/model_export.h"
+#include "tests/cli_batch.h"
 #include "tests/cli_check.h"
 #include "tests/temp_dir.h"
 #include "train/lm_trainer.h"
@@ -225,16 +226,46 @@ void write_hf(const HfDir& d, const std::string& dir) {
     write_safetensors(dir + "/model.safetensors", d.tensors, {{"format", "pt"}});
 }
 
+// Refusals of bin/export hf --dir D --output OUT/x.bin, each with its own
+// OUT: add them, then check() runs them side by side (cli_run_batch: the
+// runs are mostly bin/export's LibTorch start-up) and checks each:
+// exit 1, exactly `line` on stderr, and nothing written in OUT.
+struct ImportRefusals {
+    std::string tmp;
+    std::vector<std::string> dirs, lines, outs;
+    explicit ImportRefusals(std::string t) : tmp(std::move(t)) {}
+    void add(const std::string& dir, const std::string& line) {
+        const std::string out = tmp + "/refused_" + std::to_string(outs.size());
+        std::filesystem::create_directories(out);
+        dirs.push_back(dir);
+        lines.push_back(line);
+        outs.push_back(out);
+    }
+    void check() {
+        std::vector<std::string> cmds;
+        for (size_t i = 0; i < dirs.size(); i++)
+            cmds.push_back(cli_quote(export_bin()) + " hf --dir " + cli_quote(dirs[i]) + " --output " + cli_quote(outs[i] + "/x.bin"));
+        const std::vector<CliRun> runs = cli_run_batch(cmds, tmp);
+        for (size_t i = 0; i < runs.size(); i++) {
+            CAPTURE(dirs[i]);
+            CHECK(runs[i].code == 1);
+            CHECK(runs[i].err == lines[i] + "\n");
+            // nothing, not even the streamed writer's temporary (x.bin.tmp.<pid>):
+            // a bad tensor found halfway through the stream removes it
+            for (const auto& e : std::filesystem::directory_iterator(outs[i]))
+                CHECK_MESSAGE(false, "left behind: " << e.path());
+        }
+        dirs.clear();
+        lines.clear();
+        outs.clear();
+    }
+};
+
 // bin/export hf --dir dir --output out: exit 1 and exactly `line` on stderr.
 void import_fails(const std::string& dir, const std::string& line, const std::string& tmp) {
-    CliRun r = cli_run(export_bin(), "hf --dir " + cli_quote(dir) + " --output " + cli_quote(tmp + "/x.bin"), tmp);
-    CHECK(r.code == 1);
-    CHECK(r.err == line + "\n");
-    CHECK(!cli_file_exists(tmp + "/x.bin"));
-    // nor the streamed writer's temporary (x.bin.tmp.<pid>): a bad tensor
-    // found halfway through the stream removes it
-    for (const auto& e : std::filesystem::directory_iterator(tmp))
-        CHECK_MESSAGE(e.path().filename().string().rfind("x.bin.tmp", 0) != 0, "left behind: " << e.path());
+    ImportRefusals r(tmp);
+    r.add(dir, line);
+    r.check();
 }
 
 }  // namespace
@@ -545,6 +576,8 @@ TEST_CASE("bin/export hf: every refusal is one exact line") {
         return fresh(name, h);
     };
     const HfDir m = mamba_hf(40, "F32"), n = neox_hf(41, "F32", false);
+    ImportRefusals refused(d);  // collected, then run side by side
+    auto import_fails = [&](const std::string& dir, const std::string& line, const std::string&) { refused.add(dir, line); };
     // config.json
     std::string p = dir.file("empty_dir");
     std::filesystem::create_directories(p);
@@ -616,6 +649,25 @@ TEST_CASE("bin/export hf: every refusal is one exact line") {
     p = fresh("tok_big", m);  // V 1000: GPT-NeoX's 50277 tokens do not fit
     std::filesystem::copy_file("../shared/data/tokenizers/gpt-neox-20b-tokenizer.json", p + "/tokenizer.json");
     import_fails(p, "error: " + p + "/tokenizer.json: the tokenizer has 50277 tokens, more than config.json's vocab_size 1000", d);
+    // config.json's eos / bos must be the tokenizer's (GPT-2's files beside a Pythia config:
+    // the imported-with-the-wrong-eos case is in the text test below, on the real files)
+    p = with_config("eos_v", m, "\"eos_token_id\": 0", "\"eos_token_id\": 1000");
+    import_fails(p, "error: " + p + "/config.json: \"eos_token_id\" is 1000, outside 0..999", d);
+    p = with_config("bos_v", n, "\"bos_token_id\": 0", "\"bos_token_id\": -1");
+    import_fails(p, "error: " + p + "/config.json: \"bos_token_id\" is -1, outside 0..999", d);
+    p = with_config("eos_tok", m, "\"eos_token_id\": 0", "\"eos_token_id\": 300");  // V 1000, 256 tokens: fine but eos
+    write_text(p + "/tokenizer.json", byte_tokenizer_json());
+    import_fails(p, "error: " + p + "/tokenizer.json: config.json's eos_token_id 300 is not a token of the tokenizer (it has 256 tokens, ids 0..255): the tokenizer is not the model's", d);
+    p = with_config("bos_tok", n, "\"bos_token_id\": 0", "\"bos_token_id\": 256");
+    write_text(p + "/tokenizer.json", byte_tokenizer_json());
+    import_fails(p, "error: " + p + "/tokenizer.json: config.json's bos_token_id 256 is not a token of the tokenizer (it has 256 tokens, ids 0..255): the tokenizer is not the model's", d);
+    {  // a smaller tokenizer whose eos fits is accepted (V 1000 rows, 256 tokens: padded, as HF pads)
+        p = fresh("tok_small", m);
+        write_text(p + "/tokenizer.json", byte_tokenizer_json());
+        CliRun t = cli_run(export_bin(), "hf --dir " + cli_quote(p) + " --output " + cli_quote(d + "/small.bin"), d);
+        CHECK_MESSAGE(t.code == 0, t.err);
+        CHECK(t.out.find("vocab 1000 (BPE tokenizer from " + p + "/tokenizer.json: text in and out)") != std::string::npos);
+    }
     p = fresh("tok_bad", m);
     write_text(p + "/tokenizer.json", "{\"model\": {\"type\": \"WordPiece\"}}");
     {
@@ -631,6 +683,7 @@ TEST_CASE("bin/export hf: every refusal is one exact line") {
     p = d + "/fifo";
     REQUIRE(mkfifo(p.c_str(), 0600) == 0);
     import_fails(p, "error: " + p + ": not a directory (--dir names a Hugging Face model directory: config.json and model.safetensors)", d);
+    refused.check();
     // --checkpoint of a classifier
     {
         torch::nn::Linear lin(2, 2);
@@ -742,8 +795,8 @@ std::vector<std::vector<int>> npm_ids(const std::string& mode, const std::vector
 }
 
 // The text of ids through bin/tokenize --decode (the tokenizer's files read
-// by their own path, not the packed file's blob). source: "--tokenizer F"
-// or "--gpt2 DIR".
+// by their own path, not the packed file's blob). source: "--tokenizer F",
+// "--gpt2 DIR", or "--blob B" of a blob bin/tokenize wrote from them.
 std::string tokenize_decode(const std::string& source, const std::vector<int>& ids, const TempDir& dir) {
     std::string s;
     for (int id : ids) s += std::to_string(id) + " ";
@@ -754,11 +807,30 @@ std::string tokenize_decode(const std::string& source, const std::vector<int>& i
     return r.out;
 }
 
+// The engines' --show-tokens line: "<label> (N): id id ...\n".
+std::string ids_line(const std::string& label, const std::vector<int>& ids) {
+    std::string l = label + " (" + std::to_string(ids.size()) + "):";
+    for (int id : ids) l += " " + std::to_string(id);
+    return l + "\n";
+}
+
+// bin/tokenize ARGS TEXT: its ids (exit 0 required).
+std::vector<int> tokenize_ids(const std::string& args, const std::string& text, const TempDir& dir) {
+    CliRun r = cli_run(cli_env_or("TOKENIZE_BIN", "bin/tokenize"), args + " " + cli_quote(text), dir.path.string());
+    REQUIRE_MESSAGE(r.code == 0, r.err);
+    std::istringstream ls(r.out);
+    std::vector<int> v;
+    for (int x; ls >> x;) v.push_back(x);
+    return v;
+}
+
 // The packed file at path with `edit` applied to its bytes and the checksum
 // redone (so the reader's own checks, not the checksum, see the change).
 std::string patched(const std::string& path, const std::string& out, const std::function<void(std::vector<uint8_t>&)>& edit) {
     std::ifstream f(path, std::ios::binary);
-    std::vector<uint8_t> b((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    std::vector<uint8_t> b(std::filesystem::file_size(path));  // one read (a byte iterator took 9% of the test)
+    f.read(reinterpret_cast<char*>(b.data()), std::streamsize(b.size()));
+    REQUIRE(f.gcount() == std::streamsize(b.size()));
     edit(b);
     MmiaHeader h;
     std::memcpy(&h, b.data(), sizeof h);
@@ -806,10 +878,26 @@ TEST_CASE("imported with GPT-NeoX's tokenizer.json: ./mamba and ./transformer ta
         if (gpt2) {
             std::filesystem::copy_file(std::string(kGpt2Dir) + "/encoder.json", hf + "/encoder.json");
             std::filesystem::copy_file(std::string(kGpt2Dir) + "/vocab.bpe", hf + "/vocab.bpe");
+            // Pythia's config (eos 0 = GPT-NeoX's <|endoftext|>) beside GPT-2's files, where 0 is "!": refused
+            import_fails(hf, "error: " + hf + "/encoder.json + vocab.bpe: config.json's eos_token_id 0 is \"!\" in the tokenizer, not one of its special tokens (\"<|endoftext|>\" = 50256): the tokenizer is not the model's", d);
+            // GPT-2's own config.json says 50256
+            std::string cfg = c.hf.config;
+            for (const char* k : {"\"bos_token_id\": 0", "\"eos_token_id\": 0"}) {
+                const size_t at = cfg.find(k);
+                REQUIRE(at != std::string::npos);
+                cfg.replace(at, std::strlen(k), std::string(k, std::strlen(k) - 1) + "50256");
+            }
+            write_text(hf + "/config.json", cfg);
         } else {
             std::filesystem::copy_file(kNeoxJson, hf + "/tokenizer.json");
         }
-        const std::string source = gpt2 ? "--gpt2 " + cli_quote(kGpt2Dir) : "--tokenizer " + cli_quote(kNeoxJson);
+        // bin/tokenize on the tokenizer's own files, read once into a blob (--write-blob: the
+        // parse --tokenizer / --gpt2 does on every run, 0.2 s of JSON each); the files
+        // themselves are checked to give the same ids and text on the first prompt below
+        const std::string files = gpt2 ? "--gpt2 " + cli_quote(kGpt2Dir) : "--tokenizer " + cli_quote(kNeoxJson);
+        CliRun wb = cli_run(cli_env_or("TOKENIZE_BIN", "bin/tokenize"), files + " --write-blob " + cli_quote(hf + ".files.bpe"), d);
+        REQUIRE_MESSAGE(wb.code == 0, wb.err);
+        const std::string source = "--blob " + cli_quote(hf + ".files.bpe");
         const std::vector<std::vector<int>>& want_ids = oracle_ids[c.oracle];
         CliRun r = cli_run(export_bin(), "hf --dir " + cli_quote(hf) + " --output " + cli_quote(bin), d);
         REQUIRE_MESSAGE(r.code == 0, r.err);
@@ -818,6 +906,23 @@ TEST_CASE("imported with GPT-NeoX's tokenizer.json: ./mamba and ./transformer ta
         OpenLm lm(bin);
         REQUIRE(lm.ops.info.bpe != nullptr);
         CHECK(lm.ops.info.bpe->vocab == (gpt2 ? 50257u : 50277u));
+        // bin/tokenize --model: the blob inside the packed file gives the ids bin/tokenize gives
+        // from the original files, and npm's; --decode gives the original files' text back
+        for (size_t i = 0; i < prompts.size(); i++) {
+            CAPTURE(prompts[i]);
+            const std::vector<int> from_model = tokenize_ids("--model " + cli_quote(bin), prompts[i], dir);
+            CHECK(from_model == tokenize_ids(source, prompts[i], dir));
+            CHECK(from_model == want_ids[i]);
+            std::string ids;
+            for (int id : from_model) ids += std::to_string(id) + " ";
+            CliRun dr = cli_run(cli_env_or("TOKENIZE_BIN", "bin/tokenize"), "--model " + cli_quote(bin) + " --decode " + cli_quote(ids), d);
+            REQUIRE_MESSAGE(dr.code == 0, dr.err);
+            CHECK(dr.out == tokenize_decode(source, from_model, dir));
+            if (i == 0) {
+                CHECK(from_model == tokenize_ids(files, prompts[i], dir));
+                CHECK(dr.out == tokenize_decode(files, from_model, dir));
+            }
+        }
         for (size_t i = 0; i < prompts.size(); i++) {
             CAPTURE(prompts[i]);
             // greedy, then sampled: the CLI's text is the decode of what the API generates from npm's ids
@@ -837,14 +942,17 @@ TEST_CASE("imported with GPT-NeoX's tokenizer.json: ./mamba and ./transformer ta
                     if (id != lm.ops.info.eos) printed.push_back(id);  // eos ends the text, unprinted
                 }
                 const std::string want_text = printed.empty() ? "" : tokenize_decode(source, printed, dir);
-                CliRun g = cli_run(c.bin, cli_quote(bin) + " -i " + cli_quote(prompts[i]) + " -n 12 " + how, d);
+                CliRun g = cli_run(c.bin, cli_quote(bin) + " -i " + cli_quote(prompts[i]) + " -n 12 " + how + " --show-tokens", d);
                 REQUIRE_MESSAGE(g.code == 0, g.err);
                 CHECK(g.out == want_text + "\n");
+                // --show-tokens: npm's ids of the prompt, then the API's generated ids (eos included)
+                CHECK(g.err == ids_line("prompt ids", want_ids[i]) + ids_line("generated ids", gen));
             }
         }
         // --score: per-token log-probs of npm's ids, as the API scores them
-        CliRun sc = cli_run(c.bin, cli_quote(bin) + " --score " + cli_quote(d + "/score.txt") + " --out " + cli_quote(d + "/lp.txt"), d);
+        CliRun sc = cli_run(c.bin, cli_quote(bin) + " --score " + cli_quote(d + "/score.txt") + " --out " + cli_quote(d + "/lp.txt") + " --show-tokens", d);
         REQUIRE_MESSAGE(sc.code == 0, sc.err);
+        CHECK(sc.err == ids_line("line 1 ids", want_ids[0]) + ids_line("line 2 ids", want_ids[1]) + ids_line("line 3 ids", want_ids[2]));
         std::istringstream score_lines(sc.out), lp_lines(cli_read_text(d + "/lp.txt"));
         for (size_t i = 0; i < 3; i++) {
             std::string line, lp_line;
@@ -894,6 +1002,23 @@ TEST_CASE("imported with GPT-NeoX's tokenizer.json: ./mamba and ./transformer ta
     r = cli_run(mb, cli_quote(small_v) + " -i hi", d);
     CHECK(r.code == 1);
     CHECK(r.err == "error: " + small_v + ": the tokenizer has 50277 tokens, more than the model's vocabulary of 1000\n");
+    // eos (hp[27]) must be the tokenizer's: an id it has (V 50280 > its 50277) and a special token
+    // when it has some (GPT-NeoX: <|endoftext|> = 0, <|padding|> = 1), through both engines
+    for (const Case& c : cases) {
+        if (c.oracle == "gpt2") continue;
+        const std::string file = d + "/" + c.name + ".bin";
+        const std::string past = patched(file, d + "/" + c.name + "_eos_past.bin", [](std::vector<uint8_t>& b) { hp_of(b, MMIA_LM_HP_EOS) = 50277; });
+        r = cli_run(c.bin, cli_quote(past) + " -i hi", d);
+        CHECK(r.code == 1);
+        CHECK(r.err == "error: " + past + ": eos token hp[27] is 50277, outside the tokenizer's 50277 tokens (ids 0..50276)\n");
+        const std::string plain = patched(file, d + "/" + c.name + "_eos_plain.bin", [](std::vector<uint8_t>& b) { hp_of(b, MMIA_LM_HP_EOS) = 5; });
+        r = cli_run(c.bin, cli_quote(plain) + " --score " + cli_quote(d + "/score.txt"), d);
+        CHECK(r.code == 1);
+        CHECK(r.err == "error: " + plain + ": eos token hp[27] is 5, not one of the tokenizer's special tokens (0 is one)\n");
+        const std::string pad = patched(file, d + "/" + c.name + "_eos_pad.bin", [](std::vector<uint8_t>& b) { hp_of(b, MMIA_LM_HP_EOS) = 1; });
+        r = cli_run(c.bin, cli_quote(pad) + " -i hi -n 2", d);  // <|padding|> is special: opens and runs
+        CHECK_MESSAGE(r.code == 0, r.err);
+    }
     // a text the vocabulary cannot encode (GPT-NeoX has no token for byte 0xFF)
     r = cli_run(mb, cli_quote(good) + " -i " + cli_quote(std::string("a\xff" "b")), d);
     CHECK(r.code == 1);
@@ -910,6 +1035,26 @@ TEST_CASE("imported with GPT-NeoX's tokenizer.json: ./mamba and ./transformer ta
     r = cli_run(mb, cli_quote(d + "/ids.bin") + " -i hi", d);
     CHECK(r.code == 1);
     CHECK(r.err == "error: " + d + "/ids.bin: the model's tokenizer is BPE but the file carries none (imported without tokenizer.json): -i and --score take text (the C API takes token ids)\n");
+    // bin/tokenize --model refuses what has no tokenizer, one line each
+    const std::string tok_bin = cli_env_or("TOKENIZE_BIN", "bin/tokenize");
+    r = cli_run(tok_bin, "--model " + cli_quote(d + "/ids.bin") + " hi", d);
+    CHECK(r.code == 1);
+    CHECK(r.err == "error: " + d + "/ids.bin: the model's tokenizer is BPE but the file carries none (imported without tokenizer.json): no tokenizer to use\n");
+    const std::string cls = patched(good, d + "/kind1.bin", [](std::vector<uint8_t>& b) {
+        reinterpret_cast<MmiaHeader*>(b.data())->kind = MMIA_KIND_MAMBA;
+    });
+    r = cli_run(tok_bin, "--model " + cli_quote(cls) + " hi", d);
+    CHECK(r.code == 1);
+    CHECK(r.err == "error: " + cls + ": model kind 1 is not a language model (only kinds 3 and 4 carry a tokenizer)\n");
+    r = cli_run(tok_bin, "--model " + cli_quote(small_v) + " hi", d);  // the engines' own check (lm_read_tokenizer)
+    CHECK(r.code == 1);
+    CHECK(r.err == "error: " + small_v + ": the tokenizer has 50277 tokens, more than the model's vocabulary of 1000\n");
+    // --write-blob of the model's blob = the blob bin/tokenize writes from tokenizer.json, byte for byte
+    r = cli_run(tok_bin, "--model " + cli_quote(good) + " --write-blob " + cli_quote(d + "/m.bpe"), d);
+    REQUIRE_MESSAGE(r.code == 0, r.err);
+    r = cli_run(tok_bin, "--tokenizer " + cli_quote(kNeoxJson) + " --write-blob " + cli_quote(d + "/j.bpe"), d);
+    REQUIRE_MESSAGE(r.code == 0, r.err);
+    CHECK(cli_read_text(d + "/m.bpe") == cli_read_text(d + "/j.bpe"));
 }
 
 namespace {
@@ -1019,6 +1164,32 @@ TEST_CASE("hf export: the byte tokenizer.json gives token id = byte value in our
         for (int x; ls >> x;) got.push_back(x);
         CHECK_MESSAGE(got == byte_values(texts[i]), "text " << i);
         CHECK(tokenize_decode("--tokenizer " + cli_quote(tj), got, dir) == texts[i]);
+    }
+
+    // bin/tokenize --model on a byte-level packed LM (no blob): ids = bytes, decode = text
+    {
+        torch::manual_seed(4);
+        LanguageModel lm = LanguageModel::build(preset_spec("mamba-lm"));
+        PackedModelData p = pack_lm(lm);
+        REQUIRE(p.header.hp[MMIA_LM_HP_TOKENIZER] == MMIA_TOKENIZER_BYTES);
+        const std::string mb = dir.file("bytes_lm.bin"), tok_bin = cli_env_or("TOKENIZE_BIN", "bin/tokenize");
+        write_packed_model(mb, p.header, p.tensors);
+        for (size_t i = 0; i < texts.size(); i++) {
+            write_text(dir.file("in.txt"), texts[i]);
+            CliRun r = cli_run(tok_bin, "--model " + cli_quote(mb) + " < " + cli_quote(dir.file("in.txt")), d);
+            REQUIRE_MESSAGE(r.code == 0, r.err);
+            std::istringstream ls(r.out);
+            std::vector<int> got;
+            for (int x; ls >> x;) got.push_back(x);
+            CHECK_MESSAGE(got == byte_values(texts[i]), "text " << i);
+            CHECK(tokenize_decode("--model " + cli_quote(mb), got, dir) == texts[i]);
+        }
+        CliRun r = cli_run(tok_bin, "--model " + cli_quote(mb) + " --decode '104 256'", d);
+        CHECK(r.code == 1);
+        CHECK(r.err == "error: TEXT: token id 256 has no text (the byte tokenizer's ids are 0..255)\n");
+        r = cli_run(tok_bin, "--model " + cli_quote(mb) + " --write-blob " + cli_quote(dir.file("b.bpe")), d);
+        CHECK(r.code == 1);
+        CHECK(r.err == "error: " + mb + ": a byte-level model carries no tokenizer blob (its tokens are the 256 byte values)\n");
     }
 
     // (b) npm tokenizers (Hugging Face's Rust library) loads the same file:

@@ -881,6 +881,27 @@ TEST_CASE("CLI: generation and scoring through ./mamba and ./transformer equal t
         CHECK(r.code == 0);
         CHECK(r.err.empty());
         CHECK(r.out == expect + "\n");
+        // --show-tokens: the prompt's ids (its byte values) and the library's generated ids on
+        // stderr, stdout unchanged
+        {
+            auto ids_line = [](const std::string& label, const std::vector<int>& v) {
+                std::string l = label + " ids (" + std::to_string(v.size()) + "):";
+                for (int x : v) l += " " + std::to_string(x);
+                return l + "\n";
+            };
+            CliRun st = cli_run(b, cli_quote(model) + " -i " + cli_quote(prompt) + " -n 30 -t 0 --show-tokens", dir);
+            CHECK(st.code == 0);
+            CHECK(st.out == r.out);
+            CHECK(st.err == ids_line("prompt", {97, 98, 255, 254, 32, 99}) +
+                                ids_line("generated", std::vector<int>(out.begin(), out.begin() + n_out)));
+            const std::string two = dir + "/two.txt";
+            FILE* f = fopen(two.c_str(), "wb");
+            fputs("hi\n\xc3\xa9t\xe9\n", f);
+            fclose(f);
+            st = cli_run(b, cli_quote(model) + " --score " + cli_quote(two) + " --show-tokens", dir);
+            CHECK(st.code == 0);
+            CHECK(st.err == ids_line("line 1", {104, 105}) + ids_line("line 2", {0xc3, 0xa9, 116, 0xe9}));
+        }
         // sampling: the same seed gives the same bytes on 1 and 2 threads; the library agrees
         LmSampler s = {0.9f, 40, 0.95f};
         REQUIRE(lm_generate(&lm.ops, ptoks.data(), (int)ptoks.size(), 30, &s, 77, out.data(), &n_out, err, sizeof err) == 0);
@@ -934,6 +955,7 @@ TEST_CASE("CLI: generation and scoring through ./mamba and ./transformer equal t
         r = cli_run(b, cli_quote(model) + " --help", dir);
         CHECK(r.code == 0);
         CHECK(r.out.find("--score TEXTS") != std::string::npos);
+        CHECK(r.out.find("--show-tokens  also print the token ids on stderr") != std::string::npos);
     }
     CliRun r = cli_run(bin("TRANSFORMER_BIN", "./transformer"), "--help", dir);
     CHECK(r.code == 0);
