@@ -372,12 +372,30 @@ TEST_CASE("a Slurm array on a single-node cluster (scripts/slurm_local.sh), then
     const std::string conf = "SLURM_CONF=" + std::string(getenv("MMIA_SLURM_DIR") ? getenv("MMIA_SLURM_DIR")
                                                                                   : "/tmp/mmia-slurm") +
                              "/slurm.conf";
-    CliRun sub = cli_run_argv({"/usr/bin/env", conf, "/bin/sh", dir + "/submit.sh", "--wait"}, tmp.file("submit.log"),
-                              600);
+    // submit.sh, then the attack job's state polled (sbatch --wait polls
+    // every few seconds, twice): it ends COMPLETED only after the array
+    // succeeded (afterok); a failed task leaves it pending forever
+    // (DependencyNeverSatisfied), which ends the wait too.
+    CliRun sub = cli_run_argv({"/usr/bin/env", conf, "/bin/sh", dir + "/submit.sh"}, tmp.file("submit.log"), 60);
+    std::string state;
+    const size_t at = sub.out.find("attack ");
+    if (sub.code == 0 && at != std::string::npos) {
+        const std::string id = sub.out.substr(at + 7, sub.out.find(' ', at + 7) - at - 7);
+        for (int i = 0; i < 1200; i++) {
+            CliRun q = cli_run_argv({"/usr/bin/env", conf, "scontrol", "-o", "show", "job", id}, tmp.file("q.log"), 30);
+            const size_t s = q.out.find("JobState="), r = q.out.find("Reason=DependencyNeverSatisfied");
+            state = s == std::string::npos ? "?" : q.out.substr(s + 9, q.out.find(' ', s) - s - 9);
+            if (r != std::string::npos || (state != "PENDING" && state != "RUNNING" && state != "CONFIGURING" &&
+                                           state != "COMPLETING" && state != "?"))
+                break;
+            usleep(250000);
+        }
+    }
     if (!was_up) system("scripts/slurm_local.sh stop >/dev/null 2>&1");
-    INFO("submit.sh: " << sub.out << sub.err);
+    INFO("submit.sh: " << sub.out << sub.err << "; the attack job ended " << state);
     REQUIRE(sub.code == 0);
     CHECK(sub.out.find("submitted: training array ") != std::string::npos);
+    REQUIRE(state == "COMPLETED");
     const json m = json::parse(cli_read_text(dir + "/metrics.json"));
     CHECK(m["trained_now"] == 0);  // the array trained them all
     CHECK(m["cached"] == 6);
