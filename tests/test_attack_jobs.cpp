@@ -57,10 +57,12 @@ std::vector<std::string> attack_argv(const std::vector<std::string>& args) {
 const char* const kKinds[] = {"mamba", "cnn"};
 const char* const kRoles[] = {"model0", "model1", "model2"};
 
-// metrics.json without what differs between two runs of the same arguments.
-json comparable_metrics(const std::string& dir) {
+// metrics.json without what differs between two runs of the same arguments
+// (and, for a run with another --threads, the thread count it records).
+json comparable_metrics(const std::string& dir, bool but_threads = false) {
     json m = json::parse(cli_read_text(dir + "/metrics.json"));
     m.erase("seconds"), m.erase("trained_now"), m.erase("cached");
+    if (but_threads) m["environment"].erase("threads");
     return m;
 }
 
@@ -79,7 +81,7 @@ std::vector<std::string> result_files(const std::string& dir) {
 }
 
 // dir's results equal the sequential reference's, file for file and bit for bit.
-void check_same_results(const std::string& dir, const std::string& ref) {
+void check_same_results(const std::string& dir, const std::string& ref, bool but_threads = false) {
     const auto files = result_files(ref);
     CHECK(files.size() == 6 + 6 + 6 * 2 + 6);  // .bin; .npy, augmented/ and population/; scores
     CHECK(result_files(dir) == files);
@@ -87,7 +89,7 @@ void check_same_results(const std::string& dir, const std::string& ref) {
         INFO(f);
         CHECK(cli_read_text(dir + "/" + f) == cli_read_text(ref + "/" + f));
     }
-    CHECK(comparable_metrics(dir) == comparable_metrics(ref));
+    CHECK(comparable_metrics(dir, but_threads) == comparable_metrics(ref, but_threads));
 }
 
 // The sequential run every other run is compared with, made once.
@@ -228,6 +230,21 @@ TEST_CASE("GNU parallel with 2 slots, then the plain attack: every model and res
     CHECK(m["cached"] == 6);
     check_same_results(dir, ref);
     check_no_temporaries(dir);
+}
+
+TEST_CASE("a plain run in a planned directory trains with the plan's thread count, says so, and equals the jobs' bits") {
+    const std::string& ref = sequential_reference();  // --threads 1
+    TempDir tmp("mmia_jobs_pin");
+    const std::string dir = tmp.file("run");
+    plan_run(dir, {}, tmp.file("plan.log"));
+    std::vector<std::string> two = run_args();
+    REQUIRE(two[10] == "--threads");
+    two[11] = "2";
+    CliRun r = cli_run_argv(attack_argv(with(two, {"--run-dir", dir})), tmp.file("log"), 300);
+    REQUIRE_MESSAGE(r.code == 0, r.err);
+    CHECK(lines_of(r.out).at(0) == "note: models are trained with the plan's 1 thread(s) (" + dir +
+                                       "/plan.json), not --threads 2, so they are the same bits as its jobs'");
+    check_same_results(dir, ref, true);  // the engines' logits do not depend on the thread count either
 }
 
 TEST_CASE("one job twice at once, a killed job, a leftover temp file and a rerun are harmless") {
