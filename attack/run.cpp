@@ -1075,6 +1075,17 @@ void log_plan(Experiment& ex, const Protocol& proto, const Plan& plan) {
     if (!plan.fallback_line.empty()) ex.log("%s", plan.fallback_line.c_str());
 }
 
+// Stages 1 and 2: the run resolved, its directory claimed, the plan made,
+// written and logged.
+Plan resolve_and_plan(Experiment& ex, const Protocol& proto) {
+    resolve_run(ex, proto);
+    claim_run_dir(ex);
+    Plan plan = proto.plan(ex);
+    write_plan(ex, plan);
+    log_plan(ex, proto, plan);
+    return plan;
+}
+
 // --- Stage 3: train the models (one plan entry = one job) ------------------------
 
 // A model's checkpoint holds its "final" record and its packed .bin exists
@@ -1292,12 +1303,7 @@ json plan_attack(const AttackRunConfig& cfg_in, const AttackPlanRecord& rec, con
     g_stats = {};
     Experiment ex;
     ex.cfg = cfg_in;
-    const Protocol& proto = check_config(ex.cfg);
-    resolve_run(ex, proto);
-    claim_run_dir(ex);
-    const Plan plan = proto.plan(ex);
-    write_plan(ex, plan);
-    log_plan(ex, proto, plan);
+    const Plan plan = resolve_and_plan(ex, check_config(ex.cfg));
     const std::string dir = fs::canonical(ex.dir).string();
     const json jobs = write_jobs(ex, plan, rec, dir);
     ex.log("plan: %zu training jobs (%zu kind(s) x %zu models, %d thread(s) each) -> %s/jobs.txt\n",
@@ -1375,13 +1381,8 @@ json run_attack(const AttackRunConfig& cfg_in) {
     Experiment ex;
     ex.cfg = cfg_in;
     const Protocol& proto = check_config(ex.cfg);
-    resolve_run(ex, proto);
-    claim_run_dir(ex);
+    const Plan plan = resolve_and_plan(ex, proto);
     if (regular_file_exists(ex.dir + "/plan.json")) pin_plan_threads(ex);
-
-    const Plan plan = proto.plan(ex);
-    write_plan(ex, plan);
-    log_plan(ex, proto, plan);
 
     json result = {{"config", ex.resolved}, {"environment", ex.environment}, {"models", json::object()}};
     if (!plan.fallback_note.is_null()) result["per_class_fallback"] = plan.fallback_note;
