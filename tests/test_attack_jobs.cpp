@@ -369,10 +369,17 @@ TEST_CASE("bin/attack --plan/--job: bad flags, a missing or foreign plan, an unk
     CHECK(!fs::exists(dir + "/models"));  // no refused job trained anything
 }
 
-TEST_CASE("a Slurm array on a single-node cluster (scripts/slurm_local.sh), then the afterok attack: bit-identical to the sequential run") {
+TEST_CASE("a Slurm array on a single-node cluster (scripts/slurm_local.sh), then the afterok attack: bit-identical to the sequential run; the SGE files") {
     TempDir tmp("mmia_jobs_slurm");
     const std::string dir = tmp.file("run");
-    const json jobs = plan_run(dir, {"--emit", "slurm", "--slots", "2"}, tmp.file("plan.log"));
+    const json jobs = plan_run(dir, {"--emit", "slurm,sge", "--slots", "2"}, tmp.file("plan.log"));
+    // Grid Engine's files (no SGE here to run them): 1-based tasks, task i is job i - 1.
+    const std::string sge = cli_read_text(dir + "/jobs.sge");
+    CHECK(sge.find("#$ -t 1-6\n#$ -tc 2\n") != std::string::npos);
+    CHECK(sge.find(" --job $((SGE_TASK_ID - 1))\n") != std::string::npos);
+    CHECK(cli_read_text(dir + "/submit_sge.sh").find("-hold_jid \"$array\" attack.sge") != std::string::npos);
+    for (const char* f : {"jobs.sbatch", "attack.sbatch", "submit.sh", "jobs.sge", "attack.sge", "submit_sge.sh"})
+        CHECK_MESSAGE(access((dir + "/" + f).c_str(), X_OK) == 0, f);
     const std::string sbatch = cli_read_text(dir + "/jobs.sbatch");
     CHECK(sbatch.find("#SBATCH --array=0-5%2\n") != std::string::npos);
     CHECK(sbatch.find("--job \"$SLURM_ARRAY_TASK_ID\"\n") != std::string::npos);
