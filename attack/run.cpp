@@ -1303,7 +1303,18 @@ json plan_attack(const AttackRunConfig& cfg_in, const AttackPlanRecord& rec, con
     g_stats = {};
     Experiment ex;
     ex.cfg = cfg_in;
-    const Plan plan = resolve_and_plan(ex, check_config(ex.cfg));
+    const Protocol& proto = check_config(ex.cfg);
+    // A plan again over one made with another thread count would mix the
+    // models' bits (those already trained keep the old count's).
+    if (std::ifstream f(ex.cfg.run_dir + "/plan.json"); f && !ex.cfg.force) {
+        const json old = json::parse(f, nullptr, /*allow_exceptions=*/false);
+        if (old.is_object() && old.contains("threads") && old["threads"] != ex.cfg.threads)
+            throw std::runtime_error(ex.cfg.run_dir + "/plan.json: planned with --threads " + old["threads"].dump() +
+                                     ", not " + std::to_string(ex.cfg.threads) +
+                                     " (its trained models would not be the same bits); give --threads " +
+                                     old["threads"].dump() + ", another --run-dir, or --force");
+    }
+    const Plan plan = resolve_and_plan(ex, proto);
     const std::string dir = fs::canonical(ex.dir).string();
     const json jobs = write_jobs(ex, plan, rec, dir);
     ex.log("plan: %zu training jobs (%zu kind(s) x %zu models, %d thread(s) each) -> %s/jobs.txt\n",

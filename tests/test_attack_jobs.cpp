@@ -325,6 +325,9 @@ TEST_CASE("bin/attack --plan/--job: bad flags, a missing or foreign plan, an unk
         j["jobs"][1]["members_fnv1a"] = "12345";
         std::ofstream(other + "/jobs.json") << j.dump(2);
     }
+    std::vector<std::string> threads2 = run_args();
+    REQUIRE(threads2[10] == "--threads");
+    threads2[11] = "2";
     struct Case {
         std::vector<std::string> args;
         int code;
@@ -348,6 +351,9 @@ TEST_CASE("bin/attack --plan/--job: bad flags, a missing or foreign plan, an unk
         {{"--run-dir", dir, "--job", "0", "--plan"}, 2,
          "error: --job: the run's arguments come from its plan (plan.json); --plan cannot be given with --job (see "
          "--help)"},
+        {with(threads2, {"--run-dir", dir, "--plan"}), 1,
+         "error: " + dir + "/plan.json: planned with --threads 1, not 2 (its trained models would not be the same "
+                           "bits); give --threads 1, another --run-dir, or --force"},
         {{"--job", "0"}, 2, "error: --job needs --run-dir (the directory bin/attack --plan wrote) (see --help)"},
         {{"--run-dir", dir, "--job", "-1"}, 2, "error: --job: '-1' is not an integer in [0, 1073741824] (see --help)"},
         {{"--emit", "parallel"}, 2, "error: --emit needs --plan (see --help)"},
