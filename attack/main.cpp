@@ -3,13 +3,21 @@
 //
 //   bin/attack --shadow 10                      MNIST, both models, shokri protocol
 //   bin/attack --protocol lira --shadow 15 --model mamba --dataset fashion
+//   bin/attack --protocol lira --shadow 16 --run-dir R --plan --emit parallel,slurm
+//   bin/attack --run-dir R --job 3              one model of R's plan (attack/jobs.h)
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <sstream>
 #include <thread>
+#include <unistd.h>
 
+#include "attack/jobs.h"
 #include "attack/run.h"
 #include "common/command_line.h"
 #include "train/trainer.h"
@@ -35,11 +43,89 @@ static std::string flag_combination_problem(const CLI::App& app, const AttackRun
         return "--mamba-preset: no Mamba model with --model cnn";
     if (model == "mamba" && app.count("--cnn-preset"))
         return "--cnn-preset: no CNN model with --model mamba";
+    if (app.count("--emit") && !app.count("--plan")) return "--emit needs --plan";
+    if (app.count("--slots") && !app.count("--emit")) return "--slots needs --emit";
     return "";
+}
+
+// Whether argv holds `flag` (as "--flag" or "--flag=...").
+static bool has_flag(int argc, char** argv, const std::string& flag) {
+    for (int i = 1; i < argc; i++)
+        if (argv[i] == flag || std::string(argv[i]).rfind(flag + "=", 0) == 0) return true;
+    return false;
+}
+
+// bin/attack --run-dir DIR --job ID takes the run's arguments from
+// DIR/plan.json, in the directory they were given in (docs/ATTACKS.md):
+// fills `args` with the command line to parse instead (the plan's arguments,
+// --run-dir DIR made absolute, --job ID) and returns -1, or prints one
+// error line and returns the exit code.
+static int job_command_line(int argc, char** argv, std::vector<std::string>& args) {
+    CLI::App japp{"bin/attack --job"};
+    std::string dir;
+    int64_t id = 0;
+    japp.add_option("--run-dir", dir);
+    japp.add_option("--job", id)->check(int_in<int64_t>(0, int64_t(1) << 30));
+    japp.allow_extras();
+    if (int code = parse_command_line(japp, argc, argv); code >= 0) return code;
+    if (!japp.remaining().empty()) {
+        std::fprintf(stderr,
+                     "error: --job: the run's arguments come from its plan (plan.json); %s cannot be given with "
+                     "--job (see --help)\n",
+                     japp.remaining()[0].c_str());
+        return 2;
+    }
+    if (dir.empty()) {
+        std::fprintf(stderr, "error: --job needs --run-dir (the directory bin/attack --plan wrote) (see --help)\n");
+        return 2;
+    }
+    try {
+        const nlohmann::json plan = read_attack_plan(dir);
+        dir = std::filesystem::absolute(dir).string();
+        const std::string cwd = plan.at("cwd").get<std::string>();
+        if (chdir(cwd.c_str()) != 0)
+            throw std::runtime_error(cwd + ": cannot enter the plan's working directory: " + std::strerror(errno));
+        args = {argv[0]};
+        for (const auto& a : plan.at("args")) args.push_back(a.get<std::string>());
+        args.insert(args.end(), {"--run-dir", dir, "--job", std::to_string(id)});
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "error: %s\n", error_text(e).c_str());
+        return 1;
+    }
+    return -1;
+}
+
+// What --plan records to run the command again (AttackPlanRecord): the
+// arguments without --plan, --emit, --slots and --run-dir, --threads added.
+static AttackPlanRecord plan_record(int argc, char** argv, const CLI::App& app, int threads) {
+    AttackPlanRecord rec;
+    for (int i = 1; i < argc; i++) {
+        const std::string a = argv[i];
+        if (a == "--plan") continue;
+        bool dropped = false;
+        for (const std::string f : {"--emit", "--slots", "--run-dir"}) {
+            if (a == f) i++, dropped = true;  // and its value
+            if (a.rfind(f + "=", 0) == 0) dropped = true;
+        }
+        if (!dropped) rec.args.push_back(a);
+    }
+    if (!app.count("--threads")) rec.args.insert(rec.args.end(), {"--threads", std::to_string(threads)});
+    rec.cwd = std::filesystem::current_path().string();
+    rec.program = std::filesystem::canonical("/proc/self/exe").string();
+    return rec;
 }
 
 int main(int argc, char** argv) {
     keep_freed_memory();
+    // --job: parse the plan's arguments instead of the caller's.
+    std::vector<std::string> job_args;
+    std::vector<char*> job_argv;
+    if (has_flag(argc, argv, "--job") && !has_flag(argc, argv, "--help")) {
+        if (int code = job_command_line(argc, argv, job_args); code >= 0) return code;
+        for (std::string& a : job_args) job_argv.push_back(a.data());
+        argc = int(job_argv.size());
+        argv = job_argv.data();
+    }
     CLI::App app{"Membership inference: train targets and shadows, attack them with every attack, report."};
     AttackRunConfig cfg;
     std::string model = "both";
@@ -90,6 +176,29 @@ int main(int argc, char** argv) {
                    "lira: RMIA's population points, at most (taken from outside the pool)")
         ->check(int_in<int64_t>(1, int64_t(1) << 30))
         ->capture_default_str();
+    bool plan = false;
+    std::string emit;
+    int slots = 0;
+    int64_t job = -1;
+    app.add_flag("--plan", plan,
+                 "write the run's plan and its training jobs (jobs.txt, jobs.json) to the run directory, train "
+                 "nothing (docs/ATTACKS.md, \"From one machine to a cluster\")");
+    app.add_option("--emit", emit, "with --plan: scheduler files too: parallel, slurm, sge (comma-separated)")
+        ->check(CLI::Validator(
+            [](std::string& s) -> std::string {
+                std::stringstream in(s);
+                for (std::string w; std::getline(in, w, ',');)
+                    if (w != "parallel" && w != "slurm" && w != "sge")
+                        return "'" + w + "' is not a scheduler (parallel, slurm, sge)";
+                return s.empty() || s.back() == ',' ? "'" + s + "' is not a list of schedulers" : "";
+            },
+            "LIST"));
+    app.add_option("--slots", slots, "with --emit: at most this many jobs at once (parallel -j, Slurm %P)")
+        ->check(int_in<int>(1, 100000));
+    app.add_option("--job", job,
+                   "with --run-dir only: train job ID of the run's plan (0-based: kind index x models + model "
+                   "index), arguments from the plan; nothing when it is complete")
+        ->check(int_in<int64_t>(0, int64_t(1) << 30));
     if (int code = parse_command_line(app, argc, argv); code >= 0) return code;
 
     if (std::string problem = flag_combination_problem(app, cfg, model, preset); !problem.empty()) {
@@ -100,6 +209,17 @@ int main(int argc, char** argv) {
     try {
         cfg.models = model == "both" ? std::vector<std::string>{"mamba", "cnn"} : std::vector<std::string>{model};
         if (!preset.empty()) (model == "mamba" ? cfg.mamba_preset : cfg.cnn_preset) = preset;
+        if (app.count("--job")) {
+            run_attack_job(cfg, job);
+            return 0;
+        }
+        if (plan) {
+            std::vector<std::string> schedulers;
+            std::stringstream in(emit);
+            for (std::string w; std::getline(in, w, ',');) schedulers.push_back(w);
+            plan_attack(cfg, plan_record(argc, argv, app, cfg.threads), schedulers, slots);
+            return 0;
+        }
         run_attack(cfg);
         std::string dir = cfg.run_dir.empty() ? default_run_dir(cfg) : cfg.run_dir;
         std::printf("report: %s/report.md, %s/report.html (metrics: %s/metrics.json)\n", dir.c_str(), dir.c_str(), dir.c_str());

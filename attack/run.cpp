@@ -44,6 +44,7 @@
 #include "attack/augment.h"
 #include "attack/classifiers.h"
 #include "attack/features.h"
+#include "attack/jobs.h"
 #include "attack/lira.h"
 #include "attack/metric_attacks.h"
 #include "attack/metrics.h"
@@ -207,6 +208,9 @@ struct Experiment {
     std::string dir;
     json resolved, environment;              // attack_config.json
     int step = 0, n_steps = 0;
+    // LibTorch threads for training: a run with a plan (plan.json) trains
+    // with the plan's count, whatever its --threads (0 = cfg.threads).
+    int train_threads = 0;
     // Where the run's time goes (metrics.json "seconds", and the last log line).
     double seconds_training = 0, seconds_engine = 0, seconds_attacks = 0;
 
@@ -1071,13 +1075,39 @@ void log_plan(Experiment& ex, const Protocol& proto, const Plan& plan) {
     if (!plan.fallback_line.empty()) ex.log("%s", plan.fallback_line.c_str());
 }
 
+// Stages 1 and 2: the run resolved, its directory claimed, the plan made,
+// written and logged.
+Plan resolve_and_plan(Experiment& ex, const Protocol& proto) {
+    resolve_run(ex, proto);
+    claim_run_dir(ex);
+    Plan plan = proto.plan(ex);
+    write_plan(ex, plan);
+    log_plan(ex, proto, plan);
+    return plan;
+}
+
 // --- Stage 3: train the models (one plan entry = one job) ------------------------
 
+// A model's checkpoint holds its "final" record and its packed .bin exists
+// (each is written to a temporary and renamed, the .bin after the .pt).
+bool model_complete(const std::string& base) {
+    return regular_file_exists(base + ".pt") && regular_file_exists(base + ".bin") &&
+           read_checkpoint_meta(base + ".pt").contains("final");
+}
+
 // Trains (or finds finished) the model of one plan entry and exports it for
-// the engines: models/<kind>/<role>.pt and .bin.
-TrainedModel train_model(Experiment& ex, const std::string& kind, const ModelSplit& s) {
+// the engines: models/<kind>/<role>.pt and .bin, under the model's lock
+// (models/<kind>/<role>.lock: a job and a run, or two jobs, never write one
+// model at once). With skip_complete (a job), a complete model is left as
+// it is (nothing written) and *skipped = true.
+TrainedModel train_model(Experiment& ex, const std::string& kind, const ModelSplit& s, bool* skipped = nullptr) {
     const std::string base = ex.dir + "/models/" + kind + "/" + s.role;
     fs::create_directories(ex.dir + "/models/" + kind);
+    ModelLock lock(base + ".lock");
+    if (skipped && (*skipped = model_complete(base))) return {};
+    // What a killed writer of this model left; nobody else writes it now.
+    remove_stale_temporaries(base + ".pt");
+    remove_stale_temporaries(base + ".bin");
     TrainJob job;
     job.spec = ex.specs.at(kind);
     job.train = resolve_training(ex.config_json, job.spec.preset);
@@ -1097,8 +1127,11 @@ TrainedModel train_model(Experiment& ex, const std::string& kind, const ModelSpl
     bool finished = false;
     if (fs::exists(job.checkpoint)) finished = read_checkpoint_meta(job.checkpoint).contains("final");
     auto t0 = Clock::now();
+    const int threads_before = torch::get_num_threads();
+    if (!finished && ex.train_threads > 0) torch::set_num_threads(ex.train_threads);
     json meta = train_classifier(job, rows_of(ex.pool.images, s.members), rows_of(ex.pool.labels, s.members),
                                  rows_of(ex.pool.images, s.nonmembers), rows_of(ex.pool.labels, s.nonmembers));
+    torch::set_num_threads(threads_before);
     const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
     ex.seconds_training += secs;
     (finished ? g_stats.cached : g_stats.trained)++;
@@ -1184,7 +1217,161 @@ void write_results(Experiment& ex, json& result, Clock::time_point t_run) {
     write_file_atomic(ex.dir + "/report.html", html_report(md, title, plot_reader_in(ex.dir)));
 }
 
+// --- The run as jobs (bin/attack --plan, --job; attack/jobs.h) --------------------
+
+json read_json_file(const std::string& path, const std::string& what_if_bad) {
+    std::ifstream f(path);
+    json j = json::parse(f, nullptr, /*allow_exceptions=*/false);
+    if (!f.is_open() || j.is_discarded() || !j.is_object()) throw std::runtime_error(path + ": " + what_if_bad);
+    return j;
+}
+
+// A run with a plan trains with the plan's thread count, said when it
+// differs from --threads (the same bits as the plan's jobs).
+void pin_plan_threads(Experiment& ex) {
+    const int t = read_attack_plan(ex.dir).at("threads").get<int>();
+    if (t != ex.cfg.threads)
+        ex.log("note: models are trained with the plan's %d thread(s) (%s/plan.json), not --threads %d, so they "
+               "are the same bits as its jobs'\n",
+               t, ex.dir.c_str(), ex.cfg.threads);
+    ex.train_threads = t;
+}
+
+// jobs.json, jobs.txt and plan.json for the planned run in `dir` (absolute).
+json write_jobs(const Experiment& ex, const Plan& plan, const AttackPlanRecord& rec, const std::string& dir) {
+    std::vector<std::string> attack = {rec.program};
+    attack.insert(attack.end(), rec.args.begin(), rec.args.end());
+    attack.insert(attack.end(), {"--run-dir", dir});
+    json jobs = {{"plan_version", kAttackPlanVersion},
+                 {"run_dir", dir},
+                 {"program", rec.program},
+                 {"threads", ex.cfg.threads},
+                 {"attack_command", "cd " + shell_word(rec.cwd) + " && " + shell_command(attack)},
+                 {"jobs", json::array()}};
+    std::string txt;
+    for (const std::string& kind : ex.cfg.models)
+        for (const ModelSplit& s : plan.models) {
+            const int64_t id = int64_t(jobs["jobs"].size());
+            const std::string command =
+                shell_command({rec.program, "--run-dir", dir, "--job", std::to_string(id)});
+            jobs["jobs"].push_back({{"id", id},
+                                    {"kind", kind},
+                                    {"role", s.role},
+                                    {"seed", s.seed},
+                                    {"checkpoint", dir + "/models/" + kind + "/" + s.role + ".pt"},
+                                    {"packed", dir + "/models/" + kind + "/" + s.role + ".bin"},
+                                    {"members_fnv1a", std::to_string(fnv1a(s.members))},
+                                    {"nonmembers_fnv1a", std::to_string(fnv1a(s.nonmembers))},
+                                    {"command", command}});
+            txt += command + "\n";
+        }
+    write_file_atomic(dir + "/jobs.json", jobs.dump(2) + "\n");
+    write_file_atomic(dir + "/jobs.txt", txt);
+    const json plan_file = {{"plan_version", kAttackPlanVersion},
+                            {"program", rec.program},
+                            {"cwd", rec.cwd},
+                            {"args", rec.args},
+                            {"run_dir", dir},
+                            {"threads", ex.cfg.threads},
+                            {"kinds", ex.cfg.models},
+                            {"models_per_kind", plan.models.size()},
+                            {"n_jobs", jobs["jobs"].size()}};
+    write_file_atomic(dir + "/plan.json", plan_file.dump(2) + "\n");
+    return jobs;
+}
+
 }  // namespace
+
+json read_attack_plan(const std::string& dir) {
+    const std::string path = dir + "/plan.json";
+    if (!regular_file_exists(path))
+        throw std::runtime_error(dir + ": no plan.json in this run directory (write one with bin/attack --plan ... "
+                                       "--run-dir " + dir + ")");
+    json p = read_json_file(path, "not valid JSON (a corrupt run directory?)");
+    const json v = p.value("plan_version", json());
+    if (!v.is_number_integer() || v.get<int64_t>() != kAttackPlanVersion)
+        throw std::runtime_error(path + ": plan version " + (v.is_null() ? std::string("missing") : v.dump()) +
+                                 ", this bin/attack reads version " + std::to_string(kAttackPlanVersion) +
+                                 " (write the plan again with this bin/attack --plan)");
+    for (const char* key : {"args", "cwd", "threads", "n_jobs"})
+        if (!p.contains(key)) throw std::runtime_error(path + ": no \"" + key + "\" (a corrupt run directory?)");
+    return p;
+}
+
+json plan_attack(const AttackRunConfig& cfg_in, const AttackPlanRecord& rec, const std::vector<std::string>& emit,
+                 int slots) {
+    g_stats = {};
+    Experiment ex;
+    ex.cfg = cfg_in;
+    const Protocol& proto = check_config(ex.cfg);
+    // A plan again over one made with another thread count would mix the
+    // models' bits (those already trained keep the old count's).
+    if (std::ifstream f(ex.cfg.run_dir + "/plan.json"); f && !ex.cfg.force) {
+        const json old = json::parse(f, nullptr, /*allow_exceptions=*/false);
+        if (old.is_object() && old.contains("threads") && old["threads"] != ex.cfg.threads)
+            throw std::runtime_error(ex.cfg.run_dir + "/plan.json: planned with --threads " + old["threads"].dump() +
+                                     ", not " + std::to_string(ex.cfg.threads) +
+                                     " (its trained models would not be the same bits); give --threads " +
+                                     old["threads"].dump() + ", another --run-dir, or --force");
+    }
+    const Plan plan = resolve_and_plan(ex, proto);
+    const std::string dir = fs::canonical(ex.dir).string();
+    const json jobs = write_jobs(ex, plan, rec, dir);
+    ex.log("plan: %zu training jobs (%zu kind(s) x %zu models, %d thread(s) each) -> %s/jobs.txt\n",
+           jobs["jobs"].size(), ex.cfg.models.size(), plan.models.size(), ex.cfg.threads, dir.c_str());
+    for (const std::string& e : emit)
+        for (const std::string& path : emit_scheduler_files(dir, jobs, e, slots, ex.cfg.threads))
+            ex.log("%s: %s\n", e.c_str(), path.c_str());
+    ex.log("then the attack: %s\n", jobs["attack_command"].get<std::string>().c_str());
+    return jobs;
+}
+
+bool run_attack_job(const AttackRunConfig& cfg_in, int64_t id) {
+    g_stats = {};
+    Experiment ex;
+    ex.cfg = cfg_in;
+    const std::string dir = ex.cfg.run_dir;
+    read_attack_plan(dir);
+    const json jobs = read_json_file(dir + "/jobs.json", "missing or not valid JSON (write the plan again with "
+                                                         "bin/attack --plan)");
+    const int64_t n = int64_t(jobs.at("jobs").size());
+    if (id < 0 || id >= n)
+        throw std::runtime_error("--job " + std::to_string(id) + ": the plan in " + dir + " has jobs 0 to " +
+                                 std::to_string(n - 1));
+    {
+        // A complete model needs no data: say so before loading any.
+        const std::string kind = jobs["jobs"][size_t(id)].value("kind", ""), role = jobs["jobs"][size_t(id)].value("role", "");
+        const std::string base = dir + "/models/" + kind + "/" + role;
+        if (regular_file_exists(base + ".lock")) {
+            ModelLock lock(base + ".lock");
+            if (model_complete(base)) {
+                ex.log("job %lld: %s %s: already complete\n", (long long)id, kind.c_str(), role.c_str());
+                return false;
+            }
+        }
+    }
+    const Protocol& proto = check_config(ex.cfg);
+    resolve_run(ex, proto);
+    const Plan plan = proto.plan(ex);
+    const int64_t m = int64_t(plan.models.size());
+    const std::string& kind = ex.cfg.models[size_t(id / m)];
+    const ModelSplit& s = plan.models[size_t(id % m)];
+    const json& e = jobs["jobs"][size_t(id)];
+    // The model this bin/attack derives from the plan's arguments must be the
+    // one the plan listed (another version could split differently).
+    if (n != m * int64_t(ex.cfg.models.size()) || e.value("kind", "") != kind || e.value("role", "") != s.role ||
+        e.value("members_fnv1a", "") != std::to_string(fnv1a(s.members)) ||
+        e.value("nonmembers_fnv1a", "") != std::to_string(fnv1a(s.nonmembers)))
+        throw std::runtime_error(dir + "/jobs.json: job " + std::to_string(id) +
+                                 " is not the model this bin/attack plans from the run's arguments (a plan from "
+                                 "another version?); write the plan again with this bin/attack --plan");
+    ex.n_steps = int(n);
+    ex.step = int(id);
+    bool skipped = false;
+    train_model(ex, kind, s, &skipped);
+    if (skipped) ex.log("job %lld: %s %s: already complete\n", (long long)id, kind.c_str(), s.role.c_str());
+    return !skipped;
+}
 
 const AttackRunStats& last_attack_run_stats() { return g_stats; }
 
@@ -1205,12 +1392,8 @@ json run_attack(const AttackRunConfig& cfg_in) {
     Experiment ex;
     ex.cfg = cfg_in;
     const Protocol& proto = check_config(ex.cfg);
-    resolve_run(ex, proto);
-    claim_run_dir(ex);
-
-    const Plan plan = proto.plan(ex);
-    write_plan(ex, plan);
-    log_plan(ex, proto, plan);
+    const Plan plan = resolve_and_plan(ex, proto);
+    if (regular_file_exists(ex.dir + "/plan.json")) pin_plan_threads(ex);
 
     json result = {{"config", ex.resolved}, {"environment", ex.environment}, {"models", json::object()}};
     if (!plan.fallback_note.is_null()) result["per_class_fallback"] = plan.fallback_note;

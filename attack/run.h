@@ -67,6 +67,42 @@ std::string default_run_dir(const AttackRunConfig& cfg);
 // written stay intact (every file is written to a temporary and renamed).
 nlohmann::json run_attack(const AttackRunConfig& cfg);
 
+// --- The run as scheduler jobs (attack/jobs.h; docs/ATTACKS.md) ---------------
+
+// How --plan was called, for the jobs to call it again: the run's
+// command-line arguments without --plan, --emit, --slots and --run-dir
+// (with --threads added when it was not given: the plan fixes it, since
+// LibTorch's CNN training gives other bits with another thread count), the
+// directory they are relative to, and bin/attack's absolute path.
+struct AttackPlanRecord {
+    std::vector<std::string> args;
+    std::string cwd, program;
+};
+
+// bin/attack --plan: stages 1 and 2 of run_attack (the run directory
+// claimed, attack_config.json, splits.json, membership.csv), then
+// jobs.json, jobs.txt and plan.json (written last: a plan exists once it
+// is there), and for each scheduler in `emit` ("parallel", "slurm", "sge")
+// its files (attack/jobs.h); trains nothing. Returns jobs.json's content.
+// Throws as run_attack does.
+nlohmann::json plan_attack(const AttackRunConfig& cfg, const AttackPlanRecord& rec,
+                           const std::vector<std::string>& emit, int slots);
+
+// DIR/plan.json, checked; throws "<dir>: no plan.json ..." when there is
+// none, "<dir>/plan.json: not valid JSON ..." or "<dir>/plan.json: plan
+// version V, this bin/attack reads version 1 ..." (docs/BAD_INPUT.md).
+nlohmann::json read_attack_plan(const std::string& dir);
+
+// bin/attack --run-dir DIR --job ID, cfg parsed from the plan's arguments
+// (cfg.run_dir = DIR): trains model ID of the plan (jobs.h's numbering)
+// under its lock and packs it for the engines, each file written to a
+// temporary and renamed; does nothing when the model is complete (its
+// checkpoint has the "final" record and its packed .bin exists). Returns
+// true when it trained (or finished) the model, false when it was already
+// complete. Throws "--job ID: the plan in DIR has jobs 0 to N-1" and the
+// errors of read_attack_plan and run_attack.
+bool run_attack_job(const AttackRunConfig& cfg, int64_t id);
+
 // What run_attack did, for tests: models trained now vs found finished.
 struct AttackRunStats {
     int trained = 0, cached = 0;

@@ -21,7 +21,8 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(g++ make libtorch-dev libopenblas0 doctest-dev zlib1g-dev libzstd-dev nlohmann-json3-dev
           libcli11-dev clang libclang-rt-dev dataset-fashion-mnist nettle-dev libdivsufsort-dev
-          unicode-data bzip2 libcmark-gfm-dev libcmark-gfm-extensions-dev chromium-headless-shell)
+          unicode-data bzip2 libcmark-gfm-dev libcmark-gfm-extensions-dev chromium-headless-shell
+          parallel slurm-wlm munge)  # the last three: bin/attack's jobs (docs/ATTACKS.md)
 # Keep in step with legal_packages() and the sources in common/corpus.cpp.
 CORPUS_PACKAGES=(fortunes-min fortunes jargon-text manpages libpython3.11-stdlib
   apt base-files base-passwd bash bsdutils coreutils dash debconf debianutils diffutils dpkg
