@@ -90,7 +90,32 @@ int main(int argc, char** argv) {
                    "lira: RMIA's population points, at most (taken from outside the pool)")
         ->check(int_in<int64_t>(1, int64_t(1) << 30))
         ->capture_default_str();
+    std::vector<std::string> defence_specs;
+    app.add_option("--defence", defence_specs,
+                   "defences, a comma list, repeatable (docs/PRIVACY.md): none, dp:sigma=S|eps=E[,C=C,delta=D,q=Q], "
+                   "l2=WD, label-smoothing=EPS, early-stopping=PATIENCE, dropout=P, augment, top-k=K, round=D, "
+                   "label-only; applied to every model (a defence-aware attacker)")
+        ->expected(1)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    app.add_flag("--defence-target-only", cfg.defences.target_only,
+                 "shokri: defend the targets only (pg1647's mitigation, a contrast; the shadows stay undefended)");
     if (int code = parse_command_line(app, argc, argv); code >= 0) return code;
+    if (!defence_specs.empty()) {
+        try {
+            const bool target_only = cfg.defences.target_only;
+            cfg.defences = parse_defences(defence_specs);
+            cfg.defences.target_only = target_only;
+            // Flag combinations (usage errors): the same checks run_attack makes.
+            if (cfg.defences.target_only) check_defences(cfg.defences, cfg.protocol, 1000000);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "error: %s (see --help)\n", e.what());
+            return 2;
+        }
+    }
+    if (cfg.defences.target_only && defence_specs.empty()) {
+        std::fprintf(stderr, "error: --defence-target-only: no defence to apply (give --defence) (see --help)\n");
+        return 2;
+    }
 
     if (std::string problem = flag_combination_problem(app, cfg, model, preset); !problem.empty()) {
         std::fprintf(stderr, "error: %s (see --help)\n", problem.c_str());

@@ -43,6 +43,7 @@
 
 #include "attack/augment.h"
 #include "attack/classifiers.h"
+#include "attack/defence.h"
 #include "attack/features.h"
 #include "attack/lira.h"
 #include "attack/metric_attacks.h"
@@ -222,6 +223,15 @@ struct Experiment {
         return dir + "/models/" + kind + "/" + role + ".bin";
     }
 };
+
+// What the attacker receives from a model: the engine's logits after the
+// output defences (attack/defence.h), for every query of every attack.
+std::vector<float> released_logits(const Experiment& ex, const std::string& kind, const std::string& role,
+                                   const torch::Tensor& images) {
+    std::vector<float> z = engine_logits(kind, ex.bin_path(kind, role), images);
+    if (defended(ex.cfg.defences, role)) apply_output_defences(ex.cfg.defences, z, ex.k);
+    return z;
+}
 
 // A trained (or cached) model, exported for the engines.
 struct TrainedModel {
@@ -496,7 +506,7 @@ std::vector<std::vector<float>> augmented_logits(const Experiment& ex, const std
     for (const Augmentation& a : augmented_queries(ex.cfg.dataset)) {
         std::vector<float> aug = augment_batch(images, int64_t(idx.size()), in.channels, in.height, in.width, a);
         per_query.push_back(
-            engine_logits(kind, ex.bin_path(kind, role), torch::from_blob(aug.data(), x.sizes(), torch::kFloat32)));
+            released_logits(ex, kind, role, torch::from_blob(aug.data(), x.sizes(), torch::kFloat32)));
         all.insert(all.end(), per_query.back().begin(), per_query.back().end());
     }
     fs::create_directories(ex.dir + "/outputs/" + kind + "/augmented");
@@ -598,7 +608,7 @@ Plan shokri_plan(const Experiment& ex) {
 void shokri_outputs(Experiment& ex, const std::string& kind, const Plan& plan, KindOutputs& out) {
     for (size_t t = 0; t < plan.fresh.size(); t++) {
         out.fresh_logits.push_back(
-            engine_logits(kind, ex.bin_path(kind, plan.models[t].role), rows_of(ex.pool.images, plan.fresh[t])));
+            released_logits(ex, kind, plan.models[t].role, rows_of(ex.pool.images, plan.fresh[t])));
         out.label_only_fresh.push_back(
             augmented_correct(ex, kind, plan.models[t].role, plan.fresh[t], plan.models[t].role + "_null_members"));
     }
@@ -740,7 +750,7 @@ void population_outputs(Experiment& ex, const std::string& kind, const Plan& pla
     fs::create_directories(ex.dir + "/outputs/" + kind + "/population");
     std::vector<std::vector<float>> logits;
     for (const ModelSplit& s : plan.models) {
-        logits.push_back(engine_logits(kind, ex.bin_path(kind, s.role), rows_of(ex.pool.images, plan.population)));
+        logits.push_back(released_logits(ex, kind, s.role, rows_of(ex.pool.images, plan.population)));
         char err[512];
         const std::string path = ex.dir + "/outputs/" + kind + "/population/" + s.role + ".npy";
         if (io_write_npy_f32(path.c_str(), logits.back().data(), int64_t(plan.population.size()), ex.k, err,
@@ -760,7 +770,7 @@ void lira_outputs(Experiment& ex, const std::string& kind, const Plan& plan, Kin
     out.phi = Matrix(M, n);
     for (int m = 0; m < M; m++) {
         out.pool_logits.push_back(
-            engine_logits(kind, ex.bin_path(kind, plan.models[size_t(m)].role), rows_of(ex.pool.images, pool)));
+            released_logits(ex, kind, plan.models[size_t(m)].role, rows_of(ex.pool.images, pool)));
         auto p = logit_scaled_confidences(out.pool_logits.back(), ex.k, labels);
         for (int64_t j = 0; j < n; j++) out.phi.at(m, j) = p[size_t(j)];
     }
@@ -963,11 +973,16 @@ void describe_run(Experiment& ex) {
                    {"shadows", cfg.shadows},   {"ds", cfg.ds},         {"epochs", cfg.epochs},
                    {"seed", cfg.seed},         {"null_members", cfg.null_members}};
     find_protocol(cfg.protocol)->describe(cfg, ex.resolved);
+    if (cfg.defences.any()) ex.resolved["defence"] = defence_json(cfg.defences);
     for (const auto& [kind, spec] : ex.specs) {
         ex.resolved["presets"][kind] = spec.preset;
         TrainConfig tc = resolve_training(ex.config_json, spec.preset);
         if (cfg.epochs > 0) tc.epochs = cfg.epochs;
         ex.resolved["training"][kind] = to_json(tc);
+        if (cfg.defences.dp) {
+            check_dp_model(spec);
+            ex.resolved["defence"]["privacy"][kind] = defence_privacy(cfg.defences, tc.batch_size, tc.epochs, cfg.ds);
+        }
         ex.resolved["model_config"][kind] = kind == "mamba" ? to_json(spec.mamba) : to_json(spec.cnn);
     }
     ex.environment = {
@@ -997,6 +1012,7 @@ void resolve_run(Experiment& ex, const Protocol& proto) {
         if (kind == "mamba") validate_mamba(spec.mamba, ex.data.train.channels, ex.data.train.height, ex.data.train.width);
     ex.pool = make_pool(ex.data);
     ex.k = ex.pool.input.n_classes;
+    check_defences(cfg.defences, cfg.protocol, ex.k);
     describe_run(ex);
     const int64_t need = proto.examples_needed(cfg), n_pool = ex.pool.images.size(0);
     if (need > n_pool)
@@ -1088,6 +1104,14 @@ TrainedModel train_model(Experiment& ex, const std::string& kind, const ModelSpl
     job.checkpoint = base + ".pt";
     job.verbose = false;
     job.force = ex.cfg.force;
+    // The defences (attack/defence.h); early stopping watches the model's
+    // non-members (the defender's held-out set: splitting the members
+    // would call examples the model never trained on members).
+    if (defended(ex.cfg.defences, s.role)) {
+        apply_training_defences(ex.cfg.defences, ex.cfg.dataset, int64_t(s.members.size()), job);
+        if (job.early_stopping > 0)
+            job.val_x = rows_of(ex.pool.images, s.nonmembers), job.val_y = rows_of(ex.pool.labels, s.nonmembers);
+    }
     job.extra_meta = {{"attack_role", s.role},
                       {"members_fnv1a", std::to_string(fnv1a(s.members))},
                       {"nonmembers_fnv1a", std::to_string(fnv1a(s.nonmembers))}};
@@ -1125,11 +1149,10 @@ std::vector<TrainedModel> train_models(Experiment& ex, const std::string& kind, 
 // to outputs/<kind>/<role>.npy (members then non-members) for other tools.
 ModelResult model_outputs(Experiment& ex, const std::string& kind, const ModelSplit& s, const TrainedModel& tm) {
     fs::create_directories(ex.dir + "/outputs/" + kind);
-    const std::string bin = ex.bin_path(kind, s.role);
     ModelResult r;
     r.train_acc = tm.train_acc, r.test_acc = tm.test_acc;
-    r.member_logits = engine_logits(kind, bin, rows_of(ex.pool.images, s.members));
-    r.nonmember_logits = engine_logits(kind, bin, rows_of(ex.pool.images, s.nonmembers));
+    r.member_logits = released_logits(ex, kind, s.role, rows_of(ex.pool.images, s.members));
+    r.nonmember_logits = released_logits(ex, kind, s.role, rows_of(ex.pool.images, s.nonmembers));
     std::vector<float> all(r.member_logits);
     all.insert(all.end(), r.nonmember_logits.begin(), r.nonmember_logits.end());
     char err[512];
@@ -1195,6 +1218,7 @@ std::string default_run_dir(const AttackRunConfig& c) {
                     "-seed" + std::to_string(c.seed);
     if (c.epochs > 0) d += "-e" + std::to_string(c.epochs);
     if (c.null_members) d += "-null";
+    if (c.defences.any()) d += "-" + defence_slug(c.defences);
     return d;
 }
 

@@ -28,6 +28,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "attack/defence.h"
+
 namespace mmia {
 
 struct AttackRunConfig {
@@ -43,7 +45,7 @@ struct AttackRunConfig {
     int epochs = 0;          // 0 = the preset's
     uint64_t seed = 42;
     int threads = 0;         // 0 = all cores
-    std::string run_dir;     // "" = runs/<dataset>-<protocol>-ds<ds>-s<shadows>-t<targets>-seed<seed>[-e<epochs>]
+    std::string run_dir;     // "" = runs/<dataset>-<protocol>-ds<ds>-s<shadows>-t<targets>-seed<seed>[-e<epochs>][-<defence slug>]
     bool force = false;      // reuse a run directory made with another configuration
     bool verbose = true;     // progress lines on stdout
     // Sanity mode: the targets' "members" are replaced by fresh examples no
@@ -56,6 +58,9 @@ struct AttackRunConfig {
     // non-members of its pool), never a member of any model.
     double rmia_gamma = 2.0;
     int64_t rmia_population = 25000;
+    // Defences (attack/defence.h, --defence, --defence-target-only): part of
+    // the run directory's name and of attack_config.json when any is given.
+    Defences defences;
 };
 
 // The default run directory name for cfg (see AttackRunConfig::run_dir).
