@@ -1200,6 +1200,9 @@ void write_results(Experiment& ex, json& result, Clock::time_point t_run) {
            ex.seconds_training, g_stats.trained, g_stats.cached, ex.seconds_engine, ex.seconds_attacks, total);
     write_file_atomic(ex.dir + "/metrics.json", result.dump(2) + "\n");
     const std::string md = markdown_report(result);
+    fs::create_directories(ex.dir + "/plots");
+    write_file_atomic(ex.dir + "/plots/privacy_utility.svg",
+                      svg_privacy_utility(privacy_utility_points(result), "Privacy and utility"));
     write_file_atomic(ex.dir + "/report.md", md);
     // The same report for a browser, plots inline (attack/report_html.h).
     const std::string title = "Membership inference: " + result["config"]["dataset"].get<std::string>() + ", " +
