@@ -58,7 +58,9 @@ double accuracy(const torch::Tensor& logits, const torch::Tensor& labels) {
     return logits.argmax(1).eq(labels).sum().item<double>() / double(labels.size(0));
 }
 
-torch::Tensor augment_crop_flip(const torch::Tensor& x, int pad, std::mt19937_64& rng) {
+// Each image shifted by (dy, dx) in [-pad, pad] (zero fill) and, when
+// may_mirror, mirrored on a coin: two or three draws per image.
+static torch::Tensor shift_batch(const torch::Tensor& x, int pad, bool may_mirror, std::mt19937_64& rng) {
     const int64_t n = x.size(0), h = x.size(2), w = x.size(3);
     auto padded = torch::constant_pad_nd(x, {pad, pad, pad, pad}, 0.0);
     auto out = torch::empty_like(x);
@@ -67,23 +69,19 @@ torch::Tensor augment_crop_flip(const torch::Tensor& x, int pad, std::mt19937_64
         // rng() % k rather than a std:: distribution: the same numbers from
         // every standard library, so checkpoints agree across toolchains.
         const int64_t dy = int64_t(rng() % shifts), dx = int64_t(rng() % shifts);
-        const bool mirror = (rng() & 1) != 0;
+        const bool mirror = may_mirror && (rng() & 1) != 0;
         auto crop = padded[i].narrow(1, dy, h).narrow(2, dx, w);
         out[i].copy_(mirror ? crop.flip({2}) : crop);
     }
     return out;
 }
 
+torch::Tensor augment_crop_flip(const torch::Tensor& x, int pad, std::mt19937_64& rng) {
+    return shift_batch(x, pad, true, rng);
+}
+
 torch::Tensor augment_shift(const torch::Tensor& x, int pad, std::mt19937_64& rng) {
-    const int64_t n = x.size(0), h = x.size(2), w = x.size(3);
-    auto padded = torch::constant_pad_nd(x, {pad, pad, pad, pad}, 0.0);
-    auto out = torch::empty_like(x);
-    const uint64_t shifts = uint64_t(2 * pad + 1);
-    for (int64_t i = 0; i < n; i++) {
-        const int64_t dy = int64_t(rng() % shifts), dx = int64_t(rng() % shifts);
-        out[i].copy_(padded[i].narrow(1, dy, h).narrow(2, dx, w));
-    }
-    return out;
+    return shift_batch(x, pad, false, rng);
 }
 
 torch::Tensor augment_images(const torch::Tensor& x, const std::string& mode, std::mt19937_64& rng) {
