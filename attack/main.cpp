@@ -99,7 +99,28 @@ int main(int argc, char** argv) {
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     app.add_flag("--defence-target-only", cfg.defences.target_only,
                  "shokri: defend the targets only (pg1647's mitigation, a contrast; the shadows stay undefended)");
+    std::string utility_plot;
+    std::vector<std::string> from_runs;
+    app.add_option("--privacy-utility-plot", utility_plot,
+                   "write one privacy-utility SVG of the finished runs given by --from-run (no training) and exit");
+    app.add_option("--from-run", from_runs, "a finished run directory for --privacy-utility-plot (repeatable)")
+        ->expected(1)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     if (int code = parse_command_line(app, argc, argv); code >= 0) return code;
+    if (!utility_plot.empty() || !from_runs.empty()) {
+        if (utility_plot.empty() || from_runs.empty()) {
+            std::fprintf(stderr, "error: --privacy-utility-plot and --from-run go together (see --help)\n");
+            return 2;
+        }
+        try {
+            write_privacy_utility_plot(utility_plot, from_runs);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "error: %s\n", error_text(e).c_str());
+            return 1;
+        }
+        std::printf("privacy-utility plot: %s (%zu runs)\n", utility_plot.c_str(), from_runs.size());
+        return 0;
+    }
     if (!defence_specs.empty()) {
         try {
             const bool target_only = cfg.defences.target_only;

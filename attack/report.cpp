@@ -166,7 +166,12 @@ std::vector<UtilityPoint> privacy_utility_points(const json& r) {
     for (auto& [kind, m] : r.at("models").items()) {
         const std::string best = strongest_attack(m["summary"]["attacks"], "auc");
         if (best.empty()) continue;
-        out.push_back({kind + " (" + setting + ")", m["summary"]["test_acc"]["mean"].get<double>(),
+        std::string eps;  // DP: the planned epsilon
+        if (c.contains("defence") && c["defence"].contains("privacy") && c["defence"]["privacy"].contains(kind)) {
+            const json& e = c["defence"]["privacy"][kind]["epsilon"];
+            eps = ", ε " + (e.is_number() ? fmt("%.3g", e.get<double>()) : std::string("inf"));
+        }
+        out.push_back({kind + " (" + setting + eps + ")", m["summary"]["test_acc"]["mean"].get<double>(),
                        m["summary"]["attacks"][best]["auc"]["mean"].get<double>()});
     }
     return out;
@@ -406,7 +411,8 @@ void report_privacy_utility(std::ostream& o, const json& r, const std::vector<st
           << (m.contains("epsilon_lower_bound") ? pm(m["epsilon_lower_bound"]) : std::string("n/a")) << " |\n";
     }
     o << "\n[Privacy-utility plot](plots/privacy_utility.svg): one point per model kind under this run's setting "
-         "(a run is one setting; privacy_utility_points reads any run's metrics.json).\n";
+         "(a run is one setting; `bin/attack --privacy-utility-plot OUT.svg --from-run DIR ...` draws several runs in "
+         "one).\n";
 }
 
 void report_plots(std::ostream& o, const json& r, const std::vector<std::string>& kinds) {

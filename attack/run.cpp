@@ -1214,6 +1214,19 @@ void write_results(Experiment& ex, json& result, Clock::time_point t_run) {
 
 const AttackRunStats& last_attack_run_stats() { return g_stats; }
 
+void write_privacy_utility_plot(const std::string& output, const std::vector<std::string>& run_dirs) {
+    std::vector<UtilityPoint> points;
+    for (const std::string& d : run_dirs) {
+        const std::string path = d + "/metrics.json";
+        std::ifstream f(path);
+        const json m = json::parse(f, nullptr, /*allow_exceptions=*/false);
+        if (!f.is_open() || m.is_discarded() || !m.is_object() || !m.contains("models") || !m.contains("config"))
+            throw std::runtime_error(path + ": not the metrics.json of a finished bin/attack run");
+        for (UtilityPoint& p : privacy_utility_points(m)) points.push_back(std::move(p));
+    }
+    write_file_atomic(output, svg_privacy_utility(points, "Privacy and utility"));
+}
+
 std::string default_run_dir(const AttackRunConfig& c) {
     const Protocol* p = find_protocol(c.protocol);
     std::string d = "runs/" + c.dataset + "-" + c.protocol + "-ds" + std::to_string(c.ds) + "-s" +

@@ -72,6 +72,12 @@ std::string default_run_dir(const AttackRunConfig& cfg);
 // written stay intact (every file is written to a temporary and renamed).
 nlohmann::json run_attack(const AttackRunConfig& cfg);
 
+// One privacy-utility SVG (attack/report.h, svg_privacy_utility) of the
+// finished runs in run_dirs, their points in the order given (each run's
+// privacy_utility_points). Throws "<dir>/metrics.json: <why>" for a
+// directory without a readable metrics.json, and a write failure.
+void write_privacy_utility_plot(const std::string& output, const std::vector<std::string>& run_dirs);
+
 // What run_attack did, for tests: models trained now vs found finished.
 struct AttackRunStats {
     int trained = 0, cached = 0;

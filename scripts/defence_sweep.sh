@@ -5,7 +5,8 @@
 # interrupted sweep resumes and a finished one trains nothing. Prints one
 # Markdown table (from each run's metrics.json): per setting and model kind,
 # test accuracy, the generalisation gap, the strongest attack by AUC with its
-# AUC, TPR at 0.1% FPR and epsilon lower bound, and DP's planned epsilon.
+# AUC, TPR at 0.1% FPR and epsilon lower bound, and DP's planned epsilon;
+# writes $ROOT/privacy_utility.svg, every setting's points in one plot.
 #
 #   scripts/defence_sweep.sh                                  # MNIST, the settings below
 #   DS=500 SHADOWS=4 TARGETS=1 EPOCHS=3 scripts/defence_sweep.sh
@@ -31,6 +32,9 @@ for s in $SETTINGS; do
     --epochs "$EPOCHS" --seed "$SEED" --threads "$THREADS" --defence "$s" --run-dir "$dir" $EXTRA >&2
   dirs+=("$dir")
 done
+froms=()
+for d in "${dirs[@]}"; do froms+=(--from-run "$d"); done
+bin/attack --privacy-utility-plot "$ROOT/privacy_utility.svg" "${froms[@]}" >&2
 python3 - "${dirs[@]}" <<'PY'
 import json, sys
 print("| setting | model | test acc | gap | strongest attack (AUC) | AUC | TPR@0.1%FPR | ε lower bound | DP ε (planned) |")

@@ -249,7 +249,14 @@ TEST_CASE("output defences on hand-worked rows: top-k renormalised, rounding, la
         std::vector<float> r = z;
         apply_output_defences(d, r, k);
         check_close(seen(r, 0, k), {0, 0.4 / 0.7, 0, 0.3 / 0.7}, 1e-6);
-        check_close(seen(r, 1, k), {0.5, 0.5, 0, 0}, 1e-6);
+        // Element by element: check_close(seen(r, 1, k), {0.5, 0.5, 0, 0}, ...)
+        // here saw an expected vector of four 0.5s in the -O2 build (not
+        // under ASan + UBSan, not in a standalone copy): unexplained.
+        const std::vector<double> got1 = seen(r, 1, k);
+        CHECK(std::fabs(got1[0] - 0.5) <= 1e-6);
+        CHECK(std::fabs(got1[1] - 0.5) <= 1e-6);
+        CHECK(got1[2] <= 1e-29);
+        CHECK(got1[3] <= 1e-29);
         CHECK(r[0] == float(std::log(1e-30)));  // a zero is released as the floor
     }
     {
@@ -544,6 +551,25 @@ TEST_CASE("bin/attack --defence dp + early stopping, targets only (pg1647's cont
     CHECK(cli_file_exists(dir + "/models/cnn/shadow0.pt"));
     const std::string md = cli_read_text(dir + "/report.md");
     CHECK(md.find("This reproduces pg1647's mitigation as a contrast") != std::string::npos);
-    CHECK(cli_read_text(dir + "/plots/privacy_utility.svg").find("cnn (dp:sigma=1,C=1,delta=1e-05,early-stopping=1, "
-                                                                 "targets only)") != std::string::npos);
+    char eps[32];
+    std::snprintf(eps, sizeof eps, "%.3g", plan["epsilon"].get<double>());
+    const std::string label = "cnn (dp:sigma=1,C=1,delta=1e-05,early-stopping=1, targets only, ε " + std::string(eps) + ")";
+    CHECK(cli_read_text(dir + "/plots/privacy_utility.svg").find(label) != std::string::npos);
+
+    // Several runs in one plot: one point per run and kind, in the order given.
+    const std::string out = tmp.file("pu.svg");
+    CliRun p = cli_run(kAttack, "--privacy-utility-plot " + out + " --from-run " + dir + " --from-run " + dir,
+                       tmp.path.string());
+    CHECK(p.code == 0);
+    const std::string svg = cli_read_text(out);
+    size_t circles = 0;
+    for (size_t at = svg.find("<circle"); at != std::string::npos; at = svg.find("<circle", at + 1)) circles++;
+    CHECK(circles == 4);  // 2 points, each a marker and a legend dot
+    CHECK(svg.find(label) != std::string::npos);
+    CliRun bad = cli_run(kAttack, "--privacy-utility-plot " + out + " --from-run " + tmp.file("none"), tmp.path.string());
+    CHECK(bad.code == 1);
+    CHECK(bad.err == "error: " + tmp.file("none") + "/metrics.json: not the metrics.json of a finished bin/attack run\n");
+    CliRun alone = cli_run(kAttack, "--from-run " + dir, tmp.path.string());
+    CHECK(alone.code == 2);
+    CHECK(alone.err == "error: --privacy-utility-plot and --from-run go together (see --help)\n");
 }
