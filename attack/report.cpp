@@ -34,9 +34,11 @@ std::string escape_xml(const std::string& s) {
 // Plot area: 60..460 x 40..400 in a 640 x 460 canvas (legend on the right).
 constexpr double X0 = 60, X1 = 460, Y0 = 400, Y1 = 40;
 
-std::string svg_open(const std::string& title) {
-    return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"460\" font-family=\"sans-serif\" "
-           "font-size=\"12\">\n<rect width=\"640\" height=\"460\" fill=\"white\"/>\n<text x=\"20\" y=\"22\" "
+// width: the canvas's (the legend's room grows with it).
+std::string svg_open(const std::string& title, int width = 640) {
+    const std::string w = std::to_string(width);
+    return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + w + "\" height=\"460\" font-family=\"sans-serif\" "
+           "font-size=\"12\">\n<rect width=\"" + w + "\" height=\"460\" fill=\"white\"/>\n<text x=\"20\" y=\"22\" "
            "font-size=\"14\">" + escape_xml(title) + "</text>\n" +
            "<rect x=\"60\" y=\"40\" width=\"400\" height=\"360\" fill=\"none\" stroke=\"black\"/>\n";
 }
@@ -126,8 +128,11 @@ std::string svg_histogram(const ScoreHistogram& h, const std::string& title) {
 std::string svg_privacy_utility(const std::vector<UtilityPoint>& points, const std::string& title) {
     auto px = [](double acc) { return X0 + (X1 - X0) * std::clamp(acc, 0.0, 1.0); };
     auto py = [](double auc) { return Y0 + (Y1 - Y0) * std::clamp((auc - 0.5) / 0.5, 0.0, 1.0); };
+    // Room for labels such as "mamba (dp:eps=8,C=1,delta=1e-05, ε 7.99)".
+    size_t longest = 0;
+    for (const UtilityPoint& p : points) longest = std::max(longest, p.label.size());
     std::ostringstream o;
-    o << svg_open(title);
+    o << svg_open(title, std::max(640, 500 + 7 * int(longest)));
     for (int i = 0; i <= 5; i++) {
         const double a = i / 5.0, u = 0.5 + i / 10.0;
         o << "<text x=\"" << px(a) - 10 << "\" y=\"416\">" << fmt("%.1f", a) << "</text>\n";
