@@ -8,7 +8,8 @@
 //   - early stopping's rule on a hand-made loss sequence; the seeded split;
 //     a trained run whose kept weights give the best validation loss of its
 //     history, and whose epoch count the rule replayed on that history gives;
-//   - dropout: identity at eval for both kinds; a CNN trained with dropout
+//   - dropout: identity at eval for both kinds; the trainer puts it in the
+//     Mamba's own slots; a CNN trained with dropout
 //     exports to a .bin of the same size as one without, and the engine
 //     reproduces LibTorch's eval logits;
 //   - augmentation: seeded, every image a shift (|d| <= 2) of its input,
@@ -402,6 +403,19 @@ TEST_CASE("dropout: identity at eval (both kinds); a CNN trained with it exports
         CHECK(!torch::equal(plain_m->forward(x), drop_m->forward(x)));
     }
     TempDir tmp("mmia_dropout");
+    {
+        // Through the trainer: TrainJob::dropout lands in the Mamba's own slots.
+        TrainJob mj = tiny_cnn_job(tmp.file("m.pt"), 1);
+        mj.spec.model = "mamba";
+        mj.spec.mamba.d_model = 8, mj.spec.mamba.n_layers = 1, mj.spec.mamba.d_state = 4, mj.spec.mamba.d_conv = 3;
+        mj.spec.mamba.dt_rank = 2, mj.spec.mamba.patch_h = mj.spec.mamba.patch_w = 2;
+        mj.dropout = 0.3;
+        torch::manual_seed(6);
+        const torch::Tensor mx = torch::rand({16, 1, kH, kW}), my = torch::randint(0, kClasses, {16}, torch::kInt64);
+        const json mm = train_classifier(mj, mx, my, mx, my);
+        CHECK(mm["mamba"]["dropout"] == 0.3);
+        CHECK(mm["mamba"]["head_dropout"] == 0.3);
+    }
     torch::manual_seed(4);
     const torch::Tensor tx = torch::rand({48, 1, kH, kW}), ty = torch::randint(0, kClasses, {48}, torch::kInt64);
     TrainJob with = tiny_cnn_job(tmp.file("drop.pt"), 2), without = tiny_cnn_job(tmp.file("plain.pt"), 2);
