@@ -199,7 +199,53 @@ int main(int argc, char** argv) {
                    "with --run-dir only: train job ID of the run's plan (0-based: kind index x models + model "
                    "index), arguments from the plan; nothing when it is complete")
         ->check(int_in<int64_t>(0, int64_t(1) << 30));
+    std::vector<std::string> defence_specs;
+    app.add_option("--defence", defence_specs,
+                   "defences, a comma list, repeatable (docs/PRIVACY.md): none, dp:sigma=S|eps=E[,C=C,delta=D,q=Q], "
+                   "l2=WD, label-smoothing=EPS, early-stopping=PATIENCE, dropout=P, augment, top-k=K, round=D, "
+                   "label-only; applied to every model (a defence-aware attacker)")
+        ->expected(1)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    app.add_flag("--defence-target-only", cfg.defences.target_only,
+                 "shokri: defend the targets only (pg1647's mitigation, a contrast; the shadows stay undefended)");
+    std::string utility_plot;
+    std::vector<std::string> from_runs;
+    app.add_option("--privacy-utility-plot", utility_plot,
+                   "write one privacy-utility SVG of the finished runs given by --from-run (no training) and exit");
+    app.add_option("--from-run", from_runs, "a finished run directory for --privacy-utility-plot (repeatable)")
+        ->expected(1)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     if (int code = parse_command_line(app, argc, argv); code >= 0) return code;
+    if (!utility_plot.empty() || !from_runs.empty()) {
+        if (utility_plot.empty() || from_runs.empty()) {
+            std::fprintf(stderr, "error: --privacy-utility-plot and --from-run go together (see --help)\n");
+            return 2;
+        }
+        try {
+            write_privacy_utility_plot(utility_plot, from_runs);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "error: %s\n", error_text(e).c_str());
+            return 1;
+        }
+        std::printf("privacy-utility plot: %s (%zu runs)\n", utility_plot.c_str(), from_runs.size());
+        return 0;
+    }
+    if (!defence_specs.empty()) {
+        try {
+            const bool target_only = cfg.defences.target_only;
+            cfg.defences = parse_defences(defence_specs);
+            cfg.defences.target_only = target_only;
+            // Flag combinations (usage errors): the same checks run_attack makes.
+            if (cfg.defences.target_only) check_defences(cfg.defences, cfg.protocol, 1000000);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "error: %s (see --help)\n", e.what());
+            return 2;
+        }
+    }
+    if (cfg.defences.target_only && defence_specs.empty()) {
+        std::fprintf(stderr, "error: --defence-target-only: no defence to apply (give --defence) (see --help)\n");
+        return 2;
+    }
 
     if (std::string problem = flag_combination_problem(app, cfg, model, preset); !problem.empty()) {
         std::fprintf(stderr, "error: %s (see --help)\n", problem.c_str());

@@ -34,9 +34,11 @@ std::string escape_xml(const std::string& s) {
 // Plot area: 60..460 x 40..400 in a 640 x 460 canvas (legend on the right).
 constexpr double X0 = 60, X1 = 460, Y0 = 400, Y1 = 40;
 
-std::string svg_open(const std::string& title) {
-    return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"460\" font-family=\"sans-serif\" "
-           "font-size=\"12\">\n<rect width=\"640\" height=\"460\" fill=\"white\"/>\n<text x=\"20\" y=\"22\" "
+// width: the canvas's (the legend's room grows with it).
+std::string svg_open(const std::string& title, int width = 640) {
+    const std::string w = std::to_string(width);
+    return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + w + "\" height=\"460\" font-family=\"sans-serif\" "
+           "font-size=\"12\">\n<rect width=\"" + w + "\" height=\"460\" fill=\"white\"/>\n<text x=\"20\" y=\"22\" "
            "font-size=\"14\">" + escape_xml(title) + "</text>\n" +
            "<rect x=\"60\" y=\"40\" width=\"400\" height=\"360\" fill=\"none\" stroke=\"black\"/>\n";
 }
@@ -123,6 +125,63 @@ std::string svg_histogram(const ScoreHistogram& h, const std::string& title) {
     return o.str();
 }
 
+std::string svg_privacy_utility(const std::vector<UtilityPoint>& points, const std::string& title) {
+    auto px = [](double acc) { return X0 + (X1 - X0) * std::clamp(acc, 0.0, 1.0); };
+    auto py = [](double auc) { return Y0 + (Y1 - Y0) * std::clamp((auc - 0.5) / 0.5, 0.0, 1.0); };
+    // Room for labels such as "mamba (dp:eps=8,C=1,delta=1e-05, ε 7.99)".
+    size_t longest = 0;
+    for (const UtilityPoint& p : points) longest = std::max(longest, p.label.size());
+    std::ostringstream o;
+    o << svg_open(title, std::max(640, 500 + 7 * int(longest)));
+    for (int i = 0; i <= 5; i++) {
+        const double a = i / 5.0, u = 0.5 + i / 10.0;
+        o << "<text x=\"" << px(a) - 10 << "\" y=\"416\">" << fmt("%.1f", a) << "</text>\n";
+        o << "<text x=\"20\" y=\"" << py(u) + 4 << "\">" << fmt("%.1f", u) << "</text>\n";
+        o << "<line x1=\"" << px(a) << "\" y1=\"400\" x2=\"" << px(a) << "\" y2=\"40\" stroke=\"#eee\"/>\n";
+        o << "<line x1=\"60\" y1=\"" << py(u) << "\" x2=\"460\" y2=\"" << py(u) << "\" stroke=\"#eee\"/>\n";
+    }
+    o << "<text x=\"200\" y=\"440\">test accuracy (utility)</text>\n";
+    o << "<text x=\"14\" y=\"36\">strongest attack AUC (0.5 = private)</text>\n";
+    for (size_t c = 0; c < points.size(); c++) {
+        const char* col = kColors[c % 8];
+        o << "<circle cx=\"" << fmt("%.1f", px(points[c].test_acc)) << "\" cy=\"" << fmt("%.1f", py(points[c].auc))
+          << "\" r=\"5\" fill=\"" << col << "\"/>\n";
+        o << "<circle cx=\"480\" cy=\"" << 50 + 18 * c << "\" r=\"5\" fill=\"" << col << "\"/><text x=\"490\" y=\""
+          << 54 + 18 * c << "\">" << escape_xml(points[c].label) << "</text>\n";
+    }
+    o << "</svg>\n";
+    return o.str();
+}
+
+std::string strongest_attack(const json& summary_attacks, const char* key) {
+    std::string best;
+    double bm = -1;
+    for (auto& [a, m] : summary_attacks.items())
+        if (a != "seed000_on_target" && m.contains(key) && m[key]["mean"].get<double>() > bm)
+            best = a, bm = m[key]["mean"].get<double>();
+    return best;
+}
+
+std::vector<UtilityPoint> privacy_utility_points(const json& r) {
+    std::vector<UtilityPoint> out;
+    const json& c = r.at("config");
+    std::string setting = c.contains("defence") ? c["defence"]["spec"].get<std::string>() : "none";
+    if (c.contains("defence") && c["defence"]["applied_to"].get<std::string>().rfind("targets only", 0) == 0)
+        setting += ", targets only";
+    for (auto& [kind, m] : r.at("models").items()) {
+        const std::string best = strongest_attack(m["summary"]["attacks"], "auc");
+        if (best.empty()) continue;
+        std::string eps;  // DP: the planned epsilon
+        if (c.contains("defence") && c["defence"].contains("privacy") && c["defence"]["privacy"].contains(kind)) {
+            const json& e = c["defence"]["privacy"][kind]["epsilon"];
+            eps = ", ε " + (e.is_number() ? fmt("%.3g", e.get<double>()) : std::string("inf"));
+        }
+        out.push_back({kind + " (" + setting + eps + ")", m["summary"]["test_acc"]["mean"].get<double>(),
+                       m["summary"]["attacks"][best]["auc"]["mean"].get<double>()});
+    }
+    return out;
+}
+
 namespace {
 
 // "0.912 ± 0.004" from {"mean", "std", "n"}; without ± for one repeat.
@@ -151,6 +210,21 @@ void report_intro(std::ostream& o, const json& r) {
     o << " Seed " << c.at("seed") << ".";
     if (c.value("null_members", false))
         o << " **Sanity run: the targets' \"members\" are fresh examples they never saw; every AUC should be 0.5.**";
+    if (c.contains("defence")) {
+        const json& d = c["defence"];
+        o << "\n\n**Defence: `" << d["spec"].get<std::string>() << "`, applied to " << d["applied_to"].get<std::string>()
+          << ".**";
+        if (d["applied_to"].get<std::string>().rfind("targets only", 0) == 0)
+            o << " This reproduces pg1647's mitigation as a contrast: the attacker's shadows are trained without the "
+                 "defence, a threat-model mismatch that overstates the protection (docs/PRIVACY.md).";
+        if (d.contains("privacy"))
+            for (auto& [kind, p] : d["privacy"].items())
+                o << " " << kind << ": DP-SGD noise multiplier " << fmt("%.4g", p["noise_multiplier"].get<double>())
+                  << ", q " << fmt("%.4g", p["sample_rate"].get<double>()) << ", " << p["steps"] << " steps: epsilon "
+                  << (p["epsilon"].is_number() ? fmt("%.3g", p["epsilon"].get<double>()) : std::string("inf"))
+                  << " at delta " << fmt("%g", p["delta"].get<double>())
+                  << " (planned; each model's .privacy.json has the steps it took).";
+    }
     o << "\nValues are mean ± standard deviation over the targets. Membership is the positive class; "
          "scores are higher for members. Definitions: docs/ATTACKS.md.\n\n";
 
@@ -245,16 +319,12 @@ void report_which_leaks(std::ostream& o, const json& r, const std::vector<std::s
         o << "- Strongest attack by " << (std::string(key) == "auc" ? "AUC" : "TPR at 1% FPR") << ": ";
         for (size_t i = 0; i < kinds.size(); i++) {
             const json& s = r["models"][kinds[i]]["summary"]["attacks"];
-            std::string best;
-            double bm = -1, bs = 0;
-            for (auto& [a, m] : s.items())
-                if (a != "seed000_on_target" && m.contains(key) && m[key]["mean"].get<double>() > bm)
-                    best = a, bm = m[key]["mean"].get<double>(), bs = m[key]["std"].get<double>();
+            const std::string best = strongest_attack(s, key);
             if (best.empty())  // no attack evaluated: no number, not a -1 placeholder
                 o << (i ? "; " : "") << kinds[i] << " n/a";
             else
-                o << (i ? "; " : "") << kinds[i] << " " << fmt("%.3f", bm) << " ± " << fmt("%.3f", bs) << " ("
-                  << best << ")";
+                o << (i ? "; " : "") << kinds[i] << " " << fmt("%.3f", s[best][key]["mean"].get<double>()) << " ± "
+                  << fmt("%.3f", s[best][key]["std"].get<double>()) << " (" << best << ")";
         }
         o << ".\n";
     }
@@ -330,6 +400,26 @@ void report_slices(std::ostream& o, const json& r, const std::vector<std::string
     }
 }
 
+// One row per model kind: the setting, utility and the strongest attack.
+void report_privacy_utility(std::ostream& o, const json& r, const std::vector<std::string>& kinds) {
+    o << "\n## Privacy and utility\n\n| model | defence | test acc | strongest attack (AUC) | AUC | TPR@0.1%FPR | "
+         "ε lower bound |\n| --- | --- | --- | --- | --- | --- | --- |\n";
+    const json& c = r.at("config");
+    const std::string setting = c.contains("defence") ? c["defence"]["spec"].get<std::string>() : "none";
+    for (const auto& k : kinds) {
+        const json& s = r["models"][k]["summary"];
+        const std::string best = strongest_attack(s["attacks"], "auc");
+        if (best.empty()) continue;
+        const json& m = s["attacks"][best];
+        o << "| " << k << " | " << setting << " | " << pm(s["test_acc"], "%.4f") << " | " << best << " | "
+          << pm(m["auc"]) << " | " << pm(m["tpr_at_01pct_fpr"]) << " | "
+          << (m.contains("epsilon_lower_bound") ? pm(m["epsilon_lower_bound"]) : std::string("n/a")) << " |\n";
+    }
+    o << "\n[Privacy-utility plot](plots/privacy_utility.svg): one point per model kind under this run's setting "
+         "(a run is one setting; `bin/attack --privacy-utility-plot OUT.svg --from-run DIR ...` draws several runs in "
+         "one).\n";
+}
+
 void report_plots(std::ostream& o, const json& r, const std::vector<std::string>& kinds) {
     const std::string protocol = r.at("config").at("protocol");
     o << "\n## Plots (first target)\n\n";
@@ -358,6 +448,7 @@ std::string markdown_report(const json& r) {
     report_attacks(o, r, kinds, attacks);
     report_low_fpr(o, r, kinds, attacks);
     report_which_leaks(o, r, kinds);
+    report_privacy_utility(o, r, kinds);
     report_notes(o, r, kinds);
     o << "\n## Slices (first target)\n\nTF-Privacy's slicing: the target's examples per true class and by whether "
          "the target classifies them correctly; counts of the scored members and non-members of the first attack "

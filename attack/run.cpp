@@ -43,6 +43,7 @@
 
 #include "attack/augment.h"
 #include "attack/classifiers.h"
+#include "attack/defence.h"
 #include "attack/features.h"
 #include "attack/jobs.h"
 #include "attack/lira.h"
@@ -226,6 +227,15 @@ struct Experiment {
         return dir + "/models/" + kind + "/" + role + ".bin";
     }
 };
+
+// What the attacker receives from a model: the engine's logits after the
+// output defences (attack/defence.h), for every query of every attack.
+std::vector<float> released_logits(const Experiment& ex, const std::string& kind, const std::string& role,
+                                   const torch::Tensor& images) {
+    std::vector<float> z = engine_logits(kind, ex.bin_path(kind, role), images);
+    if (defended(ex.cfg.defences, role)) apply_output_defences(ex.cfg.defences, z, ex.k);
+    return z;
+}
 
 // A trained (or cached) model, exported for the engines.
 struct TrainedModel {
@@ -500,7 +510,7 @@ std::vector<std::vector<float>> augmented_logits(const Experiment& ex, const std
     for (const Augmentation& a : augmented_queries(ex.cfg.dataset)) {
         std::vector<float> aug = augment_batch(images, int64_t(idx.size()), in.channels, in.height, in.width, a);
         per_query.push_back(
-            engine_logits(kind, ex.bin_path(kind, role), torch::from_blob(aug.data(), x.sizes(), torch::kFloat32)));
+            released_logits(ex, kind, role, torch::from_blob(aug.data(), x.sizes(), torch::kFloat32)));
         all.insert(all.end(), per_query.back().begin(), per_query.back().end());
     }
     fs::create_directories(ex.dir + "/outputs/" + kind + "/augmented");
@@ -602,7 +612,7 @@ Plan shokri_plan(const Experiment& ex) {
 void shokri_outputs(Experiment& ex, const std::string& kind, const Plan& plan, KindOutputs& out) {
     for (size_t t = 0; t < plan.fresh.size(); t++) {
         out.fresh_logits.push_back(
-            engine_logits(kind, ex.bin_path(kind, plan.models[t].role), rows_of(ex.pool.images, plan.fresh[t])));
+            released_logits(ex, kind, plan.models[t].role, rows_of(ex.pool.images, plan.fresh[t])));
         out.label_only_fresh.push_back(
             augmented_correct(ex, kind, plan.models[t].role, plan.fresh[t], plan.models[t].role + "_null_members"));
     }
@@ -744,7 +754,7 @@ void population_outputs(Experiment& ex, const std::string& kind, const Plan& pla
     fs::create_directories(ex.dir + "/outputs/" + kind + "/population");
     std::vector<std::vector<float>> logits;
     for (const ModelSplit& s : plan.models) {
-        logits.push_back(engine_logits(kind, ex.bin_path(kind, s.role), rows_of(ex.pool.images, plan.population)));
+        logits.push_back(released_logits(ex, kind, s.role, rows_of(ex.pool.images, plan.population)));
         char err[512];
         const std::string path = ex.dir + "/outputs/" + kind + "/population/" + s.role + ".npy";
         if (io_write_npy_f32(path.c_str(), logits.back().data(), int64_t(plan.population.size()), ex.k, err,
@@ -764,7 +774,7 @@ void lira_outputs(Experiment& ex, const std::string& kind, const Plan& plan, Kin
     out.phi = Matrix(M, n);
     for (int m = 0; m < M; m++) {
         out.pool_logits.push_back(
-            engine_logits(kind, ex.bin_path(kind, plan.models[size_t(m)].role), rows_of(ex.pool.images, pool)));
+            released_logits(ex, kind, plan.models[size_t(m)].role, rows_of(ex.pool.images, pool)));
         auto p = logit_scaled_confidences(out.pool_logits.back(), ex.k, labels);
         for (int64_t j = 0; j < n; j++) out.phi.at(m, j) = p[size_t(j)];
     }
@@ -967,11 +977,16 @@ void describe_run(Experiment& ex) {
                    {"shadows", cfg.shadows},   {"ds", cfg.ds},         {"epochs", cfg.epochs},
                    {"seed", cfg.seed},         {"null_members", cfg.null_members}};
     find_protocol(cfg.protocol)->describe(cfg, ex.resolved);
+    if (cfg.defences.any()) ex.resolved["defence"] = defence_json(cfg.defences);
     for (const auto& [kind, spec] : ex.specs) {
         ex.resolved["presets"][kind] = spec.preset;
         TrainConfig tc = resolve_training(ex.config_json, spec.preset);
         if (cfg.epochs > 0) tc.epochs = cfg.epochs;
         ex.resolved["training"][kind] = to_json(tc);
+        if (cfg.defences.dp) {
+            check_dp_model(spec);
+            ex.resolved["defence"]["privacy"][kind] = defence_privacy(cfg.defences, tc.batch_size, tc.epochs, cfg.ds);
+        }
         ex.resolved["model_config"][kind] = kind == "mamba" ? to_json(spec.mamba) : to_json(spec.cnn);
     }
     ex.environment = {
@@ -1001,6 +1016,7 @@ void resolve_run(Experiment& ex, const Protocol& proto) {
         if (kind == "mamba") validate_mamba(spec.mamba, ex.data.train.channels, ex.data.train.height, ex.data.train.width);
     ex.pool = make_pool(ex.data);
     ex.k = ex.pool.input.n_classes;
+    check_defences(cfg.defences, cfg.protocol, ex.k);
     describe_run(ex);
     const int64_t need = proto.examples_needed(cfg), n_pool = ex.pool.images.size(0);
     if (need > n_pool)
@@ -1118,6 +1134,14 @@ TrainedModel train_model(Experiment& ex, const std::string& kind, const ModelSpl
     job.checkpoint = base + ".pt";
     job.verbose = false;
     job.force = ex.cfg.force;
+    // The defences (attack/defence.h); early stopping watches the model's
+    // non-members (the defender's held-out set: splitting the members
+    // would call examples the model never trained on members).
+    if (defended(ex.cfg.defences, s.role)) {
+        apply_training_defences(ex.cfg.defences, ex.cfg.dataset, int64_t(s.members.size()), job);
+        if (job.early_stopping > 0)
+            job.val_x = rows_of(ex.pool.images, s.nonmembers), job.val_y = rows_of(ex.pool.labels, s.nonmembers);
+    }
     job.extra_meta = {{"attack_role", s.role},
                       {"members_fnv1a", std::to_string(fnv1a(s.members))},
                       {"nonmembers_fnv1a", std::to_string(fnv1a(s.nonmembers))}};
@@ -1158,11 +1182,10 @@ std::vector<TrainedModel> train_models(Experiment& ex, const std::string& kind, 
 // to outputs/<kind>/<role>.npy (members then non-members) for other tools.
 ModelResult model_outputs(Experiment& ex, const std::string& kind, const ModelSplit& s, const TrainedModel& tm) {
     fs::create_directories(ex.dir + "/outputs/" + kind);
-    const std::string bin = ex.bin_path(kind, s.role);
     ModelResult r;
     r.train_acc = tm.train_acc, r.test_acc = tm.test_acc;
-    r.member_logits = engine_logits(kind, bin, rows_of(ex.pool.images, s.members));
-    r.nonmember_logits = engine_logits(kind, bin, rows_of(ex.pool.images, s.nonmembers));
+    r.member_logits = released_logits(ex, kind, s.role, rows_of(ex.pool.images, s.members));
+    r.nonmember_logits = released_logits(ex, kind, s.role, rows_of(ex.pool.images, s.nonmembers));
     std::vector<float> all(r.member_logits);
     all.insert(all.end(), r.nonmember_logits.begin(), r.nonmember_logits.end());
     char err[512];
@@ -1210,6 +1233,9 @@ void write_results(Experiment& ex, json& result, Clock::time_point t_run) {
            ex.seconds_training, g_stats.trained, g_stats.cached, ex.seconds_engine, ex.seconds_attacks, total);
     write_file_atomic(ex.dir + "/metrics.json", result.dump(2) + "\n");
     const std::string md = markdown_report(result);
+    fs::create_directories(ex.dir + "/plots");
+    write_file_atomic(ex.dir + "/plots/privacy_utility.svg",
+                      svg_privacy_utility(privacy_utility_points(result), "Privacy and utility"));
     write_file_atomic(ex.dir + "/report.md", md);
     // The same report for a browser, plots inline (attack/report_html.h).
     const std::string title = "Membership inference: " + result["config"]["dataset"].get<std::string>() + ", " +
@@ -1375,6 +1401,19 @@ bool run_attack_job(const AttackRunConfig& cfg_in, int64_t id) {
 
 const AttackRunStats& last_attack_run_stats() { return g_stats; }
 
+void write_privacy_utility_plot(const std::string& output, const std::vector<std::string>& run_dirs) {
+    std::vector<UtilityPoint> points;
+    for (const std::string& d : run_dirs) {
+        const std::string path = d + "/metrics.json";
+        std::ifstream f(path);
+        const json m = json::parse(f, nullptr, /*allow_exceptions=*/false);
+        if (!f.is_open() || m.is_discarded() || !m.is_object() || !m.contains("models") || !m.contains("config"))
+            throw std::runtime_error(path + ": not the metrics.json of a finished bin/attack run");
+        for (UtilityPoint& p : privacy_utility_points(m)) points.push_back(std::move(p));
+    }
+    write_file_atomic(output, svg_privacy_utility(points, "Privacy and utility"));
+}
+
 std::string default_run_dir(const AttackRunConfig& c) {
     const Protocol* p = find_protocol(c.protocol);
     std::string d = "runs/" + c.dataset + "-" + c.protocol + "-ds" + std::to_string(c.ds) + "-s" +
@@ -1382,6 +1421,7 @@ std::string default_run_dir(const AttackRunConfig& c) {
                     "-seed" + std::to_string(c.seed);
     if (c.epochs > 0) d += "-e" + std::to_string(c.epochs);
     if (c.null_members) d += "-null";
+    if (c.defences.any()) d += "-" + defence_slug(c.defences);
     return d;
 }
 

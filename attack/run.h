@@ -28,6 +28,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "attack/defence.h"
+
 namespace mmia {
 
 struct AttackRunConfig {
@@ -43,7 +45,7 @@ struct AttackRunConfig {
     int epochs = 0;          // 0 = the preset's
     uint64_t seed = 42;
     int threads = 0;         // 0 = all cores
-    std::string run_dir;     // "" = runs/<dataset>-<protocol>-ds<ds>-s<shadows>-t<targets>-seed<seed>[-e<epochs>]
+    std::string run_dir;     // "" = runs/<dataset>-<protocol>-ds<ds>-s<shadows>-t<targets>-seed<seed>[-e<epochs>][-<defence slug>]
     bool force = false;      // reuse a run directory made with another configuration
     bool verbose = true;     // progress lines on stdout
     // Sanity mode: the targets' "members" are replaced by fresh examples no
@@ -56,6 +58,9 @@ struct AttackRunConfig {
     // non-members of its pool), never a member of any model.
     double rmia_gamma = 2.0;
     int64_t rmia_population = 25000;
+    // Defences (attack/defence.h, --defence, --defence-target-only): part of
+    // the run directory's name and of attack_config.json when any is given.
+    Defences defences;
 };
 
 // The default run directory name for cfg (see AttackRunConfig::run_dir).
@@ -102,6 +107,12 @@ nlohmann::json read_attack_plan(const std::string& dir);
 // complete. Throws "--job ID: the plan in DIR has jobs 0 to N-1" and the
 // errors of read_attack_plan and run_attack.
 bool run_attack_job(const AttackRunConfig& cfg, int64_t id);
+
+// One privacy-utility SVG (attack/report.h, svg_privacy_utility) of the
+// finished runs in run_dirs, their points in the order given (each run's
+// privacy_utility_points). Throws "<dir>/metrics.json: <why>" for a
+// directory without a readable metrics.json, and a write failure.
+void write_privacy_utility_plot(const std::string& output, const std::vector<std::string>& run_dirs);
 
 // What run_attack did, for tests: models trained now vs found finished.
 struct AttackRunStats {

@@ -501,7 +501,7 @@ TrainConfig resolve_training(const json& config, const std::string& preset_name)
         c.learning_rate = get_double(t, "learning_rate", 1e-12, 10.0, where);
         c.weight_decay = get_double(t, "weight_decay", 0.0, 10.0, where);
         c.lr_schedule = get_choice(t, "lr_schedule", {"cosine", "constant"}, where);
-        if (t.contains("augment")) c.augment = get_choice(t, "augment", {"none", "crop-flip"}, where);
+        if (t.contains("augment")) c.augment = get_choice(t, "augment", {"none", "crop-flip", "shift2", "shift2-flip"}, where);
         if (t.contains("checkpoint_every"))
             c.checkpoint_every = get_int(t, "checkpoint_every", 0, 1 << 30, where);
         if (!t.at("save_dir").is_string()) fail(where + ": \"save_dir\" must be a string");

@@ -80,7 +80,9 @@ struct TrainConfig {
     double weight_decay = 0.01;
     std::string lr_schedule = "cosine";  // "cosine" | "constant"
     // Training-time augmentation: "none" | "crop-flip" (shift by up to 4
-    // pixels with zero fill, mirror left-right half the time; CIFAR's usual).
+    // pixels with zero fill, mirror left-right half the time; CIFAR's usual)
+    // | "shift2" (up to 2 pixels, no mirror: digits) | "shift2-flip" (up to
+    // 2 pixels and the mirror) (train/trainer.h, augment_images).
     // Optional in config.json ("none" when absent) and recorded in a
     // checkpoint only when not "none", so older checkpoints still resume.
     std::string augment = "none";

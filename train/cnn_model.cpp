@@ -77,6 +77,7 @@ torch::Tensor CnnClassifierImpl::forward(const torch::Tensor& images) {
         } else if (l.type == "flatten") {
             x = x.flatten(1);               // (B, C*H*W), channel-major
         } else if (l.type == "dense") {
+            if (dropout > 0 && is_training()) x = torch::dropout(x, dropout, /*train=*/true);
             x = activate(dense[i](x), l.activation);
         }
     }

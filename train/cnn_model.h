@@ -28,6 +28,9 @@ struct CnnClassifierImpl : torch::nn::Module {
     std::vector<torch::nn::Conv2d> conv;      // "conv<i>": weight (O, C, K, K), bias (O) unless bn
     std::vector<torch::nn::BatchNorm2d> bn;   // "bn<i>": weight, bias, running_mean, running_var (O)
     std::vector<torch::nn::Linear> dense;     // "dense<i>": weight (O, I), bias (O)
+    // Training only (bin/train --dropout): dropout with this probability on
+    // the input of every dense layer; not a weight, not exported.
+    double dropout = 0;
 };
 TORCH_MODULE(CnnClassifier);
 

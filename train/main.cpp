@@ -71,8 +71,11 @@ int main(int argc, char** argv) {
     // nan through (nan <= 0 is false), and training would diverge at once.
     app.add_option("--lr", lr, "override the learning rate (1e-12..10)")
         ->check(real_in(1e-12, false, 10, "a learning rate"));
-    auto* augment_opt = app.add_option("--augment", augment, "images: override the augmentation: none | crop-flip (shift <= 4 px, mirror)")
-        ->check(CLI::IsMember({"none", "crop-flip"}));
+    auto* augment_opt =
+        app.add_option("--augment", augment,
+                       "images: override the augmentation: none | crop-flip (shift <= 4 px, mirror) | shift2 "
+                       "(shift <= 2 px: digits) | shift2-flip (shift <= 2 px, mirror), seeded")
+            ->check(CLI::IsMember({"none", "crop-flip", "shift2", "shift2-flip"}));
     auto* seed_opt = app.add_option("--seed", seed, "override the seed")->check(seed_range());
     app.add_option("--threads", threads, "intra-op threads (default: all cores)")->check(int_in(1, 1024));
     auto* limit_opt = app.add_option("--limit-train", limit_train, "images: train on the first N training images only")
@@ -84,6 +87,16 @@ int main(int argc, char** argv) {
     auto* smooth_opt = app.add_option("--label-smoothing", label_smoothing,
                                       "images: targets (1 - eps) onehot + eps / classes (default 0)")
                            ->check(real_in(0, false, 0.99, "a label smoothing"));
+    double dropout = 0;
+    int early_stopping = 0;
+    auto* dropout_opt = app.add_option("--dropout", dropout,
+                                       "images: dropout probability while training (Mamba: block outputs and the "
+                                       "pooled vector; CNN: every dense layer's input); off at eval")
+                            ->check(real_in(0, false, 0.99, "a dropout probability"));
+    auto* es_opt = app.add_option("--early-stopping", early_stopping,
+                                  "images: stop after PATIENCE epochs without a lower validation loss (validation: "
+                                  "a seeded 10% of the training images, not trained on); keep the best epoch")
+                       ->check(int_in(1, 1000));
     // DP-SGD (image models): on with --dp-noise-multiplier or --target-epsilon.
     double dp_sigma = -1, dp_clip = 1.0, dp_q = 0, dp_delta = 1e-5, target_epsilon = 0;
     auto* sigma_opt = app.add_option("--dp-noise-multiplier", dp_sigma,
@@ -105,7 +118,7 @@ int main(int argc, char** argv) {
     if (int code = parse_command_line(app, argc, argv); code >= 0) return code;
     // Flags of the other family of models: a usage error, like any bad flag.
     const bool lm = is_lm_model(model);
-    for (auto* opt : {dataset_opt, data_dir_opt, augment_opt, limit_opt, smooth_opt})
+    for (auto* opt : {dataset_opt, data_dir_opt, augment_opt, limit_opt, smooth_opt, dropout_opt, es_opt})
         if (lm && opt->count() > 0) {
             std::fprintf(stderr, "error: %s is for image models; a language model trains on --corpus (see --help)\n",
                          opt->get_name().c_str());
@@ -203,24 +216,13 @@ int main(int argc, char** argv) {
         if (seed_opt->count()) job.train.seed = seed;
         if (!augment.empty()) job.train.augment = augment;
         job.label_smoothing = label_smoothing;
+        job.dropout = dropout;
+        job.early_stopping = early_stopping;
         job.dataset = dataset;
         job.force = force;
-        if (dp_on) {
-            // Batch norm mixes the examples of a batch, so an example's
-            // gradient depends on the others and clipping bounds nothing.
-            // Opacus swaps it for group norm; the engines have no group norm
-            // to run the result, so such presets are refused.
-            const char* bn_where = nullptr;
-            if (model == "mamba" && !job.spec.mamba.stem.empty()) bn_where = "its conv stem has batch norm";
-            if (model == "cnn")
-                for (const CnnLayer& l : job.spec.cnn.layers)
-                    if (l.batch_norm) bn_where = "a conv layer has batch norm";
-            if (bn_where)
-                throw std::runtime_error("DP-SGD: preset " + job.spec.preset + ": " + bn_where +
-                                         ", which mixes the examples of a batch (no per-example gradient), and the "
-                                         "engines have no group norm to replace it; choose a preset without batch "
-                                         "norm (mamba-mnist, shokri)");
-        }
+        // Opacus swaps batch norm for group norm; the engines have no group
+        // norm to run the result, so such presets are refused.
+        if (dp_on) check_dp_model(job.spec);
 
         job.checkpoint = output.empty()
                              ? job.train.save_dir + "/" + dataset + "_" + job.spec.preset + ".pt"
@@ -250,19 +252,11 @@ int main(int argc, char** argv) {
                          job.input.n_classes);
         if (limit_train > 0) job.extra_meta["limit_train"] = limit_train;
         if (dp_on) {
-            DpConfig& dp = job.dp;
-            dp.enabled = true;
-            dp.max_grad_norm = dp_clip;
-            dp.delta = dp_delta;
-            dp.sample_rate = q_opt->count() ? dp_q : std::min(1.0, double(job.train.batch_size) / double(data.train.n));
+            job.dp = resolve_dp(dp_sigma, target_opt->count() ? target_epsilon : 0, dp_clip,
+                                q_opt->count() ? dp_q : 0, dp_delta, job.train.batch_size, job.train.epochs,
+                                data.train.n);
+            const DpConfig& dp = job.dp;
             const int64_t steps = int64_t(job.train.epochs) * dp_steps_per_epoch(dp.sample_rate);
-            if (target_opt->count()) {
-                dp.target_epsilon = target_epsilon;
-                dp.noise_multiplier =
-                    dp::sigma_for_epsilon(dp_accounting(dp, steps), target_epsilon, 0.005 * target_epsilon);
-            } else {
-                dp.noise_multiplier = dp_sigma;
-            }
             const dp::EpsilonAt e = dp::epsilon(dp_accounting(dp, steps));
             std::printf("DP-SGD: Poisson sampling q %g (expected batch %.1f), %lld steps (%lld per epoch), clip C %g, "
                         "noise multiplier %.6g%s: epsilon %.4g at delta %g (RDP, improved conversion)\n",
@@ -272,11 +266,12 @@ int main(int argc, char** argv) {
         }
 
         std::printf("training %s (preset %s) on %s: %lld train / %lld test images, %d epochs, "
-                    "batch %d, lr %g, weight decay %g, label smoothing %g, augment %s, seed %llu, %d threads\n",
+                    "batch %d, lr %g, weight decay %g, label smoothing %g, dropout %g, augment %s, early stopping %d, seed %llu, "
+                    "%d threads\n",
                     model.c_str(), job.spec.preset.c_str(), dataset.c_str(),
                     (long long)data.train.n, (long long)data.test.n, job.train.epochs,
                     job.train.batch_size, job.train.learning_rate, job.train.weight_decay, job.label_smoothing,
-                    job.train.augment.c_str(),
+                    job.dropout, job.train.augment.c_str(), job.early_stopping,
                     (unsigned long long)job.train.seed, n_threads);
         std::fflush(stdout);
         train_classifier(job, images_to_tensor(data.train), labels_to_tensor(data.train),

@@ -58,7 +58,9 @@ double accuracy(const torch::Tensor& logits, const torch::Tensor& labels) {
     return logits.argmax(1).eq(labels).sum().item<double>() / double(labels.size(0));
 }
 
-torch::Tensor augment_crop_flip(const torch::Tensor& x, int pad, std::mt19937_64& rng) {
+// Each image shifted by (dy, dx) in [-pad, pad] (zero fill) and, when
+// may_mirror, mirrored on a coin: two or three draws per image.
+static torch::Tensor shift_batch(const torch::Tensor& x, int pad, bool may_mirror, std::mt19937_64& rng) {
     const int64_t n = x.size(0), h = x.size(2), w = x.size(3);
     auto padded = torch::constant_pad_nd(x, {pad, pad, pad, pad}, 0.0);
     auto out = torch::empty_like(x);
@@ -67,11 +69,50 @@ torch::Tensor augment_crop_flip(const torch::Tensor& x, int pad, std::mt19937_64
         // rng() % k rather than a std:: distribution: the same numbers from
         // every standard library, so checkpoints agree across toolchains.
         const int64_t dy = int64_t(rng() % shifts), dx = int64_t(rng() % shifts);
-        const bool mirror = (rng() & 1) != 0;
+        const bool mirror = may_mirror && (rng() & 1) != 0;
         auto crop = padded[i].narrow(1, dy, h).narrow(2, dx, w);
         out[i].copy_(mirror ? crop.flip({2}) : crop);
     }
     return out;
+}
+
+torch::Tensor augment_crop_flip(const torch::Tensor& x, int pad, std::mt19937_64& rng) {
+    return shift_batch(x, pad, true, rng);
+}
+
+torch::Tensor augment_shift(const torch::Tensor& x, int pad, std::mt19937_64& rng) {
+    return shift_batch(x, pad, false, rng);
+}
+
+torch::Tensor augment_images(const torch::Tensor& x, const std::string& mode, std::mt19937_64& rng) {
+    if (mode == "none") return x;
+    if (mode == "crop-flip") return augment_crop_flip(x, 4, rng);
+    if (mode == "shift2") return augment_shift(x, 2, rng);
+    if (mode == "shift2-flip") return augment_crop_flip(x, 2, rng);
+    throw std::runtime_error("unknown augmentation \"" + mode + "\" (none, crop-flip, shift2, shift2-flip)");
+}
+
+bool EarlyStopping::update(int epoch, double loss) {
+    if (loss < best) {  // false for NaN
+        best = loss;
+        best_epoch = epoch;
+        bad_epochs = 0;
+        return false;
+    }
+    return ++bad_epochs >= patience;
+}
+
+std::pair<std::vector<int64_t>, std::vector<int64_t>> early_stopping_split(int64_t n, uint64_t seed) {
+    if (n < 2) throw std::runtime_error("early stopping needs at least 2 training examples to hold one out");
+    std::vector<int64_t> p(static_cast<size_t>(n));
+    std::iota(p.begin(), p.end(), 0);
+    std::mt19937_64 rng(seed ^ 0x5eed5a1dull);
+    for (int64_t i = n - 1; i > 0; i--) std::swap(p[size_t(i)], p[size_t(rng() % uint64_t(i + 1))]);
+    const int64_t n_val = std::max<int64_t>(1, n / 10);
+    std::vector<int64_t> val(p.begin(), p.begin() + n_val), train(p.begin() + n_val, p.end());
+    std::sort(val.begin(), val.end());
+    std::sort(train.begin(), train.end());
+    return {train, val};
 }
 
 // The part of the meta record that must match for a checkpoint to be resumed:
@@ -129,6 +170,38 @@ json to_json(const DpConfig& dp) {
               {"per_example_gradients", "microbatches of one"}};
     if (dp.target_epsilon > 0) j["target_epsilon"] = dp.target_epsilon;
     return j;
+}
+
+DpConfig resolve_dp(double noise_multiplier, double target_epsilon, double max_grad_norm, double sample_rate,
+                    double delta, int batch_size, int epochs, int64_t n_train) {
+    DpConfig dp;
+    dp.enabled = true;
+    dp.max_grad_norm = max_grad_norm;
+    dp.delta = delta;
+    dp.sample_rate = sample_rate > 0 ? sample_rate : std::min(1.0, double(batch_size) / double(n_train));
+    if (target_epsilon > 0) {
+        const int64_t steps = int64_t(epochs) * dp_steps_per_epoch(dp.sample_rate);
+        dp.target_epsilon = target_epsilon;
+        dp.noise_multiplier = dp::sigma_for_epsilon(dp_accounting(dp, steps), target_epsilon, 0.005 * target_epsilon);
+    } else {
+        dp.noise_multiplier = noise_multiplier;
+    }
+    return dp;
+}
+
+void check_dp_model(const ModelSpec& spec) {
+    // Batch norm mixes the examples of a batch, so an example's gradient
+    // depends on the others and clipping bounds nothing.
+    const char* bn_where = nullptr;
+    if (spec.model == "mamba" && !spec.mamba.stem.empty()) bn_where = "its conv stem has batch norm";
+    if (spec.model == "cnn")
+        for (const CnnLayer& l : spec.cnn.layers)
+            if (l.batch_norm) bn_where = "a conv layer has batch norm";
+    if (bn_where)
+        throw std::runtime_error("DP-SGD: preset " + spec.preset + ": " + bn_where +
+                                 ", which mixes the examples of a batch (no per-example gradient), and the "
+                                 "engines have no group norm to replace it; choose a preset without batch "
+                                 "norm (mamba-mnist, shokri)");
 }
 
 int64_t dp_steps_per_epoch(double q) {
@@ -232,11 +305,44 @@ static void save_with_statement(const TrainJob& job, torch::nn::Module& model, t
 
 // The loop itself, for any classifier: `model` holds the parameters,
 // `forward` maps images (B, C, H, W) to logits (B, n_classes).
+// Every parameter and buffer of `model`, copied (early stopping's best epoch).
+static std::vector<torch::Tensor> copy_state(torch::nn::Module& model) {
+    torch::NoGradGuard no_grad;
+    std::vector<torch::Tensor> out;
+    for (const auto& p : model.parameters()) out.push_back(p.detach().clone());
+    for (const auto& b : model.buffers()) out.push_back(b.detach().clone());
+    return out;
+}
+static void restore_state(torch::nn::Module& model, const std::vector<torch::Tensor>& state) {
+    torch::NoGradGuard no_grad;
+    size_t i = 0;
+    for (auto& p : model.parameters()) p.copy_(state[i++]);
+    for (auto& b : model.buffers()) b.copy_(state[i++]);
+}
+
 static json train_loop(const TrainJob& job, torch::nn::Module& model,
                        const std::function<torch::Tensor(const torch::Tensor&)>& forward,
-                       const torch::Tensor& train_x, const torch::Tensor& train_y,
+                       const torch::Tensor& all_x, const torch::Tensor& all_y,
                        const torch::Tensor& test_x, const torch::Tensor& test_y) {
     const TrainConfig& tc = job.train;
+    // Early stopping's validation set: given, or a seeded tenth of the
+    // training examples, which are then not trained on.
+    torch::Tensor train_x = all_x, train_y = all_y, val_x = job.val_x, val_y = job.val_y;
+    json es_meta = nullptr;
+    if (job.early_stopping > 0) {
+        es_meta = {{"patience", job.early_stopping}};
+        if (val_x.defined()) {
+            es_meta["validation"] = "given: " + std::to_string(val_x.size(0)) + " examples";
+        } else {
+            auto [tr, va] = early_stopping_split(all_x.size(0), tc.seed);
+            auto pick = [](const torch::Tensor& t, std::vector<int64_t>& idx) {
+                return t.index_select(0, torch::from_blob(idx.data(), {int64_t(idx.size())}, torch::kInt64)).contiguous();
+            };
+            train_x = pick(all_x, tr), train_y = pick(all_y, tr), val_x = pick(all_x, va), val_y = pick(all_y, va);
+            es_meta["validation"] = std::to_string(va.size()) + " of the " + std::to_string(all_x.size(0)) +
+                                    " training examples (seeded split, not trained on)";
+        }
+    }
     json meta = {{"model", job.spec.model},
                  {"preset", job.spec.preset},
                  {"training", to_json(tc)},  // + label_smoothing below
@@ -250,6 +356,8 @@ static json train_loop(const TrainJob& job, torch::nn::Module& model,
     if (job.spec.model == "cnn") meta["cnn"] = to_json(job.spec.cnn);
     if (job.dp.enabled) meta["dp"] = to_json(job.dp);
     if (job.label_smoothing > 0) meta["training"]["label_smoothing"] = job.label_smoothing;
+    if (job.dropout > 0) meta["training"]["dropout"] = job.dropout;
+    if (job.early_stopping > 0) meta["training"]["early_stopping"] = es_meta;
     // What decides the bits besides the configuration above: results are
     // bit-identical only for the same thread count and libraries. Not part
     // of identity_of (a resume on another machine is allowed), so each
@@ -280,7 +388,8 @@ static json train_loop(const TrainJob& job, torch::nn::Module& model,
                                      "pass --force to overwrite it or choose another --output");
         if (identity_of(old) == identity_of(meta)) {
             start_epoch = old.value("epochs_done", 0);
-            if (start_epoch >= tc.epochs && old.contains("final")) {
+            // (An early-stopped run is finished with fewer epochs.)
+            if ((start_epoch >= tc.epochs || job.early_stopping > 0) && old.contains("final")) {
                 if (job.verbose)
                     std::printf("%s: already trained (%d epochs), nothing to do\n",
                                 job.checkpoint.c_str(), start_epoch);
@@ -303,6 +412,10 @@ static json train_loop(const TrainJob& job, torch::nn::Module& model,
     const int64_t total_steps = steps_per_epoch * tc.epochs;
     std::vector<int64_t> order(n);
 
+    EarlyStopping stopper;
+    stopper.patience = job.early_stopping;
+    std::vector<torch::Tensor> best_state;
+    int epochs_run = start_epoch;
     for (int epoch = start_epoch; epoch < tc.epochs; epoch++) {
         model.train();
         // The shuffle depends only on (seed, epoch): resuming replays it exactly.
@@ -330,7 +443,7 @@ static json train_loop(const TrainJob& job, torch::nn::Module& model,
                 std::vector<int64_t> batch = poisson_sample(n, job.dp.sample_rate, rng);
                 auto idx = torch::tensor(batch, torch::kInt64);
                 auto x = train_x.index_select(0, idx);
-                if (tc.augment == "crop-flip") x = augment_crop_flip(x, 4, rng);
+                x = augment_images(x, tc.augment, rng);
                 auto y = train_y.index_select(0, idx);
                 DpStepStats st = dp_sgd_gradients(model, forward, x, y, job.dp, n, job.label_smoothing);
                 if (!std::isfinite(st.loss_sum))
@@ -351,7 +464,7 @@ static json train_loop(const TrainJob& job, torch::nn::Module& model,
             }
             auto idx = perm.narrow(0, s * tc.batch_size, std::min<int64_t>(tc.batch_size, n - s * tc.batch_size));
             auto x = train_x.index_select(0, idx);
-            if (tc.augment == "crop-flip") x = augment_crop_flip(x, 4, rng);
+            x = augment_images(x, tc.augment, rng);
             auto y = train_y.index_select(0, idx);
             optimizer.zero_grad();
             auto logits = forward(x);
@@ -380,16 +493,38 @@ static json train_loop(const TrainJob& job, torch::nn::Module& model,
                   {"test_acc", test_acc},
                   {"seconds", bar.seconds()},
                   {"threads", torch::get_num_threads()}};
+        bool stop = false;
+        if (job.early_stopping > 0) {
+            const double val_loss = classification_loss(predict_logits(model, forward, val_x), val_y, 0).item<double>();
+            h["val_loss"] = val_loss;
+            stop = stopper.update(epoch + 1, val_loss);
+            if (stopper.best_epoch == epoch + 1) best_state = copy_state(model);
+        }
         meta["history"].push_back(h);
         meta["epochs_done"] = epoch + 1;
+        epochs_run = epoch + 1;
         if (job.verbose)
             std::printf("epoch %d/%d  loss %.4f  train acc %.4f (running)  test acc %.4f  %.1fs\n",
                         epoch + 1, tc.epochs, h["loss"].get<double>(),
                         h["train_acc_running"].get<double>(), test_acc, bar.seconds());
         std::fflush(stdout);
-        if (epoch + 1 < tc.epochs)
+        // Early stopping writes no intermediate checkpoint (the best
+        // epoch's weights live in memory): an interrupted run starts over.
+        if (epoch + 1 < tc.epochs && job.early_stopping == 0)
             save_with_statement(job, model, &optimizer, meta, int64_t(epoch + 1) * steps_per_epoch);
         if (epoch + 1 == job.stop_after_epochs) return meta;
+        if (stop) break;
+    }
+    if (job.early_stopping > 0) {
+        if (!best_state.empty()) restore_state(model, best_state);
+        meta["early_stopping"] = {{"patience", job.early_stopping},
+                                  {"best_epoch", stopper.best_epoch},
+                                  {"best_val_loss", std::isfinite(stopper.best) ? json(stopper.best) : json("none")},
+                                  {"epochs_run", epochs_run},
+                                  {"stopped_early", epochs_run < tc.epochs}};
+        if (job.verbose)
+            std::printf("early stopping: %d of %d epochs run, best validation loss %.4f at epoch %d (its weights "
+                        "kept)\n", epochs_run, tc.epochs, stopper.best, stopper.best_epoch);
     }
 
     // Final accuracies in eval mode over the whole sets: what the engine's
@@ -397,14 +532,15 @@ static json train_loop(const TrainJob& job, torch::nn::Module& model,
     double train_acc = accuracy(predict_logits(model, forward, train_x), train_y);
     double test_acc = accuracy(predict_logits(model, forward, test_x), test_y);
     meta["final"] = {{"train_acc", train_acc}, {"test_acc", test_acc}};
-    save_with_statement(job, model, &optimizer, meta, int64_t(tc.epochs) * steps_per_epoch);
+    // DP accounts for every step taken (early stopping looked at them all).
+    save_with_statement(job, model, &optimizer, meta, int64_t(epochs_run) * steps_per_epoch);
     if (job.verbose)
         std::printf("final: train acc %.4f  test acc %.4f  -> %s\n", train_acc, test_acc,
                     job.checkpoint.c_str());
     if (job.verbose && job.dp.enabled)
         std::printf("privacy: epsilon %.4g at delta %g after %lld steps (q %g, sigma %g, C %g) -> %s\n",
                     meta["privacy"]["epsilon"].is_string() ? INFINITY : meta["privacy"]["epsilon"].get<double>(),
-                    job.dp.delta, (long long)(int64_t(tc.epochs) * steps_per_epoch), job.dp.sample_rate,
+                    job.dp.delta, (long long)(int64_t(epochs_run) * steps_per_epoch), job.dp.sample_rate,
                     job.dp.noise_multiplier, job.dp.max_grad_norm, dp_statement_path(job.checkpoint).c_str());
     return meta;
 }
@@ -413,6 +549,13 @@ json train_classifier(const TrainJob& job, const torch::Tensor& train_x, const t
                       const torch::Tensor& test_x, const torch::Tensor& test_y) {
     const InputSpec& in = job.input;
     torch::manual_seed(job.train.seed);  // the initial weights depend on the seed only
+    if (job.spec.model == "mamba" && job.dropout > 0) {
+        // --dropout: the Mamba's own dropout slots (recorded in its config).
+        TrainJob with_dropout = job;
+        with_dropout.spec.mamba.dropout = with_dropout.spec.mamba.head_dropout = job.dropout;
+        with_dropout.dropout = 0;
+        return train_classifier(with_dropout, train_x, train_y, test_x, test_y);
+    }
     if (job.spec.model == "mamba") {
         MambaClassifier model(job.spec.mamba, in.channels, in.height, in.width, in.n_classes, in.mean,
                               in.std);
@@ -421,6 +564,7 @@ json train_classifier(const TrainJob& job, const torch::Tensor& train_x, const t
     }
     if (job.spec.model == "cnn") {
         CnnClassifier model(job.spec.cnn, in.channels, in.height, in.width, in.n_classes, in.mean, in.std);
+        model->dropout = job.dropout;
         return train_loop(job, *model, [&](const torch::Tensor& x) { return model->forward(x); }, train_x,
                           train_y, test_x, test_y);
     }

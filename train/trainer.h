@@ -30,6 +30,19 @@ struct DpConfig {
 };
 json to_json(const DpConfig& dp);
 
+// The DP-SGD settings of a run of `epochs` epochs over n_train examples:
+// q = sample_rate, or batch_size / n_train (at most 1) when sample_rate is 0;
+// sigma = noise_multiplier, or (target_epsilon > 0) the accountant's sigma
+// for that epsilon within 0.5% (dp::sigma_for_epsilon over
+// epochs * dp_steps_per_epoch(q) steps). Throws what sigma_for_epsilon throws.
+DpConfig resolve_dp(double noise_multiplier, double target_epsilon, double max_grad_norm, double sample_rate,
+                    double delta, int batch_size, int epochs, int64_t n_train);
+
+// DP-SGD needs per-example gradients: a preset with batch norm (which mixes
+// the examples of a batch) is refused with a runtime_error naming the preset
+// (Opacus swaps in group norm; the engines have none).
+void check_dp_model(const ModelSpec& spec);
+
 struct TrainJob {
     ModelSpec spec;
     TrainConfig train;
@@ -43,6 +56,20 @@ struct TrainJob {
     // Image models: label smoothing eps in [0, 1) (classification_loss);
     // recorded in the meta's "training" when non-zero.
     double label_smoothing = 0;
+    // Image models: dropout probability in [0, 1) while training (0 = the
+    // preset's own): Mamba on every block's output before the residual add
+    // and on the pooled vector before the head (its dropout and head_dropout
+    // fields); CNN on the input of every dense layer. Off at eval, so the
+    // exported model and the engines are unaffected.
+    double dropout = 0;
+    // Image models: early stopping by validation loss (docs/PRIVACY.md):
+    // stop once `early_stopping` epochs in a row brought no lower validation
+    // loss than the best so far; the checkpoint holds the best epoch's
+    // weights. 0 = off. The validation set is (val_x, val_y) when defined,
+    // else a seeded 10% (at least 1) of the training examples, held out of
+    // training (early_stopping_split).
+    int early_stopping = 0;
+    torch::Tensor val_x, val_y;
     int stop_after_epochs = 0;  // tests: return after this many epochs, as a killed run would
     // Language models (train_lm) only:
     std::string dataset_sha256;  // the corpus's checksum (manifest sha256), recorded and part of the identity
@@ -96,6 +123,37 @@ double accuracy(const torch::Tensor& logits, const torch::Tensor& labels);
 // three numbers per image from `rng`, the epoch's (seed, epoch) generator, so
 // a resumed run replays the same augmentations.
 torch::Tensor augment_crop_flip(const torch::Tensor& x, int pad, std::mt19937_64& rng);
+// The same without the mirror: two numbers per image (dy, dx), so labels
+// and digits' handedness are kept ("shift2": pad 2, the digit sets).
+torch::Tensor augment_shift(const torch::Tensor& x, int pad, std::mt19937_64& rng);
+// A batch through TrainConfig::augment's mode: "none" (x itself),
+// "crop-flip" (shift <= 4 px and mirror), "shift2" (shift <= 2 px),
+// "shift2-flip" (shift <= 2 px and mirror; bin/attack's 'augment' for
+// CIFAR-10). Throws for another mode.
+torch::Tensor augment_images(const torch::Tensor& x, const std::string& mode, std::mt19937_64& rng);
+
+// --- Early stopping -------------------------------------------------------
+
+// The rule (Keras' EarlyStopping(monitor="val_loss", patience, min_delta=0,
+// restore_best_weights=True)): after each epoch, a validation loss below the
+// best so far makes that epoch the best; `patience` epochs in a row without
+// one stop training, and the best epoch's weights are kept. A NaN loss is
+// never an improvement.
+struct EarlyStopping {
+    int patience = 1;
+    double best = INFINITY;
+    int best_epoch = 0;  // 1-based; 0 = none yet
+    int bad_epochs = 0;
+    // Records epoch `epoch` (1-based) with validation loss `loss`; true when
+    // training stops after it.
+    bool update(int epoch, double loss);
+};
+
+// The seeded validation split of bin/train's early stopping: a permutation
+// of 0..n-1 from mt19937_64(seed ^ 0x5eed5a1d), its first max(1, n / 10)
+// entries the validation examples, the rest (sorted) the training ones.
+// Needs n >= 2. Returns {training indices, validation indices}.
+std::pair<std::vector<int64_t>, std::vector<int64_t>> early_stopping_split(int64_t n, uint64_t seed);
 
 // --- DP-SGD ---------------------------------------------------------------
 
