@@ -814,6 +814,19 @@ static inline int bpe_encode(const Bpe* t, const char* text, size_t n, int allow
     return rc;
 }
 
+// Room in out for `more` further bytes (capacity doubled from 256). 0, or
+// -1 when out of memory (out unchanged; the caller says what it decoded).
+static inline int bpe_bytes_reserve(BpeBytes* out, size_t more) {
+    if (out->n + more <= out->cap) return 0;
+    size_t cap = out->cap ? out->cap : 256;
+    while (cap < out->n + more) cap *= 2;
+    uint8_t* p = (uint8_t*)realloc(out->bytes, cap);
+    if (!p) return -1;
+    out->bytes = p;
+    out->cap = cap;
+    return 0;
+}
+
 // Append the bytes of ids[0..n) to out. 0, or -1 with err = "<why>" (an id
 // outside 0..V-1; out of memory).
 static inline int bpe_decode(const Bpe* t, const int32_t* ids, size_t n, BpeBytes* out, char* err, size_t errlen) {
@@ -824,16 +837,9 @@ static inline int bpe_decode(const Bpe* t, const int32_t* ids, size_t n, BpeByte
         }
         uint32_t len;
         const uint8_t* s = bpe_token_bytes(t, (uint32_t)ids[k], &len);
-        if (out->n + len > out->cap) {
-            size_t cap = out->cap ? out->cap : 256;
-            while (cap < out->n + len) cap *= 2;
-            uint8_t* p = (uint8_t*)realloc(out->bytes, cap);
-            if (!p) {
-                packed_err(err, errlen, "out of memory decoding %zu tokens", n);
-                return -1;
-            }
-            out->bytes = p;
-            out->cap = cap;
+        if (bpe_bytes_reserve(out, len) != 0) {
+            packed_err(err, errlen, "out of memory decoding %zu tokens", n);
+            return -1;
         }
         memcpy(out->bytes + out->n, s, len);
         out->n += len;

@@ -258,15 +258,9 @@ static inline int lm_decode_token(const LmInfo* info, int id, BpeBytes* out, cha
         packed_err(err, errlen, "token id %d has no text (the byte tokenizer's ids are 0..255)", id);
         return -1;
     }
-    if (out->n + 1 > out->cap) {
-        size_t cap = out->cap ? 2 * out->cap : 256;
-        uint8_t* p = (uint8_t*)realloc(out->bytes, cap);
-        if (!p) {
-            packed_err(err, errlen, "out of memory decoding token %d", id);
-            return -1;
-        }
-        out->bytes = p;
-        out->cap = cap;
+    if (bpe_bytes_reserve(out, 1) != 0) {
+        packed_err(err, errlen, "out of memory decoding token %d", id);
+        return -1;
     }
     out->bytes[out->n++] = (uint8_t)id;
     return 0;
