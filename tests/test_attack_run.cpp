@@ -17,6 +17,7 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <sys/wait.h>
 #include <string>
 #include <tuple>
 
@@ -1055,10 +1056,6 @@ TEST_CASE("bin/attack killed with SIGKILL at random points resumes to the uninte
     REQUIRE_MESSAGE(r.code == 0, r.err);
 
     const std::string dir = tmp.file("killed");
-    // Seeded delays (a failure replays), early ones first: most kills land
-    // while models are still being trained, which is where a resume matters.
-    std::mt19937 g(20261130);
-    std::uniform_real_distribution<double> when(0.05, 0.6);
     // Finished models (a checkpoint with its "final" record) in the run directory.
     auto finished_models = [&]() {
         int done = 0;
@@ -1069,16 +1066,38 @@ TEST_CASE("bin/attack killed with SIGKILL at random points resumes to the uninte
             }
         return done;
     };
+    // True once the child has exited (the exit status is left for cli_wait).
+    auto exited = [](pid_t pid) {
+        siginfo_t info{};
+        return waitid(P_PID, pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == pid;
+    };
+    // The first kills wait for the resumed run to finish one more model and
+    // land at once, while the next model trains: a fixed fraction of the
+    // uninterrupted run's time did not, when loading and the attacks took
+    // most of it (CI failed on a quiet machine with one kill in training).
+    // Later kills come after seeded delays (a failure replays) and land
+    // anywhere, writing results included.
+    std::mt19937 g(20261130);
+    std::uniform_real_distribution<double> when(0.05, 0.6);
     int kills = 0, kills_in_training = 0;
     std::string log;
     for (int attempt = 0; attempt < 12 && (kills < 4 || kills_in_training < 2); attempt++) {
+        const bool in_training = attempt < 2;
         const double delay = when(g) * whole;
+        const int before = finished_models();
+        const auto start = std::chrono::steady_clock::now();
         pid_t pid = cli_spawn(args(dir), tmp.file("killed.log"));
-        std::this_thread::sleep_for(std::chrono::duration<double>(delay));
+        if (in_training)
+            while (!exited(pid) && finished_models() == before &&
+                   std::chrono::steady_clock::now() - start < std::chrono::duration<double>(2 * whole + 30))
+                std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        else
+            std::this_thread::sleep_for(std::chrono::duration<double>(delay));
         kill(pid, SIGKILL);
+        const double at = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         const int code = cli_wait(pid, 600);
         const int done = finished_models();
-        log += (log.empty() ? "" : ", ") + std::to_string(delay).substr(0, 4) + "s" +
+        log += (log.empty() ? "" : ", ") + std::to_string(at).substr(0, 4) + "s" +
                (code == -SIGKILL ? " (" + std::to_string(done) + "/6 models)" : " (finished)");
         if (code == -SIGKILL) {
             kills++;
