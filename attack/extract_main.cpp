@@ -22,14 +22,8 @@ using namespace mmia;
 int main(int argc, char** argv) {
     keep_freed_memory();
     // --job: parse the plan's arguments instead of the caller's.
-    std::vector<std::string> job_args;
-    std::vector<char*> job_argv;
-    if (has_flag(argc, argv, "--job") && !has_flag(argc, argv, "--help")) {
-        if (int code = job_command_line(argc, argv, "bin/extract", read_extract_plan, job_args); code >= 0) return code;
-        for (std::string& a : job_args) job_argv.push_back(a.data());
-        argc = int(job_argv.size());
-        argv = job_argv.data();
-    }
+    JobArguments job_args;
+    if (int code = use_plan_arguments(argc, argv, "bin/extract", read_extract_plan, job_args); code >= 0) return code;
     std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress lines appear as they happen in a log
     CLI::App app{"Memorization and extraction: train Mamba and transformer LMs on a corpus, run prefix and "
                  "untargeted extraction, membership inference and canary exposure through the engines, report."};

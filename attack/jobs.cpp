@@ -214,6 +214,16 @@ int job_command_line(int argc, char** argv, const std::string& program,
     return -1;
 }
 
+int use_plan_arguments(int& argc, char**& argv, const std::string& program,
+                       const std::function<nlohmann::json(const std::string&)>& read_plan, JobArguments& keep) {
+    if (!has_flag(argc, argv, "--job") || has_flag(argc, argv, "--help")) return -1;
+    if (int code = job_command_line(argc, argv, program, read_plan, keep.args); code >= 0) return code;
+    for (std::string& a : keep.args) keep.argv.push_back(a.data());
+    argc = int(keep.argv.size());
+    argv = keep.argv.data();
+    return -1;
+}
+
 nlohmann::json read_plan_file(const std::string& dir, const std::string& program, int version) {
     const std::string path = dir + "/plan.json";
     if (!regular_file_exists(path))

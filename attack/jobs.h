@@ -60,6 +60,17 @@ bool has_flag(int argc, char** argv, const std::string& flag);
 int job_command_line(int argc, char** argv, const std::string& program,
                      const std::function<nlohmann::json(const std::string&)>& read_plan, std::vector<std::string>& args);
 
+// The command line a --job run parses instead of the caller's.
+struct JobArguments {
+    std::vector<std::string> args;
+    std::vector<char*> argv;  // into args
+};
+// main()'s first step in PROGRAM: when argv holds --job (and not --help),
+// job_command_line's arguments (kept in `keep`) replace argc and argv.
+// Returns -1, or the exit code of job_command_line's refusal (its line printed).
+int use_plan_arguments(int& argc, char**& argv, const std::string& program,
+                       const std::function<nlohmann::json(const std::string&)>& read_plan, JobArguments& keep);
+
 // DIR/plan.json as PROGRAM (bin/attack, bin/extract) wrote it, checked:
 // throws "<dir>: no plan.json in this run directory (write one with PROGRAM
 // --plan ... --run-dir <dir>)", "<dir>/plan.json: not valid JSON (a corrupt

@@ -219,14 +219,8 @@ static int run(Flags& f, const CLI::App& app, int argc, char** argv) {
 int main(int argc, char** argv) {
     keep_freed_memory();
     // --job: parse the plan's arguments instead of the caller's.
-    std::vector<std::string> job_args;
-    std::vector<char*> job_argv;
-    if (has_flag(argc, argv, "--job") && !has_flag(argc, argv, "--help")) {
-        if (int code = job_command_line(argc, argv, "bin/attack", read_attack_plan, job_args); code >= 0) return code;
-        for (std::string& a : job_args) job_argv.push_back(a.data());
-        argc = int(job_argv.size());
-        argv = job_argv.data();
-    }
+    JobArguments job_args;
+    if (int code = use_plan_arguments(argc, argv, "bin/attack", read_attack_plan, job_args); code >= 0) return code;
     CLI::App app{"Membership inference: train targets and shadows, attack them with every attack, report."};
     Flags f;
     f.cfg.threads = int(std::max(1u, std::thread::hardware_concurrency()));

@@ -3,8 +3,10 @@
 // user runs: --plan writes the job list and the scheduler files and trains
 // nothing; every job of jobs.txt, then the plain run of the same arguments,
 // give the sequential run's packed models, CSVs and metrics bit for bit
-// (times and the run directory's path left out of metrics.json); a complete
-// job run again does nothing; the refusals are one exact line each.
+// (times and the run directory's path left out of metrics.json); one job
+// twice at once trains once (its lock); a killed writer's temporary is
+// removed; a complete job run again does nothing; the refusals are one
+// exact line each.
 //
 // The run: the fixture corpus of tests/extract_fixture.h, both tiny presets
 // with --control (6 trainings: 2 models, 2 references, 2 controls), 1 epoch,
@@ -29,11 +31,7 @@ using nlohmann::json;
 
 namespace {
 
-std::string extract_bin() {
-    const std::string bin = cli_env_or("EXTRACT_BIN", "bin/extract");
-    REQUIRE_MESSAGE(access(bin.c_str(), X_OK) == 0, "no executable " << bin << " (make bin/extract)");
-    return fs::absolute(bin).string();
-}
+std::string extract_bin() { return cli_program("EXTRACT_BIN", "bin/extract"); }
 
 // The fixture corpus and the tiny presets, their context widened for the
 // untargeted samples (bin/extract generates 256 tokens each).
@@ -116,10 +114,26 @@ TEST_CASE("bin/extract --plan, every --job, then the plain run: the sequential r
     CHECK(cli_read_text(dir + "/jobs.sbatch").find("Written by bin/extract --plan") != std::string::npos);
     CHECK(cli_read_text(dir + "/run_parallel.sh").find("J=2\n") != std::string::npos);
 
-    // Every job, as jobs.txt says, from another directory (the plan has the cwd).
+    // Every job, as jobs.txt says, from another directory (the plan has the
+    // cwd); job 0 twice at once (its lock: one trains, the other finds it
+    // complete); job 1 over a temporary a killed writer left.
     const std::vector<std::string> cmds = lines_of(cli_read_text(dir + "/jobs.txt"));
     REQUIRE(cmds.size() == 6);
-    for (size_t i = 0; i < cmds.size(); i++) {
+    {
+        const std::string a = tmp + "/job0a.out", b = tmp + "/job0b.out";
+        const int st = system(("cd / && { " + cmds[0] + " >" + a + " 2>&1 & " + cmds[0] + " >" + b + " 2>&1; wait; }").c_str());
+        CHECK(WIFEXITED(st));
+        const std::string ta = cli_read_text(a), tb = cli_read_text(b);
+        INFO("job 0 twice: " << ta << "\n---\n" << tb);
+        const std::string trained = "job 0: tiny-mamba seed 5: trained\n", complete = "job 0: tiny-mamba seed 5: already complete\n";
+        auto ends = [](const std::string& t, const std::string& e) {
+            return t.size() >= e.size() && t.compare(t.size() - e.size(), e.size(), e) == 0;
+        };
+        CHECK(((ends(ta, trained) && ends(tb, complete)) || (ends(tb, trained) && ends(ta, complete))));
+    }
+    const std::string stale = jobs["jobs"][1]["checkpoint"].get<std::string>() + ".tmp.999999";
+    std::ofstream(stale) << "left by a killed writer";
+    for (size_t i = 1; i < cmds.size(); i++) {
         const std::string out = tmp + "/job" + std::to_string(i) + ".out";
         const int st = system(("cd / && " + cmds[i] + " >" + out + " 2>&1").c_str());
         const std::string text = cli_read_text(out);
@@ -130,6 +144,7 @@ TEST_CASE("bin/extract --plan, every --job, then the plain run: the sequential r
         CHECK(text.size() >= done.size());
         CHECK(text.compare(text.size() - std::min(text.size(), done.size()), done.size(), done) == 0);
     }
+    CHECK_FALSE(cli_file_exists(stale));
     // A complete job again: one line, nothing written.
     const std::string pt0 = jobs["jobs"][0]["checkpoint"].get<std::string>();
     const auto mtime = fs::last_write_time(pt0);
