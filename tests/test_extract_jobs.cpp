@@ -211,6 +211,7 @@ TEST_CASE("bin/extract --plan/--job: refusals are one exact line") {
          "error: --job: the run's arguments come from its plan (plan.json); --seeds cannot be given with --job "
          "(see --help)"},
         {"--job 0", 2, "error: --job needs --run-dir (the directory bin/extract --plan wrote) (see --help)"},
+        {"--run-dir " + dir + " --job -1", 2, "error: --job: '-1' is not an integer in [0, 1073741824] (see --help)"},
         {"--emit slurm", 2, "error: --emit needs --plan (see --help)"},
         {"--plan --slots 2", 2, "error: --slots needs --emit (see --help)"},
         {fx.args() + " --run-dir " + fx.tmp.file("pbs") + " --plan --emit pbs", 1,
