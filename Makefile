@@ -170,6 +170,7 @@ $(BUILD)/tests/test_checkpoint: $(PROG_PREFIX)bin/train $(PROG_PREFIX)bin/export
 $(BUILD)/tests/test_attack_run: $(PROG_PREFIX)bin/attack
 $(BUILD)/tests/test_attack_jobs: $(PROG_PREFIX)bin/attack
 $(BUILD)/tests/test_extract: $(PROG_PREFIX)bin/extract
+$(BUILD)/tests/test_extract_jobs: $(PROG_PREFIX)bin/extract
 $(BUILD)/tests/test_corpus: $(PROG_PREFIX)bin/corpus
 $(BUILD)/tests/test_lm_engine: $(PROG_PREFIX)mamba $(PROG_PREFIX)transformer $(PROG_PREFIX)cnn
 $(BUILD)/tests/test_lm_train: $(PROG_PREFIX)bin/train $(PROG_PREFIX)bin/export

@@ -21,6 +21,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "attack/jobs.h"
 #include "attack/lm_scores.h"
 #include "attack/metrics.h"
 #include "attack/report.h"
@@ -306,13 +307,38 @@ struct TrainedModel {
 
 // tag: "" for the experiment's models, "-control" for the sanity control
 // (trained on the held-out stream, its loss measured on the training stream).
+std::string model_base(const Run& r, const std::string& preset, const std::string& tag, uint64_t seed) {
+    return r.dir + "/models/" + preset + tag + "-seed" + std::to_string(seed);
+}
+
+// A model is complete when its checkpoint has the "final" record and its
+// packed .bin exists and is not older (each is written to a temporary and
+// renamed, the .bin after the .pt).
+bool model_complete(const std::string& base) {
+    if (!regular_file_exists(base + ".pt") || !regular_file_exists(base + ".bin")) return false;
+    if (fs::last_write_time(base + ".bin") < fs::last_write_time(base + ".pt")) return false;
+    try {
+        return read_checkpoint_meta(base + ".pt").contains("final");
+    } catch (const std::exception&) {
+        return false;
+    }
+}
+
+// Trains (or finds finished) one model under its lock (models/<name>.lock:
+// a job and a run, or two jobs, never write one model at once). With
+// `skipped` (a job), a complete model is left as it is and *skipped = true.
 TrainedModel train_model(const Run& r, const ModelSpec& spec, uint64_t seed, const std::vector<uint8_t>& train_stream,
-                         const std::vector<uint8_t>& heldout, const std::string& tag = "") {
+                         const std::vector<uint8_t>& heldout, const std::string& tag = "", bool* skipped = nullptr) {
     TrainedModel t;
     t.spec = spec;
-    const std::string base = r.dir + "/models/" + spec.preset + tag + "-seed" + std::to_string(seed);
+    const std::string base = model_base(r, spec.preset, tag, seed);
     t.checkpoint = base + ".pt";
     t.packed = base + ".bin";
+    ModelLock lock(base + ".lock");
+    if (skipped && (*skipped = model_complete(base))) return t;
+    // What a killed writer of this model left; nobody else writes it now.
+    remove_stale_temporaries(t.checkpoint);
+    remove_stale_temporaries(t.packed);
     TrainJob job;
     job.spec = spec;
     job.train = resolve_training(r.config_json, spec.preset);
@@ -340,6 +366,30 @@ TrainedModel train_model(const Run& r, const ModelSpec& spec, uint64_t seed, con
     if (!fs::exists(t.packed) || !cached || fs::last_write_time(t.packed) < fs::last_write_time(t.checkpoint))
         export_checkpoint(t.checkpoint, t.packed);
     return t;
+}
+
+// One training of the run: a preset (or reference) on a seed's stream; tag
+// "-control" trains it on the held-out documents instead.
+struct ExtractJob {
+    uint64_t seed = 0;
+    ModelSpec spec;
+    std::string tag;
+};
+
+// Every training of the run, in the order extract.h gives (the job IDs).
+std::vector<ExtractJob> extract_jobs(const Run& r) {
+    std::vector<ExtractJob> jobs;
+    std::set<std::string> listed;
+    auto add = [&](uint64_t seed, const ModelSpec& s, const std::string& tag) {
+        if (listed.insert(model_base(r, s.preset, tag, seed)).second) jobs.push_back({seed, s, tag});
+    };
+    for (uint64_t seed : r.cfg.seeds) {
+        for (const auto& s : r.specs) add(seed, s, "");
+        for (const auto& [m, s] : r.refs) add(seed, s, "");
+        if (r.cfg.control)
+            for (const auto& s : r.specs) add(seed, s, "-control");
+    }
+    return jobs;
 }
 
 }  // namespace
@@ -1587,6 +1637,114 @@ json run_extract_models(const ExtractConfig& cfg) {
     write_file_atomic(dir + "/report.md", md);
     res["run_dir"] = dir;
     return res;
+}
+
+}  // namespace mmia
+
+// ---- the run as scheduler jobs (bin/extract --plan, --job) -----------------------
+
+namespace mmia {
+
+json read_extract_plan(const std::string& dir) { return read_plan_file(dir, "bin/extract", kExtractPlanVersion); }
+
+json plan_extract(const ExtractConfig& cfg_in, const PlanRecord& rec, const std::vector<std::string>& emit, int slots) {
+    g_stats = {};
+    for (const std::string& e : emit)  // before anything is written
+        if (e != "parallel" && e != "slurm" && e != "sge")
+            throw std::runtime_error("--emit: unknown scheduler '" + e + "' (parallel, slurm, sge)");
+    Run r;
+    r.cfg = cfg_in;
+    resolve_run(r);
+    const std::string dir = fs::canonical(r.dir).string();
+    const int threads = r.resolved.at("threads").get<int>();
+    std::vector<std::string> score = {rec.program};
+    score.insert(score.end(), rec.args.begin(), rec.args.end());
+    score.insert(score.end(), {"--run-dir", dir});
+    const std::string score_command = "cd " + shell_word(rec.cwd) + " && " + shell_command(score);
+    json jobs = {{"plan_version", kExtractPlanVersion},
+                 {"planner", "bin/extract --plan"},
+                 {"docs", "docs/EXTRACTION.md, \"The run as scheduler jobs\""},
+                 {"run_dir", dir},
+                 {"program", rec.program},
+                 {"threads", threads},
+                 {"score_command", score_command},
+                 {"attack_command", score_command},  // the name attack/jobs.h's emitters read
+                 {"jobs", json::array()}};
+    std::string txt;
+    for (const ExtractJob& j : extract_jobs(r)) {
+        const int64_t id = int64_t(jobs["jobs"].size());
+        const std::string base = dir + "/models/" + j.spec.preset + j.tag + "-seed" + std::to_string(j.seed);
+        const std::string command = shell_command({rec.program, "--run-dir", dir, "--job", std::to_string(id)});
+        jobs["jobs"].push_back({{"id", id},
+                                {"preset", j.spec.preset},
+                                {"tag", j.tag},
+                                {"seed", j.seed},
+                                {"checkpoint", base + ".pt"},
+                                {"packed", base + ".bin"},
+                                {"command", command}});
+        txt += command + "\n";
+    }
+    write_file_atomic(dir + "/jobs.json", jobs.dump(2) + "\n");
+    write_file_atomic(dir + "/jobs.txt", txt);
+    write_plan_file(dir, kExtractPlanVersion, rec, threads, jobs["jobs"].size(), json::object());
+    if (r.cfg.verbose)
+        std::printf("plan: %zu training jobs (%d thread(s) each) -> %s/jobs.txt\n", jobs["jobs"].size(), threads,
+                    dir.c_str());
+    for (const std::string& e : emit)
+        for (const std::string& path : emit_scheduler_files(dir, jobs, e, slots, threads))
+            if (r.cfg.verbose) std::printf("%s: %s\n", e.c_str(), path.c_str());
+    if (r.cfg.verbose) std::printf("then the scoring run: %s\n", score_command.c_str());
+    return jobs;
+}
+
+bool run_extract_job(const ExtractConfig& cfg_in, int64_t id) {
+    g_stats = {};
+    const std::string dir = cfg_in.run_dir;
+    read_extract_plan(dir);
+    std::ifstream f(dir + "/jobs.json");
+    const json jobs = json::parse(f, nullptr, /*allow_exceptions=*/false);
+    if (!f.is_open() || !jobs.is_object() || !jobs.contains("jobs") || !jobs["jobs"].is_array())
+        throw std::runtime_error(dir + "/jobs.json: missing or not valid JSON (write the plan again with bin/extract "
+                                       "--plan)");
+    const int64_t n = int64_t(jobs["jobs"].size());
+    if (id < 0 || id >= n)
+        throw std::runtime_error("--job " + std::to_string(id) + ": the plan in " + dir + " has jobs 0 to " +
+                                 std::to_string(n - 1));
+    const json& e = jobs["jobs"][size_t(id)];
+    const std::string what = "job " + std::to_string(id) + ": " + e.value("preset", "") + e.value("tag", "") +
+                             " seed " + std::to_string(e.value("seed", uint64_t(0)));
+    {
+        // A complete model needs no corpus: say so before loading it.
+        const std::string packed = e.value("packed", "");
+        const std::string base = packed.size() > 4 ? packed.substr(0, packed.size() - 4) : "";
+        if (!base.empty() && regular_file_exists(base + ".lock")) {
+            ModelLock lock(base + ".lock");
+            if (model_complete(base)) {
+                std::printf("%s: already complete\n", what.c_str());
+                return false;
+            }
+        }
+    }
+    Run r;
+    r.cfg = cfg_in;
+    resolve_run(r);
+    const std::vector<ExtractJob> all = extract_jobs(r);
+    // The model this bin/extract derives from the plan's arguments must be
+    // the one the plan listed (another version could number them otherwise).
+    if (int64_t(all.size()) != n || e.value("preset", "") != all[size_t(id)].spec.preset ||
+        e.value("tag", "") != all[size_t(id)].tag || e.value("seed", uint64_t(0)) != all[size_t(id)].seed)
+        throw std::runtime_error(dir + "/jobs.json: job " + std::to_string(id) +
+                                 " is not the model this bin/extract plans from the run's arguments (a plan from "
+                                 "another version?); write the plan again with this bin/extract --plan");
+    const ExtractJob& j = all[size_t(id)];
+    const std::vector<uint8_t> train_stream = training_stream(r.corpus, j.seed), heldout = heldout_stream(r.corpus);
+    bool skipped = false;
+    if (j.tag == "-control")
+        train_model(r, j.spec, j.seed, heldout, train_stream, j.tag, &skipped);
+    else
+        train_model(r, j.spec, j.seed, train_stream, heldout, j.tag, &skipped);
+    std::printf("%s: %s\n", what.c_str(), skipped ? "already complete" : "trained");
+    return !skipped;
 }
 
 }  // namespace mmia

@@ -26,6 +26,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "attack/jobs.h"
 #include "engine/lm.h"
 
 namespace mmia {
@@ -87,6 +88,45 @@ nlohmann::json run_extract(const ExtractConfig& cfg);
 // document the tokenizer cannot encode, no document long enough, a
 // sequence longer than a transformer's context.
 nlohmann::json run_extract_models(const ExtractConfig& cfg);
+
+// ---- the run as scheduler jobs (bin/extract --plan, --job; attack/jobs.h) ----
+//
+// Job ID (0-based), in this order for each seed of --seeds in turn: each
+// preset of --presets, then each architecture's reference model
+// (mamba-lm-ref, transformer-lm-ref, by name), then with --control each
+// preset's control; a model listed before (a preset that is also a
+// reference) is not listed again. Files in the run directory: plan.json
+// (plan_version, program, cwd, args, run_dir, threads, n_jobs), jobs.json
+// (id, preset, tag "" or "-control", seed, checkpoint, packed, command
+// per job; score_command and attack_command: the plain run that scores),
+// jobs.txt, and the --emit files (attack/jobs.h). docs/EXTRACTION.md.
+
+// The plan format this bin/extract writes and reads (plan.json "plan_version").
+constexpr int kExtractPlanVersion = 1;
+
+// bin/extract --plan: resolves the run as run_extract does (config, corpus,
+// presets, references, extract_config.json claimed in the run directory),
+// then writes jobs.json, jobs.txt and plan.json (last: a plan exists once
+// it is there) and each `emit` scheduler's files; trains nothing. Returns
+// jobs.json's content. Throws as run_extract does, and the write errors.
+nlohmann::json plan_extract(const ExtractConfig& cfg, const PlanRecord& rec, const std::vector<std::string>& emit,
+                            int slots);
+
+// DIR/plan.json of bin/extract --plan, checked (read_plan_file's errors).
+nlohmann::json read_extract_plan(const std::string& dir);
+
+// bin/extract --run-dir DIR --job ID, cfg parsed from the plan's arguments:
+// trains model ID of the plan (the numbering above) under its lock
+// (models/<name>.lock), removes a killed writer's temporaries, exports it
+// to the packed .bin, each file written to a temporary and renamed; the
+// same bits as the sequential run (same seed, same --threads, which the
+// run's extract_config.json pins). Does nothing when the model is complete
+// (its checkpoint has the "final" record and the .bin is not older).
+// Returns true when it trained (or exported) the model, false when it was
+// complete. Throws "--job ID: the plan in DIR has jobs 0 to N-1", "DIR/jobs.json:
+// job ID is not the model this bin/extract plans ..." and the errors of
+// read_extract_plan and run_extract.
+bool run_extract_job(const ExtractConfig& cfg, int64_t id);
 
 // What run_extract did, for tests: models trained now vs found finished.
 struct ExtractRunStats {

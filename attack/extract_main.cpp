@@ -4,10 +4,13 @@
 //   bin/extract                                   prose, mamba-lm-s vs transformer-lm-s, seed 42
 //   bin/extract --corpus code --presets mamba-lm-m,transformer-lm-m --seeds 1,2,3
 //   bin/extract --models mamba.bin,pythia.bin --text pile.jsonl.zst   already-packed models, a user's corpus
+//   bin/extract --seeds 1,2,3 --run-dir R --plan --emit parallel,slurm   the trainings as scheduler jobs
+//   bin/extract --run-dir R --job 3                                      one model of R's plan (attack/jobs.h)
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
 #include <cstdio>
+#include <sstream>
 #include <thread>
 
 #include "attack/extract.h"
@@ -18,6 +21,9 @@ using namespace mmia;
 
 int main(int argc, char** argv) {
     keep_freed_memory();
+    // --job: parse the plan's arguments instead of the caller's.
+    JobArguments job_args;
+    if (int code = use_plan_arguments(argc, argv, "bin/extract", read_extract_plan, job_args); code >= 0) return code;
     std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress lines appear as they happen in a log
     CLI::App app{"Memorization and extraction: train Mamba and transformer LMs on a corpus, run prefix and "
                  "untargeted extraction, membership inference and canary exposure through the engines, report."};
@@ -65,7 +71,27 @@ int main(int argc, char** argv) {
     app.add_option("--text", cfg.text,
                    "with --models: the corpus, plain text (documents separated by blank lines) or JSON lines with a "
                    "\"text\" field, optionally zstd-compressed (.zst)");
+    bool plan = false;
+    std::string emit;
+    int slots = 0;
+    int64_t job = -1;
+    app.add_flag("--plan", plan,
+                 "write the run's plan and its training jobs (jobs.txt, jobs.json, plan.json) to the run directory, "
+                 "train nothing (docs/EXTRACTION.md)");
+    app.add_option("--emit", emit, "with --plan: scheduler files too: parallel, slurm, sge (comma-separated)");
+    app.add_option("--slots", slots, "with --emit: at most this many jobs at once (parallel -j, Slurm %P, SGE -tc)")
+        ->check(CLI::Range(1, 1000000));
+    app.add_option("--job", job,
+                   "with --run-dir only: train job ID of the run's plan (0-based, jobs.json), arguments from the "
+                   "plan; nothing when it is complete");
     if (int code = parse_command_line(app, argc, argv); code >= 0) return code;
+    const char* combination = app.count("--emit") && !plan                 ? "--emit needs --plan"
+                              : app.count("--slots") && !app.count("--emit") ? "--slots needs --emit"
+                                                                             : nullptr;
+    if (combination) {
+        std::fprintf(stderr, "error: %s (see --help)\n", combination);
+        return 2;
+    }
     // The list flags: once each, no empty element, no value twice (a seed or
     // preset given twice would repeat a model or compare one with itself).
     for (const char* flag : {"--presets", "--seeds", "--prefix-lengths", "--models"})
@@ -87,7 +113,7 @@ int main(int argc, char** argv) {
         return 2;
     }
     if (given_models) {
-        for (const char* flag : {"--corpus", "--presets", "--epochs", "--control", "--config", "--force"})
+        for (const char* flag : {"--corpus", "--presets", "--epochs", "--control", "--config", "--force", "--plan"})
             for (int i = 1; i < argc; i++)
                 if (std::string(argv[i]) == flag || std::string(argv[i]).rfind(std::string(flag) + "=", 0) == 0) {
                     std::fprintf(stderr, "error: %s trains models; --models/--text run packed ones: give one or the other (see --help)\n", flag);
@@ -110,6 +136,17 @@ int main(int argc, char** argv) {
         return 0;
     }
     try {
+        if (app.count("--job")) {
+            run_extract_job(cfg, job);
+            return 0;
+        }
+        if (plan) {
+            std::vector<std::string> schedulers;
+            std::stringstream in(emit);
+            for (std::string w; std::getline(in, w, ',');) schedulers.push_back(w);
+            plan_extract(cfg, plan_record(argc, argv, app.count("--threads") > 0, cfg.threads), schedulers, slots);
+            return 0;
+        }
         run_extract(cfg);
         std::string dir = cfg.run_dir.empty() ? default_extract_run_dir(cfg) : cfg.run_dir;
         std::printf("report: %s/report.md (metrics: %s/metrics.json)\n", dir.c_str(), dir.c_str());

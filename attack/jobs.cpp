@@ -9,11 +9,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
+
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
 
+#include "common/command_line.h"
+#include "common/config.h"
 #include "engine/io.h"
 
 namespace fs = std::filesystem;
@@ -48,9 +54,9 @@ void write_script(const std::string& path, const std::string& text, std::vector<
 
 // The lines every script starts with: what wrote it and what it runs.
 std::string header(const nlohmann::json& jobs, const std::string& what) {
-    return "# " + what + "\n# Written by bin/attack --plan for the run in " + jobs.at("run_dir").get<std::string>() +
-           " (" + std::to_string(jobs.at("jobs").size()) +
-           " training jobs; docs/ATTACKS.md, \"From one machine to a cluster\").\n";
+    return "# " + what + "\n# Written by " + jobs.value("planner", "bin/attack --plan") + " for the run in " +
+           jobs.at("run_dir").get<std::string>() + " (" + std::to_string(jobs.at("jobs").size()) + " training jobs; " +
+           jobs.value("docs", "docs/ATTACKS.md, \"From one machine to a cluster\"") + ").\n";
 }
 
 void emit_parallel(const std::string& dir, const nlohmann::json& jobs, int slots, int threads,
@@ -145,6 +151,108 @@ std::vector<std::string> emit_scheduler_files(const std::string& dir, const nloh
     else
         throw std::runtime_error("--emit: unknown scheduler '" + what + "' (parallel, slurm, sge)");
     return written;
+}
+
+PlanRecord plan_record(int argc, char** argv, bool threads_given, int threads) {
+    PlanRecord rec;
+    for (int i = 1; i < argc; i++) {
+        const std::string a = argv[i];
+        if (a == "--plan") continue;
+        bool dropped = false;
+        for (const std::string f : {"--emit", "--slots", "--run-dir"}) {
+            if (a == f) i++, dropped = true;  // and its value
+            if (a.rfind(f + "=", 0) == 0) dropped = true;
+        }
+        if (!dropped) rec.args.push_back(a);
+    }
+    if (!threads_given) rec.args.insert(rec.args.end(), {"--threads", std::to_string(threads)});
+    rec.cwd = fs::current_path().string();
+    rec.program = fs::canonical("/proc/self/exe").string();
+    return rec;
+}
+
+bool has_flag(int argc, char** argv, const std::string& flag) {
+    for (int i = 1; i < argc; i++)
+        if (argv[i] == flag || std::string(argv[i]).rfind(flag + "=", 0) == 0) return true;
+    return false;
+}
+
+int job_command_line(int argc, char** argv, const std::string& program,
+                     const std::function<nlohmann::json(const std::string&)>& read_plan, std::vector<std::string>& args) {
+    CLI::App japp{program + " --job"};
+    std::string dir;
+    int64_t id = 0;
+    japp.add_option("--run-dir", dir);
+    japp.add_option("--job", id)->check(int_in<int64_t>(0, int64_t(1) << 30));
+    japp.allow_extras();
+    if (int code = parse_command_line(japp, argc, argv); code >= 0) return code;
+    if (!japp.remaining().empty()) {
+        std::fprintf(stderr,
+                     "error: --job: the run's arguments come from its plan (plan.json); %s cannot be given with "
+                     "--job (see --help)\n",
+                     japp.remaining()[0].c_str());
+        return 2;
+    }
+    if (dir.empty()) {
+        std::fprintf(stderr, "error: --job needs --run-dir (the directory %s --plan wrote) (see --help)\n",
+                     program.c_str());
+        return 2;
+    }
+    try {
+        const nlohmann::json plan = read_plan(dir);
+        dir = fs::absolute(dir).string();
+        const std::string cwd = plan.at("cwd").get<std::string>();
+        if (chdir(cwd.c_str()) != 0)
+            throw std::runtime_error(cwd + ": cannot enter the plan's working directory: " + std::strerror(errno));
+        args = {argv[0]};
+        for (const auto& a : plan.at("args")) args.push_back(a.get<std::string>());
+        args.insert(args.end(), {"--run-dir", dir, "--job", std::to_string(id)});
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "error: %s\n", error_text(e).c_str());
+        return 1;
+    }
+    return -1;
+}
+
+int use_plan_arguments(int& argc, char**& argv, const std::string& program,
+                       const std::function<nlohmann::json(const std::string&)>& read_plan, JobArguments& keep) {
+    if (!has_flag(argc, argv, "--job") || has_flag(argc, argv, "--help")) return -1;
+    if (int code = job_command_line(argc, argv, program, read_plan, keep.args); code >= 0) return code;
+    for (std::string& a : keep.args) keep.argv.push_back(a.data());
+    argc = int(keep.argv.size());
+    argv = keep.argv.data();
+    return -1;
+}
+
+nlohmann::json read_plan_file(const std::string& dir, const std::string& program, int version) {
+    const std::string path = dir + "/plan.json";
+    if (!regular_file_exists(path))
+        throw std::runtime_error(dir + ": no plan.json in this run directory (write one with " + program +
+                                 " --plan ... --run-dir " + dir + ")");
+    std::ifstream f(path);
+    nlohmann::json p = nlohmann::json::parse(f, nullptr, /*allow_exceptions=*/false);
+    if (!f.is_open() || p.is_discarded() || !p.is_object())
+        throw std::runtime_error(path + ": not valid JSON (a corrupt run directory?)");
+    const nlohmann::json v = p.value("plan_version", nlohmann::json());
+    if (!v.is_number_integer() || v.get<int64_t>() != version)
+        throw std::runtime_error(path + ": plan version " + (v.is_null() ? std::string("missing") : v.dump()) +
+                                 ", this " + program + " reads version " + std::to_string(version) +
+                                 " (write the plan again with this " + program + " --plan)");
+    for (const char* key : {"args", "cwd", "threads", "n_jobs"})
+        if (!p.contains(key)) throw std::runtime_error(path + ": no \"" + key + "\" (a corrupt run directory?)");
+    return p;
+}
+
+void write_plan_file(const std::string& dir, int version, const PlanRecord& rec, int threads, size_t n_jobs,
+                     const nlohmann::json& extra) {
+    nlohmann::json plan = {{"plan_version", version}, {"program", rec.program}, {"cwd", rec.cwd},
+                           {"args", rec.args},        {"run_dir", dir},         {"threads", threads},
+                           {"n_jobs", n_jobs}};
+    plan.update(extra);
+    const std::string path = dir + "/plan.json", text = plan.dump(2) + "\n";
+    char err[512];
+    if (io_write_file_atomic(path.c_str(), text.data(), text.size(), err, sizeof err) != 0)
+        throw std::runtime_error(path + ": " + err);
 }
 
 ModelLock::ModelLock(const std::string& path) {

@@ -16,10 +16,14 @@
 //   --emit sge        DIR/jobs.sge (-t 1-N, --job $((SGE_TASK_ID - 1))),
 //                     DIR/attack.sge, DIR/submit_sge.sh (-hold_jid)
 //
-// Job ID (0-based) = kind index (the run's --model order: mamba, cnn) * M +
+// bin/extract --plan / --job use the same files, lock and emitters for its
+// LM trainings (attack/extract.h; its jobs.json lists preset, tag, seed).
+//
+// bin/attack's job ID (0-based) = kind index (the run's --model order: mamba, cnn) * M +
 // model index (the plan's order: splits.json "models"), M models per kind.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -30,6 +34,59 @@ namespace mmia {
 // The plan format this bin/attack writes and reads (plan.json "plan_version").
 constexpr int kAttackPlanVersion = 1;
 
+// What --plan records to run the command again (plan.json "args", "cwd",
+// "program"): argv without --plan, --emit, --slots and --run-dir (and their
+// values), `--threads T` appended when threads_given is false (training's
+// bits depend on LibTorch's thread count); the current directory; the
+// running program's absolute path (/proc/self/exe).
+struct PlanRecord {
+    std::vector<std::string> args;
+    std::string cwd, program;
+};
+PlanRecord plan_record(int argc, char** argv, bool threads_given, int threads);
+
+// Whether argv holds `flag` (as "--flag" or "--flag=...").
+bool has_flag(int argc, char** argv, const std::string& flag);
+
+// `PROGRAM --run-dir DIR --job ID` takes the run's arguments from
+// DIR/plan.json (read_plan(DIR): throws when there is none or it is bad),
+// in the directory they were given in (the plan's "cwd", entered here):
+// fills `args` with the command line to parse instead (argv[0], the plan's
+// arguments, --run-dir DIR made absolute, --job ID) and returns -1; or
+// prints one error line and returns the exit code: 2 for "--job: the run's
+// arguments come from its plan (plan.json); FLAG cannot be given with
+// --job" and "--job needs --run-dir (the directory PROGRAM --plan wrote)",
+// 1 for read_plan's error or a cwd that cannot be entered.
+int job_command_line(int argc, char** argv, const std::string& program,
+                     const std::function<nlohmann::json(const std::string&)>& read_plan, std::vector<std::string>& args);
+
+// The command line a --job run parses instead of the caller's.
+struct JobArguments {
+    std::vector<std::string> args;
+    std::vector<char*> argv;  // into args
+};
+// main()'s first step in PROGRAM: when argv holds --job (and not --help),
+// job_command_line's arguments (kept in `keep`) replace argc and argv.
+// Returns -1, or the exit code of job_command_line's refusal (its line printed).
+int use_plan_arguments(int& argc, char**& argv, const std::string& program,
+                       const std::function<nlohmann::json(const std::string&)>& read_plan, JobArguments& keep);
+
+// DIR/plan.json as PROGRAM (bin/attack, bin/extract) wrote it, checked:
+// throws "<dir>: no plan.json in this run directory (write one with PROGRAM
+// --plan ... --run-dir <dir>)", "<dir>/plan.json: not valid JSON (a corrupt
+// run directory?)", "<dir>/plan.json: plan version V, this PROGRAM reads
+// version N (write the plan again with this PROGRAM --plan)" or
+// "<dir>/plan.json: no "KEY" (a corrupt run directory?)" for each of
+// args, cwd, threads, n_jobs.
+nlohmann::json read_plan_file(const std::string& dir, const std::string& program, int version);
+
+// Writes dir/plan.json (atomically; write it last: a plan exists once it
+// is there): plan_version `version`, rec's program, cwd and args, run_dir
+// `dir`, threads, n_jobs, and each key of the object `extra`. Throws
+// "<path>: <why>" when it cannot be written.
+void write_plan_file(const std::string& dir, int version, const PlanRecord& rec, int threads, size_t n_jobs,
+                     const nlohmann::json& extra);
+
 // s as one sh word: unchanged when it is made of [A-Za-z0-9_./=:,+-@%]
 // only, else in single quotes ('\'' for a quote).
 std::string shell_word(const std::string& s);
@@ -37,7 +94,9 @@ std::string shell_word(const std::string& s);
 std::string shell_command(const std::vector<std::string>& argv);
 
 // The scheduler files of --emit `what` ("parallel", "slurm" or "sge") for the
-// plan in dir (jobs.json's content `jobs`): each written atomically, the
+// plan in dir (jobs.json's content `jobs`; its optional "planner", e.g.
+// "bin/extract --plan", and "docs" name the writer and its documentation in
+// the scripts' header, bin/attack's by default): each written atomically, the
 // scripts executable (0755). slots > 0: at most that many jobs at once
 // (parallel -j, Slurm's %P, SGE's -tc); 0: parallel's -j is
 // max(1, cores / threads) of the machine that runs run_parallel.sh, the

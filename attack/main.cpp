@@ -48,73 +48,6 @@ static std::string flag_combination_problem(const CLI::App& app, const AttackRun
     return "";
 }
 
-// Whether argv holds `flag` (as "--flag" or "--flag=...").
-static bool has_flag(int argc, char** argv, const std::string& flag) {
-    for (int i = 1; i < argc; i++)
-        if (argv[i] == flag || std::string(argv[i]).rfind(flag + "=", 0) == 0) return true;
-    return false;
-}
-
-// bin/attack --run-dir DIR --job ID takes the run's arguments from
-// DIR/plan.json, in the directory they were given in (docs/ATTACKS.md):
-// fills `args` with the command line to parse instead (the plan's arguments,
-// --run-dir DIR made absolute, --job ID) and returns -1, or prints one
-// error line and returns the exit code.
-static int job_command_line(int argc, char** argv, std::vector<std::string>& args) {
-    CLI::App japp{"bin/attack --job"};
-    std::string dir;
-    int64_t id = 0;
-    japp.add_option("--run-dir", dir);
-    japp.add_option("--job", id)->check(int_in<int64_t>(0, int64_t(1) << 30));
-    japp.allow_extras();
-    if (int code = parse_command_line(japp, argc, argv); code >= 0) return code;
-    if (!japp.remaining().empty()) {
-        std::fprintf(stderr,
-                     "error: --job: the run's arguments come from its plan (plan.json); %s cannot be given with "
-                     "--job (see --help)\n",
-                     japp.remaining()[0].c_str());
-        return 2;
-    }
-    if (dir.empty()) {
-        std::fprintf(stderr, "error: --job needs --run-dir (the directory bin/attack --plan wrote) (see --help)\n");
-        return 2;
-    }
-    try {
-        const nlohmann::json plan = read_attack_plan(dir);
-        dir = std::filesystem::absolute(dir).string();
-        const std::string cwd = plan.at("cwd").get<std::string>();
-        if (chdir(cwd.c_str()) != 0)
-            throw std::runtime_error(cwd + ": cannot enter the plan's working directory: " + std::strerror(errno));
-        args = {argv[0]};
-        for (const auto& a : plan.at("args")) args.push_back(a.get<std::string>());
-        args.insert(args.end(), {"--run-dir", dir, "--job", std::to_string(id)});
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "error: %s\n", error_text(e).c_str());
-        return 1;
-    }
-    return -1;
-}
-
-// What --plan records to run the command again (AttackPlanRecord): the
-// arguments without --plan, --emit, --slots and --run-dir, --threads added.
-static AttackPlanRecord plan_record(int argc, char** argv, const CLI::App& app, int threads) {
-    AttackPlanRecord rec;
-    for (int i = 1; i < argc; i++) {
-        const std::string a = argv[i];
-        if (a == "--plan") continue;
-        bool dropped = false;
-        for (const std::string f : {"--emit", "--slots", "--run-dir"}) {
-            if (a == f) i++, dropped = true;  // and its value
-            if (a.rfind(f + "=", 0) == 0) dropped = true;
-        }
-        if (!dropped) rec.args.push_back(a);
-    }
-    if (!app.count("--threads")) rec.args.insert(rec.args.end(), {"--threads", std::to_string(threads)});
-    rec.cwd = std::filesystem::current_path().string();
-    rec.program = std::filesystem::canonical("/proc/self/exe").string();
-    return rec;
-}
-
 // Every flag's value, for the parts of main below.
 struct Flags {
     AttackRunConfig cfg;
@@ -270,7 +203,7 @@ static int run(Flags& f, const CLI::App& app, int argc, char** argv) {
             std::vector<std::string> schedulers;
             std::stringstream in(f.emit);
             for (std::string w; std::getline(in, w, ',');) schedulers.push_back(w);
-            plan_attack(cfg, plan_record(argc, argv, app, cfg.threads), schedulers, f.slots);
+            plan_attack(cfg, plan_record(argc, argv, app.count("--threads") > 0, cfg.threads), schedulers, f.slots);
             return 0;
         }
         run_attack(cfg);
@@ -286,14 +219,8 @@ static int run(Flags& f, const CLI::App& app, int argc, char** argv) {
 int main(int argc, char** argv) {
     keep_freed_memory();
     // --job: parse the plan's arguments instead of the caller's.
-    std::vector<std::string> job_args;
-    std::vector<char*> job_argv;
-    if (has_flag(argc, argv, "--job") && !has_flag(argc, argv, "--help")) {
-        if (int code = job_command_line(argc, argv, job_args); code >= 0) return code;
-        for (std::string& a : job_args) job_argv.push_back(a.data());
-        argc = int(job_argv.size());
-        argv = job_argv.data();
-    }
+    JobArguments job_args;
+    if (int code = use_plan_arguments(argc, argv, "bin/attack", read_attack_plan, job_args); code >= 0) return code;
     CLI::App app{"Membership inference: train targets and shadows, attack them with every attack, report."};
     Flags f;
     f.cfg.threads = int(std::max(1u, std::thread::hardware_concurrency()));

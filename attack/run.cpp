@@ -1293,36 +1293,14 @@ json write_jobs(const Experiment& ex, const Plan& plan, const AttackPlanRecord& 
         }
     write_file_atomic(dir + "/jobs.json", jobs.dump(2) + "\n");
     write_file_atomic(dir + "/jobs.txt", txt);
-    const json plan_file = {{"plan_version", kAttackPlanVersion},
-                            {"program", rec.program},
-                            {"cwd", rec.cwd},
-                            {"args", rec.args},
-                            {"run_dir", dir},
-                            {"threads", ex.cfg.threads},
-                            {"kinds", ex.cfg.models},
-                            {"models_per_kind", plan.models.size()},
-                            {"n_jobs", jobs["jobs"].size()}};
-    write_file_atomic(dir + "/plan.json", plan_file.dump(2) + "\n");
+    write_plan_file(dir, kAttackPlanVersion, rec, ex.cfg.threads, jobs["jobs"].size(),
+                    {{"kinds", ex.cfg.models}, {"models_per_kind", plan.models.size()}});
     return jobs;
 }
 
 }  // namespace
 
-json read_attack_plan(const std::string& dir) {
-    const std::string path = dir + "/plan.json";
-    if (!regular_file_exists(path))
-        throw std::runtime_error(dir + ": no plan.json in this run directory (write one with bin/attack --plan ... "
-                                       "--run-dir " + dir + ")");
-    json p = read_json_file(path, "not valid JSON (a corrupt run directory?)");
-    const json v = p.value("plan_version", json());
-    if (!v.is_number_integer() || v.get<int64_t>() != kAttackPlanVersion)
-        throw std::runtime_error(path + ": plan version " + (v.is_null() ? std::string("missing") : v.dump()) +
-                                 ", this bin/attack reads version " + std::to_string(kAttackPlanVersion) +
-                                 " (write the plan again with this bin/attack --plan)");
-    for (const char* key : {"args", "cwd", "threads", "n_jobs"})
-        if (!p.contains(key)) throw std::runtime_error(path + ": no \"" + key + "\" (a corrupt run directory?)");
-    return p;
-}
+json read_attack_plan(const std::string& dir) { return read_plan_file(dir, "bin/attack", kAttackPlanVersion); }
 
 json plan_attack(const AttackRunConfig& cfg_in, const AttackPlanRecord& rec, const std::vector<std::string>& emit,
                  int slots) {

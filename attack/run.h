@@ -29,6 +29,7 @@
 #include <nlohmann/json.hpp>
 
 #include "attack/defence.h"
+#include "attack/jobs.h"
 
 namespace mmia {
 
@@ -79,10 +80,7 @@ nlohmann::json run_attack(const AttackRunConfig& cfg);
 // (with --threads added when it was not given: the plan fixes it, since
 // LibTorch's CNN training gives other bits with another thread count), the
 // directory they are relative to, and bin/attack's absolute path.
-struct AttackPlanRecord {
-    std::vector<std::string> args;
-    std::string cwd, program;
-};
+using AttackPlanRecord = PlanRecord;
 
 // bin/attack --plan: stages 1 and 2 of run_attack (the run directory
 // claimed, attack_config.json, splits.json, membership.csv), then

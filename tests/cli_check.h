@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -41,6 +42,16 @@ inline std::string cli_read_text(const std::string& p) {
 inline bool cli_file_exists(const std::string& p) {
     struct stat st;
     return stat(p.c_str(), &st) == 0;
+}
+
+// A program under test: the path in environment variable `env` (the
+// sanitizer build's), else `fallback`, made absolute; fails the test when it
+// is not an executable file.
+inline std::string cli_program(const char* env, const char* fallback) {
+    const char* v = getenv(env);
+    const std::string bin = v && *v ? v : fallback;
+    REQUIRE_MESSAGE(access(bin.c_str(), X_OK) == 0, "no executable " << bin << " (make " << fallback << ")");
+    return std::filesystem::absolute(bin).string();
 }
 
 // Runs `bin args` with stdout and stderr captured in files under dir.

@@ -33,11 +33,7 @@ using mmia::read_checkpoint_meta;
 
 namespace {
 
-std::string attack_bin() {
-    const std::string bin = cli_env_or("ATTACK_BIN", "bin/attack");
-    REQUIRE_MESSAGE(access(bin.c_str(), X_OK) == 0, "no executable " << bin << " (make bin/attack)");
-    return fs::absolute(bin).string();
-}
+std::string attack_bin() { return cli_program("ATTACK_BIN", "bin/attack"); }
 
 // The run's arguments (without --run-dir).
 std::vector<std::string> run_args() {

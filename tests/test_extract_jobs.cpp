@@ -1,0 +1,251 @@
+// test_extract_jobs.cpp: bin/extract's run as scheduler jobs (attack/jobs.h,
+// docs/EXTRACTION.md "The run as scheduler jobs"), through the program a
+// user runs: --plan writes the job list and the scheduler files and trains
+// nothing; every job of jobs.txt, then the plain run of the same arguments,
+// give the sequential run's packed models, CSVs and metrics bit for bit
+// (times and the run directory's path left out of metrics.json); one job
+// twice at once trains once (its lock); a killed writer's temporary is
+// removed; a complete job run again does nothing; the refusals are one
+// exact line each.
+//
+// The run: the fixture corpus of tests/extract_fixture.h, both tiny presets
+// with --control (6 trainings: 2 models, 2 references, 2 controls), 1 epoch,
+// 1 thread.
+// LibTorch before doctest: glog's CHECK would otherwise replace doctest's.
+#include <torch/torch.h>
+
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tests/cli_check.h"
+#include "tests/extract_fixture.h"
+#include "tests/temp_dir.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::string extract_bin() { return cli_program("EXTRACT_BIN", "bin/extract"); }
+
+// The fixture corpus and the tiny presets, their context widened for the
+// untargeted samples (bin/extract generates 256 tokens each).
+struct Fixture {
+    TempDir tmp{"mmia_extract_jobs"};
+    std::string corpus = tmp.file("corpus"), config = tmp.file("config.json");
+    Fixture() {
+        mmia::write_fixture_corpus(corpus);
+        mmia::write_tiny_config(config);
+        std::ifstream f(config);
+        json c = json::parse(f);
+        for (const char* p : {"tiny-mamba", "tiny-transformer", "mamba-lm-ref", "transformer-lm-ref"})
+            c["presets"][p]["context"] = 320;
+        std::ofstream(config) << c.dump(2);
+    }
+    // The run's arguments, without --run-dir.
+    std::string args() const {
+        return "--corpus " + cli_quote(corpus) + " --config " + cli_quote(config) +
+               " --presets tiny-mamba,tiny-transformer --seeds 5 --prefix-lengths 8,16 --n-sequences 6 --samples 1"
+               " --untargeted 8 --candidates 50 --mia-docs 8 --threads 1 --control";
+    }
+};
+
+// metrics.json without what differs between two runs of the same
+// arguments in two directories: the times, the run directory's path, and
+// how many models the run trained itself or found trained.
+json comparable_metrics(const std::string& dir) {
+    std::string text = cli_read_text(dir + "/metrics.json");
+    for (size_t at; (at = text.find(dir)) != std::string::npos;) text.replace(at, dir.size(), "RUN");
+    json m = json::parse(text);
+    std::function<void(json&)> strip = [&](json& j) {
+        if (j.is_object()) {
+            for (const char* k : {"seconds", "elapsed_s", "wall_seconds", "models_trained", "models_cached"}) j.erase(k);
+            for (auto& [k, v] : j.items()) strip(v);
+        } else if (j.is_array()) {
+            for (auto& v : j) strip(v);
+        }
+    };
+    strip(m);
+    return m;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+    std::vector<std::string> out;
+    std::stringstream in(text);
+    for (std::string l; std::getline(in, l);) out.push_back(l);
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("bin/extract --plan, every --job, then the plain run: the sequential run's models and outputs") {
+    Fixture fx;
+    const std::string bin = extract_bin(), dir = fx.tmp.file("sched"), seq = fx.tmp.file("seq");
+    const std::string tmp = fx.tmp.path.string();
+
+    CliRun p = cli_run(bin, fx.args() + " --run-dir " + cli_quote(dir) + " --plan --emit parallel,slurm,sge --slots 2",
+                       tmp);
+    INFO("plan stderr: " << p.err);
+    REQUIRE(p.code == 0);
+    CHECK(p.out.find("plan: 6 training jobs (1 thread(s) each)") != std::string::npos);
+    const json jobs = json::parse(cli_read_text(dir + "/jobs.json"));
+    const json plan = json::parse(cli_read_text(dir + "/plan.json"));
+    REQUIRE(jobs["jobs"].size() == 6);
+    CHECK(plan["n_jobs"] == 6);
+    CHECK(plan["threads"] == 1);
+    const char* const expect[][2] = {{"tiny-mamba", ""},   {"tiny-transformer", ""},        {"mamba-lm-ref", ""},
+                                     {"transformer-lm-ref", ""}, {"tiny-mamba", "-control"}, {"tiny-transformer", "-control"}};
+    for (size_t i = 0; i < 6; i++) {
+        CHECK(jobs["jobs"][i]["preset"] == expect[i][0]);
+        CHECK(jobs["jobs"][i]["tag"] == expect[i][1]);
+        CHECK(jobs["jobs"][i]["seed"] == 5);
+    }
+    // Trains nothing; the scheduler files are there.
+    for (const auto& j : jobs["jobs"]) CHECK_FALSE(cli_file_exists(j["checkpoint"].get<std::string>()));
+    for (const char* f : {"run_parallel.sh", "jobs.sbatch", "attack.sbatch", "submit.sh", "jobs.sge", "attack.sge",
+                          "submit_sge.sh"})
+        CHECK_MESSAGE(cli_file_exists(dir + "/" + f), f);
+    CHECK(cli_read_text(dir + "/jobs.sbatch").find("#SBATCH --array=0-5%2\n") != std::string::npos);
+    CHECK(cli_read_text(dir + "/jobs.sbatch").find("Written by bin/extract --plan") != std::string::npos);
+    CHECK(cli_read_text(dir + "/run_parallel.sh").find("J=2\n") != std::string::npos);
+
+    // Every job, as jobs.txt says, from another directory (the plan has the
+    // cwd); job 0 twice at once (its lock: one trains, the other finds it
+    // complete); job 1 over a temporary a killed writer left.
+    const std::vector<std::string> cmds = lines_of(cli_read_text(dir + "/jobs.txt"));
+    REQUIRE(cmds.size() == 6);
+    {
+        const std::string a = tmp + "/job0a.out", b = tmp + "/job0b.out";
+        const int st = system(("cd / && { " + cmds[0] + " >" + a + " 2>&1 & " + cmds[0] + " >" + b + " 2>&1; wait; }").c_str());
+        CHECK(WIFEXITED(st));
+        const std::string ta = cli_read_text(a), tb = cli_read_text(b);
+        INFO("job 0 twice: " << ta << "\n---\n" << tb);
+        const std::string trained = "job 0: tiny-mamba seed 5: trained\n", complete = "job 0: tiny-mamba seed 5: already complete\n";
+        auto ends = [](const std::string& t, const std::string& e) {
+            return t.size() >= e.size() && t.compare(t.size() - e.size(), e.size(), e) == 0;
+        };
+        CHECK(((ends(ta, trained) && ends(tb, complete)) || (ends(tb, trained) && ends(ta, complete))));
+    }
+    const std::string stale = jobs["jobs"][1]["checkpoint"].get<std::string>() + ".tmp.999999";
+    std::ofstream(stale) << "left by a killed writer";
+    for (size_t i = 1; i < cmds.size(); i++) {
+        const std::string out = tmp + "/job" + std::to_string(i) + ".out";
+        const int st = system(("cd / && " + cmds[i] + " >" + out + " 2>&1").c_str());
+        const std::string text = cli_read_text(out);
+        INFO("job " << i << ": " << text);
+        CHECK(WIFEXITED(st));
+        CHECK(WEXITSTATUS(st) == 0);
+        const std::string done = "job " + std::to_string(i) + ": " + expect[i][0] + expect[i][1] + " seed 5: trained\n";
+        CHECK(text.size() >= done.size());
+        CHECK(text.compare(text.size() - std::min(text.size(), done.size()), done.size(), done) == 0);
+    }
+    CHECK_FALSE(cli_file_exists(stale));
+    // A complete job again: one line, nothing written.
+    const std::string pt0 = jobs["jobs"][0]["checkpoint"].get<std::string>();
+    const auto mtime = fs::last_write_time(pt0);
+    CliRun again = cli_run(bin, "--run-dir " + cli_quote(dir) + " --job 0", tmp);
+    CHECK(again.code == 0);
+    CHECK(again.out == "job 0: tiny-mamba seed 5: already complete\n");
+    CHECK(again.err.empty());
+    CHECK(fs::last_write_time(pt0) == mtime);
+
+    // The plain run finds every model trained and only scores.
+    CliRun scored = cli_run(bin, fx.args() + " --run-dir " + cli_quote(dir), tmp);
+    INFO("scoring run: " << scored.out << scored.err);
+    REQUIRE(scored.code == 0);
+    size_t found = 0;
+    for (size_t at = 0; (at = scored.out.find("already trained", at)) != std::string::npos; at++) found++;
+    CHECK(found == 6);
+    CHECK(scored.out.find("epoch 1/1") == std::string::npos);
+    CHECK(fs::last_write_time(pt0) == mtime);
+
+    // The sequential run of the same arguments: the same bits.
+    CliRun s = cli_run(bin, fx.args() + " --run-dir " + cli_quote(seq), tmp);
+    INFO("sequential run: " << s.err);
+    REQUIRE(s.code == 0);
+    CHECK(s.out.find("epoch 1/1") != std::string::npos);
+    int compared = 0;
+    for (const auto& e : fs::directory_iterator(seq + "/models"))
+        if (e.path().extension() == ".bin") {
+            const std::string name = e.path().filename().string();
+            CHECK_MESSAGE(cli_read_text(e.path().string()) == cli_read_text(dir + "/models/" + name), name);
+            compared++;
+        }
+    CHECK(compared == 6);
+    compared = 0;
+    for (const auto& e : fs::directory_iterator(seq))
+        if (e.path().extension() == ".csv") {
+            const std::string name = e.path().filename().string();
+            CHECK_MESSAGE(cli_read_text(e.path().string()) == cli_read_text(dir + "/" + name), name);
+            compared++;
+        }
+    CHECK(compared >= 3);  // prefix_<model>-seed5.csv for both models, and the summary
+    const json patch = json::diff(comparable_metrics(seq), comparable_metrics(dir));
+    CHECK_MESSAGE(patch.empty(), "metrics.json differs: " << patch.dump());
+}
+
+TEST_CASE("bin/extract --plan/--job: refusals are one exact line") {
+    Fixture fx;
+    const std::string bin = extract_bin(), tmp = fx.tmp.path.string();
+    const std::string dir = fx.tmp.file("planned"), empty = fx.tmp.file("empty");
+    fs::create_directories(empty);
+    CliRun p = cli_run(bin, fx.args() + " --run-dir " + cli_quote(dir) + " --plan", tmp);
+    REQUIRE(p.code == 0);
+    const std::string abs = fs::absolute(dir).string();
+    struct Case {
+        std::string args;
+        int code;
+        std::string line;  // the whole of stderr (docs/BAD_INPUT.md's row)
+    };
+    const Case cases[] = {
+        {"--run-dir " + empty + " --job 0", 1,
+         "error: " + empty + ": no plan.json in this run directory (write one with bin/extract --plan ... --run-dir " +
+             empty + ")"},
+        {"--run-dir " + dir + " --job 6", 1, "error: --job 6: the plan in " + abs + " has jobs 0 to 5"},
+        {"--run-dir " + dir + " --job 0 --seeds 3", 2,
+         "error: --job: the run's arguments come from its plan (plan.json); --seeds cannot be given with --job "
+         "(see --help)"},
+        {"--job 0", 2, "error: --job needs --run-dir (the directory bin/extract --plan wrote) (see --help)"},
+        {"--run-dir " + dir + " --job -1", 2, "error: --job: '-1' is not an integer in [0, 1073741824] (see --help)"},
+        {"--emit slurm", 2, "error: --emit needs --plan (see --help)"},
+        {"--plan --slots 2", 2, "error: --slots needs --emit (see --help)"},
+        {fx.args() + " --run-dir " + fx.tmp.file("pbs") + " --plan --emit pbs", 1,
+         "error: --emit: unknown scheduler 'pbs' (parallel, slurm, sge)"},
+        {"--models a.bin --text t.txt --plan", 2,
+         "error: --plan trains models; --models/--text run packed ones: give one or the other (see --help)"},
+    };
+    for (const Case& c : cases) {
+        CliRun r = cli_run(bin, c.args, tmp);
+        INFO("args: " << c.args << "\nstderr: " << r.err);
+        CHECK(r.code == c.code);
+        CHECK(r.out.empty());
+        CHECK(r.err == c.line + "\n");
+    }
+    CHECK_FALSE(cli_file_exists(fx.tmp.file("pbs")));  // refused before anything is written
+
+    // A plan this bin/extract would not write: each file spoiled in turn.
+    auto check = [&](const std::string& line) {
+        CliRun r = cli_run(bin, "--run-dir " + dir + " --job 1", tmp);
+        INFO("stderr: " << r.err);
+        CHECK(r.code == 1);
+        CHECK(r.out.empty());
+        CHECK(r.err == line + "\n");
+    };
+    json jobs = json::parse(cli_read_text(dir + "/jobs.json"));
+    jobs["jobs"][1]["preset"] = "tiny-mamba";
+    std::ofstream(dir + "/jobs.json") << jobs.dump(2);
+    check("error: " + abs + "/jobs.json: job 1 is not the model this bin/extract plans from the run's arguments (a "
+          "plan from another version?); write the plan again with this bin/extract --plan");
+    json plan = json::parse(cli_read_text(dir + "/plan.json"));
+    plan["plan_version"] = 2;
+    std::ofstream(dir + "/plan.json") << plan.dump(2);
+    check("error: " + dir + "/plan.json: plan version 2, this bin/extract reads version 1 (write the plan again with "
+          "this bin/extract --plan)");
+    std::ofstream(dir + "/plan.json") << "x";
+    check("error: " + dir + "/plan.json: not valid JSON (a corrupt run directory?)");
+}
