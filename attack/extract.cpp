@@ -1667,8 +1667,8 @@ json plan_extract(const ExtractConfig& cfg_in, const PlanRecord& rec, const std:
                  {"run_dir", dir},
                  {"program", rec.program},
                  {"threads", threads},
+                 {"final_step", "score"},  // attack/jobs.h's emitters: score.sbatch, score.sge, mmia-score
                  {"score_command", score_command},
-                 {"attack_command", score_command},  // the name attack/jobs.h's emitters read
                  {"jobs", json::array()}};
     std::string txt;
     for (const ExtractJob& j : extract_jobs(r)) {

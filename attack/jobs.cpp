@@ -52,6 +52,14 @@ void write_script(const std::string& path, const std::string& text, std::vector<
     written.push_back(path);
 }
 
+// The run's last step after the training jobs: "attack" (bin/attack) or
+// what jobs.json's "final_step" names ("score" for bin/extract), and its
+// command line (jobs.json's "<step>_command").
+std::string final_step(const nlohmann::json& jobs) { return jobs.value("final_step", std::string("attack")); }
+std::string final_command(const nlohmann::json& jobs) {
+    return jobs.at(final_step(jobs) + "_command").get<std::string>();
+}
+
 // The lines every script starts with: what wrote it and what it runs.
 std::string header(const nlohmann::json& jobs, const std::string& what) {
     return "# " + what + "\n# Written by " + jobs.value("planner", "bin/attack --plan") + " for the run in " +
@@ -63,9 +71,9 @@ void emit_parallel(const std::string& dir, const nlohmann::json& jobs, int slots
                    std::vector<std::string>& written) {
     const std::string d = shell_word(dir);
     std::string s = "#!/bin/sh\n" +
-                    header(jobs, "GNU parallel: every training job of this run (jobs.txt), then the attack.") +
+                    header(jobs, "GNU parallel: every training job of this run (jobs.txt), then the " + final_step(jobs) + ".") +
                     "# Arguments go to parallel after this script's own (a later -j wins), e.g.\n"
-                    "#   --sshlogin 2/host1,2/host2   (the run directory and bin/attack at the same paths there)\n"
+                    "#   --sshlogin 2/host1,2/host2   (the run directory and the program at the same paths there)\n"
                     "# Run it again after a failure: --resume-failed reruns the failed and never-run jobs,\n"
                     "# and the job of a model already complete does nothing.\n"
                     "set -e\n";
@@ -74,7 +82,7 @@ void emit_parallel(const std::string& dir, const nlohmann::json& jobs, int slots
     else
         s += "J=$(( $(nproc) / " + std::to_string(threads) + " )); [ \"$J\" -ge 1 ] || J=1\n";
     s += "parallel --joblog " + d + "/joblog --resume-failed -j \"$J\" \"$@\" < " + d + "/jobs.txt\n";
-    s += jobs.at("attack_command").get<std::string>() + "\n";
+    s += final_command(jobs) + "\n";
     write_script(dir + "/run_parallel.sh", s, written);
 }
 
@@ -90,22 +98,23 @@ void emit_slurm(const std::string& dir, const nlohmann::json& jobs, int slots, i
                      "#SBATCH --output=slurm/train-%A_%a.out\n" + "exec " + jobs.at("program").get<std::string>() +
                      " --run-dir " + shell_word(dir) + " --job \"$SLURM_ARRAY_TASK_ID\"\n",
                  written);
-    write_script(dir + "/attack.sbatch",
-                 "#!/bin/sh\n" + header(jobs, "Slurm: the attack, once every model is trained.") +
-                     "#SBATCH --job-name=mmia-attack\n" + cpus + "#SBATCH --output=slurm/attack-%j.out\n" +
-                     jobs.at("attack_command").get<std::string>() + "\n",
+    const std::string step = final_step(jobs);
+    write_script(dir + "/" + step + ".sbatch",
+                 "#!/bin/sh\n" + header(jobs, "Slurm: the " + step + ", once every model is trained.") +
+                     "#SBATCH --job-name=mmia-" + step + "\n" + cpus + "#SBATCH --output=slurm/" + step +
+                     "-%j.out\n" + final_command(jobs) + "\n",
                  written);
     write_script(dir + "/submit.sh",
                  "#!/bin/sh\n" +
-                     header(jobs, "Slurm: submits the training array, then the attack (afterok: it starts only "
-                                  "when every task succeeded).") +
+                     header(jobs, "Slurm: submits the training array, then the " + step +
+                                      " (afterok: it starts only when every task succeeded).") +
                      "# Arguments go to both sbatch calls (e.g. --partition=..., --time=..., or --wait).\n"
                      "set -e\ncd " + shell_word(dir) + "\n" +
                      "array=$(sbatch --parsable \"$@\" jobs.sbatch)\narray=${array%%;*}\n"
-                     "attack=$(sbatch --parsable \"$@\" --dependency=afterok:$array attack.sbatch)\n"
-                     "attack=${attack%%;*}\n"
-                     "echo \"submitted: training array $array (" + std::to_string(n) +
-                     " tasks), attack $attack (afterok:$array); logs in " + dir + "/slurm/\"\n",
+                     "last=$(sbatch --parsable \"$@\" --dependency=afterok:$array " + step + ".sbatch)\n"
+                     "last=${last%%;*}\n"
+                     "echo \"submitted: training array $array (" + std::to_string(n) + " tasks), " + step +
+                     " $last (afterok:$array); logs in " + dir + "/slurm/\"\n",
                  written);
 }
 
@@ -121,19 +130,19 @@ void emit_sge(const std::string& dir, const nlohmann::json& jobs, int slots, std
                      "#$ -cwd\n#$ -j y\n#$ -o sge/\n" + "exec " + jobs.at("program").get<std::string>() +
                      " --run-dir " + shell_word(dir) + " --job $((SGE_TASK_ID - 1))\n",
                  written);
-    write_script(dir + "/attack.sge",
-                 "#!/bin/sh\n" + header(jobs, "Grid Engine: the attack, after the training array.") +
-                     "#$ -N mmia-attack\n#$ -cwd\n#$ -j y\n#$ -o sge/\n" +
-                     jobs.at("attack_command").get<std::string>() + "\n",
+    const std::string step = final_step(jobs);
+    write_script(dir + "/" + step + ".sge",
+                 "#!/bin/sh\n" + header(jobs, "Grid Engine: the " + step + ", after the training array.") +
+                     "#$ -N mmia-" + step + "\n#$ -cwd\n#$ -j y\n#$ -o sge/\n" + final_command(jobs) + "\n",
                  written);
     write_script(dir + "/submit_sge.sh",
                  "#!/bin/sh\n" +
-                     header(jobs, "Grid Engine: submits the training array, then the attack held until it ends "
-                                  "(-hold_jid waits for the tasks to end, not to succeed: the attack trains a "
-                                  "missing model itself).") +
+                     header(jobs, "Grid Engine: submits the training array, then the " + step +
+                                      " held until it ends (-hold_jid waits for the tasks to end, not to succeed: "
+                                      "the " + step + " trains a missing model itself).") +
                      "set -e\ncd " + shell_word(dir) + "\n" +
                      "array=$(qsub -terse \"$@\" jobs.sge)\narray=${array%%.*}\n"
-                     "qsub \"$@\" -hold_jid \"$array\" attack.sge\n",
+                     "qsub \"$@\" -hold_jid \"$array\" " + step + ".sge\n",
                  written);
 }
 

@@ -17,7 +17,9 @@
 //                     DIR/attack.sge, DIR/submit_sge.sh (-hold_jid)
 //
 // bin/extract --plan / --job use the same files, lock and emitters for its
-// LM trainings (attack/extract.h; its jobs.json lists preset, tag, seed).
+// LM trainings (attack/extract.h; its jobs.json lists preset, tag, seed, and
+// "final_step": "score" with score_command: the last step is then
+// score.sbatch / score.sge, Slurm and SGE job name mmia-score).
 //
 // bin/attack's job ID (0-based) = kind index (the run's --model order: mamba, cnn) * M +
 // model index (the plan's order: splits.json "models"), M models per kind.

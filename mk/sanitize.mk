@@ -23,7 +23,7 @@ SAN_HOST_CXXFLAGS := $(CXXSTD) -O1 $(ARCH) $(WARN) $(OMPFLAG) $(TORCH_INC) -Ieng
 # Tests that train models for minutes with LibTorch are left out by default
 # (docs/FUZZING.md says why and what covers their code under the
 # sanitizers); `make test-san SAN_SKIP=` runs every test.
-SAN_SKIP ?= test_parity test_cnn_parity test_mamba_cifar_parity test_attack_run test_attack_jobs test_defences
+SAN_SKIP ?= test_parity test_cnn_parity test_mamba_cifar_parity test_attack_run test_attack_jobs test_defences test_extract_jobs
 SAN_TEST_BINS := $(filter-out $(SAN_SKIP:%=$(SAN_BUILD)/tests/%),$(TEST_SRCS:tests/%.cpp=$(SAN_BUILD)/tests/%))
 SAN_CLIS := $(ENGINES:%=$(SAN_BUILD)/%) $(SAN_BUILD)/bin/train $(SAN_BUILD)/bin/export $(SAN_BUILD)/bin/corpus \
             $(SAN_BUILD)/bin/attack $(SAN_BUILD)/bin/extract $(SAN_BUILD)/bin/accountant $(SAN_BUILD)/bin/tokenize

@@ -107,9 +107,16 @@ TEST_CASE("bin/extract --plan, every --job, then the plain run: the sequential r
     }
     // Trains nothing; the scheduler files are there.
     for (const auto& j : jobs["jobs"]) CHECK_FALSE(cli_file_exists(j["checkpoint"].get<std::string>()));
-    for (const char* f : {"run_parallel.sh", "jobs.sbatch", "attack.sbatch", "submit.sh", "jobs.sge", "attack.sge",
+    for (const char* f : {"run_parallel.sh", "jobs.sbatch", "score.sbatch", "submit.sh", "jobs.sge", "score.sge",
                           "submit_sge.sh"})
         CHECK_MESSAGE(cli_file_exists(dir + "/" + f), f);
+    // The last step is the scoring run, named so (not bin/attack's "attack").
+    CHECK_FALSE(cli_file_exists(dir + "/attack.sbatch"));
+    CHECK(cli_read_text(dir + "/score.sbatch").find("#SBATCH --job-name=mmia-score\n") != std::string::npos);
+    CHECK(cli_read_text(dir + "/score.sbatch").find(jobs["score_command"].get<std::string>() + "\n") != std::string::npos);
+    CHECK(cli_read_text(dir + "/submit.sh").find("--dependency=afterok:$array score.sbatch") != std::string::npos);
+    CHECK(cli_read_text(dir + "/submit_sge.sh").find("-hold_jid \"$array\" score.sge") != std::string::npos);
+    CHECK(cli_read_text(dir + "/run_parallel.sh").find(jobs["score_command"].get<std::string>() + "\n") != std::string::npos);
     CHECK(cli_read_text(dir + "/jobs.sbatch").find("#SBATCH --array=0-5%2\n") != std::string::npos);
     CHECK(cli_read_text(dir + "/jobs.sbatch").find("Written by bin/extract --plan") != std::string::npos);
     CHECK(cli_read_text(dir + "/run_parallel.sh").find("J=2\n") != std::string::npos);
