@@ -49,18 +49,33 @@ const char* kGrammar =
     "none, dp:sigma=S|eps=E[,C=C,delta=D,q=Q], l2=WD, label-smoothing=EPS, early-stopping=PATIENCE, dropout=P, "
     "augment, top-k=K, round=D, label-only";
 
-// One DP parameter "name=value" into d; false when name is not one.
-bool dp_param(const std::string& item, Defences& d, bool& sigma_set, bool& eps_set) {
+// The DP parameters: name, field, range (lo = 0; lo_open: > 0).
+struct DpParam {
+    const char* name;
+    double Defences::*field;
+    bool lo_open;
+    double hi;
+};
+const DpParam kDpParams[] = {{"sigma", &Defences::dp_sigma, false, 1000},
+                             {"eps", &Defences::dp_epsilon, true, 1000},
+                             {"C", &Defences::dp_clip, true, 1e6},
+                             {"delta", &Defences::dp_delta, true, 0.5},
+                             {"q", &Defences::dp_q, true, 1}};
+
+// One DP parameter "name=value" into d; false when name is not one. given:
+// the names already given (each at most once: "dp:sigma=1,sigma=2" is refused).
+bool dp_param(const std::string& item, Defences& d, std::vector<std::string>& given) {
     const size_t eq = item.find('=');
     if (eq == std::string::npos) return false;
-    const std::string name = item.substr(0, eq), v = item.substr(eq + 1);
-    if (name == "sigma") d.dp_sigma = real_value(item, v, 0, false, 1000), sigma_set = true;
-    else if (name == "eps") d.dp_epsilon = real_value(item, v, 0, true, 1000), eps_set = true;
-    else if (name == "C") d.dp_clip = real_value(item, v, 0, true, 1e6);
-    else if (name == "delta") d.dp_delta = real_value(item, v, 0, true, 0.5);
-    else if (name == "q") d.dp_q = real_value(item, v, 0, true, 1);
-    else return false;
-    return true;
+    const std::string name = item.substr(0, eq);
+    for (const DpParam& p : kDpParams) {
+        if (name != p.name) continue;
+        if (std::find(given.begin(), given.end(), name) != given.end()) bad("'dp:" + name + "' given twice");
+        given.push_back(name);
+        d.*p.field = real_value(item, item.substr(eq + 1), 0, p.lo_open, p.hi);
+        return true;
+    }
+    return false;
 }
 
 }  // namespace
@@ -83,10 +98,11 @@ Defences parse_defences(const std::vector<std::string>& specs) {
         }
     }
     std::vector<std::string> seen;  // item names, for "given twice"
-    bool in_dp = false, sigma_set = false, eps_set = false, none = false;
+    std::vector<std::string> dp_given;  // DP parameter names, the same
+    bool in_dp = false, none = false;
     for (const std::string& item : items) {
         if (item.empty()) bad("an empty item (a stray comma?); items: " + std::string(kGrammar));
-        if (in_dp && dp_param(item, d, sigma_set, eps_set)) continue;
+        if (in_dp && dp_param(item, d, dp_given)) continue;
         in_dp = false;
         const size_t eq = item.find('=');
         std::string name = item.substr(0, std::min(eq, item.find(':')));
@@ -106,7 +122,7 @@ Defences parse_defences(const std::vector<std::string>& specs) {
         } else if (name == "dp") {
             if (item.rfind("dp:", 0) != 0) bad("'" + item + "': write dp:sigma=S or dp:eps=E (then ,C=..,delta=..,q=..)");
             d.dp = in_dp = true;
-            if (!dp_param(item.substr(3), d, sigma_set, eps_set))
+            if (!dp_param(item.substr(3), d, dp_given))
                 bad("'" + item + "': '" + item.substr(3) + "' is not a DP-SGD parameter (sigma, eps, C, delta, q)");
         } else if (name == "l2") {
             needs_value("WD");
@@ -136,6 +152,8 @@ Defences parse_defences(const std::vector<std::string>& specs) {
             bad("'" + item + "' is not a defence (" + kGrammar + ")");
         }
     }
+    const bool sigma_set = std::count(dp_given.begin(), dp_given.end(), "sigma") > 0,
+               eps_set = std::count(dp_given.begin(), dp_given.end(), "eps") > 0;
     if (d.dp && sigma_set == eps_set) bad("dp: give sigma=S or eps=E (one of them)");
     if (none && seen.size() > 1) bad("'none' with another defence");
     if (d.label_only && (d.top_k || d.round_decimals))
