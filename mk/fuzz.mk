@@ -25,3 +25,7 @@ $(BUILD)/fuzz/fuzz_tokenizer_json: fuzz/fuzz_tokenizer_json.cpp common/tokenizer
 $(BUILD)/fuzz/fuzz_safetensors: fuzz/fuzz_safetensors.cpp export/safetensors.cpp export/safetensors.h common/config.cpp common/config.h $(ENGINE_HDRS)
 	@mkdir -p $(dir $@)
 	clang++ $(FUZZ_FLAGS) fuzz/fuzz_safetensors.cpp export/safetensors.cpp common/config.cpp -o $@
+
+$(BUILD)/fuzz/fuzz_defence_spec: fuzz/fuzz_defence_spec.cpp attack/defence_spec.cpp attack/defence_spec.h
+	@mkdir -p $(dir $@)
+	clang++ $(FUZZ_FLAGS) fuzz/fuzz_defence_spec.cpp attack/defence_spec.cpp -o $@
