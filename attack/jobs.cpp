@@ -81,7 +81,11 @@ void emit_parallel(const std::string& dir, const nlohmann::json& jobs, int slots
         s += "J=" + std::to_string(slots) + "\n";
     else
         s += "J=$(( $(nproc) / " + std::to_string(threads) + " )); [ \"$J\" -ge 1 ] || J=1\n";
-    s += "parallel --joblog " + d + "/joblog --resume-failed -j \"$J\" \"$@\" < " + d + "/jobs.txt\n";
+    s += "parallel --joblog " + d + "/joblog --resume-failed -j \"$J\" \"$@\" < " + d + "/jobs.txt || {\n"
+         "  echo \"run_parallel.sh: a training job failed (Exitval/Signal in " + d +
+         "/joblog, its output above); the " + final_step(jobs) +
+         " step did not run. Run this script again: it reruns the failed jobs only.\" >&2\n"
+         "  exit 1\n}\n";
     s += final_command(jobs) + "\n";
     write_script(dir + "/run_parallel.sh", s, written);
 }
@@ -110,7 +114,11 @@ void emit_slurm(const std::string& dir, const nlohmann::json& jobs, int slots, i
                                       " (afterok: it starts only when every task succeeded).") +
                      "# Arguments go to both sbatch calls (e.g. --partition=..., --time=..., or --wait).\n"
                      "set -e\ncd " + shell_word(dir) + "\n" +
+                     "echo \"submitting the training array (jobs.sbatch, " + std::to_string(n) +
+                     " tasks; with --wait this returns when they end)\"\n"
                      "array=$(sbatch --parsable \"$@\" jobs.sbatch)\narray=${array%%;*}\n"
+                     "echo \"training array $array; submitting the " + step + " (" + step +
+                     ".sbatch, afterok:$array)\"\n"
                      "last=$(sbatch --parsable \"$@\" --dependency=afterok:$array " + step + ".sbatch)\n"
                      "last=${last%%;*}\n"
                      "echo \"submitted: training array $array (" + std::to_string(n) + " tasks), " + step +

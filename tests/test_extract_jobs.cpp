@@ -256,3 +256,25 @@ TEST_CASE("bin/extract --plan/--job: refusals are one exact line") {
     std::ofstream(dir + "/plan.json") << "x";
     check("error: " + dir + "/plan.json: not valid JSON (a corrupt run directory?)");
 }
+
+// run_parallel.sh when a job fails (here GNU parallel's --timeout, passed
+// through the script's arguments, kills every job long before LibTorch has
+// loaded): one line saying so on stderr, a non-zero exit, no scoring run
+// (no metrics.json), and the joblog records the failures for --resume-failed.
+TEST_CASE("run_parallel.sh: a failed job stops the run with one line, the scoring run does not start") {
+    Fixture fx;
+    const std::string bin = extract_bin(), dir = fx.tmp.file("failed");
+    CliRun p = cli_run(bin, fx.args() + " --run-dir " + cli_quote(dir) + " --plan --emit parallel --slots 2",
+                       fx.tmp.path.string());
+    REQUIRE_MESSAGE(p.code == 0, p.err);
+    REQUIRE_MESSAGE(access("/usr/bin/parallel", X_OK) == 0, "GNU parallel is not installed (scripts/setup.sh)");
+    CliRun r = cli_run_argv({"/bin/sh", dir + "/run_parallel.sh", "--timeout", "0.05"}, fx.tmp.file("parallel.log"), 120);
+    CHECK(r.code == 1);
+    const std::string canon = fs::canonical(dir).string();
+    CHECK(r.err.find("run_parallel.sh: a training job failed (Exitval/Signal in " + canon +
+                     "/joblog, its output above); the score step did not run. Run this script again: it reruns the "
+                     "failed jobs only.\n") != std::string::npos);
+    CHECK_FALSE(cli_file_exists(dir + "/metrics.json"));
+    const auto log = lines_of(cli_read_text(dir + "/joblog"));
+    CHECK(log.size() == 7);  // header + the 6 jobs, each killed
+}
