@@ -406,7 +406,9 @@ TEST_CASE("a Slurm array on a single-node cluster (scripts/slurm_local.sh), then
     // (DependencyNeverSatisfied), which ends the wait too.
     CliRun sub = cli_run_argv({"/usr/bin/env", conf, "/bin/sh", dir + "/submit.sh"}, tmp.file("submit.log"), 60);
     std::string state;
-    const size_t at = sub.out.find("attack ");
+    // The job id from submit.sh's last line ("submitted: ... attack <id> (afterok:...").
+    const size_t last = sub.out.find("submitted: ");
+    const size_t at = last == std::string::npos ? last : sub.out.find("attack ", last);
     if (sub.code == 0 && at != std::string::npos) {
         const std::string id = sub.out.substr(at + 7, sub.out.find(' ', at + 7) - at - 7);
         for (int i = 0; i < 1200; i++) {
