@@ -19,16 +19,18 @@
 
 using namespace mmia;
 
-int main(int argc, char** argv) {
-    keep_freed_memory();
-    // --job: parse the plan's arguments instead of the caller's.
-    JobArguments job_args;
-    if (int code = use_plan_arguments(argc, argv, "bin/extract", read_extract_plan, job_args); code >= 0) return code;
-    std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress lines appear as they happen in a log
-    CLI::App app{"Memorization and extraction: train Mamba and transformer LMs on a corpus, run prefix and "
-                 "untargeted extraction, membership inference and canary exposure through the engines, report."};
-    ExtractConfig cfg;
-    cfg.threads = int(std::max(1u, std::thread::hardware_concurrency()));
+namespace {
+
+// --plan, --emit, --slots, --job: the plan and job flags' values.
+struct PlanFlags {
+    bool plan = false;
+    std::string emit;
+    int slots = 0;
+    int64_t job = -1;
+};
+
+// The run's flags (corpus, presets, seeds, lengths, counts, --models/--text) into cfg.
+void add_run_flags(CLI::App& app, ExtractConfig& cfg) {
     app.add_option("--corpus", cfg.corpus, "corpus name (data/corpora/NAME, built by bin/corpus) or directory")
         ->capture_default_str();
     app.add_option("--presets", cfg.presets, "LM presets compared (comma-separated; matched pairs)")
@@ -71,21 +73,25 @@ int main(int argc, char** argv) {
     app.add_option("--text", cfg.text,
                    "with --models: the corpus, plain text (documents separated by blank lines) or JSON lines with a "
                    "\"text\" field, optionally zstd-compressed (.zst)");
-    bool plan = false;
-    std::string emit;
-    int slots = 0;
-    int64_t job = -1;
-    app.add_flag("--plan", plan,
+}
+
+// The plan and job flags (--plan, --emit, --slots, --job) into pf.
+void add_plan_flags(CLI::App& app, PlanFlags& pf) {
+    app.add_flag("--plan", pf.plan,
                  "write the run's plan and its training jobs (jobs.txt, jobs.json, plan.json) to the run directory, "
                  "train nothing (docs/EXTRACTION.md)");
-    app.add_option("--emit", emit, "with --plan: scheduler files too: parallel, slurm, sge (comma-separated)");
-    app.add_option("--slots", slots, "with --emit: at most this many jobs at once (parallel -j, Slurm %P, SGE -tc)")
+    app.add_option("--emit", pf.emit, "with --plan: scheduler files too: parallel, slurm, sge (comma-separated)");
+    app.add_option("--slots", pf.slots, "with --emit: at most this many jobs at once (parallel -j, Slurm %P, SGE -tc)")
         ->check(CLI::Range(1, 1000000));
-    app.add_option("--job", job,
+    app.add_option("--job", pf.job,
                    "with --run-dir only: train job ID of the run's plan (0-based, jobs.json), arguments from the "
                    "plan; nothing when it is complete");
-    if (int code = parse_command_line(app, argc, argv); code >= 0) return code;
-    const char* combination = app.count("--emit") && !plan                 ? "--emit needs --plan"
+}
+
+// Flag combinations and list values the parser cannot check: an error line on
+// stderr and 2 at the first problem, -1 when the flags are consistent.
+int check_flags(const CLI::App& app, int argc, char** argv, const ExtractConfig& cfg, const PlanFlags& pf) {
+    const char* combination = app.count("--emit") && !pf.plan                 ? "--emit needs --plan"
                               : app.count("--slots") && !app.count("--emit") ? "--slots needs --emit"
                                                                              : nullptr;
     if (combination) {
@@ -112,39 +118,49 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "error: --seeds: --models/--text runs one seed (it picks the sequences); give one (see --help)\n");
         return 2;
     }
-    if (given_models) {
+    if (given_models)
         for (const char* flag : {"--corpus", "--presets", "--epochs", "--control", "--config", "--force", "--plan"})
             for (int i = 1; i < argc; i++)
                 if (std::string(argv[i]) == flag || std::string(argv[i]).rfind(std::string(flag) + "=", 0) == 0) {
                     std::fprintf(stderr, "error: %s trains models; --models/--text run packed ones: give one or the other (see --help)\n", flag);
                     return 2;
                 }
-        try {
-            const nlohmann::json res = run_extract_models(cfg);
-            const std::string dir = res["run_dir"].get<std::string>();
-            for (const auto& m : res["models"])
-                for (int k : cfg.prefix_lengths) {
-                    const auto& e = m["prefix"][std::to_string(k)];
-                    std::printf("%s: k=%d exact %lld/%lld\n", m["path"].get<std::string>().c_str(), k,
-                                (long long)e["exact"].get<int64_t>(), (long long)e["n"].get<int64_t>());
-                }
-            std::printf("report: %s/report.md (metrics: %s/metrics.json)\n", dir.c_str(), dir.c_str());
-        } catch (const std::exception& e) {
-            std::fprintf(stderr, "error: %s\n", error_text(e).c_str());
-            return 1;
-        }
-        return 0;
+    return -1;
+}
+
+// --models/--text: run the packed models, print each one's exact counts and
+// the report's path; the exit code (1 with an error line on failure).
+int run_given_models(const ExtractConfig& cfg) {
+    try {
+        const nlohmann::json res = run_extract_models(cfg);
+        const std::string dir = res["run_dir"].get<std::string>();
+        for (const auto& m : res["models"])
+            for (int k : cfg.prefix_lengths) {
+                const auto& e = m["prefix"][std::to_string(k)];
+                std::printf("%s: k=%d exact %lld/%lld\n", m["path"].get<std::string>().c_str(), k,
+                            (long long)e["exact"].get<int64_t>(), (long long)e["n"].get<int64_t>());
+            }
+        std::printf("report: %s/report.md (metrics: %s/metrics.json)\n", dir.c_str(), dir.c_str());
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "error: %s\n", error_text(e).c_str());
+        return 1;
     }
+    return 0;
+}
+
+// Training runs: one plan job (--job), the plan (--plan), or the whole run;
+// the exit code (1 with an error line on failure).
+int run_trained(const CLI::App& app, int argc, char** argv, ExtractConfig& cfg, const PlanFlags& pf) {
     try {
         if (app.count("--job")) {
-            run_extract_job(cfg, job);
+            run_extract_job(cfg, pf.job);
             return 0;
         }
-        if (plan) {
+        if (pf.plan) {
             std::vector<std::string> schedulers;
-            std::stringstream in(emit);
+            std::stringstream in(pf.emit);
             for (std::string w; std::getline(in, w, ',');) schedulers.push_back(w);
-            plan_extract(cfg, plan_record(argc, argv, app.count("--threads") > 0, cfg.threads), schedulers, slots);
+            plan_extract(cfg, plan_record(argc, argv, app.count("--threads") > 0, cfg.threads), schedulers, pf.slots);
             return 0;
         }
         run_extract(cfg);
@@ -155,4 +171,25 @@ int main(int argc, char** argv) {
         return 1;
     }
     return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    keep_freed_memory();
+    // --job: parse the plan's arguments instead of the caller's.
+    JobArguments job_args;
+    if (int code = use_plan_arguments(argc, argv, "bin/extract", read_extract_plan, job_args); code >= 0) return code;
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress lines appear as they happen in a log
+    CLI::App app{"Memorization and extraction: train Mamba and transformer LMs on a corpus, run prefix and "
+                 "untargeted extraction, membership inference and canary exposure through the engines, report."};
+    ExtractConfig cfg;
+    cfg.threads = int(std::max(1u, std::thread::hardware_concurrency()));
+    PlanFlags pf;
+    add_run_flags(app, cfg);
+    add_plan_flags(app, pf);
+    if (int code = parse_command_line(app, argc, argv); code >= 0) return code;
+    if (int code = check_flags(app, argc, argv, cfg, pf); code >= 0) return code;
+    if (!cfg.models.empty() || !cfg.text.empty()) return run_given_models(cfg);
+    return run_trained(app, argc, argv, cfg, pf);
 }
