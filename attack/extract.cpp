@@ -1442,23 +1442,21 @@ std::string decode_ids(const LmInfo& info, const std::vector<int>& ids) {
     return s;
 }
 
-}  // namespace
-
-json run_extract_models(const ExtractConfig& cfg) {
-    if (cfg.models.empty()) throw std::runtime_error("--models: give at least one packed language model");
-    if (cfg.text.empty())
-        throw std::runtime_error("--models needs --text CORPUS (plain text or JSON lines with a \"text\" field, optionally .zst)");
-    if (cfg.prefix_lengths.empty()) throw std::runtime_error("--prefix-lengths: give at least one");
-    // One seed picks the sequences (extract_main refuses several).
-    const uint64_t seed = cfg.seeds.empty() ? 42 : cfg.seeds[0];
-    // The run directory is checked first, so a bad --run-dir is said before
-    // any work (and created only when the results are written).
+// The run directory of --models/--text: --run-dir, or runs/extract-text-<stem of
+// --text>-seed<seed>; checked (not created) so a bad one is said before any work.
+std::string models_run_dir(const ExtractConfig& cfg, uint64_t seed) {
     std::string stem = fs::path(cfg.text).filename().string();
     for (const char* ext : {".zst", ".jsonl", ".json", ".txt"})
         if (stem.size() > strlen(ext) && stem.compare(stem.size() - strlen(ext), strlen(ext), ext) == 0)
             stem.resize(stem.size() - strlen(ext));
     const std::string dir = cfg.run_dir.empty() ? "runs/extract-text-" + stem + "-seed" + std::to_string(seed) : cfg.run_dir;
     check_output_dir(dir);
+    return dir;
+}
+
+// Opens --models as engine LMs; throws on a file that is not a language model,
+// a BPE model without its tokenizer, or two models with different tokenizers.
+std::vector<std::unique_ptr<EngineLm>> open_given_models(const ExtractConfig& cfg) {
     std::vector<std::unique_ptr<EngineLm>> models;
     for (const std::string& path : cfg.models) {
         PackedFile pf;
@@ -1482,57 +1480,84 @@ json run_extract_models(const ExtractConfig& cfg) {
                                      cfg.models[i] + " (" + tokenizer_desc(*models[i]) +
                                      ") have different tokenizers: one corpus would be different token sequences "
                                      "for each (compare models that share a tokenizer)");
+    return models;
+}
+
+// The --text corpus as token sequences: every document's first `need` tokens
+// (kmax prefix + suffix), the eligible ones and the seeded pick among them.
+struct TextSequences {
+    std::vector<std::string> docs;
+    std::vector<std::vector<int>> tokens;  // [document], empty when too short
+    std::vector<int64_t> eligible, picked;  // document indices
+    int kmax = 0, need = 0;
+};
+
+// Loads and tokenizes --text for the models; throws when a transformer's
+// context is shorter than `need`, on an encoding error, or when no document is long enough.
+TextSequences text_sequences(const ExtractConfig& cfg, const std::vector<std::unique_ptr<EngineLm>>& models,
+                             uint64_t seed) {
     const LmInfo& info = models[0]->ops.info;
-    const std::vector<std::string> docs = load_text_documents(cfg.text);
-    const int kmax = *std::max_element(cfg.prefix_lengths.begin(), cfg.prefix_lengths.end());
-    const int need = kmax + cfg.suffix_len;
+    TextSequences ts;
+    ts.docs = load_text_documents(cfg.text);
+    ts.kmax = *std::max_element(cfg.prefix_lengths.begin(), cfg.prefix_lengths.end());
+    ts.need = ts.kmax + cfg.suffix_len;
+    const int need = ts.need;
     for (size_t i = 0; i < models.size(); i++)
         if (models[i]->kind == "transformer-lm" && need > models[i]->ops.info.context)
             throw std::runtime_error("--prefix-lengths: the longest prefix + the " + std::to_string(cfg.suffix_len) +
                                      "-token suffix = " + std::to_string(need) + " tokens, more than " + cfg.models[i] +
                                      "'s context of " + std::to_string(models[i]->ops.info.context));
     // tokenize: the first `need` tokens of every document that has them
-    std::vector<std::vector<int>> tokens(docs.size());
-    std::vector<int64_t> eligible;
+    ts.tokens.resize(ts.docs.size());
     size_t longest = 0;
-    for (size_t d = 0; d < docs.size(); d++) {
+    for (size_t d = 0; d < ts.docs.size(); d++) {
         BpeIds ids = {nullptr, 0, 0};
         char err[256];
-        if (lm_encode_text(&info, docs[d].data(), docs[d].size(), &ids, err, sizeof err) != 0) {
+        if (lm_encode_text(&info, ts.docs[d].data(), ts.docs[d].size(), &ids, err, sizeof err) != 0) {
             free(ids.ids);
             throw std::runtime_error(cfg.text + ": document " + std::to_string(d + 1) + ": " + err);
         }
         longest = std::max(longest, ids.n);
         if (ids.n >= size_t(need)) {
-            tokens[d].assign(ids.ids, ids.ids + need);
-            eligible.push_back(int64_t(d));
+            ts.tokens[d].assign(ids.ids, ids.ids + need);
+            ts.eligible.push_back(int64_t(d));
         }
         free(ids.ids);
     }
-    if (eligible.empty())
+    if (ts.eligible.empty())
         throw std::runtime_error(cfg.text + ": no document has " + std::to_string(need) +
                                  " tokens (the longest prefix length + the suffix length; the longest document has " +
                                  std::to_string(longest) + ")");
-    const std::vector<int64_t> picked = seeded_pick(eligible, size_t(cfg.n_sequences), mix_seed(seed, 20));
+    ts.picked = seeded_pick(ts.eligible, size_t(cfg.n_sequences), mix_seed(seed, 20));
+    return ts;
+}
 
-    struct Row {
-        size_t model = 0, seq = 0;
-        int k = 0;
-        std::vector<int> generated;
-        bool exact = false;
-        int match_len = 0;
-        double mem_score = 0;
-    };
-    std::vector<Row> rows;
+// One greedy continuation: model, picked sequence, prefix length k, and how it matches the suffix.
+struct GivenRow {
+    size_t model = 0, seq = 0;
+    int k = 0;
+    std::vector<int> generated;
+    bool exact = false;
+    int match_len = 0;
+    double mem_score = 0;
+};
+
+// Greedy generation of every (model, sequence, k), in parallel; throws
+// "generation: ..." with the first engine error.
+std::vector<GivenRow> given_prefix_extraction(const ExtractConfig& cfg,
+                                               const std::vector<std::unique_ptr<EngineLm>>& models,
+                                               const TextSequences& ts) {
+    const int kmax = ts.kmax;
+    std::vector<GivenRow> rows;
     for (size_t m = 0; m < models.size(); m++)
-        for (size_t q = 0; q < picked.size(); q++)
-            for (int k : cfg.prefix_lengths) rows.push_back(Row{m, q, k, {}, false, 0, 0});
+        for (size_t q = 0; q < ts.picked.size(); q++)
+            for (int k : cfg.prefix_lengths) rows.push_back(GivenRow{m, q, k, {}, false, 0, 0});
     int failed = 0;
     std::string first_err;
 #pragma omp parallel for schedule(dynamic, 4)
     for (int64_t i = 0; i < int64_t(rows.size()); i++) {
-        Row& row = rows[size_t(i)];
-        const std::vector<int>& t = tokens[size_t(picked[row.seq])];
+        GivenRow& row = rows[size_t(i)];
+        const std::vector<int>& t = ts.tokens[size_t(ts.picked[row.seq])];
         std::vector<int> out(size_t(cfg.suffix_len));
         const LmSampler greedy{0.0f, 0, 1.0};
         int n_out = 0;
@@ -1554,69 +1579,55 @@ json run_extract_models(const ExtractConfig& cfg) {
         row.mem_score = memorization_score(out, suffix);
     }
     if (failed) throw std::runtime_error("generation: " + first_err);
+    return rows;
+}
 
-    std::vector<std::vector<int>> seqs;
-    for (int64_t d : picked) seqs.push_back(tokens[size_t(d)]);
-    std::vector<std::vector<std::vector<double>>> lp;  // [model][seq][token]
-    for (const auto& m : models) lp.push_back(engine_logprobs(m->ops, seqs));
-
-    json res = {{"mode", "models"},
-                {"text", cfg.text},
-                {"documents", docs.size()},
-                {"eligible_documents", eligible.size()},
-                {"sequences", picked.size()},
-                {"suffix_len", cfg.suffix_len},
-                {"prefix_lengths", cfg.prefix_lengths},
-                {"seed", seed},
-                {"models", json::array()}};
-    std::string prefix_csv = "model,sequence,document,k,exact,match_len,mem_score,prompt,suffix,generated\n";
-    std::string scores_csv = "model,sequence,document,tokens,loss,perplexity,zlib_bytes,min_k_20\n";
-    for (size_t m = 0; m < models.size(); m++) {
-        json per_k = json::object();
-        for (int k : cfg.prefix_lengths) {
-            int64_t n = 0, exact = 0;
-            double match = 0, mem = 0;
-            for (const Row& row : rows)
-                if (row.model == m && row.k == k) {
-                    n++;
-                    exact += row.exact;
-                    match += row.match_len;
-                    mem += row.mem_score;
-                }
-            const auto ci = wilson_interval(exact, n);
-            per_k[std::to_string(k)] = {{"n", n},
-                                        {"exact", exact},
-                                        {"rate", double(exact) / double(n)},
-                                        {"ci95", {ci.first, ci.second}},
-                                        {"mean_match_len", match / double(n)},
-                                        {"mean_mem_score", mem / double(n)}};
-        }
-        double loss_sum = 0;
-        for (size_t q = 0; q < picked.size(); q++) {
-            const double loss = -std::accumulate(lp[m][q].begin(), lp[m][q].end(), 0.0) / double(lp[m][q].size());
-            loss_sum += loss;
-            scores_csv += csv_text(cfg.models[m]) + "," + std::to_string(q) + "," + std::to_string(picked[q] + 1) + "," +
-                          std::to_string(seqs[q].size()) + "," + csv_num(loss) + "," + csv_num(perplexity(lp[m][q])) + "," +
-                          std::to_string(zlib_bytes(decode_ids(info, seqs[q]))) + "," + csv_num(min_k_percent(lp[m][q], 0.2)) + "\n";
-        }
-        res["models"].push_back({{"path", cfg.models[m]},
-                                 {"kind", models[m]->kind},
-                                 {"tokenizer", tokenizer_desc(*models[m])},
-                                 {"prefix", per_k},
-                                 {"mean_loss", loss_sum / double(picked.size())}});
+// Model m's prefix metrics per k (n, exact, rate, ci95, mean match length and memorization score).
+json given_prefix_metrics(const ExtractConfig& cfg, const std::vector<GivenRow>& rows, size_t m) {
+    json per_k = json::object();
+    for (int k : cfg.prefix_lengths) {
+        int64_t n = 0, exact = 0;
+        double match = 0, mem = 0;
+        for (const GivenRow& row : rows)
+            if (row.model == m && row.k == k) {
+                n++;
+                exact += row.exact;
+                match += row.match_len;
+                mem += row.mem_score;
+            }
+        const auto ci = wilson_interval(exact, n);
+        per_k[std::to_string(k)] = {{"n", n},
+                                    {"exact", exact},
+                                    {"rate", double(exact) / double(n)},
+                                    {"ci95", {ci.first, ci.second}},
+                                    {"mean_match_len", match / double(n)},
+                                    {"mean_mem_score", mem / double(n)}};
     }
-    for (const Row& row : rows) {
-        const std::vector<int>& t = tokens[size_t(picked[row.seq])];
+    return per_k;
+}
+
+// prefix.csv: one line per generation, with the prompt, the true suffix and the generated text decoded.
+std::string given_prefix_csv(const ExtractConfig& cfg, const LmInfo& info, const TextSequences& ts,
+                             const std::vector<GivenRow>& rows) {
+    const int kmax = ts.kmax;
+    std::string prefix_csv = "model,sequence,document,k,exact,match_len,mem_score,prompt,suffix,generated\n";
+    for (const GivenRow& row : rows) {
+        const std::vector<int>& t = ts.tokens[size_t(ts.picked[row.seq])];
         prefix_csv += csv_text(cfg.models[row.model]) + "," + std::to_string(row.seq) + "," +
-                      std::to_string(picked[row.seq] + 1) + "," + std::to_string(row.k) + "," + (row.exact ? "1" : "0") +
+                      std::to_string(ts.picked[row.seq] + 1) + "," + std::to_string(row.k) + "," + (row.exact ? "1" : "0") +
                       "," + std::to_string(row.match_len) + "," + csv_num(row.mem_score) + "," +
                       csv_text(decode_ids(info, std::vector<int>(t.begin() + (kmax - row.k), t.begin() + kmax))) + "," +
                       csv_text(decode_ids(info, std::vector<int>(t.begin() + kmax, t.end()))) + "," +
                       csv_text(decode_ids(info, row.generated)) + "\n";
     }
-    std::string md = "# Prefix extraction on " + cfg.text + "\n\n" + std::to_string(picked.size()) + " sequences of " +
-                     std::to_string(need) + " tokens, a seeded sample (seed " + std::to_string(seed) + ") of the " +
-                     std::to_string(eligible.size()) + " of " + std::to_string(docs.size()) +
+    return prefix_csv;
+}
+
+// report.md of a --models/--text run, from its metrics (res) and the sampling counts.
+std::string given_models_markdown(const ExtractConfig& cfg, const json& res, const TextSequences& ts, uint64_t seed) {
+    std::string md = "# Prefix extraction on " + cfg.text + "\n\n" + std::to_string(ts.picked.size()) + " sequences of " +
+                     std::to_string(ts.need) + " tokens, a seeded sample (seed " + std::to_string(seed) + ") of the " +
+                     std::to_string(ts.eligible.size()) + " of " + std::to_string(ts.docs.size()) +
                      " documents long enough (their first tokens), greedy continuation of " +
                      std::to_string(cfg.suffix_len) + " tokens after a prefix of k tokens; exact = all of them equal "
                      "the document's.\n\n| model | tokenizer | k | exact | rate | 95% CI | mean matching prefix |\n|---|---|---|---|---|---|---|\n";
@@ -1630,11 +1641,59 @@ json run_extract_models(const ExtractConfig& cfg) {
     md += "\nMean loss per predicted token (nats) over the whole sequences:";
     for (const json& m : res["models"]) md += " " + m["path"].get<std::string>() + " " + g4(m["mean_loss"]) + ";";
     md += "\n";
+    return md;
+}
+
+}  // namespace
+
+json run_extract_models(const ExtractConfig& cfg) {
+    if (cfg.models.empty()) throw std::runtime_error("--models: give at least one packed language model");
+    if (cfg.text.empty())
+        throw std::runtime_error("--models needs --text CORPUS (plain text or JSON lines with a \"text\" field, optionally .zst)");
+    if (cfg.prefix_lengths.empty()) throw std::runtime_error("--prefix-lengths: give at least one");
+    // One seed picks the sequences (extract_main refuses several).
+    const uint64_t seed = cfg.seeds.empty() ? 42 : cfg.seeds[0];
+    const std::string dir = models_run_dir(cfg, seed);
+    const std::vector<std::unique_ptr<EngineLm>> models = open_given_models(cfg);
+    const LmInfo& info = models[0]->ops.info;
+    const TextSequences ts = text_sequences(cfg, models, seed);
+    const std::vector<GivenRow> rows = given_prefix_extraction(cfg, models, ts);
+
+    std::vector<std::vector<int>> seqs;
+    for (int64_t d : ts.picked) seqs.push_back(ts.tokens[size_t(d)]);
+    std::vector<std::vector<std::vector<double>>> lp;  // [model][seq][token]
+    for (const auto& m : models) lp.push_back(engine_logprobs(m->ops, seqs));
+
+    json res = {{"mode", "models"},
+                {"text", cfg.text},
+                {"documents", ts.docs.size()},
+                {"eligible_documents", ts.eligible.size()},
+                {"sequences", ts.picked.size()},
+                {"suffix_len", cfg.suffix_len},
+                {"prefix_lengths", cfg.prefix_lengths},
+                {"seed", seed},
+                {"models", json::array()}};
+    std::string scores_csv = "model,sequence,document,tokens,loss,perplexity,zlib_bytes,min_k_20\n";
+    for (size_t m = 0; m < models.size(); m++) {
+        double loss_sum = 0;
+        for (size_t q = 0; q < ts.picked.size(); q++) {
+            const double loss = -std::accumulate(lp[m][q].begin(), lp[m][q].end(), 0.0) / double(lp[m][q].size());
+            loss_sum += loss;
+            scores_csv += csv_text(cfg.models[m]) + "," + std::to_string(q) + "," + std::to_string(ts.picked[q] + 1) + "," +
+                          std::to_string(seqs[q].size()) + "," + csv_num(loss) + "," + csv_num(perplexity(lp[m][q])) + "," +
+                          std::to_string(zlib_bytes(decode_ids(info, seqs[q]))) + "," + csv_num(min_k_percent(lp[m][q], 0.2)) + "\n";
+        }
+        res["models"].push_back({{"path", cfg.models[m]},
+                                 {"kind", models[m]->kind},
+                                 {"tokenizer", tokenizer_desc(*models[m])},
+                                 {"prefix", given_prefix_metrics(cfg, rows, m)},
+                                 {"mean_loss", loss_sum / double(ts.picked.size())}});
+    }
     create_output_dir(dir);
-    write_file_atomic(dir + "/prefix.csv", prefix_csv);
+    write_file_atomic(dir + "/prefix.csv", given_prefix_csv(cfg, info, ts, rows));
     write_file_atomic(dir + "/scores.csv", scores_csv);
     write_file_atomic(dir + "/metrics.json", res.dump(2) + "\n");
-    write_file_atomic(dir + "/report.md", md);
+    write_file_atomic(dir + "/report.md", given_models_markdown(cfg, res, ts, seed));
     res["run_dir"] = dir;
     return res;
 }
