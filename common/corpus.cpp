@@ -257,6 +257,11 @@ std::vector<CorpusDocument> parse_corpus_documents(const std::string& bytes, con
             fail(where, "\"split\" is \"" + split + "\", expected \"train\" or \"heldout\"");
         d.train = split == "train";
         d.copies = int(get_int(j, "copies", 1, kMaxCopies, where));
+        if (j.contains("repeated")) {
+            if (!j["repeated"].is_boolean()) fail(where, "\"repeated\" is not true or false");
+            d.repeated = j["repeated"].get<bool>();
+            if (d.repeated && !d.train) fail(where, "a repeated document is held out");
+        }
         d.text = get_string(j, "text", where);
         if (d.text.empty()) fail(where, "empty \"text\"");
         if (d.text.find('\0') != std::string::npos)
@@ -352,6 +357,7 @@ void validate_corpus(const Corpus& c, const std::string& what) {
             const CorpusDocument& d = c.docs[size_t(id)];
             if (!d.train) fail(where, "document " + std::to_string(id) + " is held out");
             if (d.copies != 1) fail(where, "document " + std::to_string(id) + " has copies > 1");
+            if (d.repeated) fail(where, "document " + std::to_string(id) + " is a repeated document");
             const int64_t off = k.offsets[i];
             if (off > int64_t(d.text.size()) || d.text.compare(size_t(off), k.text.size(), k.text) != 0)
                 fail(where, "not found in document " + std::to_string(id) + " at offset " + std::to_string(off));
@@ -426,6 +432,43 @@ std::vector<uint8_t> heldout_stream(const Corpus& c) {
 
 const char* const kCanaryPrefix = "my social security number is ";
 
+namespace {
+
+// Step 5 of assemble_corpus: the document repeats (CorpusBuildOptions,
+// kRepeatMinBytes). Draws from its own generator, so the canaries that
+// follow are unchanged when there are no repeats. Returns how many
+// documents it repeated; throws when a count finds too few candidates.
+int64_t repeat_documents(Corpus& c, const CorpusBuildOptions& opt) {
+    if (opt.repeats_per_count <= 0) return 0;
+    std::vector<size_t> pool;
+    for (size_t i = 0; i < c.docs.size(); i++) {
+        const CorpusDocument& d = c.docs[i];
+        const int64_t n = int64_t(d.text.size());
+        if (d.train && d.copies == 1 && n >= kRepeatMinBytes && n <= kRepeatMaxBytes) pool.push_back(i);
+    }
+    uint64_t rng = opt.seed ^ 0x7265706561747321ULL;
+    size_t taken = 0;
+    for (int count : opt.repeat_counts) {
+        if (count < 1) throw std::runtime_error("corpus: document repeat counts must be >= 1");
+        if (taken + size_t(opt.repeats_per_count) > pool.size())
+            throw std::runtime_error(
+                "corpus '" + opt.name + "': " + std::to_string(opt.repeats_per_count) + " repeated documents x " +
+                std::to_string(opt.repeat_counts.size()) + " repeat counts need " +
+                std::to_string(size_t(opt.repeats_per_count) * opt.repeat_counts.size()) +
+                " training documents of " + std::to_string(kRepeatMinBytes) + ".." + std::to_string(kRepeatMaxBytes) +
+                " bytes with one copy; there are " + std::to_string(pool.size()));
+        for (int j = 0; j < opt.repeats_per_count; j++, taken++) {
+            std::swap(pool[taken], pool[taken + bounded(rng, pool.size() - taken)]);
+            CorpusDocument& d = c.docs[pool[taken]];
+            d.copies = count;
+            d.repeated = true;
+        }
+    }
+    return int64_t(taken);
+}
+
+}  // namespace
+
 Corpus assemble_corpus(std::vector<CorpusDocument> raw, const CorpusBuildOptions& opt) {
     if (!(opt.heldout > 0 && opt.heldout < 1))
         throw std::runtime_error("corpus: --heldout must lie strictly between 0 and 1");
@@ -476,7 +519,8 @@ Corpus assemble_corpus(std::vector<CorpusDocument> raw, const CorpusBuildOptions
             throw std::runtime_error("corpus '" + opt.name + "': --dedup dropped every held-out document");
     }
     for (size_t i = 0; i < c.docs.size(); i++) c.docs[i].id = int64_t(i);
-    // 5. Canaries: secrets from a SplitMix64 seeded with seed ^ "canaries";
+    const int64_t n_repeated = repeat_documents(c, opt);
+    // 6. Canaries: secrets from a SplitMix64 seeded with seed ^ "canaries";
     //    for each insertion count (in the order given) canaries_per_count
     //    canaries, each put into that many distinct training documents with
     //    copies == 1 (a partial Fisher-Yates draw), as its own line at a line
@@ -484,7 +528,7 @@ Corpus assemble_corpus(std::vector<CorpusDocument> raw, const CorpusBuildOptions
     uint64_t rng = opt.seed ^ 0x63616e6172696573ULL;
     std::vector<size_t> eligible;
     for (size_t i = 0; i < c.docs.size(); i++)
-        if (c.docs[i].train && c.docs[i].copies == 1) eligible.push_back(i);
+        if (c.docs[i].train && c.docs[i].copies == 1 && !c.docs[i].repeated) eligible.push_back(i);
     std::vector<std::string> secrets;
     for (int count : opt.canary_insertions) {
         if (opt.canaries_per_count <= 0) break;
@@ -559,6 +603,15 @@ Corpus assemble_corpus(std::vector<CorpusDocument> raw, const CorpusBuildOptions
     m["dedup"] = {{"enabled", opt.dedup},
                   {"rule", "drops the held-out near-duplicates; training documents are kept"},
                   {"heldout_dropped", dropped}};
+    if (opt.repeats_per_count > 0)
+        m["document_repeats"] = {
+            {"per_count", opt.repeats_per_count},
+            {"counts", opt.repeat_counts},
+            {"documents", n_repeated},
+            {"rule", "for each count r in order, per_count training documents of " + std::to_string(kRepeatMinBytes) +
+                         ".." + std::to_string(kRepeatMaxBytes) + " bytes with one copy, drawn without replacement "
+                         "(splitmix64 seeded with seed ^ 0x7265706561747321), get copies = r and \"repeated\": "
+                         "true; they host no canary"}};
     json ins = json::array();
     for (int k : opt.canary_insertions) ins.push_back(k);
     m["canaries"] = {{"count", int64_t(c.canaries.size())},
@@ -583,6 +636,7 @@ json write_corpus(Corpus& c, const std::string& dir) {
         j["source"] = d.source;
         j["split"] = d.train ? "train" : "heldout";
         j["copies"] = d.copies;
+        if (d.repeated) j["repeated"] = true;
         j["text"] = d.text;
         docs += j.dump();
         docs += '\n';

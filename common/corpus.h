@@ -43,6 +43,7 @@ struct CorpusDocument {
     std::string source;  // "<debian package>:<path>" (or "canary")
     bool train = true;   // false = held out (a non-member for the attacks)
     int copies = 1;      // times the training stream contains it
+    bool repeated = false;  // copies set by the builder's document repeats (a training document)
     std::string text;    // raw bytes
 };
 
@@ -109,7 +110,8 @@ json parse_corpus_manifest(const std::string& bytes, const std::string& what);
 // Cross-checks a corpus assembled from parsed files: ids 0..n-1, at least one
 // training and one held-out document, the manifest's counts, every canary
 // present exactly `insertions` times in the training stream (copies counted)
-// and in the documents it names at the offsets it names, never held out.
+// and in the documents it names at the offsets it names, never held out, never
+// in a repeated document; every repeated document a training one.
 void validate_corpus(const Corpus& c, const std::string& what);
 
 // --- Building ---------------------------------------------------------------
@@ -123,7 +125,16 @@ struct CorpusBuildOptions {
     bool dedup = false;              // drop held-out near-duplicates of training text
     int ngram = 50;                  // bytes, for near-duplicates
     int64_t max_bytes = 4000000;     // cap on the source text taken (deterministic prefix)
+    int repeats_per_count = 0;       // documents repeated for each entry of repeat_counts
+    std::vector<int> repeat_counts = {1, 2, 4, 8, 16, 32, 64};
 };
+
+// Documents the builder repeats (memorization against duplication: Kandpal,
+// Wallace, Raffel 2022; Carlini et al. 2023, "Quantifying memorization")
+// are training documents of kRepeatMinBytes..kRepeatMaxBytes bytes with one
+// copy: long enough for bin/extract's longest default prompt (128 bytes) and
+// its 50-byte suffix, short enough that 64 copies do not swamp the stream.
+constexpr int64_t kRepeatMinBytes = 200, kRepeatMaxBytes = 2000;
 
 // One Debian package a corpus read, as the manifest records it.
 struct CorpusPackage {
@@ -139,10 +150,12 @@ extern const char* const kCanaryPrefix;
 constexpr int kCanaryDigits = 9;
 
 // Split, collapse exact duplicates, count near-duplicates, optionally dedup,
-// insert canaries: `raw` are the source documents in corpus order (ids and
+// repeat documents, insert canaries: `raw` are the source documents in corpus order (ids and
 // splits are assigned here). Fills c.docs, c.canaries and c.manifest's rule
 // and count fields (not packages or sha256). Throws std::runtime_error on an
-// empty corpus, an empty side of the split, or too few documents for canaries.
+// empty corpus, an empty side of the split, or too few documents for canaries
+// or repeats. With repeats_per_count = 0 the result is what it was before
+// repeats existed (the same bytes and sha256).
 Corpus assemble_corpus(std::vector<CorpusDocument> raw, const CorpusBuildOptions& opt);
 
 // Writes documents.jsonl, canaries.json and manifest.json (with sha256 and

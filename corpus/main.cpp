@@ -3,6 +3,7 @@
 //
 //   bin/corpus build --name prose|code|legal|dictionary|man [--out data/corpora/NAME]
 //                    [--seed 42] [--heldout 0.2] [--canaries N --canary-insertions 1,2,4,...,64]
+//                    [--repeat-docs N --repeat-counts 1,2,4,...,64]
 //                    [--dedup] [--ngram 50] [--max-bytes 4000000]
 //   bin/corpus info DIR
 //
@@ -13,6 +14,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <map>
 
 #include "common/command_line.h"
 #include "common/corpus.h"
@@ -59,10 +61,20 @@ void print_summary(const Corpus& c) {
     int64_t ins = 0;
     for (const Canary& k : c.canaries) ins += k.insertions;
     std::printf("  canaries %zu (%lld insertions)\n", c.canaries.size(), (long long)ins);
+    std::map<int, int64_t> repeated;  // copies -> documents
+    for (const CorpusDocument& d : c.docs)
+        if (d.repeated) repeated[d.copies]++;
+    if (!repeated.empty()) {
+        std::string per;
+        for (const auto& [copies, n] : repeated)
+            per += (per.empty() ? "" : ", ") + std::to_string(n) + " x" + std::to_string(copies);
+        std::printf("  repeated documents: %s\n", per.c_str());
+    }
     std::printf("  sha256 %s (documents.jsonl)\n", c.sha256.c_str());
 }
 
-std::vector<int> parse_counts(const std::string& s) {
+// A comma list of counts in 1..1000000 for the option `flag`.
+std::vector<int> parse_counts(const std::string& s, const char* flag) {
     std::vector<int> out;
     size_t start = 0;
     while (start <= s.size()) {
@@ -77,7 +89,7 @@ std::vector<int> parse_counts(const std::string& s) {
             used = 0;
         }
         if (item.empty() || used != item.size() || v < 1 || v > 1000000)
-            throw CLI::ValidationError("--canary-insertions",
+            throw CLI::ValidationError(flag,
                                        "'" + item + "' is not a count in 1..1000000 (give e.g. 1,2,4,8)");
         out.push_back(int(v));
         start = end + 1;
@@ -91,7 +103,7 @@ int main(int argc, char** argv) {
     CLI::App app{"Build or summarise a text corpus for the language models (docs/CORPORA.md)."};
     app.require_subcommand(1);
     CorpusBuildOptions opt;
-    std::string out, insertions = "1,2,4,8,16,32,64", info_dir;
+    std::string out, insertions = "1,2,4,8,16,32,64", repeat_counts = "1,2,4,8,16,32,64", info_dir;
     uint64_t seed = 42;
     CLI::App* build = app.add_subcommand("build", "build a corpus from its Debian packages");
     std::string names;
@@ -106,6 +118,13 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(0, 1000))
         ->capture_default_str();
     build->add_option("--canary-insertions", insertions, "comma-separated insertion counts")->capture_default_str();
+    build->add_option("--repeat-docs", opt.repeats_per_count,
+                      "training documents repeated per repeat count (memorization against duplication; "
+                      "documents of 200..2000 bytes, marked \"repeated\")")
+        ->check(CLI::Range(0, 100000))
+        ->capture_default_str();
+    build->add_option("--repeat-counts", repeat_counts, "comma-separated copies of the repeated documents")
+        ->capture_default_str();
     build->add_flag("--dedup", opt.dedup, "drop held-out documents that share an n-gram with training text");
     build->add_option("--ngram", opt.ngram, "n-gram length in bytes for near-duplicates")
         ->check(CLI::Range(8, 4096))
@@ -117,7 +136,8 @@ int main(int argc, char** argv) {
     info->add_option("dir", info_dir, "corpus directory")->required();
     if (int code = parse_command_line(app, argc, argv); code >= 0) return code;
     try {
-        opt.canary_insertions = parse_counts(insertions);
+        opt.canary_insertions = parse_counts(insertions, "--canary-insertions");
+        opt.repeat_counts = parse_counts(repeat_counts, "--repeat-counts");
     } catch (const CLI::ValidationError& e) {
         std::fprintf(stderr, "error: %s (see --help)\n", e.what());
         return 2;

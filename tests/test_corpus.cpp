@@ -310,6 +310,71 @@ TEST_CASE("canaries: each appears exactly `insertions` times in the training str
                          std::runtime_error);
 }
 
+TEST_CASE("document repeats: r copies of seeded training documents of the stated sizes, no canary in them") {
+    CorpusBuildOptions opt;
+    opt.name = "fixture";
+    opt.seed = 7;
+    opt.canaries_per_count = 2;
+    opt.canary_insertions = {1, 2, 4};
+    const Corpus plain = assemble_corpus(fixture_docs(300, 1234), opt);
+    CorpusBuildOptions bare_opt = opt;
+    bare_opt.canaries_per_count = 0;
+    const Corpus bare = assemble_corpus(fixture_docs(300, 1234), bare_opt);  // no canaries, no repeats
+    opt.repeats_per_count = 2;
+    opt.repeat_counts = {1, 2, 8};
+    const Corpus c = assemble_corpus(fixture_docs(300, 1234), opt);
+    std::map<int, int> per_copies;  // copies -> repeated documents
+    std::set<int64_t> repeated_ids;
+    for (const CorpusDocument& d : c.docs) {
+        if (!d.repeated) continue;
+        INFO("document " << d.id);
+        per_copies[d.copies]++;
+        repeated_ids.insert(d.id);
+        CHECK(d.train);
+        CHECK(int64_t(d.text.size()) >= kRepeatMinBytes);
+        CHECK(int64_t(d.text.size()) <= kRepeatMaxBytes);
+        // the same document, unrepeated and without a canary, in the corpus with neither
+        CHECK(bare.docs[size_t(d.id)].text == d.text);
+        CHECK(bare.docs[size_t(d.id)].copies == 1);
+    }
+    CHECK(per_copies == std::map<int, int>{{1, 2}, {2, 2}, {8, 2}});
+    // Every other document as in the corpus without repeats.
+    REQUIRE(c.docs.size() == plain.docs.size());
+    for (size_t i = 0; i < c.docs.size(); i++)
+        if (!repeated_ids.count(int64_t(i))) CHECK(c.docs[i].copies == plain.docs[i].copies);
+    // The training stream holds a repeated document `copies` times, as a whole document.
+    const std::string stream = as_string(training_stream(c, 3));
+    std::map<std::string, int> whole;  // document text -> times in the stream
+    for (size_t at = 0; at < stream.size();) {
+        size_t end = stream.find('\0', at);
+        whole[stream.substr(at, end - at)]++;
+        at = end + 1;
+    }
+    for (int64_t id : repeated_ids) CHECK(whole[c.docs[size_t(id)].text] == c.docs[size_t(id)].copies);
+    // Canaries: the same secrets (their own generator), never in a repeated document.
+    REQUIRE(c.canaries.size() == plain.canaries.size());
+    for (size_t i = 0; i < c.canaries.size(); i++) {
+        CHECK(c.canaries[i].secret == plain.canaries[i].secret);
+        for (int64_t id : c.canaries[i].doc_ids) CHECK(!repeated_ids.count(id));
+    }
+    CHECK(c.manifest["document_repeats"]["documents"] == 6);
+    CHECK(!plain.manifest.contains("document_repeats"));
+    // Written and loaded back: "repeated" survives, and only repeated documents carry the key.
+    TempDir dir("mmia_corpus");
+    Corpus w = c;
+    write_corpus(w, dir.path.string());
+    const Corpus back = load_corpus(dir.path.string());
+    for (size_t i = 0; i < back.docs.size(); i++) CHECK(back.docs[i].repeated == c.docs[i].repeated);
+    CHECK(occurrences(slurp(dir.file("documents.jsonl")), "\"repeated\":true") == 6);
+    CHECK(occurrences(slurp(dir.file("documents.jsonl")), "repeated") == 6);
+    // Too few candidates: refused, not silently short.
+    opt.repeats_per_count = 1000;
+    CHECK_THROWS_WITH_AS(assemble_corpus(fixture_docs(300, 1234), opt),
+                         doctest::Contains("1000 repeated documents x 3 repeat counts need 3000 training documents of "
+                                           "200..2000 bytes with one copy; there are"),
+                         std::runtime_error);
+}
+
 TEST_CASE("training_stream repeats copies, separates with kCorpusEos, and is seeded") {
     std::vector<CorpusDocument> docs = fixture_docs(200, 11);
     for (int k = 0; k < 3; k++) docs.push_back(docs[0]);  // 4 copies of docs[0]
@@ -403,6 +468,10 @@ TEST_CASE("bad corpus files are refused with one clear error (library and bin/co
         refused("expected \"train\" or \"heldout\"");
         with_line(R"({"id":1,"source":"x","split":"heldout","copies":0,"text":"w"})" "\n");
         refused("\"copies\" is 0, outside 1..1000000");
+        with_line(R"({"id":1,"source":"x","split":"train","copies":2,"repeated":"yes","text":"w"})" "\n");
+        refused("line 2: \"repeated\" is not true or false");
+        with_line(R"({"id":1,"source":"x","split":"heldout","copies":2,"repeated":true,"text":"w"})" "\n");
+        refused("line 2: a repeated document is held out");
         // 1,000,000 copies of a 2,000-byte text: a 2 GB stream, refused before any allocation.
         with_line(R"({"id":1,"source":"x","split":"train","copies":1000000,"text":")" + std::string(2000, 'a') +
                   "\"}\n");
@@ -476,6 +545,8 @@ TEST_CASE("bin/corpus refuses bad command lines with one error line") {
     corpus_fails("build --name prose --canary-insertions 1,,4" + out, "'' is not a count", w, 2);
     corpus_fails("build --name prose --canary-insertions 0" + out, "'0' is not a count", w, 2);
     corpus_fails("build --name prose --canaries -1" + out, "--canaries", w, 2);
+    corpus_fails("build --name prose --repeat-counts 1,0" + out, "--repeat-counts: '0' is not a count", w, 2);
+    corpus_fails("build --name prose --repeat-docs -1" + out, "--repeat-docs", w, 2);
     corpus_fails("build --name prose --max-bytes 5" + out, "--max-bytes", w, 2);
     corpus_fails("build --name prose --ngram 2" + out, "--ngram", w, 2);
     corpus_fails("build --name prose --bogus" + out, "bogus", w, 2);
@@ -716,6 +787,14 @@ TEST_CASE("docs/BAD_INPUT.md: every bin/corpus row is one exact line") {
     with_docs(train0 + held1 + R"({"id":2,"source":"x","split":"train","copies":1,"text":"help\n"})" "\n", 3, 17);
     spit(d + "/canaries.json", R"([{"id":0,"text":"hel","secret":"e","insertions":1,"doc_ids":[0],"offsets":[0]}])");
     info(d + ": canary 0: occurs 2 times in the training stream, recorded 1");
+    with_docs(train0 + R"({"id":1,"source":"x","split":"train","copies":2,"repeated":"yes","text":"w"})" "\n", 2, 7);
+    info(D + "line 2: \"repeated\" is not true or false");
+    with_docs(train0 + R"({"id":1,"source":"x","split":"heldout","copies":2,"repeated":true,"text":"world\n"})" "\n",
+              2, 12);
+    info(D + "line 2: a repeated document is held out");
+    with_docs(R"({"id":0,"source":"x","split":"train","copies":1,"repeated":true,"text":"hello\n"})" "\n" + held1, 2, 12);
+    spit(d + "/canaries.json", R"([{"id":0,"text":"hel","secret":"e","insertions":1,"doc_ids":[0],"offsets":[0]}])");
+    info(d + ": canary 0: document 0 is a repeated document");
 
     // command lines
     const std::string out = " --out " + cli_quote(dir.file("o"));
@@ -725,6 +804,8 @@ TEST_CASE("docs/BAD_INPUT.md: every bin/corpus row is one exact line") {
         "error: --heldout: Value 1.5 not in range 0.000001 to 0.999999 (see --help)");
     row("build --name prose --canary-insertions 1,x" + out, 2,
         "error: --canary-insertions: 'x' is not a count in 1..1000000 (give e.g. 1,2,4,8) (see --help)");
+    row("build --name prose --repeat-counts 1,0" + out, 2,
+        "error: --repeat-counts: '0' is not a count in 1..1000000 (give e.g. 1,2,4,8) (see --help)");
     CHECK(!cli_file_exists(dir.file("o")));
     // (a package that is not installed: "bin/corpus refuses bad command lines ...", exact)
     // The rows that read a Debian package's text: run where it is installed.
