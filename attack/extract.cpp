@@ -1,6 +1,9 @@
-// extract.cpp: bin/extract's library (attack/extract.h). The stages are
-// the functions resolve_run, plan_run, train_models, engine_outputs (with
-// the per-part helpers), and write_outputs.
+// extract.cpp: bin/extract's library (attack/extract.h). run_extract's
+// stages are the functions resolve_run (check_settings, resolve_presets,
+// resolved_config, claim_run_dir), then per seed seed_outputs: plan_run,
+// train_model, model_outputs per model (with the per-part helpers), then
+// write_outputs (memorisation.csv, plots, metrics.json, report.md via
+// markdown).
 #include "attack/extract.h"
 
 #include <torch/torch.h>
@@ -134,8 +137,8 @@ std::string corpus_dir_of(const std::string& c) {
     return c.find('/') != std::string::npos ? c : "data/corpora/" + c;
 }
 
-void resolve_run(Run& r) {
-    ExtractConfig& cfg = r.cfg;
+// Refuses settings out of range (those the command line does not bound).
+void check_settings(const ExtractConfig& cfg) {
     if (cfg.presets.empty()) throw std::runtime_error("--presets: no preset given");
     if (cfg.seeds.empty()) throw std::runtime_error("--seeds: no seed given");
     if (cfg.prefix_lengths.empty()) throw std::runtime_error("--prefix-lengths: no length given");
@@ -147,15 +150,12 @@ void resolve_run(Run& r) {
     if (cfg.untargeted < 4) throw std::runtime_error("--untargeted must be at least 4");
     if (cfg.candidates < 1) throw std::runtime_error("--candidates must be at least 1");
     if (cfg.epochs < 0) throw std::runtime_error("--epochs must be at least 0");
-    if (cfg.run_dir.empty()) cfg.run_dir = default_extract_run_dir(cfg);
-    r.dir = cfg.run_dir;
-    // The run directory is all output: no input may live in it.
-    check_input_outside_dir(cfg.config_path, "--config", r.dir, "--run-dir");
-    check_input_outside_dir(corpus_dir_of(cfg.corpus), "--corpus", r.dir, "--run-dir");
-    if (cfg.threads > 0) {
-        torch::set_num_threads(cfg.threads);
-        omp_set_num_threads(cfg.threads);
-    }
+}
+
+// The presets and each architecture's reference preset from the config file
+// into r.specs / r.refs; refuses a prefix + suffix longer than a context.
+void resolve_presets(Run& r) {
+    const ExtractConfig& cfg = r.cfg;
     r.config_json = load_config_file(cfg.config_path);
     for (const auto& p : cfg.presets) {
         std::string m = model_of_preset(r.config_json, p);
@@ -174,13 +174,13 @@ void resolve_run(Run& r) {
                                      std::to_string(cfg.suffix_len) + "-token suffix exceeds " + s.preset +
                                      "'s context of " + std::to_string(ctx) + " tokens");
     }
-    const std::string cdir = corpus_dir_of(cfg.corpus);
-    if (!fs::exists(cdir + "/manifest.json") && cfg.corpus.find('/') == std::string::npos)
-        throw std::runtime_error("corpus '" + cfg.corpus + "' is not built (" + cdir +
-                                 "/manifest.json missing): bin/corpus build --name " + cfg.corpus + " --canaries 2");
-    r.corpus = load_corpus(cdir);
+}
 
-    json& j = r.resolved;
+// The resolved configuration (extract_config.json): corpus, presets with
+// their training, every setting and library version; a re-run must match it.
+json resolved_config(const Run& r) {
+    const ExtractConfig& cfg = r.cfg;
+    json j;
     j["corpus"] = {{"name", r.corpus.name},
                    {"sha256", r.corpus.sha256},
                    {"packages", r.corpus.manifest.value("packages", json::array())}};
@@ -213,22 +213,51 @@ void resolve_run(Run& r) {
                       {"nlohmann_json", std::to_string(NLOHMANN_JSON_VERSION_MAJOR) + "." +
                                             std::to_string(NLOHMANN_JSON_VERSION_MINOR) + "." +
                                             std::to_string(NLOHMANN_JSON_VERSION_PATCH)}};
+    return j;
+}
 
+// Claims the run directory: refuses one whose extract_config.json differs
+// from r.resolved (unless --force), then creates it and writes that file.
+void claim_run_dir(const Run& r) {
     // Every check before anything is written: a refused run leaves no
     // directory or extract_config.json behind to block the corrected command.
     const std::string cfg_path = r.dir + "/extract_config.json";
-    if (regular_file_exists(cfg_path) && !cfg.force) {
+    if (regular_file_exists(cfg_path) && !r.cfg.force) {
         std::ifstream f(cfg_path);
         json old = json::parse(f, nullptr, false);
         if (old.is_discarded()) throw std::runtime_error(cfg_path + ": not valid JSON (a corrupt run directory?)");
-        if (old != j)
+        if (old != r.resolved)
             throw std::runtime_error(r.dir + " holds a run with another configuration; choose another --run-dir "
                                      "or pass --force");
     }
     create_output_dir(r.dir);
     fs::create_directories(r.dir + "/models");
     fs::create_directories(r.dir + "/plots");
-    write_file_atomic(cfg_path, j.dump(2) + "\n");
+    write_file_atomic(cfg_path, r.resolved.dump(2) + "\n");
+}
+
+// Resolves the run: settings checked, presets and corpus loaded, the run
+// directory claimed with its extract_config.json (r.resolved).
+void resolve_run(Run& r) {
+    ExtractConfig& cfg = r.cfg;
+    check_settings(cfg);
+    if (cfg.run_dir.empty()) cfg.run_dir = default_extract_run_dir(cfg);
+    r.dir = cfg.run_dir;
+    // The run directory is all output: no input may live in it.
+    check_input_outside_dir(cfg.config_path, "--config", r.dir, "--run-dir");
+    check_input_outside_dir(corpus_dir_of(cfg.corpus), "--corpus", r.dir, "--run-dir");
+    if (cfg.threads > 0) {
+        torch::set_num_threads(cfg.threads);
+        omp_set_num_threads(cfg.threads);
+    }
+    resolve_presets(r);
+    const std::string cdir = corpus_dir_of(cfg.corpus);
+    if (!fs::exists(cdir + "/manifest.json") && cfg.corpus.find('/') == std::string::npos)
+        throw std::runtime_error("corpus '" + cfg.corpus + "' is not built (" + cdir +
+                                 "/manifest.json missing): bin/corpus build --name " + cfg.corpus + " --canaries 2");
+    r.corpus = load_corpus(cdir);
+    r.resolved = resolved_config(r);
+    claim_run_dir(r);
 }
 
 // ---- plan -----------------------------------------------------------------------
@@ -1067,8 +1096,8 @@ std::string spread_text(const json& s) {
     return g4(s["mean"]) + " [" + g4(s["min"]) + ", " + g4(s["max"]) + "]";
 }
 
-std::string markdown(const json& res) {
-    std::ostringstream o;
+// The report's title and the paragraph of settings and definitions.
+void md_intro(std::ostringstream& o, const json& res) {
     const json& c = res["config"];
     o << "# Memorization and extraction: " << res["corpus"]["name"].get<std::string>() << "\n\n";
     o << "Corpus sha256 `" << res["corpus"]["sha256"].get<std::string>() << "`; presets "
@@ -1077,136 +1106,172 @@ std::string markdown(const json& res) {
       << c["samples"] << " top-k samples per prompt. Definitions: docs/EXTRACTION.md. Rates are token-exact "
       << "matches of the whole suffix (`memorized`), with Wilson 95% intervals; sampled rates count samples "
       << "(several per prompt, not independent).\n\n";
-    // Headline: every model over all seeds (pool_seeds): the largest prefix
-    // length's pooled extraction rates, exposure at the most insertions,
-    // the best MIA AUC, each as mean [min, max] over seeds where it varies.
-    {
-        const int kmax = c["prefix_lengths"].back().get<int>();
-        o << "## Headline over " << res["seeds"].size() << " seed(s)\n\n"
-          << "Extraction at k = " << kmax << " (training split; counts summed over seeds, Wilson 95%), "
-          << "exposure at the most insertions and MIA as mean [min, max] over seeds.\n\n"
-          << "| model | held-out loss (nats/byte) | greedy memorized | top-k BLEU exact | top-k BLEU fuzzy | "
-             "held-out greedy memorized | max-insertion exposure (bits) | best MIA AUC | loss-attack TPR at 1% FPR |\n"
-          << "|---|---|---|---|---|---|---|---|---|\n";
-        for (const auto& [name, m] : res["pooled"].items()) {
-            std::string g = "n/a", ex = "n/a", fz = "n/a", hg = "n/a", expo = "n/a", tpr = "n/a";
-            for (const auto& row : m["prefix"]) {
-                if (row["k"] != kmax) continue;
-                if (row["decoding"] == "greedy")
-                    (row["split"] == "train" ? g : hg) = fmt_rate(row, "memorized", "memorized_rate", "memorized_ci95");
-                else if (row["split"] == "train") {
-                    ex = fmt_rate(row, "bleu_exact", "bleu_exact_rate", "bleu_exact_ci95");
-                    fz = fmt_rate(row, "bleu_fuzzy", "bleu_fuzzy_rate", "bleu_fuzzy_ci95");
-                }
+}
+
+// Headline: every model over all seeds (pool_seeds): the largest prefix
+// length's pooled extraction rates, exposure at the most insertions, the
+// best MIA AUC, each as mean [min, max] over seeds where it varies.
+void md_headline(std::ostringstream& o, const json& res) {
+    const int kmax = res["config"]["prefix_lengths"].back().get<int>();
+    o << "## Headline over " << res["seeds"].size() << " seed(s)\n\n"
+      << "Extraction at k = " << kmax << " (training split; counts summed over seeds, Wilson 95%), "
+      << "exposure at the most insertions and MIA as mean [min, max] over seeds.\n\n"
+      << "| model | held-out loss (nats/byte) | greedy memorized | top-k BLEU exact | top-k BLEU fuzzy | "
+         "held-out greedy memorized | max-insertion exposure (bits) | best MIA AUC | loss-attack TPR at 1% FPR |\n"
+      << "|---|---|---|---|---|---|---|---|---|\n";
+    for (const auto& [name, m] : res["pooled"].items()) {
+        std::string g = "n/a", ex = "n/a", fz = "n/a", hg = "n/a", expo = "n/a", tpr = "n/a";
+        for (const auto& row : m["prefix"]) {
+            if (row["k"] != kmax) continue;
+            if (row["decoding"] == "greedy")
+                (row["split"] == "train" ? g : hg) = fmt_rate(row, "memorized", "memorized_rate", "memorized_ci95");
+            else if (row["split"] == "train") {
+                ex = fmt_rate(row, "bleu_exact", "bleu_exact_rate", "bleu_exact_ci95");
+                fz = fmt_rate(row, "bleu_fuzzy", "bleu_fuzzy_rate", "bleu_fuzzy_ci95");
             }
-            int most = -1;
-            for (const auto& [ins, v] : m["exposure_by_insertions"].items())
-                if (std::stoi(ins) > most) {
-                    most = std::stoi(ins);
-                    expo = spread_text(v["mean_exposure"]) + " (x" + ins + ")";
-                }
-            if (m["mia"].contains("loss")) tpr = spread_text(m["mia"]["loss"]["tpr_at_1pct_fpr"]);
-            o << "| " << name << " | " << spread_text(m["heldout_loss"]) << " | " << g << " | " << ex << " | " << fz
-              << " | " << hg << " | " << expo << " | " << spread_text(m["best_mia_auc"]) << " | " << tpr << " |\n";
         }
-        o << "\n";
+        int most = -1;
+        for (const auto& [ins, v] : m["exposure_by_insertions"].items())
+            if (std::stoi(ins) > most) {
+                most = std::stoi(ins);
+                expo = spread_text(v["mean_exposure"]) + " (x" + ins + ")";
+            }
+        if (m["mia"].contains("loss")) tpr = spread_text(m["mia"]["loss"]["tpr_at_1pct_fpr"]);
+        o << "| " << name << " | " << spread_text(m["heldout_loss"]) << " | " << g << " | " << ex << " | " << fz
+          << " | " << hg << " | " << expo << " | " << spread_text(m["best_mia_auc"]) << " | " << tpr << " |\n";
     }
-    for (const auto& [seed, sj] : res["seeds"].items()) {
-        o << "## Seed " << seed << "\n\n### Models\n\n| model | non-embedding params | epochs | train loss | held-out loss (nats/byte) | held-out bpb |\n|---|---|---|---|---|---|\n";
-        for (const auto& [name, m] : sj["models"].items())
-            o << "| " << name << " | " << m["non_embedding_parameters"] << " | " << m["epochs"] << " | "
-              << g4(m["train_loss"]) << " | " << g4(m["heldout_loss"]) << " | " << g4(m["heldout_bpb"]) << " |\n";
-        o << "\n### Prefix extraction (greedy), memorized = all " << c["suffix_len"]
-          << " suffix tokens reproduced\n\n| k | split |";
-        for (const auto& [name, m] : sj["models"].items())
-            o << " " << name << " (held-out loss " << g4(m["heldout_loss"]) << ") |";
-        o << "\n|---|---|";
-        for (size_t i = 0; i < sj["models"].size(); i++) o << "---|";
-        o << "\n";
-        for (int k : c["prefix_lengths"].get<std::vector<int>>())
-            for (std::string split : {"train", "heldout"}) {
-                o << "| " << k << " | " << split << " |";
-                for (const auto& [name, m] : sj["models"].items())
-                    for (const auto& row : m["prefix"])
-                        if (row["k"] == k && row["split"] == split && row["decoding"] == "greedy")
-                            o << " " << fmt_rate(row, "memorized", "memorized_rate", "memorized_ci95") << " |";
-                o << "\n";
-            }
-        if (c.contains("control")) {
-            o << "\n### Sanity control: the same presets trained on the held-out documents only\n\n"
-              << "Greedy extraction of the same training sequences by a model that never saw them: "
-                 "generalization, not memorization (expected ~0).\n\n| k | model | control memorized | "
-                 "control loss on the training documents (nats/byte) |\n|---|---|---|---|\n";
-            for (int k : c["prefix_lengths"].get<std::vector<int>>())
-                for (const auto& [name, m] : sj["models"].items())
-                    for (const auto& row : m["control"]["prefix"])
-                        if (row["k"] == k)
-                            o << "| " << k << " | " << name << " | "
-                              << fmt_rate(row, "memorized", "memorized_rate", "memorized_ci95") << " | "
-                              << g4(m["control"]["loss_on_training_documents"]) << " |\n";
-        }
-        o << "\n### Prefix extraction (top-k sampling), seed 003's BLEU exact (>= 1) and fuzzy (> 0.75), train split\n\n| k | model | held-out loss | memorized | BLEU exact | BLEU fuzzy |\n|---|---|---|---|---|---|\n";
-        for (int k : c["prefix_lengths"].get<std::vector<int>>())
+    o << "\n";
+}
+
+// One seed's models table and greedy prefix extraction (k x split rows,
+// a column per model).
+void md_seed_models_greedy(std::ostringstream& o, const json& c, const std::string& seed, const json& sj) {
+    o << "## Seed " << seed << "\n\n### Models\n\n| model | non-embedding params | epochs | train loss | held-out loss (nats/byte) | held-out bpb |\n|---|---|---|---|---|---|\n";
+    for (const auto& [name, m] : sj["models"].items())
+        o << "| " << name << " | " << m["non_embedding_parameters"] << " | " << m["epochs"] << " | "
+          << g4(m["train_loss"]) << " | " << g4(m["heldout_loss"]) << " | " << g4(m["heldout_bpb"]) << " |\n";
+    o << "\n### Prefix extraction (greedy), memorized = all " << c["suffix_len"]
+      << " suffix tokens reproduced\n\n| k | split |";
+    for (const auto& [name, m] : sj["models"].items())
+        o << " " << name << " (held-out loss " << g4(m["heldout_loss"]) << ") |";
+    o << "\n|---|---|";
+    for (size_t i = 0; i < sj["models"].size(); i++) o << "---|";
+    o << "\n";
+    for (int k : c["prefix_lengths"].get<std::vector<int>>())
+        for (std::string split : {"train", "heldout"}) {
+            o << "| " << k << " | " << split << " |";
             for (const auto& [name, m] : sj["models"].items())
                 for (const auto& row : m["prefix"])
-                    if (row["k"] == k && row["split"] == "train" && row["decoding"] != "greedy")
-                        o << "| " << k << " | " << name << " | " << g4(m["heldout_loss"]) << " | "
-                          << fmt_rate(row, "memorized", "memorized_rate", "memorized_ci95") << " | "
-                          << fmt_rate(row, "bleu_exact", "bleu_exact_rate", "bleu_exact_ci95") << " | "
-                          << fmt_rate(row, "bleu_fuzzy", "bleu_fuzzy_rate", "bleu_fuzzy_ci95") << " |\n";
-        o << "\n### Untargeted extraction: samples with a >= 50-byte window verbatim in the training stream\n\n| model | strategy | ranking | in top | rate [95% CI] | held-out loss |\n|---|---|---|---|---|---|\n";
-        for (const auto& [name, m] : sj["models"].items())
-            for (const auto& [strat, s] : m["untargeted"].items()) {
-                for (const auto& [rk, v] : s["rankings"].items()) {
-                    char b[160];
-                    std::snprintf(b, sizeof b, "%lld/%lld | %.3f [%.3f, %.3f]", (long long)v["verbatim_in_top"].get<int64_t>(),
-                                  (long long)s["top"].get<int64_t>(), v["rate"].get<double>(), v["ci95"][0].get<double>(),
-                                  v["ci95"][1].get<double>());
-                    o << "| " << name << " | " << strat << " | " << rk << " | " << b << " | " << g4(m["heldout_loss"]) << " |\n";
-                }
-                const json& v = s["random_baseline"];
-                char b[160];
-                std::snprintf(b, sizeof b, "%lld/%lld | %.3f [%.3f, %.3f]", (long long)v["verbatim_in_top"].get<int64_t>(),
-                              (long long)s["top"].get<int64_t>(), v["rate"].get<double>(), v["ci95"][0].get<double>(),
-                              v["ci95"][1].get<double>());
-                o << "| " << name << " | " << strat << " | random (baseline) | " << b << " | " << g4(m["heldout_loss"]) << " |\n";
-            }
-        o << "\n### Membership inference on documents\n\n| model | attack | AUC | TPR at 1% FPR | TPR at 0.1% FPR | held-out loss |\n|---|---|---|---|---|---|\n";
-        for (const auto& [name, m] : sj["models"].items())
-            for (const auto& [a, v] : m["mia"]["attacks"].items())
-                o << "| " << name << " | " << a << " | " << g4(v["auc"]) << " | " << g4(v["tpr_at_1pct_fpr"]) << " | "
-                  << g4(v["tpr_at_0.1pct_fpr"]) << " | " << g4(m["heldout_loss"]) << " |\n";
-        {
-            const json& first = sj["models"].begin().value()["mia"];
-            o << "\nMembers " << first["members"] << ", non-members " << first["nonmembers"]
-              << " (held-out near-duplicates of training text excluded: " << first["near_duplicates_excluded"] << ").\n";
+                    if (row["k"] == k && row["split"] == split && row["decoding"] == "greedy")
+                        o << " " << fmt_rate(row, "memorized", "memorized_rate", "memorized_ci95") << " |";
+            o << "\n";
         }
-        o << "\n### Canary exposure (Secret Sharer), mean per insertion count\n\n| model | insertions | canaries | mean exposure (bits) | extracted greedily | held-out loss |\n|---|---|---|---|---|---|\n";
-        for (const auto& [name, m] : sj["models"].items()) {
-            // JSON object keys sort as strings ("1", "16", "2"): list the counts numerically.
-            std::vector<std::pair<int, std::string>> counts;
-            for (const auto& [ins, v] : m["exposure_by_insertions"].items()) counts.emplace_back(std::stoi(ins), ins);
-            std::sort(counts.begin(), counts.end());
-            for (const auto& [n_ins, ins] : counts) {
-                const json& v = m["exposure_by_insertions"][ins];
-                o << "| " << name << " | " << n_ins << " | " << v["n"] << " | " << g4(v["mean_exposure"]) << " | "
-                  << v["extracted"] << " | " << g4(m["heldout_loss"]) << " |\n";
-            }
-        }
-        o << "\n### In plain words\n\n" << sj["verdict"].get<std::string>() << "\n\n";
-    }
-    if (res["seeds"].size() > 1) {
-        o << "## Pooled over " << res["seeds"].size() << " seeds (greedy, counts summed)\n\n| k | split | model | memorized [95% CI] | held-out loss, mean [min, max] |\n|---|---|---|---|---|\n";
+}
+
+// One seed's sanity control (when run) and top-k sampling extraction tables.
+void md_seed_control_topk(std::ostringstream& o, const json& c, const json& sj) {
+    if (c.contains("control")) {
+        o << "\n### Sanity control: the same presets trained on the held-out documents only\n\n"
+          << "Greedy extraction of the same training sequences by a model that never saw them: "
+             "generalization, not memorization (expected ~0).\n\n| k | model | control memorized | "
+             "control loss on the training documents (nats/byte) |\n|---|---|---|---|\n";
         for (int k : c["prefix_lengths"].get<std::vector<int>>())
-            for (std::string split : {"train", "heldout"})
-                for (const auto& [name, m] : res["pooled"].items())
-                    for (const auto& row : m["prefix"])
-                        if (row["k"] == k && row["split"] == split && row["decoding"] == "greedy")
-                            o << "| " << k << " | " << split << " | " << name << " | "
-                              << fmt_rate(row, "memorized", "memorized_rate", "memorized_ci95") << " | "
-                              << spread_text(m["heldout_loss"]) << " |\n";
-        o << "\n";
+            for (const auto& [name, m] : sj["models"].items())
+                for (const auto& row : m["control"]["prefix"])
+                    if (row["k"] == k)
+                        o << "| " << k << " | " << name << " | "
+                          << fmt_rate(row, "memorized", "memorized_rate", "memorized_ci95") << " | "
+                          << g4(m["control"]["loss_on_training_documents"]) << " |\n";
     }
+    o << "\n### Prefix extraction (top-k sampling), seed 003's BLEU exact (>= 1) and fuzzy (> 0.75), train split\n\n| k | model | held-out loss | memorized | BLEU exact | BLEU fuzzy |\n|---|---|---|---|---|---|\n";
+    for (int k : c["prefix_lengths"].get<std::vector<int>>())
+        for (const auto& [name, m] : sj["models"].items())
+            for (const auto& row : m["prefix"])
+                if (row["k"] == k && row["split"] == "train" && row["decoding"] != "greedy")
+                    o << "| " << k << " | " << name << " | " << g4(m["heldout_loss"]) << " | "
+                      << fmt_rate(row, "memorized", "memorized_rate", "memorized_ci95") << " | "
+                      << fmt_rate(row, "bleu_exact", "bleu_exact_rate", "bleu_exact_ci95") << " | "
+                      << fmt_rate(row, "bleu_fuzzy", "bleu_fuzzy_rate", "bleu_fuzzy_ci95") << " |\n";
+}
+
+// "verbatim/top | rate [lo, hi]" cells of one untargeted ranking.
+std::string untargeted_cells(const json& v, const json& top) {
+    char b[160];
+    std::snprintf(b, sizeof b, "%lld/%lld | %.3f [%.3f, %.3f]", (long long)v["verbatim_in_top"].get<int64_t>(),
+                  (long long)top.get<int64_t>(), v["rate"].get<double>(), v["ci95"][0].get<double>(),
+                  v["ci95"][1].get<double>());
+    return b;
+}
+
+// One seed's untargeted extraction (every ranking and the random baseline)
+// and membership inference tables.
+void md_seed_untargeted_mia(std::ostringstream& o, const json& sj) {
+    o << "\n### Untargeted extraction: samples with a >= 50-byte window verbatim in the training stream\n\n| model | strategy | ranking | in top | rate [95% CI] | held-out loss |\n|---|---|---|---|---|---|\n";
+    for (const auto& [name, m] : sj["models"].items())
+        for (const auto& [strat, s] : m["untargeted"].items()) {
+            for (const auto& [rk, v] : s["rankings"].items())
+                o << "| " << name << " | " << strat << " | " << rk << " | " << untargeted_cells(v, s["top"]) << " | "
+                  << g4(m["heldout_loss"]) << " |\n";
+            o << "| " << name << " | " << strat << " | random (baseline) | "
+              << untargeted_cells(s["random_baseline"], s["top"]) << " | " << g4(m["heldout_loss"]) << " |\n";
+        }
+    o << "\n### Membership inference on documents\n\n| model | attack | AUC | TPR at 1% FPR | TPR at 0.1% FPR | held-out loss |\n|---|---|---|---|---|---|\n";
+    for (const auto& [name, m] : sj["models"].items())
+        for (const auto& [a, v] : m["mia"]["attacks"].items())
+            o << "| " << name << " | " << a << " | " << g4(v["auc"]) << " | " << g4(v["tpr_at_1pct_fpr"]) << " | "
+              << g4(v["tpr_at_0.1pct_fpr"]) << " | " << g4(m["heldout_loss"]) << " |\n";
+    const json& first = sj["models"].begin().value()["mia"];
+    o << "\nMembers " << first["members"] << ", non-members " << first["nonmembers"]
+      << " (held-out near-duplicates of training text excluded: " << first["near_duplicates_excluded"] << ").\n";
+}
+
+// One seed's canary exposure table (insertion counts in numeric order) and
+// its verdict in words.
+void md_seed_exposure_verdict(std::ostringstream& o, const json& sj) {
+    o << "\n### Canary exposure (Secret Sharer), mean per insertion count\n\n| model | insertions | canaries | mean exposure (bits) | extracted greedily | held-out loss |\n|---|---|---|---|---|---|\n";
+    for (const auto& [name, m] : sj["models"].items()) {
+        // JSON object keys sort as strings ("1", "16", "2"): list the counts numerically.
+        std::vector<std::pair<int, std::string>> counts;
+        for (const auto& [ins, v] : m["exposure_by_insertions"].items()) counts.emplace_back(std::stoi(ins), ins);
+        std::sort(counts.begin(), counts.end());
+        for (const auto& [n_ins, ins] : counts) {
+            const json& v = m["exposure_by_insertions"][ins];
+            o << "| " << name << " | " << n_ins << " | " << v["n"] << " | " << g4(v["mean_exposure"]) << " | "
+              << v["extracted"] << " | " << g4(m["heldout_loss"]) << " |\n";
+        }
+    }
+    o << "\n### In plain words\n\n" << sj["verdict"].get<std::string>() << "\n\n";
+}
+
+// Greedy extraction pooled over seeds (only with more than one seed).
+void md_pooled(std::ostringstream& o, const json& res) {
+    if (res["seeds"].size() <= 1) return;
+    const json& c = res["config"];
+    o << "## Pooled over " << res["seeds"].size() << " seeds (greedy, counts summed)\n\n| k | split | model | memorized [95% CI] | held-out loss, mean [min, max] |\n|---|---|---|---|---|\n";
+    for (int k : c["prefix_lengths"].get<std::vector<int>>())
+        for (std::string split : {"train", "heldout"})
+            for (const auto& [name, m] : res["pooled"].items())
+                for (const auto& row : m["prefix"])
+                    if (row["k"] == k && row["split"] == split && row["decoding"] == "greedy")
+                        o << "| " << k << " | " << split << " | " << name << " | "
+                          << fmt_rate(row, "memorized", "memorized_rate", "memorized_ci95") << " | "
+                          << spread_text(m["heldout_loss"]) << " |\n";
+    o << "\n";
+}
+
+// report.md of a run from its metrics.json object: intro, headline, each
+// seed's tables, the pooled table.
+std::string markdown(const json& res) {
+    std::ostringstream o;
+    md_intro(o, res);
+    md_headline(o, res);
+    for (const auto& [seed, sj] : res["seeds"].items()) {
+        md_seed_models_greedy(o, res["config"], seed, sj);
+        md_seed_control_topk(o, res["config"], sj);
+        md_seed_untargeted_mia(o, sj);
+        md_seed_exposure_verdict(o, sj);
+    }
+    md_pooled(o, res);
     o << "Plots: plots/*.svg. Per-sample CSVs: prefix_*.csv, untargeted_*.csv; summary: memorisation.csv.\n";
     return o.str();
 }
@@ -1262,6 +1327,179 @@ std::string verdict(const ExtractConfig& cfg, const json& models) {
     return o.str();
 }
 
+// What the run accumulates over seeds and models for its summary files:
+// memorisation.csv's rows and the two plots' series.
+struct RunSummary {
+    std::ostringstream csv;
+    std::vector<Series> rate_series, exp_series;
+};
+
+// A trained model's record in metrics.json: files, size and losses (its
+// own and its reference's).
+json model_record(const TrainedModel& t, const TrainedModel& ref) {
+    json m;
+    m["packed"] = t.packed;
+    m["reference"] = ref.spec.preset;
+    m["non_embedding_parameters"] = t.meta.value("non_embedding_parameters", int64_t(0));
+    m["epochs"] = t.meta.value("epochs_done", 0);
+    m["heldout_loss"] = t.meta["final"]["heldout_loss"];
+    m["heldout_bpb"] = t.meta["final"]["heldout_bpb"];
+    m["train_loss"] = t.meta["final"]["train_loss"];
+    m["reference_heldout_loss"] = ref.meta["final"]["heldout_loss"];
+    return m;
+}
+
+// The sanity control: the same preset trained on the held-out documents
+// only; on the training sequences its greedy rate is generalization.
+json control_metrics(const Run& r, const Plan& plan, const TrainedModel& t, const EngineLm& ref, uint64_t seed,
+                     const std::vector<uint8_t>& train_stream, const std::vector<uint8_t>& heldout) {
+    TrainedModel c = train_model(r, t.spec, seed, heldout, train_stream, "-control");
+    EngineLm cl(c.spec.model, c.packed);
+    auto crows = prefix_extraction(r, plan, cl, ref, seed);
+    json ctl = {{"trained_on", "held-out documents"},
+                {"loss_on_training_documents", c.meta["final"]["heldout_loss"]},
+                {"prefix", json::array()}};
+    for (const auto& row : prefix_metrics(r, plan, crows))
+        if (row["split"] == "train" && row["decoding"] == "greedy") ctl["prefix"].push_back(row);
+    return ctl;
+}
+
+// One model's prefix rows into memorisation.csv and its greedy rate-vs-k
+// series (train, held-out) into the plot.
+void add_prefix_summary(RunSummary& sum, const std::string& name, uint64_t seed, const json& m) {
+    const std::string sk = std::to_string(seed);
+    for (const auto& row : m["prefix"])
+        sum.csv << name << ',' << seed << ',' << row["split"].get<std::string>() << ',' << row["k"] << ','
+                << row["decoding"].get<std::string>() << ',' << row["n"] << ',' << row["memorized"] << ','
+                << csv_num(row["memorized_rate"]) << ',' << csv_num(row["memorized_ci95"][0]) << ','
+                << csv_num(row["memorized_ci95"][1]) << ',' << row["bleu_exact"] << ',' << row["bleu_fuzzy"]
+                << ',' << row["prompt_rep"] << ',' << csv_num(row["bleu_exact_rate"]) << ','
+                << csv_num(row["bleu_fuzzy_rate"]) << ','
+                << csv_num(double(row["prompt_rep"].get<int64_t>()) / row["n"].get<double>()) << ','
+                << csv_num(m["heldout_loss"].get<double>()) << '\n';
+    for (bool train : {true, false}) {
+        Series s{name + (train ? " train" : " held-out") + " s" + sk, {}, {}, !train};
+        for (const auto& row : m["prefix"])
+            if (row["decoding"] == "greedy" && row["split"] == (train ? "train" : "heldout")) {
+                s.x.push_back(row["k"].get<double>());
+                s.y.push_back(row["memorized_rate"].get<double>());
+            }
+        sum.rate_series.push_back(s);
+    }
+}
+
+// untargeted_<model>-seed<s>.csv: one row per sample, its scores and ratios.
+std::string untargeted_csv(const std::vector<UntargetedSample>& un) {
+    std::ostringstream o;
+    o << "strategy,text,verbatim_50,longest_verbatim,PPL_XL,PPL_S,PPL_Lower,Zlib,ratio_small,ratio_lower,"
+         "ratio_zlib,min_window_ppl,min_k_pct\n";
+    for (const auto& u : un)
+        o << u.strategy << ',' << csv_text(u.text) << ',' << int(u.verbatim) << ',' << u.longest << ','
+          << csv_num(u.sc.ppl_xl) << ',' << csv_num(u.sc.ppl_s) << ',' << csv_num(u.sc.ppl_lower) << ','
+          << u.sc.zlib << ',' << csv_num(u.sc.ratio_small()) << ',' << csv_num(u.sc.ratio_lower()) << ','
+          << csv_num(u.sc.ratio_zlib()) << ',' << csv_num(u.sc.window) << ',' << csv_num(u.sc.min_k) << '\n';
+    return o.str();
+}
+
+// m["exposure_by_insertions"] from m["exposure"] (per insertion count: n,
+// mean exposure in bits, extracted), and its series into the exposure plot.
+void add_exposure_by_insertions(RunSummary& sum, const std::string& name, uint64_t seed, json& m) {
+    std::map<int, std::vector<const json*>> by;
+    for (const auto& e : m["exposure"]) by[e["insertions"].get<int>()].push_back(&e);
+    Series es{name + " s" + std::to_string(seed), {}, {}, false};
+    for (const auto& [ins, v] : by) {
+        double s = 0;
+        int ex = 0;
+        for (auto* e : v) {
+            s += (*e)["exposure"].get<double>();
+            ex += (*e)["extracted"].get<bool>();
+        }
+        m["exposure_by_insertions"][std::to_string(ins)] = {
+            {"n", v.size()}, {"mean_exposure", s / double(v.size())}, {"extracted", ex}};
+        es.x.push_back(ins);
+        es.y.push_back(s / double(v.size()));
+    }
+    sum.exp_series.push_back(es);
+}
+
+// One model's engine outputs on one seed: prefix extraction (and the
+// control), untargeted extraction, membership inference and canary
+// exposure, with their CSVs and ROC plot; returns its metrics.json record.
+json model_outputs(const Run& r, const Plan& plan, const TrainedModel& t, const TrainedModel& ref_model,
+                   uint64_t seed, const std::vector<uint8_t>& train_stream, const std::vector<uint8_t>& heldout,
+                   const SuffixArray& sa, RunSummary& sum) {
+    const ExtractConfig& cfg = r.cfg;
+    const std::string& name = t.spec.preset;
+    const std::string sk = std::to_string(seed);
+    if (cfg.verbose) std::printf("== engine outputs: %s (seed %s)\n", name.c_str(), sk.c_str());
+    std::fflush(stdout);
+    EngineLm xl(t.spec.model, t.packed), ref(t.spec.model, ref_model.packed);
+    json m = model_record(t, ref_model);
+    double ts = now_s();
+    auto rows = prefix_extraction(r, plan, xl, ref, seed);
+    m["seconds"]["prefix"] = now_s() - ts;
+    m["prefix"] = prefix_metrics(r, plan, rows);
+    if (cfg.control) m["control"] = control_metrics(r, plan, t, ref, seed, train_stream, heldout);
+    write_file_atomic(r.dir + "/prefix_" + name + "-seed" + sk + ".csv", prefix_csv(r, plan, name, seed, rows));
+    add_prefix_summary(sum, name, seed, m);
+    ts = now_s();
+    auto un = untargeted_extraction(r, xl, ref, sa, seed);
+    m["seconds"]["untargeted"] = now_s() - ts;
+    m["untargeted"] = untargeted_metrics(cfg, un, seed);
+    write_file_atomic(r.dir + "/untargeted_" + name + "-seed" + sk + ".csv", untargeted_csv(un));
+    ts = now_s();
+    MiaResult mia = membership_inference(r, plan, xl, ref);
+    m["mia"] = mia.metrics;
+    write_file_atomic(r.dir + "/plots/mia_roc_loglog_" + name + "-seed" + sk + ".svg",
+                      svg_roc(mia.rocs, true, name + ": membership ROC, log-log"));
+    m["exposure"] = canary_exposure(r, plan, xl);
+    m["seconds"]["mia_exposure"] = now_s() - ts;
+    add_exposure_by_insertions(sum, name, seed, m);
+    return m;
+}
+
+// One seed of the run: plan, train the models and references, every
+// model's engine outputs, the verdict; returns result["seeds"][seed]
+// (t0: the run's start, for the seconds it reports).
+json seed_outputs(const Run& r, uint64_t seed, double t0, RunSummary& sum) {
+    const ExtractConfig& cfg = r.cfg;
+    const std::vector<uint8_t> train_stream = training_stream(r.corpus, seed), heldout = heldout_stream(r.corpus);
+    const Plan plan = plan_run(r, seed);
+    std::vector<TrainedModel> models;
+    std::map<std::string, TrainedModel> refs;
+    for (const auto& s : r.specs) models.push_back(train_model(r, s, seed, train_stream, heldout));
+    for (const auto& [m, s] : r.refs) refs[m] = train_model(r, s, seed, train_stream, heldout);
+    const double t_trained = now_s();
+    SuffixArray sa(train_stream);
+    json sj;
+    sj["plan"] = {{"train_sequences", plan.eligible_train > 0 ? std::min<int64_t>(plan.eligible_train, cfg.n_sequences) : 0},
+                  {"heldout_sequences", std::min<int64_t>(plan.eligible_heldout, cfg.n_sequences)},
+                  {"eligible_train_documents", plan.eligible_train},
+                  {"eligible_heldout_documents", plan.eligible_heldout},
+                  {"near_duplicates_excluded", plan.near_duplicates_excluded}};
+    for (const auto& t : models)
+        sj["models"][t.spec.preset] =
+            model_outputs(r, plan, t, refs[t.spec.model], seed, train_stream, heldout, sa, sum);
+    sj["verdict"] = verdict(cfg, sj["models"]);
+    sj["seconds"] = {{"train", t_trained - t0}, {"total", now_s() - t0}};
+    return sj;
+}
+
+// The run's summary files: memorisation.csv, the two plots, metrics.json
+// and report.md.
+void write_outputs(const Run& r, const json& result, const RunSummary& sum) {
+    write_file_atomic(r.dir + "/memorisation.csv", sum.csv.str());
+    write_file_atomic(r.dir + "/plots/extraction_vs_prefix.svg",
+                      svg_lines(sum.rate_series, "greedy extraction rate (all suffix tokens) vs prefix length",
+                                "prefix length k (tokens, log2 axis)", "rate", true));
+    if (!r.corpus.canaries.empty())
+        write_file_atomic(r.dir + "/plots/exposure_vs_insertions.svg",
+                          svg_lines(sum.exp_series, "canary exposure vs insertions", "insertions (log2 axis)",
+                                    "mean exposure (bits)", true));
+    write_file_atomic(r.dir + "/metrics.json", result.dump(2) + "\n");
+    write_file_atomic(r.dir + "/report.md", markdown(result));
+}
+
 }  // namespace
 
 json run_extract(const ExtractConfig& cfg_in) {
@@ -1270,126 +1508,13 @@ json run_extract(const ExtractConfig& cfg_in) {
     r.cfg = cfg_in;
     const double t0 = now_s();
     resolve_run(r);
-    const ExtractConfig& cfg = r.cfg;
     json result;
     result["corpus"] = r.resolved["corpus"];
     result["config"] = r.resolved;
-    std::ostringstream summary;
-    summary << "model,seed,split,k,decoding,n,memorized,memorized_rate,memorized_lo,memorized_hi,exact,fuzzy,"
+    RunSummary sum;
+    sum.csv << "model,seed,split,k,decoding,n,memorized,memorized_rate,memorized_lo,memorized_hi,exact,fuzzy,"
                "prompt_rep,exact_rate,fuzzy_rate,prompt_rep_rate,heldout_loss\n";
-    std::vector<Series> rate_series, exp_series;
-    for (uint64_t seed : cfg.seeds) {
-        const std::string sk = std::to_string(seed);
-        const std::vector<uint8_t> train_stream = training_stream(r.corpus, seed), heldout = heldout_stream(r.corpus);
-        const Plan plan = plan_run(r, seed);
-        std::vector<TrainedModel> models;
-        std::map<std::string, TrainedModel> refs;
-        for (const auto& s : r.specs) models.push_back(train_model(r, s, seed, train_stream, heldout));
-        for (const auto& [m, s] : r.refs) refs[m] = train_model(r, s, seed, train_stream, heldout);
-        const double t_trained = now_s();
-        SuffixArray sa(train_stream);
-        json sj;
-        sj["plan"] = {{"train_sequences", plan.eligible_train > 0 ? std::min<int64_t>(plan.eligible_train, cfg.n_sequences) : 0},
-                      {"heldout_sequences", std::min<int64_t>(plan.eligible_heldout, cfg.n_sequences)},
-                      {"eligible_train_documents", plan.eligible_train},
-                      {"eligible_heldout_documents", plan.eligible_heldout},
-                      {"near_duplicates_excluded", plan.near_duplicates_excluded}};
-        std::vector<NamedRoc> rocs;
-        for (const auto& t : models) {
-            const std::string& name = t.spec.preset;
-            if (cfg.verbose) std::printf("== engine outputs: %s (seed %s)\n", name.c_str(), sk.c_str());
-            std::fflush(stdout);
-            EngineLm xl(t.spec.model, t.packed), ref(t.spec.model, refs[t.spec.model].packed);
-            json m;
-            m["packed"] = t.packed;
-            m["reference"] = refs[t.spec.model].spec.preset;
-            m["non_embedding_parameters"] = t.meta.value("non_embedding_parameters", int64_t(0));
-            m["epochs"] = t.meta.value("epochs_done", 0);
-            m["heldout_loss"] = t.meta["final"]["heldout_loss"];
-            m["heldout_bpb"] = t.meta["final"]["heldout_bpb"];
-            m["train_loss"] = t.meta["final"]["train_loss"];
-            m["reference_heldout_loss"] = refs[t.spec.model].meta["final"]["heldout_loss"];
-            double ts = now_s();
-            auto rows = prefix_extraction(r, plan, xl, ref, seed);
-            m["seconds"]["prefix"] = now_s() - ts;
-            m["prefix"] = prefix_metrics(r, plan, rows);
-            if (cfg.control) {
-                // The same preset trained on the held-out documents only: on
-                // the training sequences its greedy rate is generalization.
-                TrainedModel c = train_model(r, t.spec, seed, heldout, train_stream, "-control");
-                EngineLm cl(c.spec.model, c.packed);
-                auto crows = prefix_extraction(r, plan, cl, ref, seed);
-                json ctl = {{"trained_on", "held-out documents"},
-                            {"loss_on_training_documents", c.meta["final"]["heldout_loss"]},
-                            {"prefix", json::array()}};
-                for (const auto& row : prefix_metrics(r, plan, crows))
-                    if (row["split"] == "train" && row["decoding"] == "greedy") ctl["prefix"].push_back(row);
-                m["control"] = ctl;
-            }
-            write_file_atomic(r.dir + "/prefix_" + name + "-seed" + sk + ".csv", prefix_csv(r, plan, name, seed, rows));
-            for (const auto& row : m["prefix"])
-                summary << name << ',' << seed << ',' << row["split"].get<std::string>() << ',' << row["k"] << ','
-                        << row["decoding"].get<std::string>() << ',' << row["n"] << ',' << row["memorized"] << ','
-                        << csv_num(row["memorized_rate"]) << ',' << csv_num(row["memorized_ci95"][0]) << ','
-                        << csv_num(row["memorized_ci95"][1]) << ',' << row["bleu_exact"] << ',' << row["bleu_fuzzy"]
-                        << ',' << row["prompt_rep"] << ',' << csv_num(row["bleu_exact_rate"]) << ','
-                        << csv_num(row["bleu_fuzzy_rate"]) << ','
-                        << csv_num(double(row["prompt_rep"].get<int64_t>()) / row["n"].get<double>()) << ','
-                        << csv_num(m["heldout_loss"].get<double>()) << '\n';
-            for (bool train : {true, false}) {
-                Series s{name + (train ? " train" : " held-out") + " s" + sk, {}, {}, !train};
-                for (const auto& row : m["prefix"])
-                    if (row["decoding"] == "greedy" && row["split"] == (train ? "train" : "heldout")) {
-                        s.x.push_back(row["k"].get<double>());
-                        s.y.push_back(row["memorized_rate"].get<double>());
-                    }
-                rate_series.push_back(s);
-            }
-            ts = now_s();
-            auto un = untargeted_extraction(r, xl, ref, sa, seed);
-            m["seconds"]["untargeted"] = now_s() - ts;
-            m["untargeted"] = untargeted_metrics(cfg, un, seed);
-            {
-                std::ostringstream o;
-                o << "strategy,text,verbatim_50,longest_verbatim,PPL_XL,PPL_S,PPL_Lower,Zlib,ratio_small,ratio_lower,"
-                     "ratio_zlib,min_window_ppl,min_k_pct\n";
-                for (const auto& u : un)
-                    o << u.strategy << ',' << csv_text(u.text) << ',' << int(u.verbatim) << ',' << u.longest << ','
-                      << csv_num(u.sc.ppl_xl) << ',' << csv_num(u.sc.ppl_s) << ',' << csv_num(u.sc.ppl_lower) << ','
-                      << u.sc.zlib << ',' << csv_num(u.sc.ratio_small()) << ',' << csv_num(u.sc.ratio_lower()) << ','
-                      << csv_num(u.sc.ratio_zlib()) << ',' << csv_num(u.sc.window) << ',' << csv_num(u.sc.min_k)
-                      << '\n';
-                write_file_atomic(r.dir + "/untargeted_" + name + "-seed" + sk + ".csv", o.str());
-            }
-            ts = now_s();
-            MiaResult mia = membership_inference(r, plan, xl, ref);
-            m["mia"] = mia.metrics;
-            write_file_atomic(r.dir + "/plots/mia_roc_loglog_" + name + "-seed" + sk + ".svg",
-                              svg_roc(mia.rocs, true, name + ": membership ROC, log-log"));
-            m["exposure"] = canary_exposure(r, plan, xl);
-            m["seconds"]["mia_exposure"] = now_s() - ts;
-            std::map<int, std::vector<const json*>> by;
-            for (const auto& e : m["exposure"]) by[e["insertions"].get<int>()].push_back(&e);
-            Series es{name + " s" + sk, {}, {}, false};
-            for (const auto& [ins, v] : by) {
-                double s = 0;
-                int ex = 0;
-                for (auto* e : v) {
-                    s += (*e)["exposure"].get<double>();
-                    ex += (*e)["extracted"].get<bool>();
-                }
-                m["exposure_by_insertions"][std::to_string(ins)] = {
-                    {"n", v.size()}, {"mean_exposure", s / double(v.size())}, {"extracted", ex}};
-                es.x.push_back(ins);
-                es.y.push_back(s / double(v.size()));
-            }
-            exp_series.push_back(es);
-            sj["models"][name] = m;
-        }
-        sj["verdict"] = verdict(cfg, sj["models"]);
-        sj["seconds"] = {{"train", t_trained - t0}, {"total", now_s() - t0}};
-        result["seeds"][sk] = sj;
-    }
+    for (uint64_t seed : r.cfg.seeds) result["seeds"][std::to_string(seed)] = seed_outputs(r, seed, t0, sum);
     {
         std::vector<std::string> names;
         for (const auto& spec : r.specs) names.push_back(spec.preset);
@@ -1398,16 +1523,7 @@ json run_extract(const ExtractConfig& cfg_in) {
     result["seconds"] = now_s() - t0;
     result["models_trained"] = g_stats.trained;
     result["models_cached"] = g_stats.cached;
-    write_file_atomic(r.dir + "/memorisation.csv", summary.str());
-    write_file_atomic(r.dir + "/plots/extraction_vs_prefix.svg",
-                      svg_lines(rate_series, "greedy extraction rate (all suffix tokens) vs prefix length",
-                                "prefix length k (tokens, log2 axis)", "rate", true));
-    if (!r.corpus.canaries.empty())
-        write_file_atomic(r.dir + "/plots/exposure_vs_insertions.svg",
-                          svg_lines(exp_series, "canary exposure vs insertions", "insertions (log2 axis)",
-                                    "mean exposure (bits)", true));
-    write_file_atomic(r.dir + "/metrics.json", result.dump(2) + "\n");
-    write_file_atomic(r.dir + "/report.md", markdown(result));
+    write_outputs(r, result, sum);
     return result;
 }
 
