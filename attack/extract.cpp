@@ -266,10 +266,15 @@ struct PrefixSeq {
     int64_t doc = 0;
     bool train = true;
     int64_t pos = 0;  // the suffix starts here in the document
+    int copies = 0;   // > 0: a repeated document (bin/corpus --repeat-docs) of that many copies; 0: the samples
 };
 
+// "train" and "heldout" (the seeded samples of ordinary documents), or
+// "repeated" (every repeated document of the corpus, by its copies).
+const char* split_of(const PrefixSeq& q) { return q.copies > 0 ? "repeated" : q.train ? "train" : "heldout"; }
+
 struct Plan {
-    std::vector<PrefixSeq> seqs;           // train ones, then held-out ones
+    std::vector<PrefixSeq> seqs;           // train ones, held-out ones, then the repeated documents
     std::vector<int64_t> mia_members, mia_nonmembers;
     int64_t near_duplicates_excluded = 0;  // held-out documents dropped
     int64_t eligible_train = 0, eligible_heldout = 0;
@@ -291,10 +296,17 @@ Plan plan_run(const Run& r, uint64_t seed) {
     const std::vector<bool> near = corpus_near_duplicates(docs, 50);
     const int kmax = *std::max_element(cfg.prefix_lengths.begin(), cfg.prefix_lengths.end());
     std::vector<int64_t> tr, ho, mtr, mho;
+    std::vector<const CorpusDocument*> repeated;
     for (const auto& d : docs) {
         const int64_t n = int64_t(d.text.size());
         if (!d.train && near[size_t(d.id)]) {
             p.near_duplicates_excluded++;
+            continue;
+        }
+        // Repeated documents are extracted as their own groups (below) and
+        // kept out of the samples of ordinary documents and of the MIA.
+        if (d.repeated) {
+            if (n >= kmax + cfg.suffix_len) repeated.push_back(&d);
             continue;
         }
         if (n >= kmax + cfg.suffix_len) (d.train ? tr : ho).push_back(d.id);
@@ -308,6 +320,7 @@ Plan plan_run(const Run& r, uint64_t seed) {
         p.seqs.push_back({id, true, kmax});
     for (int64_t id : seeded_pick(ho, size_t(cfg.n_sequences), mix_seed(seed, 2)))
         p.seqs.push_back({id, false, kmax});
+    for (const CorpusDocument* d : repeated) p.seqs.push_back({d->id, true, kmax, d->copies});
     p.mia_members = seeded_pick(mtr, size_t(cfg.mia_docs), mix_seed(seed, 3));
     p.mia_nonmembers = seeded_pick(mho, size_t(cfg.mia_docs), mix_seed(seed, 4));
     // Exposure candidates: the canary template's secret space (9 digits,
@@ -460,6 +473,35 @@ json spread(const std::vector<double>& v) {
 }
 }  // namespace
 
+namespace {
+// The rows of array `what` ("prefix", "prefix_by_copies") of one model over
+// seeds, pooled per (group, k, decoding) with group the field `group`
+// ("split", "copies"): counts summed, Wilson 95% intervals on the sums.
+json pooled_rates(const std::vector<const json*>& per, const char* what, const char* group) {
+    json pooled = json::array();
+    for (const auto& row0 : (*per[0])[what]) {
+        int64_t n = 0, mem = 0, ex = 0, fz = 0;
+        for (const json* m : per)
+            for (const auto& row : (*m)[what])
+                if (row[group] == row0[group] && row["k"] == row0["k"] && row["decoding"] == row0["decoding"]) {
+                    n += row["n"].get<int64_t>();
+                    mem += row["memorized"].get<int64_t>();
+                    ex += row["bleu_exact"].get<int64_t>();
+                    fz += row["bleu_fuzzy"].get<int64_t>();
+                }
+        const auto ci = wilson_interval(mem, n), cie = wilson_interval(ex, n), cif = wilson_interval(fz, n);
+        const double nn = double(std::max<int64_t>(n, 1));
+        pooled.push_back({{group, row0[group]}, {"k", row0["k"]}, {"decoding", row0["decoding"]}, {"n", n},
+                          {"memorized", mem}, {"memorized_rate", double(mem) / nn},
+                          {"memorized_ci95", {ci.first, ci.second}}, {"bleu_exact", ex},
+                          {"bleu_exact_rate", double(ex) / nn}, {"bleu_exact_ci95", {cie.first, cie.second}},
+                          {"bleu_fuzzy", fz}, {"bleu_fuzzy_rate", double(fz) / nn},
+                          {"bleu_fuzzy_ci95", {cif.first, cif.second}}});
+    }
+    return pooled;
+}
+}  // namespace
+
 json pool_seeds(const json& seeds, const std::vector<std::string>& models) {
     json out = json::object();
     for (const std::string& name : models) {
@@ -470,26 +512,7 @@ json pool_seeds(const json& seeds, const std::vector<std::string>& models) {
             per.push_back(&sj["models"][name]);
         }
         if (per.empty()) throw std::runtime_error("pool_seeds: no seeds");
-        json pooled = json::array();
-        for (const auto& row0 : (*per[0])["prefix"]) {
-            int64_t n = 0, mem = 0, ex = 0, fz = 0;
-            for (const json* m : per)
-                for (const auto& row : (*m)["prefix"])
-                    if (row["split"] == row0["split"] && row["k"] == row0["k"] && row["decoding"] == row0["decoding"]) {
-                        n += row["n"].get<int64_t>();
-                        mem += row["memorized"].get<int64_t>();
-                        ex += row["bleu_exact"].get<int64_t>();
-                        fz += row["bleu_fuzzy"].get<int64_t>();
-                    }
-            const auto ci = wilson_interval(mem, n), cie = wilson_interval(ex, n), cif = wilson_interval(fz, n);
-            const double nn = double(std::max<int64_t>(n, 1));
-            pooled.push_back({{"split", row0["split"]}, {"k", row0["k"]}, {"decoding", row0["decoding"]}, {"n", n},
-                              {"memorized", mem}, {"memorized_rate", double(mem) / nn},
-                              {"memorized_ci95", {ci.first, ci.second}}, {"bleu_exact", ex},
-                              {"bleu_exact_rate", double(ex) / nn}, {"bleu_exact_ci95", {cie.first, cie.second}},
-                              {"bleu_fuzzy", fz}, {"bleu_fuzzy_rate", double(fz) / nn},
-                              {"bleu_fuzzy_ci95", {cif.first, cif.second}}});
-        }
+        json pooled = pooled_rates(per, "prefix", "split");
         std::vector<double> hl, best;
         for (const json* m : per) hl.push_back((*m)["heldout_loss"].get<double>());
         json mia = json::object();
@@ -526,6 +549,8 @@ json pool_seeds(const json& seeds, const std::vector<std::string>& models) {
                      {"heldout_loss", hls},     {"prefix", pooled},
                      {"mia", mia},              {"best_mia_auc", best.empty() ? json() : spread(best)},
                      {"exposure_by_insertions", expo}};
+        if ((*per[0]).contains("prefix_by_copies"))
+            out[name]["prefix_by_copies"] = pooled_rates(per, "prefix_by_copies", "copies");
     }
     return out;
 }
@@ -953,59 +978,92 @@ std::string prefix_csv(const Run& r, const Plan& p, const std::string& model, ui
     o << "sample,prompt,suffix,memorized,PPL_XL,PPL_S,PPL_Lower,Zlib,"
          "model,seed,split,doc_id,suffix_pos,k,decoding,sample_index,generated,matching_prefix_len,"
          "memorization_score,bleu,bleu_exact,bleu_fuzzy,prompt_rep,ratio_small,ratio_lower,ratio_zlib,"
-         "min_window_ppl,min_k_pct\n";
+         "min_window_ppl,min_k_pct,copies\n";
     for (const auto& row : rows) {
         const PrefixSeq& q = p.seqs[size_t(row.seq)];
         o << csv_text(row.prompt + row.generated) << ',' << csv_text(row.prompt) << ',' << csv_text(row.suffix) << ','
           << int(row.memorized) << ',' << csv_num(row.sc.ppl_xl) << ',' << csv_num(row.sc.ppl_s) << ','
           << csv_num(row.sc.ppl_lower) << ',' << row.sc.zlib << ',' << model << ',' << seed << ','
-          << (q.train ? "train" : "heldout") << ',' << q.doc << ',' << q.pos << ',' << row.k << ',' << row.decoding
+          << split_of(q) << ',' << q.doc << ',' << q.pos << ',' << row.k << ',' << row.decoding
           << ',' << row.sample << ',' << csv_text(row.generated) << ',' << row.match_len << ','
           << csv_num(row.mem_score) << ',' << csv_num(row.bleu) << ',' << int(seed003_exact(row.bleu)) << ','
           << int(seed003_fuzzy(row.bleu)) << ',' << int(row.prompt_rep) << ',' << csv_num(row.sc.ratio_small())
           << ',' << csv_num(row.sc.ratio_lower()) << ',' << csv_num(row.sc.ratio_zlib()) << ','
-          << csv_num(row.sc.window) << ',' << csv_num(row.sc.min_k) << '\n';
+          << csv_num(row.sc.window) << ',' << csv_num(row.sc.min_k) << ','
+          << r.corpus.docs[size_t(q.doc)].copies << '\n';
     }
-    (void)r;
     return o.str();
 }
 
-// Rates per (split, k, decoding).
+// One rate record of the prefix rows `in` (n, memorized, seed 003's BLEU
+// exact and fuzzy, each with its Wilson 95% interval, prompt repetitions,
+// mean memorization score and matching-prefix length); the caller adds the
+// group's keys. Empty when no row is in.
+json prefix_rate(const std::vector<PrefixRow>& rows, const std::function<bool(const PrefixRow&)>& in) {
+    int64_t n = 0, mem = 0, ex = 0, fz = 0, rep = 0;
+    double ms = 0, ml = 0;
+    for (const auto& row : rows) {
+        if (!in(row)) continue;
+        n++;
+        mem += row.memorized;
+        ex += seed003_exact(row.bleu);
+        fz += seed003_fuzzy(row.bleu);
+        rep += row.prompt_rep;
+        ms += row.mem_score;
+        ml += row.match_len;
+    }
+    if (n == 0) return json();
+    auto ci = wilson_interval(mem, n), cie = wilson_interval(ex, n), cif = wilson_interval(fz, n);
+    return {{"n", n},
+            {"memorized", mem},
+            {"memorized_rate", double(mem) / double(n)},
+            {"memorized_ci95", {ci.first, ci.second}},
+            {"bleu_exact", ex},
+            {"bleu_exact_rate", double(ex) / double(n)},
+            {"bleu_exact_ci95", {cie.first, cie.second}},
+            {"bleu_fuzzy", fz},
+            {"bleu_fuzzy_rate", double(fz) / double(n)},
+            {"bleu_fuzzy_ci95", {cif.first, cif.second}},
+            {"prompt_rep", rep},
+            {"mean_memorization_score", ms / double(n)},
+            {"mean_matching_prefix_len", ml / double(n)}};
+}
+
+// Rates per (split, k, decoding) over the samples of ordinary documents
+// ("train", "heldout"; the repeated documents: prefix_by_copies).
 json prefix_metrics(const Run& r, const Plan& p, const std::vector<PrefixRow>& rows) {
     json out = json::array();
-    for (bool train : {true, false})
+    for (std::string split : {"train", "heldout"})
         for (int k : r.cfg.prefix_lengths)
             for (std::string dec : {std::string("greedy"), "top-k" + std::to_string(r.cfg.top_k)}) {
-                int64_t n = 0, mem = 0, ex = 0, fz = 0, rep = 0;
-                double ms = 0, ml = 0;
-                for (const auto& row : rows) {
-                    if (p.seqs[size_t(row.seq)].train != train || row.k != k || row.decoding != dec) continue;
-                    n++;
-                    mem += row.memorized;
-                    ex += seed003_exact(row.bleu);
-                    fz += seed003_fuzzy(row.bleu);
-                    rep += row.prompt_rep;
-                    ms += row.mem_score;
-                    ml += row.match_len;
-                }
-                if (n == 0) continue;
-                auto ci = wilson_interval(mem, n), cie = wilson_interval(ex, n), cif = wilson_interval(fz, n);
-                out.push_back({{"split", train ? "train" : "heldout"},
-                               {"k", k},
-                               {"decoding", dec},
-                               {"n", n},
-                               {"memorized", mem},
-                               {"memorized_rate", double(mem) / double(n)},
-                               {"memorized_ci95", {ci.first, ci.second}},
-                               {"bleu_exact", ex},
-                               {"bleu_exact_rate", double(ex) / double(n)},
-                               {"bleu_exact_ci95", {cie.first, cie.second}},
-                               {"bleu_fuzzy", fz},
-                               {"bleu_fuzzy_rate", double(fz) / double(n)},
-                               {"bleu_fuzzy_ci95", {cif.first, cif.second}},
-                               {"prompt_rep", rep},
-                               {"mean_memorization_score", ms / double(n)},
-                               {"mean_matching_prefix_len", ml / double(n)}});
+                json rate = prefix_rate(rows, [&](const PrefixRow& row) {
+                    return split_of(p.seqs[size_t(row.seq)]) == split && row.k == k && row.decoding == dec;
+                });
+                if (rate.is_null()) continue;
+                json keys = {{"split", split}, {"k", k}, {"decoding", dec}};
+                keys.update(rate);
+                out.push_back(keys);
+            }
+    return out;
+}
+
+// Rates of the repeated documents per (copies, k, decoding), copies
+// ascending; an empty array when the corpus repeats none.
+json prefix_by_copies(const Run& r, const Plan& p, const std::vector<PrefixRow>& rows) {
+    std::set<int> counts;
+    for (const auto& q : p.seqs)
+        if (q.copies > 0) counts.insert(q.copies);
+    json out = json::array();
+    for (int c : counts)
+        for (int k : r.cfg.prefix_lengths)
+            for (std::string dec : {std::string("greedy"), "top-k" + std::to_string(r.cfg.top_k)}) {
+                json rate = prefix_rate(rows, [&](const PrefixRow& row) {
+                    return p.seqs[size_t(row.seq)].copies == c && row.k == k && row.decoding == dec;
+                });
+                if (rate.is_null()) continue;
+                json keys = {{"copies", c}, {"k", k}, {"decoding", dec}};
+                keys.update(rate);
+                out.push_back(keys);
             }
     return out;
 }
@@ -1230,6 +1288,10 @@ void md_seed_untargeted_mia(std::ostringstream& o, const json& sj) {
 void md_seed_exposure_verdict(std::ostringstream& o, const json& sj) {
     o << "\n### Canary exposure (Secret Sharer), mean per insertion count\n\n| model | insertions | canaries | mean exposure (bits) | extracted greedily | held-out loss |\n|---|---|---|---|---|---|\n";
     for (const auto& [name, m] : sj["models"].items()) {
+        if (!m.contains("exposure_by_insertions")) {  // a corpus without canaries
+            o << "| " << name << " | - | 0 (the corpus has no canaries) | - | - | " << g4(m["heldout_loss"]) << " |\n";
+            continue;
+        }
         // JSON object keys sort as strings ("1", "16", "2"): list the counts numerically.
         std::vector<std::pair<int, std::string>> counts;
         for (const auto& [ins, v] : m["exposure_by_insertions"].items()) counts.emplace_back(std::stoi(ins), ins);
@@ -1259,12 +1321,39 @@ void md_pooled(std::ostringstream& o, const json& res) {
     o << "\n";
 }
 
+// Greedy extraction of the repeated documents (bin/corpus --repeat-docs) per
+// copies and prompt length, a column per model, counts summed over seeds;
+// nothing when the corpus repeats none.
+void md_by_copies(std::ostringstream& o, const json& res) {
+    const json& first = res["pooled"].begin().value();
+    if (!first.contains("prefix_by_copies")) return;
+    o << "## Extraction against duplication (repeated documents, greedy, " << res["seeds"].size()
+      << " seed(s) summed)\n\nEach repeated document is in the training stream `copies` times (copies 1: the "
+         "control group, chosen by the same rule); memorized = all "
+      << res["config"]["suffix_len"] << " suffix tokens reproduced.\n\n| copies | k |";
+    for (const auto& [name, m] : res["pooled"].items()) o << " " << name << " |";
+    o << "\n|---|---|";
+    for (size_t i = 0; i < res["pooled"].size(); i++) o << "---|";
+    o << "\n";
+    for (const auto& row0 : first["prefix_by_copies"]) {
+        if (row0["decoding"] != "greedy") continue;
+        o << "| " << row0["copies"] << " | " << row0["k"] << " |";
+        for (const auto& [name, m] : res["pooled"].items())
+            for (const auto& row : m["prefix_by_copies"])
+                if (row["copies"] == row0["copies"] && row["k"] == row0["k"] && row["decoding"] == "greedy")
+                    o << " " << fmt_rate(row, "memorized", "memorized_rate", "memorized_ci95") << " |";
+        o << "\n";
+    }
+    o << "\nPlot: plots/extraction_vs_copies.svg (the longest k).\n\n";
+}
+
 // report.md of a run from its metrics.json object: intro, headline, each
 // seed's tables, the pooled table.
 std::string markdown(const json& res) {
     std::ostringstream o;
     md_intro(o, res);
     md_headline(o, res);
+    md_by_copies(o, res);
     for (const auto& [seed, sj] : res["seeds"].items()) {
         md_seed_models_greedy(o, res["config"], seed, sj);
         md_seed_control_topk(o, res["config"], sj);
@@ -1331,7 +1420,7 @@ std::string verdict(const ExtractConfig& cfg, const json& models) {
 // memorisation.csv's rows and the two plots' series.
 struct RunSummary {
     std::ostringstream csv;
-    std::vector<Series> rate_series, exp_series;
+    std::vector<Series> rate_series, exp_series, copies_series;
 };
 
 // A trained model's record in metrics.json: files, size and losses (its
@@ -1361,6 +1450,8 @@ json control_metrics(const Run& r, const Plan& plan, const TrainedModel& t, cons
                 {"prefix", json::array()}};
     for (const auto& row : prefix_metrics(r, plan, crows))
         if (row["split"] == "train" && row["decoding"] == "greedy") ctl["prefix"].push_back(row);
+    for (const auto& row : prefix_by_copies(r, plan, crows))
+        if (row["decoding"] == "greedy") ctl["prefix_by_copies"].push_back(row);
     return ctl;
 }
 
@@ -1385,6 +1476,18 @@ void add_prefix_summary(RunSummary& sum, const std::string& name, uint64_t seed,
                 s.y.push_back(row["memorized_rate"].get<double>());
             }
         sum.rate_series.push_back(s);
+    }
+    // Greedy extraction of the repeated documents against their copies, at the longest prompt.
+    if (m.contains("prefix_by_copies")) {
+        Series c{name + " s" + sk, {}, {}, false};
+        int kmax = 0;
+        for (const auto& row : m["prefix_by_copies"]) kmax = std::max(kmax, row["k"].get<int>());
+        for (const auto& row : m["prefix_by_copies"])
+            if (row["decoding"] == "greedy" && row["k"] == kmax) {
+                c.x.push_back(row["copies"].get<double>());
+                c.y.push_back(row["memorized_rate"].get<double>());
+            }
+        sum.copies_series.push_back(c);
     }
 }
 
@@ -1439,6 +1542,7 @@ json model_outputs(const Run& r, const Plan& plan, const TrainedModel& t, const 
     auto rows = prefix_extraction(r, plan, xl, ref, seed);
     m["seconds"]["prefix"] = now_s() - ts;
     m["prefix"] = prefix_metrics(r, plan, rows);
+    if (json by = prefix_by_copies(r, plan, rows); !by.empty()) m["prefix_by_copies"] = by;
     if (cfg.control) m["control"] = control_metrics(r, plan, t, ref, seed, train_stream, heldout);
     write_file_atomic(r.dir + "/prefix_" + name + "-seed" + sk + ".csv", prefix_csv(r, plan, name, seed, rows));
     add_prefix_summary(sum, name, seed, m);
@@ -1492,6 +1596,10 @@ void write_outputs(const Run& r, const json& result, const RunSummary& sum) {
     write_file_atomic(r.dir + "/plots/extraction_vs_prefix.svg",
                       svg_lines(sum.rate_series, "greedy extraction rate (all suffix tokens) vs prefix length",
                                 "prefix length k (tokens, log2 axis)", "rate", true));
+    if (!sum.copies_series.empty())
+        write_file_atomic(r.dir + "/plots/extraction_vs_copies.svg",
+                          svg_lines(sum.copies_series, "greedy extraction of repeated documents vs copies (longest k)",
+                                    "copies in the training stream (log2 axis)", "rate", true));
     if (!r.corpus.canaries.empty())
         write_file_atomic(r.dir + "/plots/exposure_vs_insertions.svg",
                           svg_lines(sum.exp_series, "canary exposure vs insertions", "insertions (log2 axis)",

@@ -19,7 +19,9 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -186,6 +188,30 @@ TEST_CASE("pool_seeds: counts summed with Wilson intervals, spreads over seeds, 
     CHECK(e["extracted"] == 1);
     CHECK(e["n"] == 4);
     CHECK_THROWS_WITH_AS(pool_seeds(seeds, {"other"}), "pool_seeds: seed 1 has no model other", std::runtime_error);
+    CHECK(!p.contains("prefix_by_copies"));  // a corpus without repeated documents
+    // Repeated documents pool by (copies, k, decoding) the same way: copies 8
+    // 1/2 and 2/2 -> 3/4; copies 1 0/2 and 0/2 -> 0/4, Wilson(0, 4) upper
+    // z^2 / (4 + z^2) = 3.841459 / 7.841459 = 0.489891.
+    auto by = [](int mem8) {
+        return json::array({{{"copies", 1}, {"k", 8}, {"decoding", "greedy"}, {"n", 2}, {"memorized", 0},
+                             {"bleu_exact", 0}, {"bleu_fuzzy", 0}},
+                            {{"copies", 8}, {"k", 8}, {"decoding", "greedy"}, {"n", 2}, {"memorized", mem8},
+                             {"bleu_exact", mem8}, {"bleu_fuzzy", 2}}});
+    };
+    seeds["1"]["models"]["m"]["prefix_by_copies"] = by(1);
+    seeds["2"]["models"]["m"]["prefix_by_copies"] = by(2);
+    const json pc = pool_seeds(seeds, {"m"})["m"]["prefix_by_copies"];
+    REQUIRE(pc.size() == 2);
+    CHECK(pc[0]["copies"] == 1);
+    CHECK(pc[0]["n"] == 4);
+    CHECK(pc[0]["memorized"] == 0);
+    CHECK(pc[0]["memorized_ci95"][0].get<double>() == 0.0);
+    CHECK(pc[0]["memorized_ci95"][1].get<double>() == doctest::Approx(0.489891).epsilon(1e-5));
+    CHECK(pc[1]["copies"] == 8);
+    CHECK(pc[1]["memorized"] == 3);
+    CHECK(pc[1]["memorized_rate"].get<double>() == 0.75);
+    CHECK(pc[1]["bleu_fuzzy"] == 4);
+    CHECK(!pc[1].contains("split"));
 }
 
 TEST_CASE("csv_text: quoted, quotes doubled, control bytes escaped, one line") {
@@ -419,6 +445,95 @@ TEST_CASE("run_extract on a fixture corpus: CSV columns, flags recomputed, held-
     ExtractConfig other = cfg;
     other.n_sequences = 5;
     CHECK_THROWS_WITH_AS(run_extract(other), doctest::Contains("another configuration"), std::runtime_error);
+}
+
+TEST_CASE("run_extract with repeated documents: every one extracted by its copies, rates recomputed from the CSV") {
+    TempDir tmp("mmia_extract_rep");
+    // Documents of random words, 200-300 bytes (kRepeatMinBytes..), split and
+    // repeated by bin/corpus's own rules: 2 documents with 1 copy, 2 with 8.
+    std::mt19937_64 rng(11);
+    const char* words[] = {"the", "cat", "sat", "on", "mat", "a", "dog", "ran", "in", "park"};
+    std::vector<CorpusDocument> raw;
+    for (int i = 0; i < 40; i++) {
+        CorpusDocument d;
+        d.source = "test:" + std::to_string(i);
+        while (d.text.size() < 200 + size_t(i)) d.text += std::string(words[rng() % 10]) + " ";
+        raw.push_back(d);
+    }
+    CorpusBuildOptions opt;
+    opt.name = "repeats";
+    opt.heldout = 0.3;
+    opt.repeats_per_count = 2;
+    opt.repeat_counts = {1, 8};
+    Corpus built = assemble_corpus(raw, opt);
+    write_corpus(built, tmp.file("corpus"));
+    write_tiny_config(tmp.file("config.json"));
+    ExtractConfig cfg;
+    cfg.corpus = tmp.file("corpus");
+    cfg.config_path = tmp.file("config.json");
+    cfg.presets = {"tiny-mamba"};
+    cfg.seeds = {5};
+    cfg.prefix_lengths = {8, 16};
+    cfg.n_sequences = 5;
+    cfg.samples = 1;
+    cfg.untargeted = 8;
+    cfg.untargeted_len = 90;
+    cfg.candidates = 10;
+    cfg.mia_docs = 6;
+    cfg.threads = 2;
+    cfg.run_dir = tmp.file("run");
+    cfg.verbose = false;
+    json res = run_extract(cfg);
+
+    const Corpus corpus = load_corpus(cfg.corpus);
+    std::set<int64_t> repeated;
+    for (const auto& d : corpus.docs)
+        if (d.repeated) repeated.insert(d.id);
+    REQUIRE(repeated.size() == 4);
+    auto rows = read_csv(cfg.run_dir + "/prefix_tiny-mamba-seed5.csv");
+    const auto& h = rows[0];
+    const int c_split = col(h, "split"), c_doc = col(h, "doc_id"), c_copies = col(h, "copies"), c_k = col(h, "k"),
+              c_dec = col(h, "decoding"), c_mem = col(h, "memorized");
+    std::map<std::pair<int, int>, std::pair<int64_t, int64_t>> greedy;  // (copies, k) -> (n, memorized)
+    std::set<int64_t> seen_repeated;
+    int64_t n_train = 0;
+    for (size_t i = 1; i < rows.size(); i++) {
+        const auto& r = rows[i];
+        const int64_t doc = std::stoll(r[size_t(c_doc)]);
+        CHECK(std::stoi(r[size_t(c_copies)]) == corpus.docs[size_t(doc)].copies);
+        if (r[size_t(c_split)] == "repeated") {
+            CHECK(repeated.count(doc) == 1);
+            seen_repeated.insert(doc);
+            if (r[size_t(c_dec)] == "greedy") {
+                auto& g = greedy[{std::stoi(r[size_t(c_copies)]), std::stoi(r[size_t(c_k)])}];
+                g.first++;
+                g.second += r[size_t(c_mem)] == "1";
+            }
+        } else {
+            CHECK(repeated.count(doc) == 0);  // the samples of ordinary documents leave them out
+            n_train += r[size_t(c_split)] == "train";
+        }
+    }
+    CHECK(seen_repeated == repeated);  // every repeated document, once per (k, decoding, sample)
+    CHECK(n_train == 5 * 2 * 2);      // 5 sequences x 2 k x (greedy + 1 sample)
+    const json& by = res["seeds"]["5"]["models"]["tiny-mamba"]["prefix_by_copies"];
+    int checked = 0;
+    for (const auto& e : by) {
+        if (e["decoding"] != "greedy") continue;
+        const auto g = greedy.at({e["copies"].get<int>(), e["k"].get<int>()});
+        CHECK(e["n"] == g.first);
+        CHECK(g.first == 2);
+        CHECK(e["memorized"] == g.second);
+        const auto ci = wilson_interval(g.second, g.first);
+        CHECK(e["memorized_ci95"][0].get<double>() == ci.first);
+        CHECK(e["memorized_ci95"][1].get<double>() == ci.second);
+        checked++;
+    }
+    CHECK(checked == 4);  // copies {1, 8} x k {8, 16}
+    CHECK(res["pooled"]["tiny-mamba"]["prefix_by_copies"].size() == by.size());
+    const std::string report = cli_read_text(cfg.run_dir + "/report.md");
+    CHECK(report.find("## Extraction against duplication") != std::string::npos);
+    CHECK(std::filesystem::exists(cfg.run_dir + "/plots/extraction_vs_copies.svg"));
 }
 
 TEST_CASE("bin/extract: bad flags and impossible configurations get one error line") {
