@@ -226,9 +226,7 @@ void claim_run_dir(const Run& r) {
         std::ifstream f(cfg_path);
         json old = json::parse(f, nullptr, false);
         if (old.is_discarded()) throw std::runtime_error(cfg_path + ": not valid JSON (a corrupt run directory?)");
-        if (old != r.resolved)
-            throw std::runtime_error(r.dir + " holds a run with another configuration; choose another --run-dir "
-                                     "or pass --force");
+        if (old != r.resolved) throw std::runtime_error(another_configuration(r.dir, old, r.resolved));
     }
     create_output_dir(r.dir);
     fs::create_directories(r.dir + "/models");
@@ -1973,6 +1971,8 @@ json plan_extract(const ExtractConfig& cfg_in, const PlanRecord& rec, const std:
     if (r.cfg.verbose)
         std::printf("plan: %zu training jobs (%d thread(s) each) -> %s/jobs.txt\n", jobs["jobs"].size(), threads,
                     dir.c_str());
+    for (const std::string& path : remove_unemitted_scheduler_files(dir, jobs, emit))
+        if (r.cfg.verbose) std::printf("removed (not emitted this time): %s\n", path.c_str());
     for (const std::string& e : emit)
         for (const std::string& path : emit_scheduler_files(dir, jobs, e, slots, threads))
             if (r.cfg.verbose) std::printf("%s: %s\n", e.c_str(), path.c_str());

@@ -11,6 +11,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -170,6 +171,74 @@ std::vector<std::string> emit_scheduler_files(const std::string& dir, const nloh
     return written;
 }
 
+std::vector<std::string> scheduler_file_names(const nlohmann::json& jobs, const std::string& what) {
+    const std::string step = final_step(jobs);
+    if (what == "parallel") return {"run_parallel.sh"};
+    if (what == "slurm") return {"jobs.sbatch", step + ".sbatch", "submit.sh"};
+    if (what == "sge") return {"jobs.sge", step + ".sge", "submit_sge.sh"};
+    throw std::runtime_error("--emit: unknown scheduler '" + what + "' (parallel, slurm, sge)");
+}
+
+std::vector<std::string> remove_unemitted_scheduler_files(const std::string& dir, const nlohmann::json& jobs,
+                                                          const std::vector<std::string>& emit) {
+    for (const std::string& what : emit) scheduler_file_names(jobs, what);  // an unknown one: nothing removed
+    std::vector<std::string> removed;
+    for (const std::string what : {"parallel", "slurm", "sge"}) {
+        if (std::find(emit.begin(), emit.end(), what) != emit.end()) continue;
+        for (const std::string& name : scheduler_file_names(jobs, what)) {
+            const std::string path = dir + "/" + name;
+            struct stat st;
+            if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+            if (::unlink(path.c_str()) != 0)
+                throw std::runtime_error(path + ": cannot remove: " + std::strerror(errno));
+            removed.push_back(path);
+        }
+    }
+    return removed;
+}
+
+namespace {
+
+// A JSON value as text for a message: its dump, cut to 60 characters.
+std::string short_json(const nlohmann::json& v) {
+    std::string s = v.dump();
+    return s.size() > 60 ? s.substr(0, 57) + "..." : s;
+}
+
+// json_first_difference below `path` (the key path so far).
+std::string first_difference_at(const std::string& path, const nlohmann::json& a, const nlohmann::json& b) {
+    if (a == b) return "";
+    const auto sub = [&](const std::string& key) { return path.empty() ? key : path + "." + key; };
+    if (a.is_object() && b.is_object()) {
+        auto ia = a.begin(), ib = b.begin();  // both in sorted key order
+        while (ia != a.end() || ib != b.end()) {
+            if (ib == b.end() || (ia != a.end() && ia.key() < ib.key()))
+                return sub(ia.key()) + ": " + short_json(ia.value()) + " there, absent here";
+            if (ia == a.end() || ib.key() < ia.key())
+                return sub(ib.key()) + ": absent there, " + short_json(ib.value()) + " here";
+            if (std::string d = first_difference_at(sub(ia.key()), ia.value(), ib.value()); !d.empty()) return d;
+            ++ia, ++ib;
+        }
+    }
+    if (a.is_array() && b.is_array() && a.size() == b.size())
+        for (size_t i = 0; i < a.size(); i++)
+            if (std::string d = first_difference_at(path + "[" + std::to_string(i) + "]", a[i], b[i]); !d.empty())
+                return d;
+    return (path.empty() ? std::string("the whole configuration") : path) + ": " + short_json(a) + " there, " +
+           short_json(b) + " here";
+}
+
+}  // namespace
+
+std::string json_first_difference(const nlohmann::json& there, const nlohmann::json& here) {
+    return first_difference_at("", there, here);
+}
+
+std::string another_configuration(const std::string& dir, const nlohmann::json& there, const nlohmann::json& here) {
+    return dir + " holds a run with another configuration (" + json_first_difference(there, here) +
+           "); choose another --run-dir or pass --force";
+}
+
 PlanRecord plan_record(int argc, char** argv, bool threads_given, int threads) {
     PlanRecord rec;
     for (int i = 1; i < argc; i++) {
@@ -243,6 +312,11 @@ int use_plan_arguments(int& argc, char**& argv, const std::string& program,
 
 nlohmann::json read_plan_file(const std::string& dir, const std::string& program, int version) {
     const std::string path = dir + "/plan.json";
+    struct stat st;
+    const bool exists = ::stat(dir.c_str(), &st) == 0;
+    if ((!exists && (errno == ENOENT || errno == ENOTDIR)) || (exists && !S_ISDIR(st.st_mode)))
+        throw std::runtime_error("--run-dir " + dir + (exists ? ": not a directory" : ": no such directory") +
+                                 " (give the directory " + program + " --plan wrote)");
     if (!regular_file_exists(path))
         throw std::runtime_error(dir + ": no plan.json in this run directory (write one with " + program +
                                  " --plan ... --run-dir " + dir + ")");

@@ -74,7 +74,9 @@ int use_plan_arguments(int& argc, char**& argv, const std::string& program,
                        const std::function<nlohmann::json(const std::string&)>& read_plan, JobArguments& keep);
 
 // DIR/plan.json as PROGRAM (bin/attack, bin/extract) wrote it, checked:
-// throws "<dir>: no plan.json in this run directory (write one with PROGRAM
+// throws "--run-dir <dir>: no such directory (give the directory PROGRAM
+// --plan wrote)" (or "...: not a directory (...)" for a file, FIFO or
+// device), "<dir>: no plan.json in this run directory (write one with PROGRAM
 // --plan ... --run-dir <dir>)", "<dir>/plan.json: not valid JSON (a corrupt
 // run directory?)", "<dir>/plan.json: plan version V, this PROGRAM reads
 // version N (write the plan again with this PROGRAM --plan)" or
@@ -106,6 +108,34 @@ std::string shell_command(const std::vector<std::string>& argv);
 // --cpus-per-task, SGE's -pe smp is left to the site). Returns the paths written.
 std::vector<std::string> emit_scheduler_files(const std::string& dir, const nlohmann::json& jobs,
                                               const std::string& what, int slots, int threads);
+
+// The names (in dir) of the files emit_scheduler_files(dir, jobs, what, ...)
+// writes: parallel: run_parallel.sh; slurm: jobs.sbatch, STEP.sbatch,
+// submit.sh; sge: jobs.sge, STEP.sge, submit_sge.sh (STEP: jobs.json's
+// "final_step", "attack" by default). Throws --emit's "unknown scheduler".
+std::vector<std::string> scheduler_file_names(const nlohmann::json& jobs, const std::string& what);
+
+// A plan made again with fewer emitters: removes from dir the scheduler
+// files (scheduler_file_names) of every emitter not in `emit`, so no stale
+// script of the old plan is left to submit. Only regular files of those
+// names go (not symlinks, directories, nor the slurm/ and sge/ logs).
+// Returns the paths removed; throws "<path>: cannot remove: <why>", and
+// --emit's "unknown scheduler" (before removing anything).
+std::vector<std::string> remove_unemitted_scheduler_files(const std::string& dir, const nlohmann::json& jobs,
+                                                          const std::vector<std::string>& emit);
+
+// The first place where two JSON values differ, as "PATH: A there, B here":
+// PATH is the object keys from the top joined by '.' with array indices as
+// [i] (keys in sorted order, arrays of different lengths compared whole), A
+// and B the values as JSON (cut to 60 characters with "..."), "absent" for
+// a key on one side only. "" when they are equal. Used to say why a run
+// directory's stored configuration (there) refuses this run's (here).
+std::string json_first_difference(const nlohmann::json& there, const nlohmann::json& here);
+
+// The refusal of a run directory whose stored configuration differs:
+// "<dir> holds a run with another configuration (<json_first_difference>);
+// choose another --run-dir or pass --force".
+std::string another_configuration(const std::string& dir, const nlohmann::json& there, const nlohmann::json& here);
 
 // An exclusive lock on one model of a run (flock(2) on `path`, created if
 // missing, never removed): held from construction to destruction, so two

@@ -1033,9 +1033,7 @@ void claim_run_dir(Experiment& ex) {
         json old = json::parse(f, nullptr, /*allow_exceptions=*/false);
         if (old.is_discarded()) throw std::runtime_error(cfg_path + ": not valid JSON (a corrupt run directory?)");
         if (old.is_object()) old.erase("environment");
-        if (old != ex.resolved)
-            throw std::runtime_error(ex.dir + " holds a run with another configuration; choose another --run-dir "
-                                     "or pass --force");
+        if (old != ex.resolved) throw std::runtime_error(another_configuration(ex.dir, old, ex.resolved));
     }
     create_output_dir(ex.dir);
     json written = ex.resolved;
@@ -1323,6 +1321,8 @@ json plan_attack(const AttackRunConfig& cfg_in, const AttackPlanRecord& rec, con
     const json jobs = write_jobs(ex, plan, rec, dir);
     ex.log("plan: %zu training jobs (%zu kind(s) x %zu models, %d thread(s) each) -> %s/jobs.txt\n",
            jobs["jobs"].size(), ex.cfg.models.size(), plan.models.size(), ex.cfg.threads, dir.c_str());
+    for (const std::string& path : remove_unemitted_scheduler_files(dir, jobs, emit))
+        ex.log("removed (not emitted this time): %s\n", path.c_str());
     for (const std::string& e : emit)
         for (const std::string& path : emit_scheduler_files(dir, jobs, e, slots, ex.cfg.threads))
             ex.log("%s: %s\n", e.c_str(), path.c_str());

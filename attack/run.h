@@ -91,7 +91,8 @@ using AttackPlanRecord = PlanRecord;
 nlohmann::json plan_attack(const AttackRunConfig& cfg, const AttackPlanRecord& rec,
                            const std::vector<std::string>& emit, int slots);
 
-// DIR/plan.json, checked; throws "<dir>: no plan.json ..." when there is
+// DIR/plan.json, checked; throws "--run-dir <dir>: no such directory ..."
+// (or "...: not a directory ..."), "<dir>: no plan.json ..." when there is
 // none, "<dir>/plan.json: not valid JSON ..." or "<dir>/plan.json: plan
 // version V, this bin/attack reads version 1 ..." (docs/BAD_INPUT.md).
 nlohmann::json read_attack_plan(const std::string& dir);

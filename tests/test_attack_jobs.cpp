@@ -324,6 +324,11 @@ TEST_CASE("bin/attack --plan/--job: bad flags, a missing or foreign plan, an unk
     std::vector<std::string> threads2 = run_args();
     REQUIRE(threads2[10] == "--threads");
     threads2[11] = "2";
+    std::vector<std::string> epochs2 = run_args();
+    REQUIRE(epochs2[8] == "--epochs");
+    epochs2[9] = "2";
+    const std::string nowhere = tmp.file("nowhere"), file = tmp.file("a-file");
+    std::ofstream(file) << "not a run directory";
     struct Case {
         std::vector<std::string> args;
         int code;
@@ -334,6 +339,15 @@ TEST_CASE("bin/attack --plan/--job: bad flags, a missing or foreign plan, an unk
         {{"--run-dir", none, "--job", "0"}, 1,
          "error: " + none + ": no plan.json in this run directory (write one with bin/attack --plan ... --run-dir " +
              none + ")"},
+        {{"--run-dir", nowhere, "--job", "0"}, 1,
+         "error: --run-dir " + nowhere + ": no such directory (give the directory bin/attack --plan wrote)"},
+        {{"--run-dir", file, "--job", "0"}, 1,
+         "error: --run-dir " + file + ": not a directory (give the directory bin/attack --plan wrote)"},
+        // The plain run of the planned directory with another setting: the
+        // first differing key of attack_config.json, both values.
+        {with(epochs2, {"--run-dir", dir}), 1,
+         "error: " + dir + " holds a run with another configuration (epochs: 1 there, 2 here); choose another "
+                           "--run-dir or pass --force"},
         {{"--run-dir", old, "--job", "0"}, 1,
          "error: " + old + "/plan.json: plan version 2, this bin/attack reads version 1 (write the plan again with "
                            "this bin/attack --plan)"},
@@ -369,6 +383,31 @@ TEST_CASE("bin/attack --plan/--job: bad flags, a missing or foreign plan, an unk
         CHECK(r.err == c.line + "\n");
     }
     CHECK(!fs::exists(dir + "/models"));  // no refused job trained anything
+    CHECK(!fs::exists(nowhere));
+}
+
+TEST_CASE("bin/attack --plan again with fewer --emit: the other emitters' files go, nothing else") {
+    TempDir tmp("mmia_jobs_replan");
+    const std::string dir = tmp.file("run");
+    plan_run(dir, {"--emit", "parallel,slurm,sge"}, tmp.file("plan.log"));
+    const std::vector<std::string> gone = {"run_parallel.sh", "jobs.sge", "attack.sge", "submit_sge.sh"},
+                                   kept = {"jobs.sbatch", "attack.sbatch", "submit.sh"};
+    for (const auto& names : {gone, kept})
+        for (const std::string& f : names) REQUIRE_MESSAGE(fs::exists(dir + "/" + f), f);
+    std::ofstream(dir + "/notes.txt") << "mine";
+    std::ofstream(dir + "/score.sge") << "bin/extract's name, not bin/attack's";
+    CliRun r = cli_run_argv(attack_argv(with(run_args(), {"--run-dir", dir, "--plan", "--emit", "slurm"})),
+                            tmp.file("replan.log"), 120);
+    INFO("stdout: " << r.out << "\nstderr: " << r.err);
+    REQUIRE(r.code == 0);
+    const std::string canon = fs::canonical(dir).string();
+    for (const std::string& f : gone) {
+        CHECK_MESSAGE(!fs::exists(fs::symlink_status(dir + "/" + f)), f);
+        CHECK_MESSAGE(r.out.find("removed (not emitted this time): " + canon + "/" + f + "\n") != std::string::npos, f);
+    }
+    for (const std::string& f : kept) CHECK_MESSAGE(fs::exists(dir + "/" + f), f);
+    CHECK(cli_read_text(dir + "/notes.txt") == "mine");
+    CHECK(fs::exists(dir + "/score.sge"));
 }
 
 TEST_CASE("a Slurm array on a single-node cluster (scripts/slurm_local.sh), then the afterok attack: bit-identical to the sequential run; the SGE files") {

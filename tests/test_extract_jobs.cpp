@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "attack/jobs.h"
 #include "tests/cli_check.h"
 #include "tests/extract_fixture.h"
 #include "tests/temp_dir.h"
@@ -200,10 +201,19 @@ TEST_CASE("bin/extract --plan/--job: refusals are one exact line") {
     Fixture fx;
     const std::string bin = extract_bin(), tmp = fx.tmp.path.string();
     const std::string dir = fx.tmp.file("planned"), empty = fx.tmp.file("empty");
+    const std::string nowhere = fx.tmp.file("nowhere"), file = fx.tmp.file("a-file");
     fs::create_directories(empty);
+    std::ofstream(file) << "not a run directory";
     CliRun p = cli_run(bin, fx.args() + " --run-dir " + cli_quote(dir) + " --plan", tmp);
     REQUIRE(p.code == 0);
     const std::string abs = fs::absolute(dir).string();
+    // The plain run of the planned directory with another setting: the
+    // refusal names the first differing key of extract_config.json.
+    std::string threads2 = fx.args(), fewer = fx.args();
+    REQUIRE(threads2.find(" --threads 1") != std::string::npos);
+    threads2.replace(threads2.find(" --threads 1"), 12, " --threads 2");
+    REQUIRE(fewer.find(" --n-sequences 6") != std::string::npos);
+    fewer.replace(fewer.find(" --n-sequences 6"), 16, " --n-sequences 5");
     struct Case {
         std::string args;
         int code;
@@ -213,6 +223,16 @@ TEST_CASE("bin/extract --plan/--job: refusals are one exact line") {
         {"--run-dir " + empty + " --job 0", 1,
          "error: " + empty + ": no plan.json in this run directory (write one with bin/extract --plan ... --run-dir " +
              empty + ")"},
+        {"--run-dir " + nowhere + " --job 0", 1,
+         "error: --run-dir " + nowhere + ": no such directory (give the directory bin/extract --plan wrote)"},
+        {"--run-dir " + file + " --job 0", 1,
+         "error: --run-dir " + file + ": not a directory (give the directory bin/extract --plan wrote)"},
+        {threads2 + " --run-dir " + dir, 1,
+         "error: " + dir + " holds a run with another configuration (threads: 1 there, 2 here); choose another "
+                           "--run-dir or pass --force"},
+        {fewer + " --run-dir " + dir, 1,
+         "error: " + dir + " holds a run with another configuration (n_sequences: 6 there, 5 here); choose another "
+                           "--run-dir or pass --force"},
         {"--run-dir " + dir + " --job 6", 1, "error: --job 6: the plan in " + abs + " has jobs 0 to 5"},
         {"--run-dir " + dir + " --job 0 --seeds 3", 2,
          "error: --job: the run's arguments come from its plan (plan.json); --seeds cannot be given with --job "
@@ -234,6 +254,8 @@ TEST_CASE("bin/extract --plan/--job: refusals are one exact line") {
         CHECK(r.err == c.line + "\n");
     }
     CHECK_FALSE(cli_file_exists(fx.tmp.file("pbs")));  // refused before anything is written
+    CHECK_FALSE(cli_file_exists(nowhere));
+    CHECK_FALSE(cli_file_exists(dir + "/models/tiny-mamba-seed5.pt"));  // the refused plain runs trained nothing
 
     // A plan this bin/extract would not write: each file spoiled in turn.
     auto check = [&](const std::string& line) {
@@ -255,6 +277,101 @@ TEST_CASE("bin/extract --plan/--job: refusals are one exact line") {
           "this bin/extract --plan)");
     std::ofstream(dir + "/plan.json") << "x";
     check("error: " + dir + "/plan.json: not valid JSON (a corrupt run directory?)");
+}
+
+TEST_CASE("bin/extract --plan again with fewer --emit: the other emitters' files go, nothing else") {
+    Fixture fx;
+    const std::string bin = extract_bin(), tmp = fx.tmp.path.string(), dir = fx.tmp.file("replanned");
+    const std::string plan = fx.args() + " --run-dir " + cli_quote(dir) + " --plan";
+    CliRun p = cli_run(bin, plan + " --emit parallel,slurm,sge", tmp);
+    REQUIRE_MESSAGE(p.code == 0, p.err);
+    const std::vector<std::string> slurm = {"jobs.sbatch", "score.sbatch", "submit.sh"},
+                                   sge = {"jobs.sge", "score.sge", "submit_sge.sh"};
+    for (const auto& names : {slurm, sge})
+        for (const std::string& f : names) REQUIRE_MESSAGE(cli_file_exists(dir + "/" + f), f);
+    // What the program did not write under these names stays: a user's
+    // file, another program's step script, the log directories.
+    std::ofstream(dir + "/notes.txt") << "mine";
+    std::ofstream(dir + "/attack.sbatch") << "bin/attack's name, not bin/extract's";
+    std::ofstream(dir + "/slurm/train-1_0.out") << "a log";
+
+    CliRun narrower = cli_run(bin, plan + " --emit parallel", tmp);
+    INFO("stdout: " << narrower.out << "\nstderr: " << narrower.err);
+    REQUIRE(narrower.code == 0);
+    const std::string canon = fs::canonical(dir).string();
+    for (const auto& names : {slurm, sge})
+        for (const std::string& f : names) {
+            CHECK_MESSAGE(!fs::exists(fs::symlink_status(dir + "/" + f)), f);
+            CHECK_MESSAGE(narrower.out.find("removed (not emitted this time): " + canon + "/" + f + "\n") !=
+                              std::string::npos,
+                          f);
+        }
+    CHECK(cli_file_exists(dir + "/run_parallel.sh"));
+    CHECK(cli_read_text(dir + "/notes.txt") == "mine");
+    CHECK(cli_file_exists(dir + "/attack.sbatch"));
+    CHECK(cli_read_text(dir + "/slurm/train-1_0.out") == "a log");
+    CHECK(fs::is_directory(dir + "/sge"));
+
+    // No --emit: run_parallel.sh goes too; a symlink under an emitter's
+    // name is not the program's file and stays (so does its target).
+    fs::create_symlink(dir + "/notes.txt", dir + "/submit.sh");
+    CliRun none = cli_run(bin, plan, tmp);
+    INFO("stdout: " << none.out << "\nstderr: " << none.err);
+    REQUIRE(none.code == 0);
+    CHECK_FALSE(cli_file_exists(dir + "/run_parallel.sh"));
+    CHECK(none.out.find("removed (not emitted this time): " + canon + "/run_parallel.sh\n") != std::string::npos);
+    CHECK(fs::is_symlink(dir + "/submit.sh"));
+    CHECK(cli_read_text(dir + "/notes.txt") == "mine");
+    for (const char* f : {"plan.json", "jobs.json", "jobs.txt", "extract_config.json"})
+        CHECK_MESSAGE(cli_file_exists(dir + "/" + f), f);
+}
+
+TEST_CASE("json_first_difference and another_configuration: the first differing key path and both values") {
+    using mmia::json_first_difference;
+    CHECK(json_first_difference(json{{"a", 1}}, json{{"a", 1}}).empty());
+    CHECK(json_first_difference(json{{"threads", 2}, {"seeds", {1}}}, json{{"threads", 1}, {"seeds", {1}}}) ==
+          "threads: 2 there, 1 here");
+    // keys in sorted order: "b" before "c" whatever the insertion order
+    CHECK(json_first_difference(json{{"c", 1}, {"b", 1}}, json{{"c", 2}, {"b", 2}}) == "b: 1 there, 2 here");
+    CHECK(json_first_difference(json{{"training", {{"tiny-mamba", {{"epochs", 1}, {"lr", 0.01}}}}}},
+                                json{{"training", {{"tiny-mamba", {{"epochs", 3}, {"lr", 0.01}}}}}}) ==
+          "training.tiny-mamba.epochs: 1 there, 3 here");
+    CHECK(json_first_difference(json{{"seeds", {1, 2}}}, json{{"seeds", {1, 3}}}) == "seeds[1]: 2 there, 3 here");
+    CHECK(json_first_difference(json{{"seeds", {1, 2}}}, json{{"seeds", {1}}}) == "seeds: [1,2] there, [1] here");
+    CHECK(json_first_difference(json{{"a", 1}}, json{{"a", 1}, {"control", "x"}}) ==
+          "control: absent there, \"x\" here");
+    CHECK(json_first_difference(json{{"a", 1}, {"control", "x"}}, json{{"a", 1}}) ==
+          "control: \"x\" there, absent here");
+    CHECK(json_first_difference(json{{"n", "y"}}, json{{"n", 5}}) == "n: \"y\" there, 5 here");
+    CHECK(json_first_difference(json::array({1}), json{{"a", 1}}) == "the whole configuration: [1] there, {\"a\":1} here");
+    const std::string long_a(70, 'a'), long_b(70, 'b');
+    CHECK(json_first_difference(json{{"s", long_a}}, json{{"s", long_b}}) ==
+          "s: \"" + std::string(56, 'a') + "... there, \"" + std::string(56, 'b') + "... here");
+    CHECK(mmia::another_configuration("runs/x", json{{"threads", 2}}, json{{"threads", 1}}) ==
+          "runs/x holds a run with another configuration (threads: 2 there, 1 here); choose another --run-dir or "
+          "pass --force");
+}
+
+TEST_CASE("scheduler_file_names: the files emit_scheduler_files writes, for both programs' last steps") {
+    TempDir tmp("mmia_sched_names");
+    for (const char* step : {"", "score"}) {
+        json jobs = {{"run_dir", tmp.path.string()}, {"program", "/bin/true"}, {"jobs", json::array({json::object()})}};
+        if (*step) jobs["final_step"] = step, jobs["score_command"] = "true";
+        else jobs["attack_command"] = "true";
+        for (const char* what : {"parallel", "slurm", "sge"}) {
+            INFO(what << " " << step);
+            std::vector<std::string> names;
+            for (const std::string& path : mmia::emit_scheduler_files(tmp.path.string(), jobs, what, 0, 1))
+                names.push_back(fs::path(path).filename().string());
+            CHECK(names == mmia::scheduler_file_names(jobs, what));
+        }
+    }
+    CHECK(mmia::scheduler_file_names(json{{"final_step", "score"}}, "slurm") ==
+          std::vector<std::string>{"jobs.sbatch", "score.sbatch", "submit.sh"});
+    CHECK(mmia::scheduler_file_names(json::object(), "sge") ==
+          std::vector<std::string>{"jobs.sge", "attack.sge", "submit_sge.sh"});
+    CHECK_THROWS_WITH_AS(mmia::scheduler_file_names(json::object(), "pbs"),
+                         "--emit: unknown scheduler 'pbs' (parallel, slurm, sge)", std::runtime_error);
 }
 
 // run_parallel.sh when a job fails (here GNU parallel's --timeout, passed
