@@ -280,9 +280,9 @@ TEST_CASE("memorized is computed on tokens: a verbatim multi-byte continuation i
     CHECK_FALSE(suffix_exact_match(g, s));
 }
 
-TEST_CASE("run_extract on a fixture corpus: CSV columns, flags recomputed, held-out 0, re-run trains nothing") {
-    TempDir tmp("mmia_extract");
-    write_fixture_corpus(tmp.file("corpus"));
+// A small run of both tiny presets on tmp/corpus (written by the caller),
+// the tiny config written to tmp/config.json, outputs in tmp/run.
+static ExtractConfig tiny_run_config(const TempDir& tmp) {
     write_tiny_config(tmp.file("config.json"));
     ExtractConfig cfg;
     cfg.corpus = tmp.file("corpus");
@@ -300,6 +300,13 @@ TEST_CASE("run_extract on a fixture corpus: CSV columns, flags recomputed, held-
     cfg.threads = 2;
     cfg.run_dir = tmp.file("run");
     cfg.verbose = false;
+    return cfg;
+}
+
+TEST_CASE("run_extract on a fixture corpus: CSV columns, flags recomputed, held-out 0, re-run trains nothing") {
+    TempDir tmp("mmia_extract");
+    write_fixture_corpus(tmp.file("corpus"));
+    ExtractConfig cfg = tiny_run_config(tmp);
     cfg.control = true;
     json res = run_extract(cfg);
     CHECK(last_extract_run_stats().trained == 6);  // two models, two references, two controls
@@ -467,22 +474,11 @@ TEST_CASE("run_extract with repeated documents: every one extracted by its copie
     opt.repeat_counts = {1, 8};
     Corpus built = assemble_corpus(raw, opt);
     write_corpus(built, tmp.file("corpus"));
-    write_tiny_config(tmp.file("config.json"));
-    ExtractConfig cfg;
-    cfg.corpus = tmp.file("corpus");
-    cfg.config_path = tmp.file("config.json");
+    ExtractConfig cfg = tiny_run_config(tmp);
     cfg.presets = {"tiny-mamba"};
-    cfg.seeds = {5};
-    cfg.prefix_lengths = {8, 16};
     cfg.n_sequences = 5;
-    cfg.samples = 1;
-    cfg.untargeted = 8;
-    cfg.untargeted_len = 90;
     cfg.candidates = 10;
     cfg.mia_docs = 6;
-    cfg.threads = 2;
-    cfg.run_dir = tmp.file("run");
-    cfg.verbose = false;
     json res = run_extract(cfg);
 
     const Corpus corpus = load_corpus(cfg.corpus);
