@@ -49,6 +49,13 @@ AttackRunConfig small(const std::string& dir, int64_t ds) {
 }
 
 
+// The vulnerability per epoch of a one-target shokri run (docs/ATTACKS.md):
+// one row per epoch; the gap is train - test accuracy; at the last epoch
+// the model is the attacked one, so the accuracies are the trainer's final
+// ones and the loss AUC is the pairwise AUC of scores/<kind>_target0.csv's
+// loss column (the engine's logits, an independent path). Defined below.
+void check_per_epoch(const std::string& dir, const json& r, const std::string& kind, int epochs);
+
 // --- An outside tool's view of a run directory ---------------------------------
 // Everything below reads only the run directory's files (scores/*.csv,
 // outputs/*.npy, splits.json, membership.csv) and the dataset's labels, and
@@ -218,6 +225,34 @@ RefMetrics ref_metrics(const std::vector<double>& s, const std::vector<int>& m, 
     r.accuracy = double(tp + tn) / double(s.size());
     r.precision = tp + fp ? double(tp) / double(tp + fp) : 0.0;
     return r;
+}
+
+void check_per_epoch(const std::string& dir, const json& r, const std::string& kind, int epochs) {
+    const json& km = r["models"][kind];
+    REQUIRE(km.contains("per_epoch"));
+    const json& pe = km["per_epoch"];
+    REQUIRE(pe.size() == size_t(epochs));
+    CHECK(km["targets"][0]["per_epoch"].size() == size_t(epochs));
+    for (int e = 0; e < epochs; e++) {
+        CAPTURE(e);
+        CHECK(pe[e]["epoch"] == e + 1);
+        CHECK(pe[e]["targets"] == 1);
+        CHECK(pe[e]["gap"].get<double>() ==
+              doctest::Approx(pe[e]["train_acc"].get<double>() - pe[e]["test_acc"].get<double>()).epsilon(1e-12));
+        for (const char* key : {"loss_auc", "loss_tpr_at_1pct_fpr", "train_acc", "test_acc"})
+            CHECK((pe[e][key].get<double>() >= 0 && pe[e][key].get<double>() <= 1));
+    }
+    const json& last = pe[epochs - 1];
+    CHECK(last["train_acc"].get<double>() == km["targets"][0]["train_acc"].get<double>());
+    CHECK(last["test_acc"].get<double>() == km["targets"][0]["test_acc"].get<double>());
+    const ScoreTable t = read_scores(dir + "/scores/" + kind + "_target0.csv");
+    const RefMetrics ref = ref_metrics(t.col.at("loss"), t.member, 0);
+    MESSAGE("per-epoch loss AUC at epoch " << epochs << ": " << last["loss_auc"].get<double>()
+                                           << ", from scores/: " << ref.auc);
+    CHECK(last["loss_auc"].get<double>() == doctest::Approx(ref.auc).epsilon(1e-12));
+    CHECK(last["loss_tpr_at_1pct_fpr"].get<double>() == doctest::Approx(ref.tpr_1).epsilon(1e-12));
+    // Overfitting shows up over the epochs: the last gap is above the first.
+    CHECK(last["gap"].get<double>() > pe[0]["gap"].get<double>());
 }
 
 // The shadow-chosen threshold (docs/ATTACKS.md): the ROC point of largest
@@ -702,6 +737,7 @@ TEST_CASE("a real run writes every output; a re-run trains nothing and replaces 
     int lines = 0;
     for (std::string l; std::getline(scores, l);) lines++;
     CHECK(lines == 201);
+    check_per_epoch(dir, r, "cnn", 24);
 
     // The packed models and confidence files are outputs, never inputs: a
     // re-run derives them again from the checkpoints, so corrupt ones (a
@@ -715,6 +751,7 @@ TEST_CASE("a real run writes every output; a re-run trains nothing and replaces 
     CHECK(last_attack_run_stats().trained == 0);
     CHECK(last_attack_run_stats().cached == 3);
     CHECK(again["models"]["cnn"]["targets"][0]["attacks"] == t["attacks"]);  // deterministic
+    CHECK(again["models"]["cnn"]["per_epoch"] == r["models"]["cnn"]["per_epoch"]);  // from the cached checkpoints
     CHECK(cli_read_text(dir + "/outputs/cnn/target0.npy") == npy);
 
     // What decides the bits besides the configuration is recorded (and not
