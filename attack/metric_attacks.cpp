@@ -116,4 +116,25 @@ std::vector<double> subtract_class_thresholds(const std::vector<double>& scores,
     return out;
 }
 
+nlohmann::json loss_attack_exposure(const std::vector<float>& member_logits, const std::vector<int>& member_labels,
+                                    const std::vector<float>& nonmember_logits,
+                                    const std::vector<int>& nonmember_labels, int n_classes) {
+    auto acc = [&](const std::vector<float>& z, const std::vector<int>& y) {
+        int64_t right = 0;
+        for (size_t i = 0; i < y.size(); i++) right += is_correct(z.data() + i * size_t(n_classes), n_classes, y[i]);
+        return y.empty() ? 0.0 : double(right) / double(y.size());
+    };
+    std::vector<double> s = metric_scores(MetricAttack::loss, member_logits, n_classes, member_labels);
+    const std::vector<double> sn = metric_scores(MetricAttack::loss, nonmember_logits, n_classes, nonmember_labels);
+    s.insert(s.end(), sn.begin(), sn.end());
+    std::vector<int> is_member(member_labels.size(), 1);
+    is_member.resize(s.size(), 0);
+    const double train_acc = acc(member_logits, member_labels), test_acc = acc(nonmember_logits, nonmember_labels);
+    return {{"train_acc", train_acc},
+            {"test_acc", test_acc},
+            {"gap", train_acc - test_acc},
+            {"loss_auc", roc_auc(s, is_member)},
+            {"loss_tpr_at_1pct_fpr", tpr_at_fpr(roc_curve(s, is_member), 0.01)}};
+}
+
 }  // namespace mmia

@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace mmia {
 
 enum class MetricAttack { loss, confidence, entropy, modified_entropy, correctness };
@@ -46,5 +48,20 @@ std::vector<double> per_class_thresholds(const std::vector<double>& shadow_score
 // FPR rank examples by how far they clear their own class's threshold.
 std::vector<double> subtract_class_thresholds(const std::vector<double>& scores, const std::vector<int>& labels,
                                               const std::vector<double>& thresholds);
+
+// One model's exposure at one point of its training (bin/attack's
+// vulnerability per epoch): its logits on its members and on its
+// non-members (rows of n_classes, labels alongside). Returns
+//   {"train_acc", "test_acc"}: the fraction of members / non-members whose
+//                 argmax logit is the label (is_correct; ties: the first)
+//   "gap":        train_acc - test_acc
+//   "loss_auc":   roc_auc of the loss attack's score (-cross_entropy, higher
+//                 = member), members the positive class
+//   "loss_tpr_at_1pct_fpr": tpr_at_fpr(its ROC, 0.01)
+// Needs at least one member and one non-member; throws what metric_scores
+// and roc_curve throw on bad input.
+nlohmann::json loss_attack_exposure(const std::vector<float>& member_logits, const std::vector<int>& member_labels,
+                                    const std::vector<float>& nonmember_logits,
+                                    const std::vector<int>& nonmember_labels, int n_classes);
 
 }  // namespace mmia

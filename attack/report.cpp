@@ -1,6 +1,8 @@
 // report.cpp: report.md and the SVG plots of an attack run (see report.h).
 #include "attack/report.h"
 
+#include "attack/features.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -45,17 +47,13 @@ std::string svg_open(const std::string& title, int width = 640) {
 
 }  // namespace
 
-std::string svg_roc(const std::vector<NamedRoc>& curves, bool loglog, const std::string& title) {
-    const double lo = 1e-4;
-    auto ax = [&](double v) {
-        if (!loglog) return v;
-        return (std::log10(std::max(v, lo)) - std::log10(lo)) / -std::log10(lo);
-    };
-    auto px = [&](double fpr) { return X0 + (X1 - X0) * ax(fpr); };
-    auto py = [&](double tpr) { return Y0 + (Y1 - Y0) * ax(tpr); };
-    std::ostringstream o;
-    o << svg_open(title);
-    // Ticks.
+int legend_width(size_t longest) { return std::max(640, 505 + 8 * int(longest)); }
+
+namespace {
+
+// The ROC axes: ticks, grid, labels and the chance diagonal (TPR = FPR).
+template <class PX, class PY>
+void roc_axes(std::ostream& o, bool loglog, PX px, PY py) {
     std::vector<double> ticks = loglog ? std::vector<double>{1e-4, 1e-3, 1e-2, 1e-1, 1}
                                        : std::vector<double>{0, 0.2, 0.4, 0.6, 0.8, 1};
     for (double t : ticks) {
@@ -67,16 +65,41 @@ std::string svg_roc(const std::vector<NamedRoc>& curves, bool loglog, const std:
     }
     o << "<text x=\"220\" y=\"440\">false positive rate</text>\n";
     o << "<text x=\"14\" y=\"36\">TPR</text>\n";
-    // Chance: TPR = FPR.
     o << "<polyline fill=\"none\" stroke=\"#999\" stroke-dasharray=\"4 3\" points=\"";
     for (int i = 0; i <= 40; i++) {
         double v = loglog ? std::pow(10.0, -4.0 + 4.0 * i / 40) : i / 40.0;
         o << px(v) << "," << py(v) << " ";
     }
     o << "\"/>\n";
+}
+
+// Legend entry `row` (0 at the top) of the right-hand column: a short line
+// in the curve's colour and style, and its name.
+void legend_line(std::ostream& o, size_t row, const std::string& col, bool dashed, const std::string& name) {
+    o << "<line x1=\"470\" y1=\"" << 50 + 18 * row << "\" x2=\"490\" y2=\"" << 50 + 18 * row << "\" stroke=\""
+      << col << "\" stroke-width=\"2\"" << (dashed ? " stroke-dasharray=\"6 3\"" : "") << "/><text x=\"495\" y=\""
+      << 54 + 18 * row << "\">" << escape_xml(name) << "</text>\n";
+}
+
+}  // namespace
+
+std::string svg_roc(const std::vector<NamedRoc>& curves, bool loglog, const std::string& title) {
+    const double lo = 1e-4;
+    auto ax = [&](double v) {
+        if (!loglog) return v;
+        return (std::log10(std::max(v, lo)) - std::log10(lo)) / -std::log10(lo);
+    };
+    auto px = [&](double fpr) { return X0 + (X1 - X0) * ax(fpr); };
+    auto py = [&](double tpr) { return Y0 + (Y1 - Y0) * ax(tpr); };
+    size_t longest = 0;
+    for (const NamedRoc& c : curves) longest = std::max(longest, c.name.size());
+    std::ostringstream o;
+    o << svg_open(title, legend_width(longest));
+    roc_axes(o, loglog, px, py);
     for (size_t c = 0; c < curves.size(); c++) {
-        const char* col = kColors[c % 8];
-        o << "<polyline fill=\"none\" stroke=\"" << col << "\" stroke-width=\"1.5\" points=\"";
+        const std::string col = curves[c].color.empty() ? kColors[c % 8] : curves[c].color;
+        o << "<polyline fill=\"none\" stroke=\"" << col << "\" stroke-width=\"1.5\""
+          << (curves[c].dashed ? " stroke-dasharray=\"6 3\"" : "") << " points=\"";
         // A ROC has up to n points: keep one per pixel column and row change.
         double lx = -1, ly = -1;
         for (const auto& p : curves[c].roc) {
@@ -86,15 +109,59 @@ std::string svg_roc(const std::vector<NamedRoc>& curves, bool loglog, const std:
             lx = x, ly = y;
         }
         o << "\"/>\n";
-        o << "<line x1=\"470\" y1=\"" << 50 + 18 * c << "\" x2=\"490\" y2=\"" << 50 + 18 * c << "\" stroke=\"" << col
-          << "\" stroke-width=\"2\"/><text x=\"495\" y=\"" << 54 + 18 * c << "\">" << escape_xml(curves[c].name)
-          << "</text>\n";
+        legend_line(o, c, col, curves[c].dashed, curves[c].name);
     }
     o << "</svg>\n";
     return o.str();
 }
 
-std::string svg_histogram(const ScoreHistogram& h, const std::string& title) {
+std::vector<NamedRoc> strongest_rocs(const std::vector<NamedRoc>& curves, const json& attack_metrics, size_t n,
+                                     const std::string& also) {
+    std::vector<std::pair<double, size_t>> ranked;  // (AUC, index in curves)
+    for (size_t i = 0; i < curves.size(); i++) {
+        const std::string& a = curves[i].name;
+        if (a != "seed000_on_target" && attack_metrics.contains(a) && attack_metrics[a].contains("auc"))
+            ranked.push_back({attack_metrics[a]["auc"].get<double>(), i});
+    }
+    // Highest AUC first; equal AUCs keep the curves' order.
+    std::stable_sort(ranked.begin(), ranked.end(), [](const auto& x, const auto& y) { return x.first > y.first; });
+    std::vector<NamedRoc> out;
+    for (size_t i = 0; i < ranked.size() && i < n; i++) out.push_back(curves[ranked[i].second]);
+    bool have = also.empty();
+    for (const NamedRoc& c : out) have = have || c.name == also;
+    for (const NamedRoc& c : curves)
+        if (!have && c.name == also) out.push_back(c), have = true;
+    return out;
+}
+
+std::string svg_roc_kinds(const std::vector<std::pair<std::string, std::vector<NamedRoc>>>& per_kind,
+                          const std::string& title) {
+    // Colour families, dark to light; a kind's curves take its family in order.
+    static const std::vector<std::vector<std::string>> families = {
+        {"#08306b", "#2171b5", "#4292c6", "#6baed6", "#9ecae1"},
+        {"#67000d", "#cb181d", "#ef3b2c", "#fb6a4a", "#fc9272"},
+        {"#00441b", "#238b45", "#41ab5d", "#74c476", "#a1d99b"},
+        {"#3f007d", "#6a51a3", "#807dba", "#9e9ac8", "#bcbddc"}};
+    std::vector<NamedRoc> all;
+    for (size_t k = 0; k < per_kind.size(); k++) {
+        const auto& fam = families[k % families.size()];
+        for (size_t c = 0; c < per_kind[k].second.size(); c++) {
+            NamedRoc r = per_kind[k].second[c];
+            r.name = per_kind[k].first + " " + r.name;
+            r.color = fam[c % fam.size()];
+            r.dashed = k % 2 == 1;
+            all.push_back(std::move(r));
+        }
+    }
+    return svg_roc(all, true, title);
+}
+
+ScoreHistogram logit_confidence_histogram(const std::vector<float>& logits, int k, const std::vector<int>& labels,
+                                          const std::vector<int>& is_member, int bins) {
+    return score_histogram(logit_scaled_confidences(logits, k, labels), is_member, bins);
+}
+
+std::string svg_histogram(const ScoreHistogram& h, const std::string& title, const std::string& xlabel) {
     std::ostringstream o;
     o << svg_open(title);
     const size_t bins = h.members.size();
@@ -116,7 +183,7 @@ std::string svg_histogram(const ScoreHistogram& h, const std::string& title) {
         o << "<text x=\"430\" y=\"416\">" << fmt("%.3g", h.edges.back()) << "</text>\n";
     }
     o << "<text x=\"14\" y=\"36\">count (max " << top << ")</text>\n";
-    o << "<text x=\"220\" y=\"440\">attack score (higher = member)</text>\n";
+    o << "<text x=\"220\" y=\"440\">" << escape_xml(xlabel) << "</text>\n";
     o << "<rect x=\"470\" y=\"44\" width=\"14\" height=\"10\" fill=\"" << kColors[1]
       << "\" fill-opacity=\"0.5\"/><text x=\"490\" y=\"54\">members</text>\n";
     o << "<rect x=\"470\" y=\"62\" width=\"14\" height=\"10\" fill=\"" << kColors[0]
@@ -132,7 +199,7 @@ std::string svg_privacy_utility(const std::vector<UtilityPoint>& points, const s
     size_t longest = 0;
     for (const UtilityPoint& p : points) longest = std::max(longest, p.label.size());
     std::ostringstream o;
-    o << svg_open(title, std::max(640, 500 + 7 * int(longest)));
+    o << svg_open(title, legend_width(longest));
     for (int i = 0; i <= 5; i++) {
         const double a = i / 5.0, u = 0.5 + i / 10.0;
         o << "<text x=\"" << px(a) - 10 << "\" y=\"416\">" << fmt("%.1f", a) << "</text>\n";
@@ -148,6 +215,61 @@ std::string svg_privacy_utility(const std::vector<UtilityPoint>& points, const s
           << "\" r=\"5\" fill=\"" << col << "\"/>\n";
         o << "<circle cx=\"480\" cy=\"" << 50 + 18 * c << "\" r=\"5\" fill=\"" << col << "\"/><text x=\"490\" y=\""
           << 54 + 18 * c << "\">" << escape_xml(points[c].label) << "</text>\n";
+    }
+    o << "</svg>\n";
+    return o.str();
+}
+
+namespace {
+
+// The kinds of a result with a recorded "per_epoch" array, and the last epoch.
+std::vector<std::pair<std::string, const json*>> per_epoch_kinds(const json& r, int* max_epoch) {
+    std::vector<std::pair<std::string, const json*>> kinds;
+    *max_epoch = 1;
+    for (auto& [k, m] : r.at("models").items())
+        if (m.contains("per_epoch") && m["per_epoch"].is_array() && !m["per_epoch"].empty()) {
+            kinds.push_back({k, &m["per_epoch"]});
+            for (const json& e : m["per_epoch"]) *max_epoch = std::max(*max_epoch, e.at("epoch").get<int>());
+        }
+    return kinds;
+}
+
+}  // namespace
+
+std::string svg_vulnerability_per_epoch(const json& r, const std::string& title) {
+    int last = 1;
+    const auto kinds = per_epoch_kinds(r, &last);
+    auto px = [&](double e) { return X0 + (X1 - X0) * (last == 1 ? 0.5 : (e - 1) / (last - 1)); };
+    auto py = [](double v) { return Y0 + (Y1 - Y0) * std::clamp(v, 0.0, 1.0); };
+    size_t longest = 0;
+    for (const auto& k : kinds) longest = std::max(longest, k.first.size() + 24);  // "<kind> gap (train - test acc)"
+    std::ostringstream o;
+    o << svg_open(title, legend_width(longest));
+    for (int i = 0; i <= 5; i++) {
+        o << "<text x=\"20\" y=\"" << py(i / 5.0) + 4 << "\">" << fmt("%.1f", i / 5.0) << "</text>\n";
+        o << "<line x1=\"60\" y1=\"" << py(i / 5.0) << "\" x2=\"460\" y2=\"" << py(i / 5.0) << "\" stroke=\"#eee\"/>\n";
+    }
+    const int step = std::max(1, (last + 9) / 10);  // at most about 10 epoch labels
+    for (int e = 1; e <= last; e += step)
+        o << "<text x=\"" << fmt("%.1f", px(e) - 4) << "\" y=\"416\">" << e << "</text>\n";
+    o << "<line x1=\"60\" y1=\"" << py(0.5) << "\" x2=\"460\" y2=\"" << py(0.5)
+      << "\" stroke=\"#999\" stroke-dasharray=\"2 3\"/>\n";  // AUC 0.5: chance
+    o << "<text x=\"240\" y=\"440\">epoch</text>\n<text x=\"14\" y=\"36\">loss attack AUC; gap</text>\n";
+    for (size_t c = 0; c < kinds.size(); c++) {
+        const char* col = kColors[c % 8];
+        for (const char* key : {"loss_auc", "gap"}) {
+            const bool dashed = std::string(key) == "gap";
+            o << "<polyline fill=\"none\" stroke=\"" << col << "\" stroke-width=\"1.5\""
+              << (dashed ? " stroke-dasharray=\"6 3\"" : "") << " points=\"";
+            for (const json& e : *kinds[c].second)
+                o << fmt("%.1f", px(e["epoch"].get<double>())) << "," << fmt("%.1f", py(e[key].get<double>())) << " ";
+            o << "\"/>\n";
+            for (const json& e : *kinds[c].second)
+                o << "<circle cx=\"" << fmt("%.1f", px(e["epoch"].get<double>())) << "\" cy=\""
+                  << fmt("%.1f", py(e[key].get<double>())) << "\" r=\"2.5\" fill=\"" << col << "\"/>\n";
+            legend_line(o, 2 * c + (dashed ? 1 : 0), col, dashed,
+                        kinds[c].first + (dashed ? " gap (train - test acc)" : " loss attack AUC"));
+        }
     }
     o << "</svg>\n";
     return o.str();
@@ -420,17 +542,66 @@ void report_privacy_utility(std::ostream& o, const json& r, const std::vector<st
          "one).\n";
 }
 
+// The epochs a table of n shows: all when n <= 12, else 12 evenly spaced
+// (the first and the last among them).
+std::vector<size_t> shown_epochs(size_t n) {
+    std::vector<size_t> out;
+    for (size_t i = 0; i < std::min<size_t>(n, 12); i++) {
+        const size_t at = n <= 12 ? i : size_t(std::lround(double(i) * double(n - 1) / 11.0));
+        if (out.empty() || out.back() != at) out.push_back(at);
+    }
+    return out;
+}
+
+// The loss attack and the gap after every epoch of the targets' training.
+void report_per_epoch(std::ostream& o, const json& r, const std::vector<std::string>& kinds) {
+    o << "\n## Vulnerability per epoch\n\nAfter each training epoch, the target models (shokri: every target, "
+         "the mean shown; lira: model 0) in eval mode on their own members and non-members: train and test "
+         "accuracy, the generalisation gap (train - test) and the loss attack (score -loss, threshold-free) on the "
+         "model's raw logits (before any output defence).\n\n";
+    int last = 1;
+    if (!per_epoch_kinds(r, &last).empty())
+        o << "[Loss attack AUC and gap per epoch](plots/vulnerability_per_epoch.svg)\n\n";
+    for (const auto& k : kinds) {
+        const json& m = r["models"][k];
+        if (!m.contains("per_epoch") || !m["per_epoch"].is_array() || m["per_epoch"].empty()) {
+            o << "- " << k << ": " << m.value("per_epoch_not_recorded", std::string("not recorded")) << "\n";
+            continue;
+        }
+        const json& pe = m["per_epoch"];
+        o << "| " << k << " epoch | targets | train acc | test acc | gap | loss AUC | loss TPR@1%FPR |\n"
+          << "| --- | --- | --- | --- | --- | --- | --- |\n";
+        for (size_t i : shown_epochs(pe.size())) {
+            const json& e = pe[i];
+            o << "| " << e["epoch"] << " | " << e["targets"] << " | " << fmt("%.4f", e["train_acc"].get<double>())
+              << " | " << fmt("%.4f", e["test_acc"].get<double>()) << " | " << fmt("%.4f", e["gap"].get<double>())
+              << " | " << fmt("%.3f", e["loss_auc"].get<double>()) << " | "
+              << fmt("%.3f", e["loss_tpr_at_1pct_fpr"].get<double>()) << " |\n";
+        }
+        if (pe.size() > 12) o << "\nEvery epoch: metrics.json, models." << k << ".per_epoch.\n";
+        o << "\n";
+    }
+}
+
 void report_plots(std::ostream& o, const json& r, const std::vector<std::string>& kinds) {
     const std::string protocol = r.at("config").at("protocol");
     o << "\n## Plots (first target)\n\n";
+    if (kinds.size() >= 2)
+        o << "- [All kinds on the same log-log ROC axes: each kind's 3 strongest attacks by AUC, and LiRA online]"
+             "(plots/roc_loglog_both.svg)\n";
     for (const auto& k : kinds) {
-        o << "- " << k << ": [ROC](plots/" << k << "_roc.svg), [ROC log-log](plots/" << k << "_roc_loglog.svg), ";
+        o << "- " << k << ": [ROC](plots/" << k << "_roc.svg), [ROC log-log](plots/" << k << "_roc_loglog.svg), "
+          << "[logit-scaled confidence histogram](plots/" << k << "_hist_logit_conf.svg), ";
         if (protocol == "shokri")
             o << "[loss score histogram](plots/" << k << "_hist_loss.svg)\n";
         else
             o << "[loss score histogram](plots/" << k << "_hist_loss.svg), [LiRA online histogram](plots/" << k
               << "_hist_lira_online.svg)\n";
     }
+    o << "\nThe logit-scaled confidence phi = log(p_y / (1 - p_y)) (LiRA's statistic, computed from the logits) "
+         "is histogrammed beside the loss because an overfit model gives nearly every example a loss within a "
+         "hair of 0: the loss histogram then collapses to one bar, while phi still spreads members and "
+         "non-members over the whole range.\n";
     o << "\nPer-example scores: scores/; ROC points: roc/; engine logits: outputs/; splits: splits.json; "
          "all numbers: metrics.json.\n";
 }
@@ -455,6 +626,7 @@ std::string markdown_report(const json& r) {
          "shown (LiRA and RMIA offline leave unscored examples out). Every metric of every attack per slice: "
          "metrics.json, \"slices\".\n";
     report_slices(o, r, kinds);
+    report_per_epoch(o, r, kinds);
     report_plots(o, r, kinds);
     return o.str();
 }

@@ -16,15 +16,58 @@ namespace mmia {
 struct NamedRoc {
     std::string name;
     std::vector<RocPoint> roc;
+    std::string color = "";  // "" = the c-th of the plot's palette
+    bool dashed = false;  // drawn dashed (svg_roc_kinds: the second kind)
 };
 
 // ROC curves, TPR against FPR; loglog: both axes log10 from 1e-4 to 1 (where
 // the low-FPR regime that matters for privacy is visible), with the chance
-// diagonal.
+// diagonal. The canvas widens with the longest name (legend_width), so no
+// legend entry is clipped.
 std::string svg_roc(const std::vector<NamedRoc>& curves, bool loglog, const std::string& title);
 
-// Member and non-member score histograms over the same bins.
-std::string svg_histogram(const ScoreHistogram& h, const std::string& title);
+// The canvas width (px) whose legend column (from x = 495) holds a label of
+// `longest` characters at 12 px sans-serif: max(640, 505 + 8 * longest)
+// (8 px bounds the advance of the characters in our labels).
+int legend_width(size_t longest);
+
+// The curves to compare across kinds: the `n` of `curves` with the highest
+// "auc" in `attack_metrics` ({name: {"auc", ...}}, one target's metrics;
+// seed000_on_target and attacks without an AUC left out), highest first,
+// then `also` (e.g. "lira_online") when it is among the curves and not yet
+// chosen.
+std::vector<NamedRoc> strongest_rocs(const std::vector<NamedRoc>& curves, const nlohmann::json& attack_metrics,
+                                     size_t n, const std::string& also);
+
+// Several model kinds' curves on the same log-log ROC axes, each labelled
+// "<kind> <attack>": the first kind in solid blues, the second dashed in
+// reds (then greens, purples), so a reader tells the kinds apart by colour
+// family and by line style.
+std::string svg_roc_kinds(const std::vector<std::pair<std::string, std::vector<NamedRoc>>>& per_kind,
+                          const std::string& title);
+
+// Member and non-member score histograms over the same bins; xlabel names
+// the score.
+std::string svg_histogram(const ScoreHistogram& h, const std::string& title,
+                          const std::string& xlabel = "attack score (higher = member)");
+
+// LiRA's logit-scaled confidence phi = log(p_y / (1 - p_y)) of every row
+// (attack/features.h logit_scaled_confidences, stable from the logits:
+// finite where p_y rounds to 1) in `bins` equal-width bins (score_histogram),
+// members vs non-members. logits: n rows of k; labels, is_member: n each.
+// Unlike the loss, which an overfit model squeezes into [0, ~1e-6) for
+// nearly every example, phi keeps the confident examples apart (a margin of
+// 20 vs 30 is phi 20 - log 9 vs 30 - log 9 for 10 classes). Throws
+// what logit_scaled_confidences and score_histogram throw.
+ScoreHistogram logit_confidence_histogram(const std::vector<float>& logits, int k, const std::vector<int>& labels,
+                                          const std::vector<int>& is_member, int bins);
+
+// Vulnerability per epoch: for each model kind with a "per_epoch" array in
+// result["models"][kind] (run.cpp: {"epoch", "loss_auc", "gap", ...}), the
+// loss attack's AUC (solid) and the generalisation gap (dashed) against the
+// epoch, every kind on the same axes (y 0..1); kinds without one are left
+// out.
+std::string svg_vulnerability_per_epoch(const nlohmann::json& result, const std::string& title);
 
 // One point of the privacy-utility plot: a model kind under one setting.
 struct UtilityPoint {

@@ -212,6 +212,9 @@ struct Experiment {
     // LibTorch threads for training: a run with a plan (plan.json) trains
     // with the plan's count, whatever its --threads (0 = cfg.threads).
     int train_threads = 0;
+    // Per kind, its first target's strongest attacks' ROC curves (the kinds'
+    // shared log-log plot).
+    std::vector<std::pair<std::string, std::vector<NamedRoc>>> strongest_rocs;
     // Where the run's time goes (metrics.json "seconds", and the last log line).
     double seconds_training = 0, seconds_engine = 0, seconds_attacks = 0;
 
@@ -240,6 +243,7 @@ std::vector<float> released_logits(const Experiment& ex, const std::string& kind
 // A trained (or cached) model, exported for the engines.
 struct TrainedModel {
     double train_acc = 0, test_acc = 0;  // trainer's, on members / non-members
+    json history = json::array();        // the checkpoint meta's, one entry per epoch
 };
 
 // What the engines computed for one kind: every model's logits on its
@@ -384,26 +388,39 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> slices_of(const Labell
     return out;
 }
 
+// plots/<kind>_roc.svg and _roc_loglog.svg (the plot_attacks), the loss and
+// LiRA online score histograms, and the logit-scaled confidence histogram
+// of every row of the target (members vs non-members).
 void write_plots(const std::string& dir, const std::string& kind, const std::string& target,
-                 const std::vector<NamedRoc>& curves,
+                 const std::vector<NamedRoc>& curves, const Labelled& t,
                  const std::map<std::string, std::pair<std::vector<double>, std::vector<int>>>& scored_sets) {
     fs::create_directories(dir + "/plots");
     const std::string title = kind + " " + target;
-    write_file_atomic(dir + "/plots/" + kind + "_roc.svg", svg_roc(curves, false, title + ": ROC"));
-    write_file_atomic(dir + "/plots/" + kind + "_roc_loglog.svg", svg_roc(curves, true, title + ": ROC, log-log"));
+    std::vector<NamedRoc> drawn;
+    for (const NamedRoc& c : curves)
+        if (plot_attacks.count(c.name)) drawn.push_back(c);
+    write_file_atomic(dir + "/plots/" + kind + "_roc.svg", svg_roc(drawn, false, title + ": ROC"));
+    write_file_atomic(dir + "/plots/" + kind + "_roc_loglog.svg", svg_roc(drawn, true, title + ": ROC, log-log"));
     for (const auto& [name, sm] : scored_sets)
         if (name == "loss" || name == "lira_online")
             write_file_atomic(dir + "/plots/" + kind + "_hist_" + name + ".svg",
                               svg_histogram(score_histogram(sm.first, sm.second, 40),
                                             title + ": " + name + " score, members vs non-members (scored only)"));
+    const int k = int(t.logits.size() / std::max<size_t>(t.labels.size(), 1));
+    write_file_atomic(dir + "/plots/" + kind + "_hist_logit_conf.svg",
+                      svg_histogram(logit_confidence_histogram(t.logits, k, t.labels, t.is_member, 40),
+                                    title + ": logit-scaled confidence, members vs non-members",
+                                    "phi = log(p_y / (1 - p_y)) (higher = member)"));
 }
 
 // Writes scores/<kind>_<target>.csv and roc/<kind>_<target>_<attack>.csv,
-// and with_plots, plots/<kind>_*.svg; returns {attack name: metrics}, each
-// with its "slices" (slices_of).
+// and when `strongest` is given (the first target), plots/<kind>_*.svg and
+// into *strongest the curves of the 3 strongest attacks by AUC and LiRA
+// online (strongest_rocs) for the kinds' shared plot; returns {attack name:
+// metrics}, each with its "slices" (slices_of).
 json evaluate_and_write(const std::string& dir, const std::string& kind, const std::string& target,
                         const std::vector<int64_t>& pool_index, const Labelled& t,
-                        const std::vector<AttackScores>& attacks, bool with_plots) {
+                        const std::vector<AttackScores>& attacks, std::vector<NamedRoc>* strongest) {
     fs::create_directories(dir + "/scores");
     fs::create_directories(dir + "/roc");
     write_scores_csv(dir + "/scores/" + kind + "_" + target + ".csv", pool_index, t, attacks);
@@ -425,7 +442,7 @@ json evaluate_and_write(const std::string& dir, const std::string& kind, const s
             const auto m = pick(t.is_member, rows);
             auto roc = roc_curve(s, m);
             write_roc_csv(dir + "/roc/" + kind + "_" + target + "_" + a.name + ".csv", roc);
-            if (plot_attacks.count(a.name)) curves.push_back({a.name, std::move(roc)});
+            if (strongest) curves.push_back({a.name, std::move(roc)});
             scored_sets[a.name] = {s, m};
         }
         if (!a.unscored_reason.empty()) j["unscored_are"] = a.unscored_reason;
@@ -434,7 +451,10 @@ json evaluate_and_write(const std::string& dir, const std::string& kind, const s
         for (const auto& [name, rows] : slices) j["slices"][name] = metrics_on_rows(a, t.is_member, rows);
         metrics[a.name] = j;
     }
-    if (with_plots) write_plots(dir, kind, target, curves, scored_sets);
+    if (strongest) {
+        write_plots(dir, kind, target, curves, t, scored_sets);
+        *strongest = strongest_rocs(curves, metrics, 3, "lira_online");
+    }
     return metrics;
 }
 
@@ -1109,6 +1129,29 @@ bool model_complete(const std::string& base) {
            read_checkpoint_meta(base + ".pt").contains("final");
 }
 
+// The models whose exposure is measured after every epoch: the targets
+// (shokri: every target; lira: model 0 only, to keep the cost down); none
+// in a null-members run (the "members" attacked there are not the ones the
+// model trained on).
+bool tracks_epochs(const AttackRunConfig& cfg, const std::string& role) {
+    return !cfg.null_members && (role.rfind("target", 0) == 0 || role == "model0");
+}
+
+// TrainJob::per_epoch for a tracked model: {"vulnerability":
+// loss_attack_exposure(...)} of its logits on its members and non-members.
+std::function<json(int, const torch::Tensor&, const torch::Tensor&)> exposure_hook(std::vector<int> member_labels,
+                                                                                   std::vector<int> nonmember_labels,
+                                                                                   int k) {
+    return [member_labels, nonmember_labels, k](int, const torch::Tensor& members, const torch::Tensor& nonmembers) {
+        auto rows = [](const torch::Tensor& t) {
+            const torch::Tensor c = t.to(torch::kFloat32).contiguous();
+            return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+        };
+        return json{{"vulnerability",
+                     loss_attack_exposure(rows(members), member_labels, rows(nonmembers), nonmember_labels, k)}};
+    };
+}
+
 // Trains (or finds finished) the model of one plan entry and exports it for
 // the engines: models/<kind>/<role>.pt and .bin, under the model's lock
 // (models/<kind>/<role>.lock: a job and a run, or two jobs, never write one
@@ -1143,6 +1186,8 @@ TrainedModel train_model(Experiment& ex, const std::string& kind, const ModelSpl
     job.extra_meta = {{"attack_role", s.role},
                       {"members_fnv1a", std::to_string(fnv1a(s.members))},
                       {"nonmembers_fnv1a", std::to_string(fnv1a(s.nonmembers))}};
+    if (tracks_epochs(ex.cfg, s.role))
+        job.per_epoch = exposure_hook(labels_of(ex.pool, s.members), labels_of(ex.pool, s.nonmembers), ex.k);
 
     ex.step++;
     ex.log("[%d/%d] %s %s: ", ex.step, ex.n_steps, kind.c_str(), s.role.c_str());
@@ -1163,6 +1208,7 @@ TrainedModel train_model(Experiment& ex, const std::string& kind, const ModelSpl
     TrainedModel r;
     r.train_acc = meta.at("final").at("train_acc").get<double>();
     r.test_acc = meta.at("final").at("test_acc").get<double>();
+    r.history = meta.value("history", json::array());
     ex.log("%s in %.1f s, train acc %.4f, test acc %.4f\n", finished ? "cached" : "trained", secs, r.train_acc,
            r.test_acc);
     return r;
@@ -1211,7 +1257,10 @@ json attack_targets(Experiment& ex, const Protocol& proto, const std::string& ki
     json per_target = json::array();
     for (const TargetCase& t : proto.targets(ex, plan, out)) {
         const std::vector<AttackScores> attacks = proto.attacks(ex, plan, out, t);
-        json m = evaluate_and_write(ex.dir, kind, t.role, t.pool_index, t.data, attacks, t.index == 0);
+        std::vector<NamedRoc> strongest;
+        json m = evaluate_and_write(ex.dir, kind, t.role, t.pool_index, t.data, attacks,
+                                    t.index == 0 ? &strongest : nullptr);
+        if (t.index == 0) ex.strongest_rocs.push_back({kind, std::move(strongest)});
         per_target.push_back({{"role", t.role}, {"train_acc", t.train_acc}, {"test_acc", t.test_acc}, {"attacks", m}});
     }
     ex.seconds_attacks += std::chrono::duration<double>(Clock::now() - t0).count();
@@ -1219,6 +1268,52 @@ json attack_targets(Experiment& ex, const Protocol& proto, const std::string& ki
 }
 
 // --- Stage 6: metrics and report --------------------------------------------------------
+
+// A tracked model's history as rows {"epoch", "train_acc", "test_acc",
+// "gap", "loss_auc", "loss_tpr_at_1pct_fpr"}; null when an epoch lacks
+// them (a model trained before bin/attack recorded them) or there is none.
+json exposure_rows(const json& history) {
+    json rows = json::array();
+    for (const json& h : history) {
+        if (!h.contains("vulnerability")) return nullptr;
+        json row = h["vulnerability"];
+        row["epoch"] = h.at("epoch");
+        rows.push_back(row);
+    }
+    return rows.empty() ? json(nullptr) : rows;
+}
+
+// The vulnerability per epoch of one kind: each tracked target's rows in
+// its targets[i]["per_epoch"], their mean per epoch in "per_epoch" (with
+// "targets": how many reached that epoch), or "per_epoch_not_recorded".
+void add_per_epoch(const Experiment& ex, const Plan& plan, const std::vector<TrainedModel>& trained, json& kind) {
+    std::map<size_t, json> per_target;  // plan index = target index (both protocols)
+    for (size_t i = 0; i < plan.models.size(); i++)
+        if (tracks_epochs(ex.cfg, plan.models[i].role)) per_target[i] = exposure_rows(trained[i].history);
+    std::map<int, std::map<std::string, std::vector<double>>> by_epoch;
+    for (const auto& [i, rows] : per_target)
+        if (rows.is_null()) {
+            kind["per_epoch_not_recorded"] = "not recorded (model trained before this was added)";
+            return;
+        }
+    if (per_target.empty()) {
+        kind["per_epoch_not_recorded"] = "not recorded (a null-members run: the attacked \"members\" are not the "
+                                         "ones the targets trained on)";
+        return;
+    }
+    for (const auto& [i, rows] : per_target) {
+        kind["targets"][i]["per_epoch"] = rows;
+        for (const json& row : rows)
+            for (auto& [key, v] : row.items())
+                if (key != "epoch") by_epoch[row["epoch"].get<int>()][key].push_back(v.get<double>());
+    }
+    kind["per_epoch"] = json::array();
+    for (const auto& [e, keys] : by_epoch) {
+        json row = {{"epoch", e}, {"targets", keys.begin()->second.size()}};
+        for (const auto& [key, v] : keys) row[key] = mean_std(v).mean;
+        kind["per_epoch"].push_back(row);
+    }
+}
 
 void write_results(Experiment& ex, json& result, Clock::time_point t_run) {
     result["trained_now"] = g_stats.trained;
@@ -1234,6 +1329,12 @@ void write_results(Experiment& ex, json& result, Clock::time_point t_run) {
     fs::create_directories(ex.dir + "/plots");
     write_file_atomic(ex.dir + "/plots/privacy_utility.svg",
                       svg_privacy_utility(privacy_utility_points(result), "Privacy and utility"));
+    if (md.find("](plots/vulnerability_per_epoch.svg)") != std::string::npos)
+        write_file_atomic(ex.dir + "/plots/vulnerability_per_epoch.svg",
+                          svg_vulnerability_per_epoch(result, "Vulnerability per epoch (targets)"));
+    if (ex.strongest_rocs.size() >= 2)  // report.md links it then
+        write_file_atomic(ex.dir + "/plots/roc_loglog_both.svg",
+                          svg_roc_kinds(ex.strongest_rocs, "First targets: strongest attacks, ROC, log-log"));
     write_file_atomic(ex.dir + "/report.md", md);
     // The same report for a browser, plots inline (attack/report_html.h).
     const std::string title = "Membership inference: " + result["config"]["dataset"].get<std::string>() + ", " +
@@ -1422,6 +1523,7 @@ json run_attack(const AttackRunConfig& cfg_in) {
         result["models"][kind] = {{"preset", ex.specs.at(kind).preset},
                                   {"targets", per_target},
                                   {"summary", summarize_targets(per_target)}};
+        add_per_epoch(ex, plan, trained, result["models"][kind]);
     }
     write_results(ex, result, t_run);
     return result;

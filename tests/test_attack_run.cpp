@@ -49,6 +49,16 @@ AttackRunConfig small(const std::string& dir, int64_t ds) {
 }
 
 
+// The vulnerability per epoch of a run with one tracked model, `role` (a
+// one-target shokri run's target0, lira's model0; docs/ATTACKS.md): one row
+// per epoch; the gap is train - test accuracy; at the last epoch the model
+// is the attacked one, so the accuracies are the trainer's final ones and
+// the loss AUC is the pairwise AUC of scores/<kind>_<role>.csv's loss
+// column (the engine's logits, an independent path); `overfits`: the last
+// gap is above the first. Defined below.
+void check_per_epoch(const std::string& dir, const json& r, const std::string& kind, const std::string& role,
+                     int epochs, bool overfits);
+
 // --- An outside tool's view of a run directory ---------------------------------
 // Everything below reads only the run directory's files (scores/*.csv,
 // outputs/*.npy, splits.json, membership.csv) and the dataset's labels, and
@@ -218,6 +228,34 @@ RefMetrics ref_metrics(const std::vector<double>& s, const std::vector<int>& m, 
     r.accuracy = double(tp + tn) / double(s.size());
     r.precision = tp + fp ? double(tp) / double(tp + fp) : 0.0;
     return r;
+}
+
+void check_per_epoch(const std::string& dir, const json& r, const std::string& kind, const std::string& role,
+                     int epochs, bool overfits) {
+    const json& km = r["models"][kind];
+    REQUIRE(km.contains("per_epoch"));
+    const json& pe = km["per_epoch"];
+    REQUIRE(pe.size() == size_t(epochs));
+    CHECK(km["targets"][0]["per_epoch"].size() == size_t(epochs));
+    for (int e = 0; e < epochs; e++) {
+        CAPTURE(e);
+        CHECK(pe[e]["epoch"] == e + 1);
+        CHECK(pe[e]["targets"] == 1);
+        CHECK(pe[e]["gap"].get<double>() ==
+              doctest::Approx(pe[e]["train_acc"].get<double>() - pe[e]["test_acc"].get<double>()).epsilon(1e-12));
+        for (const char* key : {"loss_auc", "loss_tpr_at_1pct_fpr", "train_acc", "test_acc"})
+            CHECK((pe[e][key].get<double>() >= 0 && pe[e][key].get<double>() <= 1));
+    }
+    const json& last = pe[epochs - 1];
+    CHECK(last["train_acc"].get<double>() == km["targets"][0]["train_acc"].get<double>());
+    CHECK(last["test_acc"].get<double>() == km["targets"][0]["test_acc"].get<double>());
+    const ScoreTable t = read_scores(dir + "/scores/" + kind + "_" + role + ".csv");
+    const RefMetrics ref = ref_metrics(t.col.at("loss"), t.member, 0);
+    MESSAGE("per-epoch loss AUC at epoch " << epochs << ": " << last["loss_auc"].get<double>()
+                                           << ", from scores/: " << ref.auc);
+    CHECK(last["loss_auc"].get<double>() == doctest::Approx(ref.auc).epsilon(1e-12));
+    CHECK(last["loss_tpr_at_1pct_fpr"].get<double>() == doctest::Approx(ref.tpr_1).epsilon(1e-12));
+    if (overfits) CHECK(last["gap"].get<double>() > pe[0]["gap"].get<double>());
 }
 
 // The shadow-chosen threshold (docs/ATTACKS.md): the ROC point of largest
@@ -653,6 +691,13 @@ TEST_CASE("null members: every attack scores AUC 0.5 within noise") {
         }
     }
     CHECK(checked >= 20);
+    // No vulnerability per epoch: the attacked "members" are not the targets' own.
+    for (const char* kind : {"mamba", "cnn"}) {
+        CHECK_FALSE(r["models"][kind].contains("per_epoch"));
+        CHECK(r["models"][kind]["per_epoch_not_recorded"].get<std::string>().find("null-members run") !=
+              std::string::npos);
+    }
+    CHECK(cli_read_text(c.run_dir + "/report.md").find("- cnn: not recorded (a null-members run") != std::string::npos);
 }
 
 TEST_CASE("a real run writes every output; a re-run trains nothing and replaces corrupt packed models and logits") {
@@ -702,6 +747,7 @@ TEST_CASE("a real run writes every output; a re-run trains nothing and replaces 
     int lines = 0;
     for (std::string l; std::getline(scores, l);) lines++;
     CHECK(lines == 201);
+    check_per_epoch(dir, r, "cnn", "target0", 24, true);  // overfits: train acc 1.000, test 0.840
 
     // The packed models and confidence files are outputs, never inputs: a
     // re-run derives them again from the checkpoints, so corrupt ones (a
@@ -715,6 +761,7 @@ TEST_CASE("a real run writes every output; a re-run trains nothing and replaces 
     CHECK(last_attack_run_stats().trained == 0);
     CHECK(last_attack_run_stats().cached == 3);
     CHECK(again["models"]["cnn"]["targets"][0]["attacks"] == t["attacks"]);  // deterministic
+    CHECK(again["models"]["cnn"]["per_epoch"] == r["models"]["cnn"]["per_epoch"]);  // from the cached checkpoints
     CHECK(cli_read_text(dir + "/outputs/cnn/target0.npy") == npy);
 
     // What decides the bits besides the configuration is recorded (and not
@@ -777,6 +824,9 @@ TEST_CASE("lira protocol: every model is a target, the membership matrix is save
     json r = run_attack(c);
     const json& targets = r["models"]["cnn"]["targets"];
     REQUIRE(targets.size() == 4);
+    // Vulnerability per epoch: model 0 only (the cost), as its attack sees it.
+    check_per_epoch(dir, r, "cnn", "model0", 3, false);
+    for (int t = 1; t < 4; t++) CHECK_FALSE(targets[size_t(t)].contains("per_epoch"));
     for (const auto& t : targets)
         for (const char* a : {"lira_online", "lira_offline", "lira_online_fixed_var", "lira_offline_fixed_var", "loss"})
             CHECK_MESSAGE(t["attacks"].contains(a), a);

@@ -486,13 +486,19 @@ static json train_loop(const TrainJob& job, torch::nn::Module& model,
             if (job.verbose) bar.update(s + 1, "loss " + std::to_string(loss.item<double>()).substr(0, 6));
         }
         if (job.verbose) bar.finish();
-        double test_acc = accuracy(predict_logits(model, forward, test_x), test_y);
+        const torch::Tensor test_logits = predict_logits(model, forward, test_x);
+        double test_acc = accuracy(test_logits, test_y);
         json h = {{"epoch", epoch + 1},
                   {"loss", loss_sum / double(std::max<int64_t>(seen, 1))},
                   {"train_acc_running", double(correct) / double(std::max<int64_t>(seen, 1))},
                   {"test_acc", test_acc},
                   {"seconds", bar.seconds()},
                   {"threads", torch::get_num_threads()}};
+        if (job.per_epoch) {  // predict_logits: eval mode, no grad; the trainer's own keys win
+            const json extra = job.per_epoch(epoch + 1, predict_logits(model, forward, train_x), test_logits);
+            for (auto& [key, v] : extra.items())
+                if (!h.contains(key)) h[key] = v;
+        }
         bool stop = false;
         if (job.early_stopping > 0) {
             const double val_loss = classification_loss(predict_logits(model, forward, val_x), val_y, 0).item<double>();

@@ -71,6 +71,16 @@ struct TrainJob {
     int early_stopping = 0;
     torch::Tensor val_x, val_y;
     int stop_after_epochs = 0;  // tests: return after this many epochs, as a killed run would
+    // Image models: called after every epoch with the model's logits in eval
+    // mode, no grad, on the training examples (n_train, n_classes) and on
+    // (test_x, test_y)'s images (n_test, n_classes), float; its JSON object
+    // is merged into that epoch's history entry (keys the trainer writes
+    // itself are kept: "epoch", "loss", "test_acc", ...). Unset (the
+    // default): no extra forward pass. Setting it leaves the trained weights
+    // bit for bit as they are (eval mode, no grad, no random numbers drawn);
+    // it is not part of the checkpoint's identity (bin/attack: the
+    // vulnerability per epoch).
+    std::function<json(int epoch, const torch::Tensor& train_logits, const torch::Tensor& test_logits)> per_epoch;
     // Language models (train_lm) only:
     std::string dataset_sha256;  // the corpus's checksum (manifest sha256), recorded and part of the identity
     int threads = 0;             // intra-op threads of this run, recorded in the meta

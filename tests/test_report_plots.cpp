@@ -1,0 +1,264 @@
+// The report's newer plots and numbers (attack/report.h, metric_attacks.h):
+// the kinds' shared log-log ROC, the logit-scaled confidence histogram that
+// stays spread where the loss histogram collapses, and the vulnerability per
+// epoch (loss_attack_exposure, its table and plot), each checked against a
+// definition written out here.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "attack/features.h"
+#include "attack/metric_attacks.h"
+#include "attack/metrics.h"
+#include "attack/report.h"
+
+using namespace mmia;
+using json = nlohmann::json;
+
+namespace {
+
+size_t count(const std::string& s, const std::string& needle) {
+    size_t n = 0;
+    for (size_t p = s.find(needle); p != std::string::npos; p = s.find(needle, p + needle.size())) n++;
+    return n;
+}
+
+int svg_width(const std::string& svg) {
+    std::smatch m;
+    REQUIRE(std::regex_search(svg, m, std::regex("<svg[^>]* width=\"([0-9]+)\"")));
+    return std::stoi(m[1]);
+}
+
+// Every legend text (x = 495) of the SVG: its label.
+std::vector<std::string> legend_labels(const std::string& svg) {
+    std::vector<std::string> out;
+    std::regex re("<text x=\"495\" y=\"[0-9.]+\">([^<]*)</text>");
+    for (auto it = std::sregex_iterator(svg.begin(), svg.end(), re); it != std::sregex_iterator(); ++it)
+        out.push_back((*it)[1]);
+    return out;
+}
+
+NamedRoc straight(const std::string& name) { return {name, {{INFINITY, 0, 0}, {0.5, 0.01, 0.3}, {0, 1, 1}}}; }
+
+}  // namespace
+
+TEST_CASE("strongest_rocs: the 3 highest AUCs of the first target, then lira_online, seed000_on_target never") {
+    std::vector<NamedRoc> curves;
+    for (const char* a : {"loss", "seed000_on_target", "shokri_mlp", "entropy", "lira_online", "rmia_online", "x"})
+        curves.push_back(straight(a));
+    const json m = {{"loss", {{"auc", 0.61}}},        {"seed000_on_target", {{"auc", 0.99}}},
+                    {"shokri_mlp", {{"auc", 0.70}}},  {"entropy", {{"auc", 0.55}}},
+                    {"lira_online", {{"auc", 0.58}}}, {"rmia_online", {{"auc", 0.66}}},
+                    {"x", {{"n_unscored", 3}}}};
+    std::vector<std::string> names;
+    for (const NamedRoc& c : strongest_rocs(curves, m, 3, "lira_online")) names.push_back(c.name);
+    CHECK(names == std::vector<std::string>{"shokri_mlp", "rmia_online", "loss", "lira_online"});
+    names.clear();
+    for (const NamedRoc& c : strongest_rocs(curves, m, 5, "lira_online")) names.push_back(c.name);
+    CHECK(names == std::vector<std::string>{"shokri_mlp", "rmia_online", "loss", "lira_online", "entropy"});
+    CHECK(strongest_rocs(curves, m, 2, "absent").size() == 2);
+}
+
+TEST_CASE("svg_roc_kinds: labels '<kind> <attack>', one colour family and line style per kind, legend inside") {
+    const std::string longest = "modified_entropy_per_class";
+    const std::string svg = svg_roc_kinds(
+        {{"cnn", {straight("loss"), straight("lira_online_fixed_var_aug")}}, {"mamba", {straight(longest)}}},
+        "both kinds");
+    const auto labels = legend_labels(svg);
+    CHECK(labels == std::vector<std::string>{"cnn loss", "cnn lira_online_fixed_var_aug", "mamba " + longest});
+    // 8 px per character bounds 12 px sans-serif's advances: the canvas
+    // holds the longest label after x = 495 (headless Chromium measures the
+    // rendered text too: test_report_html).
+    CHECK(svg_width(svg) >= 495 + 8 * int(("mamba " + longest).size()));
+    // The first kind solid blues, the second dashed reds: 3 curves + 3
+    // legend lines; the dashed ones are the mamba curve and its legend line.
+    CHECK(count(svg, "stroke=\"#08306b\"") == 2);
+    CHECK(count(svg, "stroke=\"#2171b5\"") == 2);
+    CHECK(count(svg, "stroke=\"#67000d\"") == 2);
+    CHECK(count(svg, "stroke-dasharray=\"6 3\"") == 2);
+    // Log-log axes from 1e-4.
+    CHECK(svg.find(">0.0001</text>") != std::string::npos);
+    // The per-kind plot widens for its long names too (it clipped before).
+    CHECK(svg_width(svg_roc({straight(longest)}, true, "t")) >= 495 + 8 * int(longest.size()));
+    CHECK(svg_width(svg_roc({straight("loss")}, true, "t")) == 640);
+}
+
+// An overfit model's outputs, made by hand with 10 classes: the label's
+// logit is the margin m, the others 0, so p_y = e^m / (e^m + 9) and
+// phi = log(p_y / (1 - p_y)) = m - log 9 exactly; the loss is
+// log(1 + 9 e^-m), below 0.37 for every m >= 3. 100 members at margins 8..30,
+// 90 non-members at 3..20, 10 non-members wrong by 20 (another class's logit
+// is 20, the label's 0: loss log(e^20 + 9), phi -log(e^20 + 8)).
+TEST_CASE("logit-scaled confidence histogram: spread over many bins where the loss histogram is one bar") {
+    const int k = 10;
+    std::vector<float> logits;
+    std::vector<int> labels, is_member;
+    std::vector<double> phi_exact;
+    auto row = [&](int y, int other, float zy, float zo, int member) {
+        std::vector<float> z(k, 0.0f);
+        z[size_t(y)] = zy;
+        z[size_t(other)] = zo;
+        logits.insert(logits.end(), z.begin(), z.end());
+        labels.push_back(y);
+        is_member.push_back(member);
+    };
+    for (int i = 0; i < 100; i++) {
+        const float m = 8.0f + 22.0f * float(i) / 99.0f;
+        row(i % k, (i + 1) % k, m, 0.0f, 1);
+        phi_exact.push_back(double(m) - std::log(9.0));
+    }
+    for (int i = 0; i < 90; i++) {
+        const float m = 3.0f + 17.0f * float(i) / 89.0f;
+        row(i % k, (i + 1) % k, m, 0.0f, 0);
+        phi_exact.push_back(double(m) - std::log(9.0));
+    }
+    for (int i = 0; i < 10; i++) {
+        row(i % k, (i + 1) % k, 0.0f, 20.0f, 0);
+        phi_exact.push_back(-std::log(std::exp(20.0) + 8.0));
+    }
+    // The values: the closed forms above, and the plain formula where p_y is
+    // far enough from 1 for it to be exact in doubles.
+    const std::vector<double> phi = logit_scaled_confidences(logits, k, labels);
+    for (size_t i = 0; i < phi.size(); i++) {
+        CAPTURE(i);
+        CHECK(phi[i] == doctest::Approx(phi_exact[i]).epsilon(1e-12));
+        const double zy = logits[i * k + size_t(labels[i])];
+        double denom = 0;
+        for (int c = 0; c < k; c++) denom += std::exp(double(logits[i * k + size_t(c)]));
+        const double p = std::exp(zy) / denom;
+        if (p < 0.999) CHECK(phi[i] == doctest::Approx(std::log(p / (1 - p))).epsilon(1e-9));
+    }
+    // The histograms, 40 bins each.
+    const ScoreHistogram lh = score_histogram(metric_scores(MetricAttack::loss, logits, k, labels), is_member, 40);
+    const ScoreHistogram ph = logit_confidence_histogram(logits, k, labels, is_member, 40);
+    auto occupied = [](const ScoreHistogram& h) {
+        int n = 0;
+        for (size_t b = 0; b < h.members.size(); b++) n += h.members[b] + h.nonmembers[b] > 0;
+        return n;
+    };
+    // -loss: the 190 right answers all sit in the top bin (within 0.37 of 0,
+    // the bins 0.5 wide), the 10 wrong ones in the bottom one.
+    CHECK(lh.members[39] == 100);
+    CHECK(lh.nonmembers[39] == 90);
+    CHECK(lh.nonmembers[0] == 10);
+    CHECK(occupied(lh) == 2);
+    // phi: the same examples over 23 bins of width 1.2, none with more than
+    // 10; and every count is the bin of the closed-form phi.
+    CHECK(occupied(ph) >= 20);
+    std::vector<int64_t> want_m(40, 0), want_n(40, 0);
+    const double lo = *std::min_element(phi_exact.begin(), phi_exact.end());
+    const double hi = *std::max_element(phi_exact.begin(), phi_exact.end());
+    for (size_t i = 0; i < phi_exact.size(); i++) {
+        const int b = std::min(39, int(std::floor((phi_exact[i] - lo) / (hi - lo) * 40)));
+        (is_member[i] ? want_m : want_n)[size_t(b)]++;
+    }
+    CHECK(ph.members == want_m);
+    CHECK(ph.nonmembers == want_n);
+    CHECK(*std::max_element(ph.members.begin(), ph.members.end()) <= 10);
+    CHECK(ph.edges.front() == doctest::Approx(lo).epsilon(1e-12));
+    CHECK(ph.edges.back() == doctest::Approx(hi).epsilon(1e-12));
+}
+
+// loss_attack_exposure against definitions written out: accuracy by argmax,
+// the loss by log-sum-exp in doubles, AUC by counting member / non-member
+// pairs, TPR at 1% FPR by the threshold that lets floor(1% of the
+// non-members) of them through.
+TEST_CASE("loss_attack_exposure: accuracies, gap, pairwise AUC and TPR at 1% FPR by hand") {
+    const int k = 4, n_m = 120, n_n = 250;
+    std::mt19937_64 rng(7);
+    std::normal_distribution<float> g(0.0f, 2.0f);
+    std::vector<float> zm, zn;
+    std::vector<int> ym, yn;
+    for (int i = 0; i < n_m + n_n; i++) {
+        const bool member = i < n_m;
+        const int y = int(rng() % k);
+        for (int c = 0; c < k; c++) (member ? zm : zn).push_back(g(rng) + (c == y ? (member ? 2.5f : 1.0f) : 0.0f));
+        (member ? ym : yn).push_back(y);
+    }
+    const json e = loss_attack_exposure(zm, ym, zn, yn, k);
+    auto loss = [&](const std::vector<float>& z, int i, int y) {
+        double mx = -INFINITY, s = 0;
+        for (int c = 0; c < k; c++) mx = std::max(mx, double(z[size_t(i * k + c)]));
+        for (int c = 0; c < k; c++) s += std::exp(double(z[size_t(i * k + c)]) - mx);
+        return mx + std::log(s) - double(z[size_t(i * k + y)]);
+    };
+    auto acc = [&](const std::vector<float>& z, const std::vector<int>& y) {
+        int right = 0;
+        for (size_t i = 0; i < y.size(); i++) {
+            int best = 0;
+            for (int c = 1; c < k; c++)
+                if (z[i * k + size_t(c)] > z[i * k + size_t(best)]) best = c;
+            right += best == y[i];
+        }
+        return double(right) / double(y.size());
+    };
+    std::vector<double> sm, sn;
+    for (int i = 0; i < n_m; i++) sm.push_back(-loss(zm, i, ym[size_t(i)]));
+    for (int i = 0; i < n_n; i++) sn.push_back(-loss(zn, i, yn[size_t(i)]));
+    double pairs = 0;
+    for (double a : sm)
+        for (double b : sn) pairs += a > b ? 1.0 : a == b ? 0.5 : 0.0;
+    CHECK(e["train_acc"].get<double>() == acc(zm, ym));
+    CHECK(e["test_acc"].get<double>() == acc(zn, yn));
+    CHECK(e["gap"].get<double>() == acc(zm, ym) - acc(zn, yn));
+    CHECK(e["train_acc"].get<double>() > e["test_acc"].get<double>());
+    CHECK(e["loss_auc"].get<double>() == doctest::Approx(pairs / (double(n_m) * n_n)).epsilon(1e-12));
+    // 1% of 250 non-members: 2 may score at or above the threshold; the
+    // members above the third-highest non-member are caught.
+    std::vector<double> sorted_n = sn;
+    std::sort(sorted_n.rbegin(), sorted_n.rend());
+    const double third = sorted_n[2];
+    const double tpr = double(std::count_if(sm.begin(), sm.end(), [&](double s) { return s > third; })) / n_m;
+    CHECK(e["loss_tpr_at_1pct_fpr"].get<double>() == doctest::Approx(tpr).epsilon(1e-12));
+    CHECK(tpr > 0);
+}
+
+TEST_CASE("report: the per-epoch table, its plot, and 'not recorded' for models trained before it existed") {
+    json ms = {{"mean", 0.9}, {"std", 0.0}, {"n", 1}};
+    json per_epoch = json::array();
+    for (int e = 1; e <= 3; e++)
+        per_epoch.push_back({{"epoch", e},
+                             {"targets", 2},
+                             {"train_acc", 0.5 + 0.1 * e},
+                             {"test_acc", 0.5},
+                             {"gap", 0.1 * e},
+                             {"loss_auc", 0.5 + 0.05 * e},
+                             {"loss_tpr_at_1pct_fpr", 0.01 * e}});
+    auto kind = [&](bool recorded) {
+        json m = {{"preset", "p"},
+                  {"targets", {{{"role", "target0"}, {"attacks", json::object()}}}},
+                  {"summary", {{"train_acc", ms}, {"test_acc", ms}, {"gap", ms}, {"attacks", json::object()}}}};
+        if (recorded) m["per_epoch"] = per_epoch;
+        else m["per_epoch_not_recorded"] = "not recorded (model trained before this was added)";
+        return m;
+    };
+    json r = {{"config", {{"protocol", "shokri"}, {"dataset", "mnist"}, {"ds", 10}, {"shadows", 2}, {"targets", 2},
+                          {"seed", 1}}},
+              {"models", {{"cnn", kind(true)}, {"mamba", kind(false)}}}};
+    const std::string md = markdown_report(r);
+    CHECK(md.find("## Vulnerability per epoch") != std::string::npos);
+    CHECK(md.find("](plots/vulnerability_per_epoch.svg)") != std::string::npos);
+    CHECK(md.find("| 2 | 2 | 0.7000 | 0.5000 | 0.2000 | 0.600 | 0.020 |") != std::string::npos);
+    CHECK(md.find("- mamba: not recorded (model trained before this was added)") != std::string::npos);
+    CHECK(md.find("](plots/roc_loglog_both.svg)") != std::string::npos);
+    CHECK(md.find("](plots/cnn_hist_logit_conf.svg)") != std::string::npos);
+    CHECK(md.find("collapses to one bar") != std::string::npos);
+    // The plot: cnn's two lines (AUC solid, gap dashed), 3 markers each, at
+    // the epochs' x (60, 260, 460) and the values' y (400 - 360 v).
+    const std::string svg = svg_vulnerability_per_epoch(r, "v");
+    CHECK(count(svg, "<polyline") == 2);
+    CHECK(count(svg, "<circle") == 6);
+    CHECK(svg.find("points=\"60.0,202.0 260.0,184.0 460.0,166.0 \"") != std::string::npos);  // AUC 0.55..0.65
+    CHECK(svg.find("points=\"60.0,364.0 260.0,328.0 460.0,292.0 \"") != std::string::npos);  // gap 0.1..0.3
+    CHECK(legend_labels(svg) == std::vector<std::string>{"cnn loss attack AUC", "cnn gap (train - test acc)"});
+    // No kind recorded: no plot linked, each kind says why.
+    r["models"]["cnn"] = kind(false);
+    const std::string none = markdown_report(r);
+    CHECK(none.find("vulnerability_per_epoch.svg") == std::string::npos);
+    CHECK(count(none, "not recorded (model trained before this was added)") == 2);
+}
