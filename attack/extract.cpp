@@ -174,6 +174,19 @@ void resolve_presets(Run& r) {
                                      std::to_string(cfg.suffix_len) + "-token suffix exceeds " + s.preset +
                                      "'s context of " + std::to_string(ctx) + " tokens");
     }
+    // Untargeted samples are untargeted_len tokens; a transformer (the
+    // compared presets and the reference that scores their samples) holds
+    // at most its context in the K/V cache. Refused here, before training.
+    std::vector<const ModelSpec*> all;
+    for (const auto& s : r.specs) all.push_back(&s);
+    for (const auto& [m, s] : r.refs) all.push_back(&s);
+    for (const ModelSpec* s : all)
+        if (s->model == "transformer-lm" && cfg.untargeted_len > s->transformer_lm.context)
+            throw std::runtime_error("untargeted samples are " + std::to_string(cfg.untargeted_len) +
+                                     " tokens, more than " + s->preset + "'s context of " +
+                                     std::to_string(s->transformer_lm.context) +
+                                     " tokens (give the preset a context of at least " +
+                                     std::to_string(cfg.untargeted_len) + " in the config)");
 }
 
 // The resolved configuration (extract_config.json): corpus, presets with

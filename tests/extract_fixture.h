@@ -61,13 +61,15 @@ inline std::string write_fixture_corpus(const std::string& dir) {
     return dir;
 }
 
-inline void write_tiny_config(const std::string& path) {
+// The tiny presets (context tokens each; bin/extract's untargeted samples
+// are 256 tokens, so a run of the program needs context >= 256).
+inline void write_tiny_config(const std::string& path, int context = 96) {
     nlohmann::json mamba = {{"model", "mamba-lm"}, {"d_model", 16}, {"n_layers", 1}, {"d_state", 4}, {"d_conv", 4},
                   {"expand", 2}, {"dt_rank", "auto"}, {"dt_min", 0.001}, {"dt_max", 0.1},
-                  {"dt_init_floor", 0.0001}, {"norm_eps", 1e-5}, {"context", 96}};
+                  {"dt_init_floor", 0.0001}, {"norm_eps", 1e-5}, {"context", context}};
     nlohmann::json tf = {{"model", "transformer-lm"}, {"d_model", 16}, {"n_layers", 1}, {"n_heads", 2}, {"d_ff", 32},
                {"rotary_pct", 0.5}, {"rotary_base", 10000}, {"norm_eps", 1e-5}, {"parallel_residual", true},
-               {"init_std", 0.02}, {"context", 96}};
+               {"init_std", 0.02}, {"context", context}};
     nlohmann::json cfg = {{"training",
                  {{"batch_size", 8}, {"epochs", 1}, {"learning_rate", 0.01}, {"weight_decay", 0.0},
                   {"lr_schedule", "constant"}, {"save_dir", "checkpoints"}, {"seed", 1}}},

@@ -541,8 +541,12 @@ TEST_CASE("bin/extract: bad flags and impossible configurations get one error li
         int code;
         std::string line;  // the whole of stderr (docs/BAD_INPUT.md's row)
     };
-    const std::string run_dir = tmp.file("run");
+    const std::string run_dir = tmp.file("run"), tiny96 = tmp.file("tiny96.json");
+    write_tiny_config(tiny96);  // context 96, shorter than the 256-token untargeted samples
     const Case cases[] = {
+        {"--config " + cli_quote(tiny96) + " --presets tiny-mamba,tiny-transformer --prefix-lengths 8,16", 1,
+         "error: untargeted samples are 256 tokens, more than tiny-transformer's context of 96 tokens (give the "
+         "preset a context of at least 256 in the config)"},
         {"--bogus", 2, "error: The following argument was not expected: --bogus (see --help)"},
         {"--n-sequences 0", 2, "error: --n-sequences: Value 0 not in range 1 to 1000000 (see --help)"},
         {"--prefix-lengths 8,0", 2, "error: --prefix-lengths: Value 0 not in range 1 to 4096 (see --help)"},
@@ -609,7 +613,7 @@ TEST_CASE("bin/extract: a FIFO, device or file where a file or directory goes: o
     REQUIRE_MESSAGE(access(bin.c_str(), X_OK) == 0, "no executable " << bin << " (make bin/extract)");
     const std::string corpus = tmp.file("corpus"), config = tmp.file("config.json"), fifo = tmp.file("x.fifo");
     write_fixture_corpus(corpus);
-    write_tiny_config(config);
+    write_tiny_config(config, 256);
     REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
     auto check_line = [&](std::vector<std::string> args, const std::string& line) {
         args.insert(args.begin(), bin);
