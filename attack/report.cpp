@@ -240,21 +240,29 @@ std::string svg_vulnerability_per_epoch(const json& r, const std::string& title)
     int last = 1;
     const auto kinds = per_epoch_kinds(r, &last);
     auto px = [&](double e) { return X0 + (X1 - X0) * (last == 1 ? 0.5 : (e - 1) / (last - 1)); };
-    auto py = [](double v) { return Y0 + (Y1 - Y0) * std::clamp(v, 0.0, 1.0); };
+    // y from 1 down to 0, or lower in steps of 0.2 when a gap is negative
+    // (a model more accurate on unseen examples than on its members).
+    double lo = 0;
+    for (const auto& k : kinds)
+        for (const json& e : *k.second)
+            for (const char* key : {"loss_auc", "gap"}) lo = std::min(lo, e[key].get<double>());
+    lo = std::max(-1.0, std::floor(lo * 5) / 5);
+    auto py = [&](double v) { return Y0 + (Y1 - Y0) * (std::clamp(v, lo, 1.0) - lo) / (1 - lo); };
     size_t longest = 0;
     for (const auto& k : kinds) longest = std::max(longest, k.first.size() + 24);  // "<kind> gap (train - test acc)"
     std::ostringstream o;
     o << svg_open(title, legend_width(longest));
-    for (int i = 0; i <= 5; i++) {
+    for (int i = int(std::lround(lo * 5)); i <= 5; i++) {
         o << "<text x=\"20\" y=\"" << py(i / 5.0) + 4 << "\">" << fmt("%.1f", i / 5.0) << "</text>\n";
-        o << "<line x1=\"60\" y1=\"" << py(i / 5.0) << "\" x2=\"460\" y2=\"" << py(i / 5.0) << "\" stroke=\"#eee\"/>\n";
+        o << "<line x1=\"60\" y1=\"" << py(i / 5.0) << "\" x2=\"460\" y2=\"" << py(i / 5.0) << "\" stroke=\""
+          << (i == 0 && lo < 0 ? "#999" : "#eee") << "\"/>\n";
     }
     const int step = std::max(1, (last + 9) / 10);  // at most about 10 epoch labels
     for (int e = 1; e <= last; e += step)
         o << "<text x=\"" << fmt("%.1f", px(e) - 4) << "\" y=\"416\">" << e << "</text>\n";
     o << "<line x1=\"60\" y1=\"" << py(0.5) << "\" x2=\"460\" y2=\"" << py(0.5)
       << "\" stroke=\"#999\" stroke-dasharray=\"2 3\"/>\n";  // AUC 0.5: chance
-    o << "<text x=\"240\" y=\"440\">epoch</text>\n<text x=\"14\" y=\"36\">loss attack AUC; gap</text>\n";
+    o << "<text x=\"240\" y=\"440\">epoch</text>\n<text x=\"60\" y=\"32\">loss attack AUC; gap</text>\n";
     for (size_t c = 0; c < kinds.size(); c++) {
         const char* col = kColors[c % 8];
         for (const char* key : {"loss_auc", "gap"}) {
@@ -399,7 +407,8 @@ void report_attacks(std::ostream& o, const json& r, const std::vector<std::strin
 void report_low_fpr(std::ostream& o, const json& r, const std::vector<std::string>& kinds,
                     const std::vector<std::string>& attacks) {
     o << "\n## Low false-positive rates and proven leakage\n\nTPR at 0.01% and at 0 FPR (a level below 1 / "
-         "non-members is out of reach: it shows the TPR at 0 FPR), PPV at the evaluation set's prior, and the "
+         "non-members is out of reach: it shows the TPR at 0 FPR), PPV (the best over the ROC) at the evaluation set's prior "
+         "(non-members per member: the counts in metrics.json), and the "
          "pure-DP epsilon lower bound the attack proves (Clopper-Pearson, 95%; TF-Privacy's definition).\n\n| attack |";
     for (const auto& k : kinds) o << " " << k << " TPR@0.01%FPR | " << k << " TPR@0FPR | " << k << " PPV | " << k
                                   << " ε lower bound |";

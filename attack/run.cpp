@@ -391,6 +391,20 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> slices_of(const Labell
 // plots/<kind>_roc.svg and _roc_loglog.svg (the plot_attacks), the loss and
 // LiRA online score histograms, and the logit-scaled confidence histogram
 // of every row of the target (members vs non-members).
+// x with every value below its q-quantile raised to it and every value
+// above its (1 - q)-quantile lowered to it (order statistics floor(q (n-1))
+// and ceil((1-q)(n-1)) of the sorted values), for histograms whose tails
+// would squeeze everything else into one bar.
+std::vector<double> clamp_to_quantiles(std::vector<double> x, double q) {
+    if (x.empty()) return x;
+    std::vector<double> s = x;
+    std::sort(s.begin(), s.end());
+    const double lo = s[size_t(std::floor(q * double(s.size() - 1)))];
+    const double hi = s[size_t(std::ceil((1 - q) * double(s.size() - 1)))];
+    for (double& v : x) v = std::clamp(v, lo, hi);
+    return x;
+}
+
 void write_plots(const std::string& dir, const std::string& kind, const std::string& target,
                  const std::vector<NamedRoc>& curves, const Labelled& t,
                  const std::map<std::string, std::pair<std::vector<double>, std::vector<int>>>& scored_sets) {
@@ -401,11 +415,17 @@ void write_plots(const std::string& dir, const std::string& kind, const std::str
         if (plot_attacks.count(c.name)) drawn.push_back(c);
     write_file_atomic(dir + "/plots/" + kind + "_roc.svg", svg_roc(drawn, false, title + ": ROC"));
     write_file_atomic(dir + "/plots/" + kind + "_roc_loglog.svg", svg_roc(drawn, true, title + ": ROC, log-log"));
-    for (const auto& [name, sm] : scored_sets)
-        if (name == "loss" || name == "lira_online")
-            write_file_atomic(dir + "/plots/" + kind + "_hist_" + name + ".svg",
+    for (const auto& [name, sm] : scored_sets) {
+        if (name == "loss")
+            write_file_atomic(dir + "/plots/" + kind + "_hist_loss.svg",
                               svg_histogram(score_histogram(sm.first, sm.second, 40),
-                                            title + ": " + name + " score, members vs non-members (scored only)"));
+                                            title + ": loss score, members vs non-members (scored only)"));
+        if (name == "lira_online")  // heavy-tailed (per-example variances of a few references): its 1% tails clamped
+            write_file_atomic(dir + "/plots/" + kind + "_hist_lira_online.svg",
+                              svg_histogram(score_histogram(clamp_to_quantiles(sm.first, 0.01), sm.second, 40),
+                                            title + ": lira_online score, members vs non-members (scored only; "
+                                                    "the lowest and highest 1% in the end bins)"));
+    }
     const int k = int(t.logits.size() / std::max<size_t>(t.labels.size(), 1));
     write_file_atomic(dir + "/plots/" + kind + "_hist_logit_conf.svg",
                       svg_histogram(logit_confidence_histogram(t.logits, k, t.labels, t.is_member, 40),

@@ -256,6 +256,13 @@ TEST_CASE("report: the per-epoch table, its plot, and 'not recorded' for models 
     CHECK(svg.find("points=\"60.0,202.0 260.0,184.0 460.0,166.0 \"") != std::string::npos);  // AUC 0.55..0.65
     CHECK(svg.find("points=\"60.0,364.0 260.0,328.0 460.0,292.0 \"") != std::string::npos);  // gap 0.1..0.3
     CHECK(legend_labels(svg) == std::vector<std::string>{"cnn loss attack AUC", "cnn gap (train - test acc)"});
+    // A negative gap (more accurate on unseen examples) is drawn below 0, not
+    // at 0: the axis then runs from -0.2 (y 400) to 1 (y 40), y = 400 - 300 (v + 0.2).
+    r["models"]["cnn"]["per_epoch"][0]["gap"] = -0.1;
+    const std::string neg = svg_vulnerability_per_epoch(r, "v");
+    CHECK(neg.find("points=\"60.0,370.0 260.0,280.0 460.0,250.0 \"") != std::string::npos);  // gap -0.1, 0.2, 0.3
+    CHECK(neg.find(">-0.2</text>") != std::string::npos);
+    r["models"]["cnn"]["per_epoch"][0]["gap"] = 0.1;
     // No kind recorded: no plot linked, each kind says why.
     r["models"]["cnn"] = kind(false);
     const std::string none = markdown_report(r);
