@@ -101,6 +101,8 @@ TEST_CASE("html_report: headings, GitHub tables, plots inline, other links kept,
     CHECK(html.find("href=\"plots/a.svg\"") == std::string::npos);
     // An unreadable plot is said, in place.
     CHECK(html.find("missing: plots/none.svg could not be read") != std::string::npos);
+    // The ", " between two plot links is dropped (it would litter the space between figures).
+    CHECK(html.find("</figure><span class=\"missing\">") != std::string::npos);
     // Other links stay links; raw HTML from the text never reaches the page.
     CHECK(html.find("<a href=\"metrics.json\">metrics</a>") != std::string::npos);
     CHECK(html.find("<script>") == std::string::npos);
