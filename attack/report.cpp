@@ -503,6 +503,22 @@ void report_notes(std::ostream& o, const json& r, const std::vector<std::string>
 
 }
 
+// RMIA's parameters as each kind's first target ran it (lira runs):
+// gamma, the population size, the reference models and the offline a
+// (tuned on reference models only, attack/rmia.h).
+void report_rmia_parameters(std::ostream& o, const json& r, const std::vector<std::string>& kinds) {
+    for (const auto& k : kinds) {
+        const json& t = r["models"][k]["targets"][0]["attacks"];
+        if (!t.contains("rmia_offline") || !t["rmia_offline"].contains("rmia_gamma")) continue;
+        const json& a = t["rmia_offline"];
+        o << "\nRMIA (" << k << ", " << r["models"][k]["targets"][0]["role"].get<std::string>() << "): gamma "
+          << fmt("%g", a["rmia_gamma"].get<double>()) << ", " << a["rmia_population"] << " population points, "
+          << a["rmia_reference_models"] << " reference models, offline a = "
+          << (a.contains("rmia_a") ? fmt("%g", a["rmia_a"].get<double>()) : std::string("n/a"))
+          << " (tuned on the reference models only); docs/ATTACKS.md.\n";
+    }
+}
+
 // TF-Privacy's slices (per class, correctly / incorrectly classified) of
 // the first target: counts and the AUC of the headline attacks; every
 // attack's every metric per slice is in metrics.json ("slices").
@@ -627,6 +643,7 @@ std::string markdown_report(const json& r) {
     report_models(o, r, kinds);
     report_attacks(o, r, kinds, attacks);
     report_low_fpr(o, r, kinds, attacks);
+    report_rmia_parameters(o, r, kinds);
     report_which_leaks(o, r, kinds);
     report_privacy_utility(o, r, kinds);
     report_notes(o, r, kinds);

@@ -10,6 +10,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <cstring>
@@ -965,6 +966,15 @@ TEST_CASE("bin/attack lira: RMIA's rows recompute from the saved outputs, by att
     const json r = json::parse(cli_read_text(dir + "/metrics.json"));
     const Dataset d = load_dataset("mnist");
     check_lira_run_dir(dir, r, d);  // every metric of every row, RMIA's among them, from the CSV
+    {  // report.md states the parameters metrics.json records
+        const json& a = r["models"]["cnn"]["targets"][0]["attacks"]["rmia_offline"];
+        char want[200];
+        std::snprintf(want, sizeof want,
+                      "RMIA (cnn, model0): gamma 1.5, 150 population points, 3 reference models, offline a = %g",
+                      a["rmia_a"].get<double>());
+        CHECK(a["rmia_reference_models"] == 3);
+        CHECK_MESSAGE(cli_read_text(dir + "/report.md").find(want) != std::string::npos, want);
+    }
 
     const json splits = json::parse(cli_read_text(dir + "/splits.json"));
     const std::vector<int64_t> pool = splits["lira_pool"], pop = splits["rmia_population"];
