@@ -648,11 +648,10 @@ static int lm_forward_seq(const MambaLm* m, MambaLmState* st, const int* tokens,
     float* bs = x + (int64_t)D * n;                          // block scratch
     float* hs = bs + mamba_block_scratch_floats(c, n);       // the head's scratch
 
-    // x[d][t] = embedding[token t][d]
-    for (int t = 0; t < n; t++) {
-        const float* e = m->embedding + (int64_t)tokens[t] * D;
-        for (int d = 0; d < D; d++) x[(int64_t)d * n + t] = e[d];
-    }
+    // x[d][t] = embedding[token t][d]: the rows gathered token-major into
+    // the block scratch (free until the first block), then transposed
+    for (int t = 0; t < n; t++) memcpy(bs + (int64_t)t * D, m->embedding + (int64_t)tokens[t] * D, sizeof(float) * D);
+    k_transpose(x, n, bs, D, n, D);
     for (int l = 0; l < m->n_layers; l++)
         block_forward_state(c, &m->layers[l], n, x, bs, st->conv + (int64_t)l * E * (K - 1),
                             st->ssm + (int64_t)l * E * N);

@@ -229,8 +229,7 @@ static void attention_blocked(const Transformer* m, TransformerState* st, int l,
             const int P1 = (int)(pos0 + t0 + Tc);
             for (int i = 0; i < dh; i++)
                 for (int t = 0; t < Tc; t++) qc[i * Tc + t] = q[(int64_t)i * T + t0 + t] * scale;
-            for (int s = 0; s < P1; s++)  // vt [dh][P1]: the matmul's weight rows are P1 long
-                for (int i = 0; i < dh; i++) vt[(int64_t)i * P1 + s] = vs[(int64_t)s * dh + i];
+            k_transpose(vt, P1, vs, dh, P1, dh);  // vt [dh][P1]: the matmul's weight rows are P1 long
             k_matmul_fm(sc, kt, qc, NULL, P1, dh, Tc, 0);
             // query t (of the block) sees keys s <= pos0 + t0 + t: row s
             // is live from column lo(s) = s - pos0 - t0 on
@@ -318,11 +317,10 @@ static int forward(const Transformer* m, TransformerState* st, const int* tokens
     float* hs = sn + (int64_t)T * r2;         // the head's scratch
     float* ab = hs + lm_head_scratch_floats(D, V);  // attention_blocked's (T >= ATT_CHUNK)
 
-    // x[d][t] = embed[token t][d]
-    for (int t = 0; t < T; t++) {
-        const float* e = m->embed + (int64_t)tokens[t] * D;
-        for (int d = 0; d < D; d++) x[(int64_t)d * T + t] = e[d];
-    }
+    // x[d][t] = embed[token t][d]: the rows gathered token-major into h
+    // (free until the first LayerNorm), then transposed
+    for (int t = 0; t < T; t++) memcpy(h + (int64_t)t * D, m->embed + (int64_t)tokens[t] * D, sizeof(float) * D);
+    k_transpose(x, T, h, D, T, D);
     // rotary angles as Hugging Face's GPTNeoXRotaryEmbedding makes them, in
     // float32: inv_freq[j] = 1 / base^(2j/r), angle = pos * inv_freq[j]
     // (both rounded to float: at pos 2000 that rounding alone moves an angle
@@ -349,14 +347,10 @@ static int forward(const Transformer* m, TransformerState* st, const int* tokens
             const float* v = k + (int64_t)dh * T;
             rotate_half(q, T, r2, cs, sn);
             rotate_half(k, T, r2, cs, sn);
-            for (int t = 0; t < T; t++) {
-                float* kc = st->k_cache + (pos0 + t) * stride + (int64_t)l * D + (int64_t)hd * dh;
-                float* vc = st->v_cache + (pos0 + t) * stride + (int64_t)l * D + (int64_t)hd * dh;
-                for (int i = 0; i < dh; i++) {
-                    kc[i] = k[(int64_t)i * T + t];
-                    vc[i] = v[(int64_t)i * T + t];
-                }
-            }
+            // cache row pos0 + t, this layer's and head's dh floats = column t of k, v
+            const int64_t at = pos0 * stride + (int64_t)l * D + (int64_t)hd * dh;
+            k_transpose(st->k_cache + at, stride, k, T, dh, T);
+            k_transpose(st->v_cache + at, stride, v, T, dh, T);
         }
         if (T >= ATT_CHUNK)
             attention_blocked(m, st, l, pos0, T, qkv, att, ab);
