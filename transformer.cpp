@@ -144,6 +144,19 @@ static void linear(float* out, const float* w, const float* x, const float* b, i
         k_matmul_fm(out, w, x, b, O, I, T, 0);
 }
 
+// x += w x_in + b (the residual adds), x: [O][T]; tmp: [O] scratch for
+// T = 1. Several tokens: the matmul adds into x as it stores (its sums start
+// from x + b), saving a pass over x and a buffer.
+static void linear_add(float* x, const float* w, const float* in, const float* b, int O, int I, int T,
+                       float* tmp) {
+    if (T == 1) {
+        lm_matvec(tmp, w, in, b, O, I);
+        for (int o = 0; o < O; o++) x[o] += tmp[o];
+    } else {
+        k_matmul_fm(x, w, in, b, O, I, T, 1);
+    }
+}
+
 // The attention of one layer for the T new tokens (their keys and values
 // already in the cache): att[h*dh + i][t] = sum_{s <= pos+t} softmax_s(q.k_s
 // / sqrt(dh)) v_s[i]. q from qkv [3D][T]. Heads run in parallel when it pays.
@@ -247,7 +260,7 @@ static void attention_blocked(const Transformer* m, TransformerState* st, int l,
                 float* r = sc + (int64_t)s * Tc;
                 int lo = (int)(s - pos0 - t0 > 0 ? s - pos0 - t0 : 0);
                 for (int t = 0; t < lo; t++) r[t] = 0.0f;
-#pragma omp simd
+K_SIMD16
                 for (int t = lo; t < Tc; t++) {
                     r[t] = k_expf(r[t] - mx[t]);
                     sum[t] += r[t];
@@ -356,22 +369,19 @@ static int forward(const Transformer* m, TransformerState* st, const int* tokens
             attention_blocked(m, st, l, pos0, T, qkv, att, ab);
         else
             attention(m, st, l, pos0, T, qkv, att);
-        // a = dense(att) + b                                    [D][T]
-        linear(a, w->dense_w, att, w->dense_b, D, D, T);
         if (m->parallel) {
-            // x = x + a + mlp(LN2(x)), LN2 of the block's input
+            // x = x + dense(att) + mlp(LN2(x)), LN2 of the block's input
             k_layernorm_fm(h, x, w->ln2_w, w->ln2_b, D, T, m->eps, ss);
-            for (int64_t i = 0; i < (int64_t)D * T; i++) x[i] += a[i];
+            linear_add(x, w->dense_w, att, w->dense_b, D, D, T, a);
         } else {
-            // x = x + a; x = x + mlp(LN2(x))
-            for (int64_t i = 0; i < (int64_t)D * T; i++) x[i] += a[i];
+            // x = x + dense(att); x = x + mlp(LN2(x))
+            linear_add(x, w->dense_w, att, w->dense_b, D, D, T, a);
             k_layernorm_fm(h, x, w->ln2_w, w->ln2_b, D, T, m->eps, ss);
         }
         // mlp = gelu(fc1 h + b1) [F][T]; x += fc2 mlp + b2    [D][T]
         linear(mlp, w->fc1_w, h, w->fc1_b, F, D, T);
         k_activate(mlp, (int64_t)F * T, MMIA_ACT_GELU);
-        linear(a, w->fc2_w, mlp, w->fc2_b, D, F, T);
-        for (int64_t i = 0; i < (int64_t)D * T; i++) x[i] += a[i];
+        linear_add(x, w->fc2_w, mlp, w->fc2_b, D, F, T, a);
     }
     k_layernorm_fm(x, x, m->ln_f_w, m->ln_f_b, D, T, m->eps, ss);
     lm_head_outputs(x, D, T, m->head, V, tokens, all_logits, logprob, last, hs);

@@ -27,7 +27,11 @@
 // AVX-512 CPUs is 256-bit vectors (-mprefer-vector-width=256), which splits
 // each such loop into two ymm halves and halves the FMAs per instruction;
 // simdlen(16) asks for one 512-bit vector instead (two 256-bit ones on AVX2
-// machines: no loss there).
+// machines: no loss there). The element-wise loops over transcendental
+// functions (silu, softplus, tanh, GELU, the attention's exp) use it too,
+// each element going through the same scalar function: measured over 131072
+// elements on one core, GELU 0.98 -> 0.66 ns per element, softplus 0.68 ->
+// 0.50, k_expf 0.35 -> 0.25 (GELU was ~10% of transformer-lm-m's prefill).
 #define K_SIMD16 _Pragma("omp simd simdlen(16)")
 
 // ---------------------------------------------------------------------------
@@ -138,13 +142,13 @@ static inline float k_softplus(float x) {
 
 // x[i] = silu(x[i]), i < n
 static inline void k_silu_inplace(float* x, int64_t n) {
-#pragma omp simd
+K_SIMD16
     for (int64_t i = 0; i < n; i++) x[i] = k_silu(x[i]);
 }
 
 // x[i] = softplus(x[i]), i < n
 static inline void k_softplus_inplace(float* x, int64_t n) {
-#pragma omp simd
+K_SIMD16
     for (int64_t i = 0; i < n; i++) x[i] = k_softplus(x[i]);
 }
 
@@ -490,7 +494,7 @@ static inline void k_conv1d_dw_fm(float* out, const float* x, const float* w, co
             oe[t] = s;
         }
         if (apply_silu) {
-#pragma omp simd
+K_SIMD16
             for (int t = 0; t < T; t++) oe[t] = k_silu(oe[t]);
         }
     }
@@ -626,10 +630,10 @@ static inline void k_activate(float* x, int64_t n, int act) {
 #pragma omp simd
         for (int64_t i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
     } else if (act == MMIA_ACT_TANH) {
-#pragma omp simd
+K_SIMD16
         for (int64_t i = 0; i < n; i++) x[i] = k_tanhf(x[i]);
     } else if (act == MMIA_ACT_GELU) {
-#pragma omp simd
+K_SIMD16
         for (int64_t i = 0; i < n; i++) x[i] = k_gelu(x[i]);
     }
 }
