@@ -83,7 +83,7 @@ static void block_norm(const MambaBlockConfig* c, float* out, const float* x, co
 typedef struct {
     float* hn;     // [D][L]     norm(x) (pre-norm)
     float* xs;     // [E][L]     x branch of in_proj, later reused for y
-    float* z;      // [E][L]     gate branch of in_proj
+    float* z;      // [E][L]     gate branch of in_proj (right after xs)
     float* u;      // [E][L]     silu(conv(xs))
     float* dbl;    // [R+2N][L]  x_proj(u): dt_in rows, B rows, C rows
     float* bt;     // [L][N]     B token-major, as the scan reads it
@@ -135,8 +135,8 @@ static void block_forward_state(const MambaBlockConfig* c, const MambaLayerWeigh
         h = s.hn;
     }
     // xs = in_proj[0:E] @ h, z = in_proj[E:2E] @ h            [E][L] each
-    k_matmul_fm(s.xs, w->in_proj, h, NULL, E, D, L, 0);
-    k_matmul_fm(s.z, w->in_proj + (int64_t)E * D, h, NULL, E, D, L, 0);
+    // (one matmul of 2E rows: z follows xs in the scratch)
+    k_matmul_fm(s.xs, w->in_proj, h, NULL, 2 * E, D, L, 0);
     if (conv_state) {  // the inputs t = L-(K-1) .. L-1 of each channel
         for (int e = 0; e < E; e++)
             for (int j = 0; j < K - 1; j++) {
