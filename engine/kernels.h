@@ -38,6 +38,18 @@
 // Scalar functions, written branch-free so they vectorise inside simd loops
 // (libm's expf/log1pf are not vectorised without -ffast-math).
 
+// p * 2^n for an integer-valued float n, by adding n to p's exponent bits
+// (no libm ldexpf: that does not vectorise). The caller keeps the sum of
+// exponents inside the normal range 1..254; unsigned arithmetic: no UB.
+static inline float k_scale_pow2(float p, float n) {
+    uint32_t bits;
+    memcpy(&bits, &p, 4);
+    bits += (uint32_t)(int32_t)n << 23;
+    float y;
+    memcpy(&y, &bits, 4);
+    return y;
+}
+
 // exp(x), Cephes-style: x = n*ln2 + r, |r| <= ln2/2 (ln2 split in two so
 // the reduction is exact), degree-7 Horner polynomial (Cephes' coefficients),
 // scale by 2^n by adding n to the exponent bits. Max relative error ~2e-7.
@@ -68,11 +80,7 @@ static inline float k_expf(float x) {
     p = p * r + 5.0000001201e-1f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;  // p = e^r in [0.70, 1.42]
-    uint32_t bits;
-    memcpy(&bits, &p, 4);
-    bits += (uint32_t)(int32_t)n << 23;  // exponent + n: stays in 1..254 (unsigned: no UB)
-    float y;
-    memcpy(&y, &bits, 4);
+    float y = k_scale_pow2(p, n);  // exponent + n stays in 1..254
     return x == x ? y : x;
 }
 
@@ -102,12 +110,7 @@ static inline float k_exp2_nonpos(float x) {
     p = p * f + 2.402265072e-01f;
     p = p * f + 6.931471825e-01f;
     p = p * f + 1.0f;  // p = 2^f in [0.70, 1.42]
-    uint32_t bits;
-    memcpy(&bits, &p, 4);
-    bits += (uint32_t)(int32_t)n << 23;  // exponent + n stays in 1..127 (unsigned: no UB)
-    float y;
-    memcpy(&y, &bits, 4);
-    return y;
+    return k_scale_pow2(p, n);  // exponent + n stays in 1..127
 }
 
 // log(1 + y) for y in [0, 1] (what softplus needs): 2*atanh(s) with
