@@ -321,7 +321,7 @@ static int forward(const Transformer* m, TransformerState* st, const int* tokens
     float* x = st->scratch;                   // [D][T] residual stream
     float* h = x + (int64_t)D * T;            // [D][T] LayerNorm output
     float* att = h + (int64_t)D * T;          // [D][T] attention output (heads concatenated)
-    float* a = att + (int64_t)D * T;          // [D][T] dense(att)
+    float* a = att + (int64_t)D * T;          // [D][T] (decode: the residual branch, linear_add)
     float* qkv = a + (int64_t)D * T;          // [3D][T]
     float* mlp = qkv + (int64_t)3 * D * T;    // [F][T]
     float* ss = mlp + (int64_t)F * T;         // [2T]
