@@ -83,7 +83,7 @@ static void block_norm(const MambaBlockConfig* c, float* out, const float* x, co
 typedef struct {
     float* hn;     // [D][L]     norm(x) (pre-norm)
     float* xs;     // [E][L]     x branch of in_proj, later reused for y
-    float* z;      // [E][L]     gate branch of in_proj
+    float* z;      // [E][L]     gate branch of in_proj (right after xs)
     float* u;      // [E][L]     silu(conv(xs))
     float* dbl;    // [R+2N][L]  x_proj(u): dt_in rows, B rows, C rows
     float* bt;     // [L][N]     B token-major, as the scan reads it
@@ -91,13 +91,13 @@ typedef struct {
     float* delta;  // [E][L]     softplus(dt_proj(dt_in))
     float* h;      // [N][16]    scan state of the 16 channels being scanned
     float* at;     // [N][16]    their rows of A, transposed
-    float* lanes;  // [4][L][16] u, delta, z, y of those channels, token-major
+    float* lanes;  // [3][L][16] u, delta, y of those channels, token-major
     float* ss;     // [2][L]     the norm's per-token statistics
 } BlockScratch;
 
 int64_t mamba_block_scratch_floats(const MambaBlockConfig* c, int L) {
     int64_t D = c->d_model, E = c->d_inner, N = c->d_state, R = c->dt_rank;
-    return D * L + 4 * E * L + (R + 2 * N) * L + 2 * N * L + 2 * 16 * N + 4 * 16 * L + 2 * L;
+    return D * L + 4 * E * L + (R + 2 * N) * L + 2 * N * L + 2 * 16 * N + 3 * 16 * L + 2 * L;
 }
 
 static BlockScratch block_scratch_carve(const MambaBlockConfig* c, int L, float* s) {
@@ -113,7 +113,7 @@ static BlockScratch block_scratch_carve(const MambaBlockConfig* c, int L, float*
     b.delta = s;      s += E * L;
     b.h = s;          s += 16 * N;
     b.at = s;         s += 16 * N;
-    b.lanes = s;      s += 4 * 16 * L;
+    b.lanes = s;      s += 3 * 16 * L;
     b.ss = s;
     return b;
 }
@@ -135,8 +135,8 @@ static void block_forward_state(const MambaBlockConfig* c, const MambaLayerWeigh
         h = s.hn;
     }
     // xs = in_proj[0:E] @ h, z = in_proj[E:2E] @ h            [E][L] each
-    k_matmul_fm(s.xs, w->in_proj, h, NULL, E, D, L, 0);
-    k_matmul_fm(s.z, w->in_proj + (int64_t)E * D, h, NULL, E, D, L, 0);
+    // (one matmul of 2E rows: z follows xs in the scratch)
+    k_matmul_fm(s.xs, w->in_proj, h, NULL, 2 * E, D, L, 0);
     if (conv_state) {  // the inputs t = L-(K-1) .. L-1 of each channel
         for (int e = 0; e < E; e++)
             for (int j = 0; j < K - 1; j++) {
@@ -160,37 +160,28 @@ static void block_forward_state(const MambaBlockConfig* c, const MambaLayerWeigh
     k_matmul_fm(s.delta, w->dt_proj_w, s.dbl, w->dt_proj_b, E, R, L, 0);
     k_softplus_inplace(s.delta, (int64_t)E * L);
     // y = scan(u, delta, A, B, C, D) * silu(z); y -> xs. 16 channels at a
-    // time: their rows are moved to token-major [L][16] so every step of the
-    // recurrence is one 16-wide vector op; leftover channels one by one.
+    // time: their rows of u and delta are moved to token-major [L][16] so
+    // every step of the recurrence is one 16-wide vector op, the scan's y
+    // moved back, then gated by silu(z) along the rows (so z needs no
+    // move); leftover channels one by one.
     float* y = s.xs;
     const int E16 = E / K_SCAN_LANES * K_SCAN_LANES;
     float* ut = s.lanes;
     float* dt = ut + 16 * L;
-    float* zt = dt + 16 * L;
-    float* yt = zt + 16 * L;
+    float* yt = dt + 16 * L;
     for (int e0 = 0; e0 < E16; e0 += K_SCAN_LANES) {
-        // token-outer, lane-inner: contiguous 16-float stores (2x faster than
-        // the other order)
-        const float* ub = s.u + (int64_t)e0 * L;
-        const float* db = s.delta + (int64_t)e0 * L;
-        const float* zb = s.z + (int64_t)e0 * L;
-        for (int t = 0; t < L; t++) {
-#pragma omp simd
-            for (int j = 0; j < K_SCAN_LANES; j++) {
-                ut[t * 16 + j] = ub[(int64_t)j * L + t];
-                dt[t * 16 + j] = db[(int64_t)j * L + t];
-                zt[t * 16 + j] = zb[(int64_t)j * L + t];
-            }
-        }
+        k_transpose(ut, 16, s.u + (int64_t)e0 * L, L, 16, L);
+        k_transpose(dt, 16, s.delta + (int64_t)e0 * L, L, 16, L);
         for (int i = 0; i < 16 * N; i++) s.h[i] = 0.0f;
-        k_scan_lanes16(L, N, ut, dt, zt, yt, 16, w->A + (int64_t)e0 * N, s.bt, s.ct, w->D + e0, s.h, s.at);
+        k_scan_lanes16(L, N, ut, dt, NULL, yt, 16, w->A + (int64_t)e0 * N, s.bt, s.ct, w->D + e0, s.h, s.at);
         if (ssm_state)  // s.h is [N][16]
             for (int j = 0; j < K_SCAN_LANES; j++)
                 for (int n = 0; n < N; n++) ssm_state[(int64_t)(e0 + j) * N + n] = s.h[n * K_SCAN_LANES + j];
-        for (int j = 0; j < K_SCAN_LANES; j++) {
-            int64_t o = (int64_t)(e0 + j) * L;
-            for (int t = 0; t < L; t++) y[o + t] = yt[t * 16 + j];
-        }
+        float* yb = y + (int64_t)e0 * L;
+        const float* zb = s.z + (int64_t)e0 * L;
+        k_transpose(yb, L, yt, 16, L, 16);
+K_SIMD16
+        for (int64_t i = 0; i < (int64_t)16 * L; i++) yb[i] *= k_silu(zb[i]);
     }
     for (int e = E16; e < E; e++) {
         for (int n = 0; n < N; n++) s.h[n] = 0.0f;
@@ -505,7 +496,7 @@ static int mamba_load(MambaModel* m, char* err, size_t errlen) {
         LAYER_TENSOR(dt_proj_b, "dt_proj.bias", E, 0)
         LAYER_TENSOR(A, "A", E, N)
         for (int64_t i = 0; ok && i < (int64_t)E * N; i++) {
-            if (!(w->A[i] <= 0.0f)) {  // the scan relies on it (k_expf_nonpos)
+            if (!(w->A[i] <= 0.0f)) {  // the scan relies on it (k_exp2_nonpos)
                 packed_err(err, errlen, "tensor '%s' has entry %lld = %g; A = -exp(A_log) must be <= 0", name,
                            (long long)i, (double)w->A[i]);
                 ok = 0;
@@ -657,11 +648,10 @@ static int lm_forward_seq(const MambaLm* m, MambaLmState* st, const int* tokens,
     float* bs = x + (int64_t)D * n;                          // block scratch
     float* hs = bs + mamba_block_scratch_floats(c, n);       // the head's scratch
 
-    // x[d][t] = embedding[token t][d]
-    for (int t = 0; t < n; t++) {
-        const float* e = m->embedding + (int64_t)tokens[t] * D;
-        for (int d = 0; d < D; d++) x[(int64_t)d * n + t] = e[d];
-    }
+    // x[d][t] = embedding[token t][d]: the rows gathered token-major into
+    // the block scratch (free until the first block), then transposed
+    for (int t = 0; t < n; t++) memcpy(bs + (int64_t)t * D, m->embedding + (int64_t)tokens[t] * D, sizeof(float) * D);
+    k_transpose(x, n, bs, D, n, D);
     for (int l = 0; l < m->n_layers; l++)
         block_forward_state(c, &m->layers[l], n, x, bs, st->conv + (int64_t)l * E * (K - 1),
                             st->ssm + (int64_t)l * E * N);
@@ -831,7 +821,7 @@ static int mamba_lm_load(MambaLm* m, char* err, size_t errlen) {
         LAYER_TENSOR(dt_proj_b, "dt_proj.bias", E, 0)
         LAYER_TENSOR(A, "A", E, N)
         for (int64_t i = 0; ok && i < (int64_t)E * N; i++) {
-            if (!(w->A[i] <= 0.0f)) {  // the scan relies on it (k_expf_nonpos)
+            if (!(w->A[i] <= 0.0f)) {  // the scan relies on it (k_exp2_nonpos)
                 packed_err(err, errlen, "tensor '%s' has entry %lld = %g; A = -exp(A_log) must be <= 0", name,
                            (long long)i, (double)w->A[i]);
                 ok = 0;

@@ -144,6 +144,19 @@ static void linear(float* out, const float* w, const float* x, const float* b, i
         k_matmul_fm(out, w, x, b, O, I, T, 0);
 }
 
+// x += w x_in + b (the residual adds), x: [O][T]; tmp: [O] scratch for
+// T = 1. Several tokens: the matmul adds into x as it stores (its sums start
+// from x + b), saving a pass over x and a buffer.
+static void linear_add(float* x, const float* w, const float* in, const float* b, int O, int I, int T,
+                       float* tmp) {
+    if (T == 1) {
+        lm_matvec(tmp, w, in, b, O, I);
+        for (int o = 0; o < O; o++) x[o] += tmp[o];
+    } else {
+        k_matmul_fm(x, w, in, b, O, I, T, 1);
+    }
+}
+
 // The attention of one layer for the T new tokens (their keys and values
 // already in the cache): att[h*dh + i][t] = sum_{s <= pos+t} softmax_s(q.k_s
 // / sqrt(dh)) v_s[i]. q from qkv [3D][T]. Heads run in parallel when it pays.
@@ -229,8 +242,7 @@ static void attention_blocked(const Transformer* m, TransformerState* st, int l,
             const int P1 = (int)(pos0 + t0 + Tc);
             for (int i = 0; i < dh; i++)
                 for (int t = 0; t < Tc; t++) qc[i * Tc + t] = q[(int64_t)i * T + t0 + t] * scale;
-            for (int s = 0; s < P1; s++)  // vt [dh][P1]: the matmul's weight rows are P1 long
-                for (int i = 0; i < dh; i++) vt[(int64_t)i * P1 + s] = vs[(int64_t)s * dh + i];
+            k_transpose(vt, P1, vs, dh, P1, dh);  // vt [dh][P1]: the matmul's weight rows are P1 long
             k_matmul_fm(sc, kt, qc, NULL, P1, dh, Tc, 0);
             // query t (of the block) sees keys s <= pos0 + t0 + t: row s
             // is live from column lo(s) = s - pos0 - t0 on
@@ -248,7 +260,7 @@ static void attention_blocked(const Transformer* m, TransformerState* st, int l,
                 float* r = sc + (int64_t)s * Tc;
                 int lo = (int)(s - pos0 - t0 > 0 ? s - pos0 - t0 : 0);
                 for (int t = 0; t < lo; t++) r[t] = 0.0f;
-#pragma omp simd
+K_SIMD16
                 for (int t = lo; t < Tc; t++) {
                     r[t] = k_expf(r[t] - mx[t]);
                     sum[t] += r[t];
@@ -309,7 +321,7 @@ static int forward(const Transformer* m, TransformerState* st, const int* tokens
     float* x = st->scratch;                   // [D][T] residual stream
     float* h = x + (int64_t)D * T;            // [D][T] LayerNorm output
     float* att = h + (int64_t)D * T;          // [D][T] attention output (heads concatenated)
-    float* a = att + (int64_t)D * T;          // [D][T] dense(att)
+    float* a = att + (int64_t)D * T;          // [D][T] (decode: the residual branch, linear_add)
     float* qkv = a + (int64_t)D * T;          // [3D][T]
     float* mlp = qkv + (int64_t)3 * D * T;    // [F][T]
     float* ss = mlp + (int64_t)F * T;         // [2T]
@@ -318,11 +330,10 @@ static int forward(const Transformer* m, TransformerState* st, const int* tokens
     float* hs = sn + (int64_t)T * r2;         // the head's scratch
     float* ab = hs + lm_head_scratch_floats(D, V);  // attention_blocked's (T >= ATT_CHUNK)
 
-    // x[d][t] = embed[token t][d]
-    for (int t = 0; t < T; t++) {
-        const float* e = m->embed + (int64_t)tokens[t] * D;
-        for (int d = 0; d < D; d++) x[(int64_t)d * T + t] = e[d];
-    }
+    // x[d][t] = embed[token t][d]: the rows gathered token-major into h
+    // (free until the first LayerNorm), then transposed
+    for (int t = 0; t < T; t++) memcpy(h + (int64_t)t * D, m->embed + (int64_t)tokens[t] * D, sizeof(float) * D);
+    k_transpose(x, T, h, D, T, D);
     // rotary angles as Hugging Face's GPTNeoXRotaryEmbedding makes them, in
     // float32: inv_freq[j] = 1 / base^(2j/r), angle = pos * inv_freq[j]
     // (both rounded to float: at pos 2000 that rounding alone moves an angle
@@ -349,35 +360,28 @@ static int forward(const Transformer* m, TransformerState* st, const int* tokens
             const float* v = k + (int64_t)dh * T;
             rotate_half(q, T, r2, cs, sn);
             rotate_half(k, T, r2, cs, sn);
-            for (int t = 0; t < T; t++) {
-                float* kc = st->k_cache + (pos0 + t) * stride + (int64_t)l * D + (int64_t)hd * dh;
-                float* vc = st->v_cache + (pos0 + t) * stride + (int64_t)l * D + (int64_t)hd * dh;
-                for (int i = 0; i < dh; i++) {
-                    kc[i] = k[(int64_t)i * T + t];
-                    vc[i] = v[(int64_t)i * T + t];
-                }
-            }
+            // cache row pos0 + t, this layer's and head's dh floats = column t of k, v
+            const int64_t at = pos0 * stride + (int64_t)l * D + (int64_t)hd * dh;
+            k_transpose(st->k_cache + at, stride, k, T, dh, T);
+            k_transpose(st->v_cache + at, stride, v, T, dh, T);
         }
         if (T >= ATT_CHUNK)
             attention_blocked(m, st, l, pos0, T, qkv, att, ab);
         else
             attention(m, st, l, pos0, T, qkv, att);
-        // a = dense(att) + b                                    [D][T]
-        linear(a, w->dense_w, att, w->dense_b, D, D, T);
         if (m->parallel) {
-            // x = x + a + mlp(LN2(x)), LN2 of the block's input
+            // x = x + dense(att) + mlp(LN2(x)), LN2 of the block's input
             k_layernorm_fm(h, x, w->ln2_w, w->ln2_b, D, T, m->eps, ss);
-            for (int64_t i = 0; i < (int64_t)D * T; i++) x[i] += a[i];
+            linear_add(x, w->dense_w, att, w->dense_b, D, D, T, a);
         } else {
-            // x = x + a; x = x + mlp(LN2(x))
-            for (int64_t i = 0; i < (int64_t)D * T; i++) x[i] += a[i];
+            // x = x + dense(att); x = x + mlp(LN2(x))
+            linear_add(x, w->dense_w, att, w->dense_b, D, D, T, a);
             k_layernorm_fm(h, x, w->ln2_w, w->ln2_b, D, T, m->eps, ss);
         }
         // mlp = gelu(fc1 h + b1) [F][T]; x += fc2 mlp + b2    [D][T]
         linear(mlp, w->fc1_w, h, w->fc1_b, F, D, T);
         k_activate(mlp, (int64_t)F * T, MMIA_ACT_GELU);
-        linear(a, w->fc2_w, mlp, w->fc2_b, D, F, T);
-        for (int64_t i = 0; i < (int64_t)D * T; i++) x[i] += a[i];
+        linear_add(x, w->fc2_w, mlp, w->fc2_b, D, F, T, a);
     }
     k_layernorm_fm(x, x, m->ln_f_w, m->ln_f_b, D, T, m->eps, ss);
     lm_head_outputs(x, D, T, m->head, V, tokens, all_logits, logprob, last, hs);

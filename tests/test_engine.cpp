@@ -492,6 +492,52 @@ TEST_CASE("k_expf matches exp to ~1 ulp over the useful range, saturates, keeps 
     CHECK(std::isnan(k_expf(NAN)));
 }
 
+TEST_CASE("k_exp2_nonpos (the scan's exp) matches exp2 to 2e-7 relative on [-125, 0]; clamps below; NaN gives ~0") {
+    double worst = 0, bias = 0;
+    int count = 0;
+    for (double x = -125.0; x <= 0.0; x += 0.00731) {
+        const float xf = float(x);
+        const double rel = k_exp2_nonpos(xf) / std::exp2(double(xf)) - 1.0;
+        worst = std::max(worst, std::fabs(rel));
+        bias += rel;
+        count++;
+    }
+    // the scan multiplies by it at every token: a systematic error compounds
+    // (a degree-5 fit with mean error ~1e-7 moved test_lm_parity's logits 4x)
+    bias /= count;
+    INFO("mean relative error " << bias);
+    CHECK(std::fabs(bias) < 3e-8);
+    for (float x : {0.0f, -0.5f, 0.5f - 1.0f, -1.0f, -1.5f, -2.5f, -124.5f, -125.0f}) {  // the rint ties
+        INFO("x = " << x);
+        CHECK(std::fabs(k_exp2_nonpos(x) / std::exp2(double(x)) - 1.0) < 2e-7);
+    }
+    INFO("worst relative error " << worst);
+    CHECK(worst < 2e-7);
+    CHECK(worst > 1e-8);  // a float polynomial, not exp2 itself: the check sees the function
+    // below -125: 2^-125 (a normal float, never a wrapped exponent), as for NaN
+    for (float x : {-125.5f, -200.0f, -1e30f, -INFINITY, NAN}) {
+        INFO("x = " << x);
+        const float y = k_exp2_nonpos(x);
+        CHECK(y >= 0.0f);
+        CHECK(y < 3e-38f);
+    }
+}
+
+TEST_CASE("k_transpose equals the element loop: 16 x 16 blocks, edges, row strides") {
+    for (int R : {1, 5, 16, 17, 32, 40})
+        for (int C : {1, 15, 16, 33, 48}) {
+            const int64_t ldi = C + 3, ldo = R + 5;  // strides wider than the rows
+            std::mt19937 g(R * 100 + C);
+            auto in = uniform(g, size_t(R) * ldi, -1, 1);
+            std::vector<float> out(size_t(C) * ldo, 7.0f), want = out;
+            for (int r = 0; r < R; r++)
+                for (int c = 0; c < C; c++) want[size_t(c * ldo + r)] = in[size_t(r * ldi + c)];
+            k_transpose(out.data(), ldo, in.data(), ldi, R, C);
+            INFO("R=" << R << " C=" << C);
+            CHECK(out == want);  // a move: exact, and the gaps between rows untouched
+        }
+}
+
 TEST_CASE("softplus: log1p(exp(x)), = x above 20, tiny and accurate far below 0") {
     const float xs[] = {-100.f, -30.f, -20.f, -5.f, -1.f, -1e-3f, 0.f, 1e-3f, 0.5f, 1.f, 5.f, 19.9f, 20.f, 20.5f, 30.f};
     for (float x : xs) {
