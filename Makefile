@@ -214,10 +214,10 @@ test: setup
 bin/bench_%: bench/bench_%.cpp $(ENGINE_LIB_OBJS) $(TRAIN_OBJS) $(EXPORT_OBJS) $(COMMON_OBJS)
 	@mkdir -p bin
 	$(CXX) $(HOST_CXXFLAGS) $^ -o $@ $(HOST_LDLIBS)
-# bench_lm needs no LibTorch: the engines and the format's writer only.
-bin/bench_lm: bench/bench_lm.cpp $(BUILD)/mamba_lib.o $(BUILD)/transformer_lib.o export/packed_writer.cpp $(ENGINE_HDRS)
+# bench_lm needs no LibTorch: the engines, the format's writer and the SVG plot only.
+bin/bench_lm: bench/bench_lm.cpp $(BUILD)/mamba_lib.o $(BUILD)/transformer_lib.o export/packed_writer.cpp common/svg_lines.cpp common/svg_lines.h $(ENGINE_HDRS)
 	@mkdir -p bin
-	$(CXX) $(CXXSTD) -O2 $(ARCH) $(WARN) $(OMPFLAG) -I. bench/bench_lm.cpp export/packed_writer.cpp \
+	$(CXX) $(CXXSTD) -O2 $(ARCH) $(WARN) $(OMPFLAG) -I. bench/bench_lm.cpp export/packed_writer.cpp common/svg_lines.cpp \
 	  $(BUILD)/mamba_lib.o $(BUILD)/transformer_lib.o -o $@ -lm
 # bench_cnn compares the engine's GEMM with OpenBLAS (libopenblas0 ships no
 # dev symlink, hence the file name); nothing else links it.

@@ -4,11 +4,12 @@
 // tokens/s. Random weights (speed does not depend on them), packed in
 // memory with the format's writer, at a width typical of the presets.
 //
-//   bin/bench_lm [--threads N] [--d-model D] [--max-context C]
+//   bin/bench_lm [--threads N] [--d-model D] [--max-context C] [--svg FILE]
 //
 // For each context length P in 64, 128, ..., C: prefill P tokens (timed,
 // once), then decode 32 tokens one at a time (timed, median per token over
-// 3 repetitions of the whole prefill + decode).
+// 3 repetitions of the whole prefill + decode). --svg FILE also draws ms per
+// token against context (log2 axis), both engines, as an SVG plot.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "bench/bench_util.h"
+#include "common/svg_lines.h"
 #include "engine/lm.h"
 #include "engine/mamba_lm.h"
 #include "engine/transformer.h"
@@ -146,10 +148,12 @@ static Row measure(const LmOps& ops, int P) {
 
 int main(int argc, char** argv) {
     int threads = 1, D = 256, max_ctx = 4096;
+    const char* svg = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--d-model")) D = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--max-context")) max_ctx = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--svg")) svg = argv[i + 1];
         else {
             fprintf(stderr, "error: unknown flag '%s'\n", argv[i]);
             return 2;
@@ -175,10 +179,25 @@ int main(int argc, char** argv) {
            D, 2 * tf_layers, 2 * D, tf_layers, tf.n_heads, 4 * D, threads, threads == 1 ? "" : "s");
     printf("%8s | %14s %14s | %14s %14s\n", "context", "Mamba ms/token", "prefill tok/s", "tf ms/token",
            "prefill tok/s");
+    mmia::LineSeries ms{"Mamba LM", {}, {}, false}, ts{"transformer LM", {}, {}, true};
     for (int P = 64; P <= max_ctx; P *= 2) {
         Row a = measure(mo, P), b = measure(to, P);
         printf("%8d | %14.3f %14.0f | %14.3f %14.0f\n", P, a.decode_ms, a.prefill_tok_s, b.decode_ms, b.prefill_tok_s);
         fflush(stdout);
+        ms.x.push_back(P), ms.y.push_back(a.decode_ms);
+        ts.x.push_back(P), ts.y.push_back(b.decode_ms);
+    }
+    if (svg) {
+        char title[160];
+        snprintf(title, sizeof title, "ms per generated token vs context (d_model %d, %d thread%s)", D, threads,
+                 threads == 1 ? "" : "s");
+        std::string doc = mmia::svg_lines({ms, ts}, title, "context tokens (log2 axis)", "ms per token", true);
+        FILE* f = fopen(svg, "wb");
+        if (!f || fwrite(doc.data(), 1, doc.size(), f) != doc.size() || fclose(f)) {
+            fprintf(stderr, "error: cannot write %s\n", svg);
+            return 1;
+        }
+        printf("plot: %s\n", svg);
     }
     mamba_lm_close(&mamba);
     transformer_close(&tf);

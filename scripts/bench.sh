@@ -50,7 +50,7 @@ done
     --input build/bench/input.bin --threads "$THREADS"
   echo
   echo "== language models: ms per generated token against context length (bin/bench_lm --threads $THREADS)"
-  bin/bench_lm --threads "$THREADS"
+  bin/bench_lm --threads "$THREADS" --svg bench/lm_context.svg
   echo
   echo "== language models: engine vs LibTorch on the same weights, training tokens/s per preset (bin/bench_lm_torch --threads $THREADS)"
   echo "load now: $(cut -d' ' -f1-3 /proc/loadavg)"

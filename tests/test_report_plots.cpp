@@ -1,14 +1,16 @@
 // The report's newer plots and numbers (attack/report.h, metric_attacks.h):
 // the kinds' shared log-log ROC, the logit-scaled confidence histogram that
 // stays spread where the loss histogram collapses, and the vulnerability per
-// epoch (loss_attack_exposure, its table and plot), each checked against a
-// definition written out here.
+// epoch (loss_attack_exposure, its table and plot), and the line plot shared
+// with bin/extract and bin/bench_lm (common/svg_lines.h), each checked
+// against a definition written out here.
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <random>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -16,6 +18,7 @@
 #include "attack/metric_attacks.h"
 #include "attack/metrics.h"
 #include "attack/report.h"
+#include "common/svg_lines.h"
 
 using namespace mmia;
 using json = nlohmann::json;
@@ -268,4 +271,40 @@ TEST_CASE("report: the per-epoch table, its plot, and 'not recorded' for models 
     const std::string none = markdown_report(r);
     CHECK(none.find("vulnerability_per_epoch.svg") == std::string::npos);
     CHECK(count(none, "not recorded (model trained before this was added)") == 2);
+}
+
+TEST_CASE("svg_lines: points on a log2 x axis at equal spacing per doubling, y linear from 0, one legend per series") {
+    // Two series over x = 64, 128, 256, 1024: on the log2 axis the steps are
+    // 1, 1 and 2 units wide; y is linear from 0 to 1.05 * the largest y.
+    LineSeries a{"flat", {64, 128, 256, 1024}, {2, 2, 2, 2}, false};
+    LineSeries b{"growing", {64, 128, 256, 1024}, {1, 2, 4, 8}, true};
+    std::string svg = svg_lines({a, b}, "t", "context", "ms", true);
+    CHECK(count(svg, "<polyline") == 2);
+    CHECK(count(svg, "stroke-dasharray") == 1);  // b only
+    CHECK(count(svg, "<circle") == 8);
+    CHECK(svg.find(">flat</text>") != std::string::npos);
+    CHECK(svg.find(">growing</text>") != std::string::npos);
+    std::smatch m;
+    std::string rest = svg;
+    std::vector<std::vector<std::pair<double, double>>> lines;
+    std::regex poly("points=\"([^\"]*)\"");
+    while (std::regex_search(rest, m, poly)) {
+        std::vector<std::pair<double, double>> pts;
+        std::istringstream in(m[1].str());
+        std::string xy;
+        while (in >> xy) {
+            size_t c = xy.find(',');
+            pts.push_back({std::stod(xy.substr(0, c)), std::stod(xy.substr(c + 1))});
+        }
+        lines.push_back(pts);
+        rest = m.suffix();
+    }
+    REQUIRE(lines.size() == 2);
+    REQUIRE(lines[1].size() == 4);
+    // The plot area: x from 60 to 560 - 170 = 390 px; y from 380 - 50 = 330 px (y = 0) up to 30 px (1.05 * 8).
+    const double unit = (390.0 - 60.0) / 4;  // log2(1024 / 64) = 4 units
+    for (int i = 0; i < 4; i++) CHECK(lines[1][i].first == doctest::Approx(60 + unit * std::log2(b.x[i] / 64)));
+    for (int i = 0; i < 4; i++)
+        CHECK(lines[1][i].second == doctest::Approx(330 - b.y[i] / (1.05 * 8) * (330 - 30)).epsilon(1e-4));
+    for (const auto& p : lines[0]) CHECK(p.second == doctest::Approx(330 - 2 / (1.05 * 8) * 300).epsilon(1e-4));
 }

@@ -1,0 +1,68 @@
+// svg_lines.cpp: a small SVG line plot (see svg_lines.h). Plain C++, no
+// dependencies, so the benchmarks that link no LibTorch can draw too.
+#include "common/svg_lines.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <set>
+#include <sstream>
+
+namespace mmia {
+
+std::string svg_lines(const std::vector<LineSeries>& series, const std::string& title, const std::string& xlabel,
+                      const std::string& ylabel, bool logx) {
+    const double W = 560, H = 380, L = 60, R = 170, T = 30, B = 50;
+    double x0 = 1e300, x1 = -1e300, y0 = 0, y1 = 1e-12;
+    for (const auto& s : series)
+        for (size_t i = 0; i < s.x.size(); i++) {
+            double x = logx ? std::log2(s.x[i]) : s.x[i];
+            x0 = std::min(x0, x);
+            x1 = std::max(x1, x);
+            y1 = std::max(y1, s.y[i]);
+        }
+    if (!(x1 > x0)) {
+        x0 -= 1;
+        x1 += 1;
+    }
+    y1 *= 1.05;
+    auto X = [&](double x) { return L + ((logx ? std::log2(x) : x) - x0) / (x1 - x0) * (W - L - R); };
+    auto Y = [&](double y) { return H - B - (y - y0) / (y1 - y0) * (H - T - B); };
+    const char* colours[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
+    std::ostringstream o;
+    o << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H
+      << "\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
+    o << "<text x=\"" << W / 2 << "\" y=\"18\" text-anchor=\"middle\">" << title << "</text>\n";
+    o << "<line x1=\"" << L << "\" y1=\"" << H - B << "\" x2=\"" << W - R << "\" y2=\"" << H - B
+      << "\" stroke=\"black\"/>\n<line x1=\"" << L << "\" y1=\"" << T << "\" x2=\"" << L << "\" y2=\"" << H - B
+      << "\" stroke=\"black\"/>\n";
+    std::set<double> xs;
+    for (const auto& s : series) xs.insert(s.x.begin(), s.x.end());
+    for (double x : xs)
+        o << "<text x=\"" << X(x) << "\" y=\"" << H - B + 15 << "\" text-anchor=\"middle\">" << x << "</text>\n";
+    for (int i = 0; i <= 4; i++) {
+        double y = y0 + (y1 - y0) * i / 4;
+        char b[32];
+        std::snprintf(b, sizeof b, "%.3g", y);
+        o << "<text x=\"" << L - 5 << "\" y=\"" << Y(y) + 4 << "\" text-anchor=\"end\">" << b << "</text>\n";
+    }
+    o << "<text x=\"" << (L + W - R) / 2 << "\" y=\"" << H - 10 << "\" text-anchor=\"middle\">" << xlabel
+      << "</text>\n<text x=\"15\" y=\"" << (T + H - B) / 2 << "\" transform=\"rotate(-90 15 " << (T + H - B) / 2
+      << ")\" text-anchor=\"middle\">" << ylabel << "</text>\n";
+    for (size_t si = 0; si < series.size(); si++) {
+        const auto& s = series[si];
+        const char* col = colours[si % 6];
+        o << "<polyline fill=\"none\" stroke=\"" << col << "\" stroke-width=\"2\""
+          << (s.dashed ? " stroke-dasharray=\"6,4\"" : "") << " points=\"";
+        for (size_t i = 0; i < s.x.size(); i++) o << X(s.x[i]) << ',' << Y(s.y[i]) << ' ';
+        o << "\"/>\n";
+        for (size_t i = 0; i < s.x.size(); i++)
+            o << "<circle cx=\"" << X(s.x[i]) << "\" cy=\"" << Y(s.y[i]) << "\" r=\"3\" fill=\"" << col << "\"/>\n";
+        o << "<text x=\"" << W - R + 10 << "\" y=\"" << T + 16 * (si + 1) << "\" fill=\"" << col << "\">" << s.name
+          << "</text>\n";
+    }
+    o << "</svg>\n";
+    return o.str();
+}
+
+}  // namespace mmia
