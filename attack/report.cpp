@@ -355,7 +355,8 @@ void report_intro(std::ostream& o, const json& r) {
                   << " at delta " << fmt("%g", p["delta"].get<double>())
                   << " (planned; each model's .privacy.json has the steps it took).";
     }
-    o << "\nValues are mean ± standard deviation over the targets. Membership is the positive class; "
+    o << "\nValues are mean ± standard deviation over the targets (one number where there is one target). "
+         "Membership is the positive class; "
          "scores are higher for members. Definitions: docs/ATTACKS.md.\n\n";
 
 }
@@ -454,8 +455,7 @@ void report_which_leaks(std::ostream& o, const json& r, const std::vector<std::s
             if (best.empty())  // no attack evaluated: no number, not a -1 placeholder
                 o << (i ? "; " : "") << kinds[i] << " n/a";
             else
-                o << (i ? "; " : "") << kinds[i] << " " << fmt("%.3f", s[best][key]["mean"].get<double>()) << " ± "
-                  << fmt("%.3f", s[best][key]["std"].get<double>()) << " (" << best << ")";
+                o << (i ? "; " : "") << kinds[i] << " " << pm(s[best][key]) << " (" << best << ")";
         }
         o << ".\n";
     }

@@ -431,3 +431,30 @@ TEST_CASE("PPV: the best TPR / (TPR + r FPR) over the ROC, the prior where nothi
     CHECK(em.ppv == doctest::Approx(2.0 / 3).epsilon(1e-15));
     CHECK_THROWS_WITH(max_ppv(roc, 0.0), "max_ppv: the ratio of non-members to members must be > 0");
 }
+
+// One target: its number alone, never "± 0.000" (a spread of one value is not
+// a spread); two or more: mean ± standard deviation.
+TEST_CASE("report: 'which model leaks more' writes ± only over two or more targets") {
+    auto run = [](int n, double sd) {
+        nlohmann::json ms = {{"mean", 0.9}, {"std", sd}, {"n", n}};
+        nlohmann::json loss = {{"auc", {{"mean", 0.6}, {"std", sd}, {"n", n}}},
+                               {"tpr_at_1pct_fpr", {{"mean", 0.05}, {"std", sd}, {"n", n}}}};
+        for (const char* k : {"tpr_at_01pct_fpr", "tpr_at_001pct_fpr", "tpr_at_0_fpr", "advantage",
+                              "balanced_accuracy", "ppv", "epsilon_lower_bound", "fpr_resolution"})
+            loss[k] = {{"mean", 0.5}, {"std", sd}, {"n", n}};
+        nlohmann::json target = {{"role", "target0"}, {"attacks", nlohmann::json::object()}};
+        nlohmann::json r = {
+            {"config", {{"protocol", "lira"}, {"dataset", "mnist"}, {"ds", 10}, {"shadows", 2}, {"seed", 1}}},
+            {"models",
+             {{"cnn",
+               {{"preset", "shokri"},
+                {"targets", nlohmann::json::array({target})},
+                {"summary", {{"train_acc", ms}, {"test_acc", ms}, {"gap", ms}, {"attacks", {{"loss", loss}}}}}}}}}};
+        return markdown_report(r);
+    };
+    const std::string one = run(1, 0.0), two = run(2, 0.01);
+    CHECK(one.find("by AUC: cnn 0.600 (loss)") != std::string::npos);
+    CHECK(one.find("by TPR at 1% FPR: cnn 0.050 (loss)") != std::string::npos);
+    CHECK(one.find("± 0.000") == std::string::npos);
+    CHECK(two.find("by AUC: cnn 0.600 ± 0.010 (loss)") != std::string::npos);
+}
