@@ -210,14 +210,30 @@ std::string first_difference_at(const std::string& path, const nlohmann::json& a
     if (a == b) return "";
     const auto sub = [&](const std::string& key) { return path.empty() ? key : path + "." + key; };
     if (a.is_object() && b.is_object()) {
-        auto ia = a.begin(), ib = b.begin();  // both in sorted key order
-        while (ia != a.end() || ib != b.end()) {
-            if (ib == b.end() || (ia != a.end() && ia.key() < ib.key()))
-                return sub(ia.key()) + ": " + short_json(ia.value()) + " there, absent here";
-            if (ia == a.end() || ib.key() < ia.key())
-                return sub(ib.key()) + ": absent there, " + short_json(ib.value()) + " here";
-            if (std::string d = first_difference_at(sub(ia.key()), ia.value(), ib.value()); !d.empty()) return d;
-            ++ia, ++ib;
+        // Two passes over the keys (both in sorted order): first this level's
+        // own differences (a key on one side only, a value that is not an
+        // object on both sides), then the nested objects. So `--model cnn`
+        // in a both-kinds directory reads "models: [...] there, [...] here",
+        // not the absent "model_config.mamba" that follows from it.
+        for (int pass = 0; pass < 2; pass++) {
+            auto ia = a.begin(), ib = b.begin();
+            while (ia != a.end() || ib != b.end()) {
+                if (ib == b.end() || (ia != a.end() && ia.key() < ib.key())) {
+                    if (pass == 0) return sub(ia.key()) + ": " + short_json(ia.value()) + " there, absent here";
+                    ++ia;
+                    continue;
+                }
+                if (ia == a.end() || ib.key() < ia.key()) {
+                    if (pass == 0) return sub(ib.key()) + ": absent there, " + short_json(ib.value()) + " here";
+                    ++ib;
+                    continue;
+                }
+                const bool nested = ia.value().is_object() && ib.value().is_object();
+                if (nested == (pass == 1))
+                    if (std::string d = first_difference_at(sub(ia.key()), ia.value(), ib.value()); !d.empty())
+                        return d;
+                ++ia, ++ib;
+            }
         }
     }
     if (a.is_array() && b.is_array() && a.size() == b.size())

@@ -126,7 +126,9 @@ std::vector<std::string> remove_unemitted_scheduler_files(const std::string& dir
 
 // The first place where two JSON values differ, as "PATH: A there, B here":
 // PATH is the object keys from the top joined by '.' with array indices as
-// [i] (keys in sorted order, arrays of different lengths compared whole), A
+// [i] (at each level, first the keys whose values differ there - one side
+// only, or not objects on both sides - in sorted order, then the nested
+// objects; arrays of different lengths compared whole), A
 // and B the values as JSON (cut to 60 characters with "..."), "absent" for
 // a key on one side only. "" when they are equal. Used to say why a run
 // directory's stored configuration (there) refuses this run's (here).

@@ -343,6 +343,13 @@ TEST_CASE("json_first_difference and another_configuration: the first differing 
     CHECK(json_first_difference(json{{"a", 1}, {"control", "x"}}, json{{"a", 1}}) ==
           "control: \"x\" there, absent here");
     CHECK(json_first_difference(json{{"n", "y"}}, json{{"n", 5}}) == "n: \"y\" there, 5 here");
+    // A level's own differences before the nested objects': bin/attack --model cnn in a directory
+    // of both kinds names the models list, not the model_config entry that follows from it.
+    CHECK(json_first_difference(json{{"model_config", {{"cnn", 1}, {"mamba", 2}}}, {"models", {"cnn", "mamba"}}},
+                                json{{"model_config", {{"cnn", 1}}}, {"models", {"cnn"}}}) ==
+          "models: [\"cnn\",\"mamba\"] there, [\"cnn\"] here");
+    CHECK(json_first_difference(json{{"a", {{"x", 1}}}, {"b", {{"y", 1}}}}, json{{"a", {{"x", 2}}}, {"b", {{"y", 2}}}}) ==
+          "a.x: 1 there, 2 here");  // both nested: sorted order
     CHECK(json_first_difference(json::array({1}), json{{"a", 1}}) == "the whole configuration: [1] there, {\"a\":1} here");
     const std::string long_a(70, 'a'), long_b(70, 'b');
     CHECK(json_first_difference(json{{"s", long_a}}, json{{"s", long_b}}) ==
