@@ -27,9 +27,12 @@
 #include "attack/run.h"
 
 #include <omp.h>
+#include <signal.h>
+#include <unistd.h>
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdarg>
 #include <cmath>
@@ -198,6 +201,39 @@ std::string default_preset(const std::string& kind, const std::string& dataset) 
     return "";
 }
 
+// Ctrl-C (SIGINT) or SIGTERM during a run: the log's open "[3/6] mamba
+// shadow1: " line is ended before the process dies, with a line saying how
+// to go on (finished models are kept; an interrupted training resumes from
+// its last epoch). Only async-signal-safe calls in the handler; the default
+// action then ends the process with the signal's status, as before.
+volatile sig_atomic_t g_log_line_open = 0;
+
+void on_interrupt(int sig) {
+    if (g_log_line_open) (void)!write(STDOUT_FILENO, "\n", 1);
+    static const char msg[] = "interrupted: finished models are kept; run the same command to resume\n";
+    (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+// Installs on_interrupt for SIGINT and SIGTERM for one run; the previous
+// handlers come back when it ends (run_attack is also called from tests).
+struct InterruptGuard {
+    struct sigaction old_int {}, old_term {};
+    InterruptGuard() {
+        struct sigaction sa {};
+        sa.sa_handler = on_interrupt;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, &old_int);
+        sigaction(SIGTERM, &sa, &old_term);
+    }
+    ~InterruptGuard() {
+        sigaction(SIGINT, &old_int, nullptr);
+        sigaction(SIGTERM, &old_term, nullptr);
+        g_log_line_open = 0;
+    }
+};
+
 // The resolved run: configuration, data, and where the time goes.
 struct Experiment {
     AttackRunConfig cfg;
@@ -220,11 +256,15 @@ struct Experiment {
 
     void log(const char* fmt, ...) __attribute__((format(printf, 2, 3))) {
         if (!cfg.verbose) return;
+        char buf[1024];
         va_list ap;
         va_start(ap, fmt);
-        std::vfprintf(stdout, fmt, ap);
+        const int n = std::vsnprintf(buf, sizeof buf, fmt, ap);
         va_end(ap);
+        if (n <= 0) return;
+        std::fputs(buf, stdout);  // (a line over 1023 bytes is cut: none is that long)
         std::fflush(stdout);
+        g_log_line_open = buf[std::min(n, int(sizeof buf) - 1) - 1] != '\n';
     }
     std::string bin_path(const std::string& kind, const std::string& role) const {
         return dir + "/models/" + kind + "/" + role + ".bin";
@@ -1212,7 +1252,12 @@ TrainedModel train_model(Experiment& ex, const std::string& kind, const ModelSpl
     ex.step++;
     ex.log("[%d/%d] %s %s: ", ex.step, ex.n_steps, kind.c_str(), s.role.c_str());
     bool finished = false;
-    if (fs::exists(job.checkpoint)) finished = read_checkpoint_meta(job.checkpoint).contains("final");
+    int resumed_after = 0;  // > 0: an interrupted training's epochs already done (resumed, not started over)
+    if (fs::exists(job.checkpoint)) {
+        const json old = read_checkpoint_meta(job.checkpoint);
+        finished = old.contains("final");
+        if (!finished) resumed_after = old.value("epochs_done", 0);
+    }
     auto t0 = Clock::now();
     const int threads_before = torch::get_num_threads();
     if (!finished && ex.train_threads > 0) torch::set_num_threads(ex.train_threads);
@@ -1229,8 +1274,10 @@ TrainedModel train_model(Experiment& ex, const std::string& kind, const ModelSpl
     r.train_acc = meta.at("final").at("train_acc").get<double>();
     r.test_acc = meta.at("final").at("test_acc").get<double>();
     r.history = meta.value("history", json::array());
-    ex.log("%s in %.1f s, train acc %.4f, test acc %.4f\n", finished ? "cached" : "trained", secs, r.train_acc,
-           r.test_acc);
+    const std::string how = finished ? "cached"
+                            : resumed_after > 0 ? "resumed after epoch " + std::to_string(resumed_after) + ", trained"
+                                                : "trained";
+    ex.log("%s in %.1f s, train acc %.4f, test acc %.4f\n", how.c_str(), secs, r.train_acc, r.test_acc);
     return r;
 }
 
@@ -1528,6 +1575,7 @@ std::string default_run_dir(const AttackRunConfig& c) {
 json run_attack(const AttackRunConfig& cfg_in) {
     const auto t_run = Clock::now();
     g_stats = {};
+    InterruptGuard interrupt_guard;
     Experiment ex;
     ex.cfg = cfg_in;
     const Protocol& proto = check_config(ex.cfg);

@@ -16,10 +16,12 @@
 #include <cstring>
 #include <map>
 #include <random>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <sys/wait.h>
 #include <string>
+#include <thread>
 #include <tuple>
 
 #include "attack/features.h"
@@ -1090,6 +1092,35 @@ TEST_CASE("bin/attack lira: RMIA's rows recompute from the saved outputs, by att
         }
     }
     CHECK(compared > 4 * 60);  // online scores every example, offline most
+}
+
+// Ctrl-C (SIGINT) while a model trains: the open "[1/6] mamba target0: "
+// log line is ended, one line on stderr says how to go on, the process ends
+// by the signal (status 130 in a shell), and the same command then finishes.
+TEST_CASE("bin/attack interrupted by SIGINT ends its log line, says how to resume, and resumes") {
+    TempDir tmp("mmia_attack_sigint");
+    const std::string bin = cli_env_or("ATTACK_BIN", "bin/attack");
+    REQUIRE_MESSAGE(access(bin.c_str(), X_OK) == 0, "no executable " << bin << " (make bin/attack)");
+    const std::string dir = tmp.file("run");
+    const std::vector<std::string> args{bin,   "--model", "cnn", "--ds",     "200", "--shadow", "1", "--targets",
+                                        "1",   "--epochs", "40",  "--threads", "1", "--run-dir", dir};
+    pid_t pid = cli_spawn(args, tmp.file("int.log"));
+    const auto start = std::chrono::steady_clock::now();
+    while (cli_read_text(tmp.file("int.log")).find("target0: ") == std::string::npos &&
+           std::chrono::steady_clock::now() - start < std::chrono::seconds(120))
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // inside the 40-epoch training
+    kill(pid, SIGINT);
+    CHECK(cli_wait(pid, 60) == -SIGINT);
+    const std::string out = cli_read_text(tmp.file("int.log")), err = cli_read_text(tmp.file("int.log.err"));
+    REQUIRE(out.find("target0: ") != std::string::npos);
+    CHECK(out.back() == '\n');  // the open line was ended
+    CHECK(err.find("interrupted: finished models are kept; run the same command to resume\n") != std::string::npos);
+    // The same command resumes the interrupted training (from its last epoch's checkpoint, when one was
+    // written) and finishes.
+    CliRun again = cli_run_argv(args, tmp.file("again.log"), 300);
+    REQUIRE_MESSAGE(again.code == 0, again.err);
+    CHECK(std::regex_search(again.out, std::regex("\\[1/2\\] cnn target0: (resumed after epoch [0-9]+, )?trained in")));
 }
 
 // bin/attack killed with SIGKILL at random points and started again each time
