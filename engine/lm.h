@@ -476,8 +476,15 @@ static inline int lm_check_logits(const float* logits, int V, int64_t pos, char*
     return 0;
 }
 
-static inline int lm_generate(const LmOps* ops, const int* prompt, int n_prompt, int n_new, const LmSampler* s,
-                              uint64_t seed, int* out, int* n_out, char* err, size_t errlen) {
+// Streaming: on_token(ctx, token) is called with each token as soon as it is
+// sampled (before the next decode step), so a CLI can print while the model
+// runs. A non-zero return stops the run: lm_generate_stream returns -1 with
+// err "output: write failed". on_token NULL: no calls (lm_generate).
+typedef int (*LmTokenFn)(void* ctx, int token);
+
+static inline int lm_generate_stream(const LmOps* ops, const int* prompt, int n_prompt, int n_new,
+                                     const LmSampler* s, uint64_t seed, int* out, int* n_out, LmTokenFn on_token,
+                                     void* ctx, char* err, size_t errlen) {
     *n_out = 0;
     const int V = ops->info.vocab;
     void* st = ops->state_new(ops->model);
@@ -495,6 +502,11 @@ static inline int lm_generate(const LmOps* ops, const int* prompt, int n_prompt,
     for (int i = 0; rc == 0 && i < n_new; i++) {
         int tok = lm_sample(s, &ops->info, logits, V, &rng, cand, prob);
         out[(*n_out)++] = tok;
+        if (on_token && on_token(ctx, tok) != 0) {
+            packed_err(err, errlen, "output: write failed");
+            rc = -1;
+            break;
+        }
         if (tok == ops->info.eos || i + 1 == n_new) break;
         rc = ops->decode(ops->model, st, tok, logits, err, errlen);
         if (rc == 0) rc = lm_check_logits(logits, V, (int64_t)n_prompt + i, err, errlen);
@@ -504,6 +516,11 @@ static inline int lm_generate(const LmOps* ops, const int* prompt, int n_prompt,
     free(cand);
     free(prob);
     return rc;
+}
+
+static inline int lm_generate(const LmOps* ops, const int* prompt, int n_prompt, int n_new, const LmSampler* s,
+                              uint64_t seed, int* out, int* n_out, char* err, size_t errlen) {
+    return lm_generate_stream(ops, prompt, n_prompt, n_new, s, seed, out, n_out, NULL, NULL, err, errlen);
 }
 
 // Score n_texts token sequences, in parallel over texts (OpenMP, one state
@@ -689,6 +706,28 @@ static inline void lm_cli_show_ids(const char* label, long long k, const int* id
     else fprintf(stderr, "%s ids (%lld):", label, (long long)n);
     for (int64_t i = 0; i < n; i++) fprintf(stderr, " %d", ids[i]);
     fputc('\n', stderr);
+}
+
+// -i: each generated token printed as soon as it is sampled (streaming, as
+// llama2.c prints): its lm_decode_token bytes to stdout, flushed, eos not
+// printed. Used as lm_generate_stream's on_token; on failure err says why.
+typedef struct {
+    const LmInfo* info;
+    BpeBytes text;  // the token's bytes (reused)
+    char err[256];
+} LmPrintTokens;
+
+static inline int lm_print_token(void* ctx, int token) {
+    LmPrintTokens* p = (LmPrintTokens*)ctx;
+    if (token == p->info->eos) return 0;
+    p->text.n = 0;
+    if (lm_decode_token(p->info, token, &p->text, p->err, sizeof p->err) != 0) return -1;
+    if ((p->text.n && fwrite(p->text.bytes, 1, p->text.n, stdout) != p->text.n) || fflush(stdout) != 0) {
+        snprintf(p->err, sizeof p->err, "stdout: write failed");
+        return -1;
+    }
+    if (p->text.n) packed_stdout_line_open = p->text.bytes[p->text.n - 1] != '\n';
+    return 0;
 }
 
 // --score: the lines of the mapped file -> tokens (lm_encode_text) +
@@ -931,24 +970,21 @@ static inline int lm_cli_main(int argc, char** argv, const LmCli* e) {
             rc = 1;
         }
         int n_out = 0;
+        LmPrintTokens pr = {&ops.info, {NULL, 0, 0}, ""};
         if (rc == 0) {
             memcpy(toks, pids.ids, sizeof(int) * (size_t)n_prompt);
             LmSampler s = {(float)temperature, (int)top_k, top_p};
-            if (lm_generate(&ops, toks, (int)n_prompt, (int)n_new, &s, seed, toks + n_prompt, &n_out, err,
-                            sizeof err) != 0) {
-                fprintf(stderr, "error: %s: %s\n", model_path, err);
+            if (lm_generate_stream(&ops, toks, (int)n_prompt, (int)n_new, &s, seed, toks + n_prompt, &n_out,
+                                   lm_print_token, &pr, err, sizeof err) != 0) {
+                if (packed_stdout_line_open) fputc('\n', stdout);  // end the streamed text's line first
+                fprintf(stderr, "error: %s: %s\n", model_path, pr.err[0] ? pr.err : err);
                 rc = 1;
             }
         }
+        if (rc == 0 && fputc('\n', stdout) == EOF) rc = 1;
+        packed_stdout_line_open = 0;
         if (rc == 0 && show_tokens) lm_cli_show_ids("generated", 0, toks + n_prompt, n_out);
-        BpeBytes text = {NULL, 0, 0};
-        if (rc == 0 && lm_decode_text(&ops.info, toks + n_prompt, n_out, &text, err, sizeof err) != 0) {
-            fprintf(stderr, "error: %s: %s\n", model_path, err);
-            rc = 1;
-        }
-        if (rc == 0 && ((text.n && fwrite(text.bytes, 1, text.n, stdout) != text.n) || fputc('\n', stdout) == EOF))
-            rc = 1;
-        free(text.bytes);
+        free(pr.text.bytes);
         free(pids.ids);
         free(toks);
     }

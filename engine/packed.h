@@ -353,6 +353,10 @@ typedef struct {
 } PackedMapSlot;
 
 inline PackedMapSlot packed_map_slots[PACKED_MAX_MAPS];
+// Set by a program that streams text to stdout (the LM engines' -i) while a
+// line is open there, everything written flushed: the SIGBUS handler then
+// ends that line before its error, so the error stands on its own line.
+inline volatile sig_atomic_t packed_stdout_line_open = 0;
 inline int packed_sigbus_state = 0;  // 0 not installed, 1 installing, 2 installed
 inline struct sigaction packed_sigbus_previous;
 
@@ -363,6 +367,10 @@ static inline void packed_sigbus_handler(int sig, siginfo_t* info, void* ctx) {
         PackedMapSlot* s = &packed_map_slots[i];
         if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != 2) continue;
         if (a - s->base < s->len) {  // unsigned: a >= base && a < base + len
+            if (packed_stdout_line_open) {
+                ssize_t n = write(1, "\n", 1);
+                (void)n;
+            }
             ssize_t w = write(2, s->line, s->line_len);
             (void)w;  // nothing more can be done about a failed write here
             _exit(1);

@@ -14,6 +14,8 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <signal.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -25,6 +27,8 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
+#include <chrono>
 #include <vector>
 
 #include "engine/format.h"
@@ -1125,12 +1129,21 @@ TEST_CASE("CLI: an LM truncated while ./mamba generates or ./transformer scores:
     REQUIRE(realpath(cm.dir.path.c_str(), real));
     const std::string dir = real;
     // ./mamba: 2^20 tokens on one thread, stopped once the model is mapped
+    // (its -i output streams: the text printed before the truncation is the start of the model's greedy
+    // text, its line ended; byte-level, so one byte per token)
     const std::string mp = dir + "/gen_lm.bin";
     write_packed_model(mp, cm.mamba.h, cm.mamba.tensors);
-    cli_check_shrink_while_mapped({bin("MAMBA_BIN", "./mamba"), mp, "-i", "ab", "-n", "1048576", "-t", "0", "--threads", "1"},
-                                  mp, mp, 0,
-                                  "error: " + mp + ": the file shrank while in use (truncated or rewritten in place by another process)",
-                                  dir + "/gen.log");
+    const std::string streamed = cli_check_shrink_while_mapped(
+        {bin("MAMBA_BIN", "./mamba"), mp, "-i", "ab", "-n", "1048576", "-t", "0", "--threads", "1"}, mp, mp, 0,
+        "error: " + mp + ": the file shrank while in use (truncated or rewritten in place by another process)",
+        dir + "/gen.log", true);
+    if (streamed.size() > 1) {
+        const size_t n = streamed.size() - 1;  // less the line's end
+        CliRun clean = cli_run(bin("MAMBA_BIN", "./mamba"),
+                               cli_quote(cm.mamba_path) + " -i ab -t 0 -n " + std::to_string(n), dir);
+        REQUIRE(clean.code == 0);
+        CHECK(clean.out == streamed);
+    }
     // ./transformer: 20,000 lines to score, stopped once it has mapped them
     const std::string tp = dir + "/score_lm.bin", texts = dir + "/many.txt";
     write_packed_model(tp, cm.tf.h, cm.tf.tensors);
@@ -1218,4 +1231,38 @@ TEST_CASE("finite weights whose output overflows float32: generation and scoring
     // The unchanged models generate (the check passes finite outputs).
     CliRun ok = cli_run(bin("MAMBA_BIN", "./mamba"), cli_quote(cm.mamba_path) + " -i abcd -n 5", dir);
     CHECK(ok.code == 0);
+}
+
+// -i prints each token as it is sampled (llama2.c's streaming), so a long -n
+// shows text at once instead of after the whole run: the output file has
+// bytes while the process is still generating; killed then, what it holds
+// is the start of the same greedy text a short run prints.
+TEST_CASE("CLI: generation streams: text appears while ./mamba is still generating") {
+    CliModels cm;
+    const std::string out = cm.dir.file("stream.txt");
+    const std::string b = bin("MAMBA_BIN", "./mamba");
+    pid_t pid = cli_spawn({b, cm.mamba_path, "-i", "ab", "-n", "1000000", "-t", "0"}, out);
+    const auto start = std::chrono::steady_clock::now();
+    auto exited = [&]() {
+        siginfo_t info{};
+        return waitid(P_PID, pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == pid;
+    };
+    long size = 0;
+    while (!exited() && std::chrono::steady_clock::now() - start < std::chrono::seconds(60)) {
+        struct stat st;
+        if (stat(out.c_str(), &st) == 0 && st.st_size >= 64) {
+            size = long(st.st_size);
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    const bool running = !exited();
+    kill(pid, SIGKILL);
+    cli_wait(pid, 60);
+    CHECK(running);  // a million tokens take far longer than the first 64 bytes
+    CHECK(size >= 64);
+    CliRun shorter = cli_run(b, cli_quote(cm.mamba_path) + " -i ab -n 64 -t 0", cm.dir.path.string());
+    REQUIRE(shorter.code == 0);
+    const std::string head = cli_read_text(out).substr(0, 64);
+    CHECK(shorter.out.substr(0, 64) == head);
 }
