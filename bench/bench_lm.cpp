@@ -10,6 +10,7 @@
 // once), then decode 32 tokens one at a time (timed, median per token over
 // 3 repetitions of the whole prefill + decode). --svg FILE also draws ms per
 // token against context (log2 axis), both engines, as an SVG plot.
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,18 +147,65 @@ static Row measure(const LmOps& ops, int P) {
     return {P / median(pre), 1000.0 * median(dec)};
 }
 
+static void usage(FILE* f) {
+    fprintf(f,
+            "usage: bin/bench_lm [--threads N] [--d-model D] [--max-context C] [--svg FILE]\n"
+            "  ms per generated token and prefill tokens/s against context 64, 128, ..., C for both LM engines\n"
+            "  (random weights: a Mamba LM of 8 layers and a 4-layer transformer of width D)\n"
+            "  --threads N      OpenMP threads, 1..256 (default 1)\n"
+            "  --d-model D      width, 16..1024, a multiple of 16 (default 256)\n"
+            "  --max-context C  longest context, 64..16384 (default 4096)\n"
+            "  --svg FILE       also draw ms per token against context as an SVG plot\n");
+}
+
+// "--flag VALUE" as an integer in [lo, hi]; 0, or -1 after one error line.
+static int int_flag(const char* flag, const char* v, long lo, long hi, int* out) {
+    char* end = NULL;
+    errno = 0;
+    long x = v ? strtol(v, &end, 10) : 0;
+    if (!v || !*v || *end || errno || x < lo || x > hi) {
+        fprintf(stderr, "error: %s: expected an integer in %ld..%ld, got '%s'\n", flag, lo, hi, v ? v : "");
+        return -1;
+    }
+    *out = (int)x;
+    return 0;
+}
+
 int main(int argc, char** argv) {
     int threads = 1, D = 256, max_ctx = 4096;
     const char* svg = NULL;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--d-model")) D = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--max-context")) max_ctx = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--svg")) svg = argv[i + 1];
-        else {
-            fprintf(stderr, "error: unknown flag '%s'\n", argv[i]);
+    for (int i = 1; i < argc; i++) {
+        const char* f = argv[i];
+        if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
+            usage(stdout);
+            return 0;
+        }
+        const bool known = !strcmp(f, "--threads") || !strcmp(f, "--d-model") || !strcmp(f, "--max-context") ||
+                           !strcmp(f, "--svg");
+        if (!known) {
+            fprintf(stderr, "error: unknown flag '%s' (see --help)\n", f);
             return 2;
         }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "error: %s needs a value (see --help)\n", f);
+            return 2;
+        }
+        const char* v = argv[++i];
+        int rc = 0;
+        if (!strcmp(f, "--threads")) rc = int_flag(f, v, 1, 256, &threads);
+        else if (!strcmp(f, "--d-model")) rc = int_flag(f, v, 16, 1024, &D);
+        else if (!strcmp(f, "--max-context")) rc = int_flag(f, v, 64, 16384, &max_ctx);
+        else svg = v;
+        if (rc) return 2;
+        if (!strcmp(f, "--d-model") && D % 16) {
+            fprintf(stderr, "error: --d-model: %d is not a multiple of 16\n", D);
+            return 2;
+        }
+    }
+    FILE* svg_file = svg ? fopen(svg, "wb") : NULL;  // opened now: a bad path fails before the minutes of timing
+    if (svg && !svg_file) {
+        fprintf(stderr, "error: --svg: cannot write %s: %s\n", svg, strerror(errno));
+        return 1;
     }
 #ifdef _OPENMP
     omp_set_num_threads(threads);
@@ -192,8 +240,8 @@ int main(int argc, char** argv) {
         snprintf(title, sizeof title, "ms per generated token vs context (d_model %d, %d thread%s)", D, threads,
                  threads == 1 ? "" : "s");
         std::string doc = mmia::svg_lines({ms, ts}, title, "context tokens (log2 axis)", "ms per token", true);
-        FILE* f = fopen(svg, "wb");
-        if (!f || fwrite(doc.data(), 1, doc.size(), f) != doc.size() || fclose(f)) {
+        FILE* f = svg_file;
+        if (fwrite(doc.data(), 1, doc.size(), f) != doc.size() || fclose(f)) {
             fprintf(stderr, "error: cannot write %s\n", svg);
             return 1;
         }
