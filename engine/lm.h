@@ -843,150 +843,171 @@ static inline int lm_cli_score(const LmCli* e, const LmOps* ops, const char* pat
     return rc;
 }
 
-// The whole LM program: returns main's exit code (0 ok, 1 bad file or
-// I/O, 2 usage).
-static inline int lm_cli_main(int argc, char** argv, const LmCli* e) {
-    const char* model_path = NULL;
-    const char* prompt = NULL;
-    const char* score_path = NULL;
-    const char* out_path = NULL;
-    long long n_new = 256, top_k = 0, threads = 0;
-    double temperature = 1.0, top_p = 1.0;
-    uint64_t seed = 0;
-    int show_tokens = 0;
+// The LM command line's settings (lm_cli_parse).
+typedef struct {
+    const char* model_path;
+    const char* prompt;      // -i
+    const char* score_path;  // --score
+    const char* out_path;    // --out
+    long long n_new, top_k, threads;
+    double temperature, top_p;
+    uint64_t seed;
+    int show_tokens;
+} LmCliArgs;
+
+// argv -> a: -1 when the program goes on, else main's exit code (0 after
+// --help, 2 after one usage error line).
+static inline int lm_cli_parse(int argc, char** argv, const LmCli* e, LmCliArgs* a) {
+    memset(a, 0, sizeof *a);
+    a->n_new = 256;
+    a->temperature = 1.0;
+    a->top_p = 1.0;
     // A flag with a value given twice is a usage error, never "the last wins".
     static const char* const value_flags[] = {"-i", "--score", "--out", "-n", "-t", "-k", "-p", "-s", "--threads"};
     int seen[sizeof value_flags / sizeof value_flags[0]] = {0};
     for (int i = 1; i < argc; i++) {
-        const char* a = argv[i];
+        const char* f = argv[i];
         int has_value = i + 1 < argc;
         const char* v = has_value ? argv[i + 1] : NULL;
-        for (size_t f = 0; f < sizeof value_flags / sizeof value_flags[0]; f++)
-            if (strcmp(a, value_flags[f]) == 0 && seen[f]++)
-                return lm_cli_usage_error(e, "%s: given twice (give it once)", a);
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+        for (size_t k = 0; k < sizeof value_flags / sizeof value_flags[0]; k++)
+            if (strcmp(f, value_flags[k]) == 0 && seen[k]++)
+                return lm_cli_usage_error(e, "%s: given twice (give it once)", f);
+        if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) {
             lm_cli_usage(e);
             return 0;
-        } else if (strcmp(a, "--show-tokens") == 0) {
-            show_tokens = 1;
-        } else if (strcmp(a, "-i") == 0 || strcmp(a, "--score") == 0 || strcmp(a, "--out") == 0) {
-            if (!has_value) return lm_cli_usage_error(e, "%s: missing value", a);
-            if (a[1] == 'i') prompt = v;
-            else if (a[2] == 's') score_path = v;
-            else out_path = v;
+        } else if (strcmp(f, "--show-tokens") == 0) {
+            a->show_tokens = 1;
+            continue;
+        } else if (f[0] == '-' && f[1] != 0) {
+            int known = 0;
+            for (size_t k = 0; k < sizeof value_flags / sizeof value_flags[0]; k++) known |= !strcmp(f, value_flags[k]);
+            if (!known) return lm_cli_usage_error(e, "unknown flag '%s'", f);
+            if (!has_value)
+                return lm_cli_usage_error(e, strcmp(f, "--threads") ? "%s: missing value" : "%s: missing N", f);
             i++;
-        } else if (strcmp(a, "-n") == 0) {
-            if (!has_value) return lm_cli_usage_error(e, "%s: missing value", a);
-            if (lm_parse_int(v, 1, LM_MAX_NEW_TOKENS, &n_new))
+        } else if (!a->model_path) {
+            a->model_path = f;
+            continue;
+        } else {
+            return lm_cli_usage_error(e, "unexpected extra argument '%s'", f);
+        }
+        if (strcmp(f, "-i") == 0) {
+            a->prompt = v;
+        } else if (strcmp(f, "--score") == 0) {
+            a->score_path = v;
+        } else if (strcmp(f, "--out") == 0) {
+            a->out_path = v;
+        } else if (strcmp(f, "-n") == 0) {
+            if (lm_parse_int(v, 1, LM_MAX_NEW_TOKENS, &a->n_new))
                 return lm_cli_usage_error(e, "-n: '%s' is not a token count in 1..1048576", v);
-            i++;
-        } else if (strcmp(a, "-t") == 0) {
-            if (!has_value) return lm_cli_usage_error(e, "%s: missing value", a);
-            if (lm_parse_float(v, &temperature) || temperature < 0)
+        } else if (strcmp(f, "-t") == 0) {
+            if (lm_parse_float(v, &a->temperature) || a->temperature < 0)
                 return lm_cli_usage_error(e, "-t: '%s' is not a temperature >= 0", v);
-            i++;
-        } else if (strcmp(a, "-k") == 0) {
-            if (!has_value) return lm_cli_usage_error(e, "%s: missing value", a);
-            if (lm_parse_int(v, 0, LM_MAX_VOCAB, &top_k))
+        } else if (strcmp(f, "-k") == 0) {
+            if (lm_parse_int(v, 0, LM_MAX_VOCAB, &a->top_k))
                 return lm_cli_usage_error(e, "-k: '%s' is not a top-k in 0..262144", v);
-            i++;
-        } else if (strcmp(a, "-p") == 0) {
-            if (!has_value) return lm_cli_usage_error(e, "%s: missing value", a);
-            if (lm_parse_float(v, &top_p) || !(top_p > 0 && top_p <= 1))
+        } else if (strcmp(f, "-p") == 0) {
+            if (lm_parse_float(v, &a->top_p) || !(a->top_p > 0 && a->top_p <= 1))
                 return lm_cli_usage_error(e, "-p: '%s' is not a top-p in (0, 1]", v);
-            i++;
-        } else if (strcmp(a, "-s") == 0) {
-            if (!has_value) return lm_cli_usage_error(e, "%s: missing value", a);
+        } else if (strcmp(f, "-s") == 0) {
             char* end;
             errno = 0;
             unsigned long long sv = strtoull(v, &end, 10);  // a sign would wrap: digits only
             if (!(*v >= '0' && *v <= '9') || *end != 0 || errno)
                 return lm_cli_usage_error(e, "-s: '%s' is not an integer seed in [0, 18446744073709551615]", v);
-            seed = (uint64_t)sv;
-            i++;
-        } else if (strcmp(a, "--threads") == 0) {
-            if (!has_value) return lm_cli_usage_error(e, "%s: missing N", a);
-            if (lm_parse_int(v, 1, 1024, &threads))
-                return lm_cli_usage_error(e, "--threads: '%s' is not a thread count in 1..1024", v);
-            i++;
-        } else if (a[0] == '-' && a[1] != 0) {
-            return lm_cli_usage_error(e, "unknown flag '%s'", a);
-        } else if (!model_path) {
-            model_path = a;
-        } else {
-            return lm_cli_usage_error(e, "unexpected extra argument '%s'", a);
+            a->seed = (uint64_t)sv;
+        } else if (lm_parse_int(v, 1, 1024, &a->threads)) {  // --threads
+            return lm_cli_usage_error(e, "--threads: '%s' is not a thread count in 1..1024", v);
         }
     }
-    if (!model_path) return lm_cli_usage_error(e, "%s", "missing argument: need lm.bin");
-    if (!prompt && !score_path) return lm_cli_usage_error(e, "%s", "nothing to do: give -i PROMPT or --score TEXTS");
-    if (prompt && score_path) return lm_cli_usage_error(e, "%s", "-i and --score cannot be combined");
-    if (out_path && !score_path) return lm_cli_usage_error(e, "%s", "--out goes with --score");
-#ifdef _OPENMP
-    if (threads > 0) omp_set_num_threads((int)threads);
-#endif
+    if (!a->model_path) return lm_cli_usage_error(e, "%s", "missing argument: need lm.bin");
+    if (!a->prompt && !a->score_path) return lm_cli_usage_error(e, "%s", "nothing to do: give -i PROMPT or --score TEXTS");
+    if (a->prompt && a->score_path) return lm_cli_usage_error(e, "%s", "-i and --score cannot be combined");
+    if (a->out_path && !a->score_path) return lm_cli_usage_error(e, "%s", "--out goes with --score");
+    return -1;
+}
 
+// -i: encode the prompt, check it against -n and the context, generate
+// with the text streamed to stdout (lm_print_token), then a newline.
+// 0, or 1 after one error line.
+static inline int lm_cli_generate(const LmCliArgs* a, const LmCli* e, const LmOps* ops) {
     char err[512];
-    const char* inputs[2] = {model_path, score_path};
-    if (out_path && (io_check_output_path(out_path, err, sizeof err) != 0 ||  // before any work
-                     io_check_not_input(out_path, "--out", inputs, 2, err, sizeof err) != 0)) {
-        fprintf(stderr, "error: %s: %s\n", out_path, err);
+    int rc = 0;
+    BpeIds pids = {NULL, 0, 0};
+    if (lm_encode_text(&ops->info, a->prompt, strlen(a->prompt), &pids, err, sizeof err) != 0) {
+        fprintf(stderr, "error: -i: %s\n", err);
+        rc = 1;
+    }
+    const int64_t n_prompt = (int64_t)pids.n;
+    const long long n_new = a->n_new;
+    if (rc) {
+    } else if (n_prompt == 0) {
+        fprintf(stderr, "error: -i: the prompt is empty (give at least one byte)\n");
+        rc = 1;
+    } else if (e->context_is_cap && n_prompt + n_new > ops->info.context) {
+        fprintf(stderr, "error: -i/-n: the prompt (%lld tokens) + -n %lld = %lld tokens exceeds the model's context of %d\n",
+                (long long)n_prompt, n_new, (long long)n_prompt + n_new, ops->info.context);
+        rc = 1;
+    } else if (n_prompt > INT32_MAX / 2) {
+        fprintf(stderr, "error: -i: the prompt is too long (%lld tokens)\n", (long long)n_prompt);
+        rc = 1;
+    }
+    if (rc == 0 && a->show_tokens) lm_cli_show_ids("prompt", 0, (const int*)pids.ids, n_prompt);  // before the run
+    int* toks = rc ? NULL : (int*)malloc(sizeof(int) * (size_t)(n_prompt + n_new));
+    if (rc == 0 && !toks) {
+        fprintf(stderr, "error: -n: out of memory for %lld tokens\n", n_new);
+        rc = 1;
+    }
+    int n_out = 0;
+    LmPrintTokens pr = {&ops->info, {NULL, 0, 0}, ""};
+    if (rc == 0) {
+        memcpy(toks, pids.ids, sizeof(int) * (size_t)n_prompt);
+        LmSampler s = {(float)a->temperature, (int)a->top_k, a->top_p};
+        if (lm_generate_stream(ops, toks, (int)n_prompt, (int)n_new, &s, a->seed, toks + n_prompt, &n_out,
+                               lm_print_token, &pr, err, sizeof err) != 0) {
+            if (packed_stdout_line_open) fputc('\n', stdout);  // end the streamed text's line first
+            fprintf(stderr, "error: %s: %s\n", a->model_path, pr.err[0] ? pr.err : err);
+            rc = 1;
+        }
+    }
+    if (rc == 0 && fputc('\n', stdout) == EOF) rc = 1;
+    packed_stdout_line_open = 0;
+    if (rc == 0 && a->show_tokens) lm_cli_show_ids("generated", 0, toks + n_prompt, n_out);
+    free(pr.text.bytes);
+    free(pids.ids);
+    free(toks);
+    return rc;
+}
+
+// The whole LM program: returns main's exit code (0 ok, 1 bad file or
+// I/O, 2 usage).
+static inline int lm_cli_main(int argc, char** argv, const LmCli* e) {
+    LmCliArgs a;
+    if (int code = lm_cli_parse(argc, argv, e, &a); code >= 0) return code;
+#ifdef _OPENMP
+    if (a.threads > 0) omp_set_num_threads((int)a.threads);
+#endif
+    char err[512];
+    const char* inputs[2] = {a.model_path, a.score_path};
+    if (a.out_path && (io_check_output_path(a.out_path, err, sizeof err) != 0 ||  // before any work
+                       io_check_not_input(a.out_path, "--out", inputs, 2, err, sizeof err) != 0)) {
+        fprintf(stderr, "error: %s: %s\n", a.out_path, err);
         return 1;
     }
     LmOps ops;
-    if (e->open(e->model, model_path, &ops, err, sizeof err) != 0) {
+    if (e->open(e->model, a.model_path, &ops, err, sizeof err) != 0) {
         fprintf(stderr, "error: %s\n", err);
         return 1;
     }
     int rc = 0;
     if (ops.info.tokenizer == MMIA_TOKENIZER_BPE && !ops.info.bpe) {
         fprintf(stderr, "error: %s: the model's tokenizer is BPE but the file carries none (imported without "
-                        "tokenizer.json): -i and --score take text (the C API takes token ids)\n", model_path);
+                        "tokenizer.json): -i and --score take text (the C API takes token ids)\n", a.model_path);
         rc = 1;
-    } else if (score_path) {
-        rc = lm_cli_score(e, &ops, score_path, out_path, show_tokens);
+    } else if (a.score_path) {
+        rc = lm_cli_score(e, &ops, a.score_path, a.out_path, a.show_tokens);
     } else {
-        BpeIds pids = {NULL, 0, 0};
-        if (lm_encode_text(&ops.info, prompt, strlen(prompt), &pids, err, sizeof err) != 0) {
-            fprintf(stderr, "error: -i: %s\n", err);
-            rc = 1;
-        }
-        int64_t n_prompt = (int64_t)pids.n;
-        if (rc) {
-        } else if (n_prompt == 0) {
-            fprintf(stderr, "error: -i: the prompt is empty (give at least one byte)\n");
-            rc = 1;
-        } else if (e->context_is_cap && n_prompt + n_new > ops.info.context) {
-            fprintf(stderr, "error: -i/-n: the prompt (%lld tokens) + -n %lld = %lld tokens exceeds the model's context of %d\n",
-                    (long long)n_prompt, n_new, (long long)n_prompt + n_new, ops.info.context);
-            rc = 1;
-        } else if (n_prompt > INT32_MAX / 2) {
-            fprintf(stderr, "error: -i: the prompt is too long (%lld tokens)\n", (long long)n_prompt);
-            rc = 1;
-        }
-        if (rc == 0 && show_tokens) lm_cli_show_ids("prompt", 0, (const int*)pids.ids, n_prompt);  // before the run
-        int* toks = rc ? NULL : (int*)malloc(sizeof(int) * (size_t)(n_prompt + n_new));
-        if (rc == 0 && !toks) {
-            fprintf(stderr, "error: -n: out of memory for %lld tokens\n", n_new);
-            rc = 1;
-        }
-        int n_out = 0;
-        LmPrintTokens pr = {&ops.info, {NULL, 0, 0}, ""};
-        if (rc == 0) {
-            memcpy(toks, pids.ids, sizeof(int) * (size_t)n_prompt);
-            LmSampler s = {(float)temperature, (int)top_k, top_p};
-            if (lm_generate_stream(&ops, toks, (int)n_prompt, (int)n_new, &s, seed, toks + n_prompt, &n_out,
-                                   lm_print_token, &pr, err, sizeof err) != 0) {
-                if (packed_stdout_line_open) fputc('\n', stdout);  // end the streamed text's line first
-                fprintf(stderr, "error: %s: %s\n", model_path, pr.err[0] ? pr.err : err);
-                rc = 1;
-            }
-        }
-        if (rc == 0 && fputc('\n', stdout) == EOF) rc = 1;
-        packed_stdout_line_open = 0;
-        if (rc == 0 && show_tokens) lm_cli_show_ids("generated", 0, toks + n_prompt, n_out);
-        free(pr.text.bytes);
-        free(pids.ids);
-        free(toks);
+        rc = lm_cli_generate(&a, e, &ops);
     }
     if (rc == 0 && (fflush(stdout) != 0 || ferror(stdout))) {
         fprintf(stderr, "error: stdout: write failed\n");
