@@ -61,6 +61,7 @@
 #include "engine/cnn.h"
 #include "engine/io.h"
 #include "engine/mamba.h"
+#include "engine/packed.h"
 #include "export/model_export.h"
 #include "train/checkpoint_meta.h"
 #include "train/trainer.h"
@@ -205,11 +206,11 @@ std::string default_preset(const std::string& kind, const std::string& dataset) 
 // shadow1: " line is ended before the process dies, with a line saying how
 // to go on (finished models are kept; an interrupted training resumes from
 // its last epoch). Only async-signal-safe calls in the handler; the default
-// action then ends the process with the signal's status, as before.
-volatile sig_atomic_t g_log_line_open = 0;
-
+// action then ends the process with the signal's status, as before. The
+// open line is engine/packed.h's packed_stdout_line_open, the flag its
+// SIGBUS handler reads too.
 void on_interrupt(int sig) {
-    if (g_log_line_open) (void)!write(STDOUT_FILENO, "\n", 1);
+    if (packed_stdout_line_open) (void)!write(STDOUT_FILENO, "\n", 1);
     static const char msg[] = "interrupted: finished models are kept; run the same command to resume\n";
     (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
     signal(sig, SIG_DFL);
@@ -230,7 +231,7 @@ struct InterruptGuard {
     ~InterruptGuard() {
         sigaction(SIGINT, &old_int, nullptr);
         sigaction(SIGTERM, &old_term, nullptr);
-        g_log_line_open = 0;
+        packed_stdout_line_open = 0;
     }
 };
 
@@ -264,7 +265,7 @@ struct Experiment {
         if (n <= 0) return;
         std::fputs(buf, stdout);  // (a line over 1023 bytes is cut: none is that long)
         std::fflush(stdout);
-        g_log_line_open = buf[std::min(n, int(sizeof buf) - 1) - 1] != '\n';
+        packed_stdout_line_open = buf[std::min(n, int(sizeof buf) - 1) - 1] != '\n';
     }
     std::string bin_path(const std::string& kind, const std::string& role) const {
         return dir + "/models/" + kind + "/" + role + ".bin";

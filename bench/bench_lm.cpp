@@ -158,13 +158,12 @@ static void usage(FILE* f) {
             "  --svg FILE       also draw ms per token against context as an SVG plot\n");
 }
 
-// "--flag VALUE" as an integer in [lo, hi]; 0, or -1 after one error line.
+// "--flag VALUE" as an integer in [lo, hi] (engine/lm.h's lm_parse_int, as
+// the engines' own flags); 0, or -1 after one error line.
 static int int_flag(const char* flag, const char* v, long lo, long hi, int* out) {
-    char* end = NULL;
-    errno = 0;
-    long x = v ? strtol(v, &end, 10) : 0;
-    if (!v || !*v || *end || errno || x < lo || x > hi) {
-        fprintf(stderr, "error: %s: expected an integer in %ld..%ld, got '%s'\n", flag, lo, hi, v ? v : "");
+    long long x = 0;
+    if (lm_parse_int(v, lo, hi, &x) != 0) {
+        fprintf(stderr, "error: %s: expected an integer in %ld..%ld, got '%s'\n", flag, lo, hi, v);
         return -1;
     }
     *out = (int)x;
