@@ -171,6 +171,7 @@ $(BUILD)/tests/test_attack_run: $(PROG_PREFIX)bin/attack
 $(BUILD)/tests/test_attack_jobs: $(PROG_PREFIX)bin/attack
 $(BUILD)/tests/test_extract: $(PROG_PREFIX)bin/extract
 $(BUILD)/tests/test_extract_jobs: $(PROG_PREFIX)bin/extract
+$(BUILD)/tests/test_extract_sweep: $(PROG_PREFIX)bin/extract
 $(BUILD)/tests/test_corpus: $(PROG_PREFIX)bin/corpus
 $(BUILD)/tests/test_lm_engine: $(PROG_PREFIX)mamba $(PROG_PREFIX)transformer $(PROG_PREFIX)cnn
 $(BUILD)/tests/test_lm_train: $(PROG_PREFIX)bin/train $(PROG_PREFIX)bin/export
@@ -243,6 +244,10 @@ $(BUILD)/fuzz/fuzz_lm_model: fuzz/fuzz_lm_model.cpp mamba.cpp transformer.cpp $(
 $(BUILD)/fuzz/fuzz_input: fuzz/fuzz_input.cpp $(ENGINE_HDRS)
 	@mkdir -p $(dir $@)
 	clang++ $(FUZZ_FLAGS) $< -o $@
+$(BUILD)/fuzz/fuzz_extract_sweep: fuzz/fuzz_extract_sweep.cpp attack/extract_sweep.cpp attack/extract_format.cpp \
+                                  common/svg_lines.cpp attack/extract_sweep.h attack/extract.h common/svg_lines.h
+	@mkdir -p $(dir $@)
+	clang++ $(FUZZ_FLAGS) $(filter %.cpp,$^) -o $@
 $(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.cpp common/data.cpp common/data.h
 	@mkdir -p $(dir $@)
 	clang++ $(FUZZ_FLAGS) $< common/data.cpp -lz -o $@

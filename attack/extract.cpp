@@ -34,7 +34,7 @@
 #include "common/corpus.h"
 #include "common/corpus_text.h"
 #include "common/svg_lines.h"
-#include "engine/io.h"
+#include "common/write_text.h"
 #include "engine/mamba_lm.h"
 #include "engine/transformer.h"
 #include "export/model_export.h"
@@ -49,12 +49,6 @@ namespace mmia {
 namespace {
 
 ExtractRunStats g_stats;
-
-void write_file_atomic(const std::string& path, const std::string& text) {
-    char err[512];
-    if (io_write_file_atomic(path.c_str(), text.data(), text.size(), err, sizeof err) != 0)
-        throw std::runtime_error(path + ": " + err);
-}
 
 double now_s() {
     return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -245,7 +239,7 @@ void claim_run_dir(const Run& r) {
     create_output_dir(r.dir);
     fs::create_directories(r.dir + "/models");
     fs::create_directories(r.dir + "/plots");
-    write_file_atomic(cfg_path, r.resolved.dump(2) + "\n");
+    write_text_atomic(cfg_path, r.resolved.dump(2) + "\n");
 }
 
 // Resolves the run: settings checked, presets and corpus loaded, the run
@@ -461,17 +455,6 @@ std::string default_extract_run_dir(const ExtractConfig& cfg) {
 
 const ExtractRunStats& last_extract_run_stats() { return g_stats; }
 
-std::pair<double, double> wilson_interval(int64_t k, int64_t n, double z) {
-    if (n <= 0) return {0.0, 1.0};
-    const double nn = double(n), p = double(k) / nn, z2 = z * z;
-    const double denom = 1.0 + z2 / nn;
-    const double centre = (p + z2 / (2 * nn)) / denom;
-    const double half = z * std::sqrt(p * (1 - p) / nn + z2 / (4 * nn * nn)) / denom;
-    // At k = 0 (k = n) the lower (upper) end is exactly 0 (1): centre and
-    // half are equal there, but rounding can leave 5.6e-17.
-    return {k == 0 ? 0.0 : std::max(0.0, centre - half), k == n ? 1.0 : std::min(1.0, centre + half)};
-}
-
 namespace {
 // {"mean", "min", "max", "per_seed"} of a few values (one per seed).
 json spread(const std::vector<double>& v) {
@@ -565,30 +548,6 @@ json pool_seeds(const json& seeds, const std::vector<std::string>& models) {
             out[name]["prefix_by_copies"] = pooled_rates(per, "prefix_by_copies", "copies");
     }
     return out;
-}
-
-std::string csv_text(const std::string& bytes) {
-    std::string out = "\"";
-    for (unsigned char c : bytes) {
-        if (c == '\\') out += "\\\\";
-        else if (c == '\n') out += "\\n";
-        else if (c == '\t') out += "\\t";
-        else if (c == '\r') out += "\\r";
-        else if (c < 0x20 || c == 0x7f) {
-            char b[8];
-            std::snprintf(b, sizeof b, "\\x%02x", c);
-            out += b;
-        } else if (c == '"') out += "\"\"";
-        else out += char(c);
-    }
-    return out + "\"";
-}
-
-std::string csv_num(double v) {
-    if (std::isnan(v)) return "nan";
-    char b[40];
-    std::snprintf(b, sizeof b, "%.17g", v);
-    return b;
 }
 
 bool prompt_repetition(const std::string& prompt, const std::string& suffix) {
@@ -1495,17 +1454,17 @@ json model_outputs(const Run& r, const Plan& plan, const TrainedModel& t, const 
     m["prefix"] = prefix_metrics(r, plan, rows);
     if (json by = prefix_by_copies(r, plan, rows); !by.empty()) m["prefix_by_copies"] = by;
     if (cfg.control) m["control"] = control_metrics(r, plan, t, ref, seed, train_stream, heldout);
-    write_file_atomic(r.dir + "/prefix_" + name + "-seed" + sk + ".csv", prefix_csv(r, plan, name, seed, rows));
+    write_text_atomic(r.dir + "/prefix_" + name + "-seed" + sk + ".csv", prefix_csv(r, plan, name, seed, rows));
     add_prefix_summary(sum, name, seed, m);
     ts = now_s();
     auto un = untargeted_extraction(r, xl, ref, sa, seed);
     m["seconds"]["untargeted"] = now_s() - ts;
     m["untargeted"] = untargeted_metrics(cfg, un, seed);
-    write_file_atomic(r.dir + "/untargeted_" + name + "-seed" + sk + ".csv", untargeted_csv(un));
+    write_text_atomic(r.dir + "/untargeted_" + name + "-seed" + sk + ".csv", untargeted_csv(un));
     ts = now_s();
     MiaResult mia = membership_inference(r, plan, xl, ref);
     m["mia"] = mia.metrics;
-    write_file_atomic(r.dir + "/plots/mia_roc_loglog_" + name + "-seed" + sk + ".svg",
+    write_text_atomic(r.dir + "/plots/mia_roc_loglog_" + name + "-seed" + sk + ".svg",
                       svg_roc(mia.rocs, true, name + ": membership ROC, log-log"));
     m["exposure"] = canary_exposure(r, plan, xl);
     m["seconds"]["mia_exposure"] = now_s() - ts;
@@ -1543,20 +1502,20 @@ json seed_outputs(const Run& r, uint64_t seed, double t0, RunSummary& sum) {
 // The run's summary files: memorisation.csv, the two plots, metrics.json
 // and report.md.
 void write_outputs(const Run& r, const json& result, const RunSummary& sum) {
-    write_file_atomic(r.dir + "/memorisation.csv", sum.csv.str());
-    write_file_atomic(r.dir + "/plots/extraction_vs_prefix.svg",
+    write_text_atomic(r.dir + "/memorisation.csv", sum.csv.str());
+    write_text_atomic(r.dir + "/plots/extraction_vs_prefix.svg",
                       svg_lines(sum.rate_series, "greedy extraction rate (all suffix tokens) vs prefix length",
                                 "prefix length k (tokens, log2 axis)", "rate", true));
     if (!sum.copies_series.empty())
-        write_file_atomic(r.dir + "/plots/extraction_vs_copies.svg",
+        write_text_atomic(r.dir + "/plots/extraction_vs_copies.svg",
                           svg_lines(sum.copies_series, "greedy extraction of repeated documents vs copies (longest k)",
                                     "copies in the training stream (log2 axis)", "rate", true));
     if (!r.corpus.canaries.empty())
-        write_file_atomic(r.dir + "/plots/exposure_vs_insertions.svg",
+        write_text_atomic(r.dir + "/plots/exposure_vs_insertions.svg",
                           svg_lines(sum.exp_series, "canary exposure vs insertions", "insertions (log2 axis)",
                                     "mean exposure (bits)", true));
-    write_file_atomic(r.dir + "/metrics.json", result.dump(2) + "\n");
-    write_file_atomic(r.dir + "/report.md", markdown(result));
+    write_text_atomic(r.dir + "/metrics.json", result.dump(2) + "\n");
+    write_text_atomic(r.dir + "/report.md", markdown(result));
 }
 
 }  // namespace
@@ -1865,10 +1824,10 @@ json run_extract_models(const ExtractConfig& cfg) {
                                  {"mean_loss", loss_sum / double(ts.picked.size())}});
     }
     create_output_dir(dir);
-    write_file_atomic(dir + "/prefix.csv", given_prefix_csv(cfg, info, ts, rows));
-    write_file_atomic(dir + "/scores.csv", scores_csv);
-    write_file_atomic(dir + "/metrics.json", res.dump(2) + "\n");
-    write_file_atomic(dir + "/report.md", given_models_markdown(cfg, res, ts, seed));
+    write_text_atomic(dir + "/prefix.csv", given_prefix_csv(cfg, info, ts, rows));
+    write_text_atomic(dir + "/scores.csv", scores_csv);
+    write_text_atomic(dir + "/metrics.json", res.dump(2) + "\n");
+    write_text_atomic(dir + "/report.md", given_models_markdown(cfg, res, ts, seed));
     res["run_dir"] = dir;
     return res;
 }
@@ -1918,8 +1877,8 @@ json plan_extract(const ExtractConfig& cfg_in, const PlanRecord& rec, const std:
                                 {"command", command}});
         txt += command + "\n";
     }
-    write_file_atomic(dir + "/jobs.json", jobs.dump(2) + "\n");
-    write_file_atomic(dir + "/jobs.txt", txt);
+    write_text_atomic(dir + "/jobs.json", jobs.dump(2) + "\n");
+    write_text_atomic(dir + "/jobs.txt", txt);
     write_plan_file(dir, kExtractPlanVersion, rec, threads, jobs["jobs"].size(), json::object());
     if (r.cfg.verbose)
         std::printf("plan: %zu training jobs (%d thread(s) each) -> %s/jobs.txt\n", jobs["jobs"].size(), threads,

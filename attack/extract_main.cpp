@@ -6,6 +6,7 @@
 //   bin/extract --models mamba.bin,pythia.bin --text pile.jsonl.zst   already-packed models, a user's corpus
 //   bin/extract --seeds 1,2,3 --run-dir R --plan --emit parallel,slurm   the trainings as scheduler jobs
 //   bin/extract --run-dir R --job 3                                      one model of R's plan (attack/jobs.h)
+//   bin/extract --summarize R1,R2,... --run-dir OUT                     one table and plots over finished runs
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
@@ -14,6 +15,7 @@
 #include <thread>
 
 #include "attack/extract.h"
+#include "attack/extract_sweep.h"
 #include "common/command_line.h"
 #include "train/trainer.h"
 
@@ -27,6 +29,7 @@ struct PlanFlags {
     std::string emit;
     int slots = 0;
     int64_t job = -1;
+    std::vector<std::string> summarize;  // --summarize: finished run directories
 };
 
 // The run's flags (corpus, presets, seeds, lengths, counts, --models/--text) into cfg.
@@ -77,6 +80,10 @@ void add_run_flags(CLI::App& app, ExtractConfig& cfg) {
 
 // The plan and job flags (--plan, --emit, --slots, --job) into pf.
 void add_plan_flags(CLI::App& app, PlanFlags& pf) {
+    app.add_option("--summarize", pf.summarize,
+                   "instead of a run: one table and plots over finished run directories (comma-separated), "
+                   "written to --run-dir (default runs/extract-summary): sweep.md, sweep.csv, plots/")
+        ->delimiter(',');
     app.add_flag("--plan", pf.plan,
                  "write the run's plan and its training jobs (jobs.txt, jobs.json, plan.json) to the run directory, "
                  "train nothing (docs/EXTRACTION.md)");
@@ -113,6 +120,17 @@ int check_flags(const CLI::App& app, int argc, char** argv, const ExtractConfig&
             std::fprintf(stderr, "error: %s: %s given twice (each value once) (see --help)\n", flag, value.c_str());
             return 2;
         }
+    if (!pf.summarize.empty())
+        for (const auto* opt : app.get_options())
+            if (opt->count() && opt->get_name() != "--summarize" && opt->get_name() != "--run-dir") {
+                std::fprintf(stderr, "error: %s: --summarize reads finished runs and takes only --run-dir (see --help)\n",
+                             opt->get_name().c_str());
+                return 2;
+            }
+    if (std::string why = list_flag_problem(argc, argv, "--summarize"); !why.empty()) {
+        std::fprintf(stderr, "error: %s (see --help)\n", why.c_str());
+        return 2;
+    }
     const bool given_models = !cfg.models.empty() || !cfg.text.empty();
     if (given_models && cfg.seeds.size() > 1) {
         std::fprintf(stderr, "error: --seeds: --models/--text runs one seed (it picks the sequences); give one (see --help)\n");
@@ -141,6 +159,20 @@ int run_given_models(const ExtractConfig& cfg) {
                             (long long)e["exact"].get<int64_t>(), (long long)e["n"].get<int64_t>());
             }
         std::printf("report: %s/report.md (metrics: %s/metrics.json)\n", dir.c_str(), dir.c_str());
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "error: %s\n", error_text(e).c_str());
+        return 1;
+    }
+    return 0;
+}
+
+// --summarize: the sweep report over finished runs; the exit code.
+int run_summary(const PlanFlags& pf, const ExtractConfig& cfg) {
+    const std::string out = cfg.run_dir.empty() ? "runs/extract-summary" : cfg.run_dir;
+    try {
+        const auto plots = write_sweep_report(pf.summarize, out);
+        std::printf("report: %s/sweep.md (table: %s/sweep.csv; %zu plot(s) in %s/plots)\n", out.c_str(), out.c_str(),
+                    plots.size(), out.c_str());
     } catch (const std::exception& e) {
         std::fprintf(stderr, "error: %s\n", error_text(e).c_str());
         return 1;
@@ -190,6 +222,7 @@ int main(int argc, char** argv) {
     add_plan_flags(app, pf);
     if (int code = parse_command_line(app, argc, argv); code >= 0) return code;
     if (int code = check_flags(app, argc, argv, cfg, pf); code >= 0) return code;
+    if (!pf.summarize.empty()) return run_summary(pf, cfg);
     if (!cfg.models.empty() || !cfg.text.empty()) return run_given_models(cfg);
     return run_trained(app, argc, argv, cfg, pf);
 }

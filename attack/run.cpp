@@ -59,7 +59,7 @@
 #include "common/config.h"
 #include "common/data.h"
 #include "engine/cnn.h"
-#include "engine/io.h"
+#include "common/write_text.h"
 #include "engine/mamba.h"
 #include "engine/packed.h"
 #include "export/model_export.h"
@@ -75,12 +75,6 @@ namespace {
 AttackRunStats g_stats;
 
 using Clock = std::chrono::steady_clock;
-
-void write_file_atomic(const std::string& path, const std::string& text) {
-    char err[512];
-    if (io_write_file_atomic(path.c_str(), text.data(), text.size(), err, sizeof err) != 0)
-        throw std::runtime_error(path + ": " + err);
-}
 
 // Deterministic permutation of 0..n-1 (our own Fisher-Yates over
 // mt19937_64, so the split does not depend on the standard library).
@@ -387,7 +381,7 @@ void write_scores_csv(const std::string& path, const std::vector<int64_t>& pool_
         for (const auto& a : attacks) csv << "," << csv_number(a.scores[i]);
         csv << "\n";
     }
-    write_file_atomic(path, csv.str());
+    write_text_atomic(path, csv.str());
 }
 
 // The metrics of one attack on the given rows, or why there are none;
@@ -454,21 +448,21 @@ void write_plots(const std::string& dir, const std::string& kind, const std::str
     std::vector<NamedRoc> drawn;
     for (const NamedRoc& c : curves)
         if (plot_attacks.count(c.name)) drawn.push_back(c);
-    write_file_atomic(dir + "/plots/" + kind + "_roc.svg", svg_roc(drawn, false, title + ": ROC"));
-    write_file_atomic(dir + "/plots/" + kind + "_roc_loglog.svg", svg_roc(drawn, true, title + ": ROC, log-log"));
+    write_text_atomic(dir + "/plots/" + kind + "_roc.svg", svg_roc(drawn, false, title + ": ROC"));
+    write_text_atomic(dir + "/plots/" + kind + "_roc_loglog.svg", svg_roc(drawn, true, title + ": ROC, log-log"));
     for (const auto& [name, sm] : scored_sets) {
         if (name == "loss")
-            write_file_atomic(dir + "/plots/" + kind + "_hist_loss.svg",
+            write_text_atomic(dir + "/plots/" + kind + "_hist_loss.svg",
                               svg_histogram(score_histogram(sm.first, sm.second, 40),
                                             title + ": loss score, members vs non-members (scored only)"));
         if (name == "lira_online")  // heavy-tailed (per-example variances of a few references): its 1% tails clamped
-            write_file_atomic(dir + "/plots/" + kind + "_hist_lira_online.svg",
+            write_text_atomic(dir + "/plots/" + kind + "_hist_lira_online.svg",
                               svg_histogram(score_histogram(clamp_to_quantiles(sm.first, 0.01), sm.second, 40),
                                             title + ": lira_online score, members vs non-members (scored only; "
                                                     "the lowest and highest 1% in the end bins)"));
     }
     const int k = int(t.logits.size() / std::max<size_t>(t.labels.size(), 1));
-    write_file_atomic(dir + "/plots/" + kind + "_hist_logit_conf.svg",
+    write_text_atomic(dir + "/plots/" + kind + "_hist_logit_conf.svg",
                       svg_histogram(logit_confidence_histogram(t.logits, k, t.labels, t.is_member, 40),
                                     title + ": logit-scaled confidence, members vs non-members",
                                     "phi = log(p_y / (1 - p_y)) (higher = member)"));
@@ -1119,7 +1113,7 @@ void claim_run_dir(Experiment& ex) {
     create_output_dir(ex.dir);
     json written = ex.resolved;
     written["environment"] = ex.environment;
-    write_file_atomic(cfg_path, written.dump(2) + "\n");
+    write_text_atomic(cfg_path, written.dump(2) + "\n");
 }
 
 // --- Stage 2: plan the splits and the models (written before any training) ------
@@ -1132,7 +1126,7 @@ void write_plan(const Experiment& ex, const Plan& plan) {
                 mcsv << (j ? "," : "") << plan.membership[size_t(int64_t(m) * plan.lira_n + j)];
             mcsv << "\n";
         }
-        write_file_atomic(ex.dir + "/membership.csv", mcsv.str());
+        write_text_atomic(ex.dir + "/membership.csv", mcsv.str());
     }
     json sj = {{"pool", "dataset train part (indices 0.." + std::to_string(ex.pool.n_train_part - 1) +
                             ") then test part"},
@@ -1148,7 +1142,7 @@ void write_plan(const Experiment& ex, const Plan& plan) {
             if (plan.lira_null[m].second[i]) fake_members.push_back(plan.order[size_t(plan.lira_null[m].first[i])]);
         sj["null_members"]["model" + std::to_string(m)] = fake_members;
     }
-    write_file_atomic(ex.dir + "/splits.json", sj.dump() + "\n");
+    write_text_atomic(ex.dir + "/splits.json", sj.dump() + "\n");
 }
 
 // The line a null-member run prints first (docs/ATTACKS.md).
@@ -1392,22 +1386,22 @@ void write_results(Experiment& ex, json& result, Clock::time_point t_run) {
     ex.log("time: training %.0f s (%d models trained, %d cached), export + engine logits %.0f s, attacks %.0f s, "
            "total %.0f s\n",
            ex.seconds_training, g_stats.trained, g_stats.cached, ex.seconds_engine, ex.seconds_attacks, total);
-    write_file_atomic(ex.dir + "/metrics.json", result.dump(2) + "\n");
+    write_text_atomic(ex.dir + "/metrics.json", result.dump(2) + "\n");
     const std::string md = markdown_report(result);
     fs::create_directories(ex.dir + "/plots");
-    write_file_atomic(ex.dir + "/plots/privacy_utility.svg",
+    write_text_atomic(ex.dir + "/plots/privacy_utility.svg",
                       svg_privacy_utility(privacy_utility_points(result), "Privacy and utility"));
     if (md.find("](plots/vulnerability_per_epoch.svg)") != std::string::npos)
-        write_file_atomic(ex.dir + "/plots/vulnerability_per_epoch.svg",
+        write_text_atomic(ex.dir + "/plots/vulnerability_per_epoch.svg",
                           svg_vulnerability_per_epoch(result, "Vulnerability per epoch (targets)"));
     if (ex.strongest_rocs.size() >= 2)  // report.md links it then
-        write_file_atomic(ex.dir + "/plots/roc_loglog_both.svg",
+        write_text_atomic(ex.dir + "/plots/roc_loglog_both.svg",
                           svg_roc_kinds(ex.strongest_rocs, "First targets: strongest attacks, ROC, log-log"));
-    write_file_atomic(ex.dir + "/report.md", md);
+    write_text_atomic(ex.dir + "/report.md", md);
     // The same report for a browser, plots inline (attack/report_html.h).
     const std::string title = "Membership inference: " + result["config"]["dataset"].get<std::string>() + ", " +
                               result["config"]["protocol"].get<std::string>() + " protocol";
-    write_file_atomic(ex.dir + "/report.html", html_report(md, title, plot_reader_in(ex.dir)));
+    write_text_atomic(ex.dir + "/report.html", html_report(md, title, plot_reader_in(ex.dir)));
 }
 
 // --- The run as jobs (bin/attack --plan, --job; attack/jobs.h) --------------------
@@ -1458,8 +1452,8 @@ json write_jobs(const Experiment& ex, const Plan& plan, const AttackPlanRecord& 
                                     {"command", command}});
             txt += command + "\n";
         }
-    write_file_atomic(dir + "/jobs.json", jobs.dump(2) + "\n");
-    write_file_atomic(dir + "/jobs.txt", txt);
+    write_text_atomic(dir + "/jobs.json", jobs.dump(2) + "\n");
+    write_text_atomic(dir + "/jobs.txt", txt);
     write_plan_file(dir, kAttackPlanVersion, rec, ex.cfg.threads, jobs["jobs"].size(),
                     {{"kinds", ex.cfg.models}, {"models_per_kind", plan.models.size()}});
     return jobs;
@@ -1558,7 +1552,7 @@ void write_privacy_utility_plot(const std::string& output, const std::vector<std
             throw std::runtime_error(path + ": not the metrics.json of a finished bin/attack run");
         for (UtilityPoint& p : privacy_utility_points(m)) points.push_back(std::move(p));
     }
-    write_file_atomic(output, svg_privacy_utility(points, "Privacy and utility"));
+    write_text_atomic(output, svg_privacy_utility(points, "Privacy and utility"));
 }
 
 std::string default_run_dir(const AttackRunConfig& c) {

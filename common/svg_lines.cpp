@@ -11,7 +11,7 @@
 namespace mmia {
 
 std::string svg_lines(const std::vector<LineSeries>& series, const std::string& title, const std::string& xlabel,
-                      const std::string& ylabel, bool logx) {
+                      const std::string& ylabel, bool logx, const std::vector<std::string>& xnames) {
     const double W = 560, H = 380, L = 60, R = 170, T = 30, B = 50;
     double x0 = 1e300, x1 = -1e300, y0 = 0, y1 = 1e-12;
     for (const auto& s : series)
@@ -38,8 +38,15 @@ std::string svg_lines(const std::vector<LineSeries>& series, const std::string& 
       << "\" stroke=\"black\"/>\n";
     std::set<double> xs;
     for (const auto& s : series) xs.insert(s.x.begin(), s.x.end());
-    for (double x : xs)
-        o << "<text x=\"" << X(x) << "\" y=\"" << H - B + 15 << "\" text-anchor=\"middle\">" << x << "</text>\n";
+    for (double x : xs) {
+        o << "<text x=\"" << X(x) << "\" y=\"" << H - B + 15 << "\" text-anchor=\"middle\">";
+        const bool named = x >= 0 && x < double(xnames.size()) && x == std::floor(x);
+        if (named)
+            o << xnames[size_t(x)];
+        else
+            o << x;
+        o << "</text>\n";
+    }
     for (int i = 0; i <= 4; i++) {
         double y = y0 + (y1 - y0) * i / 4;
         char b[32];
@@ -52,10 +59,12 @@ std::string svg_lines(const std::vector<LineSeries>& series, const std::string& 
     for (size_t si = 0; si < series.size(); si++) {
         const auto& s = series[si];
         const char* col = colours[si % 6];
-        o << "<polyline fill=\"none\" stroke=\"" << col << "\" stroke-width=\"2\""
-          << (s.dashed ? " stroke-dasharray=\"6,4\"" : "") << " points=\"";
-        for (size_t i = 0; i < s.x.size(); i++) o << X(s.x[i]) << ',' << Y(s.y[i]) << ' ';
-        o << "\"/>\n";
+        if (!s.points_only) {
+            o << "<polyline fill=\"none\" stroke=\"" << col << "\" stroke-width=\"2\""
+              << (s.dashed ? " stroke-dasharray=\"6,4\"" : "") << " points=\"";
+            for (size_t i = 0; i < s.x.size(); i++) o << X(s.x[i]) << ',' << Y(s.y[i]) << ' ';
+            o << "\"/>\n";
+        }
         for (size_t i = 0; i < s.x.size(); i++)
             o << "<circle cx=\"" << X(s.x[i]) << "\" cy=\"" << Y(s.y[i]) << "\" r=\"3\" fill=\"" << col << "\"/>\n";
         o << "<text x=\"" << W - R + 10 << "\" y=\"" << T + 16 * (si + 1) << "\" fill=\"" << col << "\">" << s.name

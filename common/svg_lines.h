@@ -1,7 +1,8 @@
 // svg_lines.h: a small SVG line plot, one polyline (and dots) per series over
 // shared axes, legend on the right. Used by bin/extract's report (extraction
-// rate against prefix length, copies, insertions) and bin/bench_lm (ms per
-// token against context length).
+// rate against prefix length, copies, insertions), its sweep summary
+// (attack/extract_sweep.h) and bin/bench_lm (ms per token against context
+// length).
 #pragma once
 
 #include <string>
@@ -13,12 +14,14 @@ struct LineSeries {
     std::string name;
     std::vector<double> x, y;  // same length; y >= 0 (the y axis starts at 0)
     bool dashed = false;
+    bool points_only = false;  // dots without the connecting line (a scatter, or categories on x)
 };
 
 // The plot as a whole SVG document (560 x 380 px). x is drawn on a log2 axis
 // when logx (then every x must be > 0); every distinct x gets a tick label.
-// Text is written as given (no XML escaping: pass plain labels).
+// Text is written as given (no XML escaping: pass plain labels). xnames:
+// categories on x; an x value i in [0, xnames.size()) is labelled xnames[i].
 std::string svg_lines(const std::vector<LineSeries>& series, const std::string& title, const std::string& xlabel,
-                      const std::string& ylabel, bool logx);
+                      const std::string& ylabel, bool logx, const std::vector<std::string>& xnames = {});
 
 }  // namespace mmia

@@ -4,12 +4,15 @@
 # training lengths, each over SEEDS (and prefix lengths up to 128 + 50 <= the
 # 256-token context). Each configuration is its own run directory under
 # ROOT, so an interrupted sweep resumes where it stopped and a finished one
-# trains nothing. Then prints one Markdown table from every run's
-# metrics.json ("pooled": counts summed over seeds, Wilson 95% intervals):
-# per run and model, held-out loss, greedy extraction of training suffixes at
-# the longest prefix, the same for held-out documents and for the documents
+# trains nothing. Then `bin/extract --summarize` writes ROOT/summary/ from
+# every run's metrics.json ("pooled": counts summed over seeds, Wilson 95%
+# intervals) and the script prints its sweep.md: per run and model, held-out
+# loss, greedy extraction of training suffixes at the longest prefix, the
+# same for held-out documents, the --control model and the documents
 # repeated most often (a corpus built with --repeat-docs), the most-inserted
-# canaries' exposure, and the best membership-inference AUC.
+# canaries' exposure, the best membership-inference AUC and the loss
+# attack's TPR at 1% FPR; per Mamba/transformer pair, which fits better and
+# which leaks more; plots of leakage against fit, size, epochs and corpus.
 #
 #   scripts/extract_sweep.sh                       # the whole grid (hours on 2 cores)
 #   SIZES="s" CORPORA="prose code" SEEDS="1,2,3" scripts/extract_sweep.sh
@@ -48,36 +51,7 @@ for c in $CORPORA; do
     done
   done
 done
-python3 - "${dirs[@]}" <<'PY'
-import json, sys
-
-def rate(row):
-    if row is None:
-        return "n/a"
-    lo, hi = row["memorized_ci95"]
-    return "%d/%d [%.3f, %.3f]" % (row["memorized"], row["n"], lo, hi)
-
-print("| run | model | held-out loss (nats/byte) | train, greedy, k max | held-out, greedy, k max "
-      "| repeated docs, most copies | max-insertion exposure (bits) | best MIA AUC |")
-print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-for d in sys.argv[1:]:
-    m = json.load(open(d + "/metrics.json"))
-    kmax = max(m["config"]["prefix_lengths"])
-    for name, p in m["pooled"].items():
-        pick = lambda split: next((r for r in p["prefix"] if r["split"] == split and r["k"] == kmax
-                                   and r["decoding"] == "greedy"), None)
-        rep = "n/a"
-        by = [r for r in p.get("prefix_by_copies", []) if r["k"] == kmax and r["decoding"] == "greedy"]
-        if by:
-            top = max(by, key=lambda r: r["copies"])
-            rep = "x%d: %s" % (top["copies"], rate(top))
-        expo = "n/a"
-        ins = p.get("exposure_by_insertions", {})
-        if ins:
-            most = max(ins, key=int)
-            expo = "%.2f (x%s)" % (ins[most]["mean_exposure"]["mean"], most)
-        best = p.get("best_mia_auc")
-        print("| %s | %s | %.3f | %s | %s | %s | %s | %s |" % (
-            d.split("/")[-1], name, p["mean_heldout_loss"], rate(pick("train")), rate(pick("heldout")), rep, expo,
-            "%.3f" % best["mean"] if best else "n/a"))
-PY
+# The summary (attack/extract_sweep.h): sweep.md (the table, which model fits
+# better and which leaks more per pair, the plots), sweep.csv, plots/*.svg.
+bin/extract --summarize "$(IFS=,; printf '%s' "${dirs[*]}")" --run-dir "$ROOT/summary" >&2
+cat "$ROOT/summary/sweep.md"

@@ -308,3 +308,23 @@ TEST_CASE("svg_lines: points on a log2 x axis at equal spacing per doubling, y l
         CHECK(lines[1][i].second == doctest::Approx(330 - b.y[i] / (1.05 * 8) * (330 - 30)).epsilon(1e-4));
     for (const auto& p : lines[0]) CHECK(p.second == doctest::Approx(330 - 2 / (1.05 * 8) * 300).epsilon(1e-4));
 }
+
+TEST_CASE("svg_lines: points_only draws dots without a line; xnames label categories on a linear x axis") {
+    LineSeries a{"mamba", {0, 1, 2}, {0.7, 0.6, 0.8}, false};
+    a.points_only = true;
+    LineSeries b{"transformer", {0, 2}, {0.5, 0.55}, true};
+    b.points_only = true;
+    const std::string svg = svg_lines({a, b}, "t", "corpus", "AUC", false, {"code", "legal", "prose"});
+    CHECK(count(svg, "<polyline") == 0);
+    CHECK(count(svg, "<circle") == 5);
+    // Each category's name at its x: 0 -> 60 px, 1 -> 225 px, 2 -> 390 px (plot area 60..390 px).
+    CHECK(svg.find("<text x=\"60\" y=\"345\" text-anchor=\"middle\">code</text>") != std::string::npos);
+    CHECK(svg.find("<text x=\"225\" y=\"345\" text-anchor=\"middle\">legal</text>") != std::string::npos);
+    CHECK(svg.find("<text x=\"390\" y=\"345\" text-anchor=\"middle\">prose</text>") != std::string::npos);
+    CHECK(svg.find(">1</text>") == std::string::npos);  // no numeric tick label left
+    // A value outside the names keeps its number.
+    LineSeries c{"c", {0, 3}, {1, 1}, false};
+    const std::string svg2 = svg_lines({c}, "t", "x", "y", false, {"only"});
+    CHECK(svg2.find(">only</text>") != std::string::npos);
+    CHECK(svg2.find(">3</text>") != std::string::npos);
+}

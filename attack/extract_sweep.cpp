@@ -1,0 +1,385 @@
+// extract_sweep.cpp: bin/extract --summarize (see extract_sweep.h). Reads
+// finished runs' metrics.json, never trains; plain C++ with nlohmann-json.
+#include "attack/extract_sweep.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <initializer_list>
+#include <map>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <tuple>
+
+#include "attack/extract.h"
+#include "common/svg_lines.h"
+#include "common/write_text.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace mmia {
+
+namespace {
+
+// v[key] of a JSON object, or a "DIR/metrics.json: no <what>" error.
+const json& need(const json& v, const char* key, const std::string& file, const std::string& what) {
+    if (!v.is_object() || !v.contains(key)) throw std::runtime_error(file + ": no " + what);
+    return v[key];
+}
+
+// The pooled greedy row of `rows` at (group field == value, k), or null.
+const json* greedy_row(const json& rows, const char* field, const json& value, int k) {
+    for (const auto& r : rows)
+        if (r.at(field) == value && r.at("k") == k && r.at("decoding") == "greedy") return &r;
+    return nullptr;
+}
+
+// "mamba-lm-s" -> "mamba"; "transformer-lm-m" -> "transformer".
+std::string arch_of(const std::string& preset) {
+    const size_t p = preset.find("-lm");
+    return p == std::string::npos ? preset : preset.substr(0, p);
+}
+
+// An "exposure_by_insertions" key: a count 1..1e6 in decimal.
+int insertion_count(const std::string& key, const std::string& file) {
+    if (key.empty() || key.size() > 7 || key.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoi(key) < 1 || std::stoi(key) > 1000000)
+        throw std::runtime_error(file + ": exposure_by_insertions: \"" + key + "\" is not an insertion count");
+    return std::stoi(key);
+}
+
+// Refuses a row whose numbers cannot come from a run: a count outside
+// 0..n, a loss, AUC, exposure or rate that is not finite or out of range.
+void check_row(const SweepRow& r, const std::string& file) {
+    auto count_ok = [](int64_t k, int64_t n) { return n >= 0 && k >= 0 && k <= n; };
+    auto finite = [](std::initializer_list<double> v) {
+        return std::all_of(v.begin(), v.end(), [](double x) { return std::isfinite(x); });
+    };
+    const char* bad =
+        r.k_max <= 0                                              ? "no positive prefix length"
+        : !count_ok(r.train_mem, r.train_n) || !count_ok(r.heldout_mem, r.heldout_n) ||
+                !count_ok(r.top_copies_mem, r.top_copies_n) || (r.control_mem >= 0 && !count_ok(r.control_mem, r.control_n))
+            ? "a memorized count outside 0..n"
+        : !finite({r.loss_mean, r.loss_min, r.loss_max, r.top_exposure, r.auc_mean, r.auc_min, r.auc_max, r.loss_tpr1})
+            ? "a value that is not a finite number"
+        : r.auc_min < 0 || r.auc_max > 1 || r.loss_tpr1 < 0 || r.loss_tpr1 > 1 || r.loss_min < 0 || r.top_exposure < 0
+            ? "an AUC, TPR, loss or exposure out of range"
+            : nullptr;
+    for (const auto& [c, rate] : r.copies_rate)
+        if (c < 1 || !(rate >= 0 && rate <= 1)) bad = "a repeated-documents row out of range";
+    for (const auto& [i, e] : r.exposure)
+        if (!std::isfinite(e) || e < 0) bad = "an exposure that is not a finite number of bits";
+    if (bad) throw std::runtime_error(file + ": " + r.model + ": " + bad);
+}
+
+// One model's row from the run's metrics.json (res) and its pooled record.
+SweepRow row_of(const json& res, const std::string& name, const std::string& run, const std::string& file) {
+    const json& pooled = need(need(res, "pooled", file, "\"pooled\" (not a training run of bin/extract)"), name.c_str(),
+                              file, "pooled record of " + name);
+    const json& seeds = need(res, "seeds", file, "\"seeds\"");
+    if (seeds.empty()) throw std::runtime_error(file + ": no seeds");
+    const json& first = need(need(seeds.begin().value(), "models", file, "models"), name.c_str(), file,
+                             "model " + name + " in a seed");
+    SweepRow r;
+    r.run = run;
+    r.corpus = res.at("corpus").value("name", "?");
+    r.corpus_sha256 = res.at("corpus").value("sha256", "");
+    r.model = name;
+    r.arch = arch_of(name);
+    r.params = first.value("non_embedding_parameters", int64_t(0));
+    r.epochs = first.value("epochs", 0);
+    r.seeds = int(seeds.size());
+    for (const auto& k : need(res.at("config"), "prefix_lengths", file, "config.prefix_lengths"))
+        r.k_max = std::max(r.k_max, k.get<int>());
+    const json& hl = need(pooled, "heldout_loss", file, "heldout_loss of " + name);
+    r.loss_mean = hl.at("mean").get<double>();
+    r.loss_min = hl.at("min").get<double>();
+    r.loss_max = hl.at("max").get<double>();
+    for (const char* split : {"train", "heldout"})
+        if (const json* row = greedy_row(need(pooled, "prefix", file, "prefix rows"), "split", split, r.k_max)) {
+            (split[0] == 't' ? r.train_mem : r.heldout_mem) = (*row).at("memorized").get<int64_t>();
+            (split[0] == 't' ? r.train_n : r.heldout_n) = (*row).at("n").get<int64_t>();
+        }
+    // --control: the model trained on held-out text only, per seed (greedy, training split).
+    for (const auto& [sk, sj] : seeds.items()) {
+        const json& m = sj.at("models").at(name);
+        if (!m.contains("control")) continue;
+        if (const json* row = greedy_row(m.at("control").at("prefix"), "split", "train", r.k_max)) {
+            r.control_mem = std::max<int64_t>(r.control_mem, 0) + (*row).at("memorized").get<int64_t>();
+            r.control_n += (*row).at("n").get<int64_t>();
+        }
+    }
+    if (pooled.contains("prefix_by_copies"))
+        for (const auto& row : pooled.at("prefix_by_copies"))
+            if (row.at("decoding") == "greedy" && row.at("k") == r.k_max) {
+                const int c = row.at("copies").get<int>();
+                r.copies_rate.push_back({c, row.at("memorized_rate").get<double>()});
+                if (c > r.top_copies) {
+                    r.top_copies = c;
+                    r.top_copies_mem = row.at("memorized").get<int64_t>();
+                    r.top_copies_n = row.at("n").get<int64_t>();
+                }
+            }
+    std::sort(r.copies_rate.begin(), r.copies_rate.end());
+    const json expo = pooled.value("exposure_by_insertions", json::object());
+    for (const auto& [ins, v] : expo.items())
+        r.exposure.push_back({insertion_count(ins, file), v.at("mean_exposure").at("mean").get<double>()});
+    std::sort(r.exposure.begin(), r.exposure.end());
+    if (!r.exposure.empty()) std::tie(r.top_insertions, r.top_exposure) = r.exposure.back();
+    if (pooled.contains("best_mia_auc") && pooled.at("best_mia_auc").is_object()) {
+        r.auc_mean = pooled.at("best_mia_auc").at("mean").get<double>();
+        r.auc_min = pooled.at("best_mia_auc").at("min").get<double>();
+        r.auc_max = pooled.at("best_mia_auc").at("max").get<double>();
+        double best = -1;
+        for (const auto& [a, v] : pooled.at("mia").items())
+            if (v.at("auc").at("mean").get<double>() > best) {
+                best = v.at("auc").at("mean").get<double>();
+                r.best_attack = a;
+            }
+        if (pooled.at("mia").contains("loss")) r.loss_tpr1 = pooled.at("mia").at("loss").at("tpr_at_1pct_fpr").at("mean").get<double>();
+    }
+    return r;
+}
+
+std::string fmt(const char* f, double v) {
+    char b[64];
+    std::snprintf(b, sizeof b, f, v);
+    return b;
+}
+
+// "k/n [lo, hi]" with the Wilson 95% interval; "n/a" when n = 0.
+std::string rate_cell(int64_t k, int64_t n) {
+    if (n <= 0) return "n/a";
+    const auto ci = wilson_interval(k, n);
+    return std::to_string(k) + "/" + std::to_string(n) + " [" + fmt("%.3f", ci.first) + ", " + fmt("%.3f", ci.second) +
+           "]";
+}
+
+std::string spread_cell(double mean, double lo, double hi, int seeds, const char* f) {
+    std::string s = fmt(f, mean);
+    if (seeds > 1) s += " [" + fmt(f, lo) + ", " + fmt(f, hi) + "]";
+    return s;
+}
+
+// The sentence for one Mamba/transformer pair of a run.
+std::string pair_line(const SweepRow& m, const SweepRow& t) {
+    const bool m_fits = m.loss_mean < t.loss_mean, m_leaks = m.auc_mean > t.auc_mean;
+    const bool overlap = m.seeds > 1 && !(m.auc_min > t.auc_max || t.auc_min > m.auc_max);
+    std::string s = "| " + m.run + " | " + m.model + " vs " + t.model + " | " + fmt("%+.3f", m.loss_mean - t.loss_mean) +
+                    " | " + fmt("%+.3f", m.auc_mean - t.auc_mean) + " | " + (m_fits ? m.model : t.model) + " | " +
+                    (m_leaks ? m.model : t.model) + " | ";
+    s += m.seeds < 2 ? "one seed" : overlap ? "ranges overlap" : "no overlap in " + std::to_string(m.seeds) + " seeds";
+    s += " | ";
+    s += m_fits == m_leaks ? "the better fit leaks more: fit and architecture not separated" : "the worse fit leaks more: not explained by fit";
+    return s + " |\n";
+}
+
+// One plot over rows: y against x, a series per key (rows sorted by x);
+// "" when x takes fewer than two values. names: categorical x labels.
+std::string axis_plot(const std::vector<SweepRow>& rows, const std::function<double(const SweepRow&)>& x,
+                      const std::function<double(const SweepRow&)>& y,
+                      const std::function<std::string(const SweepRow&)>& key, const std::string& title,
+                      const std::string& xlabel, const std::string& ylabel, bool logx, bool points_only,
+                      const std::vector<std::string>& names = {}) {
+    std::map<std::string, std::vector<std::pair<double, double>>> by;
+    std::set<double> xs;
+    for (const auto& r : rows) {
+        by[key(r)].push_back({x(r), y(r)});
+        xs.insert(x(r));
+    }
+    if (xs.size() < 2) return "";
+    std::vector<LineSeries> series;
+    for (auto& [k, pts] : by) {
+        std::sort(pts.begin(), pts.end());
+        LineSeries s{k, {}, {}, k.rfind("transformer", 0) == 0};
+        s.points_only = points_only;
+        for (const auto& [a, b] : pts) {
+            s.x.push_back(a);
+            s.y.push_back(b);
+        }
+        series.push_back(s);
+    }
+    return svg_lines(series, title, xlabel, ylabel, logx, names);
+}
+
+// What varies across the rows besides the plotted axis, as a series label.
+std::string condition(const SweepRow& r, bool corpus, bool size, bool epochs) {
+    std::string s = r.arch;
+    if (size) s += " " + r.model.substr(r.model.rfind('-') + 1);
+    if (corpus) s += " " + r.corpus;
+    if (epochs) s += " e" + std::to_string(r.epochs);
+    return s;
+}
+
+}  // namespace
+
+std::vector<SweepRow> sweep_rows_of(const std::string& text, const std::string& run, const std::string& file) {
+    try {
+        const json res = json::parse(text);
+        std::vector<SweepRow> rows;
+        const json& presets = need(need(res, "config", file, "config"), "presets", file, "config.presets");
+        if (!presets.is_array() || presets.empty()) throw std::runtime_error(file + ": config.presets is not a list of presets");
+        for (const auto& p : presets) {
+            rows.push_back(row_of(res, p.get<std::string>(), run, file));
+            check_row(rows.back(), file);
+        }
+        return rows;
+    } catch (const json::exception& e) {
+        throw std::runtime_error(file + ": " + e.what());
+    }
+}
+
+std::vector<SweepRow> sweep_rows(const std::string& run_dir) {
+    const std::string file = (fs::path(run_dir) / "metrics.json").string();
+    std::ifstream f(file, std::ios::binary);
+    if (!f) throw std::runtime_error(file + ": cannot read (not a finished bin/extract run)");
+    std::stringstream ss;
+    ss << f.rdbuf();
+    fs::path p = fs::path(run_dir).lexically_normal();
+    if (p.filename().empty()) p = p.parent_path();  // "runs/x/" names run "x"
+    return sweep_rows_of(ss.str(), p.filename().string(), file);
+}
+
+std::string sweep_markdown(const std::vector<SweepRow>& rows, const std::vector<std::string>& run_dirs,
+                           const std::vector<std::string>& plots) {
+    std::ostringstream o;
+    o << "# Extraction sweep: Mamba against transformer\n\n"
+      << run_dirs.size() << " run(s) of bin/extract, summarized by `bin/extract --summarize`:";
+    for (const auto& d : run_dirs) o << " `" << d << "`";
+    o << ". Rates: greedy decoding at each run's longest prefix k, counts summed over its seeds, Wilson 95% "
+         "intervals; `[min, max]`: the spread over seeds. Definitions: docs/EXTRACTION.md.\n\n"
+      << "| run | corpus | model | non-embedding params | epochs | seeds | held-out loss (nats/byte) | train, greedy, "
+         "k max | held-out, greedy | control model, train | repeated docs, most copies | exposure, most insertions "
+         "(bits) | best MIA AUC (attack) | loss-attack TPR at 1% FPR |\n"
+      << "|---|---|---|---:|---:|---:|---|---|---|---|---|---|---|---:|\n";
+    for (const auto& r : rows) {
+        o << "| " << r.run << " | " << r.corpus << " | " << r.model << " | " << r.params << " | " << r.epochs << " | "
+          << r.seeds << " | " << spread_cell(r.loss_mean, r.loss_min, r.loss_max, r.seeds, "%.3f") << " | "
+          << rate_cell(r.train_mem, r.train_n) << " (k=" << r.k_max << ") | " << rate_cell(r.heldout_mem, r.heldout_n)
+          << " | " << (r.control_mem < 0 ? "n/a" : rate_cell(r.control_mem, r.control_n)) << " | "
+          << (r.top_copies ? "x" + std::to_string(r.top_copies) + ": " + rate_cell(r.top_copies_mem, r.top_copies_n)
+                           : "n/a")
+          << " | " << (r.top_insertions ? fmt("%.2f", r.top_exposure) + " (x" + std::to_string(r.top_insertions) + ")" : "n/a")
+          << " | " << (r.best_attack.empty() ? "n/a" : spread_cell(r.auc_mean, r.auc_min, r.auc_max, r.seeds, "%.3f") +
+                                                          " (" + r.best_attack + ")")
+          << " | " << fmt("%.3f", r.loss_tpr1) << " |\n";
+    }
+    o << "\n## Which fits better, which leaks more\n\nPer run, each Mamba against each transformer: the differences "
+         "(Mamba minus transformer) of held-out loss and best MIA AUC. A model that fits better is expected to leak "
+         "more, so a run where the better fit leaks more does not separate architecture from fit.\n\n"
+      << "| run | pair | held-out loss difference | best AUC difference | better fit | leaks more (AUC) | seeds' AUC "
+         "ranges | reading |\n|---|---|---:|---:|---|---|---|---|\n";
+    size_t pairs = 0;
+    for (const auto& m : rows)
+        for (const auto& t : rows)
+            if (m.run == t.run && m.arch == "mamba" && t.arch == "transformer") {
+                o << pair_line(m, t);
+                pairs++;
+            }
+    if (!pairs) o << "| (no run has both a Mamba and a transformer) | | | | | | | |\n";
+    if (!plots.empty()) o << "\n## Plots\n\n";
+    for (const auto& p : plots) o << "![" << p << "](plots/" << p << ")\n\n";
+    return o.str();
+}
+
+std::vector<std::string> write_sweep_report(const std::vector<std::string>& run_dirs, const std::string& out_dir) {
+    if (run_dirs.empty()) throw std::runtime_error("no run directories");
+    std::vector<SweepRow> rows;
+    std::set<std::string> seen;
+    for (const auto& d : run_dirs) {
+        fs::path canon = fs::weakly_canonical(d);
+        if (canon.filename().empty()) canon = canon.parent_path();  // "run/" and "run" are one run
+        if (!seen.insert(canon.string()).second) throw std::runtime_error(d + " given twice");
+        for (auto& r : sweep_rows(d)) rows.push_back(std::move(r));
+    }
+    std::error_code ec;
+    fs::create_directories(fs::path(out_dir) / "plots", ec);
+    if (ec) throw std::runtime_error(out_dir + "/plots: " + ec.message());
+    std::set<std::string> corpora, sizes;
+    std::set<int> epochs;
+    for (const auto& r : rows) {
+        corpora.insert(r.corpus);
+        sizes.insert(r.model.substr(r.model.rfind('-') + 1));
+        epochs.insert(r.epochs);
+    }
+    const bool vc = corpora.size() > 1, vs = sizes.size() > 1, ve = epochs.size() > 1;
+    const std::vector<std::string> corpus_names(corpora.begin(), corpora.end());
+    auto auc = [](const SweepRow& r) { return r.auc_mean; };
+    // Each axis is drawn when it varies across the runs (leakage against
+    // fit: when the held-out losses do).
+    std::vector<std::pair<std::string, std::string>> plots = {
+        {"leakage_vs_fit.svg",
+         axis_plot(rows, [](const SweepRow& r) { return r.loss_mean; }, auc,
+                   [&](const SweepRow& r) { return condition(r, false, false, false); },
+                   "best membership AUC against held-out loss (every run)", "held-out loss (nats/byte)",
+                   "best MIA AUC", false, true)}};
+    if (vs)
+        plots.push_back({"best_auc_vs_params.svg",
+                         axis_plot(rows, [](const SweepRow& r) { return double(r.params); }, auc,
+                                   [&](const SweepRow& r) { return condition(r, vc, false, ve); },
+                                   "best membership AUC against model size", "non-embedding parameters (log2 axis)",
+                                   "best MIA AUC", true, false)});
+    if (ve)
+        plots.push_back({"best_auc_vs_epochs.svg",
+                         axis_plot(rows, [](const SweepRow& r) { return double(r.epochs); }, auc,
+                                   [&](const SweepRow& r) { return condition(r, vc, vs, false); },
+                                   "best membership AUC against epochs", "epochs (log2 axis)", "best MIA AUC", true,
+                                   false)});
+    if (vc)
+        plots.push_back(
+            {"best_auc_by_corpus.svg",
+             axis_plot(rows,
+                       [&](const SweepRow& r) {
+                           return double(std::find(corpus_names.begin(), corpus_names.end(), r.corpus) -
+                                         corpus_names.begin());
+                       },
+                       auc, [&](const SweepRow& r) { return condition(r, false, vs, ve); },
+                       "best membership AUC by corpus (data type)", "corpus", "best MIA AUC", false, true,
+                       corpus_names)});
+    std::vector<LineSeries> expo, copies;
+    for (const auto& r : rows) {
+        const std::string k = condition(r, vc, vs, ve) + (rows.size() > 2 ? " " + r.run : "");
+        LineSeries e{k, {}, {}, r.arch == "transformer"}, c{k, {}, {}, r.arch == "transformer"};
+        for (const auto& [x, y] : r.exposure) e.x.push_back(x), e.y.push_back(y);
+        for (const auto& [x, y] : r.copies_rate) c.x.push_back(x), c.y.push_back(y);
+        if (e.x.size() > 1) expo.push_back(e);
+        if (c.x.size() > 1) copies.push_back(c);
+    }
+    if (!expo.empty())
+        plots.push_back({"exposure_vs_insertions.svg", svg_lines(expo, "canary exposure against insertions",
+                                                                  "insertions (log2 axis)", "mean exposure (bits)", true)});
+    if (!copies.empty())
+        plots.push_back({"extraction_vs_copies.svg",
+                         svg_lines(copies, "greedy extraction of repeated documents against copies (longest k)",
+                                   "copies in the training stream (log2 axis)", "rate", true)});
+    std::vector<std::string> written;
+    for (const auto& [name, svg] : plots)
+        if (!svg.empty()) {
+            write_text_atomic((fs::path(out_dir) / "plots" / name).string(), svg);
+            written.push_back(name);
+        }
+    std::ostringstream csv;
+    csv << "run,corpus,corpus_sha256,model,arch,non_embedding_parameters,epochs,seeds,k_max,heldout_loss_mean,"
+           "heldout_loss_min,heldout_loss_max,train_memorized,train_n,heldout_memorized,heldout_n,control_memorized,"
+           "control_n,top_copies,top_copies_memorized,top_copies_n,top_insertions,top_exposure_bits,best_auc_mean,"
+           "best_auc_min,best_auc_max,best_attack,loss_tpr_at_1pct_fpr\n";
+    for (const auto& r : rows)
+        csv << csv_text(r.run) << ',' << csv_text(r.corpus) << ',' << r.corpus_sha256 << ',' << r.model << ','
+            << r.arch << ',' << r.params << ',' << r.epochs << ',' << r.seeds << ',' << r.k_max << ','
+            << csv_num(r.loss_mean) << ',' << csv_num(r.loss_min) << ',' << csv_num(r.loss_max) << ',' << r.train_mem
+            << ',' << r.train_n << ',' << r.heldout_mem << ',' << r.heldout_n << ',' << r.control_mem << ','
+            << r.control_n << ',' << r.top_copies << ',' << r.top_copies_mem << ',' << r.top_copies_n << ','
+            << r.top_insertions << ',' << csv_num(r.top_exposure) << ',' << csv_num(r.auc_mean) << ','
+            << csv_num(r.auc_min) << ',' << csv_num(r.auc_max) << ',' << r.best_attack << ',' << csv_num(r.loss_tpr1)
+            << '\n';
+    write_text_atomic((fs::path(out_dir) / "sweep.csv").string(), csv.str());
+    write_text_atomic((fs::path(out_dir) / "sweep.md").string(), sweep_markdown(rows, run_dirs, written));
+    return written;
+}
+
+}  // namespace mmia

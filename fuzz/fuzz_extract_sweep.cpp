@@ -1,0 +1,32 @@
+// fuzz_extract_sweep.cpp: libFuzzer target for bin/extract --summarize's
+// reader of a run's metrics.json (attack/extract_sweep.h: sweep_rows_of),
+// and the Markdown it then writes from the rows.
+//   make build/fuzz/fuzz_extract_sweep
+//   build/fuzz/fuzz_extract_sweep -max_total_time=60 fuzz/corpus/fuzz_extract_sweep
+//
+// Input: the text of a metrics.json. A std::runtime_error whose message
+// starts with the file name is the expected refusal; any other exception or a
+// sanitizer report is a finding. On acceptance every row's numbers are
+// finite and in range, and sweep_markdown must not throw.
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
+#include "attack/extract_sweep.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+    std::vector<mmia::SweepRow> rows;
+    try {
+        rows = mmia::sweep_rows_of(std::string(reinterpret_cast<const char*>(data), size), "run", "fuzz");
+    } catch (const std::runtime_error& e) {
+        if (std::string(e.what()).rfind("fuzz: ", 0) != 0) abort();
+        return 0;
+    }
+    for (const auto& r : rows)
+        if (!std::isfinite(r.loss_mean) || !std::isfinite(r.auc_mean) || r.train_mem > r.train_n || r.k_max <= 0)
+            abort();
+    (void)mmia::sweep_markdown(rows, {"run"}, {"leakage_vs_fit.svg"});
+    return 0;
+}

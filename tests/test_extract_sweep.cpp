@@ -1,0 +1,253 @@
+// test_extract_sweep.cpp: bin/extract --summarize (attack/extract_sweep.h).
+// Two run directories are written here by hand, each metrics.json built as
+// run_extract builds it (per-seed records pooled by pool_seeds), with
+// numbers chosen so every cell of the table can be worked out below:
+//   - the rows: counts at the longest k only, summed over seeds; the control
+//     model's counts; the most-copied repeated documents; the exposure at the
+//     most insertions; the best attack by mean AUC and its seed range
+//   - the Markdown cells (Wilson intervals recomputed here), the pair lines
+//     (which fits better, which leaks more, overlap of the seeds' ranges)
+//   - which plots are drawn (an axis only when it varies) and their content
+//   - the errors: no metrics.json, bad JSON, a --models run, a run twice,
+//     and bin/extract's flag checks
+#include <torch/torch.h>
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "attack/extract.h"
+#include "attack/extract_sweep.h"
+#include "tests/cli_check.h"
+#include "tests/temp_dir.h"
+
+using namespace mmia;
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+// One pooled prefix row of a seed's model record.
+json prefix_row(const char* split, int k, const char* decoding, int64_t mem, int64_t n) {
+    return {{"split", split}, {"k", k}, {"decoding", decoding}, {"n", n}, {"memorized", mem},
+            {"bleu_exact", 0},   {"bleu_fuzzy", 0}};
+}
+
+// A seed's record of one model: loss, greedy counts at k = 8 and 128, the
+// AUCs of two attacks, exposure at 1 and 64 insertions.
+json model_record(double loss, int64_t train128, int64_t heldout128, double auc_loss, double auc_ref, double e64,
+                  int epochs, int64_t params) {
+    return {{"heldout_loss", loss},
+            {"epochs", epochs},
+            {"non_embedding_parameters", params},
+            {"prefix",
+             {prefix_row("train", 8, "greedy", 7, 100), prefix_row("train", 128, "greedy", train128, 100),
+              prefix_row("heldout", 128, "greedy", heldout128, 100), prefix_row("train", 128, "topk", 50, 300)}},
+            {"mia",
+             {{"attacks",
+               {{"loss", {{"auc", auc_loss}, {"tpr_at_1pct_fpr", 0.1}}},
+                {"reference", {{"auc", auc_ref}, {"tpr_at_1pct_fpr", 0.2}}}}}}},
+            {"exposure_by_insertions",
+             {{"1", {{"n", 2}, {"mean_exposure", 1.5}, {"extracted", 0}}},
+              {"64", {{"n", 2}, {"mean_exposure", e64}, {"extracted", 1}}}}}};
+}
+
+// Writes dir/metrics.json as run_extract does: config, corpus, seeds, pooled.
+void write_run(const fs::path& dir, const std::string& corpus, const json& seeds) {
+    fs::create_directories(dir);
+    json res;
+    res["config"] = {{"presets", {"mamba-lm-s", "transformer-lm-s"}}, {"prefix_lengths", {8, 128}}};
+    res["corpus"] = {{"name", corpus}, {"sha256", "ab12"}};
+    res["seeds"] = seeds;
+    res["pooled"] = pool_seeds(seeds, {"mamba-lm-s", "transformer-lm-s"});
+    std::ofstream(dir / "metrics.json") << res.dump(1);
+}
+
+std::string read(const fs::path& p) { return cli_read_text(p.string()); }
+
+size_t count(const std::string& s, const std::string& needle) {
+    size_t n = 0;
+    for (size_t p = s.find(needle); p != std::string::npos; p = s.find(needle, p + needle.size())) n++;
+    return n;
+}
+
+std::string wilson_cell(int64_t k, int64_t n) {
+    const auto ci = wilson_interval(k, n);
+    char b[96];
+    std::snprintf(b, sizeof b, "%lld/%lld [%.3f, %.3f]", (long long)k, (long long)n, ci.first, ci.second);
+    return b;
+}
+
+// Run A: prose, 2 seeds, 12 epochs; the Mamba fits better and leaks more;
+// seed 2 also has --control records. Run B: legal, 1 seed, 3 epochs, with
+// repeated documents; the transformer fits better but the Mamba leaks more.
+struct Fixture {
+    TempDir tmp{"mmia_sweep"};
+    fs::path a = tmp.path / "runA", b = tmp.path / "runB/";
+    Fixture() {
+        json s1 = {{"models",
+                    {{"mamba-lm-s", model_record(1.8, 2, 0, 0.70, 0.76, 10.9, 12, 98176)},
+                     {"transformer-lm-s", model_record(2.1, 0, 0, 0.60, 0.62, 8.0, 12, 100096)}}}};
+        json s2 = {{"models",
+                    {{"mamba-lm-s", model_record(1.7, 3, 1, 0.71, 0.74, 10.9, 12, 98176)},
+                     {"transformer-lm-s", model_record(2.2, 1, 0, 0.61, 0.64, 9.0, 12, 100096)}}}};
+        s2["models"]["mamba-lm-s"]["control"] = {{"prefix", {prefix_row("train", 128, "greedy", 1, 100)}}};
+        s2["models"]["transformer-lm-s"]["control"] = {{"prefix", {prefix_row("train", 128, "greedy", 0, 100)}}};
+        write_run(a, "prose", {{"42", s1}, {"1", s2}});
+        json b1 = {{"models",
+                    {{"mamba-lm-s", model_record(2.5, 0, 0, 0.55, 0.58, 6.0, 3, 98176)},
+                     {"transformer-lm-s", model_record(2.4, 0, 0, 0.52, 0.53, 5.0, 3, 100096)}}}};
+        for (const char* m : {"mamba-lm-s", "transformer-lm-s"})
+            b1["models"][m]["prefix_by_copies"] = {
+                {{"copies", 1}, {"k", 128}, {"decoding", "greedy"}, {"n", 4}, {"memorized", 0}, {"bleu_exact", 0}, {"bleu_fuzzy", 0}},
+                {{"copies", 64}, {"k", 128}, {"decoding", "greedy"}, {"n", 4}, {"memorized", m[0] == 'm' ? 3 : 1}, {"bleu_exact", 0}, {"bleu_fuzzy", 0}},
+                {{"copies", 64}, {"k", 8}, {"decoding", "greedy"}, {"n", 4}, {"memorized", 0}, {"bleu_exact", 0}, {"bleu_fuzzy", 0}}};
+        write_run(b, "legal", {{"7", b1}});
+    }
+};
+
+}  // namespace
+
+TEST_CASE("sweep_rows: counts at the longest k summed over seeds, control, copies, exposure, the best attack") {
+    Fixture f;
+    const auto rows = sweep_rows(f.a.string());
+    REQUIRE(rows.size() == 2);
+    const SweepRow& m = rows[0];
+    CHECK(m.run == "runA");
+    CHECK(m.corpus == "prose");
+    CHECK(m.arch == "mamba");
+    CHECK(m.params == 98176);
+    CHECK(m.epochs == 12);
+    CHECK(m.seeds == 2);
+    CHECK(m.k_max == 128);
+    CHECK(m.loss_mean == doctest::Approx(1.75));
+    CHECK(m.loss_min == doctest::Approx(1.7));
+    CHECK(m.loss_max == doctest::Approx(1.8));
+    CHECK(m.train_mem == 5);  // 2 + 3 at k = 128; the k = 8 rows (7 each) and top-k rows are not counted
+    CHECK(m.train_n == 200);
+    CHECK(m.heldout_mem == 1);
+    CHECK(m.heldout_n == 200);
+    CHECK(m.control_mem == 1);  // only seed 1 ran the control
+    CHECK(m.control_n == 100);
+    CHECK(m.top_copies == 0);
+    CHECK(m.top_insertions == 64);
+    CHECK(m.top_exposure == doctest::Approx(10.9));
+    CHECK(m.best_attack == "reference");  // mean 0.75 against the loss attack's 0.705
+    CHECK(m.auc_mean == doctest::Approx(0.75));
+    CHECK(m.auc_min == doctest::Approx(0.74));
+    CHECK(m.auc_max == doctest::Approx(0.76));
+    CHECK(m.loss_tpr1 == doctest::Approx(0.1));
+    CHECK(rows[1].arch == "transformer");
+    CHECK(rows[1].top_exposure == doctest::Approx(8.5));
+    const auto rb = sweep_rows(f.b.string());  // "runB/": the name is the last non-empty component
+    CHECK(rb[0].run == "runB");
+    CHECK(rb[0].control_mem == -1);
+    CHECK(rb[0].top_copies == 64);
+    CHECK(rb[0].top_copies_mem == 3);  // the k = 128 row, not k = 8
+    CHECK(rb[0].top_copies_n == 4);
+    REQUIRE(rb[0].copies_rate.size() == 2);
+    CHECK(rb[0].copies_rate[1].second == doctest::Approx(0.75));
+    CHECK(rb[1].top_copies_mem == 1);
+}
+
+TEST_CASE("write_sweep_report: the table's cells, the pair readings, the plots of the axes that vary") {
+    Fixture f;
+    const fs::path out = f.tmp.path / "summary";
+    const auto plots = write_sweep_report({f.a.string(), f.b.string()}, out.string());
+    // corpus and epochs vary, the preset size does not
+    CHECK(plots == std::vector<std::string>{"leakage_vs_fit.svg", "best_auc_vs_epochs.svg", "best_auc_by_corpus.svg",
+                                            "exposure_vs_insertions.svg", "extraction_vs_copies.svg"});
+    CHECK_FALSE(fs::exists(out / "plots/best_auc_vs_params.svg"));
+    const std::string md = read(out / "sweep.md");
+    CHECK(md.find("| runA | prose | mamba-lm-s | 98176 | 12 | 2 | 1.750 [1.700, 1.800] | " + wilson_cell(5, 200) +
+                  " (k=128) | " + wilson_cell(1, 200) + " | " + wilson_cell(1, 100) + " | n/a | 10.90 (x64) | " +
+                  "0.750 [0.740, 0.760] (reference) | 0.100 |") != std::string::npos);
+    CHECK(md.find("| runB | legal | transformer-lm-s | 100096 | 3 | 1 | 2.400 | " + wilson_cell(0, 100) + " (k=128) | " +
+                  wilson_cell(0, 100) + " | n/a | x64: " + wilson_cell(1, 4) + " | 5.00 (x64) | 0.530 (reference) |") !=
+          std::string::npos);
+    // Run A: Mamba fits better (1.75 vs 2.15) and leaks more (0.75 vs 0.63), ranges [0.74, 0.76] and [0.62, 0.64].
+    CHECK(md.find("| runA | mamba-lm-s vs transformer-lm-s | -0.400 | +0.120 | mamba-lm-s | mamba-lm-s | no overlap in "
+                  "2 seeds | the better fit leaks more: fit and architecture not separated |") != std::string::npos);
+    // Run B: the transformer fits better (2.4 vs 2.5) yet the Mamba leaks more (0.58 vs 0.53).
+    CHECK(md.find("| runB | mamba-lm-s vs transformer-lm-s | +0.100 | +0.050 | transformer-lm-s | mamba-lm-s | one seed | "
+                  "the worse fit leaks more: not explained by fit |") != std::string::npos);
+    for (const auto& p : plots) CHECK(md.find("](plots/" + p + ")") != std::string::npos);
+    // leakage against fit: a scatter of 4 points, two series (mamba, transformer), no line
+    const std::string fit = read(out / "plots/leakage_vs_fit.svg");
+    CHECK(count(fit, "<circle") == 4);
+    CHECK(count(fit, "<polyline") == 0);
+    CHECK(fit.find(">mamba</text>") != std::string::npos);
+    CHECK(fit.find(">transformer</text>") != std::string::npos);
+    const std::string by_corpus = read(out / "plots/best_auc_by_corpus.svg");
+    CHECK(by_corpus.find(">legal</text>") != std::string::npos);
+    CHECK(by_corpus.find(">prose</text>") != std::string::npos);
+    CHECK(by_corpus.find(">mamba e12</text>") != std::string::npos);  // epochs vary, so series say which
+    const std::string copies = read(out / "plots/extraction_vs_copies.svg");
+    CHECK(count(copies, "<polyline") == 2);  // run B's two models; run A has no repeated documents
+    const std::string csv = read(out / "sweep.csv");
+    CHECK(count(csv, "\n") == 5);  // header + 4 rows
+    CHECK(csv.find("\"runA\",\"prose\",ab12,mamba-lm-s,mamba,98176,12,2,128,1.75,") != std::string::npos);
+}
+
+TEST_CASE("write_sweep_report: errors name the run and what is wrong; nothing is written for a bad run") {
+    Fixture f;
+    const fs::path out = f.tmp.path / "summary";
+    auto fails = [&](const std::vector<std::string>& dirs, const std::string& what) {
+        try {
+            write_sweep_report(dirs, out.string());
+            FAIL("no error; expected: " << what);
+        } catch (const std::runtime_error& e) {
+            CHECK_MESSAGE(std::string(e.what()).find(what) != std::string::npos, e.what());
+        }
+    };
+    fails({}, "no run directories");
+    fails({(f.tmp.path / "nothing").string()}, "nothing/metrics.json: cannot read (not a finished bin/extract run)");
+    fs::create_directories(f.tmp.path / "bad");
+    std::ofstream(f.tmp.path / "bad/metrics.json") << "{\"config\": ";
+    fails({(f.tmp.path / "bad").string()}, "bad/metrics.json: [json.exception.parse_error");
+    fs::create_directories(f.tmp.path / "given");
+    std::ofstream(f.tmp.path / "given/metrics.json") << R"({"config": {"presets": ["mamba-lm-s"]}, "models": []})";
+    fails({(f.tmp.path / "given").string()}, "given/metrics.json: no \"pooled\" (not a training run of bin/extract)");
+    fails({f.a.string(), f.a.string() + "/"}, "given twice");
+    // Numbers no run writes: more memorized than sequences, an insertion count that is not one.
+    auto edited = [&](const char* name, const std::function<void(json&)>& edit) {
+        json res = json::parse(read(f.a / "metrics.json"));
+        edit(res);
+        fs::create_directories(f.tmp.path / name);
+        std::ofstream(f.tmp.path / name / "metrics.json") << res.dump();
+        return (f.tmp.path / name).string();
+    };
+    fails({edited("over", [](json& r) { r["pooled"]["mamba-lm-s"]["prefix"][1]["memorized"] = 201; })},
+          "over/metrics.json: mamba-lm-s: a memorized count outside 0..n");
+    fails({edited("ins", [](json& r) { r["pooled"]["transformer-lm-s"]["exposure_by_insertions"]["x"] =
+                                           r["pooled"]["transformer-lm-s"]["exposure_by_insertions"]["1"]; })},
+          "ins/metrics.json: exposure_by_insertions: \"x\" is not an insertion count");
+    fails({edited("auc", [](json& r) { r["pooled"]["mamba-lm-s"]["best_mia_auc"]["max"] = 1.5; })},
+          "auc/metrics.json: mamba-lm-s: an AUC, TPR, loss or exposure out of range");
+    CHECK_FALSE(fs::exists(out / "sweep.md"));
+}
+
+TEST_CASE("bin/extract --summarize: the report's path, one error line and exit 1 for a bad run, 2 for a flag it does not take") {
+    Fixture f;
+    const std::string bin = cli_program("EXTRACT_BIN", "bin/extract");
+    const std::string out = (f.tmp.path / "s").string();
+    CliRun r = cli_run(bin, "--summarize " + cli_quote(f.a.string() + "," + f.b.string()) + " --run-dir " + cli_quote(out),
+                       f.tmp.path.string());
+    CHECK(r.code == 0);
+    CHECK(r.out.find("report: " + out + "/sweep.md") != std::string::npos);
+    CHECK(fs::exists(out + "/plots/best_auc_by_corpus.svg"));
+    r = cli_run(bin, "--summarize " + cli_quote((f.tmp.path / "none").string()), f.tmp.path.string());
+    CHECK(r.code == 1);
+    CHECK(count(r.err, "\n") == 1);
+    CHECK(r.err.find("none/metrics.json: cannot read") != std::string::npos);
+    r = cli_run(bin, "--summarize " + cli_quote(f.a.string()) + " --epochs 3", f.tmp.path.string());
+    CHECK(r.code == 2);
+    CHECK(r.err.find("error: --epochs: --summarize reads finished runs and takes only --run-dir") != std::string::npos);
+    r = cli_run(bin, "--summarize " + cli_quote(f.a.string()) + ",", f.tmp.path.string());
+    CHECK(r.code == 2);
+}
