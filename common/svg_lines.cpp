@@ -25,6 +25,14 @@ std::string svg_lines(const std::vector<LineSeries>& series, const std::string& 
         x0 -= 1;
         x1 += 1;
     }
+    // A linear axis: ticks at five even steps over the data (or at the
+    // categories), and a margin so no dot sits on an axis.
+    const double data_x0 = x0, data_x1 = x1;
+    if (!logx) {
+        const double pad = xnames.empty() ? 0.05 * (x1 - x0) : 0.5;
+        x0 -= pad;
+        x1 += pad;
+    }
     y1 *= 1.05;
     auto X = [&](double x) { return L + ((logx ? std::log2(x) : x) - x0) / (x1 - x0) * (W - L - R); };
     auto Y = [&](double y) { return H - B - (y - y0) / (y1 - y0) * (H - T - B); };
@@ -37,12 +45,19 @@ std::string svg_lines(const std::vector<LineSeries>& series, const std::string& 
       << "\" stroke=\"black\"/>\n<line x1=\"" << L << "\" y1=\"" << T << "\" x2=\"" << L << "\" y2=\"" << H - B
       << "\" stroke=\"black\"/>\n";
     std::set<double> xs;
-    for (const auto& s : series) xs.insert(s.x.begin(), s.x.end());
+    if (!logx && xnames.empty())
+        for (int i = 0; i <= 4; i++) xs.insert(data_x0 + (data_x1 - data_x0) * i / 4);
+    else
+        for (const auto& s : series) xs.insert(s.x.begin(), s.x.end());
     for (double x : xs) {
         o << "<text x=\"" << X(x) << "\" y=\"" << H - B + 15 << "\" text-anchor=\"middle\">";
         const bool named = x >= 0 && x < double(xnames.size()) && x == std::floor(x);
+        char b[32];
+        std::snprintf(b, sizeof b, "%.3g", x);
         if (named)
             o << xnames[size_t(x)];
+        else if (!logx)
+            o << b;
         else
             o << x;
         o << "</text>\n";

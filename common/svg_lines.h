@@ -18,7 +18,10 @@ struct LineSeries {
 };
 
 // The plot as a whole SVG document (560 x 380 px). x is drawn on a log2 axis
-// when logx (then every x must be > 0); every distinct x gets a tick label.
+// when logx (then every x must be > 0), where every distinct x gets a tick
+// label; a linear x axis has a 5% margin each side and ticks at five even
+// steps over the data (%.3g), or with xnames a half-category margin and the
+// categories' names.
 // Text is written as given (no XML escaping: pass plain labels). xnames:
 // categories on x; an x value i in [0, xnames.size()) is labelled xnames[i].
 std::string svg_lines(const std::vector<LineSeries>& series, const std::string& title, const std::string& xlabel,

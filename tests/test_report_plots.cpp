@@ -317,14 +317,24 @@ TEST_CASE("svg_lines: points_only draws dots without a line; xnames label catego
     const std::string svg = svg_lines({a, b}, "t", "corpus", "AUC", false, {"code", "legal", "prose"});
     CHECK(count(svg, "<polyline") == 0);
     CHECK(count(svg, "<circle") == 5);
-    // Each category's name at its x: 0 -> 60 px, 1 -> 225 px, 2 -> 390 px (plot area 60..390 px).
-    CHECK(svg.find("<text x=\"60\" y=\"345\" text-anchor=\"middle\">code</text>") != std::string::npos);
+    // Each category's name at its x: the axis runs from -0.5 to 2.5 over the
+    // plot area 60..390 px, so 0 -> 115 px, 1 -> 225 px, 2 -> 335 px.
+    CHECK(svg.find("<text x=\"115\" y=\"345\" text-anchor=\"middle\">code</text>") != std::string::npos);
     CHECK(svg.find("<text x=\"225\" y=\"345\" text-anchor=\"middle\">legal</text>") != std::string::npos);
-    CHECK(svg.find("<text x=\"390\" y=\"345\" text-anchor=\"middle\">prose</text>") != std::string::npos);
+    CHECK(svg.find("<text x=\"335\" y=\"345\" text-anchor=\"middle\">prose</text>") != std::string::npos);
     CHECK(svg.find(">1</text>") == std::string::npos);  // no numeric tick label left
     // A value outside the names keeps its number.
     LineSeries c{"c", {0, 3}, {1, 1}, false};
     const std::string svg2 = svg_lines({c}, "t", "x", "y", false, {"only"});
     CHECK(svg2.find(">only</text>") != std::string::npos);
     CHECK(svg2.find(">3</text>") != std::string::npos);
+    // A linear axis without names: five even ticks over the data, 3 significant
+    // digits, a 5% margin (x 1.7 .. 2.1 over 1.68 .. 2.12: 1.7 -> 75 px, 2.1 -> 375 px).
+    LineSeries d{"d", {1.7, 1.77935, 2.1}, {0.7, 0.75, 0.6}, false};
+    d.points_only = true;
+    const std::string svg3 = svg_lines({d}, "t", "loss", "AUC", false);
+    for (const char* t : {">1.7<", ">1.8<", ">1.9<", ">2<", ">2.1<"}) CHECK_MESSAGE(svg3.find(t) != std::string::npos, t);
+    CHECK(svg3.find("1.77935") == std::string::npos);
+    CHECK(svg3.find("<text x=\"75\" y=\"345\" text-anchor=\"middle\">1.7</text>") != std::string::npos);
+    CHECK(svg3.find("<text x=\"375\" y=\"345\" text-anchor=\"middle\">2.1</text>") != std::string::npos);
 }
