@@ -227,6 +227,8 @@ TEST_CASE("write_sweep_report: errors name the run and what is wrong; nothing is
     fails({edited("ins", [](json& r) { r["pooled"]["transformer-lm-s"]["exposure_by_insertions"]["x"] =
                                            r["pooled"]["transformer-lm-s"]["exposure_by_insertions"]["1"]; })},
           "ins/metrics.json: exposure_by_insertions: \"x\" is not an insertion count");
+    fails({edited("noloss", [](json& r) { r["pooled"]["mamba-lm-s"].erase("heldout_loss"); })},
+          "noloss/metrics.json: no heldout_loss of mamba-lm-s");
     fails({edited("auc", [](json& r) { r["pooled"]["mamba-lm-s"]["best_mia_auc"]["max"] = 1.5; })},
           "auc/metrics.json: mamba-lm-s: an AUC, TPR, loss or exposure out of range");
     CHECK_FALSE(fs::exists(out / "sweep.md"));
@@ -250,4 +252,12 @@ TEST_CASE("bin/extract --summarize: the report's path, one error line and exit 1
     CHECK(r.err.find("error: --epochs: --summarize reads finished runs and takes only --run-dir") != std::string::npos);
     r = cli_run(bin, "--summarize " + cli_quote(f.a.string()) + ",", f.tmp.path.string());
     CHECK(r.code == 2);
+    CHECK(r.err == "error: --summarize: an empty element in '" + f.a.string() + ",' (see --help)\n");
+    r = cli_run(bin, "--summarize " + cli_quote(f.a.string()) + " --summarize " + cli_quote(f.b.string()),
+                f.tmp.path.string());
+    CHECK(r.code == 2);
+    CHECK(r.err == "error: --summarize: given twice (give one comma-separated list) (see --help)\n");
+    r = cli_run(bin, "--summarize " + cli_quote(f.a.string() + "," + f.a.string() + "/"), f.tmp.path.string());
+    CHECK(r.code == 1);
+    CHECK(r.err == "error: " + f.a.string() + "/ given twice\n");
 }
