@@ -297,6 +297,12 @@ std::vector<std::string> write_sweep_report(const std::vector<std::string>& run_
         if (!seen.insert(canon.string()).second) throw std::runtime_error(d + " given twice");
         for (auto& r : sweep_rows(d)) rows.push_back(std::move(r));
     }
+    // Two corpora with one name (prose and prose built with --repeat-docs):
+    // each is named with the start of its checksum.
+    std::map<std::string, std::set<std::string>> shas;
+    for (const auto& r : rows) shas[r.corpus].insert(r.corpus_sha256);
+    for (auto& r : rows)
+        if (shas[r.corpus].size() > 1) r.corpus += "@" + r.corpus_sha256.substr(0, 8);
     std::error_code ec;
     fs::create_directories(fs::path(out_dir) / "plots", ec);
     if (ec) throw std::runtime_error(out_dir + "/plots: " + ec.message());

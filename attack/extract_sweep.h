@@ -64,7 +64,9 @@ std::string sweep_markdown(const std::vector<SweepRow>& rows, const std::vector<
 
 // bin/extract --summarize: reads every run (sweep_rows), writes
 // out_dir/sweep.md, out_dir/sweep.csv (one line per row) and
-// out_dir/plots/*.svg: leakage_vs_fit (best AUC against held-out loss,
+// out_dir/plots/*.svg (corpora that share a name but not a checksum, such
+// as prose and prose built with --repeat-docs, are named NAME@<first 8 hex
+// digits of the sha256>): leakage_vs_fit (best AUC against held-out loss,
 // when the losses differ), best_auc_vs_params / best_auc_vs_epochs /
 // best_auc_by_corpus (each when the runs differ in preset size, epochs,
 // corpus), exposure_vs_insertions (runs with canaries), extraction_vs_copies

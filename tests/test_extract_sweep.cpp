@@ -194,6 +194,21 @@ TEST_CASE("write_sweep_report: the table's cells, the pair readings, the plots o
     CHECK(csv.find("\"runA\",\"prose\",ab12,mamba-lm-s,mamba,98176,12,2,128,1.75,") != std::string::npos);
 }
 
+TEST_CASE("write_sweep_report: two corpora of one name are told apart by their checksums") {
+    Fixture f;
+    json res = json::parse(read(f.a / "metrics.json"));
+    res["corpus"]["sha256"] = "cd34ef567890";
+    fs::create_directories(f.tmp.path / "rep");
+    std::ofstream(f.tmp.path / "rep/metrics.json") << res.dump();
+    write_sweep_report({f.a.string(), (f.tmp.path / "rep").string(), f.b.string()}, (f.tmp.path / "s").string());
+    const std::string md = read(f.tmp.path / "s/sweep.md");
+    CHECK(md.find("| runA | prose@ab12 | mamba-lm-s |") != std::string::npos);
+    CHECK(md.find("| rep | prose@cd34ef56 | mamba-lm-s |") != std::string::npos);
+    CHECK(md.find("| runB | legal | mamba-lm-s |") != std::string::npos);  // one checksum: the name alone
+    const std::string by_corpus = read(f.tmp.path / "s/plots/best_auc_by_corpus.svg");
+    CHECK(by_corpus.find(">prose@cd34ef56</text>") != std::string::npos);
+}
+
 TEST_CASE("write_sweep_report: errors name the run and what is wrong; nothing is written for a bad run") {
     Fixture f;
     const fs::path out = f.tmp.path / "summary";
