@@ -287,7 +287,11 @@ std::string sweep_markdown(const std::vector<SweepRow>& rows, const std::vector<
     return o.str();
 }
 
-std::vector<std::string> write_sweep_report(const std::vector<std::string>& run_dirs, const std::string& out_dir) {
+namespace {
+
+// Every run's rows, in the order given; corpora that share a name but not a
+// checksum get NAME@<sha256 prefix>.
+std::vector<SweepRow> read_runs(const std::vector<std::string>& run_dirs) {
     if (run_dirs.empty()) throw std::runtime_error("no run directories");
     std::vector<SweepRow> rows;
     std::set<std::string> seen;
@@ -303,9 +307,11 @@ std::vector<std::string> write_sweep_report(const std::vector<std::string>& run_
     for (const auto& r : rows) shas[r.corpus].insert(r.corpus_sha256);
     for (auto& r : rows)
         if (shas[r.corpus].size() > 1) r.corpus += "@" + r.corpus_sha256.substr(0, 8);
-    std::error_code ec;
-    fs::create_directories(fs::path(out_dir) / "plots", ec);
-    if (ec) throw std::runtime_error(out_dir + "/plots: " + ec.message());
+    return rows;
+}
+
+// The plots' (file name, SVG) pairs; an empty SVG is a plot not drawn.
+std::vector<std::pair<std::string, std::string>> sweep_plots(const std::vector<SweepRow>& rows) {
     std::set<std::string> corpora, sizes;
     std::set<int> epochs;
     for (const auto& r : rows) {
@@ -363,12 +369,11 @@ std::vector<std::string> write_sweep_report(const std::vector<std::string>& run_
         plots.push_back({"extraction_vs_copies.svg",
                          svg_lines(copies, "greedy extraction of repeated documents against copies (longest k)",
                                    "copies in the training stream (log2 axis)", "rate", true)});
-    std::vector<std::string> written;
-    for (const auto& [name, svg] : plots)
-        if (!svg.empty()) {
-            write_text_atomic((fs::path(out_dir) / "plots" / name).string(), svg);
-            written.push_back(name);
-        }
+    return plots;
+}
+
+// sweep.csv: one line per row, the table's numbers at full precision.
+std::string sweep_csv(const std::vector<SweepRow>& rows) {
     std::ostringstream csv;
     csv << "run,corpus,corpus_sha256,model,arch,non_embedding_parameters,epochs,seeds,k_max,heldout_loss_mean,"
            "heldout_loss_min,heldout_loss_max,train_memorized,train_n,heldout_memorized,heldout_n,control_memorized,"
@@ -383,7 +388,23 @@ std::vector<std::string> write_sweep_report(const std::vector<std::string>& run_
             << r.top_insertions << ',' << csv_num(r.top_exposure) << ',' << csv_num(r.auc_mean) << ','
             << csv_num(r.auc_min) << ',' << csv_num(r.auc_max) << ',' << r.best_attack << ',' << csv_num(r.loss_tpr1)
             << '\n';
-    write_text_atomic((fs::path(out_dir) / "sweep.csv").string(), csv.str());
+    return csv.str();
+}
+
+}  // namespace
+
+std::vector<std::string> write_sweep_report(const std::vector<std::string>& run_dirs, const std::string& out_dir) {
+    const std::vector<SweepRow> rows = read_runs(run_dirs);
+    std::error_code ec;
+    fs::create_directories(fs::path(out_dir) / "plots", ec);
+    if (ec) throw std::runtime_error(out_dir + "/plots: " + ec.message());
+    std::vector<std::string> written;
+    for (const auto& [name, svg] : sweep_plots(rows))
+        if (!svg.empty()) {
+            write_text_atomic((fs::path(out_dir) / "plots" / name).string(), svg);
+            written.push_back(name);
+        }
+    write_text_atomic((fs::path(out_dir) / "sweep.csv").string(), sweep_csv(rows));
     write_text_atomic((fs::path(out_dir) / "sweep.md").string(), sweep_markdown(rows, run_dirs, written));
     return written;
 }
