@@ -67,9 +67,14 @@ void check_row(const SweepRow& r, const std::string& file) {
             ? "a memorized count outside 0..n"
         : !finite({r.loss_mean, r.loss_min, r.loss_max, r.top_exposure, r.auc_mean, r.auc_min, r.auc_max, r.loss_tpr1})
             ? "a value that is not a finite number"
-        : r.auc_min < 0 || r.auc_max > 1 || r.loss_tpr1 < 0 || r.loss_tpr1 > 1 || r.loss_min < 0 || r.top_exposure < 0
+        : r.auc_min < 0 || r.auc_max > 1 || r.loss_min < 0 || r.top_exposure < 0
             ? "an AUC, TPR, loss or exposure out of range"
             : nullptr;
+    auto ordered = [](double lo, double mid, double hi) { return lo <= mid + 1e-12 && mid <= hi + 1e-12; };
+    if (!bad && (!ordered(r.loss_min, r.loss_mean, r.loss_max) || !ordered(r.auc_min, r.auc_mean, r.auc_max)))
+        bad = "a spread over seeds whose min, mean and max are out of order";
+    if (!bad && (r.loss_tpr1 < 0 ? r.loss_tpr1 != -1 : r.loss_tpr1 > 1)) bad = "a TPR out of range";
+    if (!bad && r.best_attack.empty() && r.auc_max > 0) bad = "a best MIA AUC without the attacks' AUCs";
     for (const auto& [c, rate] : r.copies_rate)
         if (c < 1 || !(rate >= 0 && rate <= 1)) bad = "a repeated-documents row out of range";
     for (const auto& [i, e] : r.exposure)
@@ -131,6 +136,8 @@ SweepRow row_of(const json& res, const std::string& name, const std::string& run
         r.exposure.push_back({insertion_count(ins, file), v.at("mean_exposure").at("mean").get<double>()});
     std::sort(r.exposure.begin(), r.exposure.end());
     if (!r.exposure.empty()) std::tie(r.top_insertions, r.top_exposure) = r.exposure.back();
+    if (res.at("config").contains("candidates"))
+        r.exposure_max = std::log2(double(res.at("config").at("candidates").get<int64_t>()) + 1.0);
     if (pooled.contains("best_mia_auc") && pooled.at("best_mia_auc").is_object()) {
         r.auc_mean = pooled.at("best_mia_auc").at("mean").get<double>();
         r.auc_min = pooled.at("best_mia_auc").at("min").get<double>();
@@ -144,6 +151,13 @@ SweepRow row_of(const json& res, const std::string& name, const std::string& run
         if (pooled.at("mia").contains("loss")) r.loss_tpr1 = pooled.at("mia").at("loss").at("tpr_at_1pct_fpr").at("mean").get<double>();
     }
     return r;
+}
+
+// Text for a Markdown table cell: '|' escaped, line breaks as spaces.
+std::string md_cell(const std::string& text) {
+    std::string out;
+    for (char c : text) out += c == '|' ? std::string("\\|") : c == '\n' || c == '\r' ? std::string(" ") : std::string(1, c);
+    return out;
 }
 
 std::string fmt(const char* f, double v) {
@@ -170,7 +184,7 @@ std::string spread_cell(double mean, double lo, double hi, int seeds, const char
 std::string pair_line(const SweepRow& m, const SweepRow& t) {
     const bool m_fits = m.loss_mean < t.loss_mean, m_leaks = m.auc_mean > t.auc_mean;
     const bool overlap = m.seeds > 1 && !(m.auc_min > t.auc_max || t.auc_min > m.auc_max);
-    std::string s = "| " + m.run + " | " + m.model + " vs " + t.model + " | " + fmt("%+.3f", m.loss_mean - t.loss_mean) +
+    std::string s = "| " + md_cell(m.run) + " | " + md_cell(m.model) + " vs " + md_cell(t.model) + " | " + fmt("%+.3f", m.loss_mean - t.loss_mean) +
                     " | " + fmt("%+.3f", m.auc_mean - t.auc_mean) + " | " + (m_fits ? m.model : t.model) + " | " +
                     (m_leaks ? m.model : t.model) + " | ";
     s += m.seeds < 2 ? "one seed" : overlap ? "ranges overlap" : "no overlap in " + std::to_string(m.seeds) + " seeds";
@@ -234,15 +248,27 @@ std::vector<SweepRow> sweep_rows_of(const std::string& text, const std::string& 
     }
 }
 
-std::vector<SweepRow> sweep_rows(const std::string& run_dir) {
-    const std::string file = (fs::path(run_dir) / "metrics.json").string();
-    std::ifstream f(file, std::ios::binary);
-    if (!f) throw std::runtime_error(file + ": cannot read (not a finished bin/extract run)");
-    std::stringstream ss;
-    ss << f.rdbuf();
+namespace {
+// A run's name: its directory's last component.
+std::string sweep_rows_name(const std::string& run_dir) {
     fs::path p = fs::path(run_dir).lexically_normal();
     if (p.filename().empty()) p = p.parent_path();  // "runs/x/" names run "x"
-    return sweep_rows_of(ss.str(), p.filename().string(), file);
+    return p.filename().string();
+}
+}  // namespace
+
+std::vector<SweepRow> sweep_rows(const std::string& run_dir) {
+    std::error_code ec;
+    if (!fs::exists(run_dir, ec)) throw std::runtime_error(run_dir + ": no such directory");
+    if (!fs::is_directory(run_dir, ec)) throw std::runtime_error(run_dir + ": not a directory (give a bin/extract run directory)");
+    const std::string file = (fs::path(run_dir) / "metrics.json").string();
+    if (!fs::exists(file, ec)) throw std::runtime_error(file + ": no such file (not a finished bin/extract run)");
+    if (!fs::is_regular_file(file, ec)) throw std::runtime_error(file + ": not a regular file");
+    std::ifstream f(file, std::ios::binary);
+    if (!f) throw std::runtime_error(file + ": cannot read");
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return sweep_rows_of(ss.str(), sweep_rows_name(run_dir), file);
 }
 
 std::string sweep_markdown(const std::vector<SweepRow>& rows, const std::vector<std::string>& run_dirs,
@@ -252,22 +278,27 @@ std::string sweep_markdown(const std::vector<SweepRow>& rows, const std::vector<
       << run_dirs.size() << " run(s) of bin/extract, summarized by `bin/extract --summarize`:";
     for (const auto& d : run_dirs) o << " `" << d << "`";
     o << ". Rates: greedy decoding at each run's longest prefix k, counts summed over its seeds, Wilson 95% "
-         "intervals; `[min, max]`: the spread over seeds. Definitions: docs/EXTRACTION.md.\n\n"
+         "intervals; `[min, max]`: the spread over seeds. Exposure is at most log2(candidates + 1) bits (10.97 for "
+         "2,000 candidates): \"the maximum\" means every candidate ranked below the canary. Definitions: "
+         "docs/EXTRACTION.md.\n\n"
       << "| run | corpus | model | non-embedding params | epochs | seeds | held-out loss (nats/byte) | train, greedy, "
          "k max | held-out, greedy | control model, train | repeated docs, most copies | exposure, most insertions "
          "(bits) | best MIA AUC (attack) | loss-attack TPR at 1% FPR |\n"
       << "|---|---|---|---:|---:|---:|---|---|---|---|---|---|---|---:|\n";
     for (const auto& r : rows) {
-        o << "| " << r.run << " | " << r.corpus << " | " << r.model << " | " << r.params << " | " << r.epochs << " | "
+        o << "| " << md_cell(r.run) << " | " << md_cell(r.corpus) << " | " << md_cell(r.model) << " | " << r.params << " | " << r.epochs << " | "
           << r.seeds << " | " << spread_cell(r.loss_mean, r.loss_min, r.loss_max, r.seeds, "%.3f") << " | "
           << rate_cell(r.train_mem, r.train_n) << " (k=" << r.k_max << ") | " << rate_cell(r.heldout_mem, r.heldout_n)
           << " | " << (r.control_mem < 0 ? "n/a" : rate_cell(r.control_mem, r.control_n)) << " | "
           << (r.top_copies ? "x" + std::to_string(r.top_copies) + ": " + rate_cell(r.top_copies_mem, r.top_copies_n)
                            : "n/a")
-          << " | " << (r.top_insertions ? fmt("%.2f", r.top_exposure) + " (x" + std::to_string(r.top_insertions) + ")" : "n/a")
+          << " | "
+          << (r.top_insertions ? fmt("%.2f", r.top_exposure) + " (x" + std::to_string(r.top_insertions) +
+                                     (r.exposure_max > 0 && r.top_exposure >= r.exposure_max - 1e-9 ? ", the maximum" : "") + ")"
+                               : "n/a")
           << " | " << (r.best_attack.empty() ? "n/a" : spread_cell(r.auc_mean, r.auc_min, r.auc_max, r.seeds, "%.3f") +
                                                           " (" + r.best_attack + ")")
-          << " | " << fmt("%.3f", r.loss_tpr1) << " |\n";
+          << " | " << (r.loss_tpr1 < 0 ? "n/a" : fmt("%.3f", r.loss_tpr1)) << " |\n";
     }
     o << "\n## Which fits better, which leaks more\n\nPer run, each Mamba against each transformer: the differences "
          "(Mamba minus transformer) of held-out loss and best MIA AUC. A model that fits better is expected to leak "
@@ -294,16 +325,29 @@ namespace {
 std::vector<SweepRow> read_runs(const std::vector<std::string>& run_dirs) {
     if (run_dirs.empty()) throw std::runtime_error("no run directories");
     std::vector<SweepRow> rows;
+    std::vector<std::string> source;  // each row's run directory, as given
     std::set<std::string> seen;
     for (const auto& d : run_dirs) {
         fs::path canon = fs::weakly_canonical(d);
         if (canon.filename().empty()) canon = canon.parent_path();  // "run/" and "run" are one run
         if (!seen.insert(canon.string()).second) throw std::runtime_error(d + " given twice");
-        for (auto& r : sweep_rows(d)) rows.push_back(std::move(r));
+        for (auto& r : sweep_rows(d)) {
+            rows.push_back(std::move(r));
+            source.push_back(d);
+        }
     }
-    // Two corpora with one name (prose and prose built with --repeat-docs):
-    // each is named with the start of its checksum.
+    // Two runs of one name (runs/a/x, runs/b/x): named by their paths as given.
+    std::map<std::string, std::set<std::string>> paths;
+    for (size_t i = 0; i < rows.size(); i++) paths[rows[i].run].insert(source[i]);
+    for (size_t i = 0; i < rows.size(); i++)
+        if (paths[rows[i].run].size() > 1) rows[i].run = source[i];
+    // Corpora with one name: one with repeated documents (bin/corpus
+    // --repeat-docs) is NAME+rep; any still alike get their checksum's start.
     std::map<std::string, std::set<std::string>> shas;
+    for (const auto& r : rows) shas[r.corpus].insert(r.corpus_sha256);
+    for (auto& r : rows)
+        if (shas[r.corpus].size() > 1 && r.top_copies > 0) r.corpus += "+rep";
+    shas.clear();
     for (const auto& r : rows) shas[r.corpus].insert(r.corpus_sha256);
     for (auto& r : rows)
         if (shas[r.corpus].size() > 1) r.corpus += "@" + r.corpus_sha256.substr(0, 8);
@@ -369,6 +413,11 @@ std::vector<std::pair<std::string, std::string>> sweep_plots(const std::vector<S
         plots.push_back({"extraction_vs_copies.svg",
                          svg_lines(copies, "greedy extraction of repeated documents against copies (longest k)",
                                    "copies in the training stream (log2 axis)", "rate", true)});
+    // The names not drawn, with no SVG: an earlier summary's file of that name goes.
+    for (const char* name : {"leakage_vs_fit.svg", "best_auc_vs_params.svg", "best_auc_vs_epochs.svg",
+                             "best_auc_by_corpus.svg", "exposure_vs_insertions.svg", "extraction_vs_copies.svg"})
+        if (std::none_of(plots.begin(), plots.end(), [&](const auto& p) { return p.first == name; }))
+            plots.push_back({name, ""});
     return plots;
 }
 
@@ -395,15 +444,23 @@ std::string sweep_csv(const std::vector<SweepRow>& rows) {
 
 std::vector<std::string> write_sweep_report(const std::vector<std::string>& run_dirs, const std::string& out_dir) {
     const std::vector<SweepRow> rows = read_runs(run_dirs);
+    std::error_code ec0;
+    if (fs::exists(fs::path(out_dir) / "metrics.json", ec0))
+        throw std::runtime_error(out_dir + ": a bin/extract run directory (it holds metrics.json; the summary would "
+                                           "replace its plots): give the summary its own --run-dir");
     std::error_code ec;
     fs::create_directories(fs::path(out_dir) / "plots", ec);
     if (ec) throw std::runtime_error(out_dir + "/plots: " + ec.message());
     std::vector<std::string> written;
-    for (const auto& [name, svg] : sweep_plots(rows))
-        if (!svg.empty()) {
-            write_text_atomic((fs::path(out_dir) / "plots" / name).string(), svg);
-            written.push_back(name);
+    for (const auto& [name, svg] : sweep_plots(rows)) {
+        const fs::path p = fs::path(out_dir) / "plots" / name;
+        if (svg.empty()) {
+            fs::remove(p, ec);  // an earlier summary's plot of an axis that no longer varies
+            continue;
         }
+        write_text_atomic(p.string(), svg);
+        written.push_back(name);
+    }
     write_text_atomic((fs::path(out_dir) / "sweep.csv").string(), sweep_csv(rows));
     write_text_atomic((fs::path(out_dir) / "sweep.md").string(), sweep_markdown(rows, run_dirs, written));
     return written;

@@ -21,7 +21,7 @@ namespace mmia {
 // greedy decoding, with Wilson 95% intervals; spreads are {mean, min, max}
 // over seeds.
 struct SweepRow {
-    std::string run;             // the run directory's last component
+    std::string run;             // the run directory's last component (more of its path when two runs share it)
     std::string corpus;          // manifest name, e.g. "prose"
     std::string corpus_sha256;   // documents.jsonl, as the run recorded it
     std::string model;           // preset, e.g. "mamba-lm-s"
@@ -38,9 +38,10 @@ struct SweepRow {
     int64_t top_copies_mem = 0, top_copies_n = 0;
     int top_insertions = 0;                                 // canaries: most insertions (0: none)
     double top_exposure = 0;                                // their mean exposure, bits (mean over seeds)
+    double exposure_max = 0;                                // log2(candidates + 1): the largest exposure measurable
     double auc_mean = 0, auc_min = 0, auc_max = 0;         // best membership AUC over attacks, per seed
     std::string best_attack;                                // attack with the highest mean AUC
-    double loss_tpr1 = 0;                                   // loss attack's TPR at 1% FPR, mean over seeds
+    double loss_tpr1 = -1;                                  // loss attack's TPR at 1% FPR, mean over seeds (-1: none)
     std::vector<std::pair<int, double>> exposure;           // (insertions, mean exposure bits), ascending
     std::vector<std::pair<int, double>> copies_rate;        // (copies, greedy rate at k_max), ascending
 };
@@ -64,15 +65,17 @@ std::string sweep_markdown(const std::vector<SweepRow>& rows, const std::vector<
 
 // bin/extract --summarize: reads every run (sweep_rows), writes
 // out_dir/sweep.md, out_dir/sweep.csv (one line per row) and
-// out_dir/plots/*.svg (corpora that share a name but not a checksum, such
-// as prose and prose built with --repeat-docs, are named NAME@<first 8 hex
-// digits of the sha256>): leakage_vs_fit (best AUC against held-out loss,
+// out_dir/plots/*.svg (a corpus with repeated documents is named NAME+rep;
+// corpora still sharing a name but not a checksum get @<first 8 hex digits
+// of the sha256>): leakage_vs_fit (best AUC against held-out loss,
 // when the losses differ), best_auc_vs_params / best_auc_vs_epochs /
 // best_auc_by_corpus (each when the runs differ in preset size, epochs,
 // corpus), exposure_vs_insertions (runs with canaries), extraction_vs_copies
-// (runs on a corpus with repeated documents). Returns the plots' names.
-// Throws sweep_rows' errors, "no run directories", "RUN given twice", and
-// the write errors.
+// (runs on a corpus with repeated documents); a plot of these names left
+// from an earlier summary in out_dir is removed. Returns the plots' names.
+// Throws sweep_rows' errors, "no run directories", "RUN given twice",
+// "OUT: a bin/extract run directory ..." (out_dir holds a metrics.json: the
+// summary would replace that run's plots), and the write errors.
 std::vector<std::string> write_sweep_report(const std::vector<std::string>& run_dirs, const std::string& out_dir);
 
 }  // namespace mmia

@@ -12,7 +12,12 @@ namespace mmia {
 
 std::string svg_lines(const std::vector<LineSeries>& series, const std::string& title, const std::string& xlabel,
                       const std::string& ylabel, bool logx, const std::vector<std::string>& xnames) {
-    const double W = 560, H = 380, L = 60, R = 170, T = 30, B = 50;
+    // The plot area is x 60..390 px; the legend to its right, as wide as its
+    // longest label needs (about 7 px per character), the SVG at least 560 px.
+    size_t longest = 0;
+    for (const auto& s : series) longest = std::max(longest, s.name.size());
+    const double H = 380, L = 60, T = 30, B = 50, PR = 390;
+    const double W = std::max(560.0, PR + 40 + 7.0 * double(longest) + 10), R = W - PR;
     double x0 = 1e300, x1 = -1e300, y0 = 0, y1 = 1e-12;
     for (const auto& s : series)
         for (size_t i = 0; i < s.x.size(); i++) {
@@ -82,8 +87,14 @@ std::string svg_lines(const std::vector<LineSeries>& series, const std::string& 
         }
         for (size_t i = 0; i < s.x.size(); i++)
             o << "<circle cx=\"" << X(s.x[i]) << "\" cy=\"" << Y(s.y[i]) << "\" r=\"3\" fill=\"" << col << "\"/>\n";
-        o << "<text x=\"" << W - R + 10 << "\" y=\"" << T + 16 * (si + 1) << "\" fill=\"" << col << "\">" << s.name
-          << "</text>\n";
+        // Legend: a swatch of the series' style (a dot alone, a line, a dashed line), then its name.
+        const double ly = T + 16 * (si + 1);
+        if (s.points_only)
+            o << "<circle cx=\"" << PR + 22 << "\" cy=\"" << ly - 4 << "\" r=\"3\" fill=\"" << col << "\"/>\n";
+        else
+            o << "<line x1=\"" << PR + 10 << "\" y1=\"" << ly - 4 << "\" x2=\"" << PR + 34 << "\" y2=\"" << ly - 4
+              << "\" stroke=\"" << col << "\" stroke-width=\"2\"" << (s.dashed ? " stroke-dasharray=\"6,4\"" : "") << "/>\n";
+        o << "<text x=\"" << PR + 40 << "\" y=\"" << ly << "\" fill=\"" << col << "\">" << s.name << "</text>\n";
     }
     o << "</svg>\n";
     return o.str();

@@ -17,7 +17,9 @@ struct LineSeries {
     bool points_only = false;  // dots without the connecting line (a scatter, or categories on x)
 };
 
-// The plot as a whole SVG document (560 x 380 px). x is drawn on a log2 axis
+// The plot as a whole SVG document (380 px high, 560 px wide or wider when
+// a legend label needs the room; the plot area stays x 60..390 px), each
+// legend entry with a swatch of its series' style. x is drawn on a log2 axis
 // when logx (then every x must be > 0), where every distinct x gets a tick
 // label; a linear x axis has a 5% margin each side and ticks at five even
 // steps over the data (%.3g), or with xnames a half-category margin and the

@@ -179,7 +179,7 @@ TEST_CASE("write_sweep_report: the table's cells, the pair readings, the plots o
     for (const auto& p : plots) CHECK(md.find("](plots/" + p + ")") != std::string::npos);
     // leakage against fit: a scatter of 4 points, two series (mamba, transformer), no line
     const std::string fit = read(out / "plots/leakage_vs_fit.svg");
-    CHECK(count(fit, "<circle") == 4);
+    CHECK(count(fit, "<circle") == 4 + 2);  // and a dot swatch per legend entry
     CHECK(count(fit, "<polyline") == 0);
     CHECK(fit.find(">mamba</text>") != std::string::npos);
     CHECK(fit.find(">transformer</text>") != std::string::npos);
@@ -194,6 +194,51 @@ TEST_CASE("write_sweep_report: the table's cells, the pair readings, the plots o
     CHECK(csv.find("\"runA\",\"prose\",ab12,mamba-lm-s,mamba,98176,12,2,128,1.75,") != std::string::npos);
 }
 
+TEST_CASE("write_sweep_report: a second summary in the same directory leaves no plot of the first; a run directory is refused") {
+    Fixture f;
+    const fs::path out = f.tmp.path / "summary";
+    write_sweep_report({f.a.string(), f.b.string()}, out.string());
+    CHECK(fs::exists(out / "plots/best_auc_by_corpus.svg"));
+    const auto plots = write_sweep_report({f.a.string()}, out.string());
+    CHECK(plots == std::vector<std::string>{"leakage_vs_fit.svg", "exposure_vs_insertions.svg"});
+    CHECK_FALSE(fs::exists(out / "plots/best_auc_by_corpus.svg"));
+    CHECK_FALSE(fs::exists(out / "plots/extraction_vs_copies.svg"));
+    CHECK_FALSE(fs::exists(out / "plots/best_auc_vs_epochs.svg"));
+    // --run-dir one of the runs: refused before anything is written.
+    const std::string before = read(f.b / "metrics.json");
+    try {
+        write_sweep_report({f.a.string(), f.b.string()}, f.b.string());
+        FAIL("a run directory was accepted as the summary's");
+    } catch (const std::runtime_error& e) {
+        CHECK(std::string(e.what()) == f.b.string() + ": a bin/extract run directory (it holds metrics.json; the summary "
+                                                     "would replace its plots): give the summary its own --run-dir");
+    }
+    CHECK_FALSE(fs::exists(f.b / "plots"));
+    CHECK(read(f.b / "metrics.json") == before);
+}
+
+TEST_CASE("write_sweep_report: runs of one name by their paths; n/a for a missing loss attack; the exposure maximum; Markdown-safe cells") {
+    Fixture f;
+    json res = json::parse(read(f.a / "metrics.json"));
+    res["config"]["candidates"] = 2000;  // exposure at most log2(2001) = 10.97 bits
+    for (const char* m : {"mamba-lm-s", "transformer-lm-s"})
+        for (auto* e : {&res["pooled"][m]["exposure_by_insertions"]["64"]["mean_exposure"]})
+            (*e)["mean"] = (*e)["min"] = (*e)["max"] = std::log2(2001.0);
+    res["pooled"]["transformer-lm-s"]["mia"].erase("loss");
+    res["corpus"]["name"] = "pro|se";
+    for (const char* d : {"x/run", "y/run"}) {
+        fs::create_directories(f.tmp.path / d);
+        std::ofstream(f.tmp.path / d / "metrics.json") << res.dump();
+    }
+    const std::string x = (f.tmp.path / "x/run").string(), y = (f.tmp.path / "y/run").string();
+    write_sweep_report({x, y}, (f.tmp.path / "s").string());
+    const std::string md = read(f.tmp.path / "s/sweep.md");
+    CHECK(md.find("| " + x + " | pro\\|se | mamba-lm-s |") != std::string::npos);
+    CHECK(md.find("| " + y + " | pro\\|se | mamba-lm-s |") != std::string::npos);
+    CHECK(md.find("| 10.97 (x64, the maximum) |") != std::string::npos);
+    CHECK(md.find("(reference) | n/a |") != std::string::npos);  // the transformer has no loss attack here
+}
+
 TEST_CASE("write_sweep_report: two corpora of one name are told apart by their checksums") {
     Fixture f;
     json res = json::parse(read(f.a / "metrics.json"));
@@ -204,6 +249,14 @@ TEST_CASE("write_sweep_report: two corpora of one name are told apart by their c
     const std::string md = read(f.tmp.path / "s/sweep.md");
     CHECK(md.find("| runA | prose@ab12 | mamba-lm-s |") != std::string::npos);
     CHECK(md.find("| rep | prose@cd34ef56 | mamba-lm-s |") != std::string::npos);
+    // A corpus with repeated documents beside one without: NAME+rep.
+    res["pooled"]["mamba-lm-s"]["prefix_by_copies"] = json::parse(read(f.b / "metrics.json"))["pooled"]["mamba-lm-s"]["prefix_by_copies"];
+    res["pooled"]["transformer-lm-s"]["prefix_by_copies"] = res["pooled"]["mamba-lm-s"]["prefix_by_copies"];
+    std::ofstream(f.tmp.path / "rep/metrics.json") << res.dump();
+    write_sweep_report({f.a.string(), (f.tmp.path / "rep").string()}, (f.tmp.path / "s2").string());
+    const std::string md2 = read(f.tmp.path / "s2/sweep.md");
+    CHECK(md2.find("| runA | prose | mamba-lm-s |") != std::string::npos);
+    CHECK(md2.find("| rep | prose+rep | mamba-lm-s |") != std::string::npos);
     CHECK(md.find("| runB | legal | mamba-lm-s |") != std::string::npos);  // one checksum: the name alone
     const std::string by_corpus = read(f.tmp.path / "s/plots/best_auc_by_corpus.svg");
     CHECK(by_corpus.find(">prose@cd34ef56</text>") != std::string::npos);
@@ -221,7 +274,8 @@ TEST_CASE("write_sweep_report: errors name the run and what is wrong; nothing is
         }
     };
     fails({}, "no run directories");
-    fails({(f.tmp.path / "nothing").string()}, "nothing/metrics.json: cannot read (not a finished bin/extract run)");
+    fs::create_directories(f.tmp.path / "nothing");
+    fails({(f.tmp.path / "nothing").string()}, "nothing/metrics.json: no such file (not a finished bin/extract run)");
     fs::create_directories(f.tmp.path / "bad");
     std::ofstream(f.tmp.path / "bad/metrics.json") << "{\"config\": ";
     fails({(f.tmp.path / "bad").string()}, "bad/metrics.json: [json.exception.parse_error");
@@ -244,6 +298,14 @@ TEST_CASE("write_sweep_report: errors name the run and what is wrong; nothing is
           "ins/metrics.json: exposure_by_insertions: \"x\" is not an insertion count");
     fails({edited("noloss", [](json& r) { r["pooled"]["mamba-lm-s"].erase("heldout_loss"); })},
           "noloss/metrics.json: no heldout_loss of mamba-lm-s");
+    fails({edited("order", [](json& r) { r["pooled"]["mamba-lm-s"]["best_mia_auc"]["min"] = 0.99; })},
+          "order/metrics.json: mamba-lm-s: a spread over seeds whose min, mean and max are out of order");
+    fails({edited("nomia", [](json& r) { r["pooled"]["mamba-lm-s"]["mia"] = json::object(); })},
+          "nomia/metrics.json: mamba-lm-s: a best MIA AUC without the attacks' AUCs");
+    fails({(f.tmp.path / "typo").string()}, "typo: no such directory");
+    fs::create_directories(f.tmp.path / "dirjson/metrics.json");
+    fails({(f.tmp.path / "dirjson").string()}, "dirjson/metrics.json: not a regular file");
+    fails({(f.tmp.path / "dirjson/metrics.json/..").string() + "x"}, "no such directory");
     fails({edited("auc", [](json& r) { r["pooled"]["mamba-lm-s"]["best_mia_auc"]["max"] = 1.5; })},
           "auc/metrics.json: mamba-lm-s: an AUC, TPR, loss or exposure out of range");
     CHECK_FALSE(fs::exists(out / "sweep.md"));
@@ -260,8 +322,12 @@ TEST_CASE("bin/extract --summarize: the report's path, one error line and exit 1
     CHECK(fs::exists(out + "/plots/best_auc_by_corpus.svg"));
     r = cli_run(bin, "--summarize " + cli_quote((f.tmp.path / "none").string()), f.tmp.path.string());
     CHECK(r.code == 1);
-    CHECK(count(r.err, "\n") == 1);
-    CHECK(r.err.find("none/metrics.json: cannot read") != std::string::npos);
+    CHECK(r.err == "error: " + (f.tmp.path / "none").string() + ": no such directory\n");
+    std::ofstream(f.tmp.path / "plain") << "x";
+    r = cli_run(bin, "--summarize " + cli_quote(f.a.string()) + " --run-dir " + cli_quote((f.tmp.path / "plain").string()),
+                f.tmp.path.string());
+    CHECK(r.code == 1);
+    CHECK(r.err == "error: " + (f.tmp.path / "plain").string() + "/plots: Not a directory\n");
     r = cli_run(bin, "--summarize " + cli_quote(f.a.string()) + " --epochs 3", f.tmp.path.string());
     CHECK(r.code == 2);
     CHECK(r.err.find("error: --epochs: --summarize reads finished runs and takes only --run-dir") != std::string::npos);

@@ -280,8 +280,10 @@ TEST_CASE("svg_lines: points on a log2 x axis at equal spacing per doubling, y l
     LineSeries b{"growing", {64, 128, 256, 1024}, {1, 2, 4, 8}, true};
     std::string svg = svg_lines({a, b}, "t", "context", "ms", true);
     CHECK(count(svg, "<polyline") == 2);
-    CHECK(count(svg, "stroke-dasharray") == 1);  // b only
+    CHECK(count(svg, "stroke-dasharray") == 2);  // b's line and its legend swatch
     CHECK(count(svg, "<circle") == 8);
+    CHECK(count(svg, "<line x1=\"400\"") == 2);  // a swatch per legend entry, right of the plot area (390 px)
+    CHECK(svg_width(svg) == 560);
     CHECK(svg.find(">flat</text>") != std::string::npos);
     CHECK(svg.find(">growing</text>") != std::string::npos);
     std::smatch m;
@@ -316,7 +318,7 @@ TEST_CASE("svg_lines: points_only draws dots without a line; xnames label catego
     b.points_only = true;
     const std::string svg = svg_lines({a, b}, "t", "corpus", "AUC", false, {"code", "legal", "prose"});
     CHECK(count(svg, "<polyline") == 0);
-    CHECK(count(svg, "<circle") == 5);
+    CHECK(count(svg, "<circle") == 5 + 2);  // the points and a dot swatch per legend entry
     // Each category's name at its x: the axis runs from -0.5 to 2.5 over the
     // plot area 60..390 px, so 0 -> 115 px, 1 -> 225 px, 2 -> 335 px.
     CHECK(svg.find("<text x=\"115\" y=\"345\" text-anchor=\"middle\">code</text>") != std::string::npos);
@@ -337,4 +339,9 @@ TEST_CASE("svg_lines: points_only draws dots without a line; xnames label catego
     CHECK(svg3.find("1.77935") == std::string::npos);
     CHECK(svg3.find("<text x=\"75\" y=\"345\" text-anchor=\"middle\">1.7</text>") != std::string::npos);
     CHECK(svg3.find("<text x=\"375\" y=\"345\" text-anchor=\"middle\">2.1</text>") != std::string::npos);
+    // A long legend label widens the SVG (7 px per character after the 40 px swatch), not the plot area.
+    LineSeries e{std::string(60, 'x'), {1, 2}, {1, 2}, false};
+    const std::string svg4 = svg_lines({e}, "t", "x", "y", false);
+    CHECK(svg_width(svg4) == 390 + 40 + 7 * 60 + 10);
+    CHECK(svg4.find("<line x1=\"60\" y1=\"330\" x2=\"390\" y2=\"330\"") != std::string::npos);  // the x axis
 }
