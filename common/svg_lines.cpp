@@ -10,6 +10,22 @@
 
 namespace mmia {
 
+namespace {
+
+// One legend entry at baseline y, right of the plot area (which ends at x
+// px): a swatch of the series' style (a dot alone, a line, a dashed line),
+// then its name in its colour.
+void legend_entry(std::ostringstream& o, const LineSeries& s, const char* col, double x, double ly) {
+    if (s.points_only)
+        o << "<circle cx=\"" << x + 22 << "\" cy=\"" << ly - 4 << "\" r=\"3\" fill=\"" << col << "\"/>\n";
+    else
+        o << "<line x1=\"" << x + 10 << "\" y1=\"" << ly - 4 << "\" x2=\"" << x + 34 << "\" y2=\"" << ly - 4
+          << "\" stroke=\"" << col << "\" stroke-width=\"2\"" << (s.dashed ? " stroke-dasharray=\"6,4\"" : "") << "/>\n";
+    o << "<text x=\"" << x + 40 << "\" y=\"" << ly << "\" fill=\"" << col << "\">" << s.name << "</text>\n";
+}
+
+}  // namespace
+
 std::string svg_lines(const std::vector<LineSeries>& series, const std::string& title, const std::string& xlabel,
                       const std::string& ylabel, bool logx, const std::vector<std::string>& xnames) {
     // The plot area is x 60..390 px; the legend to its right, as wide as its
@@ -87,14 +103,7 @@ std::string svg_lines(const std::vector<LineSeries>& series, const std::string& 
         }
         for (size_t i = 0; i < s.x.size(); i++)
             o << "<circle cx=\"" << X(s.x[i]) << "\" cy=\"" << Y(s.y[i]) << "\" r=\"3\" fill=\"" << col << "\"/>\n";
-        // Legend: a swatch of the series' style (a dot alone, a line, a dashed line), then its name.
-        const double ly = T + 16 * (si + 1);
-        if (s.points_only)
-            o << "<circle cx=\"" << PR + 22 << "\" cy=\"" << ly - 4 << "\" r=\"3\" fill=\"" << col << "\"/>\n";
-        else
-            o << "<line x1=\"" << PR + 10 << "\" y1=\"" << ly - 4 << "\" x2=\"" << PR + 34 << "\" y2=\"" << ly - 4
-              << "\" stroke=\"" << col << "\" stroke-width=\"2\"" << (s.dashed ? " stroke-dasharray=\"6,4\"" : "") << "/>\n";
-        o << "<text x=\"" << PR + 40 << "\" y=\"" << ly << "\" fill=\"" << col << "\">" << s.name << "</text>\n";
+        legend_entry(o, s, col, PR, T + 16 * (si + 1));
     }
     o << "</svg>\n";
     return o.str();
