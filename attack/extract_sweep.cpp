@@ -45,6 +45,9 @@ std::string arch_of(const std::string& preset) {
     return p == std::string::npos ? preset : preset.substr(0, p);
 }
 
+// "mamba-lm-s" -> "s": the preset's size, matched across architectures.
+std::string size_of(const std::string& preset) { return preset.substr(preset.rfind('-') + 1); }
+
 // An "exposure_by_insertions" key: a count 1..1e6 in decimal.
 int insertion_count(const std::string& key, const std::string& file) {
     if (key.empty() || key.size() > 7 || key.find_first_not_of("0123456789") != std::string::npos ||
@@ -185,8 +188,8 @@ std::string pair_line(const SweepRow& m, const SweepRow& t) {
     const bool m_fits = m.loss_mean < t.loss_mean, m_leaks = m.auc_mean > t.auc_mean;
     const bool overlap = m.seeds > 1 && !(m.auc_min > t.auc_max || t.auc_min > m.auc_max);
     std::string s = "| " + md_cell(m.run) + " | " + md_cell(m.model) + " vs " + md_cell(t.model) + " | " + fmt("%+.3f", m.loss_mean - t.loss_mean) +
-                    " | " + fmt("%+.3f", m.auc_mean - t.auc_mean) + " | " + (m_fits ? m.model : t.model) + " | " +
-                    (m_leaks ? m.model : t.model) + " | ";
+                    " | " + fmt("%+.3f", m.auc_mean - t.auc_mean) + " | " + md_cell(m_fits ? m.model : t.model) + " | " +
+                    md_cell(m_leaks ? m.model : t.model) + " | ";
     s += m.seeds < 2 ? "one seed" : overlap ? "ranges overlap" : "no overlap in " + std::to_string(m.seeds) + " seeds";
     s += " | ";
     s += m_fits == m_leaks ? "the better fit leaks more: fit and architecture not separated" : "the worse fit leaks more: not explained by fit";
@@ -224,7 +227,7 @@ std::string axis_plot(const std::vector<SweepRow>& rows, const std::function<dou
 // What varies across the rows besides the plotted axis, as a series label.
 std::string condition(const SweepRow& r, bool corpus, bool size, bool epochs) {
     std::string s = r.arch;
-    if (size) s += " " + r.model.substr(r.model.rfind('-') + 1);
+    if (size) s += " " + size_of(r.model);
     if (corpus) s += " " + r.corpus;
     if (epochs) s += " e" + std::to_string(r.epochs);
     return s;
@@ -360,7 +363,7 @@ std::vector<std::pair<std::string, std::string>> sweep_plots(const std::vector<S
     std::set<int> epochs;
     for (const auto& r : rows) {
         corpora.insert(r.corpus);
-        sizes.insert(r.model.substr(r.model.rfind('-') + 1));
+        sizes.insert(size_of(r.model));
         epochs.insert(r.epochs);
     }
     const bool vc = corpora.size() > 1, vs = sizes.size() > 1, ve = epochs.size() > 1;
