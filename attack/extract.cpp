@@ -511,7 +511,9 @@ json pool_seeds(const json& seeds, const std::vector<std::string>& models) {
         std::vector<double> hl, best;
         for (const json* m : per) hl.push_back((*m)["heldout_loss"].get<double>());
         json mia = json::object();
-        if ((*per[0]).contains("mia")) {
+        // pooled only when every seed ran the attacks (a seed with no
+        // non-member skips them)
+        if (std::all_of(per.begin(), per.end(), [](const json* m) { return m->contains("mia") && (*m)["mia"].contains("attacks"); })) {
             for (const json* m : per) {
                 double b = -INFINITY;
                 for (const auto& [a, v] : (*m)["mia"]["attacks"].items()) b = std::max(b, v["auc"].get<double>());
@@ -861,15 +863,23 @@ MiaResult membership_inference(const Run& r, const Plan& p, const EngineLm& xl, 
         texts.push_back(r.corpus.docs[size_t(id)].text);
         is_member.push_back(0);
     }
+    MiaResult res;
+    res.metrics["members"] = p.mia_members.size();
+    res.metrics["nonmembers"] = p.mia_nonmembers.size();
+    res.metrics["near_duplicates_excluded"] = p.near_duplicates_excluded;
+    if (p.mia_members.empty() || p.mia_nonmembers.empty()) {
+        // No ROC without both classes (e.g. every held-out document a near-
+        // duplicate of training text): the run reports the other parts.
+        res.metrics["skipped"] = "needs members and non-members of >= 32 bytes, got " +
+                                 std::to_string(p.mia_members.size()) + " members and " +
+                                 std::to_string(p.mia_nonmembers.size()) + " non-members";
+        return res;
+    }
     const int cap = xl.ops.info.context;
     // zlib of the scored part only: the text's first cap - 1 bytes
     std::vector<std::string> cut;
     for (const auto& t : texts) cut.push_back(t.substr(0, size_t(cap - 1)));
     auto sc = score_texts(xl, ref, cut, true, cap);
-    MiaResult res;
-    res.metrics["members"] = p.mia_members.size();
-    res.metrics["nonmembers"] = p.mia_nonmembers.size();
-    res.metrics["near_duplicates_excluded"] = p.near_duplicates_excluded;
     // Each attack: higher = more likely a member.
     const std::vector<std::pair<std::string, std::function<double(const SampleScores&)>>> attacks = {
         {"loss", [](const SampleScores& s) { return -s.loss; }},
@@ -1183,12 +1193,18 @@ void md_seed_untargeted_mia(std::ostringstream& o, const json& sj) {
             o << "| " << name << " | " << strat << " | random (baseline) | "
               << untargeted_cells(s["random_baseline"], s["top"]) << " | " << g4(m["heldout_loss"]) << " |\n";
         }
-    o << "\n### Membership inference on documents\n\n| model | attack | AUC | TPR at 1% FPR | TPR at 0.1% FPR | held-out loss |\n|---|---|---|---|---|---|\n";
+    o << "\n### Membership inference on documents\n";
+    const json& first = sj["models"].begin().value()["mia"];
+    if (first.contains("skipped")) {
+        o << "\nNot run: " << first["skipped"].get<std::string>()
+          << " (held-out near-duplicates of training text excluded: " << first["near_duplicates_excluded"] << ").\n";
+        return;
+    }
+    o << "\n| model | attack | AUC | TPR at 1% FPR | TPR at 0.1% FPR | held-out loss |\n|---|---|---|---|---|---|\n";
     for (const auto& [name, m] : sj["models"].items())
         for (const auto& [a, v] : m["mia"]["attacks"].items())
             o << "| " << name << " | " << a << " | " << g4(v["auc"]) << " | " << g4(v["tpr_at_1pct_fpr"]) << " | "
               << g4(v["tpr_at_0.1pct_fpr"]) << " | " << g4(m["heldout_loss"]) << " |\n";
-    const json& first = sj["models"].begin().value()["mia"];
     o << "\nMembers " << first["members"] << ", non-members " << first["nonmembers"]
       << " (held-out near-duplicates of training text excluded: " << first["near_duplicates_excluded"] << ").\n";
 }
@@ -1311,7 +1327,11 @@ std::string verdict(const ExtractConfig& cfg, const json& models) {
         for (const auto& [x, v] : models[n]["mia"]["attacks"].items()) best = std::max(best, v["auc"].get<double>());
         return best;
     };
-    o << "- Membership inference, best AUC: " << a << " " << best_auc(a) << ", " << b << " " << best_auc(b) << ".\n";
+    if (models[a]["mia"].contains("skipped"))
+        o << "- Membership inference: not run (" << models[a]["mia"]["skipped"].get<std::string>() << ").\n";
+    else
+        o << "- Membership inference, best AUC: " << a << " " << best_auc(a) << ", " << b << " " << best_auc(b)
+          << ".\n";
     auto mean_exp = [&](const std::string& n) {
         double s = 0;
         int c = 0;
@@ -1464,8 +1484,12 @@ json model_outputs(const Run& r, const Plan& plan, const TrainedModel& t, const 
     ts = now_s();
     MiaResult mia = membership_inference(r, plan, xl, ref);
     m["mia"] = mia.metrics;
-    write_text_atomic(r.dir + "/plots/mia_roc_loglog_" + name + "-seed" + sk + ".svg",
-                      svg_roc(mia.rocs, true, name + ": membership ROC, log-log"));
+    if (mia.metrics.contains("skipped"))
+        std::fprintf(stderr, "note: %s (seed %s): membership inference skipped: %s\n", name.c_str(), sk.c_str(),
+                     mia.metrics["skipped"].get<std::string>().c_str());
+    else
+        write_text_atomic(r.dir + "/plots/mia_roc_loglog_" + name + "-seed" + sk + ".svg",
+                          svg_roc(mia.rocs, true, name + ": membership ROC, log-log"));
     m["exposure"] = canary_exposure(r, plan, xl);
     m["seconds"]["mia_exposure"] = now_s() - ts;
     add_exposure_by_insertions(sum, name, seed, m);

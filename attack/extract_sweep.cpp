@@ -185,6 +185,10 @@ std::string spread_cell(double mean, double lo, double hi, int seeds, const char
 
 // The sentence for one Mamba/transformer pair of a run.
 std::string pair_line(const SweepRow& m, const SweepRow& t) {
+    if (m.best_attack.empty() || t.best_attack.empty())  // a run whose MIA was skipped (no non-member)
+        return "| " + md_cell(m.run) + " | " + md_cell(m.model) + " vs " + md_cell(t.model) + " | " +
+               fmt("%+.3f", m.loss_mean - t.loss_mean) + " | n/a | " + md_cell(m.loss_mean < t.loss_mean ? m.model : t.model) +
+               " | n/a | n/a | no membership inference in this run |\n";
     const bool m_fits = m.loss_mean < t.loss_mean, m_leaks = m.auc_mean > t.auc_mean;
     const bool overlap = m.seeds > 1 && !(m.auc_min > t.auc_max || t.auc_min > m.auc_max);
     std::string s = "| " + md_cell(m.run) + " | " + md_cell(m.model) + " vs " + md_cell(t.model) + " | " + fmt("%+.3f", m.loss_mean - t.loss_mean) +
@@ -367,32 +371,40 @@ std::vector<std::pair<std::string, std::string>> sweep_plots(const std::vector<S
         epochs.insert(r.epochs);
     }
     const bool vc = corpora.size() > 1, vs = sizes.size() > 1, ve = epochs.size() > 1;
-    const std::vector<std::string> corpus_names(corpora.begin(), corpora.end());
+    // the AUC plots: runs with membership inference only
+    std::vector<SweepRow> mia_rows;
+    std::set<std::string> mia_corpora;
+    for (const auto& r : rows)
+        if (!r.best_attack.empty()) {
+            mia_rows.push_back(r);
+            mia_corpora.insert(r.corpus);
+        }
+    const std::vector<std::string> corpus_names(mia_corpora.begin(), mia_corpora.end());
     auto auc = [](const SweepRow& r) { return r.auc_mean; };
     // Each axis is drawn when it varies across the runs (leakage against
     // fit: when the held-out losses do).
     std::vector<std::pair<std::string, std::string>> plots = {
         {"leakage_vs_fit.svg",
-         axis_plot(rows, [](const SweepRow& r) { return r.loss_mean; }, auc,
+         axis_plot(mia_rows, [](const SweepRow& r) { return r.loss_mean; }, auc,
                    [&](const SweepRow& r) { return condition(r, false, false, false); },
                    "best membership AUC against held-out loss (every run)", "held-out loss (nats/byte)",
                    "best MIA AUC", false, true)}};
     if (vs)
         plots.push_back({"best_auc_vs_params.svg",
-                         axis_plot(rows, [](const SweepRow& r) { return double(r.params); }, auc,
+                         axis_plot(mia_rows, [](const SweepRow& r) { return double(r.params); }, auc,
                                    [&](const SweepRow& r) { return condition(r, vc, false, ve); },
                                    "best membership AUC against model size", "non-embedding parameters (log2 axis)",
                                    "best MIA AUC", true, false)});
     if (ve)
         plots.push_back({"best_auc_vs_epochs.svg",
-                         axis_plot(rows, [](const SweepRow& r) { return double(r.epochs); }, auc,
+                         axis_plot(mia_rows, [](const SweepRow& r) { return double(r.epochs); }, auc,
                                    [&](const SweepRow& r) { return condition(r, vc, vs, false); },
                                    "best membership AUC against epochs", "epochs (log2 axis)", "best MIA AUC", true,
                                    false)});
     if (vc)
         plots.push_back(
             {"best_auc_by_corpus.svg",
-             axis_plot(rows,
+             axis_plot(mia_rows,
                        [&](const SweepRow& r) {
                            return double(std::find(corpus_names.begin(), corpus_names.end(), r.corpus) -
                                          corpus_names.begin());

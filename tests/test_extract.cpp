@@ -189,6 +189,15 @@ TEST_CASE("pool_seeds: counts summed with Wilson intervals, spreads over seeds, 
     CHECK(e["n"] == 4);
     CHECK_THROWS_WITH_AS(pool_seeds(seeds, {"other"}), "pool_seeds: seed 1 has no model other", std::runtime_error);
     CHECK(!p.contains("prefix_by_copies"));  // a corpus without repeated documents
+    {
+        // A seed whose MIA was skipped (no non-member): no pooled attack, no best AUC.
+        json s2 = seeds;
+        s2["2"]["models"]["m"]["mia"] = {{"members", 3}, {"nonmembers", 0}, {"skipped", "why"}};
+        json q = pool_seeds(s2, {"m"})["m"];
+        CHECK(q["mia"].empty());
+        CHECK(q["best_mia_auc"].is_null());
+        CHECK(q["prefix"][0]["memorized"] == 5);
+    }
     // Repeated documents pool by (copies, k, decoding) the same way: copies 8
     // 1/2 and 2/2 -> 3/4; copies 1 0/2 and 0/2 -> 0/4, Wilson(0, 4) upper
     // z^2 / (4 + z^2) = 3.841459 / 7.841459 = 0.489891.
@@ -530,6 +539,41 @@ TEST_CASE("run_extract with repeated documents: every one extracted by its copie
     const std::string report = cli_read_text(cfg.run_dir + "/report.md");
     CHECK(report.find("## Extraction against duplication") != std::string::npos);
     CHECK(std::filesystem::exists(cfg.run_dir + "/plots/extraction_vs_copies.svg"));
+}
+
+TEST_CASE("run_extract with no non-member left: membership inference skipped with a note, the other parts reported") {
+    // Every held-out document is a near-duplicate of a training document
+    // (its first 100 bytes are one), so the MIA has members and 0
+    // non-members: no ROC exists. The run must not die (man pages at 400 kB
+    // did: "roc_curve: needs members and non-members").
+    TempDir tmp("mmia_extract_nomia");
+    write_fixture_corpus(tmp.file("corpus"));
+    Corpus c = load_corpus(tmp.file("corpus"));
+    for (auto& d : c.docs)
+        if (!d.train) d.text = c.docs[size_t(d.id % 12)].text.substr(0, 100) + d.text;
+    write_corpus(c, tmp.file("corpus"));
+    ExtractConfig cfg = tiny_run_config(tmp);
+    json res = run_extract(cfg);
+    const json& sj = res["seeds"]["5"];
+    CHECK(sj["plan"]["near_duplicates_excluded"] == 8);
+    CHECK(sj["plan"]["heldout_sequences"] == 0);
+    for (const std::string m : {"tiny-mamba", "tiny-transformer"}) {
+        const json& mia = sj["models"][m]["mia"];
+        CHECK(mia["nonmembers"] == 0);
+        CHECK(mia["members"].get<int>() > 0);
+        CHECK(!mia.contains("attacks"));
+        CHECK(mia["skipped"].get<std::string>().find("0 non-members") != std::string::npos);
+        CHECK(!std::filesystem::exists(cfg.run_dir + "/plots/mia_roc_loglog_" + m + "-seed5.svg"));
+        // the other parts ran
+        CHECK(!sj["models"][m]["prefix"].empty());
+        CHECK(!sj["models"][m]["exposure"].empty());
+        CHECK(res["pooled"][m]["mia"].empty());
+        CHECK(res["pooled"][m]["best_mia_auc"].is_null());
+    }
+    const std::string report = cli_read_text(cfg.run_dir + "/report.md");
+    CHECK(report.find("Not run: needs members and non-members") != std::string::npos);
+    CHECK(report.find("Membership inference: not run (") != std::string::npos);
+    CHECK(report.find("### Prefix extraction (greedy)") != std::string::npos);
 }
 
 TEST_CASE("bin/extract: bad flags and impossible configurations get one error line") {

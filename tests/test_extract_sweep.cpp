@@ -17,6 +17,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
 #include <functional>
 #include <string>
 #include <vector>
@@ -237,6 +238,31 @@ TEST_CASE("write_sweep_report: runs of one name by their paths; n/a for a missin
     CHECK(md.find("| " + y + " | pro\\|se | mamba-lm-s |") != std::string::npos);
     CHECK(md.find("| 10.97 (x64, the maximum) |") != std::string::npos);
     CHECK(md.find("(reference) | n/a |") != std::string::npos);  // the transformer has no loss attack here
+}
+
+TEST_CASE("write_sweep_report: a run whose MIA was skipped (no non-member) shows n/a and stays out of the AUC plots") {
+    Fixture f;
+    // run C: one seed, both models' MIA skipped as run_extract records it
+    json c1 = {{"models",
+                {{"mamba-lm-s", model_record(1.9, 1, 0, 0.5, 0.5, 7.0, 12, 98176)},
+                 {"transformer-lm-s", model_record(2.3, 0, 0, 0.5, 0.5, 6.0, 12, 100096)}}}};
+    for (const char* m : {"mamba-lm-s", "transformer-lm-s"})
+        c1["models"][m]["mia"] = {{"members", 49}, {"nonmembers", 0}, {"near_duplicates_excluded", 11}, {"skipped", "why"}};
+    const fs::path c = f.tmp.path / "runC";
+    write_run(c, "man", {{"42", c1}});
+    const fs::path out = f.tmp.path / "summary";
+    const auto plots = write_sweep_report({f.a.string(), f.b.string(), c.string()}, out.string());
+    const std::string md = read(out / "sweep.md");
+    CHECK(md.find("| runC | man | mamba-lm-s | 98176 | 12 | 1 | 1.900 | " + wilson_cell(1, 100) + " (k=128) | " +
+                  wilson_cell(0, 100) + " | n/a | n/a | 7.00 (x64) | n/a | n/a |") != std::string::npos);
+    CHECK(md.find("| runC | mamba-lm-s vs transformer-lm-s | -0.400 | n/a | mamba-lm-s | n/a | n/a | no membership "
+                  "inference in this run |") != std::string::npos);
+    // the AUC plots hold runs A and B only: 4 points, and no "man" corpus
+    CHECK(count(read(out / "plots/leakage_vs_fit.svg"), "<circle") == 4 + 2);
+    CHECK(read(out / "plots/best_auc_by_corpus.svg").find(">man</text>") == std::string::npos);
+    // its exposure still plotted: 3 runs x 2 models
+    CHECK(count(read(out / "plots/exposure_vs_insertions.svg"), "<polyline") == 6);
+    CHECK(std::find(plots.begin(), plots.end(), "best_auc_by_corpus.svg") != plots.end());
 }
 
 TEST_CASE("write_sweep_report: two corpora of one name are told apart by their checksums") {
