@@ -3,6 +3,7 @@
 #include "attack/extract_sweep.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -200,17 +201,18 @@ std::string pair_line(const SweepRow& m, const SweepRow& t) {
     return s + " |\n";
 }
 
-// One plot over rows: y against x, a series per key (rows sorted by x);
-// "" when x takes fewer than two values. names: categorical x labels.
-std::string axis_plot(const std::vector<SweepRow>& rows, const std::function<double(const SweepRow&)>& x,
-                      const std::function<double(const SweepRow&)>& y,
+// One plot over rows: the best MIA AUC (whiskers: the seeds' range; the
+// axis from 0.5, chance) against x, a series per key (rows sorted by x); ""
+// when x takes fewer than two values. names: categorical x labels.
+std::string auc_plot(const std::vector<SweepRow>& rows, const std::function<double(const SweepRow&)>& x,
                       const std::function<std::string(const SweepRow&)>& key, const std::string& title,
                       const std::string& xlabel, const std::string& ylabel, bool logx, bool points_only,
                       const std::vector<std::string>& names = {}) {
-    std::map<std::string, std::vector<std::pair<double, double>>> by;
+    // per series: (x, y, seeds' min, seeds' max)
+    std::map<std::string, std::vector<std::array<double, 4>>> by;
     std::set<double> xs;
     for (const auto& r : rows) {
-        by[key(r)].push_back({x(r), y(r)});
+        by[key(r)].push_back({x(r), r.auc_mean, r.auc_min, r.auc_max});
         xs.insert(x(r));
     }
     if (xs.size() < 2) return "";
@@ -219,13 +221,15 @@ std::string axis_plot(const std::vector<SweepRow>& rows, const std::function<dou
         std::sort(pts.begin(), pts.end());
         LineSeries s{k, {}, {}, k.rfind("transformer", 0) == 0};
         s.points_only = points_only;
-        for (const auto& [a, b] : pts) {
-            s.x.push_back(a);
-            s.y.push_back(b);
+        for (const auto& p : pts) {
+            s.x.push_back(p[0]);
+            s.y.push_back(p[1]);
+            s.y_lo.push_back(p[2]);
+            s.y_hi.push_back(p[3]);
         }
         series.push_back(s);
     }
-    return svg_lines(series, title, xlabel, ylabel, logx, names);
+    return svg_lines(series, title, xlabel, ylabel, logx, names, 0.5);
 }
 
 // What varies across the rows besides the plotted axis, as a series label.
@@ -380,36 +384,35 @@ std::vector<std::pair<std::string, std::string>> sweep_plots(const std::vector<S
             mia_corpora.insert(r.corpus);
         }
     const std::vector<std::string> corpus_names(mia_corpora.begin(), mia_corpora.end());
-    auto auc = [](const SweepRow& r) { return r.auc_mean; };
     // Each axis is drawn when it varies across the runs (leakage against
     // fit: when the held-out losses do).
     std::vector<std::pair<std::string, std::string>> plots = {
         {"leakage_vs_fit.svg",
-         axis_plot(mia_rows, [](const SweepRow& r) { return r.loss_mean; }, auc,
+         auc_plot(mia_rows, [](const SweepRow& r) { return r.loss_mean; },
                    [&](const SweepRow& r) { return condition(r, false, false, false); },
                    "best membership AUC against held-out loss (every run)", "held-out loss (nats/byte)",
                    "best MIA AUC", false, true)}};
     if (vs)
         plots.push_back({"best_auc_vs_params.svg",
-                         axis_plot(mia_rows, [](const SweepRow& r) { return double(r.params); }, auc,
+                         auc_plot(mia_rows, [](const SweepRow& r) { return double(r.params); },
                                    [&](const SweepRow& r) { return condition(r, vc, false, ve); },
                                    "best membership AUC against model size", "non-embedding parameters (log2 axis)",
                                    "best MIA AUC", true, false)});
     if (ve)
         plots.push_back({"best_auc_vs_epochs.svg",
-                         axis_plot(mia_rows, [](const SweepRow& r) { return double(r.epochs); }, auc,
+                         auc_plot(mia_rows, [](const SweepRow& r) { return double(r.epochs); },
                                    [&](const SweepRow& r) { return condition(r, vc, vs, false); },
                                    "best membership AUC against epochs", "epochs (log2 axis)", "best MIA AUC", true,
                                    false)});
     if (vc)
         plots.push_back(
             {"best_auc_by_corpus.svg",
-             axis_plot(mia_rows,
+             auc_plot(mia_rows,
                        [&](const SweepRow& r) {
                            return double(std::find(corpus_names.begin(), corpus_names.end(), r.corpus) -
                                          corpus_names.begin());
                        },
-                       auc, [&](const SweepRow& r) { return condition(r, false, vs, ve); },
+                       [&](const SweepRow& r) { return condition(r, false, vs, ve); },
                        "best membership AUC by corpus (data type)", "corpus", "best MIA AUC", false, true,
                        corpus_names)});
     std::vector<LineSeries> expo, copies;

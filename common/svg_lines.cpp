@@ -27,21 +27,25 @@ void legend_entry(std::ostringstream& o, const LineSeries& s, const char* col, d
 }  // namespace
 
 std::string svg_lines(const std::vector<LineSeries>& series, const std::string& title, const std::string& xlabel,
-                      const std::string& ylabel, bool logx, const std::vector<std::string>& xnames) {
+                      const std::string& ylabel, bool logx, const std::vector<std::string>& xnames,
+                      double y_from) {
     // The plot area is x 60..390 px; the legend to its right, as wide as its
     // longest label needs (about 7 px per character), the SVG at least 560 px.
     size_t longest = 0;
     for (const auto& s : series) longest = std::max(longest, s.name.size());
     const double H = 380, L = 60, T = 30, B = 50, PR = 390;
     const double W = std::max(560.0, PR + 40 + 7.0 * double(longest) + 10), R = W - PR;
-    double x0 = 1e300, x1 = -1e300, y0 = 0, y1 = 1e-12;
+    double x0 = 1e300, x1 = -1e300, y0 = y_from, y1 = -1e300;
     for (const auto& s : series)
         for (size_t i = 0; i < s.x.size(); i++) {
             double x = logx ? std::log2(s.x[i]) : s.x[i];
             x0 = std::min(x0, x);
             x1 = std::max(x1, x);
-            y1 = std::max(y1, s.y[i]);
+            const bool w = i < s.y_lo.size() && i < s.y_hi.size();
+            y0 = std::min(y0, w ? std::min(s.y[i], s.y_lo[i]) : s.y[i]);
+            y1 = std::max(y1, w ? std::max(s.y[i], s.y_hi[i]) : s.y[i]);
         }
+    if (!(y1 > y0)) y1 = y0 + 1e-12;
     if (!(x1 > x0)) {
         x0 -= 1;
         x1 += 1;
@@ -54,7 +58,7 @@ std::string svg_lines(const std::vector<LineSeries>& series, const std::string& 
         x0 -= pad;
         x1 += pad;
     }
-    y1 *= 1.05;
+    y1 = y0 + 1.05 * (y1 - y0);
     auto X = [&](double x) { return L + ((logx ? std::log2(x) : x) - x0) / (x1 - x0) * (W - L - R); };
     auto Y = [&](double y) { return H - B - (y - y0) / (y1 - y0) * (H - T - B); };
     const char* colours[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
@@ -103,6 +107,12 @@ std::string svg_lines(const std::vector<LineSeries>& series, const std::string& 
         }
         for (size_t i = 0; i < s.x.size(); i++)
             o << "<circle cx=\"" << X(s.x[i]) << "\" cy=\"" << Y(s.y[i]) << "\" r=\"3\" fill=\"" << col << "\"/>\n";
+        for (size_t i = 0; i < s.x.size() && i < s.y_lo.size() && i < s.y_hi.size(); i++) {
+            if (s.y_lo[i] == s.y_hi[i]) continue;  // no spread (e.g. one seed): no whisker
+            const double cx = X(s.x[i]), lo = Y(s.y_lo[i]), hi = Y(s.y_hi[i]);
+            o << "<path class=\"whisker\" d=\"M" << cx << ',' << lo << " V" << hi << " M" << cx - 4 << ',' << lo
+              << " h8 M" << cx - 4 << ',' << hi << " h8\" stroke=\"" << col << "\" fill=\"none\"/>\n";
+        }
         legend_entry(o, s, col, PR, T + 16 * (si + 1));
     }
     o << "</svg>\n";

@@ -12,9 +12,13 @@ namespace mmia {
 
 struct LineSeries {
     std::string name;
-    std::vector<double> x, y;  // same length; y >= 0 (the y axis starts at 0)
+    std::vector<double> x, y;  // same length
     bool dashed = false;
     bool points_only = false;  // dots without the connecting line (a scatter, or categories on x)
+    // Optional whiskers, e.g. the range over seeds: empty, or as long as x;
+    // a vertical bar with caps from y_lo[i] to y_hi[i] at x[i] (none where
+    // they are equal).
+    std::vector<double> y_lo = {}, y_hi = {};
 };
 
 // The plot as a whole SVG document (380 px high, 560 px wide or wider when
@@ -26,7 +30,10 @@ struct LineSeries {
 // categories' names.
 // Text is written as given (no XML escaping: pass plain labels). xnames:
 // categories on x; an x value i in [0, xnames.size()) is labelled xnames[i].
+// The y axis runs from y_from (lowered to the smallest y or whisker end below
+// it; 0.5 suits AUCs) to 1.05 times the largest.
 std::string svg_lines(const std::vector<LineSeries>& series, const std::string& title, const std::string& xlabel,
-                      const std::string& ylabel, bool logx, const std::vector<std::string>& xnames = {});
+                      const std::string& ylabel, bool logx, const std::vector<std::string>& xnames = {},
+                      double y_from = 0);
 
 }  // namespace mmia

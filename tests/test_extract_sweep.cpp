@@ -182,6 +182,8 @@ TEST_CASE("write_sweep_report: the table's cells, the pair readings, the plots o
     const std::string fit = read(out / "plots/leakage_vs_fit.svg");
     CHECK(count(fit, "<circle") == 4 + 2);  // and a dot swatch per legend entry
     CHECK(count(fit, "<polyline") == 0);
+    CHECK(count(fit, "class=\"whisker\"") == 2);  // run A's two models (2 seeds); run B has one seed
+    CHECK(fit.find(">0.5</text>") != std::string::npos);  // the AUC axis starts at chance
     CHECK(fit.find(">mamba</text>") != std::string::npos);
     CHECK(fit.find(">transformer</text>") != std::string::npos);
     const std::string by_corpus = read(out / "plots/best_auc_by_corpus.svg");

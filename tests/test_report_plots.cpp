@@ -345,3 +345,34 @@ TEST_CASE("svg_lines: points_only draws dots without a line; xnames label catego
     CHECK(svg_width(svg4) == 390 + 40 + 7 * 60 + 10);
     CHECK(svg4.find("<line x1=\"60\" y1=\"330\" x2=\"390\" y2=\"330\"") != std::string::npos);  // the x axis
 }
+
+TEST_CASE("svg_lines: y_from starts the y axis (lowered by a point or whisker below it); whiskers with caps") {
+    // y from 0.5: AUCs 0.6 and 0.8, whiskers [0.55, 0.7] and [0.75, 0.9].
+    // The axis runs 0.5 .. 0.5 + 1.05 * (0.9 - 0.5) = 0.92 over y 330..30 px.
+    LineSeries a{"mamba", {1, 2}, {0.6, 0.8}, false};
+    a.points_only = true;
+    a.y_lo = {0.55, 0.75};
+    a.y_hi = {0.7, 0.9};
+    const std::string svg = svg_lines({a}, "t", "x", "AUC", false, {}, 0.5);
+    auto Y = [](double y) { return 330 - (y - 0.5) / 0.42 * 300; };
+    CHECK(count(svg, "class=\"whisker\"") == 2);
+    CHECK(svg.find(">0.5</text>") != std::string::npos);  // the lowest y tick
+    CHECK(svg.find(">0.92</text>") != std::string::npos);  // the highest
+    // the first point's dot and whisker: x 1 -> 75 px (a 5% margin on x 1..2)
+    char b[160];
+    std::snprintf(b, sizeof b, "<circle cx=\"75\" cy=\"%g\"", Y(0.6));
+    CHECK(svg.find(b) != std::string::npos);
+    std::snprintf(b, sizeof b, "d=\"M75,%g V%g M71,%g h8 M71,%g h8\"", Y(0.55), Y(0.7), Y(0.55), Y(0.7));
+    CHECK(svg.find(b) != std::string::npos);
+    // A whisker below y_from lowers the axis to it: 0.4 .. 0.4 + 1.05 * 0.5 = 0.925.
+    a.y_lo[0] = 0.4;
+    const std::string low = svg_lines({a}, "t", "x", "AUC", false, {}, 0.5);
+    CHECK(low.find(">0.4</text>") != std::string::npos);
+    CHECK(low.find(">0.925</text>") != std::string::npos);
+    // Equal ends (one seed): no whisker at that point.
+    a.y_lo = {0.6, 0.75};
+    a.y_hi = {0.6, 0.9};
+    CHECK(count(svg_lines({a}, "t", "x", "AUC", false, {}, 0.5), "class=\"whisker\"") == 1);
+    // Without y_from the axis starts at 0 as before.
+    CHECK(svg_lines({a}, "t", "x", "AUC", false).find(">0</text>") != std::string::npos);
+}
