@@ -1138,10 +1138,13 @@ void md_seed_models_greedy(std::ostringstream& o, const json& c, const std::stri
     for (int k : c["prefix_lengths"].get<std::vector<int>>())
         for (std::string split : {"train", "heldout"}) {
             o << "| " << k << " | " << split << " |";
-            for (const auto& [name, m] : sj["models"].items())
+            for (const auto& [name, m] : sj["models"].items()) {
+                std::string cell = "n/a (no sequence)";  // e.g. every held-out document a near-duplicate
                 for (const auto& row : m["prefix"])
                     if (row["k"] == k && row["split"] == split && row["decoding"] == "greedy")
-                        o << " " << fmt_rate(row, "memorized", "memorized_rate", "memorized_ci95") << " |";
+                        cell = fmt_rate(row, "memorized", "memorized_rate", "memorized_ci95");
+                o << " " << cell << " |";
+            }
             o << "\n";
         }
 }

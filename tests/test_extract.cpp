@@ -574,6 +574,8 @@ TEST_CASE("run_extract with no non-member left: membership inference skipped wit
     CHECK(report.find("Not run: needs members and non-members") != std::string::npos);
     CHECK(report.find("Membership inference: not run (") != std::string::npos);
     CHECK(report.find("### Prefix extraction (greedy)") != std::string::npos);
+    // no held-out sequence: every held-out row says so, one cell per model
+    CHECK(report.find("| 8 | heldout | n/a (no sequence) | n/a (no sequence) |\n") != std::string::npos);
 }
 
 TEST_CASE("bin/extract: bad flags and impossible configurations get one error line") {
