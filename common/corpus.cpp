@@ -791,7 +791,7 @@ const std::vector<std::string>& corpus_names() {
 
 std::vector<CorpusDocument> collect_corpus_sources(const std::string& name, int64_t max_bytes,
                                                    std::vector<CorpusPackage>& packages,
-                                                   json& source_info) {
+                                                   json& source_info, int64_t max_doc_bytes) {
     const Source* src = nullptr;
     for (const Source& s : sources())
         if (name == s.name) src = &s;
@@ -849,6 +849,7 @@ std::vector<CorpusDocument> collect_corpus_sources(const std::string& name, int6
     auto take = [&](const std::string& pkg, const std::string& path, const std::string& source,
                     std::string text) {
         if (capped) return false;
+        if (max_doc_bytes > 0) text = cap_document(std::move(text), size_t(max_doc_bytes));
         if (taken + int64_t(text.size()) > max_bytes) {
             capped = true;
             return false;
@@ -939,6 +940,7 @@ std::vector<CorpusDocument> collect_corpus_sources(const std::string& name, int6
     }
     source_info = {{"corpus", name}, {"document_rule", src->rule}, {"bytes_taken", taken},
                    {"capped_at_max_bytes", capped}};
+    if (max_doc_bytes > 0) source_info["max_doc_bytes"] = max_doc_bytes;
     return docs;
 }
 

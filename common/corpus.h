@@ -125,6 +125,7 @@ struct CorpusBuildOptions {
     bool dedup = false;              // drop held-out near-duplicates of training text
     int ngram = 50;                  // bytes, for near-duplicates
     int64_t max_bytes = 4000000;     // cap on the source text taken (deterministic prefix)
+    int64_t max_doc_bytes = 0;       // > 0: each document cut to this many bytes (collect_corpus_sources)
     int repeats_per_count = 0;       // documents repeated for each entry of repeat_counts
     std::vector<int> repeat_counts = {1, 2, 4, 8, 16, 32, 64};
 };
@@ -165,9 +166,13 @@ json write_corpus(Corpus& c, const std::string& dir);
 
 // The named corpora ("prose", "code", "legal", "dictionary", "man") read from
 // the installed Debian packages; throws when a package is not installed.
+// max_bytes: the cap on the text taken (whole documents, in path order);
+// max_doc_bytes > 0: every document cut to at most that many bytes, back to
+// its last newline within them (more, shorter documents per byte: code's
+// files average ~16 kB); 0 keeps each corpus's own rule.
 const std::vector<std::string>& corpus_names();
 std::vector<CorpusDocument> collect_corpus_sources(const std::string& name, int64_t max_bytes,
                                                    std::vector<CorpusPackage>& packages,
-                                                   json& source_info);
+                                                   json& source_info, int64_t max_doc_bytes = 0);
 
 }  // namespace mmia

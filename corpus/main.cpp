@@ -4,7 +4,7 @@
 //   bin/corpus build --name prose|code|legal|dictionary|man [--out data/corpora/NAME]
 //                    [--seed 42] [--heldout 0.2] [--canaries N --canary-insertions 1,2,4,...,64]
 //                    [--repeat-docs N --repeat-counts 1,2,4,...,64]
-//                    [--dedup] [--ngram 50] [--max-bytes 4000000]
+//                    [--dedup] [--ngram 50] [--max-bytes 4000000] [--max-doc-bytes 0]
 //   bin/corpus info DIR
 //
 // build reads the packages, splits, counts near-duplicates, inserts canaries
@@ -132,6 +132,11 @@ int main(int argc, char** argv) {
     build->add_option("--max-bytes", opt.max_bytes, "cap on the source text taken")
         ->check(CLI::Range(int64_t(1000), int64_t(1) << 32))
         ->capture_default_str();
+    build->add_option("--max-doc-bytes", opt.max_doc_bytes,
+                      "cut every document to at most this many bytes, back to its last newline (more, shorter "
+                      "documents; 0: the corpus's own rule)")
+        ->check(CLI::Range(int64_t(0), int64_t(1) << 32))
+        ->capture_default_str();
     CLI::App* info = app.add_subcommand("info", "print a built corpus's summary (after every load check)");
     info->add_option("dir", info_dir, "corpus directory")->required();
     if (int code = parse_command_line(app, argc, argv); code >= 0) return code;
@@ -152,7 +157,7 @@ int main(int argc, char** argv) {
         if (out.empty()) out = "data/corpora/" + opt.name;
         std::vector<CorpusPackage> packages;
         json source_info;
-        std::vector<CorpusDocument> raw = collect_corpus_sources(opt.name, opt.max_bytes, packages, source_info);
+        std::vector<CorpusDocument> raw = collect_corpus_sources(opt.name, opt.max_bytes, packages, source_info, opt.max_doc_bytes);
         Corpus c = assemble_corpus(std::move(raw), opt);
         json pk = json::array();
         for (const CorpusPackage& p : packages)

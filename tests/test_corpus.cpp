@@ -701,6 +701,44 @@ TEST_CASE("every named corpus builds from its packages and follows its document 
     }
 }
 
+TEST_CASE("bin/corpus --max-doc-bytes: every document the start of its file, cut at a newline within the cap") {
+    TempDir dir("mmia_corpus_cap");
+    const std::string out = dir.file("code");
+    CliRun r = cli_run(kCorpusBin, "build --name code --max-bytes 60000 --max-doc-bytes 2048 --out " + cli_quote(out),
+                       dir.path.string());
+    if (r.code == 1 && r.err.find("is not installed") != std::string::npos) {
+        MESSAGE("skipped: " << r.err << " (run make setup)");
+        return;
+    }
+    INFO(r.err);
+    REQUIRE(r.code == 0);
+    const Corpus c = load_corpus(out);
+    CHECK(c.manifest["source"]["max_doc_bytes"] == 2048);
+    CHECK(c.docs.size() >= 30);  // 60,000 bytes of documents of at most 2,048 bytes
+    int cut = 0;
+    for (const CorpusDocument& d : c.docs) {
+        INFO(d.source);
+        CHECK(d.text.size() <= 2048);
+        // the file's own first bytes (the prefix "libpython3.11-stdlib:" names the package)
+        const std::string path = d.source.substr(d.source.find(':') + 1);
+        const std::string file = cli_read_text(path);
+        REQUIRE(file.size() >= d.text.size());
+        CHECK(file.compare(0, d.text.size(), d.text) == 0);
+        if (file.size() > d.text.size()) {
+            cut++;
+            CHECK(d.text.back() == '\n');                                         // cut back to a newline
+            CHECK(file.find('\n', d.text.size()) >= 2048);                         // the next one is past the cap
+        }
+    }
+    CHECK(cut > 0);
+    // Without the flag the same files are longer (code's own cap is 65,536).
+    CliRun r2 = cli_run(kCorpusBin, "build --name code --max-bytes 60000 --out " + cli_quote(dir.file("plain")),
+                        dir.path.string());
+    REQUIRE(r2.code == 0);
+    CHECK(load_corpus(dir.file("plain")).docs.size() < c.docs.size());
+    CHECK(!load_corpus(dir.file("plain")).manifest["source"].contains("max_doc_bytes"));
+}
+
 // docs/BAD_INPUT.md, row by row, through bin/corpus: each row's exact line.
 TEST_CASE("docs/BAD_INPUT.md: every bin/corpus row is one exact line") {
     TempDir dir("mmia_corpus_rows");
