@@ -730,9 +730,60 @@ static inline int lm_print_token(void* ctx, int token) {
     return 0;
 }
 
-// --score: the lines of the mapped file -> tokens (lm_encode_text) +
-// starts. Fails on an empty file, a line the tokenizer refuses, or a line
-// of fewer than 2 tokens (nothing to predict). show: --show-tokens.
+// --score's input: the n_lines lines of bytes[0, size) (a last line without
+// its newline counts; the newlines are not scored) -> their tokens back to
+// back in ids (lm_encode_text), line i at ids[start[i], start[i + 1]);
+// start: n_lines + 1 entries, the caller's. Fails, with one error line
+// naming path and the line, on a line the tokenizer refuses, a line of
+// fewer than 2 tokens (nothing to predict), or one longer than the context
+// when the context is a cap.
+static inline int lm_cli_tokenize_lines(const LmCli* e, const LmOps* ops, const char* path, const uint8_t* bytes,
+                                        uint64_t size, int64_t n_lines, BpeIds* ids, int64_t* start) {
+    char err[512];
+    const int bpe = ops->info.tokenizer == MMIA_TOKENIZER_BPE;
+    uint64_t at = 0;
+    start[0] = 0;
+    for (int64_t line = 0; line < n_lines; line++) {
+        uint64_t end = at;
+        while (end < size && bytes[end] != '\n') end++;
+        int64_t len = (int64_t)(end - at);
+        if (len > INT32_MAX / 2) {
+            fprintf(stderr, "error: %s: line %lld is too long (%lld bytes)\n", path, (long long)(line + 1),
+                    (long long)len);
+            return 1;
+        }
+        if (lm_encode_text(&ops->info, bytes + at, (size_t)len, ids, err, sizeof err) != 0) {
+            fprintf(stderr, "error: %s: line %lld: %s\n", path, (long long)(line + 1), err);
+            return 1;
+        }
+        int64_t nt = (int64_t)ids->n - start[line];
+        if (nt < 2) {
+            fprintf(stderr, "error: %s: line %lld has %lld %s%s: scoring needs at least 2 (one to predict)\n", path,
+                    (long long)(line + 1), (long long)nt, bpe ? "token" : "byte", nt == 1 ? "" : "s");
+            return 1;
+        }
+        if (e->context_is_cap && nt > ops->info.context) {
+            fprintf(stderr, "error: %s: line %lld has %lld tokens, more than the model's context of %d\n", path,
+                    (long long)(line + 1), (long long)nt, ops->info.context);
+            return 1;
+        }
+        if (nt > INT32_MAX / 2) {
+            fprintf(stderr, "error: %s: line %lld is too long (%lld tokens)\n", path, (long long)(line + 1),
+                    (long long)nt);
+            return 1;
+        }
+        start[line + 1] = (int64_t)ids->n;
+        at = end + 1;
+    }
+    return 0;
+}
+
+// --score: each line of the mapped file scored (lm_cli_tokenize_lines, then
+// lm_score_texts): "tokens<TAB>loss<TAB>perplexity" per line on stdout
+// (loss: mean negative log-probability, nats per token), and with out_path
+// every predicted token's log-probability, a line per input line, written
+// atomically before stdout. Fails on an empty file or any line
+// lm_cli_tokenize_lines refuses. show: --show-tokens.
 static inline int lm_cli_score(const LmCli* e, const LmOps* ops, const char* path, const char* out_path, int show) {
     const uint8_t* bytes;
     uint64_t size;
@@ -759,41 +810,7 @@ static inline int lm_cli_score(const LmCli* e, const LmOps* ops, const char* pat
         fprintf(stderr, "error: %s: out of memory for %lld lines\n", path, (long long)n_lines);
         rc = 1;
     }
-    const int bpe = ops->info.tokenizer == MMIA_TOKENIZER_BPE;
-    uint64_t at = 0;
-    if (start) start[0] = 0;
-    for (int64_t line = 0; rc == 0 && line < n_lines; line++) {
-        uint64_t end = at;
-        while (end < size && bytes[end] != '\n') end++;
-        int64_t len = (int64_t)(end - at);
-        if (len > INT32_MAX / 2) {
-            fprintf(stderr, "error: %s: line %lld is too long (%lld bytes)\n", path, (long long)(line + 1),
-                    (long long)len);
-            rc = 1;
-            break;
-        }
-        if (lm_encode_text(&ops->info, bytes + at, (size_t)len, &ids, err, sizeof err) != 0) {
-            fprintf(stderr, "error: %s: line %lld: %s\n", path, (long long)(line + 1), err);
-            rc = 1;
-            break;
-        }
-        int64_t nt = (int64_t)ids.n - start[line];
-        if (nt < 2) {
-            fprintf(stderr, "error: %s: line %lld has %lld %s%s: scoring needs at least 2 (one to predict)\n", path,
-                    (long long)(line + 1), (long long)nt, bpe ? "token" : "byte", nt == 1 ? "" : "s");
-            rc = 1;
-        } else if (e->context_is_cap && nt > ops->info.context) {
-            fprintf(stderr, "error: %s: line %lld has %lld tokens, more than the model's context of %d\n", path,
-                    (long long)(line + 1), (long long)nt, ops->info.context);
-            rc = 1;
-        } else if (nt > INT32_MAX / 2) {
-            fprintf(stderr, "error: %s: line %lld is too long (%lld tokens)\n", path, (long long)(line + 1),
-                    (long long)nt);
-            rc = 1;
-        }
-        start[line + 1] = (int64_t)ids.n;
-        at = end + 1;
-    }
+    if (rc == 0) rc = lm_cli_tokenize_lines(e, ops, path, bytes, size, n_lines, &ids, start);
     const int* tokens = (const int*)ids.ids;  // int32_t ids
     for (int64_t i = 0; rc == 0 && show && i < n_lines; i++)
         lm_cli_show_ids("line", (long long)(i + 1), tokens + start[i], start[i + 1] - start[i]);
