@@ -158,7 +158,9 @@ nlohmann::json pool_seeds(const nlohmann::json& seeds, const std::vector<std::st
 // One CSV field (RFC 4180): always quoted, '"' doubled. First the bytes
 // are made one printable line: backslash -> \\, newline -> \n, tab -> \t,
 // CR -> \r, any other byte 0x00-0x1f or 0x7f -> \xHH (two lowercase hex
-// digits); bytes >= 0x80 (UTF-8) pass unchanged. docs/EXTRACTION.md.
+// digits); valid UTF-8 characters pass unchanged, and any byte >= 0x80 that
+// is not part of one (a byte model may sample any byte) -> \xHH, so the
+// file is valid UTF-8 for any input. docs/EXTRACTION.md.
 std::string csv_text(const std::string& bytes);
 // A number at full precision (%.17g); NaN as "nan".
 std::string csv_num(double v);

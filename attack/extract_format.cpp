@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "attack/extract.h"
+#include "engine/bpe.h"  // bpe_utf8: one UTF-8 character, or the byte that starts none
 
 namespace mmia {
 
@@ -23,12 +24,21 @@ std::pair<double, double> wilson_interval(int64_t k, int64_t n, double z) {
 
 std::string csv_text(const std::string& bytes) {
     std::string out = "\"";
-    for (unsigned char c : bytes) {
+    const uint8_t* s = reinterpret_cast<const uint8_t*>(bytes.data());
+    for (size_t i = 0; i < bytes.size(); i++) {
+        const unsigned char c = s[i];
+        uint32_t cp = 0;
+        const int len = c >= 0x80 ? bpe_utf8(s + i, bytes.size() - i, &cp) : 1;
+        if (c >= 0x80 && !(cp & BPE_INVALID)) {  // a whole valid UTF-8 character
+            out.append(bytes, i, size_t(len));
+            i += size_t(len) - 1;
+            continue;
+        }
         if (c == '\\') out += "\\\\";
         else if (c == '\n') out += "\\n";
         else if (c == '\t') out += "\\t";
         else if (c == '\r') out += "\\r";
-        else if (c < 0x20 || c == 0x7f) {
+        else if (c < 0x20 || c >= 0x7f) {  // control bytes, and bytes of no valid UTF-8 sequence
             char b[8];
             std::snprintf(b, sizeof b, "\\x%02x", c);
             out += b;

@@ -30,6 +30,7 @@
 
 #include "attack/extract.h"
 #include "attack/lm_scores.h"
+#include "engine/bpe.h"
 #include "common/corpus.h"
 #include "common/tokenizer_json.h"
 #include "export/model_export.h"
@@ -229,6 +230,15 @@ TEST_CASE("csv_text: quoted, quotes doubled, control bytes escaped, one line") {
     CHECK(csv_text(std::string("x\ny\t\r\\z\x01\x7f", 9) + std::string(1, '\0')) ==
           "\"x\\ny\\t\\r\\\\z\\x01\\x7f\\x00\"");
     CHECK(csv_text("caf\xc3\xa9") == "\"caf\xc3\xa9\"");  // UTF-8 passes unchanged
+    CHECK(csv_text("\xf0\x9f\x98\x80!") == "\"\xf0\x9f\x98\x80!\"");  // a 4-byte character too
+    // bytes of no valid character are escaped: a lone continuation byte, a
+    // truncated sequence, an overlong "/", a surrogate, 0xff
+    CHECK(csv_text("a\xb8" "b") == "\"a\\xb8b\"");
+    CHECK(csv_text("\xc3") == "\"\\xc3\"");
+    CHECK(csv_text("\xe2\x82x") == "\"\\xe2\\x82x\"");
+    CHECK(csv_text("\xc0\xaf") == "\"\\xc0\\xaf\"");
+    CHECK(csv_text("\xed\xa0\x80") == "\"\\xed\\xa0\\x80\"");
+    CHECK(csv_text("\xff") == "\"\\xff\"");
     CHECK(csv_num(0.1) == "0.10000000000000001");
     CHECK(csv_num(NAN) == "nan");
     // every byte value round-trips through the escape
@@ -242,6 +252,28 @@ TEST_CASE("csv_text: quoted, quotes doubled, control bytes escaped, one line") {
         if (inner[i] == '"') i++;  // "" -> "
     }
     CHECK(unescape(unq) == all);
+    // and the field is valid UTF-8 whatever the bytes: every byte >= 0x80 of
+    // `all` is alone, so none passes unescaped
+    for (unsigned char ch : f) CHECK(ch < 0x80);
+    // random bytes: the field decodes as UTF-8 (bpe_utf8 finds no invalid
+    // byte) and unescapes back to them
+    std::mt19937_64 rng(7);
+    for (int t = 0; t < 200; t++) {
+        std::string r;
+        for (int i = 0; i < 40; i++) r += char(rng() % 4 ? 0x80 + rng() % 0x80 : rng() % 0x80);
+        const std::string g = csv_text(r);
+        for (size_t i = 0; i < g.size();) {
+            uint32_t cp;
+            i += size_t(bpe_utf8(reinterpret_cast<const uint8_t*>(g.data()) + i, g.size() - i, &cp));
+            REQUIRE(!(cp & BPE_INVALID));
+        }
+        std::string in = g.substr(1, g.size() - 2), u;
+        for (size_t i = 0; i < in.size(); i++) {
+            u += in[i];
+            if (in[i] == '"') i++;
+        }
+        CHECK(unescape(u) == r);
+    }
 }
 
 TEST_CASE("prompt repetition and lowercasing") {
