@@ -245,7 +245,8 @@ $(BUILD)/fuzz/fuzz_input: fuzz/fuzz_input.cpp $(ENGINE_HDRS)
 	@mkdir -p $(dir $@)
 	clang++ $(FUZZ_FLAGS) $< -o $@
 $(BUILD)/fuzz/fuzz_extract_sweep: fuzz/fuzz_extract_sweep.cpp attack/extract_sweep.cpp attack/extract_format.cpp \
-                                  common/svg_lines.cpp attack/extract_sweep.h attack/extract.h common/svg_lines.h
+                                  common/svg_lines.cpp attack/extract_sweep.h attack/extract.h common/svg_lines.h \
+                                  engine/bpe.h
 	@mkdir -p $(dir $@)
 	clang++ $(FUZZ_FLAGS) $(filter %.cpp,$^) -o $@
 $(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.cpp common/data.cpp common/data.h
