@@ -390,7 +390,7 @@ std::vector<std::pair<std::string, std::string>> sweep_plots(const std::vector<S
         {"leakage_vs_fit.svg",
          auc_plot(mia_rows, [](const SweepRow& r) { return r.loss_mean; },
                    [&](const SweepRow& r) { return condition(r, false, false, false); },
-                   "best membership AUC against held-out loss (every run)", "held-out loss (nats/byte)",
+                   "best membership AUC against held-out loss (every run with membership inference)", "held-out loss (nats/byte)",
                    "best MIA AUC", false, true)}};
     if (vs)
         plots.push_back({"best_auc_vs_params.svg",
