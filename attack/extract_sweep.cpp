@@ -201,6 +201,22 @@ std::string pair_line(const SweepRow& m, const SweepRow& t) {
     return s + " |\n";
 }
 
+// Series named "<arch> <condition>": one colour per condition, so a Mamba
+// and a transformer of one run or setting share it and differ in style
+// (solid / dashed, filled / hollow dots). With a single condition the
+// colours stay by position (the Mamba blue, the transformer red).
+void colour_by_condition(std::vector<LineSeries>& series) {
+    std::set<std::string> conditions;
+    auto condition_of = [](const std::string& name) {
+        const size_t sp = name.find(' ');
+        return sp == std::string::npos ? std::string() : name.substr(sp + 1);
+    };
+    for (const auto& s : series) conditions.insert(condition_of(s.name));
+    if (conditions.size() < 2) return;
+    for (auto& s : series)
+        s.colour = int(std::distance(conditions.begin(), conditions.find(condition_of(s.name))));
+}
+
 // One plot over rows: the best MIA AUC (whiskers: the seeds' range; the
 // axis from 0.5, chance) against x, a series per key (rows sorted by x); ""
 // when x takes fewer than two values. names: categorical x labels.
@@ -229,6 +245,7 @@ std::string auc_plot(const std::vector<SweepRow>& rows, const std::function<doub
         }
         series.push_back(s);
     }
+    colour_by_condition(series);
     return svg_lines(series, title, xlabel, ylabel, logx, names, 0.5);
 }
 
@@ -424,6 +441,8 @@ std::vector<std::pair<std::string, std::string>> sweep_plots(const std::vector<S
         if (e.x.size() > 1) expo.push_back(e);
         if (c.x.size() > 1) copies.push_back(c);
     }
+    colour_by_condition(expo);
+    colour_by_condition(copies);
     if (!expo.empty())
         plots.push_back({"exposure_vs_insertions.svg", svg_lines(expo, "canary exposure against insertions",
                                                                   "insertions (log2 axis)", "mean exposure (bits)", true)});
@@ -439,22 +458,30 @@ std::vector<std::pair<std::string, std::string>> sweep_plots(const std::vector<S
     return plots;
 }
 
-// sweep.csv: one line per row, the table's numbers at full precision.
+// sweep.csv: one line per row, the table's numbers at full precision; an
+// empty cell where the run did not measure it (no --control model, no
+// repeated documents, no canaries, no membership inference or loss attack).
 std::string sweep_csv(const std::vector<SweepRow>& rows) {
+    auto num = [](bool measured, double v) { return measured ? csv_num(v) : std::string(); };
+    auto count = [](bool measured, int64_t v) { return measured ? std::to_string(v) : std::string(); };
     std::ostringstream csv;
     csv << "run,corpus,corpus_sha256,model,arch,non_embedding_parameters,epochs,seeds,k_max,heldout_loss_mean,"
            "heldout_loss_min,heldout_loss_max,train_memorized,train_n,heldout_memorized,heldout_n,control_memorized,"
            "control_n,top_copies,top_copies_memorized,top_copies_n,top_insertions,top_exposure_bits,best_auc_mean,"
            "best_auc_min,best_auc_max,best_attack,loss_tpr_at_1pct_fpr\n";
-    for (const auto& r : rows)
+    for (const auto& r : rows) {
+        const bool control = r.control_mem >= 0, copies = r.top_copies > 0, canaries = r.top_insertions > 0,
+                   mia = !r.best_attack.empty();
         csv << csv_text(r.run) << ',' << csv_text(r.corpus) << ',' << r.corpus_sha256 << ',' << r.model << ','
             << r.arch << ',' << r.params << ',' << r.epochs << ',' << r.seeds << ',' << r.k_max << ','
             << csv_num(r.loss_mean) << ',' << csv_num(r.loss_min) << ',' << csv_num(r.loss_max) << ',' << r.train_mem
-            << ',' << r.train_n << ',' << r.heldout_mem << ',' << r.heldout_n << ',' << r.control_mem << ','
-            << r.control_n << ',' << r.top_copies << ',' << r.top_copies_mem << ',' << r.top_copies_n << ','
-            << r.top_insertions << ',' << csv_num(r.top_exposure) << ',' << csv_num(r.auc_mean) << ','
-            << csv_num(r.auc_min) << ',' << csv_num(r.auc_max) << ',' << r.best_attack << ',' << csv_num(r.loss_tpr1)
-            << '\n';
+            << ',' << r.train_n << ',' << r.heldout_mem << ',' << r.heldout_n << ',' << count(control, r.control_mem)
+            << ',' << count(control, r.control_n) << ',' << count(copies, r.top_copies) << ','
+            << count(copies, r.top_copies_mem) << ',' << count(copies, r.top_copies_n) << ','
+            << count(canaries, r.top_insertions) << ',' << num(canaries, r.top_exposure) << ','
+            << num(mia, r.auc_mean) << ',' << num(mia, r.auc_min) << ',' << num(mia, r.auc_max) << ','
+            << r.best_attack << ',' << num(r.loss_tpr1 >= 0, r.loss_tpr1) << '\n';
+    }
     return csv.str();
 }
 

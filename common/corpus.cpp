@@ -720,11 +720,20 @@ std::string read_source(const std::string& path) {
     return std::string(b.begin(), b.end());
 }
 
-// Cuts text to at most `cap` bytes, back to the last newline within the cap.
+// Cuts text to at most `cap` bytes (cap >= 1), back to the last newline
+// within the cap; when the first line alone is longer, to the last whole
+// UTF-8 character within the cap (never through one: a split character
+// would make the document invalid UTF-8 and skipped).
 std::string cap_document(std::string text, size_t cap) {
     if (text.size() <= cap) return text;
     size_t cut = text.rfind('\n', cap - 1);
-    text.resize(cut == std::string::npos ? cap : cut + 1);
+    if (cut != std::string::npos) {
+        text.resize(cut + 1);
+        return text;
+    }
+    size_t end = cap;  // text[end] is the first byte left out
+    while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) end--;
+    text.resize(end);
     return text;
 }
 

@@ -168,8 +168,10 @@ json write_corpus(Corpus& c, const std::string& dir);
 // the installed Debian packages; throws when a package is not installed.
 // max_bytes: the cap on the text taken (whole documents, in path order);
 // max_doc_bytes > 0: every document cut to at most that many bytes, back to
-// its last newline within them (more, shorter documents per byte: code's
-// files average ~16 kB); 0 keeps each corpus's own rule.
+// its last newline within them, or, when its first line alone is longer, to
+// its last whole UTF-8 character within them (more, shorter documents per
+// byte: code's files average ~16 kB); code's own cut at 65,536 bytes still
+// applies. 0 keeps each corpus's own rule.
 const std::vector<std::string>& corpus_names();
 std::vector<CorpusDocument> collect_corpus_sources(const std::string& name, int64_t max_bytes,
                                                    std::vector<CorpusPackage>& packages,

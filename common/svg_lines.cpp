@@ -15,9 +15,16 @@ namespace {
 // One legend entry at baseline y, right of the plot area (which ends at x
 // px): a swatch of the series' style (a dot alone, a line, a dashed line),
 // then its name in its colour.
+// A data dot: filled, or hollow for a dashed points-only series.
+void dot(std::ostringstream& o, const LineSeries& s, const char* col, double cx, double cy) {
+    o << "<circle cx=\"" << cx << "\" cy=\"" << cy << "\" r=\"3\" ";
+    if (s.points_only && s.dashed) o << "fill=\"white\" stroke=\"" << col << "\" stroke-width=\"1.5\"/>\n";
+    else o << "fill=\"" << col << "\"/>\n";
+}
+
 void legend_entry(std::ostringstream& o, const LineSeries& s, const char* col, double x, double ly) {
     if (s.points_only)
-        o << "<circle cx=\"" << x + 22 << "\" cy=\"" << ly - 4 << "\" r=\"3\" fill=\"" << col << "\"/>\n";
+        dot(o, s, col, x + 22, ly - 4);
     else
         o << "<line x1=\"" << x + 10 << "\" y1=\"" << ly - 4 << "\" x2=\"" << x + 34 << "\" y2=\"" << ly - 4
           << "\" stroke=\"" << col << "\" stroke-width=\"2\"" << (s.dashed ? " stroke-dasharray=\"6,4\"" : "") << "/>\n";
@@ -61,7 +68,9 @@ std::string svg_lines(const std::vector<LineSeries>& series, const std::string& 
     y1 = y0 + 1.05 * (y1 - y0);
     auto X = [&](double x) { return L + ((logx ? std::log2(x) : x) - x0) / (x1 - x0) * (W - L - R); };
     auto Y = [&](double y) { return H - B - (y - y0) / (y1 - y0) * (H - T - B); };
-    const char* colours[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
+    // matplotlib's tab10, blue and red first
+    const char* colours[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e",
+                             "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
     std::ostringstream o;
     o << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H
       << "\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
@@ -98,15 +107,14 @@ std::string svg_lines(const std::vector<LineSeries>& series, const std::string& 
       << ")\" text-anchor=\"middle\">" << ylabel << "</text>\n";
     for (size_t si = 0; si < series.size(); si++) {
         const auto& s = series[si];
-        const char* col = colours[si % 6];
+        const char* col = colours[size_t(s.colour >= 0 ? s.colour : int(si)) % 10];
         if (!s.points_only) {
             o << "<polyline fill=\"none\" stroke=\"" << col << "\" stroke-width=\"2\""
               << (s.dashed ? " stroke-dasharray=\"6,4\"" : "") << " points=\"";
             for (size_t i = 0; i < s.x.size(); i++) o << X(s.x[i]) << ',' << Y(s.y[i]) << ' ';
             o << "\"/>\n";
         }
-        for (size_t i = 0; i < s.x.size(); i++)
-            o << "<circle cx=\"" << X(s.x[i]) << "\" cy=\"" << Y(s.y[i]) << "\" r=\"3\" fill=\"" << col << "\"/>\n";
+        for (size_t i = 0; i < s.x.size(); i++) dot(o, s, col, X(s.x[i]), Y(s.y[i]));
         for (size_t i = 0; i < s.x.size() && i < s.y_lo.size() && i < s.y_hi.size(); i++) {
             if (s.y_lo[i] == s.y_hi[i]) continue;  // no spread (e.g. one seed): no whisker
             const double cx = X(s.x[i]), lo = Y(s.y_lo[i]), hi = Y(s.y_hi[i]);

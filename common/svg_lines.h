@@ -13,12 +13,13 @@ namespace mmia {
 struct LineSeries {
     std::string name;
     std::vector<double> x, y;  // same length
-    bool dashed = false;
+    bool dashed = false;       // a dashed line; with points_only, hollow dots
     bool points_only = false;  // dots without the connecting line (a scatter, or categories on x)
     // Optional whiskers, e.g. the range over seeds: empty, or as long as x;
     // a vertical bar with caps from y_lo[i] to y_hi[i] at x[i] (none where
     // they are equal).
     std::vector<double> y_lo = {}, y_hi = {};
+    int colour = -1;  // index into the 10-colour palette (mod 10); -1: the series' position
 };
 
 // The plot as a whole SVG document (380 px high, 560 px wide or wider when

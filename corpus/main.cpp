@@ -58,6 +58,10 @@ void print_summary(const Corpus& c) {
         std::printf("  dedup: %s, held-out documents dropped %lld\n",
                     m["dedup"].value("enabled", false) ? "on" : "off",
                     (long long)m["dedup"].value("heldout_dropped", int64_t(0)));
+    if (m.contains("source") && m["source"].is_object() && m["source"].contains("max_doc_bytes") &&
+        m["source"]["max_doc_bytes"].is_number_integer())
+        std::printf("  documents cut to at most %lld bytes (--max-doc-bytes)\n",
+                    (long long)m["source"]["max_doc_bytes"].get<int64_t>());
     int64_t ins = 0;
     for (const Canary& k : c.canaries) ins += k.insertions;
     std::printf("  canaries %zu (%lld insertions)\n", c.canaries.size(), (long long)ins);

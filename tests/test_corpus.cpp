@@ -731,6 +731,30 @@ TEST_CASE("bin/corpus --max-doc-bytes: every document the start of its file, cut
         }
     }
     CHECK(cut > 0);
+    CHECK(r.out.find("documents cut to at most 2048 bytes (--max-doc-bytes)") != std::string::npos);
+    // A cap inside the first line: cut there, never through a UTF-8
+    // character (the Jargon File's entries hold multi-byte characters; a
+    // split one would be skipped as not UTF-8, and was at 20 of N = 20..80).
+    for (int n : {20, 21, 40}) {
+        INFO("--max-doc-bytes " << n);
+        const std::string o = dir.file("jargon" + std::to_string(n));
+        CliRun j = cli_run(kCorpusBin, "build --name dictionary --max-bytes 400000 --max-doc-bytes " + std::to_string(n) +
+                                           " --out " + cli_quote(o), dir.path.string());
+        if (j.code == 1 && j.err.find("is not installed") != std::string::npos) break;
+        INFO(j.err);
+        REQUIRE(j.code == 0);
+        const Corpus jc = load_corpus(o);
+        CHECK(jc.manifest["skipped"]["not_utf8"] == 0);
+        int mid_line = 0;
+        for (const CorpusDocument& d : jc.docs) {
+            CHECK(d.text.size() <= size_t(n));
+            if (d.text.back() != '\n') {
+                mid_line++;
+                CHECK(d.text.find('\n') == std::string::npos);  // only a first line longer than the cap
+            }
+        }
+        CHECK(mid_line > 0);
+    }
     // Without the flag the same files are longer (code's own cap is 65,536).
     CliRun r2 = cli_run(kCorpusBin, "build --name code --max-bytes 60000 --out " + cli_quote(dir.file("plain")),
                         dir.path.string());

@@ -190,6 +190,20 @@ TEST_CASE("write_sweep_report: the table's cells, the pair readings, the plots o
     CHECK(by_corpus.find(">legal</text>") != std::string::npos);
     CHECK(by_corpus.find(">prose</text>") != std::string::npos);
     CHECK(by_corpus.find(">mamba e12</text>") != std::string::npos);  // epochs vary, so series say which
+    // one colour per condition: a Mamba and a transformer of one setting
+    // share it (the transformer's dots hollow), another setting differs
+    auto legend_colour = [](const std::string& svg, const std::string& name) {
+        const size_t at = svg.find("\">" + name + "</text>");
+        REQUIRE(at != std::string::npos);
+        return svg.substr(at - 7, 7);
+    };
+    CHECK(legend_colour(by_corpus, "mamba e12") == legend_colour(by_corpus, "transformer e12"));
+    CHECK(legend_colour(by_corpus, "mamba e3") == legend_colour(by_corpus, "transformer e3"));
+    CHECK(legend_colour(by_corpus, "mamba e12") != legend_colour(by_corpus, "mamba e3"));
+    CHECK(count(by_corpus, "fill=\"white\" stroke=") == 2 + 2);  // the transformers' 2 dots and 2 swatches
+    // leakage against fit has one condition: blue Mamba, red transformer
+    CHECK(legend_colour(fit, "mamba") == "#1f77b4");
+    CHECK(legend_colour(fit, "transformer") == "#d62728");
     const std::string copies = read(out / "plots/extraction_vs_copies.svg");
     CHECK(count(copies, "<polyline") == 2);  // run B's two models; run A has no repeated documents
     const std::string csv = read(out / "sweep.csv");
@@ -265,6 +279,17 @@ TEST_CASE("write_sweep_report: a run whose MIA was skipped (no non-member) shows
     // its exposure still plotted: 3 runs x 2 models
     CHECK(count(read(out / "plots/exposure_vs_insertions.svg"), "<polyline") == 6);
     CHECK(std::find(plots.begin(), plots.end(), "best_auc_by_corpus.svg") != plots.end());
+    // sweep.csv: empty cells for what run C did not measure (no control, no
+    // repeated documents, no MIA), never a 0 or -1 a reader could average
+    const std::string csv = read(out / "sweep.csv");
+    const size_t at = csv.find("\"runC\",\"man\",ab12,mamba-lm-s,");
+    REQUIRE(at != std::string::npos);
+    const std::string line = csv.substr(at, csv.find('\n', at) - at);
+    // train 1/100, held-out 0/100, then control (2), copies (3): empty;
+    // canaries x64 at 7 bits; AUC mean, min, max, attack, loss TPR: empty
+    const std::string tail = ",1,100,0,100,,,,,,64,7,,,,,";
+    CHECK(line.substr(line.size() - tail.size()) == tail);
+    CHECK(line.find(",-1") == std::string::npos);
 }
 
 TEST_CASE("write_sweep_report: two corpora of one name are told apart by their checksums") {

@@ -376,3 +376,21 @@ TEST_CASE("svg_lines: y_from starts the y axis (lowered by a point or whisker be
     // Without y_from the axis starts at 0 as before.
     CHECK(svg_lines({a}, "t", "x", "AUC", false).find(">0</text>") != std::string::npos);
 }
+
+TEST_CASE("svg_lines: a series' colour index picks its palette colour; dashed points-only series draw hollow dots") {
+    LineSeries a{"a", {1, 2}, {1, 2}, false}, b{"b", {1, 2}, {2, 1}, true};
+    a.colour = 2;   // tab10 green
+    b.colour = 12;  // 12 mod 10 = 2: the same green
+    b.points_only = true;
+    const std::string svg = svg_lines({a, b}, "t", "x", "y", false);
+    CHECK(count(svg, "stroke=\"#2ca02c\" stroke-width=\"2\"") == 2);  // a's line and its legend swatch
+    CHECK(count(svg, "r=\"3\" fill=\"#2ca02c\"") == 2);              // a's two dots
+    CHECK(count(svg, "fill=\"white\" stroke=\"#2ca02c\"") == 2 + 1);  // b's two hollow dots and its swatch
+    CHECK(svg.find("#1f77b4") == std::string::npos);                     // no colour by position
+    // Without an index, by position through 10 colours: the 11th is blue again.
+    std::vector<LineSeries> many;
+    for (int i = 0; i < 11; i++) many.push_back({"s" + std::to_string(i), {1, 2}, {1, 2}, false});
+    const std::string m = svg_lines(many, "t", "x", "y", false);
+    CHECK(count(m, "stroke=\"#17becf\"") == 2);  // the 10th: line and swatch
+    CHECK(count(m, "stroke=\"#1f77b4\"") == 4);  // the 1st and the 11th
+}
