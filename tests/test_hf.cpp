@@ -1075,7 +1075,7 @@ std::vector<std::string> byte_tokenizer_texts() {
     for (const char* name : {"prose", "code", "legal", "dictionary", "man"}) {
         std::ifstream in(std::string("data/corpora/") + name + "/documents.jsonl");
         if (!in.good()) {
-            MESSAGE("data/corpora/" << name << " is missing (make corpora): its texts are not tested");
+            MESSAGE("data/corpora/" << std::string(name) << " is missing (make corpora): its texts are not tested");
             continue;
         }
         std::string line;
