@@ -292,6 +292,30 @@ TEST_CASE("write_sweep_report: a run whose MIA was skipped (no non-member) shows
     CHECK(line.find(",-1") == std::string::npos);
 }
 
+TEST_CASE("write_sweep_report: model size as categories in order of size, each named with its parameters") {
+    Fixture f;
+    // run M: the m pair on prose at 12 epochs (parameters 816384 and 793344)
+    json m1 = {{"models",
+                {{"mamba-lm-m", model_record(1.6, 2, 0, 0.85, 0.88, 10.9, 12, 816384)},
+                 {"transformer-lm-m", model_record(2.0, 0, 0, 0.64, 0.66, 9.0, 12, 793344)}}}};
+    const fs::path m = f.tmp.path / "runM";
+    fs::create_directories(m);
+    json res;
+    res["config"] = {{"presets", {"mamba-lm-m", "transformer-lm-m"}}, {"prefix_lengths", {8, 128}}};
+    res["corpus"] = {{"name", "prose"}, {"sha256", "ab12"}};
+    res["seeds"] = {{"42", m1}};
+    res["pooled"] = pool_seeds(res["seeds"], {"mamba-lm-m", "transformer-lm-m"});
+    std::ofstream(m / "metrics.json") << res.dump(1);
+    const fs::path out = f.tmp.path / "summary";
+    write_sweep_report({f.a.string(), m.string()}, out.string());
+    const std::string svg = read(out / "plots/best_auc_vs_params.svg");
+    // two categories over the plot area 60..390 px: s at 142.5, m at 307.5
+    CHECK(svg.find("<text x=\"142.5\" y=\"345\" text-anchor=\"middle\">s (98176)</text>") != std::string::npos);
+    CHECK(svg.find("<text x=\"307.5\" y=\"345\" text-anchor=\"middle\">m (793344)</text>") != std::string::npos);
+    CHECK(svg.find(">816384<") == std::string::npos);  // no raw parameter tick
+    CHECK(count(svg, "<polyline") == 2);  // a line per architecture from s to m
+}
+
 TEST_CASE("write_sweep_report: two corpora of one name are told apart by their checksums") {
     Fixture f;
     json res = json::parse(read(f.a / "metrics.json"));
