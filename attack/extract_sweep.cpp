@@ -382,6 +382,31 @@ std::vector<SweepRow> read_runs(const std::vector<std::string>& run_dirs) {
     return rows;
 }
 
+// The best MIA AUC against the preset size. The matched pairs' parameter
+// counts differ by a few percent, so sizes are categories on x (in order of
+// size), each labelled with its smallest count: "s (98176)". vc, ve: the
+// corpus and epochs vary across the runs (the series say which).
+std::string auc_by_size_plot(const std::vector<SweepRow>& mia_rows, bool vc, bool ve) {
+    std::map<std::string, int64_t> smallest;
+    for (const auto& r : mia_rows)
+        if (!smallest.count(size_of(r.model)) || r.params < smallest[size_of(r.model)])
+            smallest[size_of(r.model)] = r.params;
+    std::vector<std::pair<int64_t, std::string>> order;
+    for (const auto& [size, n] : smallest) order.push_back({n, size});
+    std::sort(order.begin(), order.end());
+    std::vector<std::string> labels;
+    for (const auto& [n, size] : order) labels.push_back(size + " (" + std::to_string(n) + ")");
+    return auc_plot(
+        mia_rows,
+        [&](const SweepRow& r) {
+            return double(std::find_if(order.begin(), order.end(),
+                                       [&](const auto& o) { return o.second == size_of(r.model); }) -
+                          order.begin());
+        },
+        [&](const SweepRow& r) { return condition(r, vc, false, ve); }, "best membership AUC against model size",
+        "preset size (non-embedding parameters)", "best MIA AUC", false, false, labels);
+}
+
 // The plots' (file name, SVG) pairs; an empty SVG is a plot not drawn.
 std::vector<std::pair<std::string, std::string>> sweep_plots(const std::vector<SweepRow>& rows) {
     std::set<std::string> corpora, sizes;
@@ -410,31 +435,7 @@ std::vector<std::pair<std::string, std::string>> sweep_plots(const std::vector<S
                    "best membership AUC against held-out loss (every run with membership inference)", "held-out loss (nats/byte)",
                    "best MIA AUC", false, true)}};
     if (vs)
-    {
-        // The matched pairs' parameter counts differ by a few percent, so
-        // sizes are categories on x (in order of size), each labelled with
-        // its smallest count: "s (98176)".
-        std::map<std::string, int64_t> smallest;
-        for (const auto& r : mia_rows)
-            if (!smallest.count(size_of(r.model)) || r.params < smallest[size_of(r.model)])
-                smallest[size_of(r.model)] = r.params;
-        std::vector<std::pair<int64_t, std::string>> order;
-        for (const auto& [size, n] : smallest) order.push_back({n, size});
-        std::sort(order.begin(), order.end());
-        std::vector<std::string> labels;
-        for (const auto& [n, size] : order) labels.push_back(size + " (" + std::to_string(n) + ")");
-        plots.push_back(
-            {"best_auc_vs_params.svg",
-             auc_plot(mia_rows,
-                      [&](const SweepRow& r) {
-                          return double(std::find_if(order.begin(), order.end(),
-                                                     [&](const auto& o) { return o.second == size_of(r.model); }) -
-                                        order.begin());
-                      },
-                      [&](const SweepRow& r) { return condition(r, vc, false, ve); },
-                      "best membership AUC against model size", "preset size (non-embedding parameters)",
-                      "best MIA AUC", false, false, labels)});
-    }
+        plots.push_back({"best_auc_vs_params.svg", auc_by_size_plot(mia_rows, vc, ve)});
     if (ve)
         plots.push_back({"best_auc_vs_epochs.svg",
                          auc_plot(mia_rows, [](const SweepRow& r) { return double(r.epochs); },
