@@ -866,6 +866,8 @@ TEST_CASE("docs/BAD_INPUT.md: every bin/corpus row is one exact line") {
         "error: --heldout: Value 1.5 not in range 0.000001 to 0.999999 (see --help)");
     row("build --name prose --canary-insertions 1,x" + out, 2,
         "error: --canary-insertions: 'x' is not a count in 1..1000000 (give e.g. 1,2,4,8) (see --help)");
+    row("build --name prose --max-doc-bytes -5" + out, 2,
+        "error: --max-doc-bytes: Value -5 not in range 0 to 4294967296 (see --help)");
     row("build --name prose --repeat-counts 1,0" + out, 2,
         "error: --repeat-counts: '0' is not a count in 1..1000000 (give e.g. 1,2,4,8) (see --help)");
     CHECK(!cli_file_exists(dir.file("o")));
