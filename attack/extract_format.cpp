@@ -27,12 +27,14 @@ std::string csv_text(const std::string& bytes) {
     const uint8_t* s = reinterpret_cast<const uint8_t*>(bytes.data());
     for (size_t i = 0; i < bytes.size(); i++) {
         const unsigned char c = s[i];
-        uint32_t cp = 0;
-        const int len = c >= 0x80 ? bpe_utf8(s + i, bytes.size() - i, &cp) : 1;
-        if (c >= 0x80 && !(cp & BPE_INVALID)) {  // a whole valid UTF-8 character
-            out.append(bytes, i, size_t(len));
-            i += size_t(len) - 1;
-            continue;
+        if (c >= 0x80) {
+            uint32_t cp;
+            const int len = bpe_utf8(s + i, bytes.size() - i, &cp);
+            if (!(cp & BPE_INVALID)) {  // a whole valid UTF-8 character, written as it is
+                out.append(bytes, i, size_t(len));
+                i += size_t(len) - 1;
+                continue;
+            }
         }
         if (c == '\\') out += "\\\\";
         else if (c == '\n') out += "\\n";

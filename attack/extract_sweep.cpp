@@ -186,19 +186,23 @@ std::string spread_cell(double mean, double lo, double hi, int seeds, const char
 
 // The sentence for one Mamba/transformer pair of a run.
 std::string pair_line(const SweepRow& m, const SweepRow& t) {
-    if (m.best_attack.empty() || t.best_attack.empty())  // a run whose MIA was skipped (no non-member)
+    const bool m_fits = m.loss_mean < t.loss_mean;
+    // run | pair | held-out loss difference | ... | better fit
+    auto row = [&](const std::string& auc_diff, const std::string& rest) {
         return "| " + md_cell(m.run) + " | " + md_cell(m.model) + " vs " + md_cell(t.model) + " | " +
-               fmt("%+.3f", m.loss_mean - t.loss_mean) + " | n/a | " + md_cell(m.loss_mean < t.loss_mean ? m.model : t.model) +
-               " | n/a | n/a | no membership inference in this run |\n";
-    const bool m_fits = m.loss_mean < t.loss_mean, m_leaks = m.auc_mean > t.auc_mean;
+               fmt("%+.3f", m.loss_mean - t.loss_mean) + " | " + auc_diff + " | " +
+               md_cell(m_fits ? m.model : t.model) + " | " + rest + " |\n";
+    };
+    if (m.best_attack.empty() || t.best_attack.empty())  // a run whose MIA was skipped (no non-member)
+        return row("n/a", "n/a | n/a | no membership inference in this run");
+    const bool m_leaks = m.auc_mean > t.auc_mean;
     const bool overlap = m.seeds > 1 && !(m.auc_min > t.auc_max || t.auc_min > m.auc_max);
-    std::string s = "| " + md_cell(m.run) + " | " + md_cell(m.model) + " vs " + md_cell(t.model) + " | " + fmt("%+.3f", m.loss_mean - t.loss_mean) +
-                    " | " + fmt("%+.3f", m.auc_mean - t.auc_mean) + " | " + md_cell(m_fits ? m.model : t.model) + " | " +
-                    md_cell(m_leaks ? m.model : t.model) + " | ";
-    s += m.seeds < 2 ? "one seed" : overlap ? "ranges overlap" : "no overlap in " + std::to_string(m.seeds) + " seeds";
-    s += " | ";
-    s += m_fits == m_leaks ? "the better fit leaks more: fit and architecture not separated" : "the worse fit leaks more: not explained by fit";
-    return s + " |\n";
+    return row(fmt("%+.3f", m.auc_mean - t.auc_mean),
+               md_cell(m_leaks ? m.model : t.model) + " | " +
+                   (m.seeds < 2 ? "one seed" : overlap ? "ranges overlap" : "no overlap in " + std::to_string(m.seeds) + " seeds") +
+                   " | " +
+                   (m_fits == m_leaks ? "the better fit leaks more: fit and architecture not separated"
+                                      : "the worse fit leaks more: not explained by fit"));
 }
 
 // Series named "<arch> <condition>": one colour per condition, so a Mamba

@@ -12,9 +12,6 @@ namespace mmia {
 
 namespace {
 
-// One legend entry at baseline y, right of the plot area (which ends at x
-// px): a swatch of the series' style (a dot alone, a line, a dashed line),
-// then its name in its colour.
 // A data dot: filled, or hollow for a dashed points-only series.
 void dot(std::ostringstream& o, const LineSeries& s, const char* col, double cx, double cy) {
     o << "<circle cx=\"" << cx << "\" cy=\"" << cy << "\" r=\"3\" ";
@@ -22,6 +19,9 @@ void dot(std::ostringstream& o, const LineSeries& s, const char* col, double cx,
     else o << "fill=\"" << col << "\"/>\n";
 }
 
+// One legend entry at baseline y, right of the plot area (which ends at x
+// px): a swatch of the series' style (a dot, filled or hollow, a line, a
+// dashed line), then its name in its colour.
 void legend_entry(std::ostringstream& o, const LineSeries& s, const char* col, double x, double ly) {
     if (s.points_only)
         dot(o, s, col, x + 22, ly - 4);
