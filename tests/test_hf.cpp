@@ -1059,12 +1059,29 @@ TEST_CASE("imported with GPT-NeoX's tokenizer.json: ./mamba and ./transformer ta
 
 namespace {
 
+// documents.jsonl of the corpus NAME: data/corpora/NAME's where `make
+// corpora` has built it, else one built here into `scratch` by bin/corpus
+// (its first 60,000 source bytes: the same packages and rules, a few
+// seconds). "" when neither can be had (the package is not installed).
+std::string corpus_documents(const std::string& name, const std::string& scratch) {
+    const std::string built = "data/corpora/" + name + "/documents.jsonl";
+    if (std::ifstream(built).good()) return built;
+    const std::string out = scratch + "/" + name;
+    CliRun r = cli_run(cli_env_or("CORPUS_BIN", "bin/corpus"),
+                       "build --name " + name + " --max-bytes 60000 --canaries 0 --out " + cli_quote(out), scratch);
+    if (r.code != 0) {
+        MESSAGE("bin/corpus build --name " << name << " failed (" << r.err << "): its texts are not tested");
+        return "";
+    }
+    return out + "/documents.jsonl";
+}
+
 // Texts for the byte tokenizer.json: hand-written edge cases (non-ASCII,
-// emoji, NUL, bytes 1..31 and DEL, runs of spaces and newlines) and, where `make corpora` has built them, from each corpus its
-// first document and its first with a multi-byte character, cut to 3000
-// bytes at a character boundary. Every one valid UTF-8 (the oracle takes
-// JavaScript strings).
-std::vector<std::string> byte_tokenizer_texts() {
+// emoji, NUL, bytes 1..31 and DEL, runs of spaces and newlines) and, from
+// each corpus (corpus_documents), its first document and its first with a
+// multi-byte character, cut to 3000 bytes at a character boundary. Every one
+// valid UTF-8 (the oracle takes JavaScript strings).
+std::vector<std::string> byte_tokenizer_texts(const std::string& scratch) {
     std::vector<std::string> texts = {"héllo  wörld, naïve café — “quoted” …", "emoji 😀👍🏽 and 🇫🇷 flags",
                                       "日本語のテキスト   and Ελληνικά", std::string("nul \0 inside", 12),
                                       "tabs\tand\r\nCRLF\x0b\x0c\x1b[0m\x7f end", "    four spaces\n\n\n   three   \n",
@@ -1073,11 +1090,10 @@ std::vector<std::string> byte_tokenizer_texts() {
     for (int c = 1; c < 32; c++) controls += char(c);
     texts.push_back(controls);
     for (const char* name : {"prose", "code", "legal", "dictionary", "man"}) {
-        std::ifstream in(std::string("data/corpora/") + name + "/documents.jsonl");
-        if (!in.good()) {
-            MESSAGE("data/corpora/" << std::string(name) << " is missing (make corpora): its texts are not tested");
-            continue;
-        }
+        const std::string docs = corpus_documents(name, scratch);
+        if (docs.empty()) continue;
+        std::ifstream in(docs);
+        REQUIRE_MESSAGE(in.good(), "cannot read " << docs);
         std::string line;
         bool first = true, multibyte = false;
         while ((first || !multibyte) && std::getline(in, line)) {
@@ -1106,7 +1122,7 @@ TEST_CASE("hf export: the byte tokenizer.json gives token id = byte value in our
     TempDir dir("mmia_hf");
     const std::string tj = dir.file("tokenizer.json"), d = dir.path.string();
     write_text(tj, byte_tokenizer_json());
-    const std::vector<std::string> texts = byte_tokenizer_texts();
+    const std::vector<std::string> texts = byte_tokenizer_texts(d);
     REQUIRE(texts.size() >= 9);
     std::vector<int> want_bytes;
     for (const auto& t : texts) for (uint8_t c : t) want_bytes.push_back(c);
