@@ -70,6 +70,10 @@ CnnConfig tiny_cnn() {
     conv.kernel = 3;
     conv.padding = 1;
     conv.activation = "tanh";
+    CnnLayer valid = conv;  // no padding, as in shokri: 8x8 -> 6x6
+    valid.out = 3;
+    valid.padding = 0;
+    valid.activation = "relu";
     CnnLayer pool;
     pool.type = "maxpool";
     pool.kernel = 2;
@@ -77,7 +81,7 @@ CnnConfig tiny_cnn() {
     flat.type = "flatten";
     CnnLayer head;
     head.type = "dense";
-    c.layers = {conv, pool, flat, head};
+    c.layers = {conv, valid, pool, flat, head};
     return c;
 }
 
@@ -89,20 +93,38 @@ Batch random_batch(int64_t b, uint64_t seed) {
     return {torch::rand({b, 1, kH, kW}), torch::randint(0, kClasses, {b}, torch::kInt64)};
 }
 
-// A model and its forward, of either kind.
+// A model and its forward, of either kind, and the per-example forward
+// dp_sgd_gradients uses (null: microbatches of one).
 struct Model {
     std::shared_ptr<torch::nn::Module> module;
     std::function<torch::Tensor(const torch::Tensor&)> forward;
+    PerExampleForward per_example;
 };
+// Every way DP-SGD computes per-example gradients, on every model kind:
+// "mamba" and "cnn" by microbatches of one; "mamba/expanded" and
+// "cnn/expanded" by expanded weights, and "mamba-post-ln/expanded" so on seed
+// 000's layout (layer norm with bias, post-norm blocks, pool then norm).
+const char* const kKinds[] = {"mamba", "mamba/expanded", "mamba-post-ln/expanded", "cnn", "cnn/expanded"};
+
 Model make_model(const std::string& kind, uint64_t seed) {
     torch::manual_seed(seed);
     const std::vector<float> mean{0.5f}, stdv{0.25f};
-    if (kind == "mamba") {
-        MambaClassifier m(tiny_mamba(), 1, kH, kW, kClasses, mean, stdv);
-        return {m.ptr(), [m](const torch::Tensor& x) mutable { return m->forward(x); }};
+    if (kind.rfind("mamba", 0) == 0) {
+        MambaConfig c = tiny_mamba();
+        if (kind.rfind("mamba-post-ln", 0) == 0) c.norm = "layernorm", c.norm_placement = "post";
+        MambaClassifier m(c, 1, kH, kW, kClasses, mean, stdv);
+        if (kind.find("/expanded") != std::string::npos) {  // weights away from their init: every path matters
+            torch::NoGradGuard ng;
+            for (auto& p : m->parameters()) p.add_(torch::randn_like(p) * 0.3);
+        }
+        const bool expanded = kind.find("/expanded") != std::string::npos;
+        return {m.ptr(), [m](const torch::Tensor& x) mutable { return m->forward(x); },
+                expanded ? mamba_per_example_forward(m) : nullptr};
     }
     CnnClassifier m(tiny_cnn(), 1, kH, kW, kClasses, mean, stdv);
-    return {m.ptr(), [m](const torch::Tensor& x) mutable { return m->forward(x); }};
+    const bool expanded = kind.find("/expanded") != std::string::npos;
+    return {m.ptr(), [m](const torch::Tensor& x) mutable { return m->forward(x); },
+            expanded ? cnn_per_example_forward(m) : nullptr};
 }
 
 // The gradient of the batch's summed cross-entropy, one batched backward.
@@ -160,7 +182,7 @@ TrainJob tiny_cnn_job(const std::string& checkpoint, int epochs, int batch_size,
 }  // namespace
 
 TEST_CASE("DP-SGD with sigma 0 and C huge is the batch's summed-loss gradient / (qN), and one step is that SGD step") {
-    for (const std::string kind : {"mamba", "cnn"}) {
+    for (const std::string kind : kKinds) {
         CAPTURE(kind);
         Model m = make_model(kind, 7);
         m.module->train();
@@ -174,7 +196,7 @@ TEST_CASE("DP-SGD with sigma 0 and C huge is the batch's summed-loss gradient / 
         const int64_t n_train = 200;  // expected batch q*N = 10
         std::vector<torch::Tensor> before;
         for (const auto& p : m.module->parameters()) before.push_back(p.detach().clone());
-        DpStepStats st = dp_sgd_gradients(*m.module, m.forward, b.x, b.y, dp, n_train);
+        DpStepStats st = dp_sgd_gradients(*m.module, m.forward, b.x, b.y, dp, n_train, 0, m.per_example);
         std::vector<torch::Tensor> got = grads_of(*m.module);
         for (auto& g : got) g.mul_(dp.sample_rate * double(n_train));
         // Every parameter (the fused scan's A_log, D, dt bias for the Mamba).
@@ -201,7 +223,7 @@ TEST_CASE("DP-SGD with sigma 0 and C huge is the batch's summed-loss gradient / 
 }
 
 TEST_CASE("clipping: each example's contribution is g_i min(1, C/(|g_i|+1e-6)); a huge example moves the sum by <= C") {
-    for (const std::string kind : {"mamba", "cnn"}) {
+    for (const std::string kind : kKinds) {
         CAPTURE(kind);
         Model m = make_model(kind, 3);
         m.module->train();
@@ -219,30 +241,63 @@ TEST_CASE("clipping: each example's contribution is g_i min(1, C/(|g_i|+1e-6)); 
         // The definition, example by example, computed here.
         std::vector<torch::Tensor> expect;
         for (const auto& p : m.module->parameters()) expect.push_back(torch::zeros_like(p));
-        double norm0 = 0;
+        double norm0 = 0, max_norm = 0;
         for (int64_t i = 0; i < b.x.size(0); i++) {
             Batch one{b.x.narrow(0, i, 1), b.y.narrow(0, i, 1)};
             std::vector<torch::Tensor> g = summed_loss_grad(m, one);
             const double norm = flat_norm(g);
             if (i == 0) norm0 = norm;
+            max_norm = std::max(max_norm, norm);
             const double f = std::min(1.0, dp.max_grad_norm / (norm + 1e-6));
             for (size_t j = 0; j < g.size(); j++) expect[j] += f * g[j];
         }
         CHECK(norm0 > 50 * dp.max_grad_norm);
-        DpStepStats st = dp_sgd_gradients(*m.module, m.forward, b.x, b.y, dp, n_train);
-        CHECK(st.max_norm == doctest::Approx(norm0).epsilon(1e-4));
+        DpStepStats st = dp_sgd_gradients(*m.module, m.forward, b.x, b.y, dp, n_train, 0, m.per_example);
+        // (not always example 0's: a post-norm layer norm undoes most of the scaling)
+        CHECK(st.max_norm == doctest::Approx(max_norm).epsilon(1e-4));
         std::vector<torch::Tensor> with = grads_of(*m.module);
         for (auto& g : with) g.mul_(qn);
         CHECK(max_rel_diff(with, expect) < 1e-5);
         // Without example 0: the summed gradient moves by its clipped
         // contribution, of norm C (it was clipped), never more.
-        dp_sgd_gradients(*m.module, m.forward, b.x.narrow(0, 1, 5), b.y.narrow(0, 1, 5), dp, n_train);
+        dp_sgd_gradients(*m.module, m.forward, b.x.narrow(0, 1, 5), b.y.narrow(0, 1, 5), dp, n_train, 0,
+                         m.per_example);
         std::vector<torch::Tensor> without = grads_of(*m.module);
         std::vector<torch::Tensor> diff;
         for (size_t j = 0; j < with.size(); j++) diff.push_back(with[j] - without[j] * qn);
         const double moved = flat_norm(diff);
         CHECK(moved <= dp.max_grad_norm * (1 + 1e-5));
         CHECK(moved >= dp.max_grad_norm * (1 - 1e-4));
+    }
+}
+
+TEST_CASE("expanded weights equal microbatches of one: clipped sum, norms and stats, label smoothing on (1e-5)") {
+    for (const std::string kind : {"mamba/expanded", "mamba-post-ln/expanded", "cnn/expanded"}) {
+        CAPTURE(kind);
+        Model m = make_model(kind, 21);
+        m.module->train();
+        const Batch b = random_batch(13, 8);
+        DpConfig dp;
+        dp.enabled = true;
+        dp.noise_multiplier = 0;
+        dp.sample_rate = 0.1;
+        const int64_t n_train = 130;
+        // C at about the median norm: some examples clipped, some not.
+        dp.max_grad_norm = 1e9;
+        DpStepStats probe = dp_sgd_gradients(*m.module, m.forward, b.x, b.y, dp, n_train, 0.1);
+        const std::vector<torch::Tensor> unclipped = grads_of(*m.module);
+        dp.max_grad_norm = probe.max_norm * 0.5;
+        DpStepStats loop = dp_sgd_gradients(*m.module, m.forward, b.x, b.y, dp, n_train, 0.1);
+        const std::vector<torch::Tensor> want = grads_of(*m.module);
+        DpStepStats exp = dp_sgd_gradients(*m.module, m.forward, b.x, b.y, dp, n_train, 0.1, m.per_example);
+        const std::vector<torch::Tensor> got = grads_of(*m.module);
+        CHECK(max_rel_diff(got, want) < 1e-5);
+        CHECK(exp.max_norm == doctest::Approx(loop.max_norm).epsilon(1e-5));
+        CHECK(exp.loss_sum == doctest::Approx(loop.loss_sum).epsilon(1e-6));
+        CHECK(exp.correct == loop.correct);
+        // Clipping was active (the sum changed), and bounds the sum: 13 examples, each <= C.
+        CHECK(max_rel_diff(want, unclipped) > 1e-3);
+        CHECK(flat_norm(got) * dp.sample_rate * double(n_train) <= 13 * dp.max_grad_norm * (1 + 1e-5));
     }
 }
 
@@ -345,6 +400,7 @@ TEST_CASE("the privacy statement beside a checkpoint: the accountant's epsilon f
         CHECK(st["epsilon"].get<double>() == doctest::Approx(eps_after(steps)).epsilon(1e-12));
         CHECK(meta["privacy"] == st);
         CHECK(meta["dp"]["noise_multiplier"] == 0.9);
+        CHECK(meta["dp"]["per_example_gradients"] == "microbatches of one");  // the CNN's default
     }
     CHECK(eps_after(6) > eps_after(3));
     // The stopped-and-resumed run ends where an uninterrupted one does: the
@@ -363,6 +419,18 @@ TEST_CASE("the privacy statement beside a checkpoint: the accountant's epsilon f
         train_classifier(whole, tr.x, tr.y, te.x, te.y);
         CnnClassifier c = load_cnn_checkpoint(whole.checkpoint);
         CHECK_FALSE(torch::equal(a->parameters()[0], c->parameters()[0]));
+    }
+    // The other per-example method is another configuration too (other
+    // rounding): not resumed; asked for, it is recorded.
+    {
+        TrainJob other = job;
+        other.dp.per_example_gradients = "expanded weights";
+        CHECK_THROWS_WITH_AS(train_classifier(other, tr.x, tr.y, te.x, te.y),
+                             doctest::Contains("exists and was trained with another configuration"),
+                             std::runtime_error);
+        other.checkpoint = t.file("expanded.pt");
+        other.stop_after_epochs = 0;
+        CHECK(train_classifier(other, tr.x, tr.y, te.x, te.y)["dp"]["per_example_gradients"] == "expanded weights");
     }
     // Another noise multiplier is another configuration: not resumed.
     job.dp.noise_multiplier = 1.0;
@@ -433,6 +501,11 @@ TEST_CASE("bin/train: bad DP and regularisation flags get one error line each") 
         {"--dp-max-grad-norm 1", 2,
          "error: --dp-max-grad-norm is a DP-SGD setting: DP-SGD is on with --dp-noise-multiplier or --target-epsilon "
          "(see --help)"},
+        {"--dp-per-example-grads expanded", 2,
+         "error: --dp-per-example-grads is a DP-SGD setting: DP-SGD is on with --dp-noise-multiplier or "
+         "--target-epsilon (see --help)"},
+        {"--target-epsilon 8 --dp-per-example-grads fast", 2,
+         "error: --dp-per-example-grads: fast not in {expanded,microbatch} (see --help)"},
         {"--dp-noise-multiplier 1 --dp-sample-rate 0.01 --batch-size 64", 2,
          "error: --batch-size and --dp-sample-rate: give one (DP-SGD's expected batch is q * N) (see --help)"},
         {"--model mamba-lm --corpus /nonexistent --dp-noise-multiplier 1", 2,

@@ -23,6 +23,7 @@ namespace {
 struct Case {
     int64_t B, L, E, N;
     bool z, bias, softplus;
+    bool per_example = false;  // A (B, E, N), D and delta_bias (B, E): one per batch element
 };
 
 // Leaf tensors for one problem, generated in float64 and cast, so the float32
@@ -39,12 +40,19 @@ Problem make_problem(const Case& c, uint64_t seed) {
     // Without softplus delta is used as is: keep it positive like a real step.
     p.delta = c.softplus ? torch::randn({c.B, c.L, c.E}, o) - 1.0 : torch::rand({c.B, c.L, c.E}, o) * 0.5 + 0.01;
     // A = -exp(A_log) as in Mamba, with a spread of decay rates.
-    p.A = -torch::exp(torch::randn({c.E, c.N}, o) * 0.7);
+    const std::vector<int64_t> lead = c.per_example ? std::vector<int64_t>{c.B} : std::vector<int64_t>{};
+    auto shape = [&](std::vector<int64_t> s) {
+        s.insert(s.begin(), lead.begin(), lead.end());
+        return s;
+    };
+    p.A = -torch::exp(torch::randn(shape({c.E, c.N}), o) * 0.7);
     p.Bm = torch::randn({c.B, c.L, c.N}, o);
     p.Cm = torch::randn({c.B, c.L, c.N}, o);
-    p.D = torch::randn({c.E}, o);
+    p.D = torch::randn(shape({c.E}), o);
     if (c.z) p.z = torch::randn({c.B, c.L, c.E}, o);
-    if (c.bias) p.bias = torch::randn({c.E}, o) * 0.5;
+    if (c.bias) p.bias = torch::randn(shape({c.E}), o) * 0.5;
+    // ... and delta + bias too (a negative step grows exp(delta A) without bound)
+    if (c.bias && !c.softplus) p.bias = p.bias.abs();
     p.gout = torch::randn({c.B, c.L, c.E}, o);
     return p;
 }
@@ -105,8 +113,9 @@ double compare(const Case& c, uint64_t seed, torch::ScalarType dt, std::string* 
 
 std::string describe(const Case& c) {
     char buf[160];
-    std::snprintf(buf, sizeof buf, "B=%lld L=%lld E=%lld N=%lld z=%d bias=%d softplus=%d", (long long)c.B,
-                  (long long)c.L, (long long)c.E, (long long)c.N, c.z, c.bias, c.softplus);
+    std::snprintf(buf, sizeof buf, "B=%lld L=%lld E=%lld N=%lld z=%d bias=%d softplus=%d per_example=%d",
+                  (long long)c.B, (long long)c.L, (long long)c.E, (long long)c.N, c.z, c.bias, c.softplus,
+                  c.per_example);
     return buf;
 }
 
@@ -297,6 +306,40 @@ TEST_CASE("selective_scan accepts non-contiguous inputs") {
     CHECK(rel_err(got, ref) < 1e-12);
 }
 
+// DP-SGD's expanded weights (train/trainer.h): A, D and delta_bias given per
+// batch element. Against the float64 reference (plain autograd over the same
+// broadcast maths), every option and the multi-group backward; and equal
+// rows give the shared op's output, with per-example gradients that sum to
+// the shared gradient.
+TEST_CASE("selective_scan with per-example A, D, delta_bias: the reference, and the shared op when rows are equal") {
+    std::vector<Case> cases;
+    std::vector<Case> shapes = with_options(3, 37, 20, 5), groups = with_options(1, 9, 70, 16);  // groups of blocks
+    shapes.insert(shapes.end(), groups.begin(), groups.end());
+    for (Case c : shapes) {
+        c.per_example = true;
+        cases.push_back(c);
+    }
+    check_shapes(cases, 2e-5, 1e-12);
+
+    const Case sc{4, 19, 33, 6, true, true, true};
+    Problem shared = make_problem(sc, 77), pe = shared;
+    pe.A = shared.A.unsqueeze(0).expand({sc.B, sc.E, sc.N}).contiguous();
+    pe.D = shared.D.unsqueeze(0).expand({sc.B, sc.E}).contiguous();
+    pe.bias = shared.bias.unsqueeze(0).expand({sc.B, sc.E}).contiguous();
+    Case pc = sc;
+    pc.per_example = true;
+    for (auto dt : {torch::kFloat, torch::kDouble}) {
+        Result a = run(shared, sc, dt, true), b = run(pe, pc, dt, true);
+        CHECK(torch::equal(a.out, b.out));  // the same numbers in the same order
+        for (int i : {2, 5, 7}) {           // A, D, delta_bias
+            CAPTURE(kNames[i]);
+            REQUIRE(b.grads[i].size(0) == sc.B);
+            CHECK(rel_err(b.grads[i].sum(0), a.grads[i]) < (dt == torch::kFloat ? 1e-5 : 1e-13));
+        }
+        for (int i : {0, 1, 3, 4, 6}) CHECK(torch::equal(a.grads[i], b.grads[i]));
+    }
+}
+
 TEST_CASE("selective_scan rejects bad inputs with a clear error") {
     auto o = torch::TensorOptions().dtype(torch::kFloat);
     auto u = torch::randn({2, 3, 4}, o), A = torch::randn({4, 5}, o), Bm = torch::randn({2, 3, 5}, o);
@@ -305,6 +348,10 @@ TEST_CASE("selective_scan rejects bad inputs with a clear error") {
     CHECK_THROWS(selective_scan(u, u, torch::randn({4, 6}, o), Bm, Bm, D, {}, {}, true));       // N mismatch
     CHECK_THROWS(selective_scan(u, u.to(torch::kDouble), A, Bm, Bm, D, {}, {}, true));         // dtype mix
     CHECK_THROWS(selective_scan(u, u, A, Bm, Bm, torch::randn({5}, o), {}, {}, true));         // D shape
+    CHECK_THROWS(selective_scan(u, u, torch::randn({3, 4, 5}, o), Bm, Bm, D, {}, {}, true));    // A: B 3, not 2
+    CHECK_THROWS(selective_scan(u, u, A, Bm, Bm, torch::randn({3, 4}, o), {}, {}, true));      // per-example D: B 3
+    CHECK_NOTHROW(selective_scan(u, u, torch::randn({2, 4, 5}, o), Bm, Bm, torch::randn({2, 4}, o), {},
+                                 torch::randn({2, 4}, o), true));
     CHECK_THROWS(selective_scan(u.to(torch::kInt), u, A, Bm, Bm, D, {}, {}, true));            // dtype
     CHECK_NOTHROW(selective_scan(u, u, A, Bm, Bm, D, {}, {}, true));
 }

@@ -55,7 +55,7 @@ CnnClassifierImpl::CnnClassifierImpl(const CnnConfig& c, int channels_, int heig
     }
 }
 
-torch::Tensor CnnClassifierImpl::forward(const torch::Tensor& images) {
+torch::Tensor CnnClassifierImpl::forward(const torch::Tensor& images, const PerExampleParams* pe) {
     TORCH_CHECK(images.dim() == 4 && images.size(1) == channels && images.size(2) == height &&
                     images.size(3) == width,
                 "expected images of shape (B, ", channels, ", ", height, ", ", width, ")");
@@ -67,7 +67,9 @@ torch::Tensor CnnClassifierImpl::forward(const torch::Tensor& images) {
     for (size_t i = 0; i < cfg.layers.size(); i++) {
         const CnnLayer& l = cfg.layers[i];
         if (l.type == "conv") {
-            x = conv[i](x);                 // (B, O, H', W')
+            TORCH_CHECK(!(pe && l.batch_norm), "per-example parameters: a model with batch norm takes none");
+            x = pe ? pe_conv2d(x, pe_param(conv[i]->weight, pe), pe_param(conv[i]->bias, pe), l.padding)
+                   : conv[i](x);            // (B, O, H', W')
             if (l.batch_norm) x = bn[i](x);
             x = activate(x, l.activation);
         } else if (l.type == "maxpool") {
@@ -78,7 +80,8 @@ torch::Tensor CnnClassifierImpl::forward(const torch::Tensor& images) {
             x = x.flatten(1);               // (B, C*H*W), channel-major
         } else if (l.type == "dense") {
             if (dropout > 0 && is_training()) x = torch::dropout(x, dropout, /*train=*/true);
-            x = activate(dense[i](x), l.activation);
+            x = activate(pe ? pe_linear(x, pe_param(dense[i]->weight, pe), pe_param(dense[i]->bias, pe)) : dense[i](x),
+                         l.activation);
         }
     }
     return x;  // (B, n_classes)

@@ -12,14 +12,18 @@
 
 #include "common/config.h"
 #include "train/checkpoint.h"
+#include "train/per_example.h"
 
 namespace mmia {
 
 struct CnnClassifierImpl : torch::nn::Module {
     CnnClassifierImpl(const CnnConfig& c, int channels, int height, int width, int n_classes,
                       const std::vector<float>& mean, const std::vector<float>& std);
-    // images: (B, C, H, W) pixels in [0,1] -> logits (B, n_classes)
-    torch::Tensor forward(const torch::Tensor& images);
+    // images: (B, C, H, W) pixels in [0,1] -> logits (B, n_classes). With
+    // pe (PerExampleParams, train/per_example.h), example b runs with its
+    // own copy of every parameter pe maps; a model with batch norm takes
+    // none (it mixes the examples).
+    torch::Tensor forward(const torch::Tensor& images, const PerExampleParams* pe = nullptr);
 
     CnnConfig cfg;
     int channels, height, width, n_classes;

@@ -15,9 +15,13 @@ NormImpl::NormImpl(int64_t dim, double eps_, bool layernorm_) : eps(eps_), layer
     if (layernorm) bias = register_parameter("bias", torch::zeros({dim}));
 }
 
-torch::Tensor NormImpl::forward(const torch::Tensor& x) {
-    if (layernorm) return torch::layer_norm(x, {weight.size(0)}, weight, bias, eps);
-    return x * torch::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + eps) * weight;
+torch::Tensor NormImpl::forward(const torch::Tensor& x, const PerExampleParams* pe) {
+    const torch::Tensor& w = pe_param(weight, pe);
+    if (layernorm) {
+        if (w.dim() == 1) return torch::layer_norm(x, {weight.size(0)}, weight, bias, eps);
+        return torch::layer_norm(x, {weight.size(0)}, {}, {}, eps) * pe_rows(w, x) + pe_rows(pe_param(bias, pe), x);
+    }
+    return x * torch::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + eps) * pe_rows(w, x);
 }
 
 StemLayerImpl::StemLayerImpl(int64_t in_channels, int64_t out_channels) {
@@ -62,11 +66,11 @@ MambaBlockImpl::MambaBlockImpl(const MambaConfig& c) : cfg(c) {
     D = register_parameter("D", torch::ones({E}));
 }
 
-torch::Tensor MambaBlockImpl::mixer(const torch::Tensor& h) {
+torch::Tensor MambaBlockImpl::mixer(const torch::Tensor& h, const PerExampleParams* pe) {
     const int64_t L = h.size(1);
     const int64_t E = cfg.d_inner(), N = cfg.d_state, K = cfg.d_conv, R = cfg.dt_rank;
-    auto xz = in_proj(h);                       // (B, L, 2E)
-    auto xs = xz.narrow(-1, 0, E);              // (B, L, E)
+    auto xz = pe_linear(h, pe_param(in_proj->weight, pe), {});  // (B, L, 2E)
+    auto xs = xz.narrow(-1, 0, E);                               // (B, L, E)
     auto z = xz.narrow(-1, E, E).contiguous();  // (B, L, E)
 
     // Depthwise conv over time as K shifted multiply-adds on the (B, L, E)
@@ -77,25 +81,28 @@ torch::Tensor MambaBlockImpl::mixer(const torch::Tensor& h) {
     const int64_t left = cfg.conv == "causal" ? K - 1 : (K - 1) / 2;
     const int64_t right = K - 1 - left;
     auto xpad = torch::constant_pad_nd(xs, {0, 0, left, right});  // (B, L+K-1, E)
-    auto w = conv1d->weight.view({E, K});                          // (E, K)
-    auto c = conv1d->bias + xpad.narrow(1, 0, L) * w.select(1, 0);
-    for (int64_t k = 1; k < K; k++) c = c + xpad.narrow(1, k, L) * w.select(1, k);
+    const torch::Tensor& cw = pe_param(conv1d->weight, pe);  // (E, 1, K) or per example (B, E, 1, K)
+    auto w = cw.dim() == 3 ? cw.view({E, K}) : cw.reshape({cw.size(0), E, K});  // (E, K) or (B, E, K)
+    auto c = pe_rows(pe_param(conv1d->bias, pe), xs) + xpad.narrow(1, 0, L) * pe_rows(w.select(-1, 0), xs);
+    for (int64_t k = 1; k < K; k++) c = c + xpad.narrow(1, k, L) * pe_rows(w.select(-1, k), xs);
     auto u = torch::silu(c);  // (B, L, E)
 
-    auto xdbl = x_proj(u);                                              // (B, L, R+2N)
+    auto xdbl = pe_linear(u, pe_param(x_proj->weight, pe), {});        // (B, L, R+2N)
     auto dt_in = xdbl.narrow(-1, 0, R);                                 // (B, L, R)
     auto Bm = xdbl.narrow(-1, R, N).contiguous();                       // (B, L, N)
     auto Cm = xdbl.narrow(-1, R + N, N).contiguous();                   // (B, L, N)
-    auto delta = torch::matmul(dt_in, dt_proj->weight.t()).contiguous();  // (B, L, E), bias in scan
-    auto A = -torch::exp(A_log);                                        // (E, N)
+    // (B, L, E), bias in scan
+    auto delta = torch::matmul(dt_in, pe_param(dt_proj->weight, pe).transpose(-1, -2)).contiguous();
+    auto A = -torch::exp(pe_param(A_log, pe));  // (E, N) or per example (B, E, N)
     auto scan = loop_scan ? selective_scan_ref : selective_scan;
-    auto y = scan(u, delta, A, Bm, Cm, D, z, dt_proj->bias, /*delta_softplus=*/true);
-    return out_proj(y);  // (B, L, D)
+    auto y = scan(u, delta, A, Bm, Cm, pe_param(D, pe), z, pe_param(dt_proj->bias, pe), /*delta_softplus=*/true);
+    return pe_linear(y, pe_param(out_proj->weight, pe), {});  // (B, L, D)
 }
 
-torch::Tensor MambaBlockImpl::forward(const torch::Tensor& x) {
-    if (cfg.norm_placement == "post") return norm(x + dropout_if(mixer(x), cfg.dropout, is_training()));
-    return x + dropout_if(mixer(norm(x)), cfg.dropout, is_training());
+torch::Tensor MambaBlockImpl::forward(const torch::Tensor& x, const PerExampleParams* pe) {
+    if (cfg.norm_placement == "post")
+        return norm->forward(x + dropout_if(mixer(x, pe), cfg.dropout, is_training()), pe);
+    return x + dropout_if(mixer(norm->forward(x, pe), pe), cfg.dropout, is_training());
 }
 
 MambaClassifierImpl::MambaClassifierImpl(const MambaConfig& c, int channels_, int height_,
@@ -134,10 +141,11 @@ torch::Tensor MambaClassifierImpl::patchify(const torch::Tensor& features) const
         .reshape({Bsz, Hp * Wp, C * ph * pw});
 }
 
-torch::Tensor MambaClassifierImpl::forward(const torch::Tensor& images) {
+torch::Tensor MambaClassifierImpl::forward(const torch::Tensor& images, const PerExampleParams* pe) {
     TORCH_CHECK(images.dim() == 4 && images.size(1) == channels && images.size(2) == height &&
                     images.size(3) == width,
                 "expected images of shape (B, ", channels, ", ", height, ", ", width, ")");
+    TORCH_CHECK(!(pe && stem), "per-example parameters: a model with a conv stem takes none");
     auto x = (images - in_mean.view({1, -1, 1, 1})) / in_std.view({1, -1, 1, 1});
     if (stem) {
         // Channels-last sends LibTorch's conv2d to oneDNN (~3x faster here,
@@ -145,15 +153,17 @@ torch::Tensor MambaClassifierImpl::forward(const torch::Tensor& images) {
         x = x.contiguous(torch::MemoryFormat::ChannelsLast);
         for (const auto& layer : *stem) x = layer->as<StemLayer>()->forward(x);  // (B, S, H, W)
     }
-    auto h = embed(patchify(x));  // (B, L, D)
-    for (const auto& layer : *layers) h = layer->as<MambaBlock>()->forward(h);
+    auto h = pe_linear(patchify(x), pe_param(embed->weight, pe), pe_param(embed->bias, pe));  // (B, L, D)
+    for (const auto& layer : *layers) h = layer->as<MambaBlock>()->forward(h, pe);
     auto pool = [&](const torch::Tensor& t) {  // (B, L, D) -> (B, D)
         return cfg.pool == "mean" ? t.mean(1) : t.select(1, t.size(1) - 1);
     };
     // Pre-norm: the stream is un-normalised, so norm every token, then pool.
     // Post-norm (seed 000's head): pool the normed tokens, then norm the result.
-    auto pooled = cfg.norm_placement == "post" ? norm_f(pool(h)) : pool(norm_f(h));
-    return head(dropout_if(pooled, cfg.head_dropout, is_training()));  // (B, n_classes)
+    auto pooled = cfg.norm_placement == "post" ? norm_f->forward(pool(h), pe) : pool(norm_f->forward(h, pe));
+    // (B, n_classes)
+    return pe_linear(dropout_if(pooled, cfg.head_dropout, is_training()), pe_param(head->weight, pe),
+                     pe_param(head->bias, pe));
 }
 
 void MambaClassifierImpl::set_loop_scan(bool on) {

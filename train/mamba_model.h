@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include "common/config.h"
+#include "train/per_example.h"
 
 namespace mmia {
 
@@ -17,7 +18,8 @@ namespace mmia {
 //   layernorm: y = (x - mean(x)) / sqrt(var(x) + eps) * weight + bias  (biased var)
 struct NormImpl : torch::nn::Module {
     NormImpl(int64_t dim, double eps, bool layernorm);
-    torch::Tensor forward(const torch::Tensor& x);
+    // x (B, L, D) or (B, D); pe: see PerExampleParams
+    torch::Tensor forward(const torch::Tensor& x, const PerExampleParams* pe = nullptr);
     torch::Tensor weight;  // (D)
     torch::Tensor bias;    // (D), layernorm only (undefined for rmsnorm)
     double eps;
@@ -41,8 +43,10 @@ TORCH_MODULE(StemLayer);
 // x_proj -> softplus(dt_proj) -> selective scan (+ D*u, * silu(z)) -> out_proj.
 struct MambaBlockImpl : torch::nn::Module {
     explicit MambaBlockImpl(const MambaConfig& c);
-    torch::Tensor forward(const torch::Tensor& x);  // (B, L, D) -> (B, L, D)
-    torch::Tensor mixer(const torch::Tensor& h);    // (B, L, D) -> (B, L, D), no residual
+    // (B, L, D) -> (B, L, D); pe: see PerExampleParams
+    torch::Tensor forward(const torch::Tensor& x, const PerExampleParams* pe = nullptr);
+    // (B, L, D) -> (B, L, D), no residual
+    torch::Tensor mixer(const torch::Tensor& h, const PerExampleParams* pe = nullptr);
 
     MambaConfig cfg;
     Norm norm{nullptr};                   // weight (D) [, bias (D)]
@@ -65,8 +69,11 @@ TORCH_MODULE(MambaBlock);
 struct MambaClassifierImpl : torch::nn::Module {
     MambaClassifierImpl(const MambaConfig& c, int channels, int height, int width, int n_classes,
                         const std::vector<float>& mean, const std::vector<float>& std);
-    // images: (B, C, H, W) pixels in [0,1] -> logits (B, n_classes)
-    torch::Tensor forward(const torch::Tensor& images);
+    // images: (B, C, H, W) pixels in [0,1] -> logits (B, n_classes). With
+    // pe (PerExampleParams), example b runs with its own copy of every
+    // parameter pe maps; a model with a stem takes none (its batch norm
+    // mixes the examples anyway).
+    torch::Tensor forward(const torch::Tensor& images, const PerExampleParams* pe = nullptr);
     // feature map (B, C', H, W) -> tokens (B, L, C'*ph*pw): patches in
     // row-major order over the patch grid, each flattened (c, y, x)
     torch::Tensor patchify(const torch::Tensor& features) const;

@@ -129,6 +129,9 @@ template <typename T> SS_INLINE T softplus_grad_vec(T x) { return x > T(20) ? T(
 template <typename T> struct ScanArgs {
     const T *u, *delta, *A, *Bm, *Cm, *D, *z, *dbias;
     int64_t B, L, E, N;
+    // Batch strides of A, D, delta_bias: 0 for shared (E, N) / (E), E*N / E
+    // for per-example (B, E, N) / (B, E) (DP-SGD's per-example gradients).
+    int64_t A_bs, D_bs, bias_bs;
     int64_t NP;    // N padded up to the compiled state size (padding: A = Bm = Cm = 0, so h = 0)
     int64_t nblk;  // channel blocks, ceil(E / kW)
     int64_t K;     // chunk length (time steps per checkpoint)
@@ -149,14 +152,16 @@ template <typename T> SS_INLINE void store_row(T* __restrict dst, const T* __res
     else std::memcpy(dst, src, sizeof(T) * ne);
 }
 
-// Per-block constants: A transposed to (NP, kW) lanes, D and delta_bias rows.
-template <typename T> void load_block_consts(const ScanArgs<T>& p, int64_t k, T* AT, T* Dv, T* bv) {
+// Per-block constants of batch element b: A transposed to (NP, kW) lanes,
+// D and delta_bias rows.
+template <typename T> void load_block_consts(const ScanArgs<T>& p, int64_t b, int64_t k, T* AT, T* Dv, T* bv) {
     const int64_t e0 = k * kW, N = p.N;
     const int ne = int(std::min<int64_t>(kW, p.E - e0));
+    const T* A = p.A + b * p.A_bs;
     for (int64_t n = 0; n < p.NP; n++)
-        for (int j = 0; j < kW; j++) AT[n * kW + j] = j < ne && n < N ? p.A[(e0 + j) * N + n] : T(0);
-    load_row(Dv, p.D + e0, ne);
-    if (p.dbias) load_row(bv, p.dbias + e0, ne);
+        for (int j = 0; j < kW; j++) AT[n * kW + j] = j < ne && n < N ? A[(e0 + j) * N + n] : T(0);
+    load_row(Dv, p.D + b * p.D_bs + e0, ne);
+    if (p.dbias) load_row(bv, p.dbias + b * p.bias_bs + e0, ne);
     else std::fill(bv, bv + kW, T(0));
 }
 
@@ -198,7 +203,7 @@ void scan_fwd_task(const ScanArgs<T>& p, int64_t b, int64_t k, T* __restrict scr
     T* __restrict y = zz + kW;
     T* __restrict Bt = y + kW;  // (N): Bm[b, t, :], zero-padded
     T* __restrict Ct = Bt + N;  // (N): Cm[b, t, :]
-    load_block_consts(p, k, AT, Dv, bv);
+    load_block_consts(p, b, k, AT, Dv, bv);
     std::fill(h, h + N * kW, T(0));
     for (int64_t t = 0; t < L; t++) {
         if (ckpt && t % K == 0) std::memcpy(ckpt + ckpt_offset(p, b, t / K, k), h, sizeof(T) * N * kW);
@@ -451,7 +456,7 @@ void scan_bwd_impl(const ScanArgs<T>& p, const T* gout, const T* ckpt, T* gB, T*
             const int64_t k0 = grp * nbg, k1 = std::min(nblk, k0 + nbg);
             for (int64_t k = k0; k < k1; k++) {
                 const int64_t kb = k - k0;
-                load_block_consts(p, k, s.AT.data() + kb * NP * kW, s.Dv.data() + kb * kW, s.bv.data() + kb * kW);
+                load_block_consts(p, b, k, s.AT.data() + kb * NP * kW, s.Dv.data() + kb * kW, s.bv.data() + kb * kW);
                 std::fill_n(s.gh.data() + kb * NP * kW, NP * kW, T(0));
                 std::fill_n(s.gA.data() + kb * NP * kW, NP * kW, T(0));
                 std::fill_n(s.gD.data() + kb * kW, kW, T(0));
@@ -547,9 +552,9 @@ Inputs check_inputs(const torch::Tensor& u, const torch::Tensor& delta, const to
                     const torch::Tensor& Bm, const torch::Tensor& Cm, const torch::Tensor& D,
                     const c10::optional<torch::Tensor>& z, const c10::optional<torch::Tensor>& delta_bias) {
     TORCH_CHECK(u.dim() == 3, "selective_scan: u must be (B, L, E), got ", u.sizes());
-    TORCH_CHECK(A.dim() == 2, "selective_scan: A must be (E, N), got ", A.sizes());
+    TORCH_CHECK(A.dim() == 2 || A.dim() == 3, "selective_scan: A must be (E, N) or (B, E, N), got ", A.sizes());
     Inputs in;
-    in.B = u.size(0), in.L = u.size(1), in.E = u.size(2), in.N = A.size(1);
+    in.B = u.size(0), in.L = u.size(1), in.E = u.size(2), in.N = A.size(-1);
     const auto st = u.scalar_type();
     TORCH_CHECK(st == torch::kFloat || st == torch::kDouble, "selective_scan: dtype must be float32 or float64");
     auto prep = [&](const torch::Tensor& t, const char* name, std::vector<int64_t> shape) {
@@ -563,12 +568,17 @@ Inputs check_inputs(const torch::Tensor& u, const torch::Tensor& delta, const to
     const int64_t B = in.B, L = in.L, E = in.E, N = in.N;
     in.u = prep(u, "u", {B, L, E});
     in.delta = prep(delta, "delta", {B, L, E});
-    in.A = prep(A, "A", {E, N});
+    // A, D and delta_bias: shared, or one per batch element (a leading B)
+    auto per_b = [&](const torch::Tensor& t, std::vector<int64_t> shape, int64_t shared_dim) {
+        if (t.defined() && t.dim() == shared_dim + 1) shape.insert(shape.begin(), B);
+        return shape;
+    };
+    in.A = prep(A, "A", per_b(A, {E, N}, 2));
     in.Bm = prep(Bm, "Bm", {B, L, N});
     in.Cm = prep(Cm, "Cm", {B, L, N});
-    in.D = prep(D, "D", {E});
+    in.D = prep(D, "D", per_b(D, {E}, 1));
     if (z && z->defined()) in.z = prep(*z, "z", {B, L, E});
-    if (delta_bias && delta_bias->defined()) in.dbias = prep(*delta_bias, "delta_bias", {E});
+    if (delta_bias && delta_bias->defined()) in.dbias = prep(*delta_bias, "delta_bias", per_b(*delta_bias, {E}, 1));
     return in;
 }
 
@@ -583,6 +593,9 @@ template <typename T> ScanArgs<T> make_args(const Inputs& in, bool softplus, int
     p.z = in.z.defined() ? in.z.data_ptr<T>() : nullptr;
     p.dbias = in.dbias.defined() ? in.dbias.data_ptr<T>() : nullptr;
     p.B = in.B, p.L = in.L, p.E = in.E, p.N = in.N;
+    p.A_bs = in.A.dim() == 3 ? in.E * in.N : 0;
+    p.D_bs = in.D.dim() == 2 ? in.E : 0;
+    p.bias_bs = in.dbias.defined() && in.dbias.dim() == 2 ? in.E : 0;
     p.NP = padded_state(in.N);
     p.K = K;
     p.nc = (in.L + K - 1) / K;
@@ -629,7 +642,7 @@ struct SelectiveScanFn : public torch::autograd::Function<SelectiveScanFn> {
         in.u = sv[0], in.delta = sv[1], in.A = sv[2], in.Bm = sv[3], in.Cm = sv[4], in.D = sv[5];
         in.z = sv[6], in.dbias = sv[7];
         const torch::Tensor ckpt = sv[8];
-        in.B = in.u.size(0), in.L = in.u.size(1), in.E = in.u.size(2), in.N = in.A.size(1);
+        in.B = in.u.size(0), in.L = in.u.size(1), in.E = in.u.size(2), in.N = in.A.size(-1);
         const bool softplus = ctx->saved_data["softplus"].toBool();
         const int64_t K = ctx->saved_data["K"].toInt();
         auto gout = grad_outputs[0].contiguous();
@@ -657,11 +670,13 @@ struct SelectiveScanFn : public torch::autograd::Function<SelectiveScanFn> {
         } else {
             gB.zero_(), gC.zero_(), gA_part.zero_(), gD_part.zero_(), gbias_part.zero_();
         }
-        // Sums over the batch: LibTorch's sum over a leading dim of a
-        // contiguous tensor runs in a fixed order for a given size and thread
-        // count, so this stays deterministic.
-        auto gA = gA_part.sum(0), gD = gD_part.sum(0);
-        auto gbias = in.dbias.defined() ? gbias_part.sum(0) : torch::Tensor();
+        // Sums over the batch for shared A, D, delta_bias (per-example ones
+        // get their per-example gradients): LibTorch's sum over a leading dim
+        // of a contiguous tensor runs in a fixed order for a given size and
+        // thread count, so this stays deterministic.
+        auto gA = in.A.dim() == 3 ? gA_part : gA_part.sum(0);
+        auto gD = in.D.dim() == 2 ? gD_part : gD_part.sum(0);
+        auto gbias = !in.dbias.defined() ? torch::Tensor() : in.dbias.dim() == 2 ? gbias_part : gbias_part.sum(0);
         return {gu, gdelta, gA, gB, gC, gD, gz, gbias, torch::Tensor()};
     }
 };
@@ -691,11 +706,13 @@ torch::Tensor selective_scan_ref(const torch::Tensor& u, const torch::Tensor& de
                                  const torch::Tensor& Bm, const torch::Tensor& Cm, const torch::Tensor& D,
                                  const c10::optional<torch::Tensor>& z,
                                  const c10::optional<torch::Tensor>& delta_bias, bool delta_softplus) {
-    const int64_t B = u.size(0), L = u.size(1), E = u.size(2), N = A.size(1);
+    const int64_t B = u.size(0), L = u.size(1), E = u.size(2), N = A.size(-1);
+    // per-example A (B, E, N), D and delta_bias (B, E) broadcast over L
+    auto over_l = [](const torch::Tensor& t, int64_t shared_dim) { return t.dim() > shared_dim ? t.unsqueeze(1) : t; };
     auto dl = delta;
-    if (delta_bias && delta_bias->defined()) dl = dl + *delta_bias;
+    if (delta_bias && delta_bias->defined()) dl = dl + over_l(*delta_bias, 1);
     if (delta_softplus) dl = torch::softplus(dl);
-    auto dA = torch::exp(dl.unsqueeze(-1) * A);                 // (B, L, E, N)
+    auto dA = torch::exp(dl.unsqueeze(-1) * over_l(A, 2));      // (B, L, E, N)
     auto dBu = (dl * u).unsqueeze(-1) * Bm.unsqueeze(2);        // (B, L, E, N)
     // unbind, not select(1, t): the backward of L selects would allocate and
     // zero-fill a whole (B, L, E, N) gradient per step, O(L^2) memory traffic
@@ -710,7 +727,7 @@ torch::Tensor selective_scan_ref(const torch::Tensor& u, const torch::Tensor& de
         ys.push_back(torch::matmul(h, Cs[t].unsqueeze(-1)).squeeze(-1));  // (B, E)
     }
     auto y = L > 0 ? torch::stack(ys, 1) : torch::zeros({B, 0, E}, u.options());
-    y = y + u * D;
+    y = y + u * over_l(D, 1);
     if (z && z->defined()) y = y * torch::silu(*z);
     return y;
 }

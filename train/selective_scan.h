@@ -10,6 +10,9 @@
 //   A           : (E, N)      usually -exp(A_log), computed by the caller
 //   Bm, Cm      : (B, L, N)   input-dependent B and C
 //   D, delta_bias : (E)
+//   Each of A, D, delta_bias may instead be per example, (B, E, N) / (B, E):
+//   batch element b then uses its own row, and its gradient is per example
+//   too (not summed over b): DP-SGD's per-example gradients in one backward.
 //
 //   delta_eff = delta_softplus ? softplus(delta + delta_bias) : delta + delta_bias
 //               (softplus as PyTorch's: identity above 20)

@@ -11,6 +11,8 @@
 #include "common/data.h"
 #include "train/checkpoint.h"
 #include "train/dp_accountant.h"
+#include "train/cnn_model.h"
+#include "train/mamba_model.h"
 
 namespace mmia {
 
@@ -27,6 +29,11 @@ struct DpConfig {
     double sample_rate = 0;       // q in (0, 1]: each example joins a step with probability q
     double delta = 1e-5;          // the statement's delta, in (0, 1)
     double target_epsilon = 0;    // > 0: noise_multiplier was found by bisection for this epsilon
+    // How the per-example gradients are computed (dp_sgd_gradients):
+    // "expanded weights" (one batched backward; models without batch norm),
+    // "microbatches of one" (any model), or "" for the model's default
+    // (expanded weights for the Mamba, microbatches of one for the CNN).
+    std::string per_example_gradients;
 };
 json to_json(const DpConfig& dp);
 
@@ -183,10 +190,16 @@ struct DpStepStats {
     double max_norm = 0;     // the largest per-example gradient L2 norm (before clipping)
 };
 
+// A model's forward with per-example parameters: logits (B, n_classes) of x
+// (B, C, H, W) where example b uses pe[j][b] for the j-th of
+// model.parameters() (pe[j] is (B, *shape_j)). See PerExampleParams
+// (train/mamba_model.h).
+using PerExampleForward =
+    std::function<torch::Tensor(const torch::Tensor& x, const std::vector<torch::Tensor>& pe)>;
+
 // One DP-SGD gradient: for each example i of the batch (x (B, C, H, W), y
 // (B); B may be 0) the gradient g_i of its loss (classification_loss with
-// label_smoothing) w.r.t. every
-// parameter of `model` (microbatches of one), clipped to
+// label_smoothing) w.r.t. every parameter of `model`, clipped to
 // g_i * min(1, C / (||g_i||_2 + 1e-6)) with the norm over all parameters
 // together (Opacus's flat clipping); the clipped gradients are summed,
 // N(0, (sigma C)^2) noise is added to every coordinate (from LibTorch's
@@ -194,10 +207,22 @@ struct DpStepStats {
 // q * n_train. Writes it into each parameter's .grad (for any optimizer's
 // step). `model` should be in train mode; it must not mix examples (no
 // batch norm).
+// The g_i come from one batched forward and backward through per_example
+// when it is given (every parameter expanded to (B, *shape), the gradient
+// taken w.r.t. the expansions: Opacus's "expanded weights"), else from a
+// forward and backward per example (microbatches of one; any model). The
+// two agree to float rounding (tests/test_dp_sgd.cpp).
 DpStepStats dp_sgd_gradients(torch::nn::Module& model,
                              const std::function<torch::Tensor(const torch::Tensor&)>& forward,
                              const torch::Tensor& x, const torch::Tensor& y, const DpConfig& dp,
-                             int64_t n_train, double label_smoothing = 0);
+                             int64_t n_train, double label_smoothing = 0,
+                             const PerExampleForward& per_example = nullptr);
+
+// The classifiers' PerExampleForward (their forward with PerExampleParams,
+// train/per_example.h); null for a model with batch norm (a Mamba with a
+// stem, a CNN with batch norm), which DP-SGD refuses anyway.
+PerExampleForward mamba_per_example_forward(MambaClassifier model);
+PerExampleForward cnn_per_example_forward(CnnClassifier model);
 
 // The accountant's view of `steps` DP-SGD steps: Poisson sampling at q,
 // noise multiplier sigma, delta; dp_accounting's orders, the improved
