@@ -295,6 +295,18 @@ TEST_CASE("expanded weights equal microbatches of one: clipped sum, norms and st
         CHECK(exp.max_norm == doctest::Approx(loop.max_norm).epsilon(1e-5));
         CHECK(exp.loss_sum == doctest::Approx(loop.loss_sum).epsilon(1e-6));
         CHECK(exp.correct == loop.correct);
+        // In chunks of 4 examples (4, 4, 4, 1), as a large Poisson batch runs: the same.
+        {
+            DpConfig chunked = dp;
+            int64_t n_values = 0;
+            for (const auto& p : m.module->parameters()) n_values += p.numel();
+            chunked.expanded_max_values = 4 * n_values + 3;
+            DpStepStats c = dp_sgd_gradients(*m.module, m.forward, b.x, b.y, chunked, n_train, 0.1, m.per_example);
+            CHECK(max_rel_diff(grads_of(*m.module), want) < 1e-5);
+            CHECK(c.max_norm == doctest::Approx(loop.max_norm).epsilon(1e-5));
+            CHECK(c.loss_sum == doctest::Approx(loop.loss_sum).epsilon(1e-6));
+            CHECK(c.correct == loop.correct);
+        }
         // Clipping was active (the sum changed), and bounds the sum: 13 examples, each <= C.
         CHECK(max_rel_diff(want, unclipped) > 1e-3);
         CHECK(flat_norm(got) * dp.sample_rate * double(n_train) <= 13 * dp.max_grad_norm * (1 + 1e-5));

@@ -216,13 +216,13 @@ std::vector<int64_t> poisson_sample(int64_t n, double q, std::mt19937_64& rng) {
     return out;
 }
 
-// The clipped per-example gradients' sum, one per parameter, from one
-// batched backward through per-example parameters (dp_sgd_gradients with
-// per_example). b >= 1.
-static std::vector<torch::Tensor> clipped_sum_expanded(const std::vector<torch::Tensor>& params,
-                                                       const PerExampleForward& per_example, const torch::Tensor& x,
-                                                       const torch::Tensor& y, double clip, double label_smoothing,
-                                                       DpStepStats& st) {
+// Adds the clipped per-example gradients of examples x (B, ...), y (B) to
+// sum (one per parameter), from one batched backward through per-example
+// parameters (dp_sgd_gradients with per_example), and their loss, correct
+// count and largest norm to st. B >= 1.
+static void add_clipped_expanded(const std::vector<torch::Tensor>& params, const PerExampleForward& per_example,
+                                 const torch::Tensor& x, const torch::Tensor& y, double clip, double label_smoothing,
+                                 std::vector<torch::Tensor>& sum, DpStepStats& st) {
     const int64_t b = x.size(0);
     std::vector<torch::Tensor> pe;  // (B, *shape): views of the parameters
     for (const auto& p : params) {
@@ -244,12 +244,10 @@ static std::vector<torch::Tensor> clipped_sum_expanded(const std::vector<torch::
     }
     auto norms = sq.sqrt();
     auto factor = (clip / (norms + 1e-6)).clamp_max(1.0).unsqueeze(0);  // (1, B)
-    std::vector<torch::Tensor> sum;
-    for (size_t j = 0; j < g.size(); j++) sum.push_back(factor.mm(g[j]).view(params[j].sizes()));
-    st.loss_sum = losses.detach().to(torch::kFloat64).sum().item<double>();
-    st.correct = logits.detach().argmax(1).eq(y).sum().item<int64_t>();
-    st.max_norm = norms.max().item<double>();
-    return sum;
+    for (size_t j = 0; j < g.size(); j++) sum[j].add_(factor.mm(g[j]).view(params[j].sizes()));
+    st.loss_sum += losses.detach().to(torch::kFloat64).sum().item<double>();
+    st.correct += logits.detach().argmax(1).eq(y).sum().item<int64_t>();
+    st.max_norm = std::max(st.max_norm, norms.max().item<double>());
 }
 
 DpStepStats dp_sgd_gradients(torch::nn::Module& model,
@@ -258,12 +256,20 @@ DpStepStats dp_sgd_gradients(torch::nn::Module& model,
                              int64_t n_train, double label_smoothing, const PerExampleForward& per_example) {
     std::vector<torch::Tensor> params = model.parameters();
     std::vector<torch::Tensor> sum;  // one per parameter: the clipped gradients' sum
+    for (const auto& p : params) sum.push_back(torch::zeros_like(p));
     DpStepStats st;
     const int64_t b = x.size(0);
-    if (per_example && b > 0) {
-        sum = clipped_sum_expanded(params, per_example, x, y, dp.max_grad_norm, label_smoothing, st);
-    } else {
-        for (const auto& p : params) sum.push_back(torch::zeros_like(p));
+    if (per_example) {
+        // Chunks of examples, so that at most expanded_max_values
+        // per-example gradient values are held at once.
+        int64_t n_values = 0;
+        for (const auto& p : params) n_values += p.numel();
+        const int64_t chunk = std::max<int64_t>(1, dp.expanded_max_values / std::max<int64_t>(1, n_values));
+        for (int64_t i = 0; i < b; i += chunk) {
+            const int64_t n = std::min(chunk, b - i);
+            add_clipped_expanded(params, per_example, x.narrow(0, i, n), y.narrow(0, i, n), dp.max_grad_norm,
+                                 label_smoothing, sum, st);
+        }
     }
     std::vector<torch::Tensor> losses, logits_all;  // per example, for the stats at the end
     for (int64_t i = 0; i < (per_example ? 0 : b); i++) {

@@ -34,6 +34,9 @@ struct DpConfig {
     // "microbatches of one" (any model), or "" for the model's default
     // (expanded weights for the Mamba, microbatches of one for the CNN).
     std::string per_example_gradients;
+    // Expanded weights hold B x (parameter count) gradient values: a larger
+    // batch runs in chunks of at most this many values (128 MB of floats).
+    int64_t expanded_max_values = int64_t(1) << 25;
 };
 json to_json(const DpConfig& dp);
 
