@@ -313,6 +313,32 @@ TEST_CASE("expanded weights equal microbatches of one: clipped sum, norms and st
     }
 }
 
+TEST_CASE("a forward with every parameter expanded (convs, dense layers expanded or ghost) gives the shared forward's logits") {
+    for (const std::string kind : {"mamba/expanded", "mamba-post-ln/expanded", "cnn/expanded"}) {
+        CAPTURE(kind);
+        Model m = make_model(kind, 5);
+        m.module->train();
+        const Batch b = random_batch(7, 2);
+        std::vector<torch::Tensor> pe;
+        for (const auto& p : m.module->parameters()) {
+            std::vector<int64_t> shape{7};
+            shape.insert(shape.end(), p.sizes().begin(), p.sizes().end());
+            pe.push_back(p.detach().unsqueeze(0).expand(shape).clone());
+        }
+        const torch::Tensor want = m.forward(b.x);
+        GhostTaps ghost;
+        CHECK(torch::allclose(m.per_example(b.x, pe, nullptr), want, 1e-5, 1e-6));
+        CHECK(torch::allclose(m.per_example(b.x, pe, &ghost), want, 1e-5, 1e-6));
+        CHECK(ghost.size() == (kind == "cnn/expanded" ? 1u : 0u));  // the CNN's one dense layer
+        // and example 3 with its own weights changed moves example 3's logits only
+        torch::NoGradGuard ng;
+        for (auto& t : pe) t[3].mul_(1.5);
+        const torch::Tensor moved = m.per_example(b.x, pe, nullptr);
+        for (int64_t i = 0; i < 7; i++)
+            CHECK(torch::allclose(moved[i], want[i], 1e-5, 1e-6) == (i != 3));
+    }
+}
+
 TEST_CASE("Poisson sampling: batch sizes have mean nq and variance nq(1-q); empty batches occur; the seed replays it") {
     const int64_t n = 1000;
     const double q = 0.05;

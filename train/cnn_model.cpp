@@ -55,7 +55,7 @@ CnnClassifierImpl::CnnClassifierImpl(const CnnConfig& c, int channels_, int heig
     }
 }
 
-torch::Tensor CnnClassifierImpl::forward(const torch::Tensor& images, const PerExampleParams* pe) {
+torch::Tensor CnnClassifierImpl::forward(const torch::Tensor& images, const PerExampleParams* pe, GhostTaps* ghost) {
     TORCH_CHECK(images.dim() == 4 && images.size(1) == channels && images.size(2) == height &&
                     images.size(3) == width,
                 "expected images of shape (B, ", channels, ", ", height, ", ", width, ")");
@@ -80,8 +80,10 @@ torch::Tensor CnnClassifierImpl::forward(const torch::Tensor& images, const PerE
             x = x.flatten(1);               // (B, C*H*W), channel-major
         } else if (l.type == "dense") {
             if (dropout > 0 && is_training()) x = torch::dropout(x, dropout, /*train=*/true);
-            x = activate(pe ? pe_linear(x, pe_param(dense[i]->weight, pe), pe_param(dense[i]->bias, pe)) : dense[i](x),
-                         l.activation);
+            if (pe && ghost) x = ghost_linear(x, dense[i]->weight, dense[i]->bias, ghost);
+            else if (pe) x = pe_linear(x, pe_param(dense[i]->weight, pe), pe_param(dense[i]->bias, pe));
+            else x = dense[i](x);
+            x = activate(x, l.activation);
         }
     }
     return x;  // (B, n_classes)

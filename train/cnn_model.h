@@ -22,8 +22,10 @@ struct CnnClassifierImpl : torch::nn::Module {
     // images: (B, C, H, W) pixels in [0,1] -> logits (B, n_classes). With
     // pe (PerExampleParams, train/per_example.h), example b runs with its
     // own copy of every parameter pe maps; a model with batch norm takes
-    // none (it mixes the examples).
-    torch::Tensor forward(const torch::Tensor& images, const PerExampleParams* pe = nullptr);
+    // none (it mixes the examples). With ghost too, the dense layers run
+    // shared and are recorded there instead (GhostLinear).
+    torch::Tensor forward(const torch::Tensor& images, const PerExampleParams* pe = nullptr,
+                          GhostTaps* ghost = nullptr);
 
     CnnConfig cfg;
     int channels, height, width, n_classes;

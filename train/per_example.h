@@ -43,6 +43,28 @@ inline torch::Tensor pe_linear(const torch::Tensor& x, const torch::Tensor& W, c
     return seq ? y : y.squeeze(1);
 }
 
+// Ghost clipping of a dense layer on 2-D input (Li et al. 2022, "Large
+// language models can be strong differentially private learners", after
+// Goodfellow 2015): its parameters stay shared; the layer records its input
+// x (B, in) and output z (B, out). Example b's gradient of W is the outer
+// product dz_b x_b^T (dz: the loss's gradient w.r.t. z), so its squared norm
+// is |dz_b|^2 |x_b|^2 (plus |dz_b|^2 for the bias) and the clipped sum is
+// (f * dz)^T x: the (B, out, in) per-example gradients are never formed.
+struct GhostLinear {
+    torch::Tensor x, z;                    // (B, in) detached; (B, out) in the graph
+    const c10::TensorImpl* weight;         // the layer's parameters
+    const c10::TensorImpl* bias;           // null without a bias
+};
+using GhostTaps = std::vector<GhostLinear>;
+
+// torch::linear(x, W, b) with x (B, in), recorded in *taps.
+inline torch::Tensor ghost_linear(const torch::Tensor& x, const torch::Tensor& W, const torch::Tensor& b,
+                                  GhostTaps* taps) {
+    auto z = torch::linear(x, W, b);
+    taps->push_back({x.detach(), z, W.unsafeGetTensorImpl(), b.defined() ? b.unsafeGetTensorImpl() : nullptr});
+    return z;
+}
+
 // Stride-1 convolution of x (B, C, H, W) with zero padding on each side: W
 // (O, C, K, K) shared (nn::Conv2d's op) or (B, O, C, K, K) per example (im2col
 // and a batched matmul); b (O), (B, O) or undefined. -> (B, O, H', W').

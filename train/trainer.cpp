@@ -218,8 +218,8 @@ std::vector<int64_t> poisson_sample(int64_t n, double q, std::mt19937_64& rng) {
 
 // Adds the clipped per-example gradients of examples x (B, ...), y (B) to
 // sum (one per parameter), from one batched backward through per-example
-// parameters (dp_sgd_gradients with per_example), and their loss, correct
-// count and largest norm to st. B >= 1.
+// parameters and ghost layers (dp_sgd_gradients with per_example), and
+// their loss, correct count and largest norm to st. B >= 1.
 static void add_clipped_expanded(const std::vector<torch::Tensor>& params, const PerExampleForward& per_example,
                                  const torch::Tensor& x, const torch::Tensor& y, double clip, double label_smoothing,
                                  std::vector<torch::Tensor>& sum, DpStepStats& st) {
@@ -230,21 +230,46 @@ static void add_clipped_expanded(const std::vector<torch::Tensor>& params, const
         shape.insert(shape.end(), p.sizes().begin(), p.sizes().end());
         pe.push_back(p.unsqueeze(0).expand(shape));
     }
-    auto logits = per_example(x, pe);  // (B, n_classes)
+    GhostTaps ghost;
+    auto logits = per_example(x, pe, &ghost);  // (B, n_classes)
     auto losses = torch::nn::functional::cross_entropy(  // (B): each example's own loss
         logits, y,
         torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(label_smoothing).reduction(torch::kNone));
-    std::vector<torch::Tensor> g = torch::autograd::grad({losses.sum()}, pe, {}, false, false, true);
+    std::vector<torch::Tensor> inputs = pe;  // then each ghost layer's output z
+    for (const GhostLinear& t : ghost) inputs.push_back(t.z);
+    std::vector<torch::Tensor> g = torch::autograd::grad({losses.sum()}, inputs, {}, false, false, true);
     torch::NoGradGuard no_grad;
+    // Which parameters a ghost layer holds, by index: their sums come from its taps.
+    std::vector<bool> is_ghost(params.size(), false);
+    auto index_of = [&](const c10::TensorImpl* impl) {
+        for (size_t j = 0; j < params.size(); j++)
+            if (params[j].unsafeGetTensorImpl() == impl) return j;
+        throw std::logic_error("DP-SGD: a ghost layer's parameter is not the model's");
+    };
+    for (const GhostLinear& t : ghost) {
+        is_ghost[index_of(t.weight)] = true;
+        if (t.bias) is_ghost[index_of(t.bias)] = true;
+    }
     auto sq = torch::zeros({b}, x.options());  // per-example squared norm over all parameters
-    for (size_t j = 0; j < g.size(); j++) {
+    for (size_t j = 0; j < params.size(); j++) {
+        if (is_ghost[j]) continue;
         if (!g[j].defined()) g[j] = torch::zeros_like(pe[j]);
         g[j] = g[j].reshape({b, -1});
         sq += g[j].pow(2).sum(1);
     }
+    for (size_t k = 0; k < ghost.size(); k++) {  // |dz_b|^2 (|x_b|^2 [+ 1 for the bias])
+        const torch::Tensor& dz = g[params.size() + k];
+        sq += dz.pow(2).sum(1) * (ghost[k].x.pow(2).sum(1) + (ghost[k].bias ? 1.0 : 0.0));
+    }
     auto norms = sq.sqrt();
     auto factor = (clip / (norms + 1e-6)).clamp_max(1.0).unsqueeze(0);  // (1, B)
-    for (size_t j = 0; j < g.size(); j++) sum[j].add_(factor.mm(g[j]).view(params[j].sizes()));
+    for (size_t j = 0; j < params.size(); j++)
+        if (!is_ghost[j]) sum[j].add_(factor.mm(g[j]).view(params[j].sizes()));
+    for (size_t k = 0; k < ghost.size(); k++) {  // (f * dz)^T x, and the bias's sum_b f_b dz_b
+        const torch::Tensor fdz = g[params.size() + k] * factor.t();  // (B, out)
+        sum[index_of(ghost[k].weight)].add_(fdz.t().mm(ghost[k].x));
+        if (ghost[k].bias) sum[index_of(ghost[k].bias)].add_(fdz.sum(0));
+    }
     st.loss_sum += losses.detach().to(torch::kFloat64).sum().item<double>();
     st.correct += logits.detach().argmax(1).eq(y).sum().item<int64_t>();
     st.max_norm = std::max(st.max_norm, norms.max().item<double>());
@@ -303,24 +328,28 @@ DpStepStats dp_sgd_gradients(torch::nn::Module& model,
     return st;
 }
 
-// model->forward(x, &map) with map built from pe and model->parameters().
-template <typename Model> static PerExampleForward expanded_forward(Model model) {
-    return [model](const torch::Tensor& x, const std::vector<torch::Tensor>& pe) mutable {
-        const std::vector<torch::Tensor> params = model->parameters();
-        PerExampleParams map;
-        for (size_t j = 0; j < params.size(); j++) map[params[j].unsafeGetTensorImpl()] = pe[j];
-        return model->forward(x, &map);
-    };
+// parameter -> its stand-in: params[j] -> pe[j].
+static PerExampleParams param_map(const std::vector<torch::Tensor>& params, const std::vector<torch::Tensor>& pe) {
+    PerExampleParams map;
+    for (size_t j = 0; j < params.size(); j++) map[params[j].unsafeGetTensorImpl()] = pe[j];
+    return map;
 }
 
 PerExampleForward mamba_per_example_forward(MambaClassifier model) {
-    return model->stem ? nullptr : expanded_forward(model);
+    if (model->stem) return nullptr;
+    return [model](const torch::Tensor& x, const std::vector<torch::Tensor>& pe, GhostTaps*) mutable {
+        const PerExampleParams map = param_map(model->parameters(), pe);
+        return model->forward(x, &map);  // no ghost layers: its linear layers take sequences
+    };
 }
 
 PerExampleForward cnn_per_example_forward(CnnClassifier model) {
     for (const CnnLayer& l : model->cfg.layers)
         if (l.batch_norm) return nullptr;
-    return expanded_forward(model);
+    return [model](const torch::Tensor& x, const std::vector<torch::Tensor>& pe, GhostTaps* ghost) mutable {
+        const PerExampleParams map = param_map(model->parameters(), pe);
+        return model->forward(x, &map, ghost);  // dense layers ghost, convs expanded
+    };
 }
 
 dp::Accounting dp_accounting(const DpConfig& dp, int64_t steps) {

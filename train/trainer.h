@@ -195,10 +195,10 @@ struct DpStepStats {
 
 // A model's forward with per-example parameters: logits (B, n_classes) of x
 // (B, C, H, W) where example b uses pe[j][b] for the j-th of
-// model.parameters() (pe[j] is (B, *shape_j)). See PerExampleParams
-// (train/mamba_model.h).
-using PerExampleForward =
-    std::function<torch::Tensor(const torch::Tensor& x, const std::vector<torch::Tensor>& pe)>;
+// model.parameters() (pe[j] is (B, *shape_j)), except the layers it runs
+// ghost (recorded in *ghost; a model may run none). See train/per_example.h.
+using PerExampleForward = std::function<torch::Tensor(const torch::Tensor& x, const std::vector<torch::Tensor>& pe,
+                                                      GhostTaps* ghost)>;
 
 // One DP-SGD gradient: for each example i of the batch (x (B, C, H, W), y
 // (B); B may be 0) the gradient g_i of its loss (classification_loss with
