@@ -438,7 +438,7 @@ TEST_CASE("the privacy statement beside a checkpoint: the accountant's epsilon f
         CHECK(st["epsilon"].get<double>() == doctest::Approx(eps_after(steps)).epsilon(1e-12));
         CHECK(meta["privacy"] == st);
         CHECK(meta["dp"]["noise_multiplier"] == 0.9);
-        CHECK(meta["dp"]["per_example_gradients"] == "microbatches of one");  // the CNN's default
+        CHECK(meta["dp"]["per_example_gradients"] == "expanded weights");  // the default where the model has it
     }
     CHECK(eps_after(6) > eps_after(3));
     // The stopped-and-resumed run ends where an uninterrupted one does: the
@@ -462,13 +462,14 @@ TEST_CASE("the privacy statement beside a checkpoint: the accountant's epsilon f
     // rounding): not resumed; asked for, it is recorded.
     {
         TrainJob other = job;
-        other.dp.per_example_gradients = "expanded weights";
+        other.dp.per_example_gradients = "microbatches of one";
         CHECK_THROWS_WITH_AS(train_classifier(other, tr.x, tr.y, te.x, te.y),
                              doctest::Contains("exists and was trained with another configuration"),
                              std::runtime_error);
         other.checkpoint = t.file("expanded.pt");
         other.stop_after_epochs = 0;
-        CHECK(train_classifier(other, tr.x, tr.y, te.x, te.y)["dp"]["per_example_gradients"] == "expanded weights");
+        CHECK(train_classifier(other, tr.x, tr.y, te.x, te.y)["dp"]["per_example_gradients"] ==
+              "microbatches of one");
     }
     // Another noise multiplier is another configuration: not resumed.
     job.dp.noise_multiplier = 1.0;

@@ -117,7 +117,7 @@ int main(int argc, char** argv) {
     auto* per_example_opt = app.add_option("--dp-per-example-grads", dp_per_example,
                    "DP-SGD: how per-example gradients are computed: expanded (expanded weights, one batched "
                    "backward; models without batch norm) or microbatch (a backward per example; any model); "
-                   "default: expanded for the Mamba, microbatch for the CNN (the faster measured)")
+                   "default: expanded where the model has it (the faster measured)")
         ->check(CLI::IsMember({"expanded", "microbatch"}));
     app.add_option("--output", output, "checkpoint path (default: <save_dir>/<dataset>_<preset>.pt)");
     app.add_flag("--force", force, "overwrite a checkpoint made with another configuration");

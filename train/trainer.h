@@ -31,8 +31,8 @@ struct DpConfig {
     double target_epsilon = 0;    // > 0: noise_multiplier was found by bisection for this epsilon
     // How the per-example gradients are computed (dp_sgd_gradients):
     // "expanded weights" (one batched backward; models without batch norm),
-    // "microbatches of one" (any model), or "" for the model's default
-    // (expanded weights for the Mamba, microbatches of one for the CNN).
+    // "microbatches of one" (any model), or "" for expanded weights where
+    // the model has them.
     std::string per_example_gradients;
     // Expanded weights hold B x (parameter count) gradient values: a larger
     // batch runs in chunks of at most this many values (128 MB of floats).
