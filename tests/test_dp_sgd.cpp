@@ -113,11 +113,11 @@ Model make_model(const std::string& kind, uint64_t seed) {
         MambaConfig c = tiny_mamba();
         if (kind.rfind("mamba-post-ln", 0) == 0) c.norm = "layernorm", c.norm_placement = "post";
         MambaClassifier m(c, 1, kH, kW, kClasses, mean, stdv);
-        if (kind.find("/expanded") != std::string::npos) {  // weights away from their init: every path matters
+        const bool expanded = kind.find("/expanded") != std::string::npos;
+        if (expanded) {  // weights away from their init: every path matters
             torch::NoGradGuard ng;
             for (auto& p : m->parameters()) p.add_(torch::randn_like(p) * 0.3);
         }
-        const bool expanded = kind.find("/expanded") != std::string::npos;
         return {m.ptr(), [m](const torch::Tensor& x) mutable { return m->forward(x); },
                 expanded ? mamba_per_example_forward(m) : nullptr};
     }
