@@ -74,6 +74,7 @@ void apply_training_defences(const Defences& d, const std::string& dataset, int6
     if (d.augment) job.train.augment = defence_augmentation(dataset);
     if (d.dp) {
         check_dp_model(job.spec);
+        use_dp_learning_rate(job.train);
         job.dp = resolve_dp(d.dp_sigma, d.dp_epsilon, d.dp_clip, d.dp_q, d.dp_delta, job.train.batch_size,
                             job.train.epochs, n_train);
     }

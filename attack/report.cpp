@@ -353,7 +353,9 @@ void report_intro(std::ostream& o, const json& r) {
                   << ", q " << fmt("%.4g", p["sample_rate"].get<double>()) << ", " << p["steps"] << " steps: epsilon "
                   << (p["epsilon"].is_number() ? fmt("%.3g", p["epsilon"].get<double>()) : std::string("inf"))
                   << " at delta " << fmt("%g", p["delta"].get<double>())
-                  << " (planned; each model's .privacy.json has the steps it took).";
+                  << " (planned; each model's .privacy.json has the steps it took)"
+                  << (p.contains("learning_rate") ? ", learning rate " + fmt("%g", p["learning_rate"].get<double>()) : std::string())
+                  << ".";
     }
     o << "\nValues are mean ± standard deviation over the targets (one number where there is one target). "
          "Membership is the positive class; "

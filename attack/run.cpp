@@ -1060,7 +1060,10 @@ void describe_run(Experiment& ex) {
         ex.resolved["training"][kind] = to_json(tc);
         if (cfg.defences.dp) {
             check_dp_model(spec);
-            ex.resolved["defence"]["privacy"][kind] = defence_privacy(cfg.defences, tc.batch_size, tc.epochs, cfg.ds);
+            json& privacy = ex.resolved["defence"]["privacy"][kind];
+            privacy = defence_privacy(cfg.defences, tc.batch_size, tc.epochs, cfg.ds);
+            use_dp_learning_rate(tc);  // the preset's dp_learning_rate, if any
+            privacy["learning_rate"] = tc.learning_rate;  // the rate the DP-trained models use
         }
         ex.resolved["model_config"][kind] = kind == "mamba" ? to_json(spec.mamba) : to_json(spec.cnn);
     }

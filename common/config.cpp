@@ -504,6 +504,8 @@ TrainConfig resolve_training(const json& config, const std::string& preset_name)
         if (t.contains("augment")) c.augment = get_choice(t, "augment", {"none", "crop-flip", "shift2", "shift2-flip"}, where);
         if (t.contains("checkpoint_every"))
             c.checkpoint_every = get_int(t, "checkpoint_every", 0, 1 << 30, where);
+        if (t.contains("dp_learning_rate"))
+            c.dp_learning_rate = get_double(t, "dp_learning_rate", 1e-12, 10.0, where);
         if (!t.at("save_dir").is_string()) fail(where + ": \"save_dir\" must be a string");
         c.save_dir = t.at("save_dir").get<std::string>();
         if (!t.at("seed").is_number_unsigned())  // nlohmann parses 0, 1, ... as unsigned
@@ -513,6 +515,10 @@ TrainConfig resolve_training(const json& config, const std::string& preset_name)
         fail(where + ": missing field (" + std::string(e.what()) + ")");
     }
     return c;
+}
+
+void use_dp_learning_rate(TrainConfig& c) {
+    if (c.dp_learning_rate > 0) c.learning_rate = c.dp_learning_rate;
 }
 
 void validate_mamba(const MambaConfig& c, int channels, int height, int width) {

@@ -92,7 +92,16 @@ struct TrainConfig {
     // an epoch (0 = at the end of each epoch only). Optional in config.json,
     // recorded only when non-zero.
     int checkpoint_every = 0;
+    // The learning rate under DP-SGD (0: learning_rate). Clipped, noised
+    // gradients are smaller and noisier, so DP-SGD trains best at another
+    // rate (BENCHMARKS.md "A DP learning rate per architecture"). Optional
+    // in config.json, never written by to_json: a run records the rate it
+    // used (use_dp_learning_rate) in learning_rate.
+    double dp_learning_rate = 0;
 };
+
+// Under DP-SGD: learning_rate becomes dp_learning_rate when one is set.
+void use_dp_learning_rate(TrainConfig& c);
 
 // Language models (seed 003; train/lm_model.h, docs/FORMAT.md kinds 3 and 4).
 // Tokens are bytes: the vocabulary is the 256 byte values (MMIA_TOKENIZER_BYTES).

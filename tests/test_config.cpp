@@ -83,6 +83,26 @@ TEST_CASE("training augment: optional (\"none\"), checked, recorded only when us
                          std::runtime_error);
 }
 
+TEST_CASE("dp_learning_rate: optional, checked, used only under DP-SGD, never written") {
+    json cfg = load_config_file("config.json");
+    TrainConfig t = resolve_training(cfg, "mamba-mnist");
+    CHECK(t.learning_rate == 0.003);
+    CHECK(t.dp_learning_rate == 0.03);  // BENCHMARKS.md, a DP learning rate per architecture
+    CHECK(resolve_training(cfg, "shokri").dp_learning_rate == 0.003);
+    CHECK_FALSE(to_json(t).contains("dp_learning_rate"));  // a run records the rate it used
+    use_dp_learning_rate(t);
+    CHECK(t.learning_rate == 0.03);
+    TrainConfig plain = resolve_training(cfg, "mamba-seed000");  // none set: the rate stays
+    CHECK(plain.dp_learning_rate == 0);
+    const double before = plain.learning_rate;
+    use_dp_learning_rate(plain);
+    CHECK(plain.learning_rate == before);
+    cfg["training"]["dp_learning_rate"] = 0;
+    CHECK_THROWS_WITH_AS(resolve_training(cfg, ""), doctest::Contains("dp_learning_rate"), std::runtime_error);
+    cfg["training"]["dp_learning_rate"] = "fast";
+    CHECK_THROWS_WITH_AS(resolve_training(cfg, ""), doctest::Contains("dp_learning_rate"), std::runtime_error);
+}
+
 TEST_CASE("config files that are not JSON objects are refused") {
     CHECK_THROWS_WITH_AS(load_config_file("/nonexistent/config.json"),
                          doctest::Contains("cannot open"), std::runtime_error);

@@ -592,11 +592,19 @@ TEST_CASE("bin/attack --defence dp + early stopping, targets only (pg1647's cont
     a.steps = st["steps"];
     CHECK(st["epsilon"].get<double>() == doctest::Approx(dp::epsilon(a).epsilon).epsilon(1e-12));
     CHECK(st["steps"].get<int64_t>() <= plan["steps"].get<int64_t>());
+    // The target trains at the preset's DP learning rate, the undefended shadow at its plain one.
+    const json presets = load_config_file("config.json")["presets"];
+    const double lr = presets["shokri"]["training"]["learning_rate"], dp_lr = presets["shokri"]["training"]["dp_learning_rate"];
+    CHECK(dp_lr != lr);
+    CHECK(plan["learning_rate"].get<double>() == dp_lr);
+    CHECK(read_checkpoint_meta(dir + "/models/cnn/target0.pt")["training"]["learning_rate"].get<double>() == dp_lr);
+    CHECK(read_checkpoint_meta(dir + "/models/cnn/shadow0.pt")["training"]["learning_rate"].get<double>() == lr);
     // The shadow is undefended: no statement beside it.
     CHECK(!cli_file_exists(dir + "/models/cnn/shadow0.pt.privacy.json"));
     CHECK(cli_file_exists(dir + "/models/cnn/shadow0.pt"));
     const std::string md = cli_read_text(dir + "/report.md");
     CHECK(md.find("This reproduces pg1647's mitigation as a contrast") != std::string::npos);
+    CHECK(md.find(", learning rate 0.003.") != std::string::npos);
     char eps[32];
     std::snprintf(eps, sizeof eps, "%.3g", plan["epsilon"].get<double>());
     const std::string label = "cnn (dp:sigma=1,C=1,delta=1e-05,early-stopping=1, targets only, ε " + std::string(eps) + ")";

@@ -502,6 +502,18 @@ TEST_CASE("bin/train --target-epsilon: epsilon <= target and within 1%; the stat
         CHECK(dp::epsilon(a).epsilon == doctest::Approx(eps).epsilon(1e-12));
         CHECK(r.out.find("DP-SGD: Poisson sampling q 0.1 (expected batch 30.0), 20 steps (10 per epoch)") !=
               std::string::npos);
+        // Under DP the preset's dp_learning_rate (shokri: 3e-3, its plain rate 1e-3).
+        CHECK(r.out.find("batch 30, lr 0.003,") != std::string::npos);
+        CHECK(read_checkpoint_meta(out)["training"]["learning_rate"].get<double>() == 0.003);
+    }
+    {  // --lr, given, wins over dp_learning_rate
+        TempDir t2("mmia_dp_lr");
+        CliRun r = cli_run(kTrain,
+                           "--model cnn --dataset mnist --limit-train 60 --batch-size 30 --epochs 1 --threads 1 "
+                           "--target-epsilon 8 --lr 0.0005 --output " + cli_quote(t2.file("m.pt")),
+                           t2.path.string());
+        REQUIRE_MESSAGE(r.code == 0, r.err);
+        CHECK(r.out.find("batch 30, lr 0.0005,") != std::string::npos);
     }
     // A DP-trained model is an ordinary model: it exports and the engine runs it.
     const std::string d = cli_quote(t.path.string());

@@ -217,6 +217,7 @@ int main(int argc, char** argv) {
         job.train = resolve_training(config, job.spec.preset);
         if (epochs) job.train.epochs = epochs;
         if (batch_size) job.train.batch_size = batch_size;
+        if (dp_on) use_dp_learning_rate(job.train);  // --lr, given, wins
         if (lr > 0) job.train.learning_rate = lr;
         if (weight_decay >= 0) job.train.weight_decay = weight_decay;
         if (seed_opt->count()) job.train.seed = seed;
