@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # run_all.sh BIN...: runs each doctest binary from the project root and adds
 # up their test cases; ends with the line "N passed, N failed, N skipped".
+# Each binary's wall seconds follow its name, and the slowest five are listed
+# at the end, so a CI log says where the suite's time goes.
 set -u
 cd "$(dirname "$0")/.."
 passed=0 failed=0 skipped=0 broken=()
 # Failing outputs are kept and summarised again at the very end, so that a CI
 # log that shows only its last lines still says what failed and why.
 keep=$(mktemp -d)
-trap 'rm -rf "$keep"' EXIT
+times=$(mktemp)
+trap 'rm -rf "$keep" "$times"' EXIT
 for bin in "$@"; do
-  echo "== $bin"
+  t0=$(date +%s.%N)
   out=$("$bin" 2>&1); rc=$?
+  dt=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {print b - a}')
+  printf '%.1f %s\n' "$dt" "$bin" >>"$times"
+  printf '== %s (%.1f s)\n' "$bin" "$dt"
   if [ $rc -eq 0 ]; then
     echo "$out" | grep -v '^\[doctest\] doctest version' | tail -n 25
   else
@@ -39,6 +45,8 @@ for bin in "${broken[@]+"${broken[@]}"}"; do
   echo "-- last lines:"
   tail -n 12 "$keep/$i.log"
 done
+echo "slowest test binaries (wall s): $(sort -rn "$times" | head -n 5 | tr '\n' ' ')"
+echo "all test binaries: $(awk '{s += $1} END {printf "%.0f", s}' "$times") s"
 [ ${#broken[@]} -gt 0 ] && echo "failing binaries: ${broken[*]}"
 echo "$passed passed, $failed failed, $skipped skipped"
 [ ${#broken[@]} -eq 0 ]
