@@ -91,9 +91,21 @@ train-bins: bin/train bin/export bin/attack bin/corpus bin/extract bin/accountan
 # builds everything anyway.
 DEPFLAGS = -MMD -MP -MF $@.d
 
-$(BUILD)/%.o: %.cpp
+# The precompiled LibTorch header (common/torch_pch.h says how it is used),
+# one per build directory, compiled with that directory's HOST_CXXFLAGS (the
+# flags must match its users'; -Winvalid-pch says when one does not fit).
+# PCH_INC goes before HOST_CXXFLAGS: its -I must come ahead of -I., where
+# GCC would find the plain header first.
+# It depends on LibTorch's version header, so a libtorch-dev upgrade rebuilds it.
+TORCH_PCH := $(BUILD)/pch/common/torch_pch.h.gch
+PCH_INC   := -I$(BUILD)/pch -Winvalid-pch
+$(TORCH_PCH): common/torch_pch.h /usr/include/torch/csrc/api/include/torch/version.h
 	@mkdir -p $(dir $@)
-	$(CXX) $(HOST_CXXFLAGS) $(DEPFLAGS) -c $< -o $@
+	$(CXX) $(HOST_CXXFLAGS) -x c++-header $< -o $@
+
+$(BUILD)/%.o: %.cpp | $(TORCH_PCH)
+	@mkdir -p $(dir $@)
+	$(CXX) $(PCH_INC) $(HOST_CXXFLAGS) $(DEPFLAGS) -c $< -o $@
 
 bin/train: $(BUILD)/train/main.o $(TRAIN_OBJS) $(COMMON_OBJS)
 	@mkdir -p bin
@@ -156,8 +168,8 @@ $(BUILD)/tests/doctest_main.o: tests/doctest_main.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXSTD) -O1 -c $< -o $@
 
-$(BUILD)/tests/test_%: tests/test_%.cpp $(BUILD)/tests/doctest_main.o $(ENGINE_LIB_OBJS) $(TRAIN_OBJS) $(EXPORT_OBJS) $(ATTACK_OBJS) $(COMMON_OBJS)
-	$(CXX) $(HOST_CXXFLAGS) $(DEPFLAGS) $(filter %.cpp %.o,$^) -o $@ $(HOST_LDLIBS)
+$(BUILD)/tests/test_%: tests/test_%.cpp $(BUILD)/tests/doctest_main.o $(ENGINE_LIB_OBJS) $(TRAIN_OBJS) $(EXPORT_OBJS) $(ATTACK_OBJS) $(COMMON_OBJS) | $(TORCH_PCH)
+	$(CXX) $(PCH_INC) $(HOST_CXXFLAGS) $(DEPFLAGS) $(filter %.cpp %.o,$^) -o $@ $(HOST_LDLIBS)
 
 # The programs a test binary runs are its prerequisites, so `make
 # build/tests/test_x` never runs a stale ./mamba or bin/train (the

@@ -1,4 +1,6 @@
 // defence.cpp: see defence.h.
+#include "common/torch_pch.h"  // first: the precompiled LibTorch header (Makefile)
+
 #include "attack/defence.h"
 
 #include <algorithm>

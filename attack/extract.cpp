@@ -4,6 +4,8 @@
 // train_model, model_outputs per model (with the per-part helpers), then
 // write_outputs (memorisation.csv, plots, metrics.json, report.md via
 // markdown).
+#include "common/torch_pch.h"  // first: the precompiled LibTorch header (Makefile)
+
 #include "attack/extract.h"
 
 #include <torch/torch.h>

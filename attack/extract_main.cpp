@@ -7,6 +7,8 @@
 //   bin/extract --seeds 1,2,3 --run-dir R --plan --emit parallel,slurm   the trainings as scheduler jobs
 //   bin/extract --run-dir R --job 3                                      one model of R's plan (attack/jobs.h)
 //   bin/extract --summarize R1,R2,... --run-dir OUT                     one table and plots over finished runs
+#include "common/torch_pch.h"  // first: the precompiled LibTorch header (Makefile)
+
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
 

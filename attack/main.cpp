@@ -5,6 +5,8 @@
 //   bin/attack --protocol lira --shadow 15 --model mamba --dataset fashion
 //   bin/attack --protocol lira --shadow 16 --run-dir R --plan --emit parallel,slurm
 //   bin/attack --run-dir R --job 3              one model of R's plan (attack/jobs.h)
+#include "common/torch_pch.h"  // first: the precompiled LibTorch header (Makefile)
+
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
 

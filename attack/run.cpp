@@ -24,6 +24,8 @@
 //                         evaluate_and_write
 //   6 metrics and report  write_results
 // Everything that differs between protocols is a row of kProtocols.
+#include "common/torch_pch.h"  // first: the precompiled LibTorch header (Makefile)
+
 #include "attack/run.h"
 
 #include <omp.h>

@@ -1,4 +1,6 @@
 // hf.cpp: see hf.h.
+#include "common/torch_pch.h"  // first: the precompiled LibTorch header (Makefile)
+
 #include "export/hf.h"
 
 #include <algorithm>

@@ -4,6 +4,8 @@
 //   bin/export image --dataset mnist --index 0 [--count 1] [--split test] --output input.bin
 //   bin/export hf --dir HF_DIR --output model.bin          (Hugging Face -> packed; docs/HF.md)
 //   bin/export hf --checkpoint CKPT --output-dir HF_DIR [--dtype F32|F16|BF16]   (ours -> Hugging Face)
+#include "common/torch_pch.h"  // first: the precompiled LibTorch header (Makefile)
+
 #include <CLI/CLI.hpp>
 
 #include <algorithm>

@@ -1,4 +1,6 @@
 // model_export.cpp: see model_export.h.
+#include "common/torch_pch.h"  // first: the precompiled LibTorch header (Makefile)
+
 #include "export/model_export.h"
 
 #include <cstdio>

@@ -11,7 +11,7 @@
 // (times, how many models were trained now or found) is left out of the
 // metrics.json comparison.
 // LibTorch before doctest: glog's CHECK would otherwise replace doctest's.
-#include <torch/torch.h>
+#include "common/torch_pch.h"  // first: the precompiled LibTorch header (Makefile)
 
 #include <doctest/doctest.h>
 #include <sys/stat.h>

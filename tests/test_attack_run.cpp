@@ -4,6 +4,8 @@
 // refusals (bad configuration, ds too large, another run's directory), and
 // runs stopped by SIGKILL or by a full disk (a small tmpfs), then resumed.
 // LibTorch before doctest: glog's CHECK would otherwise replace doctest's.
+#include "common/torch_pch.h"  // first: the precompiled LibTorch header (Makefile)
+
 #include <algorithm>
 #include <torch/torch.h>
 

@@ -19,7 +19,7 @@
 //     AUC recomputed from the saved outputs is 1/2 + (acc_in - acc_out)/2.
 //
 // LibTorch before doctest: glog (pulled in by c10) defines CHECK too.
-#include <torch/torch.h>
+#include "common/torch_pch.h"  // first: the precompiled LibTorch header (Makefile)
 
 #include <doctest/doctest.h>
 

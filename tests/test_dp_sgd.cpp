@@ -23,7 +23,7 @@
 //     line for adding epochs to a finished run.
 //
 // LibTorch before doctest: glog (pulled in by c10) defines CHECK too.
-#include <torch/torch.h>
+#include "common/torch_pch.h"  // first: the precompiled LibTorch header (Makefile)
 
 #include <doctest/doctest.h>
 

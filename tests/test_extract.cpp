@@ -12,7 +12,7 @@
 //     extracted at rate 0, metrics in range, and a re-run trains nothing
 //
 // LibTorch before doctest: glog (pulled in by c10) defines CHECK too.
-#include <torch/torch.h>
+#include "common/torch_pch.h"  // first: the precompiled LibTorch header (Makefile)
 
 #include <doctest/doctest.h>
 

@@ -12,7 +12,7 @@
 // with --control (6 trainings: 2 models, 2 references, 2 controls), 1 epoch,
 // 1 thread.
 // LibTorch before doctest: glog's CHECK would otherwise replace doctest's.
-#include <torch/torch.h>
+#include "common/torch_pch.h"  // first: the precompiled LibTorch header (Makefile)
 
 #include <doctest/doctest.h>
 

@@ -10,7 +10,7 @@
 //   - which plots are drawn (an axis only when it varies) and their content
 //   - the errors: no metrics.json, bad JSON, a --models run, a run twice,
 //     and bin/extract's flag checks
-#include <torch/torch.h>
+#include "common/torch_pch.h"  // first: the precompiled LibTorch header (Makefile)
 
 #include <doctest/doctest.h>
 

@@ -12,7 +12,7 @@
 //   - every refusal of bin/export hf, one exact line each (docs/BAD_INPUT.md)
 //
 // LibTorch before doctest: glog (pulled in by c10) defines CHECK too.
-#include <torch/torch.h>
+#include "common/torch_pch.h"  // first: the precompiled LibTorch header (Makefile)
 
 #include <doctest/doctest.h>
 

@@ -11,7 +11,7 @@
 //     on a full-context text as well
 //
 // LibTorch before doctest: glog (pulled in by c10) defines CHECK too.
-#include <torch/torch.h>
+#include "common/torch_pch.h"  // first: the precompiled LibTorch header (Makefile)
 
 #include <doctest/doctest.h>
 

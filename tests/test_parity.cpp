@@ -3,7 +3,7 @@
 // images, every parameter exported; and the trainer's determinism and resume.
 // LibTorch before doctest: glog (pulled in by c10) defines CHECK too, and
 // doctest's definitions must be the ones that win.
-#include <torch/torch.h>
+#include "common/torch_pch.h"  // first: the precompiled LibTorch header (Makefile)
 
 #include <doctest/doctest.h>
 

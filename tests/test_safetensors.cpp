@@ -5,7 +5,7 @@
 // conversions on hand cases and against LibTorch's, and sharded checkpoints.
 //
 // LibTorch before doctest: glog (pulled in by c10) defines CHECK too.
-#include <torch/torch.h>
+#include "common/torch_pch.h"  // first: the precompiled LibTorch header (Makefile)
 
 #include <doctest/doctest.h>
 

@@ -7,6 +7,8 @@
 //   - the engine's scan (mamba.cpp) against the op on the same inputs.
 // LibTorch first: it pulls in glog, whose CHECK/CHECK_EQ macros would
 // otherwise replace doctest's (silently: both live in system headers).
+#include "common/torch_pch.h"  // first: the precompiled LibTorch header (Makefile)
+
 #include "train/selective_scan.h"
 
 #include "engine/mamba.h"

@@ -7,7 +7,7 @@
 // test_checkpoint's SIGKILL test.)
 //
 // LibTorch before doctest: glog (pulled in by c10) defines CHECK too.
-#include <torch/torch.h>
+#include "common/torch_pch.h"  // first: the precompiled LibTorch header (Makefile)
 
 #include <doctest/doctest.h>
 

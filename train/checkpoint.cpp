@@ -1,4 +1,6 @@
 // checkpoint.cpp: see checkpoint.h.
+#include "common/torch_pch.h"  // first: the precompiled LibTorch header (Makefile)
+
 #include "train/checkpoint.h"
 
 #include <cmath>

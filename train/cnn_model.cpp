@@ -1,5 +1,7 @@
 // cnn_model.cpp: see cnn_model.h. LibTorch's default initialisation
 // (Kaiming-uniform weights, as in PyTorch).
+#include "common/torch_pch.h"  // first: the precompiled LibTorch header (Makefile)
+
 #include "train/cnn_model.h"
 
 namespace mmia {

@@ -1,4 +1,6 @@
 // lm_model.cpp: see lm_model.h.
+#include "common/torch_pch.h"  // first: the precompiled LibTorch header (Makefile)
+
 #include "train/lm_model.h"
 
 #include <cmath>

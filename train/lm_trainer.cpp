@@ -1,4 +1,6 @@
 // lm_trainer.cpp: see lm_trainer.h.
+#include "common/torch_pch.h"  // first: the precompiled LibTorch header (Makefile)
+
 #include "train/lm_trainer.h"
 
 #include <algorithm>

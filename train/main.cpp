@@ -12,6 +12,8 @@
 // Re-running the same command resumes an interrupted run (or does nothing if
 // it finished); a checkpoint from another configuration is never overwritten
 // without --force.
+#include "common/torch_pch.h"  // first: the precompiled LibTorch header (Makefile)
+
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
 

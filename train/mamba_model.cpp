@@ -1,5 +1,7 @@
 // mamba_model.cpp: see mamba_model.h. Initialisation follows the reference
 // implementation (state-spaces/mamba, mamba_simple.py).
+#include "common/torch_pch.h"  // first: the precompiled LibTorch header (Makefile)
+
 #include "train/mamba_model.h"
 
 #include <cmath>

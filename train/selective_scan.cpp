@@ -34,6 +34,8 @@
 //   b and t) are accumulated per task in a fixed order and written to the
 //   task's own slots, then added up in a fixed order; no atomics, nothing
 //   that depends on which thread ran what.
+#include "common/torch_pch.h"  // first: the precompiled LibTorch header (Makefile)
+
 #include "train/selective_scan.h"
 
 #include <ATen/Parallel.h>

@@ -1,4 +1,6 @@
 // trainer.cpp: see trainer.h.
+#include "common/torch_pch.h"  // first: the precompiled LibTorch header (Makefile)
+
 #include "train/trainer.h"
 
 #include <malloc.h>
