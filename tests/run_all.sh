@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # run_all.sh BIN...: runs each doctest binary from the project root and adds
 # up their test cases; ends with the line "N passed, N failed, N skipped".
-# Each binary's wall seconds follow its name, and the slowest five are listed
-# at the end, so a CI log says where the suite's time goes.
+# Each binary's wall seconds and CPU seconds (user + system, its threads and
+# the programs it runs) follow its name, and the slowest five are listed at
+# the end, so a CI log says where the suite's time goes.
 set -u
 cd "$(dirname "$0")/.."
 passed=0 failed=0 skipped=0 broken=()
@@ -11,12 +12,17 @@ passed=0 failed=0 skipped=0 broken=()
 keep=$(mktemp -d)
 times=$(mktemp)
 trap 'rm -rf "$keep" "$times"' EXIT
+tck=$(getconf CLK_TCK)
+# This shell's waited-for children's CPU time in clock ticks (cutime + cstime,
+# fields 16 and 17 of /proc/PID/stat).
+children_ticks() { local st; read -r -a st </proc/$$/stat; echo $((st[15] + st[16])); }
 for bin in "$@"; do
-  t0=$(date +%s.%N)
+  t0=$(date +%s.%N) c0=$(children_ticks)
   out=$("$bin" 2>&1); rc=$?
   dt=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {print b - a}')
+  cpu=$(awk -v c="$(($(children_ticks) - c0))" -v t="$tck" 'BEGIN {print c / t}')
   printf '%.1f %s\n' "$dt" "$bin" >>"$times"
-  printf '== %s (%.1f s)\n' "$bin" "$dt"
+  printf '== %s (%.1f s, %.1f s CPU)\n' "$bin" "$dt" "$cpu"
   if [ $rc -eq 0 ]; then
     echo "$out" | grep -v '^\[doctest\] doctest version' | tail -n 25
   else
