@@ -1104,7 +1104,8 @@ TEST_CASE("bin/attack interrupted by SIGINT ends its log line, says how to resum
     const std::string bin = cli_env_or("ATTACK_BIN", "bin/attack");
     REQUIRE_MESSAGE(access(bin.c_str(), X_OK) == 0, "no executable " << bin << " (make bin/attack)");
     const std::string dir = tmp.file("run");
-    const std::vector<std::string> args{bin,   "--model", "cnn", "--ds",     "200", "--shadow", "1", "--targets",
+    // ds 60: 40 epochs of 60 examples outlast the 300 ms wait below, and the resumed run stays short.
+    const std::vector<std::string> args{bin,   "--model", "cnn", "--ds",     "60", "--shadow", "1", "--targets",
                                         "1",   "--epochs", "40",  "--threads", "1", "--run-dir", dir};
     pid_t pid = cli_spawn(args, tmp.file("int.log"));
     const auto start = std::chrono::steady_clock::now();
