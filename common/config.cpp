@@ -2,6 +2,9 @@
 #include "common/config.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -12,6 +15,20 @@ namespace mmia {
 namespace {
 
 [[noreturn]] void fail(const std::string& msg) { throw std::runtime_error(msg); }
+
+// A number as a person writes it: the fewest digits (up to 17) that read back as x,
+// so 0.99 prints "0.99" and 1e-12 prints "1e-12" (std::to_string's %f made these
+// "0.990000" and "0.000000"). Whole numbers below 1e17 keep all their digits (10, not 1e+01).
+std::string number_text(double x) {
+    char buf[40];
+    int first = 1;
+    if (std::fabs(x) >= 1 && std::fabs(x) < 1e17) first = static_cast<int>(std::floor(std::log10(std::fabs(x)))) + 1;
+    for (int digits = first; digits <= 17; digits++) {
+        std::snprintf(buf, sizeof buf, "%.*g", digits, x);
+        if (std::strtod(buf, nullptr) == x) break;
+    }
+    return buf;
+}
 
 int get_int(const json& j, const char* key, int lo, int hi, const std::string& where) {
     const json& v = j.at(key);
@@ -28,8 +45,8 @@ double get_double(const json& j, const char* key, double lo, double hi, const st
     if (!v.is_number()) fail(where + ": \"" + key + "\" must be a number");
     double x = v.get<double>();
     if (!(x >= lo && x <= hi))
-        fail(where + ": \"" + key + "\" = " + std::to_string(x) + " is outside [" +
-             std::to_string(lo) + ", " + std::to_string(hi) + "]");
+        fail(where + ": \"" + key + "\" = " + number_text(x) + " is outside [" + number_text(lo) + ", " +
+             number_text(hi) + "]");
     return x;
 }
 

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -97,8 +98,12 @@ TEST_CASE("dp_learning_rate: optional, checked, used only under DP-SGD, never wr
     const double before = plain.learning_rate;
     use_dp_learning_rate(plain);
     CHECK(plain.learning_rate == before);
-    cfg["training"]["dp_learning_rate"] = 0;
-    CHECK_THROWS_WITH_AS(resolve_training(cfg, ""), doctest::Contains("dp_learning_rate"), std::runtime_error);
+    cfg["training"]["dp_learning_rate"] = 0;  // the whole line, readable bounds (docs/BAD_INPUT.md)
+    CHECK_THROWS_WITH_AS(resolve_training(cfg, ""), "training config: \"dp_learning_rate\" = 0 is outside [1e-12, 10]",
+                         std::runtime_error);
+    cfg["training"]["dp_learning_rate"] = std::nextafter(10.0, 11.0);  // as it reads back: %f said "10.000000"
+    CHECK_THROWS_WITH_AS(resolve_training(cfg, ""), doctest::Contains("= 10.000000000000002 is outside [1e-12, 10]"),
+                         std::runtime_error);
     cfg["training"]["dp_learning_rate"] = "fast";
     CHECK_THROWS_WITH_AS(resolve_training(cfg, ""), doctest::Contains("dp_learning_rate"), std::runtime_error);
 }
@@ -166,7 +171,7 @@ TEST_CASE("image Mamba presets resolve; stem, norm and dropout fields are option
     refused("stem", json::array({1, 2, 3, 4, 5, 6, 7, 8, 9}), stem_msg);
     refused("norm", "batchnorm", "\"norm\" = \"batchnorm\" is not one of: rmsnorm, layernorm");
     refused("norm_placement", "middle", "is not one of: pre, post");
-    refused("dropout", 1.0, "\"dropout\" = 1.000000 is outside [0.000000, 0.990000]");
+    refused("dropout", 1.0, "\"dropout\" = 1 is outside [0, 0.99]");
     refused("dropout", -0.1, "\"dropout\"");
     refused("head_dropout", "0.2", "\"head_dropout\" must be a number");
     json empty_stem = cfg;
