@@ -16,7 +16,10 @@
 # and mk/ubsan.supp hold the only exceptions, each with its reason.
 
 SAN_BUILD := build-san
-SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all -g
+# -g1: line tables and functions, all a sanitizer report's stack needs (file:line
+# per frame); without -g's types and locals, a LibTorch object is 1.8 MB, not 7.9,
+# and compiles ~15% sooner (attack/defence.cpp 24.6 -> 21.0 s with the PCH).
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all -g1
 SAN_ENGINE_CXXFLAGS := $(CXXSTD) -O1 $(ARCH) -fno-math-errno -fno-trapping-math -fassociative-math \
                        -fno-signed-zeros -fopenmp-simd $(WARN) $(SAN_FLAGS)
 SAN_HOST_CXXFLAGS := $(CXXSTD) -O1 $(ARCH) $(WARN) $(OMPFLAG) $(TORCH_INC) -Iengine -I. $(SAN_FLAGS)
