@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <sstream>
 
 namespace mmia {
@@ -192,32 +193,50 @@ std::string svg_histogram(const ScoreHistogram& h, const std::string& title, con
     return o.str();
 }
 
+std::vector<LineSeries> privacy_utility_series(const std::vector<UtilityPoint>& points) {
+    std::vector<std::string> kinds, families;  // colour and line style: the position of first appearance
+    std::vector<std::pair<std::string, std::vector<const UtilityPoint*>>> groups;  // "kind\nhead\ntail" -> points
+    auto index_of = [](std::vector<std::string>& v, const std::string& x) {
+        auto it = std::find(v.begin(), v.end(), x);
+        if (it != v.end()) return size_t(it - v.begin());
+        v.push_back(x);
+        return v.size() - 1;
+    };
+    for (const UtilityPoint& p : points) {
+        const std::string key = p.kind + "\n" + p.head + "\n" + p.tail;
+        auto g = std::find_if(groups.begin(), groups.end(), [&](const auto& e) { return e.first == key; });
+        if (g == groups.end()) groups.push_back({key, {&p}});
+        else g->second.push_back(&p);
+    }
+    std::vector<LineSeries> out;
+    for (auto& [key, pts] : groups) {
+        std::stable_sort(pts.begin(), pts.end(), [](const UtilityPoint* x, const UtilityPoint* y) {
+            return x->strength < y->strength;  // NaN (no number) compares false: stays in place
+        });
+        const UtilityPoint& first = *pts.front();
+        LineSeries s;
+        s.colour = int(index_of(families, first.head + "\n" + first.tail));
+        s.dashed = index_of(kinds, first.kind) > 0;
+        s.points_only = pts.size() == 1;
+        if (s.points_only) {
+            s.name = escape_xml(first.label);
+        } else {
+            std::string values;
+            for (const UtilityPoint* p : pts) values += (values.empty() ? "" : ", ") + p->strength_text;
+            s.name = escape_xml(first.kind + " " + first.head + "{" + values + "}" + first.tail);
+        }
+        for (const UtilityPoint* p : pts) {
+            s.x.push_back(p->test_acc);
+            s.y.push_back(p->auc);
+        }
+        out.push_back(std::move(s));
+    }
+    return out;
+}
+
 std::string svg_privacy_utility(const std::vector<UtilityPoint>& points, const std::string& title) {
-    auto px = [](double acc) { return X0 + (X1 - X0) * std::clamp(acc, 0.0, 1.0); };
-    auto py = [](double auc) { return Y0 + (Y1 - Y0) * std::clamp((auc - 0.5) / 0.5, 0.0, 1.0); };
-    // Room for labels such as "mamba (dp:eps=8,C=1,delta=1e-05, ε 7.99)".
-    size_t longest = 0;
-    for (const UtilityPoint& p : points) longest = std::max(longest, p.label.size());
-    std::ostringstream o;
-    o << svg_open(title, legend_width(longest));
-    for (int i = 0; i <= 5; i++) {
-        const double a = i / 5.0, u = 0.5 + i / 10.0;
-        o << "<text x=\"" << px(a) - 10 << "\" y=\"416\">" << fmt("%.1f", a) << "</text>\n";
-        o << "<text x=\"20\" y=\"" << py(u) + 4 << "\">" << fmt("%.1f", u) << "</text>\n";
-        o << "<line x1=\"" << px(a) << "\" y1=\"400\" x2=\"" << px(a) << "\" y2=\"40\" stroke=\"#eee\"/>\n";
-        o << "<line x1=\"60\" y1=\"" << py(u) << "\" x2=\"460\" y2=\"" << py(u) << "\" stroke=\"#eee\"/>\n";
-    }
-    o << "<text x=\"200\" y=\"440\">test accuracy (utility)</text>\n";
-    o << "<text x=\"14\" y=\"36\">strongest attack AUC (0.5 = private)</text>\n";
-    for (size_t c = 0; c < points.size(); c++) {
-        const char* col = kColors[c % 8];
-        o << "<circle cx=\"" << fmt("%.1f", px(points[c].test_acc)) << "\" cy=\"" << fmt("%.1f", py(points[c].auc))
-          << "\" r=\"5\" fill=\"" << col << "\"/>\n";
-        o << "<circle cx=\"480\" cy=\"" << 50 + 18 * c << "\" r=\"5\" fill=\"" << col << "\"/><text x=\"490\" y=\""
-          << 54 + 18 * c << "\">" << escape_xml(points[c].label) << "</text>\n";
-    }
-    o << "</svg>\n";
-    return o.str();
+    return svg_lines(privacy_utility_series(points), escape_xml(title), "test accuracy (utility)",
+                     "strongest attack AUC (0.5 = chance)", false, {}, 0.5);
 }
 
 namespace {
@@ -295,9 +314,12 @@ std::string strongest_attack(const json& summary_attacks, const char* key) {
 std::vector<UtilityPoint> privacy_utility_points(const json& r) {
     std::vector<UtilityPoint> out;
     const json& c = r.at("config");
-    std::string setting = c.contains("defence") ? c["defence"]["spec"].get<std::string>() : "none";
-    if (c.contains("defence") && c["defence"]["applied_to"].get<std::string>().rfind("targets only", 0) == 0)
-        setting += ", targets only";
+    const std::string spec = c.contains("defence") ? c["defence"]["spec"].get<std::string>() : "none";
+    const std::string suffix =
+        c.contains("defence") && c["defence"]["applied_to"].get<std::string>().rfind("targets only", 0) == 0
+            ? ", targets only"
+            : "";
+    const std::string setting = spec + suffix;
     for (auto& [kind, m] : r.at("models").items()) {
         const std::string best = strongest_attack(m["summary"]["attacks"], "auc");
         if (best.empty()) continue;
@@ -306,8 +328,25 @@ std::vector<UtilityPoint> privacy_utility_points(const json& r) {
             const json& e = c["defence"]["privacy"][kind]["epsilon"];
             eps = ", ε " + (e.is_number() ? fmt("%.3g", e.get<double>()) : std::string("inf"));
         }
-        out.push_back({kind + " (" + setting + eps + ")", m["summary"]["test_acc"]["mean"].get<double>(),
-                       m["summary"]["attacks"][best]["auc"]["mean"].get<double>()});
+        UtilityPoint p;
+        p.label = kind + " (" + setting + eps + ")";
+        p.test_acc = m["summary"]["test_acc"]["mean"].get<double>();
+        p.auc = m["summary"]["attacks"][best]["auc"]["mean"].get<double>();
+        p.kind = kind;
+        p.head = setting;
+        // The first "=NUMBER" of the spec is the strength: "dp:eps=8,C=1" -> "dp:eps=" 8 ",C=1".
+        for (size_t eq = spec.find('='); eq != std::string::npos; eq = spec.find('=', eq + 1)) {
+            const char* from = spec.c_str() + eq + 1;
+            char* end = nullptr;
+            const double v = std::strtod(from, &end);
+            if (end == from || !std::isfinite(v)) continue;
+            p.head = spec.substr(0, eq + 1);
+            p.strength = v;
+            p.strength_text = std::string(from, static_cast<const char*>(end));
+            p.tail = std::string(end) + suffix;
+            break;
+        }
+        out.push_back(std::move(p));
     }
     return out;
 }

@@ -3,11 +3,14 @@
 // library: a polyline per curve).
 #pragma once
 
+#include <cmath>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "common/svg_lines.h"
 
 #include "attack/metrics.h"
 
@@ -70,10 +73,20 @@ ScoreHistogram logit_confidence_histogram(const std::vector<float>& logits, int 
 std::string svg_vulnerability_per_epoch(const nlohmann::json& result, const std::string& title);
 
 // One point of the privacy-utility plot: a model kind under one setting.
+// The setting's first number is its strength ("dp:eps=8,C=1" -> 8, "l2=1"
+// -> 1); points whose settings differ only there form one curve.
 struct UtilityPoint {
-    std::string label;    // "cnn (dp:eps=8,C=1,delta=1e-05)"
+    std::string label;    // "cnn (dp:eps=8,C=1,delta=1e-05, ε 7.99)"
     double test_acc = 0;  // mean over the targets
     double auc = 0;       // the strongest attack's mean AUC
+    std::string kind;     // "cnn", "mamba"
+    // The setting with its first number cut out, as {head, tail}:
+    // "dp:eps=8,C=1" -> {"dp:eps=", ",C=1"}; with ", targets only" appended
+    // for the pg1647 contrast. A setting without a number ("none",
+    // "label-only"): {setting, ""} and strength NaN.
+    std::string head, tail;
+    double strength = NAN;     // that number
+    std::string strength_text; // as the setting writes it ("8", "1e-05")
 };
 
 // The strongest attack by `key` ("auc", "tpr_at_1pct_fpr", ...) in a
@@ -87,9 +100,17 @@ std::string strongest_attack(const nlohmann::json& summary_attacks, const char* 
 // only" for the pg1647 contrast).
 std::vector<UtilityPoint> privacy_utility_points(const nlohmann::json& result);
 
-// Privacy against utility: test accuracy (x, 0..1) against the strongest
-// attack's AUC (y, 0.5..1, lower = more private), one labelled marker per
-// point.
+// The plot's series (common/svg_lines.h), one per model kind and setting
+// family in the order of first appearance: a family's points sorted by
+// strength and joined by a line (named "cnn dp:eps={1, 2, 4, 8},C=1"), a
+// lone point a dot named by its label. Colour by family, so the kinds under
+// one defence share it; line style by kind (the first solid / filled dots,
+// the others dashed / hollow dots).
+std::vector<LineSeries> privacy_utility_series(const std::vector<UtilityPoint>& points);
+
+// Privacy against utility: test accuracy (x) against the strongest attack's
+// AUC (y, from 0.5 = chance; lower = more private), privacy_utility_series'
+// curves and dots. Names are XML-escaped.
 std::string svg_privacy_utility(const std::vector<UtilityPoint>& points, const std::string& title);
 
 // report.md from the content of metrics.json (run.cpp's result).

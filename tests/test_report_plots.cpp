@@ -394,3 +394,87 @@ TEST_CASE("svg_lines: a series' colour index picks its palette colour; dashed po
     CHECK(count(m, "stroke=\"#17becf\"") == 2);  // the 10th: line and swatch
     CHECK(count(m, "stroke=\"#1f77b4\"") == 4);  // the 1st and the 11th
 }
+
+namespace {
+
+// A finished run's metrics.json as privacy_utility_points reads it: the
+// defence spec (absent: none), and per kind a test accuracy and two attacks.
+json utility_run(const std::string& spec, double cnn_acc, double cnn_auc, double mamba_acc, double mamba_auc,
+                 bool targets_only = false) {
+    json r;
+    r["config"] = json::object();
+    if (!spec.empty()) {
+        r["config"]["defence"] = {{"spec", spec},
+                                  {"applied_to", targets_only ? "targets only (pg1647's mitigation)" : "all models"}};
+        if (spec.rfind("dp:", 0) == 0)
+            r["config"]["defence"]["privacy"] = {{"cnn", {{"epsilon", 7.987}}}, {"mamba", {{"epsilon", 7.981}}}};
+    }
+    auto kind = [](double acc, double auc) {
+        return json{{"summary",
+                     {{"test_acc", {{"mean", acc}}},
+                      {"attacks", {{"loss", {{"auc", {{"mean", auc - 0.01}}}}}, {"shokri_mlp", {{"auc", {{"mean", auc}}}}}}}}}};
+    };
+    r["models"] = {{"cnn", kind(cnn_acc, cnn_auc)}, {"mamba", kind(mamba_acc, mamba_auc)}};
+    return r;
+}
+
+}  // namespace
+
+TEST_CASE("privacy-utility plot: a setting's first number is its strength; one curve per kind and family, by strength") {
+    // The points of one run: its spec split at the first "=NUMBER".
+    std::vector<UtilityPoint> p = privacy_utility_points(utility_run("dp:eps=8,C=1,delta=1e-05", 0.89, 0.519, 0.68, 0.542));
+    REQUIRE(p.size() == 2);
+    CHECK(p[0].kind == "cnn");
+    CHECK(p[0].label == "cnn (dp:eps=8,C=1,delta=1e-05, ε 7.99)");
+    CHECK((p[0].head == "dp:eps=" && p[0].tail == ",C=1,delta=1e-05" && p[0].strength == 8 && p[0].strength_text == "8"));
+    CHECK((p[0].test_acc == 0.89 && p[0].auc == 0.519));  // the strongest attack (shokri_mlp), not the loss attack
+    CHECK((p[1].kind == "mamba" && p[1].auc == 0.542));
+    auto one = [](const std::string& spec, bool targets_only = false) {
+        return privacy_utility_points(utility_run(spec, 0.9, 0.55, 0.8, 0.56, targets_only)).at(0);
+    };
+    CHECK((one("l2=0.05").head == "l2=" && one("l2=0.05").tail.empty() && one("l2=0.05").strength_text == "0.05"));
+    CHECK((one("").head == "none" && std::isnan(one("").strength)));
+    CHECK((one("label-only").head == "label-only" && std::isnan(one("label-only").strength)));
+    // A first "=" without a number is skipped; "targets only" joins the tail.
+    const UtilityPoint t = one("top-k=x,l2=1e-05", true);
+    CHECK((t.head == "top-k=x,l2=" && t.strength == 1e-05 && t.strength_text == "1e-05" && t.tail == ", targets only"));
+
+    // A sweep: none, DP at epsilon 8, 1, 2 (out of order), L2 1 and 10, label-only.
+    std::vector<UtilityPoint> all;
+    for (const json& r : {utility_run("", 0.97, 0.554, 0.92, 0.562), utility_run("dp:eps=8,C=1", 0.89, 0.519, 0.68, 0.542),
+                          utility_run("dp:eps=1,C=1", 0.79, 0.519, 0.34, 0.524), utility_run("dp:eps=2,C=1", 0.85, 0.52, 0.5, 0.53),
+                          utility_run("l2=10", 0.9, 0.51, 0.8, 0.52), utility_run("l2=1", 0.96, 0.531, 0.91, 0.554),
+                          utility_run("label-only", 0.97, 0.5, 0.92, 0.5)})
+        for (UtilityPoint& q : privacy_utility_points(r)) all.push_back(q);
+    const std::vector<LineSeries> s = privacy_utility_series(all);
+    REQUIRE(s.size() == 8);  // {none, DP, L2, label-only} x {cnn, mamba}, in order of first appearance
+    CHECK(s[0].name == "cnn (none)");
+    CHECK(s[1].name == "mamba (none)");
+    CHECK(s[2].name == "cnn dp:eps={1, 2, 8},C=1");
+    CHECK(s[3].name == "mamba dp:eps={1, 2, 8},C=1");
+    CHECK(s[4].name == "cnn l2={1, 10}");
+    CHECK(s[6].name == "cnn (label-only)");
+    // Sorted by strength: epsilon 1, 2, 8; each point where the runs put it.
+    CHECK(s[2].x == std::vector<double>{0.79, 0.85, 0.89});
+    CHECK(s[2].y == std::vector<double>{0.519, 0.52, 0.519});
+    CHECK(s[3].x == std::vector<double>{0.34, 0.5, 0.68});
+    CHECK(s[5].y == std::vector<double>{0.554, 0.52});
+    // Colour by family (the kinds under one defence share it), style by kind.
+    for (int i = 0; i < 8; i++) {
+        CAPTURE(i);
+        CHECK(s[i].colour == i / 2);
+        CHECK(s[i].dashed == (i % 2 == 1));
+        CHECK(s[i].points_only == (i < 2 || i >= 6));  // a lone point is a dot, a family of several a curve
+    }
+
+    // The SVG: the y axis from chance (0.5), both curves and every name, escaped.
+    const std::string svg = svg_privacy_utility(all, "Privacy & utility");
+    CHECK(svg.find("Privacy &amp; utility") != std::string::npos);
+    CHECK(svg.find(">0.5</text>") != std::string::npos);
+    CHECK(count(svg, "<polyline") == 4);
+    CHECK(count(svg, "<circle") == 7 * 2 + 4);  // every point, and the 4 lone points' legend dots
+    CHECK(svg.find(">mamba dp:eps={1, 2, 8},C=1</text>") != std::string::npos);
+    std::vector<UtilityPoint> odd = {all[0]};
+    odd[0].label = "cnn (<script>)";
+    CHECK(svg_privacy_utility(odd, "t").find("cnn (&lt;script&gt;)") != std::string::npos);
+}
