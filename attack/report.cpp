@@ -210,8 +210,11 @@ std::vector<LineSeries> privacy_utility_series(const std::vector<UtilityPoint>& 
     }
     std::vector<LineSeries> out;
     for (auto& [key, pts] : groups) {
+        // By strength, NaN (no number) last: a strict weak order even if both kinds meet.
         std::stable_sort(pts.begin(), pts.end(), [](const UtilityPoint* x, const UtilityPoint* y) {
-            return x->strength < y->strength;  // NaN (no number) compares false: stays in place
+            if (std::isnan(x->strength) || std::isnan(y->strength))
+                return !std::isnan(x->strength) && std::isnan(y->strength);
+            return x->strength < y->strength;
         });
         const UtilityPoint& first = *pts.front();
         LineSeries s;
