@@ -6,23 +6,13 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#include "common/number_text.h"
+
 namespace mmia {
 
 namespace {
 
 [[noreturn]] void bad(const std::string& why) { throw std::runtime_error("--defence: " + why); }
-
-// v as "%.10g" when that reads back as the same double (every value given
-// with at most 10 digits), else with the fewest more digits that do (at most
-// 17, which always do for a finite v): the canonical SPEC is the record.
-std::string num(double v) {
-    char b[40];
-    for (int digits = 10; digits <= 17; digits++) {
-        std::snprintf(b, sizeof b, "%.*g", digits, v);
-        if (std::strtod(b, nullptr) == v) break;
-    }
-    return b;
-}
 
 // The value of "name=value" as a finite number in [lo, hi] (lo_open: > lo).
 double real_value(const std::string& item, const std::string& text, double lo, bool lo_open, double hi) {
@@ -31,8 +21,8 @@ double real_value(const std::string& item, const std::string& text, double lo, b
     // The whole text (a NUL inside ends no number), NaN failing every comparison.
     const bool ok = !text.empty() && end == text.c_str() + text.size() && (lo_open ? v > lo : v >= lo) && v <= hi;
     if (!ok)
-        bad("'" + item + "': '" + text + "' is not a number in " + (lo_open ? "(" : "[") + num(lo) + ", " + num(hi) +
-            "]");
+        bad("'" + item + "': '" + text + "' is not a number in " + (lo_open ? "(" : "[") + number_text(lo) + ", " +
+            number_text(hi) + "]");
     return v;
 }
 
@@ -164,12 +154,14 @@ Defences parse_defences(const std::vector<std::string>& specs) {
 std::string defence_spec(const Defences& d) {
     std::vector<std::string> parts;
     if (d.dp)
-        parts.push_back("dp:" + (d.dp_epsilon > 0 ? "eps=" + num(d.dp_epsilon) : "sigma=" + num(d.dp_sigma)) +
-                        ",C=" + num(d.dp_clip) + ",delta=" + num(d.dp_delta) + (d.dp_q > 0 ? ",q=" + num(d.dp_q) : ""));
-    if (d.l2 >= 0) parts.push_back("l2=" + num(d.l2));
-    if (d.label_smoothing > 0) parts.push_back("label-smoothing=" + num(d.label_smoothing));
+        parts.push_back("dp:" +
+                        (d.dp_epsilon > 0 ? "eps=" + number_text(d.dp_epsilon) : "sigma=" + number_text(d.dp_sigma)) +
+                        ",C=" + number_text(d.dp_clip) + ",delta=" + number_text(d.dp_delta) +
+                        (d.dp_q > 0 ? ",q=" + number_text(d.dp_q) : ""));
+    if (d.l2 >= 0) parts.push_back("l2=" + number_text(d.l2));
+    if (d.label_smoothing > 0) parts.push_back("label-smoothing=" + number_text(d.label_smoothing));
     if (d.early_stopping > 0) parts.push_back("early-stopping=" + std::to_string(d.early_stopping));
-    if (d.dropout > 0) parts.push_back("dropout=" + num(d.dropout));
+    if (d.dropout > 0) parts.push_back("dropout=" + number_text(d.dropout));
     if (d.augment) parts.push_back("augment");
     if (d.top_k > 0) parts.push_back("top-k=" + std::to_string(d.top_k));
     if (d.round_decimals > 0) parts.push_back("round=" + std::to_string(d.round_decimals));

@@ -1,10 +1,9 @@
 // config.cpp: see config.h.
 #include "common/config.h"
 
+#include "common/number_text.h"
+
 #include <algorithm>
-#include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -15,20 +14,6 @@ namespace mmia {
 namespace {
 
 [[noreturn]] void fail(const std::string& msg) { throw std::runtime_error(msg); }
-
-// A number as a person writes it: the fewest digits (up to 17) that read back as x,
-// so 0.99 prints "0.99" and 1e-12 prints "1e-12" (std::to_string's %f made these
-// "0.990000" and "0.000000"). Whole numbers below 1e17 keep all their digits (10, not 1e+01).
-std::string number_text(double x) {
-    char buf[40];
-    int first = 1;
-    if (std::fabs(x) >= 1 && std::fabs(x) < 1e17) first = static_cast<int>(std::floor(std::log10(std::fabs(x)))) + 1;
-    for (int digits = first; digits <= 17; digits++) {
-        std::snprintf(buf, sizeof buf, "%.*g", digits, x);
-        if (std::strtod(buf, nullptr) == x) break;
-    }
-    return buf;
-}
 
 int get_int(const json& j, const char* key, int lo, int hi, const std::string& where) {
     const json& v = j.at(key);

@@ -26,6 +26,7 @@ $(BUILD)/fuzz/fuzz_safetensors: fuzz/fuzz_safetensors.cpp export/safetensors.cpp
 	@mkdir -p $(dir $@)
 	clang++ $(FUZZ_FLAGS) fuzz/fuzz_safetensors.cpp export/safetensors.cpp common/config.cpp -o $@
 
-$(BUILD)/fuzz/fuzz_defence_spec: fuzz/fuzz_defence_spec.cpp attack/defence_spec.cpp attack/defence_spec.h
+$(BUILD)/fuzz/fuzz_defence_spec: fuzz/fuzz_defence_spec.cpp attack/defence_spec.cpp attack/defence_spec.h \
+                                  common/number_text.h
 	@mkdir -p $(dir $@)
 	clang++ $(FUZZ_FLAGS) fuzz/fuzz_defence_spec.cpp attack/defence_spec.cpp -o $@
