@@ -4,7 +4,7 @@
 //
 // The model file (docs/FORMAT.md) is mmap'd and validated completely, then
 // the weights are used in place. Images are normalised, optionally run
-// through a conv stem (3x3 conv + folded batch norm + GELU layers), cut into
+// through a conv stem (3x3 conv + folded batch norm or group norm + GELU layers), cut into
 // patches -> tokens, run through n_layers residual Mamba blocks (pre- or
 // post-norm, RMSNorm or LayerNorm), final norm and pooling, and a linear head
 // gives logits. Built with -fopenmp, batches run in parallel over images.
@@ -234,10 +234,17 @@ static void forward_one(const void* model, const float* img, float* logits, floa
         float* dst = fmap + (int64_t)c * HW;
         for (int i = 0; i < HW; i++) dst[i] = (src[i] - mean) / sd;
     }
-    // 2. the conv stem: fmap = gelu(conv3x3(fmap) + b) per layer [S][H][W]
+    // 2. the conv stem, per layer [S][H][W]: fmap = gelu(conv3x3(fmap) + b)
+    // (batch norm folded in), or gelu(group_norm(conv3x3(fmap) + b))
     for (int i = 0; i < m->n_stem; i++) {
         const MambaStemLayer* s = &m->stem[i];
-        k_conv2d(fnext, fmap, s->weight, s->bias, s->in_c, H, W, s->out_c, 3, 1, MMIA_ACT_GELU, im2col);
+        if (m->stem_norm == MMIA_STEM_GROUP_NORM) {
+            k_conv2d(fnext, fmap, s->weight, s->bias, s->in_c, H, W, s->out_c, 3, 1, MMIA_ACT_NONE, im2col);
+            k_group_norm(fnext, s->norm_w, s->norm_b, s->out_c, HW, m->stem_groups, m->block.eps);
+            k_activate(fnext, (int64_t)s->out_c * HW, MMIA_ACT_GELU);
+        } else {
+            k_conv2d(fnext, fmap, s->weight, s->bias, s->in_c, H, W, s->out_c, 3, 1, MMIA_ACT_GELU, im2col);
+        }
         float* t = fmap;
         fmap = fnext;
         fnext = t;
@@ -378,7 +385,26 @@ static int mamba_load(MambaModel* m, char* err, size_t errlen) {
         snprintf(what, sizeof what, "stem layer %d width", i);
         if (check_range(what, hp[MMIA_HP_STEM_WIDTH(i)], 1, MAMBA_MAX_STEM_WIDTH, err, errlen)) return -1;
     }
+    // The stem's norm: batch norm (folded) or group norm, whose G divides
+    // every width; no stem, no norm.
+    m->stem_norm = hp[MMIA_HP_STEM_NORM];
+    m->stem_groups = hp[MMIA_HP_STEM_GROUPS];
+    if (check_range("stem_norm", m->stem_norm, 0, m->n_stem ? 1 : 0, err, errlen)) return -1;
+    if (m->stem_norm == MMIA_STEM_GROUP_NORM) {
+        if (check_range("stem_groups", m->stem_groups, 1, MAMBA_MAX_STEM_WIDTH, err, errlen)) return -1;
+        for (int i = 0; i < m->n_stem; i++)
+            if (hp[MMIA_HP_STEM_WIDTH(i)] % m->stem_groups) {
+                packed_err(err, errlen, "stem layer %d width %d is not a multiple of stem_groups %d", i,
+                           hp[MMIA_HP_STEM_WIDTH(i)], m->stem_groups);
+                return -1;
+            }
+    } else if (m->stem_groups != 0) {
+        packed_err(err, errlen, "hp[%d] (stem_groups) is %d but a model without group norm leaves it 0",
+                   MMIA_HP_STEM_GROUPS, m->stem_groups);
+        return -1;
+    }
     for (int slot = MMIA_HP_STEM_WIDTH(m->n_stem); slot < 32; slot++) {
+        if (slot == MMIA_HP_STEM_NORM || slot == MMIA_HP_STEM_GROUPS) continue;
         if (hp[slot] != 0) {
             packed_err(err, errlen, "hp[%d] is %d but a model with %d stem layers leaves it 0", slot, hp[slot],
                        m->n_stem);
@@ -453,7 +479,9 @@ static int mamba_load(MambaModel* m, char* err, size_t errlen) {
         return -1;
     }
     const int layernorm = c->norm == MMIA_NORM_LAYER;
-    int64_t expected = 5 + 10 * (int64_t)m->n_layers + 2 * (int64_t)m->n_stem + (layernorm ? m->n_layers + 1 : 0);
+    const int group_norm = m->stem_norm == MMIA_STEM_GROUP_NORM;
+    int64_t expected = 5 + 10 * (int64_t)m->n_layers + (group_norm ? 4 : 2) * (int64_t)m->n_stem +
+                       (layernorm ? m->n_layers + 1 : 0);
 
     // Tensors: each must exist with exactly its shape; any extra is an error.
     const uint32_t D = (uint32_t)c->d_model, E = (uint32_t)c->d_inner, N = (uint32_t)c->d_state;
@@ -475,6 +503,13 @@ static int mamba_load(MambaModel* m, char* err, size_t errlen) {
         ok = ok && (st->weight = get_tensor_nd(&ld, name, 4, wshape));
         snprintf(name, sizeof name, "stem.%d.bias", i);
         ok = ok && (st->bias = get_tensor(&ld, name, (uint32_t)st->out_c, 0));
+        st->norm_w = st->norm_b = NULL;
+        if (group_norm) {
+            snprintf(name, sizeof name, "stem.%d.norm.weight", i);
+            ok = ok && (st->norm_w = get_tensor(&ld, name, (uint32_t)st->out_c, 0));
+            snprintf(name, sizeof name, "stem.%d.norm.bias", i);
+            ok = ok && (st->norm_b = get_tensor(&ld, name, (uint32_t)st->out_c, 0));
+        }
     }
     ok = ok && (m->embed_w = get_tensor(&ld, "embed.weight", D, P));
     ok = ok && (m->embed_b = get_tensor(&ld, "embed.bias", D, 0));

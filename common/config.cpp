@@ -126,7 +126,7 @@ MambaConfig mamba_from_json(const json& j) {
                                   "d_conv",  "expand",  "dt_rank", "dt_min",        "dt_max",
                                   "dt_init_floor",      "patch",   "pool",          "conv",
                                   "norm_eps", "stem",    "norm",    "norm_placement", "dropout",
-                                  "head_dropout",       "training"};
+                                  "head_dropout",       "stem_norm", "stem_groups", "training"};
     for (auto it = j.begin(); it != j.end(); ++it) {
         bool ok = false;
         for (const char* k : known) ok = ok || it.key() == k;
@@ -169,6 +169,19 @@ MambaConfig mamba_from_json(const json& j) {
                 c.stem.push_back(w.get<int>());
             }
         }
+        if (j.contains("stem_norm")) {
+            c.stem_norm = get_choice(j, "stem_norm", {"batch", "group"}, where);
+            if (c.stem.empty()) fail(where + ": \"stem_norm\" needs a \"stem\"");
+        }
+        if (c.stem_norm == "group") {
+            c.stem_groups = get_int(j, "stem_groups", 1, kMambaMaxStemWidth, where);
+            for (int w : c.stem)
+                if (w % c.stem_groups)
+                    fail(where + ": \"stem_groups\" = " + std::to_string(c.stem_groups) +
+                         " does not divide the stem width " + std::to_string(w));
+        } else if (j.contains("stem_groups")) {
+            fail(where + ": \"stem_groups\" needs \"stem_norm\": \"group\"");
+        }
         if (j.contains("norm")) c.norm = get_choice(j, "norm", {"rmsnorm", "layernorm"}, where);
         if (j.contains("norm_placement"))
             c.norm_placement = get_choice(j, "norm_placement", {"pre", "post"}, where);
@@ -194,6 +207,10 @@ json to_json(const MambaConfig& c) {
     // run of today's code with the same preset, and resumes.
     const MambaConfig def;
     if (!c.stem.empty()) j["stem"] = c.stem;
+    if (c.stem_norm != def.stem_norm) {
+        j["stem_norm"] = c.stem_norm;
+        j["stem_groups"] = c.stem_groups;
+    }
     if (c.norm != def.norm) j["norm"] = c.norm;
     if (c.norm_placement != def.norm_placement) j["norm_placement"] = c.norm_placement;
     if (c.dropout != def.dropout) j["dropout"] = c.dropout;

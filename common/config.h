@@ -35,6 +35,12 @@ struct MambaConfig {
     // output channels; the patches are then cut from its last feature map.
     // Empty (or absent in JSON) = patches of the normalised image.
     std::vector<int> stem;
+    // The stem's norm after each conv: "batch" (BatchNorm2d, folded into the
+    // conv at export; mixes the examples of a batch, so DP-SGD refuses it) or
+    // "group" (GroupNorm of stem_groups groups, eps norm_eps: per example,
+    // Wu & He 2018; the stand-in for batch norm under DP-SGD).
+    std::string stem_norm = "batch";
+    int stem_groups = 0;  // group norm: G, dividing every stem width; 0 with batch norm
     std::string norm = "rmsnorm";        // "rmsnorm" | "layernorm" (every norm of the model)
     // "pre": x = x + block(norm(x)), final norm on the tokens, then pool.
     // "post" (seed 000): x = norm(x + block(x)), pool, then the final norm.

@@ -51,13 +51,23 @@ enum MmiaMambaHp {
     MMIA_HP_NORM_PLACEMENT = 12,  // MmiaNormPlacement
     MMIA_HP_STEM_LAYERS = 13,     // conv stem layers before the patches, 0..MMIA_MAX_STEM_LAYERS
     MMIA_HP_STEM_WIDTH0 = 14,     // hp[14 + i] = output channels of stem layer i; 0 past the last
+    MMIA_HP_STEM_NORM = 22,       // MmiaStemNorm of every stem layer (0 with no stem)
+    MMIA_HP_STEM_GROUPS = 23,     // group norm: G groups, dividing every stem width; else 0
 };
-#define MMIA_MAX_STEM_LAYERS 8  // slots 14..21; hp[22..31] stay 0
+#define MMIA_MAX_STEM_LAYERS 8  // slots 14..21; hp[24..31] stay 0
 #define MMIA_HP_STEM_WIDTH(i) (MMIA_HP_STEM_WIDTH0 + (i))
 
 enum MmiaNorm : int32_t {
     MMIA_NORM_RMS = 0,    // x / sqrt(mean(x^2) + eps) * w
     MMIA_NORM_LAYER = 1,  // (x - mean) / sqrt(var + eps) * w + b
+};
+
+// The stem's normalisation after each conv. Batch norm is folded into the
+// conv at export (inference computes its eval-mode affine map); group norm
+// (Wu & He 2018) normalises each image's own channel groups, so it stays.
+enum MmiaStemNorm : int32_t {
+    MMIA_STEM_BATCH_NORM = 0,  // gelu(conv(x) + b), batch norm folded into the conv
+    MMIA_STEM_GROUP_NORM = 1,  // gelu(group_norm(conv(x) + b) * gamma + beta), eps = the norm eps
 };
 
 enum MmiaNormPlacement : int32_t {

@@ -748,6 +748,34 @@ static inline void k_conv2d(float* out, const float* x, const float* w, const fl
     k_activate(out, (int64_t)O * Ho * Wo, act);
 }
 
+// Group norm (Wu & He 2018; PyTorch's group_norm): the C channels of one
+// image are cut into G groups of C/G consecutive channels; each group is
+// normalised by its own mean and biased variance over its (C/G)*HW values,
+// then every channel gets its affine map:
+// x[c][i] = (x[c][i] - mu_g) / sqrt(var_g + eps) * w[c] + b[c], g = c / (C/G).
+// In place on x [C][HW]; w, b: [C]; G divides C. Sums in double, two passes
+// (mean first), so a large offset costs no precision.
+static inline void k_group_norm(float* x, const float* w, const float* b, int C, int HW, int G, float eps) {
+    const int cpg = C / G;
+    const int64_t n = (int64_t)cpg * HW;
+    for (int g = 0; g < G; g++) {
+        float* xg = x + (int64_t)g * n;
+        double s = 0.0;
+        for (int64_t i = 0; i < n; i++) s += xg[i];
+        const double mu = s / (double)n;
+        double ss = 0.0;
+        for (int64_t i = 0; i < n; i++) ss += ((double)xg[i] - mu) * ((double)xg[i] - mu);
+        const float rstd = (float)(1.0 / sqrt(ss / (double)n + (double)eps));
+        const float muf = (float)mu;
+        for (int c = 0; c < cpg; c++) {
+            float* xc = xg + (int64_t)c * HW;
+            const float sc = rstd * w[g * cpg + c], sh = b[g * cpg + c];
+#pragma omp simd
+            for (int i = 0; i < HW; i++) xc[i] = (xc[i] - muf) * sc + sh;
+        }
+    }
+}
+
 // Max over non-overlapping s x s windows (stride s, leftover rows/columns
 // dropped, as PyTorch's max_pool2d(x, s, s)): x [C][H][W] -> out [C][H/s][W/s].
 static inline void k_maxpool2d(float* out, const float* x, int C, int H, int W, int s) {

@@ -63,12 +63,15 @@ typedef struct {
     const float* out_proj;   // [D][E]
 } MambaLayerWeights;
 
-// One conv stem layer: 3x3 conv, padding 1, stride 1, batch norm folded in
-// at export, then exact GELU: [in_c][H][W] -> [out_c][H][W].
+// One conv stem layer: 3x3 conv, padding 1, stride 1, then its norm (batch
+// norm folded into the conv at export, or group norm), then exact GELU:
+// [in_c][H][W] -> [out_c][H][W].
 typedef struct {
     int in_c, out_c;
     const float* weight;  // [out_c][in_c][3][3]
     const float* bias;    // [out_c]
+    const float* norm_w;  // [out_c] group norm gamma; NULL with batch norm (folded)
+    const float* norm_b;  // [out_c] group norm beta; NULL with batch norm
 } MambaStemLayer;
 
 typedef struct {
@@ -78,6 +81,8 @@ typedef struct {
     float in_mean[4], in_std[4];           // per channel: (pixel - mean) / std
     int n_stem;                            // conv stem layers (0 = patches of the image)
     MambaStemLayer stem[MAMBA_MAX_STEM_LAYERS];
+    int stem_norm;                         // MMIA_STEM_BATCH_NORM or MMIA_STEM_GROUP_NORM
+    int stem_groups;                       // G of the group norm (divides every stem width); 0 with batch norm
     int patch_channels;                    // Cp: C, or the last stem layer's out_c
     int patch_h, patch_w;                  // ph, pw
     int seq_len;                           // L = (H/ph) * (W/pw)

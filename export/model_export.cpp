@@ -90,13 +90,25 @@ PackedModelData pack_mamba(MambaClassifier& model) {
                                  " layers does not fit the format (at most " + std::to_string(MMIA_MAX_STEM_LAYERS) + ")");
     h.hp[MMIA_HP_STEM_LAYERS] = int32_t(c.stem.size());
     for (size_t i = 0; i < c.stem.size(); i++) h.hp[MMIA_HP_STEM_WIDTH(i)] = c.stem[i];
+    const bool group_norm = !c.stem.empty() && c.stem_norm == "group";
+    h.hp[MMIA_HP_STEM_NORM] = group_norm ? MMIA_STEM_GROUP_NORM : MMIA_STEM_BATCH_NORM;
+    h.hp[MMIA_HP_STEM_GROUPS] = group_norm ? c.stem_groups : 0;
     h.fp[MMIA_FP_NORM_EPS] = float(c.norm_eps);
 
     torch::NoGradGuard no_grad;
     auto& t = out.tensors;
-    for (size_t i = 0; i < c.stem.size(); i++) {  // conv + folded batch norm
+    for (size_t i = 0; i < c.stem.size(); i++) {
         auto layer = model->stem[i]->as<StemLayer>();
-        push_conv(t, "stem." + std::to_string(i) + ".", fold_batch_norm(layer->conv->weight, {}, layer->bn));
+        const std::string p = "stem." + std::to_string(i) + ".";
+        if (!group_norm) {  // conv + folded batch norm
+            push_conv(t, p, fold_batch_norm(layer->conv->weight, {}, layer->bn));
+            continue;
+        }
+        // conv (a zero bias: the format's stem conv has one), then the group norm's gamma and beta
+        const uint32_t S = uint32_t(c.stem[i]);
+        push_conv(t, p, FoldedConv{layer->conv->weight, torch::zeros({int64_t(S)})});
+        t.push_back(to_packed(p + "norm.weight", layer->gn->weight, {S}));
+        t.push_back(to_packed(p + "norm.bias", layer->gn->bias, {S}));
     }
     t.push_back(to_packed("embed.weight", model->embed->weight, {D, P}));
     t.push_back(to_packed("embed.bias", model->embed->bias, {D}));

@@ -34,7 +34,8 @@ struct FoldedConv {
 FoldedConv fold_batch_norm(const torch::Tensor& weight, const torch::Tensor& bias,
                            const torch::nn::BatchNorm2d& bn);
 
-// A conv stem's batch norms are folded (fold_batch_norm).
+// A conv stem's batch norms are folded (fold_batch_norm); a group-norm stem
+// keeps its gamma and beta (stem.{i}.norm.weight, .bias; docs/FORMAT.md).
 PackedModelData pack_mamba(MambaClassifier& model);
 
 // Each batch norm is folded into the conv before it (fold_batch_norm).

@@ -179,6 +179,47 @@ TEST_CASE("image Mamba presets resolve; stem, norm and dropout fields are option
     CHECK(resolve_preset(empty_stem, "mamba", "mamba-seed000").mamba.stem.empty());
 }
 
+TEST_CASE("stem_norm: batch by default; mamba-cifar-gn is mamba-cifar with 8 groups; bad values refused") {
+    json cfg = load_config_file("config.json");
+    MambaConfig bn = resolve_preset(cfg, "mamba", "mamba-cifar").mamba;
+    MambaConfig gn = resolve_preset(cfg, "mamba", "mamba-cifar-gn").mamba;
+    CHECK((bn.stem_norm == "batch" && bn.stem_groups == 0));
+    CHECK((gn.stem_norm == "group" && gn.stem_groups == 8));
+    CHECK(!to_json(bn).contains("stem_norm"));  // default left out: older checkpoints' records unchanged
+    CHECK(to_json(gn)["stem_norm"] == "group");
+    CHECK(to_json(gn)["stem_groups"] == 8);
+    CHECK(to_json(mamba_from_json(to_json(gn))) == to_json(gn));
+    // everything else is mamba-cifar's
+    json a = to_json(gn);
+    a.erase("stem_norm");
+    a.erase("stem_groups");
+    CHECK(a == to_json(bn));
+    CHECK(resolve_training(cfg, "mamba-cifar-gn").dp_learning_rate == 0.03);
+
+    auto refused = [&](json preset, const std::string& msg) {
+        json bad = cfg;
+        bad["presets"]["x"] = preset;
+        CHECK_THROWS_WITH_AS(resolve_preset(bad, "mamba", "x"), doctest::Contains(msg.c_str()), std::runtime_error);
+    };
+    json p = cfg["presets"]["mamba-cifar-gn"];
+    p["stem_norm"] = "layer";
+    refused(p, "\"stem_norm\" = \"layer\" is not one of: batch, group");
+    p = cfg["presets"]["mamba-cifar-gn"];
+    p["stem_groups"] = 5;
+    refused(p, "mamba config: \"stem_groups\" = 5 does not divide the stem width 32");
+    p["stem_groups"] = 0;
+    refused(p, "\"stem_groups\" = 0 is outside [1, 4096]");
+    p.erase("stem_groups");
+    refused(p, "missing field");
+    p = cfg["presets"]["mamba-cifar"];
+    p["stem_groups"] = 8;
+    refused(p, "mamba config: \"stem_groups\" needs \"stem_norm\": \"group\"");
+    p = cfg["presets"]["mamba-mnist"];
+    p["stem_norm"] = "group";
+    p["stem_groups"] = 1;
+    refused(p, "mamba config: \"stem_norm\" needs a \"stem\"");
+}
+
 TEST_CASE("CNN presets: shokri and mambaris-cnn resolve, round-trip, and fit MNIST and CIFAR-10") {
     json cfg = load_config_file("config.json");
     ModelSpec def = resolve_preset(cfg, "cnn", "");

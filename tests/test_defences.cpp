@@ -238,8 +238,8 @@ TEST_CASE("bin/attack --defence: a bad SPEC gets one exact error line, exit 2") 
                         dir);
     CHECK(bn.code == 1);
     CHECK(bn.err == "error: DP-SGD: preset mambaris-cnn: a conv layer has batch norm, which mixes the examples of a "
-                    "batch (no per-example gradient), and the engines have no group norm to replace it; choose a "
-                    "preset without batch norm (mamba-mnist, shokri)\n");
+                    "batch (no per-example gradient); the CNN engine has no group norm to replace it; choose a CNN "
+                    "preset without batch norm (shokri)\n");
     CHECK(!cli_file_exists(dir + "/run"));
 }
 

@@ -102,8 +102,9 @@ struct Model {
 };
 // Every way DP-SGD computes per-example gradients, on every model kind:
 // "mamba" and "cnn" by microbatches of one; "mamba/expanded" and
-// "cnn/expanded" by expanded weights, and "mamba-post-ln/expanded" so on seed
-// 000's layout (layer norm with bias, post-norm blocks, pool then norm).
+// "cnn/expanded" by expanded weights, "mamba-post-ln/expanded" so on seed
+// 000's layout (layer norm with bias, post-norm blocks, pool then norm), and
+// "mamba-gn-stem/expanded" on a group-norm conv stem (mamba-cifar-gn's).
 const char* const kKinds[] = {"mamba", "mamba/expanded", "mamba-post-ln/expanded", "cnn", "cnn/expanded"};
 
 Model make_model(const std::string& kind, uint64_t seed) {
@@ -112,6 +113,11 @@ Model make_model(const std::string& kind, uint64_t seed) {
     if (kind.rfind("mamba", 0) == 0) {
         MambaConfig c = tiny_mamba();
         if (kind.rfind("mamba-post-ln", 0) == 0) c.norm = "layernorm", c.norm_placement = "post";
+        if (kind.rfind("mamba-gn-stem", 0) == 0) {  // mamba-cifar-gn's layout: a conv stem with group norm
+            c.stem = {4};
+            c.stem_norm = "group";
+            c.stem_groups = 2;
+        }
         MambaClassifier m(c, 1, kH, kW, kClasses, mean, stdv);
         const bool expanded = kind.find("/expanded") != std::string::npos;
         if (expanded) {  // weights away from their init: every path matters
@@ -272,7 +278,7 @@ TEST_CASE("clipping: each example's contribution is g_i min(1, C/(|g_i|+1e-6)); 
 }
 
 TEST_CASE("expanded weights equal microbatches of one: clipped sum, norms and stats, label smoothing on (1e-5)") {
-    for (const std::string kind : {"mamba/expanded", "mamba-post-ln/expanded", "cnn/expanded"}) {
+    for (const std::string kind : {"mamba/expanded", "mamba-post-ln/expanded", "mamba-gn-stem/expanded", "cnn/expanded"}) {
         CAPTURE(kind);
         Model m = make_model(kind, 21);
         m.module->train();
@@ -314,7 +320,7 @@ TEST_CASE("expanded weights equal microbatches of one: clipped sum, norms and st
 }
 
 TEST_CASE("a forward with every parameter expanded (convs, dense layers expanded or ghost) gives the shared forward's logits") {
-    for (const std::string kind : {"mamba/expanded", "mamba-post-ln/expanded", "cnn/expanded"}) {
+    for (const std::string kind : {"mamba/expanded", "mamba-post-ln/expanded", "mamba-gn-stem/expanded", "cnn/expanded"}) {
         CAPTURE(kind);
         Model m = make_model(kind, 5);
         m.module->train();
@@ -564,16 +570,16 @@ TEST_CASE("bin/train: bad DP and regularisation flags get one error line each") 
          "language models (see --help)"},
         {"--model cnn --preset mambaris-cnn --dp-noise-multiplier 1", 1,
          "error: DP-SGD: preset mambaris-cnn: a conv layer has batch norm, which mixes the examples of a batch (no "
-         "per-example gradient), and the engines have no group norm to replace it; choose a preset without batch "
-         "norm (mamba-mnist, shokri)"},
+         "per-example gradient); the CNN engine has no group norm to replace it; choose a CNN preset without batch "
+         "norm (shokri)"},
         {"--label-smoothing 1", 2, "error: --label-smoothing: '1' is not a label smoothing in [0, 0.99] (see --help)"},
         {"--weight-decay -1", 2, "error: --weight-decay: '-1' is not a weight decay in [0, 10] (see --help)"},
         {"--model mamba-lm --corpus /nonexistent --label-smoothing 0.1", 2,
          "error: --label-smoothing is for image models; a language model trains on --corpus (see --help)"},
         {"--model mamba --preset mamba-cifar --dataset cifar10 --dp-noise-multiplier 1", 1,
          "error: DP-SGD: preset mamba-cifar: its conv stem has batch norm, which mixes the examples of a batch (no "
-         "per-example gradient), and the engines have no group norm to replace it; choose a preset without batch "
-         "norm (mamba-mnist, shokri)"},
+         "per-example gradient); give the stem group norm (\"stem_norm\": \"group\", as preset mamba-cifar-gn) or "
+         "choose a preset without a stem (mamba-mnist)"},
     };
     for (const Row& r : rows) {
         CAPTURE(r.args);

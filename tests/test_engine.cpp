@@ -101,6 +101,7 @@ struct Cfg {
     int pool = MMIA_POOL_MEAN, conv_mode = MMIA_CONV_CAUSAL;
     int norm = MMIA_NORM_RMS, placement = MMIA_NORM_PRE;
     std::vector<int> stem;  // conv stem widths (3x3, pad 1, GELU), none by default
+    int stem_groups = 0;    // > 0: group norm of that many groups after each stem conv; 0: batch norm (folded)
     float eps = 1e-5f;
     float mean[4] = {0.1307f, 0.2f, 0.3f, 0.4f};
     float sd[4] = {0.3081f, 0.5f, 0.6f, 0.7f};
@@ -136,6 +137,8 @@ MmiaHeader make_header(const Cfg& c) {
     h.hp[MMIA_HP_NORM_PLACEMENT] = c.placement;
     h.hp[MMIA_HP_STEM_LAYERS] = int32_t(c.stem.size());
     for (size_t i = 0; i < c.stem.size(); i++) h.hp[MMIA_HP_STEM_WIDTH(i)] = c.stem[i];
+    h.hp[MMIA_HP_STEM_NORM] = c.stem_groups ? MMIA_STEM_GROUP_NORM : MMIA_STEM_BATCH_NORM;
+    h.hp[MMIA_HP_STEM_GROUPS] = c.stem_groups;
     h.fp[MMIA_FP_NORM_EPS] = c.eps;
     return h;
 }
@@ -177,6 +180,10 @@ Model random_model(const Cfg& c, unsigned seed) {
         const float r = 1.0f / std::sqrt(float(cin * 9));
         add("stem." + std::to_string(i) + ".weight", {co, cin, 3, 3}, uniform(g, co * cin * 9, -2 * r, 2 * r));
         add("stem." + std::to_string(i) + ".bias", {co}, uniform(g, co, -0.3f, 0.3f));
+        if (c.stem_groups) {
+            add("stem." + std::to_string(i) + ".norm.weight", {co}, uniform(g, co, 0.5f, 1.5f));
+            add("stem." + std::to_string(i) + ".norm.bias", {co}, uniform(g, co, -0.3f, 0.3f));
+        }
         cin = co;
     }
     add("embed.weight", {D, P}, uniform(g, D * P, -sP, sP));
@@ -296,8 +303,26 @@ std::vector<double> ref_logits(const Model& m, const float* img) {
                                 if (yy < 0 || yy >= c.H || xx < 0 || xx >= c.W) continue;
                                 acc += double(w[((size_t(o) * cin + i) * 3 + ky) * 3 + kx]) * fm[size_t(i) * HW + yy * c.W + xx];
                             }
-                    out[size_t(o) * HW + y * c.W + x] = 0.5 * acc * (1.0 + std::erf(acc / std::sqrt(2.0)));
+                    out[size_t(o) * HW + y * c.W + x] = acc;
                 }
+        if (c.stem_groups) {  // group norm: each group of co/G channels by its own mean and biased variance
+            const auto& gw_ = m.t("stem." + std::to_string(s) + ".norm.weight");
+            const auto& gb_ = m.t("stem." + std::to_string(s) + ".norm.bias");
+            const int cpg = co / c.stem_groups;
+            for (int gi = 0; gi < c.stem_groups; gi++) {
+                const size_t lo = size_t(gi) * cpg * HW, n = size_t(cpg) * HW;
+                double mu = 0, var = 0;
+                for (size_t k = 0; k < n; k++) mu += out[lo + k];
+                mu /= double(n);
+                for (size_t k = 0; k < n; k++) var += (out[lo + k] - mu) * (out[lo + k] - mu);
+                var /= double(n);
+                for (size_t k = 0; k < n; k++) {
+                    const int ch = gi * cpg + int(k / HW);
+                    out[lo + k] = (out[lo + k] - mu) / std::sqrt(var + c.eps) * gw_[ch] + gb_[ch];
+                }
+            }
+        }
+        for (double& v : out) v = 0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0)));  // exact GELU
         fm = out;
         cin = co;
     }
@@ -592,6 +617,35 @@ TEST_CASE("rmsnorm over features, feature-major") {
     CHECK(o2[0] == 0.0f);
 }
 
+TEST_CASE("group norm: hand-computed, 1 and 2 groups, in place") {
+    // 2 channels of 2 values: [1, 2] and [3, 4]; gamma [1, 2], beta [0, 1], eps 0.
+    const float w[2] = {1, 2}, b[2] = {0, 1};
+    {  // G = 1: mean 2.5, var 1.25 over all four; (x - 2.5) / sqrt(1.25)
+        float x[4] = {1, 2, 3, 4};
+        k_group_norm(x, w, b, 2, 2, 1, 0.0f);
+        const double r = 1.0 / std::sqrt(1.25);
+        CHECK(x[0] == doctest::Approx(-1.5 * r).epsilon(1e-6));
+        CHECK(x[1] == doctest::Approx(-0.5 * r).epsilon(1e-6));
+        CHECK(x[2] == doctest::Approx(0.5 * r * 2 + 1).epsilon(1e-6));
+        CHECK(x[3] == doctest::Approx(1.5 * r * 2 + 1).epsilon(1e-6));
+    }
+    {  // G = 2: each channel alone, mean 1.5 / 3.5, var 0.25: values -1, 1
+        float x[4] = {1, 2, 3, 4};
+        k_group_norm(x, w, b, 2, 2, 2, 0.0f);
+        CHECK(x[0] == doctest::Approx(-1.0).epsilon(1e-6));
+        CHECK(x[1] == doctest::Approx(1.0).epsilon(1e-6));
+        CHECK(x[2] == doctest::Approx(-1.0).epsilon(1e-6));  // -1 * 2 + 1
+        CHECK(x[3] == doctest::Approx(3.0).epsilon(1e-6));   //  1 * 2 + 1
+    }
+    {  // a constant group with eps 1e-5: (x - mu) = 0, so beta exactly; a large offset costs nothing
+        float x[4] = {1e4f, 1e4f + 1, 7, 7};
+        k_group_norm(x, w, b, 2, 2, 2, 1e-5f);
+        CHECK(x[0] == doctest::Approx(-1.0 / std::sqrt(1.0 + 4e-5)).epsilon(1e-6));
+        CHECK(x[2] == 1.0f);
+        CHECK(x[3] == 1.0f);
+    }
+}
+
 TEST_CASE("matmul feature-major: odd sizes, bias, accumulate; matvec") {
     // O: 8-row tiles, the 4-row and 1-row leftovers; I: x read in place
     // (< 32) or through panels of K_MM_KB = 128 features (several for 200,
@@ -829,6 +883,12 @@ TEST_CASE("whole model matches the naive double forward") {
         c.placement = MMIA_NORM_PRE;
         c.H = 10, c.W = 6;
         cases.push_back({"stem rmsnorm pre, 10x6", c});
+        c.stem = {4, 6};  // group norm after each conv: 2 groups (2 and 3 channels each)
+        c.stem_groups = 2;
+        cases.push_back({"stem group norm, 2 groups", c});
+        c.stem = {4};  // one group: layer norm over the whole map
+        c.stem_groups = 1;
+        cases.push_back({"stem group norm, 1 group", c});
     }
     int idx = 0;
     for (const Case& tc : cases) {

@@ -112,6 +112,35 @@ std::vector<float> to_feature_major(const torch::Tensor& x) {
     return std::vector<float>(t.data_ptr<float>(), t.data_ptr<float>() + t.numel());
 }
 
+// Used, and used right: after changing any one of `tensors` (the model's
+// parameters, buffers maybe), the engine's logits on `images` move, and
+// still equal LibTorch's. (A tensor the engine ignored would leave its
+// logits bit-identical; one it misused would break the parity.) Returns
+// how many float tensors were checked.
+int check_each_tensor_used(MambaClassifier& model, const std::vector<torch::Tensor>& tensors,
+                           const torch::Tensor& images, const TempDir& tmp) {
+    auto base = mamba_engine_logits(model, images, tmp.file("base.bin"));
+    CHECK(parity_error(torch_logits(model, images), base) <= kParityTol);
+    int checked = 0;
+    for (size_t i = 0; i < tensors.size(); i++) {
+        torch::Tensor t = tensors[i];
+        if (t.dtype() != torch::kFloat32) continue;  // num_batches_tracked
+        CAPTURE(i);
+        torch::NoGradGuard g;
+        auto saved = t.clone();
+        // each entry scaled by its own factor in [0.5, 1.5): not a shift common
+        // to all features (LayerNorm removes those), and signs kept (std, var > 0)
+        t.mul_(torch::rand_like(t) + 0.5);
+        auto moved = mamba_engine_logits(model, images, tmp.file("moved.bin"));
+        auto moved_ref = torch_logits(model, images);
+        t.copy_(saved);
+        CHECK((moved - base).abs().max().item<double>() > 0);
+        CHECK((moved - moved_ref).abs().max().item<double>() <= 1e-5);
+        checked++;
+    }
+    return checked;
+}
+
 }  // namespace
 
 // ===========================================================================
@@ -165,7 +194,7 @@ TEST_CASE("stem layer: conv + batch norm folded at export + GELU equals LibTorch
             CAPTURE(C);
             CAPTURE(O);
             const int H = 7, W = 9;  // odd and unequal: rows and columns cannot be swapped unnoticed
-            StemLayer layer(C, O);
+            StemLayer layer(C, O, MambaConfig{});  // stem_norm "batch", the default
             {
                 torch::NoGradGuard g;
                 layer->bn->weight.copy_(torch::rand({O}) + 0.5);
@@ -183,6 +212,45 @@ TEST_CASE("stem layer: conv + batch norm folded at export + GELU equals LibTorch
                      O, 3, 1, MMIA_ACT_GELU, col.data());
             auto got = torch::from_blob(out.data(), {O, H, W});
             CHECK((got - ref).abs().max().item<double>() <= 1e-5);
+        }
+    }
+}
+
+TEST_CASE("stem layer with group norm: conv + group norm + GELU equals LibTorch's (train and eval: no running statistics)") {
+    torch::manual_seed(7);
+    for (int C : {1, 3}) {
+        for (auto [O, G] : {std::pair{8, 2}, std::pair{32, 8}, std::pair{6, 1}, std::pair{5, 5}}) {
+            for (double offset : {0.0, 50.0}) {
+                CAPTURE(C);
+                CAPTURE(O);
+                CAPTURE(G);
+                CAPTURE(offset);
+                const int H = 7, W = 9;
+                MambaConfig cfg;
+                cfg.stem_norm = "group";
+                cfg.stem_groups = G;
+                StemLayer layer(C, O, cfg);
+                REQUIRE(!layer->bn);
+                {
+                    torch::NoGradGuard g;
+                    layer->gn->weight.copy_(torch::rand({O}) + 0.5);
+                    layer->gn->bias.copy_(torch::randn({O}) * 0.3);
+                }
+                auto x = torch::randn({1, C, H, W}) + offset;
+                auto ref = layer->forward(x).squeeze(0).detach();  // (O, H, W)
+                layer->eval();
+                CHECK(torch::equal(layer->forward(x).squeeze(0).detach(), ref));
+                auto w = layer->conv->weight.detach().contiguous();
+                std::vector<float> out(size_t(O) * H * W), zero(size_t(O), 0.0f),
+                    col(size_t(k_im2col_packed_floats(int64_t(C) * 9, H * W)));
+                k_conv2d(out.data(), x.contiguous().data_ptr<float>(), w.data_ptr<float>(), zero.data(), C, H, W, O, 3,
+                         1, MMIA_ACT_NONE, col.data());
+                k_group_norm(out.data(), layer->gn->weight.data_ptr<float>(), layer->gn->bias.data_ptr<float>(), O,
+                             H * W, G, 1e-5f);
+                k_activate(out.data(), int64_t(out.size()), MMIA_ACT_GELU);
+                auto got = torch::from_blob(out.data(), {O, H, W});
+                CHECK((got - ref).abs().max().item<double>() <= 2e-5);
+            }
         }
     }
 }
@@ -206,35 +274,47 @@ TEST_CASE("every parameter the forward pass uses is exported, batch norms folded
         // a batch norm's gamma and beta (2 per channel) become its conv's bias (1 per channel)
         CHECK(exported == param_values - bn_channels);
     }
-    // Used, and used right: after changing any one parameter tensor or
-    // batch-norm statistic, the engine's logits move, and still equal
-    // LibTorch's. (A tensor the engine ignored would leave its logits
-    // bit-identical; one it misused would break the parity.)
+    // Used, and used right: every parameter tensor and batch-norm statistic
+    // (check_each_tensor_used).
     MambaClassifier model = make_model(tiny_config());
     perturb(model, 0.05);
     auto images = images_to_tensor(cifar().test).narrow(0, 0, 4);
-    auto base = mamba_engine_logits(model, images, tmp.file("base.bin"));
     std::vector<torch::Tensor> all = model->parameters();
     for (auto& b : model->buffers()) all.push_back(b);  // running stats, in_mean, in_std
-    int checked = 0;
-    for (size_t i = 0; i < all.size(); i++) {
-        if (all[i].dtype() != torch::kFloat32) continue;  // num_batches_tracked
-        CAPTURE(i);
-        torch::NoGradGuard g;
-        auto saved = all[i].clone();
-        // each entry scaled by its own factor in [0.5, 1.5): not a shift common
-        // to all features (LayerNorm removes those), and signs kept (std, var > 0)
-        all[i].mul_(torch::rand_like(all[i]) + 0.5);
-        auto moved = mamba_engine_logits(model, images, tmp.file("moved.bin"));
-        auto moved_ref = torch_logits(model, images);
-        all[i].copy_(saved);
-        CHECK((moved - base).abs().max().item<double>() > 0);
-        CHECK((moved - moved_ref).abs().max().item<double>() <= 1e-5);
-        checked++;
-    }
+    const int checked = check_each_tensor_used(model, all, images, tmp);
     // 2 stem layers x (conv weight, bn weight, bias, running mean, var), embed 2, 2 layers x 11,
     // norm_f 2, head 2, in_mean and in_std
     CHECK(checked == 2 * 5 + 2 + 2 * 11 + 2 + 2 + 2);
+}
+
+TEST_CASE("a group-norm stem: every parameter exported unfolded (the conv's bias 0) and each one used") {
+    torch::manual_seed(11);
+    TempDir tmp("mmia_cifar_parity");
+    {
+        MambaClassifier model = make_model(preset_config("mamba-cifar-gn"));
+        int64_t param_values = 0;
+        for (const auto& p : model->parameters()) param_values += p.numel();
+        PackedModelData packed = pack_mamba(model);
+        CHECK(packed.header.hp[MMIA_HP_STEM_NORM] == MMIA_STEM_GROUP_NORM);
+        CHECK(packed.header.hp[MMIA_HP_STEM_GROUPS] == 8);
+        int64_t exported = 0;
+        for (const auto& t : packed.tensors) {
+            exported += int64_t(t.data.size());
+            if (t.name == "stem.0.bias")
+                for (float v : t.data) CHECK(v == 0.0f);
+        }
+        CHECK(exported == param_values + 32);  // + the conv's zero bias
+    }
+    MambaConfig c = tiny_config();  // stem [4, 6], layernorm, post-norm
+    c.stem_norm = "group";
+    c.stem_groups = 2;
+    MambaClassifier model = make_model(c);
+    perturb(model, 0.05);
+    model->eval();
+    auto images = images_to_tensor(cifar().test).narrow(0, 0, 4);
+    const int checked = check_each_tensor_used(model, model->parameters(), images, tmp);
+    // 2 stem layers x (conv weight, gn weight, gn bias), embed 2, 2 layers x 11, norm_f 2, head 2
+    CHECK(checked == 2 * 3 + 2 + 2 * 11 + 2 + 2);
 }
 
 TEST_CASE("engine logits match LibTorch within 1e-5 (relative to the largest logit) on real CIFAR-10 images: each new preset and norm variant") {
@@ -249,7 +329,8 @@ TEST_CASE("engine logits match LibTorch within 1e-5 (relative to the largest log
                       Variant{"mamba-seed000", "rmsnorm", "post", "last"},
                       Variant{"mamba-cifar", "rmsnorm", "pre", "mean"},
                       Variant{"mamba-cifar", "layernorm", "pre", "last"},
-                      Variant{"mamba-cifar", "layernorm", "post", "mean"}}) {
+                      Variant{"mamba-cifar", "layernorm", "post", "mean"},
+                      Variant{"mamba-cifar-gn", "rmsnorm", "pre", "mean"}}) {
         CAPTURE(v.preset);
         CAPTURE(v.norm);
         CAPTURE(v.placement);
@@ -278,7 +359,7 @@ TEST_CASE("trained on real CIFAR-10: engine logits within 1e-5 (relative to the 
         std::string preset;
         int64_t n_train;
     };
-    for (Run r : {Run{"mamba-cifar", 3000}, Run{"mamba-seed000", 1024}}) {
+    for (Run r : {Run{"mamba-cifar", 3000}, Run{"mamba-cifar-gn", 3000}, Run{"mamba-seed000", 1024}}) {
         CAPTURE(r.preset);
         TrainJob job = cifar_job(r.preset, tmp.file(r.preset + ".pt"), 1);
         const Images train = first_images(cifar().train, r.n_train);
@@ -386,7 +467,31 @@ TEST_CASE("bad stem and norm header fields are refused with a clear error (libra
             "tensor 'embed.weight' has shape [16, 384], expected [16, 192]");
     // a third layer the file does not hold
     refused(with_hp({{MMIA_HP_STEM_LAYERS, 3}, {MMIA_HP_STEM_WIDTH(2), 6}}), "missing tensor 'stem.2.weight'");
-    refused(with_hp({{22, 1}}), "hp[22] is 1");
+    // the stem's norm: batch (0, folded) or group (1) with G dividing every width
+    refused(with_hp({{MMIA_HP_STEM_NORM, 2}}), "stem_norm is 2, outside 0..1");
+    refused(with_hp({{MMIA_HP_STEM_NORM, -1}}), "stem_norm is -1, outside 0..1");
+    refused(with_hp({{MMIA_HP_STEM_NORM, 1}}), "stem_groups is 0, outside 1..4096");
+    refused(with_hp({{MMIA_HP_STEM_NORM, 1}, {MMIA_HP_STEM_GROUPS, 4}}),
+            "stem layer 1 width 6 is not a multiple of stem_groups 4");
+    refused(with_hp({{MMIA_HP_STEM_NORM, 1}, {MMIA_HP_STEM_GROUPS, 2}}), "missing tensor 'stem.0.norm.weight'");
+    refused(with_hp({{MMIA_HP_STEM_GROUPS, 2}}), "hp[23] (stem_groups) is 2 but a model without group norm leaves it 0");
+    refused(with_hp({{MMIA_HP_STEM_LAYERS, 0}, {MMIA_HP_STEM_WIDTH(0), 0}, {MMIA_HP_STEM_WIDTH(1), 0}, {MMIA_HP_STEM_NORM, 1}}),
+            "stem_norm is 1, outside 0..0");
+    refused(with_hp({{24, 1}}), "hp[24] is 1");
+    {  // a group-norm file read as batch norm: its norm tensors are unknown; one without them is refused
+        MambaConfig c = tiny_config();
+        c.stem_norm = "group";
+        c.stem_groups = 2;
+        MambaClassifier gm = make_model(c);
+        PackedModelData gp = pack_mamba(gm);
+        std::vector<PackedTensor> kept;
+        for (const auto& t : gp.tensors)
+            if (t.name != "stem.1.norm.bias") kept.push_back(t);
+        refused(pack_model_bytes(gp.header, kept), "missing tensor 'stem.1.norm.bias'");
+        gp.header.hp[MMIA_HP_STEM_NORM] = MMIA_STEM_BATCH_NORM;
+        gp.header.hp[MMIA_HP_STEM_GROUPS] = 0;
+        refused(pack_model_bytes(gp.header, gp.tensors), "unknown tensor 'stem.0.norm.weight'");
+    }
     refused(with_hp({{31, -5}}), "hp[31] is -5");
     refused(with_hp({{MMIA_HP_NORM, 2}}), "norm is 2, outside 0..1");
     refused(with_hp({{MMIA_HP_NORM_PLACEMENT, 7}}), "norm_placement is 7, outside 0..1");

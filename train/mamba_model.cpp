@@ -26,14 +26,28 @@ torch::Tensor NormImpl::forward(const torch::Tensor& x, const PerExampleParams* 
     return x * torch::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + eps) * pe_rows(w, x);
 }
 
-StemLayerImpl::StemLayerImpl(int64_t in_channels, int64_t out_channels) {
+StemLayerImpl::StemLayerImpl(int64_t in_channels, int64_t out_channels, const MambaConfig& c) {
     conv = register_module(
         "conv", nn::Conv2d(nn::Conv2dOptions(in_channels, out_channels, 3).padding(1).bias(false)));
-    bn = register_module("bn", nn::BatchNorm2d(out_channels));
+    if (c.stem_norm == "group")
+        gn = register_module("gn", nn::GroupNorm(nn::GroupNormOptions(c.stem_groups, out_channels).eps(c.norm_eps)));
+    else
+        bn = register_module("bn", nn::BatchNorm2d(out_channels));
 }
 
-torch::Tensor StemLayerImpl::forward(const torch::Tensor& x) {
-    return torch::gelu(bn(conv(x)));  // exact (erf) GELU, as the engine computes it
+torch::Tensor StemLayerImpl::forward(const torch::Tensor& x, const PerExampleParams* pe) {
+    if (bn) {
+        TORCH_CHECK(!pe, "per-example parameters: a batch-norm stem takes none");
+        return torch::gelu(bn(conv(x)));  // exact (erf) GELU, as the engine computes it
+    }
+    const auto& w = pe_param(conv->weight, pe);
+    const auto& g = pe_param(gn->weight, pe);
+    const auto& b = pe_param(gn->bias, pe);
+    auto y = pe_conv2d(x, w, {}, 1);  // (B, S, H, W)
+    if (g.dim() == 1) return torch::gelu(gn(y));
+    // per-example gamma, beta (B, S): the normalisation itself has no parameters
+    y = torch::group_norm(y, gn->options.num_groups(), {}, {}, gn->options.eps());
+    return torch::gelu(y * g.unsqueeze(-1).unsqueeze(-1) + b.unsqueeze(-1).unsqueeze(-1));
 }
 
 // Dropout on the training path only; p = 0 adds no op (and draws nothing from
@@ -121,7 +135,7 @@ MambaClassifierImpl::MambaClassifierImpl(const MambaConfig& c, int channels_, in
         stem = register_module("stem", nn::ModuleList());
         int64_t stem_in = channels;
         for (int width : c.stem) {
-            stem->push_back(StemLayer(stem_in, width));
+            stem->push_back(StemLayer(stem_in, width, c));
             stem_in = width;
         }
     }
@@ -147,13 +161,14 @@ torch::Tensor MambaClassifierImpl::forward(const torch::Tensor& images, const Pe
     TORCH_CHECK(images.dim() == 4 && images.size(1) == channels && images.size(2) == height &&
                     images.size(3) == width,
                 "expected images of shape (B, ", channels, ", ", height, ", ", width, ")");
-    TORCH_CHECK(!(pe && stem), "per-example parameters: a model with a conv stem takes none");
+    TORCH_CHECK(!(pe && stem && cfg.stem_norm != "group"),
+                "per-example parameters: a model with a batch-norm stem takes none");
     auto x = (images - in_mean.view({1, -1, 1, 1})) / in_std.view({1, -1, 1, 1});
     if (stem) {
         // Channels-last sends LibTorch's conv2d to oneDNN (~3x faster here,
         // as for the CNN); values and their logical order are the same.
         x = x.contiguous(torch::MemoryFormat::ChannelsLast);
-        for (const auto& layer : *stem) x = layer->as<StemLayer>()->forward(x);  // (B, S, H, W)
+        for (const auto& layer : *stem) x = layer->as<StemLayer>()->forward(x, pe);  // (B, S, H, W)
     }
     auto h = pe_linear(patchify(x), pe_param(embed->weight, pe), pe_param(embed->bias, pe));  // (B, L, D)
     for (const auto& layer : *layers) h = layer->as<MambaBlock>()->forward(h, pe);

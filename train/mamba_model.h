@@ -27,13 +27,17 @@ struct NormImpl : torch::nn::Module {
 };
 TORCH_MODULE(Norm);
 
-// One layer of the conv stem: gelu(bn(conv(x))), GELU in its exact erf form.
-// Export folds the batch norm into the conv (its eval-mode affine map).
+// One layer of the conv stem: gelu(norm(conv(x))), GELU in its exact erf
+// form; norm is batch norm (cfg.stem_norm "batch": export folds it into the
+// conv, its eval-mode affine map) or group norm ("group", G = stem_groups,
+// eps = norm_eps; per example, so DP-SGD can clip it, Wu & He 2018).
 struct StemLayerImpl : torch::nn::Module {
-    StemLayerImpl(int64_t in_channels, int64_t out_channels);
-    torch::Tensor forward(const torch::Tensor& x);  // (B, C, H, W) -> (B, S, H, W)
-    torch::nn::Conv2d conv{nullptr};     // weight (S, C, 3, 3), padding 1, no bias (bn has one)
-    torch::nn::BatchNorm2d bn{nullptr};  // weight, bias, running_mean, running_var (S)
+    StemLayerImpl(int64_t in_channels, int64_t out_channels, const MambaConfig& c);
+    // (B, C, H, W) -> (B, S, H, W); pe: see PerExampleParams (group norm only)
+    torch::Tensor forward(const torch::Tensor& x, const PerExampleParams* pe = nullptr);
+    torch::nn::Conv2d conv{nullptr};     // weight (S, C, 3, 3), padding 1, no bias (the norm has one)
+    torch::nn::BatchNorm2d bn{nullptr};  // weight, bias, running_mean, running_var (S); batch norm only
+    torch::nn::GroupNorm gn{nullptr};    // weight (S) gamma, bias (S) beta; group norm only
 };
 TORCH_MODULE(StemLayer);
 
@@ -71,8 +75,8 @@ struct MambaClassifierImpl : torch::nn::Module {
                         const std::vector<float>& mean, const std::vector<float>& std);
     // images: (B, C, H, W) pixels in [0,1] -> logits (B, n_classes). With
     // pe (PerExampleParams), example b runs with its own copy of every
-    // parameter pe maps; a model with a stem takes none (its batch norm
-    // mixes the examples anyway).
+    // parameter pe maps; a model with a batch-norm stem takes none (its
+    // batch norm mixes the examples anyway).
     torch::Tensor forward(const torch::Tensor& images, const PerExampleParams* pe = nullptr);
     // feature map (B, C', H, W) -> tokens (B, L, C'*ph*pw): patches in
     // row-major order over the patch grid, each flattened (c, y, x)

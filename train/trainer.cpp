@@ -194,16 +194,17 @@ DpConfig resolve_dp(double noise_multiplier, double target_epsilon, double max_g
 void check_dp_model(const ModelSpec& spec) {
     // Batch norm mixes the examples of a batch, so an example's gradient
     // depends on the others and clipping bounds nothing.
-    const char* bn_where = nullptr;
-    if (spec.model == "mamba" && !spec.mamba.stem.empty()) bn_where = "its conv stem has batch norm";
+    const std::string mixes = ", which mixes the examples of a batch (no per-example gradient); ";
+    if (spec.model == "mamba" && !spec.mamba.stem.empty() && spec.mamba.stem_norm == "batch")
+        throw std::runtime_error("DP-SGD: preset " + spec.preset + ": its conv stem has batch norm" + mixes +
+                                 "give the stem group norm (\"stem_norm\": \"group\", as preset "
+                                 "mamba-cifar-gn) or choose a preset without a stem (mamba-mnist)");
     if (spec.model == "cnn")
         for (const CnnLayer& l : spec.cnn.layers)
-            if (l.batch_norm) bn_where = "a conv layer has batch norm";
-    if (bn_where)
-        throw std::runtime_error("DP-SGD: preset " + spec.preset + ": " + bn_where +
-                                 ", which mixes the examples of a batch (no per-example gradient), and the "
-                                 "engines have no group norm to replace it; choose a preset without batch "
-                                 "norm (mamba-mnist, shokri)");
+            if (l.batch_norm)
+                throw std::runtime_error("DP-SGD: preset " + spec.preset + ": a conv layer has batch norm" + mixes +
+                                         "the CNN engine has no group norm to replace it; choose a CNN preset "
+                                         "without batch norm (shokri)");
 }
 
 int64_t dp_steps_per_epoch(double q) {
@@ -338,7 +339,7 @@ static PerExampleParams param_map(const std::vector<torch::Tensor>& params, cons
 }
 
 PerExampleForward mamba_per_example_forward(MambaClassifier model) {
-    if (model->stem) return nullptr;
+    if (model->stem && model->cfg.stem_norm != "group") return nullptr;  // batch norm: no per-example forward
     return [model](const torch::Tensor& x, const std::vector<torch::Tensor>& pe, GhostTaps*) mutable {
         const PerExampleParams map = param_map(model->parameters(), pe);
         return model->forward(x, &map);  // no ghost layers: its linear layers take sequences
@@ -668,7 +669,7 @@ json train_classifier(const TrainJob& job, const torch::Tensor& train_x, const t
         std::string& how = j.dp.per_example_gradients;
         if (how == "expanded weights" && !expanded)
             throw std::runtime_error("DP-SGD: per-example gradients by expanded weights exist for models "
-                                     "without batch norm (no Mamba stem) only; use microbatches of one for " +
+                                     "without batch norm only; use microbatches of one for " +
                                      job.spec.preset);
         if (how.empty()) how = expanded ? "expanded weights" : "microbatches of one";
         return how == "expanded weights" ? expanded : PerExampleForward();
