@@ -194,7 +194,7 @@ TEST_CASE("stem_norm: batch by default; mamba-cifar-gn is mamba-cifar with 8 gro
     a.erase("stem_norm");
     a.erase("stem_groups");
     CHECK(a == to_json(bn));
-    CHECK(resolve_training(cfg, "mamba-cifar-gn").dp_learning_rate == 0.03);
+    CHECK(resolve_training(cfg, "mamba-cifar-gn").dp_learning_rate == 0.01);
 
     auto refused = [&](json preset, const std::string& msg) {
         json bad = cfg;
