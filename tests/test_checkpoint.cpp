@@ -887,6 +887,21 @@ TEST_CASE("docs/BAD_INPUT.md: bin/train and bin/export command-line, dataset, co
             "error: config: \"training\" must be a JSON object");
         row({T, "--config", edited([](json& c) { c["presets"]["mamba-mnist"]["patch"] = {5, 5}; }), "--output", out}, 1,
             "error: patch 5x5 does not tile a 28x28 image");
+        // the conv stem's norm (mamba-cifar-gn: group norm, 8 groups of stem widths 32)
+        const std::vector<std::string> gn = {"--preset", "mamba-cifar-gn", "--dataset", "cifar10", "--output", out};
+        auto gn_row = [&](auto edit, const std::string& line) {
+            std::vector<std::string> a = {T, "--config", edited(edit)};
+            a.insert(a.end(), gn.begin(), gn.end());
+            row(a, 1, line);
+        };
+        gn_row([](json& c) { c["presets"]["mamba-cifar-gn"]["stem_norm"] = "layer"; },
+               "error: mamba config: \"stem_norm\" = \"layer\" is not one of: batch, group");
+        gn_row([](json& c) { c["presets"]["mamba-cifar-gn"]["stem_groups"] = 5; },
+               "error: mamba config: \"stem_groups\" = 5 does not divide the stem width 32");
+        gn_row([](json& c) { c["presets"]["mamba-cifar-gn"].erase("stem_norm"); },
+               "error: mamba config: \"stem_groups\" needs \"stem_norm\": \"group\"");
+        gn_row([](json& c) { c["presets"]["mamba-cifar-gn"].erase("stem"); },
+               "error: mamba config: \"stem_norm\" needs a \"stem\"");
         CHECK_FALSE(fs::exists(out));
     }
 

@@ -437,6 +437,17 @@ TEST_CASE("bad stem and norm header fields are refused with a clear error (libra
         CHECK(std::string(err).find(needle) != std::string::npos);
         cli_check_fails(cli_env_or("MAMBA_BIN", "./mamba"), cli_quote(path) + " " + cli_quote(input), needle, tmp.path.string());
     };
+    // the same, and the whole line is "error: PATH: why" (docs/BAD_INPUT.md's rows)
+    auto refused_exact = [&](const std::vector<uint8_t>& bytes, const std::string& why) {
+        const std::string path = tmp.file("bad_" + std::to_string(n_file++) + ".bin");
+        std::ofstream(path, std::ios::binary).write((const char*)bytes.data(), std::streamsize(bytes.size()));
+        MambaModel m;
+        char err[512];
+        REQUIRE(mamba_open(&m, path.c_str(), err, sizeof err) != 0);
+        CHECK(std::string(err) == path + ": " + why);
+        cli_check_fails_exact(cli_env_or("MAMBA_BIN", "./mamba"), cli_quote(path) + " " + cli_quote(input),
+                              "error: " + path + ": " + why, tmp.path.string());
+    };
     auto with_hp = [&](std::initializer_list<std::pair<int, int32_t>> slots) {
         std::vector<uint8_t> b = good;
         for (auto [slot, v] : slots) std::memcpy(b.data() + offsetof(MmiaHeader, hp) + 4 * slot, &v, 4);
@@ -452,32 +463,32 @@ TEST_CASE("bad stem and norm header fields are refused with a clear error (libra
         CHECK(m.patch_dim == 6 * 8 * 8);
         mamba_close(&m);
     }
-    refused(with_hp({{MMIA_HP_STEM_LAYERS, 9}}), "stem_layers is 9, outside 0..8");
+    refused_exact(with_hp({{MMIA_HP_STEM_LAYERS, 9}}), "stem_layers is 9, outside 0..8");
     refused(with_hp({{MMIA_HP_STEM_LAYERS, -1}}), "stem_layers is -1");
-    refused(with_hp({{MMIA_HP_STEM_WIDTH(0), 0}}), "stem layer 0 width is 0, outside 1..4096");
+    refused_exact(with_hp({{MMIA_HP_STEM_WIDTH(0), 0}}), "stem layer 0 width is 0, outside 1..4096");
     refused(with_hp({{MMIA_HP_STEM_WIDTH(1), 1000000000}}), "stem layer 1 width is 1000000000");
     refused(with_hp({{MMIA_HP_STEM_WIDTH(1), -6}}), "stem layer 1 width is -6");
     // plausible widths that disagree with the tensors
     refused(with_hp({{MMIA_HP_STEM_WIDTH(0), 5}}), "tensor 'stem.0.weight' has shape [4, 3, 3, 3], expected [5, 3, 3, 3]");
     refused(with_hp({{MMIA_HP_STEM_WIDTH(1), 7}}), "expected [7, 4, 3, 3]");
     // fewer stem layers than widths: the leftover slot must be 0
-    refused(with_hp({{MMIA_HP_STEM_LAYERS, 1}}), "hp[15] is 6 but a model with 1 stem layers leaves it 0");
+    refused_exact(with_hp({{MMIA_HP_STEM_LAYERS, 1}}), "hp[15] is 6 but a model with 1 stem layers leaves it 0");
     // no stem at all: the patches then come from the image, and embed.weight does not fit
     refused(with_hp({{MMIA_HP_STEM_LAYERS, 0}, {MMIA_HP_STEM_WIDTH(0), 0}, {MMIA_HP_STEM_WIDTH(1), 0}}),
             "tensor 'embed.weight' has shape [16, 384], expected [16, 192]");
     // a third layer the file does not hold
     refused(with_hp({{MMIA_HP_STEM_LAYERS, 3}, {MMIA_HP_STEM_WIDTH(2), 6}}), "missing tensor 'stem.2.weight'");
     // the stem's norm: batch (0, folded) or group (1) with G dividing every width
-    refused(with_hp({{MMIA_HP_STEM_NORM, 2}}), "stem_norm is 2, outside 0..1");
+    refused_exact(with_hp({{MMIA_HP_STEM_NORM, 2}}), "stem_norm is 2, outside 0..1");
     refused(with_hp({{MMIA_HP_STEM_NORM, -1}}), "stem_norm is -1, outside 0..1");
-    refused(with_hp({{MMIA_HP_STEM_NORM, 1}}), "stem_groups is 0, outside 1..4096");
-    refused(with_hp({{MMIA_HP_STEM_NORM, 1}, {MMIA_HP_STEM_GROUPS, 4}}),
-            "stem layer 1 width 6 is not a multiple of stem_groups 4");
-    refused(with_hp({{MMIA_HP_STEM_NORM, 1}, {MMIA_HP_STEM_GROUPS, 2}}), "missing tensor 'stem.0.norm.weight'");
-    refused(with_hp({{MMIA_HP_STEM_GROUPS, 2}}), "hp[23] (stem_groups) is 2 but a model without group norm leaves it 0");
-    refused(with_hp({{MMIA_HP_STEM_LAYERS, 0}, {MMIA_HP_STEM_WIDTH(0), 0}, {MMIA_HP_STEM_WIDTH(1), 0}, {MMIA_HP_STEM_NORM, 1}}),
-            "stem_norm is 1, outside 0..0");
-    refused(with_hp({{24, 1}}), "hp[24] is 1");
+    refused_exact(with_hp({{MMIA_HP_STEM_NORM, 1}}), "stem_groups is 0, outside 1..4096");
+    refused_exact(with_hp({{MMIA_HP_STEM_NORM, 1}, {MMIA_HP_STEM_GROUPS, 4}}),
+                  "stem layer 1 width 6 is not a multiple of stem_groups 4");
+    refused_exact(with_hp({{MMIA_HP_STEM_NORM, 1}, {MMIA_HP_STEM_GROUPS, 2}}), "missing tensor 'stem.0.norm.weight'");
+    refused_exact(with_hp({{MMIA_HP_STEM_GROUPS, 2}}), "hp[23] (stem_groups) is 2 but a model without group norm leaves it 0");
+    refused_exact(with_hp({{MMIA_HP_STEM_LAYERS, 0}, {MMIA_HP_STEM_WIDTH(0), 0}, {MMIA_HP_STEM_WIDTH(1), 0}, {MMIA_HP_STEM_NORM, 1}}),
+                  "stem_norm is 1, outside 0..0");
+    refused_exact(with_hp({{24, 1}}), "hp[24] is 1 but a model with 2 stem layers leaves it 0");
     {  // a group-norm file read as batch norm: its norm tensors are unknown; one without them is refused
         MambaConfig c = tiny_config();
         c.stem_norm = "group";
@@ -487,7 +498,7 @@ TEST_CASE("bad stem and norm header fields are refused with a clear error (libra
         std::vector<PackedTensor> kept;
         for (const auto& t : gp.tensors)
             if (t.name != "stem.1.norm.bias") kept.push_back(t);
-        refused(pack_model_bytes(gp.header, kept), "missing tensor 'stem.1.norm.bias'");
+        refused_exact(pack_model_bytes(gp.header, kept), "missing tensor 'stem.1.norm.bias'");
         gp.header.hp[MMIA_HP_STEM_NORM] = MMIA_STEM_BATCH_NORM;
         gp.header.hp[MMIA_HP_STEM_GROUPS] = 0;
         refused(pack_model_bytes(gp.header, gp.tensors), "unknown tensor 'stem.0.norm.weight'");
