@@ -340,7 +340,10 @@ TEST_CASE("bin/accountant refuses bad settings with one line and exit 2") {
     } cases[] = {
         {"--sigma 1 --steps 10", "error: give the sampling rate as --q, or as --dataset-size with --batch-size (see --help)"},
         {"--q 2 --sigma 1 --steps 10", "error: sampling rate q 2: must be in [0, 1] (see --help)"},
-        {"--q nan --sigma 1 --steps 10", "error: give the sampling rate as --q, or as --dataset-size with --batch-size (see --help)"},
+        {"--q nan --sigma 1 --steps 10", "error: --q nan: not a number (see --help)"},
+        {"--q 0.1 --sigma nan --steps 10", "error: --sigma nan: not a number (see --help)"},
+        {"--q 0.1 --sigma 1 --epochs NaN", "error: --epochs nan: not a number (see --help)"},
+        {"--q 0.1 --steps 10 --target-epsilon nan", "error: --target-epsilon nan: not a number (see --help)"},
         {"--q 0.1 --sigma -1 --steps 10", "error: noise multiplier sigma -1: must be finite and >= 0 (see --help)"},
         {"--q 0.1 --sigma 1", "error: give the length of training as --steps or as --epochs (see --help)"},
         {"--q 0.1 --sigma 1 --steps 10 --epochs 1", "error: give the length of training as --steps or as --epochs (see --help)"},

@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "common/command_line.h"
 #include "train/dp_accountant.h"
@@ -52,6 +53,11 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "error: %s (see --help)\n", msg.c_str());
         return 2;
     };
+    // Unset is NaN for these four, so a NaN the user typed must be refused
+    // here, before "given or not" is read from it.
+    const std::pair<const char*, double> unset_is_nan[] = {{"--q", q}, {"--sigma", sigma}, {"--epochs", epochs}, {"--target-epsilon", target}};
+    for (const auto& [name, v] : unset_is_nan)
+        if (app.count(name) && std::isnan(v)) return usage(std::string(name) + " nan: not a number");
     dp::Accounting a;
     if (!dp::parse_order_set(orders, &a.orders)) return usage("--orders " + orders + ": must be dp_accounting, opacus or tf-old");
     if (conversion == "improved") a.conversion = dp::Conversion::improved;
