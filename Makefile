@@ -265,17 +265,19 @@ $(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.cpp common/data.cpp common/data.h
 	@mkdir -p $(dir $@)
 	clang++ $(FUZZ_FLAGS) $< common/data.cpp -lz -o $@
 
-# A finding makes the fuzzer exit non-zero: its report is shown and make fails
-# (the status is the fuzzer's, not that of the grep that trims the output).
-fuzz: $(FUZZ_BINS)
-	@for t in $(FUZZ_NAMES); do \
-	  mkdir -p $(BUILD)/fuzz/new_$$t $(BUILD)/fuzz/crashes; \
-	  echo "== $$t ($(FUZZ_SECONDS) s)"; \
-	  $(BUILD)/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-	    -artifact_prefix=$(BUILD)/fuzz/crashes/$$t- $(BUILD)/fuzz/new_$$t fuzz/corpus/$$t \
-	    > $(BUILD)/fuzz/$$t.log 2>&1 || { tail -n 60 $(BUILD)/fuzz/$$t.log; exit 1; }; \
-	  grep -E 'stat::number_of_executed_units|stat::average_exec_per_sec' $(BUILD)/fuzz/$$t.log; \
-	done
+# One phony target per fuzz target, so `make -j2 fuzz` runs two at once (each
+# starts as soon as its binary is built). A finding makes the fuzzer exit
+# non-zero: its report is shown and make fails (the status is the fuzzer's,
+# not that of the grep that trims the output).
+FUZZ_RUNS := $(FUZZ_NAMES:%=fuzz-run-%)
+.PHONY: $(FUZZ_RUNS)
+fuzz: $(FUZZ_RUNS)
+$(FUZZ_RUNS): fuzz-run-%: $(BUILD)/fuzz/%
+	@mkdir -p $(BUILD)/fuzz/new_$* $(BUILD)/fuzz/crashes
+	@$(BUILD)/fuzz/$* -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=$(BUILD)/fuzz/crashes/$*- $(BUILD)/fuzz/new_$* fuzz/corpus/$* \
+	    > $(BUILD)/fuzz/$*.log 2>&1 || { echo "== $* ($(FUZZ_SECONDS) s): FAILED"; tail -n 60 $(BUILD)/fuzz/$*.log; exit 1; }
+	@echo "== $* ($(FUZZ_SECONDS) s):" $$(grep -E 'stat::number_of_executed_units|stat::average_exec_per_sec' $(BUILD)/fuzz/$*.log)
 
 # --- setup, demo, bench ----------------------------------------------------
 setup:

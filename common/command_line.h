@@ -79,6 +79,26 @@ CLI::Validator int_in(T lo, T hi) {
         "INT in " + bounds);
 }
 
+// A real-valued flag's check: the text must be a finite number in the
+// interval from lo to hi, each end open or closed (strtod; "nan" and "inf"
+// fail every interval), else the usage line
+// "--flag: '<text>' is not <what> in [lo, hi]" (CLI11 prefixes the flag).
+// what names the quantity with its article: "a learning rate".
+inline CLI::Validator real_in(double lo, bool lo_open, double hi, const std::string& what, bool hi_open = false) {
+    char b[96];
+    std::snprintf(b, sizeof b, "%s%g, %g%s", lo_open ? "(" : "[", lo, hi, hi_open ? ")" : "]");
+    const std::string bounds = b;
+    return CLI::Validator(
+        [=](std::string& s) -> std::string {
+            char* end = nullptr;
+            const double v = std::strtod(s.c_str(), &end);
+            const bool ok = !s.empty() && *end == 0 && (lo_open ? v > lo : v >= lo) &&
+                            (hi_open ? v < hi : v <= hi);  // false for nan
+            return ok ? "" : "'" + s + "' is not " + what + " in " + bounds;
+        },
+        "X in " + bounds);
+}
+
 // Seeds: any 64-bit unsigned integer.
 inline CLI::Validator seed_range() { return int_in<uint64_t>(0, std::numeric_limits<uint64_t>::max()); }
 

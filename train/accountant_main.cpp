@@ -30,17 +30,21 @@ int main(int argc, char** argv) {
     int64_t steps = -1, dataset_size = -1, batch_size = -1;
     std::string orders = "dp_accounting", conversion = "improved", series = "abs";
     bool json = false;
-    app.add_option("--q", q, "sampling rate (expected batch size / dataset size), in [0, 1]");
+    app.add_option("--q", q, "sampling rate (expected batch size / dataset size), in [0, 1]")
+        ->check(mmia::real_in(0, false, 1, "a sampling rate"));
     app.add_option("--dataset-size", dataset_size, "N: with --batch-size, q = B / N")->check(CLI::Range(int64_t(1), int64_t(1) << 50));
     app.add_option("--batch-size", batch_size, "B (expected batch size): with --dataset-size, q = B / N")
         ->check(CLI::Range(int64_t(1), int64_t(1) << 50));
-    app.add_option("--sigma", sigma, "noise multiplier (noise stddev / clipping norm)");
+    app.add_option("--sigma", sigma, "noise multiplier (noise stddev / clipping norm)")
+        ->check(mmia::real_in(0, false, 1e6, "a noise multiplier"));
     app.add_option("--steps", steps, "noisy gradient steps")->check(CLI::Range(int64_t(0), int64_t(1) << 50));
-    app.add_option("--epochs", epochs, "epochs: steps = ceil(epochs / q)");
-    app.add_option("--delta", delta, "delta, in (0, 1)")->capture_default_str();
-    app.add_option("--target-epsilon", target, "print the noise multiplier that reaches this epsilon instead");
+    app.add_option("--epochs", epochs, "epochs: steps = ceil(epochs / q)")->check(mmia::real_in(0, false, 1e9, "an epoch count"));
+    app.add_option("--delta", delta, "delta, in (0, 1)")->capture_default_str()->check(mmia::real_in(0, true, 1, "a delta", true));
+    app.add_option("--target-epsilon", target, "print the noise multiplier that reaches this epsilon instead")
+        ->check(mmia::real_in(0, true, 1e6, "an epsilon"));
     app.add_option("--tolerance", tolerance, "with --target-epsilon: stop when epsilon is within this of the target "
-                                             "(Opacus's epsilon_tolerance)")->capture_default_str();
+                                             "(Opacus's epsilon_tolerance)")->capture_default_str()
+        ->check(mmia::real_in(0, true, 1e6, "a tolerance"));
     app.add_option("--orders", orders, "RDP orders: dp_accounting (156), opacus (151), tf-old (72)")->capture_default_str();
     app.add_option("--conversion", conversion, "RDP to (epsilon, delta): improved (Balle et al. 2020, today's "
                                                "libraries) or basic (Mironov 2017)")->capture_default_str();
@@ -53,11 +57,8 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "error: %s (see --help)\n", msg.c_str());
         return 2;
     };
-    // Unset is NaN for these four, so a NaN the user typed must be refused
-    // here, before "given or not" is read from it.
-    const std::pair<const char*, double> unset_is_nan[] = {{"--q", q}, {"--sigma", sigma}, {"--epochs", epochs}, {"--target-epsilon", target}};
-    for (const auto& [name, v] : unset_is_nan)
-        if (app.count(name) && std::isnan(v)) return usage(std::string(name) + " nan: not a number");
+    // Unset is NaN for --q, --sigma, --epochs and --target-epsilon; their
+    // real_in checks refuse a typed "nan", so NaN here means "not given".
     dp::Accounting a;
     if (!dp::parse_order_set(orders, &a.orders)) return usage("--orders " + orders + ": must be dp_accounting, opacus or tf-old");
     if (conversion == "improved") a.conversion = dp::Conversion::improved;
@@ -77,7 +78,6 @@ int main(int argc, char** argv) {
     const bool have_steps = steps >= 0, have_epochs = !std::isnan(epochs);
     if (have_steps == have_epochs) return usage("give the length of training as --steps or as --epochs");
     if (have_epochs) {
-        if (!(epochs >= 0) || std::isinf(epochs) || epochs > 1e9) return usage("--epochs must be in [0, 1e9]");
         if (!(q > 0 && q <= 1)) return usage("--epochs needs a sampling rate in (0, 1]");
         // ceil(epochs N / B) with integers when N and B are given (no rounding of q).
         double s = have_nb ? std::ceil(epochs * double(dataset_size) / double(batch_size)) : std::ceil(epochs / q);

@@ -30,23 +30,6 @@
 
 using namespace mmia;
 
-// A real-valued flag's check: the text is a finite number in the interval
-// (lo or [lo, hi]; nan and inf fail), else "'<text>' is not <what> in
-// [lo, hi]" (CLI11 prefixes the flag's name).
-static CLI::Validator real_in(double lo, bool lo_open, double hi, const std::string& what) {
-    char b[96];
-    std::snprintf(b, sizeof b, "%s%g, %g]", lo_open ? "(" : "[", lo, hi);
-    const std::string bounds = b;
-    return CLI::Validator(
-        [=](std::string& s) -> std::string {
-            char* end = nullptr;
-            const double v = std::strtod(s.c_str(), &end);
-            const bool ok = !s.empty() && *end == 0 && (lo_open ? v > lo : v >= lo) && v <= hi;  // false for nan
-            return ok ? "" : "'" + s + "' is not " + what + " in " + bounds;
-        },
-        "X in " + bounds);
-}
-
 int main(int argc, char** argv) {
     keep_freed_memory();
     CLI::App app{"Train a classifier (LibTorch) and write a checkpoint for bin/export."};
