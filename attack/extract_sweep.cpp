@@ -67,7 +67,10 @@ void check_row(const SweepRow& r, const std::string& file) {
     const char* bad =
         r.k_max <= 0                                              ? "no positive prefix length"
         : !count_ok(r.train_mem, r.train_n) || !count_ok(r.heldout_mem, r.heldout_n) ||
-                !count_ok(r.top_copies_mem, r.top_copies_n) || (r.control_mem >= 0 && !count_ok(r.control_mem, r.control_n))
+                !count_ok(r.top_copies_mem, r.top_copies_n) || (r.control_mem >= 0 && !count_ok(r.control_mem, r.control_n)) ||
+                !count_ok(r.train_fuzzy, r.train_n) ||
+                (r.untargeted_hits >= 0 && (!count_ok(r.untargeted_hits, r.untargeted_top) ||
+                                            !count_ok(r.untargeted_random, r.untargeted_top)))
             ? "a memorized count outside 0..n"
         : !finite({r.loss_mean, r.loss_min, r.loss_max, r.top_exposure, r.auc_mean, r.auc_min, r.auc_max, r.loss_tpr1})
             ? "a value that is not a finite number"
@@ -113,6 +116,7 @@ SweepRow row_of(const json& res, const std::string& name, const std::string& run
         if (const json* row = greedy_row(need(pooled, "prefix", file, "prefix rows"), "split", split, r.k_max)) {
             (split[0] == 't' ? r.train_mem : r.heldout_mem) = (*row).at("memorized").get<int64_t>();
             (split[0] == 't' ? r.train_n : r.heldout_n) = (*row).at("n").get<int64_t>();
+            if (split[0] == 't') r.train_fuzzy = (*row).at("bleu_fuzzy").get<int64_t>();
         }
     // --control: the model trained on held-out text only, per seed (greedy, training split).
     for (const auto& [sk, sj] : seeds.items()) {
@@ -122,6 +126,16 @@ SweepRow row_of(const json& res, const std::string& name, const std::string& run
             r.control_mem = std::max<int64_t>(r.control_mem, 0) + (*row).at("memorized").get<int64_t>();
             r.control_n += (*row).at("n").get<int64_t>();
         }
+    }
+    // Untargeted extraction, per seed: top-k 40 samples ranked by perplexity.
+    for (const auto& [sk, sj] : seeds.items()) {
+        const json& m = sj.at("models").at(name);
+        if (!m.contains("untargeted") || !m.at("untargeted").contains("top-k40")) continue;
+        const json& u = m.at("untargeted").at("top-k40");
+        r.untargeted_hits = std::max<int64_t>(r.untargeted_hits, 0) +
+                            u.at("rankings").at("perplexity").at("verbatim_in_top").get<int64_t>();
+        r.untargeted_top += u.at("top").get<int64_t>();
+        r.untargeted_random += u.at("random_baseline").at("verbatim_in_top").get<int64_t>();
     }
     if (pooled.contains("prefix_by_copies"))
         for (const auto& row : pooled.at("prefix_by_copies"))
@@ -310,17 +324,25 @@ std::string sweep_markdown(const std::vector<SweepRow>& rows, const std::vector<
       << run_dirs.size() << " run(s) of bin/extract, summarized by `bin/extract --summarize`:";
     for (const auto& d : run_dirs) o << " `" << d << "`";
     o << ". Rates: greedy decoding at each run's longest prefix k, counts summed over its seeds, Wilson 95% "
-         "intervals; `[min, max]`: the spread over seeds. Exposure is at most log2(candidates + 1) bits (10.97 for "
+         "intervals; `[min, max]`: the spread over seeds. Fuzzy: the same greedy continuations whose BLEU-4 (method 1, "
+         "first 100 characters) against the true suffix exceeds 0.75. Untargeted: of each seed's top-k 40 samples, "
+         "the top ones by perplexity with 50 consecutive bytes (tokens) found verbatim in the training stream, against as many drawn at "
+         "random. Exposure is at most log2(candidates + 1) bits (10.97 for "
          "2,000 candidates): \"the maximum\" means every candidate ranked below the canary. Definitions: "
          "docs/EXTRACTION.md.\n\n"
       << "| run | corpus | model | non-embedding params | epochs | seeds | held-out loss (nats/byte) | train, greedy, "
-         "k max | held-out, greedy | control model, train | repeated docs, most copies | exposure, most insertions "
+         "k max | train, fuzzy (BLEU > 0.75) | held-out, greedy | untargeted, top-k 40: verbatim in top by perplexity "
+         "(random choice) | control model, train | repeated docs, most copies | exposure, most insertions "
          "(bits) | best MIA AUC (attack) | loss-attack TPR at 1% FPR |\n"
-      << "|---|---|---|---:|---:|---:|---|---|---|---|---|---|---|---:|\n";
+      << "|---|---|---|---:|---:|---:|---|---|---|---|---|---|---|---|---|---:|\n";
     for (const auto& r : rows) {
         o << "| " << md_cell(r.run) << " | " << md_cell(r.corpus) << " | " << md_cell(r.model) << " | " << r.params << " | " << r.epochs << " | "
           << r.seeds << " | " << spread_cell(r.loss_mean, r.loss_min, r.loss_max, r.seeds, "%.3f") << " | "
-          << rate_cell(r.train_mem, r.train_n) << " (k=" << r.k_max << ") | " << rate_cell(r.heldout_mem, r.heldout_n)
+          << rate_cell(r.train_mem, r.train_n) << " (k=" << r.k_max << ") | " << rate_cell(r.train_fuzzy, r.train_n)
+          << " | " << rate_cell(r.heldout_mem, r.heldout_n) << " | "
+          << (r.untargeted_hits < 0 ? "n/a"
+                                    : rate_cell(r.untargeted_hits, r.untargeted_top) + " (random " +
+                                          std::to_string(r.untargeted_random) + ")")
           << " | " << (r.control_mem < 0 ? "n/a" : rate_cell(r.control_mem, r.control_n)) << " | "
           << (r.top_copies ? "x" + std::to_string(r.top_copies) + ": " + rate_cell(r.top_copies_mem, r.top_copies_n)
                            : "n/a")
@@ -493,10 +515,11 @@ std::string sweep_csv(const std::vector<SweepRow>& rows) {
     csv << "run,corpus,corpus_sha256,model,arch,non_embedding_parameters,epochs,seeds,k_max,heldout_loss_mean,"
            "heldout_loss_min,heldout_loss_max,train_memorized,train_n,heldout_memorized,heldout_n,control_memorized,"
            "control_n,top_copies,top_copies_memorized,top_copies_n,top_insertions,top_exposure_bits,best_auc_mean,"
-           "best_auc_min,best_auc_max,best_attack,loss_tpr_at_1pct_fpr\n";
+           "best_auc_min,best_auc_max,best_attack,loss_tpr_at_1pct_fpr,train_fuzzy,untargeted_verbatim_in_top,"
+           "untargeted_top,untargeted_random_verbatim_in_top\n";
     for (const auto& r : rows) {
         const bool control = r.control_mem >= 0, copies = r.top_copies > 0, canaries = r.top_insertions > 0,
-                   mia = !r.best_attack.empty();
+                   mia = !r.best_attack.empty(), untargeted = r.untargeted_hits >= 0;
         csv << csv_text(r.run) << ',' << csv_text(r.corpus) << ',' << r.corpus_sha256 << ',' << r.model << ','
             << r.arch << ',' << r.params << ',' << r.epochs << ',' << r.seeds << ',' << r.k_max << ','
             << csv_num(r.loss_mean) << ',' << csv_num(r.loss_min) << ',' << csv_num(r.loss_max) << ',' << r.train_mem
@@ -505,7 +528,9 @@ std::string sweep_csv(const std::vector<SweepRow>& rows) {
             << count(copies, r.top_copies_mem) << ',' << count(copies, r.top_copies_n) << ','
             << count(canaries, r.top_insertions) << ',' << num(canaries, r.top_exposure) << ','
             << num(mia, r.auc_mean) << ',' << num(mia, r.auc_min) << ',' << num(mia, r.auc_max) << ','
-            << r.best_attack << ',' << num(r.loss_tpr1 >= 0, r.loss_tpr1) << '\n';
+            << r.best_attack << ',' << num(r.loss_tpr1 >= 0, r.loss_tpr1) << ',' << r.train_fuzzy << ','
+            << count(untargeted, r.untargeted_hits) << ',' << count(untargeted, r.untargeted_top) << ','
+            << count(untargeted, r.untargeted_random) << '\n';
     }
     return csv.str();
 }

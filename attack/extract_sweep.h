@@ -32,6 +32,7 @@ struct SweepRow {
     int k_max = 0;               // longest prefix length of the run (tokens)
     double loss_mean = 0, loss_min = 0, loss_max = 0;      // held-out loss, nats per byte
     int64_t train_mem = 0, train_n = 0;                     // greedy, training split, k_max
+    int64_t train_fuzzy = 0;                                // the same rows' BLEU-4 > 0.75 (seed 003's fuzzy match)
     int64_t heldout_mem = 0, heldout_n = 0;                 // greedy, held-out split, k_max
     int64_t control_mem = -1, control_n = 0;                // --control model on the training split (-1: none)
     int top_copies = 0;                                     // repeated documents: most copies (0: none)
@@ -42,6 +43,11 @@ struct SweepRow {
     double auc_mean = 0, auc_min = 0, auc_max = 0;         // best membership AUC over attacks, per seed
     std::string best_attack;                                // attack with the highest mean AUC
     double loss_tpr1 = -1;                                  // loss attack's TPR at 1% FPR, mean over seeds (-1: none)
+    // Untargeted extraction (Carlini et al. 2021), top-k 40 samples: how many
+    // of each seed's top-ranked by perplexity hold 50 consecutive bytes of
+    // the training stream, summed over seeds, out of untargeted_top; the same
+    // count for as many samples chosen at random. -1: no untargeted run.
+    int64_t untargeted_hits = -1, untargeted_top = 0, untargeted_random = 0;
     std::vector<std::pair<int, double>> exposure;           // (insertions, mean exposure bits), ascending
     std::vector<std::pair<int, double>> copies_rate;        // (copies, greedy rate at k_max), ascending
 };

@@ -34,20 +34,21 @@ namespace fs = std::filesystem;
 namespace {
 
 // One pooled prefix row of a seed's model record.
-json prefix_row(const char* split, int k, const char* decoding, int64_t mem, int64_t n) {
+json prefix_row(const char* split, int k, const char* decoding, int64_t mem, int64_t n, int64_t fuzzy = 0) {
     return {{"split", split}, {"k", k}, {"decoding", decoding}, {"n", n}, {"memorized", mem},
-            {"bleu_exact", 0},   {"bleu_fuzzy", 0}};
+            {"bleu_exact", 0},   {"bleu_fuzzy", fuzzy}};
 }
 
-// A seed's record of one model: loss, greedy counts at k = 8 and 128, the
-// AUCs of two attacks, exposure at 1 and 64 insertions.
+// A seed's record of one model: loss, greedy counts at k = 8 and 128 (at
+// 128 on the training split, train128 + 2 fuzzy matches), the AUCs of two
+// attacks, exposure at 1 and 64 insertions.
 json model_record(double loss, int64_t train128, int64_t heldout128, double auc_loss, double auc_ref, double e64,
                   int epochs, int64_t params) {
     return {{"heldout_loss", loss},
             {"epochs", epochs},
             {"non_embedding_parameters", params},
             {"prefix",
-             {prefix_row("train", 8, "greedy", 7, 100), prefix_row("train", 128, "greedy", train128, 100),
+             {prefix_row("train", 8, "greedy", 7, 100), prefix_row("train", 128, "greedy", train128, 100, train128 + 2),
               prefix_row("heldout", 128, "greedy", heldout128, 100), prefix_row("train", 128, "topk", 50, 300)}},
             {"mia",
              {{"attacks",
@@ -84,8 +85,19 @@ std::string wilson_cell(int64_t k, int64_t n) {
     return b;
 }
 
+// The untargeted record of one model in one seed: `hits` of the top 100
+// top-k 40 samples by perplexity verbatim, `random` of 100 drawn at random.
+json untargeted(int64_t hits, int64_t random) {
+    return {{"top-k40",
+             {{"n", 400},
+              {"top", 100},
+              {"rankings", {{"perplexity", {{"verbatim_in_top", hits}}}, {"zlib", {{"verbatim_in_top", 99}}}}},
+              {"random_baseline", {{"verbatim_in_top", random}}}}},
+            {"temperature-decay", {{"n", 400}, {"top", 100}, {"rankings", {{"perplexity", {{"verbatim_in_top", 50}}}}}}}};
+}
+
 // Run A: prose, 2 seeds, 12 epochs; the Mamba fits better and leaks more;
-// seed 2 also has --control records. Run B: legal, 1 seed, 3 epochs, with
+// seed 2 also has --control records; both seeds ran untargeted extraction. Run B: legal, 1 seed, 3 epochs, with
 // repeated documents; the transformer fits better but the Mamba leaks more.
 struct Fixture {
     TempDir tmp{"mmia_sweep"};
@@ -99,6 +111,10 @@ struct Fixture {
                      {"transformer-lm-s", model_record(2.2, 1, 0, 0.61, 0.64, 9.0, 12, 100096)}}}};
         s2["models"]["mamba-lm-s"]["control"] = {{"prefix", {prefix_row("train", 128, "greedy", 1, 100)}}};
         s2["models"]["transformer-lm-s"]["control"] = {{"prefix", {prefix_row("train", 128, "greedy", 0, 100)}}};
+        s1["models"]["mamba-lm-s"]["untargeted"] = untargeted(7, 2);
+        s2["models"]["mamba-lm-s"]["untargeted"] = untargeted(5, 3);
+        s1["models"]["transformer-lm-s"]["untargeted"] = untargeted(0, 1);
+        s2["models"]["transformer-lm-s"]["untargeted"] = untargeted(1, 0);
         write_run(a, "prose", {{"42", s1}, {"1", s2}});
         json b1 = {{"models",
                     {{"mamba-lm-s", model_record(2.5, 0, 0, 0.55, 0.58, 6.0, 3, 98176)},
@@ -131,6 +147,11 @@ TEST_CASE("sweep_rows: counts at the longest k summed over seeds, control, copie
     CHECK(m.loss_max == doctest::Approx(1.8));
     CHECK(m.train_mem == 5);  // 2 + 3 at k = 128; the k = 8 rows (7 each) and top-k rows are not counted
     CHECK(m.train_n == 200);
+    CHECK(m.train_fuzzy == 9);  // (2 + 2) + (3 + 2): the greedy training rows at k = 128 only
+    CHECK(m.untargeted_hits == 12);  // 7 + 5 by perplexity (not zlib's 99, not temperature-decay's 50)
+    CHECK(m.untargeted_top == 200);
+    CHECK(m.untargeted_random == 5);
+    CHECK(rows[1].untargeted_hits == 1);
     CHECK(m.heldout_mem == 1);
     CHECK(m.heldout_n == 200);
     CHECK(m.control_mem == 1);  // only seed 1 ran the control
@@ -148,6 +169,8 @@ TEST_CASE("sweep_rows: counts at the longest k summed over seeds, control, copie
     const auto rb = sweep_rows(f.b.string());  // "runB/": the name is the last non-empty component
     CHECK(rb[0].run == "runB");
     CHECK(rb[0].control_mem == -1);
+    CHECK(rb[0].untargeted_hits == -1);  // no untargeted run
+    CHECK(rb[0].train_fuzzy == 2);
     CHECK(rb[0].top_copies == 64);
     CHECK(rb[0].top_copies_mem == 3);  // the k = 128 row, not k = 8
     CHECK(rb[0].top_copies_n == 4);
@@ -166,10 +189,11 @@ TEST_CASE("write_sweep_report: the table's cells, the pair readings, the plots o
     CHECK_FALSE(fs::exists(out / "plots/best_auc_vs_params.svg"));
     const std::string md = read(out / "sweep.md");
     CHECK(md.find("| runA | prose | mamba-lm-s | 98176 | 12 | 2 | 1.750 [1.700, 1.800] | " + wilson_cell(5, 200) +
-                  " (k=128) | " + wilson_cell(1, 200) + " | " + wilson_cell(1, 100) + " | n/a | 10.90 (x64) | " +
+                  " (k=128) | " + wilson_cell(9, 200) + " | " + wilson_cell(1, 200) + " | " + wilson_cell(12, 200) +
+                  " (random 5) | " + wilson_cell(1, 100) + " | n/a | 10.90 (x64) | " +
                   "0.750 [0.740, 0.760] (reference) | 0.100 |") != std::string::npos);
     CHECK(md.find("| runB | legal | transformer-lm-s | 100096 | 3 | 1 | 2.400 | " + wilson_cell(0, 100) + " (k=128) | " +
-                  wilson_cell(0, 100) + " | n/a | x64: " + wilson_cell(1, 4) + " | 5.00 (x64) | 0.530 (reference) |") !=
+                  wilson_cell(2, 100) + " | " + wilson_cell(0, 100) + " | n/a | n/a | x64: " + wilson_cell(1, 4) + " | 5.00 (x64) | 0.530 (reference) |") !=
           std::string::npos);
     // Run A: Mamba fits better (1.75 vs 2.15) and leaks more (0.75 vs 0.63), ranges [0.74, 0.76] and [0.62, 0.64].
     CHECK(md.find("| runA | mamba-lm-s vs transformer-lm-s | -0.400 | +0.120 | mamba-lm-s | mamba-lm-s | no overlap in "
@@ -209,6 +233,9 @@ TEST_CASE("write_sweep_report: the table's cells, the pair readings, the plots o
     const std::string csv = read(out / "sweep.csv");
     CHECK(count(csv, "\n") == 5);  // header + 4 rows
     CHECK(csv.find("\"runA\",\"prose\",ab12,mamba-lm-s,mamba,98176,12,2,128,1.75,") != std::string::npos);
+    // fuzzy; untargeted hits, top, random; run B: no untargeted run
+    CHECK_MESSAGE(csv.find(",reference,0.10000000000000001,9,12,200,5\n") != std::string::npos, csv);
+    CHECK_MESSAGE(csv.find(",reference,0.10000000000000001,2,,,\n") != std::string::npos, csv);
 }
 
 TEST_CASE("write_sweep_report: a second summary in the same directory leaves no plot of the first; a run directory is refused") {
@@ -270,7 +297,8 @@ TEST_CASE("write_sweep_report: a run whose MIA was skipped (no non-member) shows
     const auto plots = write_sweep_report({f.a.string(), f.b.string(), c.string()}, out.string());
     const std::string md = read(out / "sweep.md");
     CHECK(md.find("| runC | man | mamba-lm-s | 98176 | 12 | 1 | 1.900 | " + wilson_cell(1, 100) + " (k=128) | " +
-                  wilson_cell(0, 100) + " | n/a | n/a | 7.00 (x64) | n/a | n/a |") != std::string::npos);
+                  wilson_cell(3, 100) + " | " + wilson_cell(0, 100) + " | n/a | n/a | n/a | 7.00 (x64) | n/a | n/a |") !=
+          std::string::npos);
     CHECK(md.find("| runC | mamba-lm-s vs transformer-lm-s | -0.400 | n/a | mamba-lm-s | n/a | n/a | no membership "
                   "inference in this run |") != std::string::npos);
     // the AUC plots hold runs A and B only: 4 points, and no "man" corpus
@@ -286,8 +314,9 @@ TEST_CASE("write_sweep_report: a run whose MIA was skipped (no non-member) shows
     REQUIRE(at != std::string::npos);
     const std::string line = csv.substr(at, csv.find('\n', at) - at);
     // train 1/100, held-out 0/100, then control (2), copies (3): empty;
-    // canaries x64 at 7 bits; AUC mean, min, max, attack, loss TPR: empty
-    const std::string tail = ",1,100,0,100,,,,,,64,7,,,,,";
+    // canaries x64 at 7 bits; AUC mean, min, max, attack, loss TPR: empty;
+    // 3 fuzzy matches; untargeted (not run): empty
+    const std::string tail = ",1,100,0,100,,,,,,64,7,,,,,,3,,,";
     CHECK(line.substr(line.size() - tail.size()) == tail);
     CHECK(line.find(",-1") == std::string::npos);
 }
@@ -370,6 +399,10 @@ TEST_CASE("write_sweep_report: errors name the run and what is wrong; nothing is
     };
     fails({edited("over", [](json& r) { r["pooled"]["mamba-lm-s"]["prefix"][1]["memorized"] = 201; })},
           "over/metrics.json: mamba-lm-s: a memorized count outside 0..n");
+    fails({edited("fuzzy", [](json& r) { r["pooled"]["mamba-lm-s"]["prefix"][1]["bleu_fuzzy"] = 201; })},
+          "fuzzy/metrics.json: mamba-lm-s: a memorized count outside 0..n");
+    fails({edited("untargeted", [](json& r) { r["seeds"]["42"]["models"]["transformer-lm-s"]["untargeted"]["top-k40"]["rankings"]["perplexity"]["verbatim_in_top"] = 200; })},
+          "untargeted/metrics.json: transformer-lm-s: a memorized count outside 0..n");
     fails({edited("ins", [](json& r) { r["pooled"]["transformer-lm-s"]["exposure_by_insertions"]["x"] =
                                            r["pooled"]["transformer-lm-s"]["exposure_by_insertions"]["1"]; })},
           "ins/metrics.json: exposure_by_insertions: \"x\" is not an insertion count");
