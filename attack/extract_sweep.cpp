@@ -325,13 +325,13 @@ std::string sweep_markdown(const std::vector<SweepRow>& rows, const std::vector<
     for (const auto& d : run_dirs) o << " `" << d << "`";
     o << ". Rates: greedy decoding at each run's longest prefix k, counts summed over its seeds, Wilson 95% "
          "intervals; `[min, max]`: the spread over seeds. Fuzzy: the same greedy continuations whose BLEU-4 (method 1, "
-         "first 100 characters) against the true suffix exceeds 0.75. Untargeted: of each seed's top-k 40 samples, "
+         "first 100 characters) against the true suffix is above 0.75 but below 1 (exact matches not counted). Untargeted: of each seed's top-k 40 samples, "
          "the top ones by perplexity with 50 consecutive bytes (tokens) found verbatim in the training stream, against as many drawn at "
          "random. Exposure is at most log2(candidates + 1) bits (10.97 for "
          "2,000 candidates): \"the maximum\" means every candidate ranked below the canary. Definitions: "
          "docs/EXTRACTION.md.\n\n"
       << "| run | corpus | model | non-embedding params | epochs | seeds | held-out loss (nats/byte) | train, greedy, "
-         "k max | train, fuzzy (BLEU > 0.75) | held-out, greedy | untargeted, top-k 40: verbatim in top by perplexity "
+         "k max | train, fuzzy (0.75 < BLEU < 1) | held-out, greedy | untargeted, top-k 40: verbatim in top by perplexity "
          "(random choice) | control model, train | repeated docs, most copies | exposure, most insertions "
          "(bits) | best MIA AUC (attack) | loss-attack TPR at 1% FPR |\n"
       << "|---|---|---|---:|---:|---:|---|---|---|---|---|---|---|---|---|---:|\n";

@@ -32,7 +32,7 @@ struct SweepRow {
     int k_max = 0;               // longest prefix length of the run (tokens)
     double loss_mean = 0, loss_min = 0, loss_max = 0;      // held-out loss, nats per byte
     int64_t train_mem = 0, train_n = 0;                     // greedy, training split, k_max
-    int64_t train_fuzzy = 0;                                // the same rows' BLEU-4 > 0.75 (seed 003's fuzzy match)
+    int64_t train_fuzzy = 0;                                // the same rows' 0.75 < BLEU-4 < 1 (seed 003's fuzzy match)
     int64_t heldout_mem = 0, heldout_n = 0;                 // greedy, held-out split, k_max
     int64_t control_mem = -1, control_n = 0;                // --control model on the training split (-1: none)
     int top_copies = 0;                                     // repeated documents: most copies (0: none)
