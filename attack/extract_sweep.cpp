@@ -118,18 +118,16 @@ SweepRow row_of(const json& res, const std::string& name, const std::string& run
             (split[0] == 't' ? r.train_n : r.heldout_n) = (*row).at("n").get<int64_t>();
             if (split[0] == 't') r.train_fuzzy = (*row).at("bleu_fuzzy").get<int64_t>();
         }
-    // --control: the model trained on held-out text only, per seed (greedy, training split).
+    // Per seed, summed: the --control model (trained on held-out text only;
+    // greedy, training split), and untargeted extraction (top-k 40 samples
+    // ranked by perplexity).
     for (const auto& [sk, sj] : seeds.items()) {
         const json& m = sj.at("models").at(name);
-        if (!m.contains("control")) continue;
-        if (const json* row = greedy_row(m.at("control").at("prefix"), "split", "train", r.k_max)) {
-            r.control_mem = std::max<int64_t>(r.control_mem, 0) + (*row).at("memorized").get<int64_t>();
-            r.control_n += (*row).at("n").get<int64_t>();
-        }
-    }
-    // Untargeted extraction, per seed: top-k 40 samples ranked by perplexity.
-    for (const auto& [sk, sj] : seeds.items()) {
-        const json& m = sj.at("models").at(name);
+        if (m.contains("control"))
+            if (const json* row = greedy_row(m.at("control").at("prefix"), "split", "train", r.k_max)) {
+                r.control_mem = std::max<int64_t>(r.control_mem, 0) + (*row).at("memorized").get<int64_t>();
+                r.control_n += (*row).at("n").get<int64_t>();
+            }
         if (!m.contains("untargeted") || !m.at("untargeted").contains("top-k40")) continue;
         const json& u = m.at("untargeted").at("top-k40");
         r.untargeted_hits = std::max<int64_t>(r.untargeted_hits, 0) +

@@ -189,7 +189,7 @@ void check_parity(const std::string& kind, LanguageModel& m, const std::string& 
     MESSAGE(kind << ": engine vs LibTorch, max |logit diff| over " << n_text << " positions x 256: " << d);
     CHECK(d < 1e-4);
 
-    // 2. Greedy: the engine's prefill + decode vs LibTorch's full forward each step.
+    // 2. Greedy: the engine's prefill + decode vs LibTorch's argmax at each step.
     std::vector<int> prompt(text.begin(), text.begin() + n_prompt);
     std::vector<int> seq = prompt, engine_out, torch_out;
     {
