@@ -276,9 +276,10 @@ std::string condition(const SweepRow& r, bool corpus, bool size, bool epochs) {
 
 }  // namespace
 
-std::vector<SweepRow> sweep_rows_of(const std::string& text, const std::string& run, const std::string& file) {
+namespace {
+// The rows of a parsed metrics.json (res); json errors become "FILE: ...".
+std::vector<SweepRow> rows_of_json(const json& res, const std::string& run, const std::string& file) {
     try {
-        const json res = json::parse(text);
         std::vector<SweepRow> rows;
         const json& presets = need(need(res, "config", file, "config"), "presets", file, "config.presets");
         if (!presets.is_array() || presets.empty()) throw std::runtime_error(file + ": config.presets is not a list of presets");
@@ -291,6 +292,17 @@ std::vector<SweepRow> sweep_rows_of(const std::string& text, const std::string& 
         throw std::runtime_error(file + ": " + e.what());
     }
 }
+}  // namespace
+
+std::vector<SweepRow> sweep_rows_of(const std::string& text, const std::string& run, const std::string& file) {
+    json res;
+    try {
+        res = json::parse(text);
+    } catch (const json::exception& e) {
+        throw std::runtime_error(file + ": " + e.what());
+    }
+    return rows_of_json(res, run, file);
+}
 
 namespace {
 // A run's name: its directory's last component.
@@ -299,9 +311,9 @@ std::string sweep_rows_name(const std::string& run_dir) {
     if (p.filename().empty()) p = p.parent_path();  // "runs/x/" names run "x"
     return p.filename().string();
 }
-}  // namespace
 
-std::vector<SweepRow> sweep_rows(const std::string& run_dir) {
+// RUN_DIR/metrics.json's text, or the error saying why there is none.
+std::string read_metrics(const std::string& run_dir) {
     std::error_code ec;
     if (!fs::exists(run_dir, ec)) throw std::runtime_error(run_dir + ": no such directory");
     if (!fs::is_directory(run_dir, ec)) throw std::runtime_error(run_dir + ": not a directory (give a bin/extract run directory)");
@@ -312,7 +324,12 @@ std::vector<SweepRow> sweep_rows(const std::string& run_dir) {
     if (!f) throw std::runtime_error(file + ": cannot read");
     std::stringstream ss;
     ss << f.rdbuf();
-    return sweep_rows_of(ss.str(), sweep_rows_name(run_dir), file);
+    return ss.str();
+}
+}  // namespace
+
+std::vector<SweepRow> sweep_rows(const std::string& run_dir) {
+    return sweep_rows_of(read_metrics(run_dir), sweep_rows_name(run_dir), (fs::path(run_dir) / "metrics.json").string());
 }
 
 std::string sweep_markdown(const std::vector<SweepRow>& rows, const std::vector<std::string>& run_dirs,
@@ -325,7 +342,8 @@ std::string sweep_markdown(const std::vector<SweepRow>& rows, const std::vector<
          "intervals; `[min, max]`: the spread over seeds. Fuzzy: the same greedy continuations whose BLEU-4 (method 1, "
          "first 100 characters) against the true suffix is above 0.75 but below 1 (exact matches not counted). Untargeted: of each seed's top-k 40 samples, "
          "the top ones by perplexity with 50 consecutive bytes (tokens) found verbatim in the training stream, against as many drawn at "
-         "random. Exposure is at most log2(candidates + 1) bits (10.97 for "
+         "random. Runs of one configuration that differ only in their seeds (none in common) are pooled into one row \"RUN1 + "
+         "RUN2 + ...\", as one run with all their seeds. Exposure is at most log2(candidates + 1) bits (10.97 for "
          "2,000 candidates): \"the maximum\" means every candidate ranked below the canary. Definitions: "
          "docs/EXTRACTION.md.\n\n"
       << "| run | corpus | model | non-embedding params | epochs | seeds | held-out loss (nats/byte) | train, greedy, "
@@ -372,20 +390,105 @@ std::string sweep_markdown(const std::vector<SweepRow>& rows, const std::vector<
 
 namespace {
 
-// Every run's rows, in the order given; corpora that share a name but not a
-// checksum get NAME@<sha256 prefix>.
+// A run's configuration but its seeds: metrics.json's config without
+// "seeds", "threads" and training.<preset>.seed, and the corpus's name and
+// checksum. Runs with one key differ only in their seeds.
+std::string config_key(const json& res) {
+    json c = res.value("config", json::object());
+    c.erase("seeds");
+    c.erase("threads");
+    if (c.contains("training") && c["training"].is_object())
+        for (auto& [preset, t] : c["training"].items())
+            if (t.is_object()) t.erase("seed");
+    return c.dump() + "|" + res.value("corpus", json::object()).dump();
+}
+
+// The seeds of a run's metrics.json (the keys of "seeds"), or none.
+std::set<std::string> seeds_of(const json& res) {
+    std::set<std::string> out;
+    if (res.contains("seeds") && res["seeds"].is_object())
+        for (const auto& [k, v] : res["seeds"].items()) out.insert(k);
+    return out;
+}
+
+// Every run's rows, in the order given. Runs that differ only in their
+// seeds (config_key), with no seed in common, are one configuration run in
+// pieces (e.g. scripts/extract_sweep.sh with SEEDS=42, then SEEDS=1): their
+// per-seed records are pooled by pool_seeds, as one run with all the seeds
+// would have pooled them, into rows named "RUN1 + RUN2 + ..." at the first
+// one's place. Corpora that share a name but not a checksum get
+// NAME@<sha256 prefix>.
 std::vector<SweepRow> read_runs(const std::vector<std::string>& run_dirs) {
     if (run_dirs.empty()) throw std::runtime_error("no run directories");
-    std::vector<SweepRow> rows;
-    std::vector<std::string> source;  // each row's run directory, as given
+    struct Run {
+        std::string dir, name, file;
+        json res;
+    };
+    std::vector<Run> runs;
     std::set<std::string> seen;
     for (const auto& d : run_dirs) {
         fs::path canon = fs::weakly_canonical(d);
         if (canon.filename().empty()) canon = canon.parent_path();  // "run/" and "run" are one run
         if (!seen.insert(canon.string()).second) throw std::runtime_error(d + " given twice");
-        for (auto& r : sweep_rows(d)) {
+        const std::string file = (fs::path(d) / "metrics.json").string();
+        Run r{d, sweep_rows_name(d), file, json()};
+        try {
+            r.res = json::parse(read_metrics(d));
+        } catch (const json::exception& e) {
+            throw std::runtime_error(file + ": " + e.what());
+        }
+        rows_of_json(r.res, r.name, file);  // each run's own errors first, named by its file
+        runs.push_back(std::move(r));
+    }
+    // Group by configuration; pool a group whose seeds are disjoint.
+    std::map<std::string, std::vector<size_t>> groups;
+    for (size_t i = 0; i < runs.size(); i++) groups[config_key(runs[i].res)].push_back(i);
+    std::vector<bool> absorbed(runs.size(), false);
+    for (const auto& [key, members] : groups) {
+        if (members.size() < 2) continue;
+        std::set<std::string> all;
+        size_t total = 0;
+        for (size_t i : members) {
+            const auto s = seeds_of(runs[i].res);
+            all.insert(s.begin(), s.end());
+            total += s.size();
+        }
+        if (all.size() != total) continue;  // a seed run twice: reruns, kept apart
+        Run& head = runs[members[0]];
+        json seeds = json::object();
+        std::string name = head.name, file = head.file;
+        for (size_t j = 0; j < members.size(); j++) {
+            const Run& r = runs[members[j]];
+            for (const auto& [k, v] : r.res["seeds"].items()) seeds[k] = v;
+            if (j) {
+                name += " + " + r.name;
+                file += " + " + r.file;
+                absorbed[members[j]] = true;
+            }
+        }
+        std::vector<std::string> presets;
+        for (const auto& p : head.res["config"]["presets"]) presets.push_back(p.get<std::string>());
+        try {
+            head.res["pooled"] = pool_seeds(seeds, presets);
+        } catch (const std::exception& e) {
+            throw std::runtime_error(file + ": " + e.what());
+        }
+        head.res["seeds"] = seeds;
+        if (head.res["config"].contains("seeds")) {
+            json list = json::array();
+            for (const auto& [k, v] : seeds.items()) list.push_back(std::stoll(k));
+            head.res["config"]["seeds"] = list;
+        }
+        head.name = name;
+        head.file = file;
+    }
+    std::vector<SweepRow> rows;
+    std::vector<std::string> source;  // each row's run directory, as given
+    for (size_t i = 0; i < runs.size(); i++) {
+        if (absorbed[i]) continue;
+        for (auto& r : rows_of_json(runs[i].res, runs[i].name, runs[i].file)) {
             rows.push_back(std::move(r));
-            source.push_back(d);
+            source.push_back(runs[i].dir);
         }
     }
     // Two runs of one name (runs/a/x, runs/b/x): named by their paths as given.

@@ -19,6 +19,7 @@
 #include <fstream>
 #include <algorithm>
 #include <functional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -366,6 +367,82 @@ TEST_CASE("write_sweep_report: two corpora of one name are told apart by their c
     CHECK(md.find("| runB | legal | mamba-lm-s |") != std::string::npos);  // one checksum: the name alone
     const std::string by_corpus = read(f.tmp.path / "s/plots/best_auc_by_corpus.svg");
     CHECK(by_corpus.find(">prose@cd34ef56</text>") != std::string::npos);
+}
+
+TEST_CASE("write_sweep_report: runs that differ only in their seeds are pooled into one row, as one run with all the seeds") {
+    Fixture f;
+    // Run A2: run A's configuration (but threads and the training seed), seed 2.
+    json s3 = {{"models",
+                {{"mamba-lm-s", model_record(1.6, 4, 0, 0.72, 0.80, 10.9, 12, 98176)},
+                 {"transformer-lm-s", model_record(2.0, 2, 0, 0.62, 0.66, 9.5, 12, 100096)}}}};
+    s3["models"]["mamba-lm-s"]["untargeted"] = untargeted(6, 1);
+    s3["models"]["transformer-lm-s"]["untargeted"] = untargeted(0, 0);
+    auto with_config = [&](const fs::path& dir, const std::function<void(json&)>& edit) {
+        json res = json::parse(read(dir / "metrics.json"));
+        edit(res["config"]);
+        std::ofstream(dir / "metrics.json") << res.dump(1);
+    };
+    const fs::path a2 = f.tmp.path / "runA2";
+    write_run(a2, "prose", {{"2", s3}});
+    with_config(f.a, [](json& c) {
+        c["threads"] = 2;
+        c["seeds"] = {42, 1};
+        c["training"] = {{"mamba-lm-s", {{"epochs", 12}, {"seed", 42}}}};
+    });
+    with_config(a2, [](json& c) {
+        c["threads"] = 1;
+        c["seeds"] = {2};
+        c["training"] = {{"mamba-lm-s", {{"epochs", 12}, {"seed", 2}}}};
+    });
+    const fs::path out = f.tmp.path / "summary";
+    write_sweep_report({f.a.string(), f.b.string(), a2.string()}, out.string());
+    const std::string md = read(out / "sweep.md");
+    // Seeds 42, 1, 2 of the Mamba: greedy at k = 128 2 + 3 + 4 of 300, fuzzy
+    // (each seed's count + 2) 15, held-out 0 + 1 + 0; loss 1.8, 1.7, 1.6;
+    // untargeted 7 + 5 + 6 (random 2 + 3 + 1); the control model (seed 1
+    // only) 1/100; best AUC per seed (reference) 0.76, 0.74, 0.80.
+    CHECK_MESSAGE(md.find("| runA + runA2 | prose | mamba-lm-s | 98176 | 12 | 3 | 1.700 [1.600, 1.800] | " + wilson_cell(9, 300) +
+                              " (k=128) | " + wilson_cell(15, 300) + " | " + wilson_cell(1, 300) + " | " +
+                              wilson_cell(18, 300) + " (random 6) | " + wilson_cell(1, 100) +
+                              " | n/a | 10.90 (x64) | 0.767 [0.740, 0.800] (reference) | 0.100 |") != std::string::npos,
+                  md);
+    // The transformer: loss 2.1, 2.2, 2.0; best AUCs 0.62, 0.64, 0.66.
+    CHECK(md.find("| runA + runA2 | prose | transformer-lm-s | 100096 | 12 | 3 | 2.100 [2.000, 2.200] | " +
+                  wilson_cell(3, 300) + " (k=128) |") != std::string::npos);
+    CHECK(md.find("| runA + runA2 | mamba-lm-s vs transformer-lm-s | -0.400 | +0.127 | mamba-lm-s | mamba-lm-s | no "
+                  "overlap in 3 seeds |") != std::string::npos);
+    CHECK(md.find("| runA2 |") == std::string::npos);
+    CHECK(md.find("| runB | legal |") != std::string::npos);  // another configuration: its own rows
+    // The same numbers as one run of all three seeds (run_extract's pooling).
+    const fs::path all = f.tmp.path / "runAll";
+    json seeds = json::parse(read(f.a / "metrics.json"))["seeds"];
+    seeds["2"] = s3;
+    write_run(all, "prose", seeds);
+    write_sweep_report({all.string()}, (f.tmp.path / "one").string());
+    auto csv_rows = [&](const fs::path& csv, const std::string& run) {
+        std::vector<std::string> lines;
+        std::istringstream in(read(csv));
+        for (std::string l; std::getline(in, l);)
+            if (l.rfind(run + ",", 0) == 0) lines.push_back(l.substr(run.size()));
+        return lines;
+    };
+    const auto pooled = csv_rows(out / "sweep.csv", "\"runA + runA2\"");
+    REQUIRE(pooled.size() == 2);
+    CHECK(pooled == csv_rows(f.tmp.path / "one/sweep.csv", "\"runAll\""));
+    // Not pooled: another training length; a seed in common (a rerun).
+    with_config(a2, [](json& c) { c["training"]["mamba-lm-s"]["epochs"] = 6; });
+    write_sweep_report({f.a.string(), a2.string()}, out.string());
+    CHECK(read(out / "sweep.md").find("| runA2 | prose | mamba-lm-s | 98176 | 12 | 1 |") != std::string::npos);
+    with_config(a2, [](json& c) { c["training"]["mamba-lm-s"]["epochs"] = 12; });
+    write_run(f.tmp.path / "rerun", "prose", {{"42", s3}});
+    with_config(f.tmp.path / "rerun", [](json& c) {
+        c["threads"] = 2;
+        c["seeds"] = {42};
+        c["training"] = {{"mamba-lm-s", {{"epochs", 12}, {"seed", 42}}}};
+    });
+    write_sweep_report({f.a.string(), (f.tmp.path / "rerun").string()}, out.string());
+    CHECK(read(out / "sweep.md").find("| rerun | prose | mamba-lm-s | 98176 | 12 | 1 |") != std::string::npos);
+    CHECK(read(out / "sweep.md").find("| runA | prose | mamba-lm-s | 98176 | 12 | 2 |") != std::string::npos);
 }
 
 TEST_CASE("write_sweep_report: errors name the run and what is wrong; nothing is written for a bad run") {
