@@ -152,7 +152,10 @@ std::pair<double, double> wilson_interval(int64_t k, int64_t n, double z = 1.959
 //   mean_heldout_loss (= heldout_loss.mean, kept for older readers).
 // Seeds are few (3 for the headline): the spread is given as min..max, not
 // as a normal interval. Throws std::runtime_error if a model is missing from
-// a seed. Tested on a hand-built case in tests/test_extract.cpp.
+// a seed, a nlohmann::json::exception for a record that lacks a field or
+// holds the wrong type (--summarize pools records read from other runs'
+// metrics.json). In attack/extract_format.cpp (no LibTorch). Tested on a
+// hand-built case in tests/test_extract.cpp.
 nlohmann::json pool_seeds(const nlohmann::json& seeds, const std::vector<std::string>& models);
 
 // One CSV field (RFC 4180): always quoted, '"' doubled. First the bytes

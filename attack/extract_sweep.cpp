@@ -411,33 +411,22 @@ std::set<std::string> seeds_of(const json& res) {
     return out;
 }
 
-// Every run's rows, in the order given. Runs that differ only in their
-// seeds (config_key), with no seed in common, are one configuration run in
-// pieces (e.g. scripts/extract_sweep.sh with SEEDS=42, then SEEDS=1): their
-// per-seed records are pooled by pool_seeds, as one run with all the seeds
-// would have pooled them, into rows named "RUN1 + RUN2 + ..." at the first
-// one's place. Corpora that share a name but not a checksum get
-// NAME@<sha256 prefix>.
-std::vector<SweepRow> read_runs(const std::vector<std::string>& run_dirs) {
-    if (run_dirs.empty()) throw std::runtime_error("no run directories");
+}  // namespace
+
+std::vector<SweepRow> sweep_rows_of_runs(const std::vector<SweepRunText>& texts, std::vector<size_t>* source) {
     struct Run {
-        std::string dir, name, file;
+        std::string name, file;
         json res;
     };
     std::vector<Run> runs;
-    std::set<std::string> seen;
-    for (const auto& d : run_dirs) {
-        fs::path canon = fs::weakly_canonical(d);
-        if (canon.filename().empty()) canon = canon.parent_path();  // "run/" and "run" are one run
-        if (!seen.insert(canon.string()).second) throw std::runtime_error(d + " given twice");
-        const std::string file = (fs::path(d) / "metrics.json").string();
-        Run r{d, sweep_rows_name(d), file, json()};
+    for (const auto& t : texts) {
+        Run r{t.name, t.file, json()};
         try {
-            r.res = json::parse(read_metrics(d));
+            r.res = json::parse(t.text);
         } catch (const json::exception& e) {
-            throw std::runtime_error(file + ": " + e.what());
+            throw std::runtime_error(t.file + ": " + e.what());
         }
-        rows_of_json(r.res, r.name, file);  // each run's own errors first, named by its file
+        rows_of_json(r.res, r.name, r.file);  // each run's own errors first, named by its file
         runs.push_back(std::move(r));
     }
     // Group by configuration; pool a group whose seeds are disjoint.
@@ -448,18 +437,20 @@ std::vector<SweepRow> read_runs(const std::vector<std::string>& run_dirs) {
         if (members.size() < 2) continue;
         std::set<std::string> all;
         size_t total = 0;
+        bool seedless = false;
         for (size_t i : members) {
             const auto s = seeds_of(runs[i].res);
             all.insert(s.begin(), s.end());
             total += s.size();
+            seedless = seedless || s.empty();
         }
-        if (all.size() != total) continue;  // a seed run twice: reruns, kept apart
+        if (seedless || all.size() != total) continue;  // a seed run twice: reruns, kept apart
         Run& head = runs[members[0]];
         json seeds = json::object();
         std::string name = head.name, file = head.file;
         for (size_t j = 0; j < members.size(); j++) {
             const Run& r = runs[members[j]];
-            for (const auto& [k, v] : r.res["seeds"].items()) seeds[k] = v;
+            for (const auto& [k, v] : r.res.at("seeds").items()) seeds[k] = v;
             if (j) {
                 name += " + " + r.name;
                 file += " + " + r.file;
@@ -467,30 +458,46 @@ std::vector<SweepRow> read_runs(const std::vector<std::string>& run_dirs) {
             }
         }
         std::vector<std::string> presets;
-        for (const auto& p : head.res["config"]["presets"]) presets.push_back(p.get<std::string>());
+        for (const auto& p : head.res.at("config").at("presets")) presets.push_back(p.get<std::string>());
         try {
             head.res["pooled"] = pool_seeds(seeds, presets);
         } catch (const std::exception& e) {
-            throw std::runtime_error(file + ": " + e.what());
+            throw std::runtime_error(file + ": pooling their seeds: " + e.what());
         }
         head.res["seeds"] = seeds;
-        if (head.res["config"].contains("seeds")) {
-            json list = json::array();
-            for (const auto& [k, v] : seeds.items()) list.push_back(std::stoll(k));
-            head.res["config"]["seeds"] = list;
-        }
         head.name = name;
         head.file = file;
     }
     std::vector<SweepRow> rows;
-    std::vector<std::string> source;  // each row's run directory, as given
+    if (source) source->clear();
     for (size_t i = 0; i < runs.size(); i++) {
         if (absorbed[i]) continue;
         for (auto& r : rows_of_json(runs[i].res, runs[i].name, runs[i].file)) {
             rows.push_back(std::move(r));
-            source.push_back(runs[i].dir);
+            if (source) source->push_back(i);
         }
     }
+    return rows;
+}
+
+namespace {
+
+// Every run's rows, in the order given, pooled by sweep_rows_of_runs;
+// corpora that share a name but not a checksum get NAME@<sha256 prefix>.
+std::vector<SweepRow> read_runs(const std::vector<std::string>& run_dirs) {
+    if (run_dirs.empty()) throw std::runtime_error("no run directories");
+    std::vector<SweepRunText> texts;
+    std::set<std::string> seen;
+    for (const auto& d : run_dirs) {
+        fs::path canon = fs::weakly_canonical(d);
+        if (canon.filename().empty()) canon = canon.parent_path();  // "run/" and "run" are one run
+        if (!seen.insert(canon.string()).second) throw std::runtime_error(d + " given twice");
+        texts.push_back({read_metrics(d), sweep_rows_name(d), (fs::path(d) / "metrics.json").string()});
+    }
+    std::vector<size_t> from;  // each row's run, as an index into run_dirs
+    std::vector<SweepRow> rows = sweep_rows_of_runs(texts, &from);
+    std::vector<std::string> source;  // each row's run directory, as given
+    for (size_t i : from) source.push_back(run_dirs[i]);
     // Two runs of one name (runs/a/x, runs/b/x): named by their paths as given.
     std::map<std::string, std::set<std::string>> paths;
     for (size_t i = 0; i < rows.size(); i++) paths[rows[i].run].insert(source[i]);

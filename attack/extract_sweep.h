@@ -62,6 +62,19 @@ std::vector<SweepRow> sweep_rows(const std::string& run_dir);
 // (fuzz/fuzz_extract_sweep.cpp).
 std::vector<SweepRow> sweep_rows_of(const std::string& text, const std::string& run, const std::string& file);
 
+// The rows of several runs' metrics.json texts, as write_sweep_report reads
+// them: each run checked alone (sweep_rows_of's errors), then runs that
+// differ only in their seeds pooled (see write_sweep_report). source, when
+// given, receives each row's run as an index into texts (a pooled row: its
+// first run). Any texts are either rows or a std::runtime_error whose
+// message starts with a run's file (fuzz/fuzz_extract_sweep.cpp).
+struct SweepRunText {
+    std::string text;  // metrics.json
+    std::string name;  // the rows' run name
+    std::string file;  // starts every error message
+};
+std::vector<SweepRow> sweep_rows_of_runs(const std::vector<SweepRunText>& texts, std::vector<size_t>* source = nullptr);
+
 // sweep.md's text for the rows of several runs: the table, one line per
 // Mamba/transformer pair of a run (which fits better, which leaks more,
 // whether the seeds' AUC ranges overlap), and links to `plots` (file names

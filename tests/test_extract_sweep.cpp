@@ -8,8 +8,10 @@
 //   - the Markdown cells (Wilson intervals recomputed here), the pair lines
 //     (which fits better, which leaks more, overlap of the seeds' ranges)
 //   - which plots are drawn (an axis only when it varies) and their content
+//   - runs that differ only in their seeds pooled into one row, with the
+//     numbers of one run of all the seeds; reruns and other settings apart
 //   - the errors: no metrics.json, bad JSON, a --models run, a run twice,
-//     and bin/extract's flag checks
+//     a seed record that cannot be pooled, and bin/extract's flag checks
 #include "common/torch_pch.h"  // first: the precompiled LibTorch header (Makefile)
 
 #include <doctest/doctest.h>
@@ -443,6 +445,22 @@ TEST_CASE("write_sweep_report: runs that differ only in their seeds are pooled i
     write_sweep_report({f.a.string(), (f.tmp.path / "rerun").string()}, out.string());
     CHECK(read(out / "sweep.md").find("| rerun | prose | mamba-lm-s | 98176 | 12 | 1 |") != std::string::npos);
     CHECK(read(out / "sweep.md").find("| runA | prose | mamba-lm-s | 98176 | 12 | 2 |") != std::string::npos);
+    // A seed's record that cannot be pooled (no held-out loss): one error
+    // naming both runs, and no summary written.
+    json bad = json::parse(read(a2 / "metrics.json"));
+    bad["seeds"]["2"]["models"]["mamba-lm-s"].erase("heldout_loss");
+    std::ofstream(a2 / "metrics.json") << bad.dump(1);
+    try {
+        write_sweep_report({f.a.string(), a2.string()}, (f.tmp.path / "bad").string());
+        FAIL("an unpoolable seed record was accepted");
+    } catch (const std::runtime_error& e) {
+        CHECK_MESSAGE(std::string(e.what()).rfind((f.a / "metrics.json").string() + " + " + (a2 / "metrics.json").string() +
+                                                      ": pooling their seeds: ",
+                                                  0) == 0,
+                      e.what());
+        CHECK(std::string(e.what()).find("heldout_loss") != std::string::npos);
+    }
+    CHECK_FALSE(fs::exists(f.tmp.path / "bad/sweep.md"));
 }
 
 TEST_CASE("write_sweep_report: errors name the run and what is wrong; nothing is written for a bad run") {
