@@ -445,6 +445,16 @@ std::vector<SweepRow> sweep_rows_of_runs(const std::vector<SweepRunText>& texts,
             seedless = seedless || s.empty();
         }
         if (seedless || all.size() != total) continue;  // a seed run twice: reruns, kept apart
+        // Each run's own records first, so an error names the run that has
+        // a seed record pool_seeds cannot read.
+        std::vector<std::string> presets;
+        for (const auto& p : runs[members[0]].res.at("config").at("presets")) presets.push_back(p.get<std::string>());
+        for (size_t i : members) try {
+                (void)pool_seeds(runs[i].res.at("seeds"), presets);
+            } catch (const std::exception& e) {
+                throw std::runtime_error(runs[i].file + ": a seed record that cannot be pooled with the other runs of its "
+                                                        "configuration: " + e.what());
+            }
         Run& head = runs[members[0]];
         json seeds = json::object();
         std::string name = head.name, file = head.file;
@@ -457,8 +467,6 @@ std::vector<SweepRow> sweep_rows_of_runs(const std::vector<SweepRunText>& texts,
                 absorbed[members[j]] = true;
             }
         }
-        std::vector<std::string> presets;
-        for (const auto& p : head.res.at("config").at("presets")) presets.push_back(p.get<std::string>());
         try {
             head.res["pooled"] = pool_seeds(seeds, presets);
         } catch (const std::exception& e) {

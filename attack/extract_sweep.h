@@ -86,7 +86,8 @@ std::string sweep_markdown(const std::vector<SweepRow>& rows, const std::vector<
 // only in their seeds (the same config but "seeds", "threads" and
 // training.*.seed, the same corpus), with no seed in common, are pooled by
 // pool_seeds into one row per model named "RUN1 + RUN2 + ...", as one run
-// with all their seeds (runs sharing a seed stay apart: reruns). Writes
+// with all their seeds (if a seed repeats among one configuration's runs,
+// a rerun, none of them are pooled). Writes
 // out_dir/sweep.md, out_dir/sweep.csv (one line per row) and
 // out_dir/plots/*.svg (a corpus with repeated documents is named NAME+rep;
 // corpora still sharing a name but not a checksum get @<first 8 hex digits
