@@ -342,8 +342,8 @@ std::string sweep_markdown(const std::vector<SweepRow>& rows, const std::vector<
          "intervals; `[min, max]`: the spread over seeds. Fuzzy: the same greedy continuations whose BLEU-4 (method 1, "
          "first 100 characters) against the true suffix is above 0.75 but below 1 (exact matches not counted). Untargeted: of each seed's top-k 40 samples, "
          "the top ones by perplexity with 50 consecutive bytes (tokens) found verbatim in the training stream, against as many drawn at "
-         "random. Runs of one configuration that differ only in their seeds (none in common) are pooled into one row \"RUN1 + "
-         "RUN2 + ...\", as one run with all their seeds. Exposure is at most log2(candidates + 1) bits (10.97 for "
+         "random. Runs of one configuration that differ only in their seeds (none in common) are pooled into one row named by "
+         "their common start and the rest of each in braces (runs-{seed42,seed1}), as one run with all their seeds. Exposure is at most log2(candidates + 1) bits (10.97 for "
          "2,000 candidates): \"the maximum\" means every candidate ranked below the canary. Definitions: "
          "docs/EXTRACTION.md.\n\n"
       << "| run | corpus | model | non-embedding params | epochs | seeds | held-out loss (nats/byte) | train, greedy, "
@@ -403,6 +403,28 @@ std::string config_key(const json& res) {
     return c.dump() + "|" + res.value("corpus", json::object()).dump();
 }
 
+// The name of pooled runs: their names' common start up to its last '-',
+// '_', '.' or '/', then the rest of each in braces, as a shell would expand
+// it ("x-e12-seed42", "x-e12-seed1" -> "x-e12-{seed42,seed1}"); with no such
+// start, the names joined by " + ".
+std::string pooled_name(const std::vector<std::string>& names) {
+    size_t common = names[0].size();
+    for (const auto& n : names) {
+        size_t i = 0;
+        while (i < common && i < n.size() && n[i] == names[0][i]) i++;
+        common = i;
+    }
+    while (common > 0 && std::string("-_./").find(names[0][common - 1]) == std::string::npos) common--;
+    std::string out;
+    if (common == 0) {
+        for (const auto& n : names) out += (out.empty() ? "" : " + ") + n;
+        return out;
+    }
+    out = names[0].substr(0, common) + "{";
+    for (size_t j = 0; j < names.size(); j++) out += (j ? "," : "") + names[j].substr(common);
+    return out + "}";
+}
+
 // The seeds of a run's metrics.json (the keys of "seeds"), or none.
 std::set<std::string> seeds_of(const json& res) {
     std::set<std::string> out;
@@ -457,16 +479,18 @@ std::vector<SweepRow> sweep_rows_of_runs(const std::vector<SweepRunText>& texts,
             }
         Run& head = runs[members[0]];
         json seeds = json::object();
-        std::string name = head.name, file = head.file;
+        std::vector<std::string> names;
+        std::string file = head.file;
         for (size_t j = 0; j < members.size(); j++) {
             const Run& r = runs[members[j]];
             for (const auto& [k, v] : r.res.at("seeds").items()) seeds[k] = v;
+            names.push_back(r.name);
             if (j) {
-                name += " + " + r.name;
                 file += " + " + r.file;
                 absorbed[members[j]] = true;
             }
         }
+        const std::string name = pooled_name(names);
         try {
             head.res["pooled"] = pool_seeds(seeds, presets);
         } catch (const std::exception& e) {

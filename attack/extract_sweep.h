@@ -85,9 +85,12 @@ std::string sweep_markdown(const std::vector<SweepRow>& rows, const std::vector<
 // bin/extract --summarize: reads every run (sweep_rows); runs that differ
 // only in their seeds (the same config but "seeds", "threads" and
 // training.*.seed, the same corpus), with no seed in common, are pooled by
-// pool_seeds into one row per model named "RUN1 + RUN2 + ...", as one run
+// pool_seeds into one row per model, as one run
 // with all their seeds (if a seed repeats among one configuration's runs,
-// a rerun, none of them are pooled). Writes
+// a rerun, none of them are pooled). The row's run: the runs' names'
+// common start up to a '-', '_', '.' or '/' and the rest of each in braces
+// (x-e12-{seed42,seed1}), or with no such start the names joined by " + ".
+// Writes
 // out_dir/sweep.md, out_dir/sweep.csv (one line per row) and
 // out_dir/plots/*.svg (a corpus with repeated documents is named NAME+rep;
 // corpora still sharing a name but not a checksum get @<first 8 hex digits

@@ -8,8 +8,9 @@
 //   - the Markdown cells (Wilson intervals recomputed here), the pair lines
 //     (which fits better, which leaks more, overlap of the seeds' ranges)
 //   - which plots are drawn (an axis only when it varies) and their content
-//   - runs that differ only in their seeds pooled into one row, with the
-//     numbers of one run of all the seeds; reruns and other settings apart
+//   - runs that differ only in their seeds pooled into one row (named
+//     "A + B", or x-{seed42,seed2}), with the numbers of one run of all the
+//     seeds; reruns and other settings apart
 //   - the errors: no metrics.json, bad JSON, a --models run, a run twice,
 //     a seed record that cannot be pooled, and bin/extract's flag checks
 #include "common/torch_pch.h"  // first: the precompiled LibTorch header (Makefile)
@@ -431,6 +432,15 @@ TEST_CASE("write_sweep_report: runs that differ only in their seeds are pooled i
     const auto pooled = csv_rows(out / "sweep.csv", "\"runA + runA2\"");
     REQUIRE(pooled.size() == 2);
     CHECK(pooled == csv_rows(f.tmp.path / "one/sweep.csv", "\"runAll\""));
+    // Names with a common start up to a '-': that start, the rest in braces.
+    for (const auto& [from, to] : {std::pair{f.a, "x-e12-seed42"}, std::pair{a2, "x-e12-seed2"}}) {
+        fs::create_directories(f.tmp.path / to);
+        fs::copy_file(from / "metrics.json", f.tmp.path / to / "metrics.json");
+    }
+    write_sweep_report({(f.tmp.path / "x-e12-seed42").string(), (f.tmp.path / "x-e12-seed2").string()},
+                       (f.tmp.path / "named").string());
+    CHECK(read(f.tmp.path / "named/sweep.md").find("| x-e12-{seed42,seed2} | prose | mamba-lm-s | 98176 | 12 | 3 |") !=
+          std::string::npos);
     // Not pooled: another training length; a seed in common (a rerun).
     with_config(a2, [](json& c) { c["training"]["mamba-lm-s"]["epochs"] = 6; });
     write_sweep_report({f.a.string(), a2.string()}, out.string());
