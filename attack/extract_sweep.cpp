@@ -295,13 +295,7 @@ std::vector<SweepRow> rows_of_json(const json& res, const std::string& run, cons
 }  // namespace
 
 std::vector<SweepRow> sweep_rows_of(const std::string& text, const std::string& run, const std::string& file) {
-    json res;
-    try {
-        res = json::parse(text);
-    } catch (const json::exception& e) {
-        throw std::runtime_error(file + ": " + e.what());
-    }
-    return rows_of_json(res, run, file);
+    return sweep_rows_of_runs({{text, run, file}});  // one run: nothing to pool
 }
 
 namespace {
